@@ -1,0 +1,1 @@
+"""The pilothouse node agent. It imports nothing from `control` or `console`."""

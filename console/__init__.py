@@ -1,0 +1,1 @@
+"""The operator's side: the `pilothouse` CLI and (later) the Textual console."""

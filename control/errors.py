@@ -1,0 +1,126 @@
+"""API errors, rendered as Kubernetes `Status` objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One reason an object is invalid: a field path and what is wrong with it."""
+
+    field: str
+    message: str
+    reason: str = "FieldValueInvalid"
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+@dataclass
+class ApiError(Exception):
+    """An error the API server answers with a `Status` object."""
+
+    code: int
+    reason: str
+    message: str
+    kind: str = ""
+    name: str = ""
+    group: str = ""
+    causes: list[Cause] = field(default_factory=list)
+    retry_after: int | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+    def status(self) -> dict[str, Any]:
+        details: dict[str, Any] = {}
+        if self.name:
+            details["name"] = self.name
+        if self.group:
+            details["group"] = self.group
+        if self.kind:
+            details["kind"] = self.kind
+        if self.causes:
+            details["causes"] = [
+                {"reason": c.reason, "message": c.message, "field": c.field} for c in self.causes
+            ]
+        if self.retry_after is not None:
+            details["retryAfterSeconds"] = self.retry_after
+        body: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if details:
+            body["details"] = details
+        return body
+
+    @classmethod
+    def from_status(cls, body: dict[str, Any], code: int) -> ApiError:
+        details = body.get("details") or {}
+        causes = [
+            Cause(c.get("field", ""), c.get("message", ""), c.get("reason", ""))
+            for c in details.get("causes") or []
+        ]
+        return cls(
+            code=int(body.get("code") or code),
+            reason=str(body.get("reason") or ""),
+            message=str(body.get("message") or f"HTTP {code}"),
+            kind=str(details.get("kind") or ""),
+            name=str(details.get("name") or ""),
+            group=str(details.get("group") or ""),
+            causes=causes,
+        )
+
+
+def not_found(resource: str, name: str, group: str = "") -> ApiError:
+    qual = f"{resource}.{group}" if group else resource
+    return ApiError(404, "NotFound", f'{qual} "{name}" not found', resource, name, group)
+
+
+def already_exists(resource: str, name: str, group: str = "") -> ApiError:
+    qual = f"{resource}.{group}" if group else resource
+    return ApiError(409, "AlreadyExists", f'{qual} "{name}" already exists', resource, name, group)
+
+
+def conflict(resource: str, name: str, group: str = "", why: str = "") -> ApiError:
+    qual = f"{resource}.{group}" if group else resource
+    why = why or "the object has been modified; please apply your changes to the latest version and try again"
+    return ApiError(
+        409, "Conflict", f'Operation cannot be fulfilled on {qual} "{name}": {why}', resource, name, group
+    )
+
+
+def gone(message: str) -> ApiError:
+    return ApiError(410, "Expired", message)
+
+
+def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> ApiError:
+    joined = ", ".join(str(c) for c in causes)
+    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {joined}', kind, name, group, causes)
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, "BadRequest", message)
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "Forbidden", message)
+
+
+def unauthorized() -> ApiError:
+    return ApiError(401, "Unauthorized", "Unauthorized")
+
+
+def method_not_allowed(message: str) -> ApiError:
+    return ApiError(405, "MethodNotAllowed", message)
+
+
+def unsupported_media_type(content_type: str) -> ApiError:
+    return ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {content_type}")

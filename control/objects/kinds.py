@@ -1,0 +1,95 @@
+"""The table of resource types the API server serves.
+
+One row per kind: where it lives in the REST tree, whether it is namespaced,
+and which subresources it has. Models live beside this file, keyed by kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceType:
+    group: str  # "" for the core group
+    version: str
+    kind: str
+    plural: str
+    singular: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    status: bool = False  # has the `status` subresource
+    scale: bool = False  # has the `scale` subresource
+    list_kind: str = ""
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_resource(self) -> str:
+        """`pods`, or `deployments.apps`: how Kubernetes names it in messages."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def key(self, namespace: str | None, name: str) -> str:
+        """The store key of one object."""
+        if self.namespaced:
+            return f"/registry/{self.plural}/{namespace}/{name}"
+        return f"/registry/{self.plural}/{name}"
+
+    def prefix(self, namespace: str | None = None) -> str:
+        """The store prefix of a list: one namespace, or all of them."""
+        if self.namespaced and namespace:
+            return f"/registry/{self.plural}/{namespace}/"
+        return f"/registry/{self.plural}/"
+
+    def base_path(self, namespace: str | None = None) -> str:
+        """The REST collection path."""
+        root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            return f"{root}/namespaces/{namespace}/{self.plural}"
+        return f"{root}/{self.plural}"
+
+
+def _rt(group: str, kind: str, plural: str, namespaced: bool, short: tuple[str, ...] = (),
+        status: bool = False, scale: bool = False, version: str = "v1") -> ResourceType:
+    return ResourceType(group, version, kind, plural, kind.lower(), namespaced, short,
+                        status, scale, f"{kind}List")
+
+
+RESOURCES: tuple[ResourceType, ...] = (
+    _rt("", "Namespace", "namespaces", False, ("ns",), status=True),
+    _rt("", "Node", "nodes", False, ("no",), status=True),
+    _rt("", "Pod", "pods", True, ("po",), status=True),
+    _rt("", "Service", "services", True, ("svc",), status=True),
+    _rt("", "Endpoints", "endpoints", True, ("ep",)),
+    _rt("", "Secret", "secrets", True),
+    _rt("", "ConfigMap", "configmaps", True, ("cm",)),
+    _rt("", "Event", "events", True, ("ev",)),
+    _rt("apps", "Deployment", "deployments", True, ("deploy",), status=True, scale=True),
+    _rt("apps", "ReplicaSet", "replicasets", True, ("rs",), status=True, scale=True),
+    _rt("networking.k8s.io", "Ingress", "ingresses", True, ("ing",), status=True),
+)
+
+GROUP_VERSIONS: tuple[tuple[str, str], ...] = (("apps", "v1"), ("networking.k8s.io", "v1"))
+
+_BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
+_BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
+_BY_NAME: dict[str, ResourceType] = {}
+for _r in RESOURCES:
+    for _alias in (_r.plural, _r.singular, _r.kind.lower(), *_r.short_names):
+        _BY_NAME[_alias] = _r
+        _BY_NAME[f"{_alias}.{_r.group}"] = _r
+
+
+def by_kind(api_version: str, kind: str) -> ResourceType | None:
+    return _BY_KIND.get((api_version, kind))
+
+
+def by_path(group: str, version: str, plural: str) -> ResourceType | None:
+    return _BY_PATH.get((group, version, plural))
+
+
+def by_name(name: str) -> ResourceType | None:
+    """Resolve what a user types (`po`, `pods`, `deployment`, `deploy.apps`)."""
+    return _BY_NAME.get(name.lower())
