@@ -91,9 +91,17 @@ def already_exists(resource: str, name: str, group: str = "") -> ApiError:
 
 def conflict(resource: str, name: str, group: str = "", why: str = "") -> ApiError:
     qual = f"{resource}.{group}" if group else resource
-    why = why or "the object has been modified; please apply your changes to the latest version and try again"
+    why = (
+        why
+        or "the object has been modified; please apply your changes to the latest version and try again"
+    )
     return ApiError(
-        409, "Conflict", f'Operation cannot be fulfilled on {qual} "{name}": {why}', resource, name, group
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {qual} "{name}": {why}',
+        resource,
+        name,
+        group,
     )
 
 
@@ -103,7 +111,9 @@ def gone(message: str) -> ApiError:
 
 def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> ApiError:
     joined = ", ".join(str(c) for c in causes)
-    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {joined}', kind, name, group, causes)
+    return ApiError(
+        422, "Invalid", f'{kind} "{name}" is invalid: {joined}', kind, name, group, causes
+    )
 
 
 def bad_request(message: str) -> ApiError:
@@ -123,4 +133,8 @@ def method_not_allowed(message: str) -> ApiError:
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {content_type}")
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format: {content_type}",
+    )

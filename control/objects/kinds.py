@@ -51,10 +51,19 @@ class ResourceType:
         return f"{root}/{self.plural}"
 
 
-def _rt(group: str, kind: str, plural: str, namespaced: bool, short: tuple[str, ...] = (),
-        status: bool = False, scale: bool = False, version: str = "v1") -> ResourceType:
-    return ResourceType(group, version, kind, plural, kind.lower(), namespaced, short,
-                        status, scale, f"{kind}List")
+def _rt(
+    group: str,
+    kind: str,
+    plural: str,
+    namespaced: bool,
+    short: tuple[str, ...] = (),
+    status: bool = False,
+    scale: bool = False,
+    version: str = "v1",
+) -> ResourceType:
+    return ResourceType(
+        group, version, kind, plural, kind.lower(), namespaced, short, status, scale, f"{kind}List"
+    )
 
 
 RESOURCES: tuple[ResourceType, ...] = (

@@ -54,9 +54,7 @@ class Compacted(StoreError):
     """The requested revision is older than the oldest one kept (410 Gone)."""
 
     def __init__(self, requested: int, compacted: int) -> None:
-        super().__init__(
-            f"too old resource version: {requested} ({compacted})"
-        )
+        super().__init__(f"too old resource version: {requested} ({compacted})")
         self.requested = requested
         self.compacted = compacted
 

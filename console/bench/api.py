@@ -1,0 +1,274 @@
+"""`pilothouse bench api`: the API server and SQLite store, over the unix socket.
+
+It starts a real `pilothouse serve` in a child process with a fresh data dir,
+then drives it from this process:
+- creates and updates N pods with C requests in flight (throughput, p50/p99);
+- lists all N pods (median of 5);
+- measures watch delivery: the time from sending an update to seeing its
+  event on a watch, at a paced rate.
+
+Baselines, measured in the same run on the same machine: an aiohttp server
+that answers every request with a fixed body (the HTTP floor), and raw SQLite
+commits in WAL mode (the storage floor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from console.bench.machine import describe_machine
+from console.bench.report import median, percentile, print_report
+from control.client import Client
+from control.objects.kinds import by_kind
+
+POD = by_kind("v1", "Pod")
+assert POD is not None
+WATCH_SAMPLES = 500
+WATCH_RATE = 200.0  # updates per second while measuring watch latency
+
+
+def _pod(i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"bench-{i:06d}",
+            "namespace": "default",
+            "labels": {"app": "bench", "shard": str(i % 10)},
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "web",
+                    "image": "pilothouse/busybox:latest",
+                    "command": ["httpd", "-f", "-p", "8080"],
+                    "ports": [{"containerPort": 8080}],
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                }
+            ],
+        },
+    }
+
+
+async def _wait_socket(path: Path, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited early with code {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not open {path} within 30 s")
+        await asyncio.sleep(0.05)
+
+
+async def _drive(
+    n: int, concurrency: int, op: Callable[[int], Awaitable[Any]]
+) -> tuple[float, list[float]]:
+    """Run op(0..n-1) with `concurrency` in flight; returns (seconds, latencies in ms)."""
+    latencies: list[float] = []
+    next_i = 0
+
+    async def worker() -> None:
+        nonlocal next_i
+        while next_i < n:
+            i = next_i
+            next_i += 1
+            t0 = time.perf_counter()
+            await op(i)
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - t0, latencies
+
+
+def _sqlite_floor(path: Path, n: int) -> float:
+    """Commits per second for single-row inserts in WAL mode, synchronous=NORMAL."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v BLOB)")
+    blob = b"x" * 700
+    t0 = time.perf_counter()
+    for i in range(n):
+        db.execute("BEGIN")
+        db.execute("INSERT INTO kv VALUES (?, ?)", (f"k{i}", blob))
+        db.execute("COMMIT")
+    took = time.perf_counter() - t0
+    db.close()
+    return n / took
+
+
+async def _http_floor(tmp: Path, n: int, concurrency: int) -> float:
+    sock = tmp / "echo.sock"
+    proc = subprocess.Popen([sys.executable, "-m", "console.bench.echo_server", str(sock)])
+    try:
+        await _wait_socket(sock, proc, "echo server")
+        async with Client(str(sock)) as client:
+            took, _ = await _drive(
+                n, concurrency, lambda i: client.request("POST", "/x", body=_pod(i))
+            )
+        return n / took
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def _watch_latency(client: Client, n: int) -> list[float]:
+    """Latency from sending an update to receiving its watch event, in ms."""
+    sent: dict[str, float] = {}
+    got: list[float] = []
+    listed = await client.list(POD, "default", limit=1)
+    rv = listed["metadata"]["resourceVersion"]
+    done = asyncio.Event()
+
+    async def watcher() -> None:
+        async for _type, obj in client.watch(POD, "default", resource_version=rv):
+            mark = (obj["metadata"].get("annotations") or {}).get("bench/mark")
+            if mark in sent:
+                got.append((time.perf_counter() - sent.pop(mark)) * 1000)
+                if len(got) >= n:
+                    done.set()
+                    return
+
+    task = asyncio.create_task(watcher())
+    await asyncio.sleep(0.2)
+    try:
+        for i in range(n):
+            mark = f"m{i}"
+            sent[mark] = time.perf_counter()
+            await client.patch(
+                POD,
+                f"bench-{i:06d}",
+                {"metadata": {"annotations": {"bench/mark": mark}}},
+                "default",
+            )
+            await asyncio.sleep(1 / WATCH_RATE)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), timeout=30)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    return got
+
+
+async def run_bench_api(n: int, concurrency: int, as_json: bool) -> int:
+    if n < WATCH_SAMPLES:
+        raise ValueError(f"--objects must be at least {WATCH_SAMPLES}")
+    with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        print("baseline: raw SQLite commits ...", file=sys.stderr)
+        sqlite_floor = _sqlite_floor(tmp / "floor.db", min(n, 5000))
+        print("baseline: fixed-answer aiohttp server ...", file=sys.stderr)
+        http_floor = await _http_floor(tmp, min(n, 5000), concurrency)
+
+        data = tmp / "data"
+        env = {**os.environ, "PILOTHOUSE_HOME": str(data)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "console", "serve", "--data-dir", str(data), "--listen", ""],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            await _wait_socket(data / "api.sock", proc, "pilothouse serve")
+            async with Client(str(data / "api.sock")) as client:
+                print(f"create {n} pods ...", file=sys.stderr)
+                create_s, create_lat = await _drive(
+                    n, concurrency, lambda i: client.create(POD, _pod(i))
+                )
+
+                async def update(i: int) -> None:
+                    await client.patch(
+                        POD, f"bench-{i:06d}", {"metadata": {"labels": {"tier": "web"}}}, "default"
+                    )
+
+                print(f"update {n} pods ...", file=sys.stderr)
+                update_s, update_lat = await _drive(n, concurrency, update)
+
+                print(f"list {n} pods ...", file=sys.stderr)
+                list_ms: list[float] = []
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    page = await client.list(POD, "default")
+                    list_ms.append((time.perf_counter() - t0) * 1000)
+                    if len(page["items"]) != n:
+                        raise RuntimeError(f"list returned {len(page['items'])} pods, expected {n}")
+
+                print(f"watch latency over {WATCH_SAMPLES} paced updates ...", file=sys.stderr)
+                watch_lat = await _watch_latency(client, WATCH_SAMPLES)
+                if len(watch_lat) < WATCH_SAMPLES:
+                    raise RuntimeError(
+                        f"watch delivered {len(watch_lat)} of {WATCH_SAMPLES} events"
+                    )
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    creates_per_s = n / create_s
+    updates_per_s = n / update_s
+    writes_per_s = 2 * n / (create_s + update_s)
+    writes = create_lat + update_lat
+    figures = {
+        "objects": n,
+        "concurrency": concurrency,
+        "writes_per_s": round(writes_per_s, 1),
+        "creates_per_s": round(creates_per_s, 1),
+        "updates_per_s": round(updates_per_s, 1),
+        "write_p50_ms": round(percentile(writes, 50), 2),
+        "write_p99_ms": round(percentile(writes, 99), 2),
+        "create_p50_ms": round(percentile(create_lat, 50), 2),
+        "create_p99_ms": round(percentile(create_lat, 99), 2),
+        "update_p50_ms": round(percentile(update_lat, 50), 2),
+        "update_p99_ms": round(percentile(update_lat, 99), 2),
+        "list_10k_ms": round(median(list_ms), 1),
+        "watch_p50_ms": round(percentile(watch_lat, 50), 2),
+        "watch_p99_ms": round(percentile(watch_lat, 99), 2),
+        "baseline_http_floor_rps": round(http_floor, 1),
+        "baseline_sqlite_commits_per_s": round(sqlite_floor, 1),
+    }
+    rows = [
+        ("writes/s (create+update)", f"{writes_per_s:,.0f}", "goal >= 2,000"),
+        (
+            "  creates/s",
+            f"{creates_per_s:,.0f}",
+            f"HTTP floor {http_floor:,.0f} req/s (fixed-answer aiohttp)",
+        ),
+        (
+            "  updates/s (merge-patch)",
+            f"{updates_per_s:,.0f}",
+            f"SQLite floor {sqlite_floor:,.0f} commits/s",
+        ),
+        (
+            "write p50 / p99 ms",
+            f"{figures['write_p50_ms']} / {figures['write_p99_ms']}",
+            f"{concurrency} in flight",
+        ),
+        (f"list {n} pods ms (median of 5)", f"{figures['list_10k_ms']}", ""),
+        (
+            "watch delivery p50 / p99 ms",
+            f"{figures['watch_p50_ms']} / {figures['watch_p99_ms']}",
+            f"goal p99 < 50 ms, {WATCH_SAMPLES} updates at {WATCH_RATE:.0f}/s",
+        ),
+    ]
+    print_report(
+        "pilothouse bench api (unix socket, SQLite store)",
+        describe_machine(),
+        rows,
+        figures,
+        as_json,
+    )
+    return 0

@@ -1,0 +1,104 @@
+"""Discovery documents: /version, /api, /apis and the per-group resource lists."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from control.objects.kinds import GROUP_VERSIONS, RESOURCES, ResourceType
+
+KUBE_VERSION = (1, 30)
+_ALL = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+
+def version() -> dict[str, Any]:
+    major, minor = KUBE_VERSION
+    machine = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    return {
+        "major": str(major),
+        "minor": str(minor),
+        "gitVersion": f"v{major}.{minor}.0+pilothouse",
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "",
+        "goVersion": f"python{platform.python_version()}",
+        "compiler": "cpython",
+        "platform": f"linux/{machine}",
+    }
+
+
+def core_versions() -> dict[str, Any]:
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}],
+    }
+
+
+def _group(name: str, version_: str) -> dict[str, Any]:
+    gv = {"groupVersion": f"{name}/{version_}", "version": version_}
+    return {"name": name, "versions": [gv], "preferredVersion": gv}
+
+
+def group_list() -> dict[str, Any]:
+    return {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [_group(g, v) for g, v in GROUP_VERSIONS],
+    }
+
+
+def group(name: str) -> dict[str, Any] | None:
+    for g, v in GROUP_VERSIONS:
+        if g == name:
+            return {"kind": "APIGroup", "apiVersion": "v1", **_group(g, v)}
+    return None
+
+
+def _entries(rt: ResourceType) -> list[dict[str, Any]]:
+    main = {
+        "name": rt.plural,
+        "singularName": rt.singular,
+        "namespaced": rt.namespaced,
+        "kind": rt.kind,
+        "verbs": _ALL,
+    }
+    if rt.short_names:
+        main["shortNames"] = list(rt.short_names)
+    out = [main]
+    if rt.status:
+        out.append(
+            {
+                "name": f"{rt.plural}/status",
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "kind": rt.kind,
+                "verbs": ["get", "patch", "update"],
+            }
+        )
+    if rt.scale:
+        out.append(
+            {
+                "name": f"{rt.plural}/scale",
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }
+        )
+    return out
+
+
+def resource_list(group_: str, version_: str) -> dict[str, Any] | None:
+    rts = [r for r in RESOURCES if r.group == group_ and r.version == version_]
+    if not rts:
+        return None
+    resources = [e for rt in rts for e in _entries(rt)]
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group_}/{version_}" if group_ else version_,
+        "resources": resources,
+    }

@@ -1,0 +1,522 @@
+"""Kubernetes REST semantics over the store, independent of HTTP.
+
+The registry is what turns "put this JSON at this key" into Kubernetes
+behaviour: server-set metadata (uid, timestamps, generation), defaults and
+validation, the status and scale subresources, finalizers, namespace
+existence, ClusterIP allocation, and Status errors. The HTTP layer
+(`server.py`) only parses requests and serializes answers; in-process
+controllers may call the registry directly.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from control import errors
+from control.api.clusterip import ClusterIPAllocator
+from control.errors import ApiError, Cause
+from control.objects.admission import admit
+from control.objects.kinds import ResourceType
+from control.objects.selectors import selector_from_match
+from control.store.interface import (
+    KV,
+    Compacted,
+    KeyExists,
+    KeyNotFound,
+    ListResult,
+    Matcher,
+    Obj,
+    RevisionConflict,
+    Store,
+    WatchEvent,
+)
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_NAME_SUFFIX = string.ascii_lowercase + string.digits
+# How often a read-modify-write (patch, scale) retries on a concurrent write.
+_PATCH_RETRIES = 5
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _meta(obj: Obj) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
+        obj["metadata"] = meta
+    return meta
+
+
+class Registry:
+    """Create, read, update, patch, delete, list and watch Kubernetes objects."""
+
+    def __init__(self, store: Store, service_cidr: str) -> None:
+        self.store = store
+        self.cluster_ips = ClusterIPAllocator(store, service_cidr)
+
+    async def ensure_system_namespaces(self) -> None:
+        ns_type = _namespace_type()
+        for name in SYSTEM_NAMESPACES:
+            if await self.store.get(ns_type.key(None, name)) is None:
+                try:
+                    await self.create(ns_type, None, {"metadata": {"name": name}})
+                except ApiError as e:
+                    if e.reason != "AlreadyExists":
+                        raise
+
+    # -- reads ---------------------------------------------------------------
+
+    async def get(self, rt: ResourceType, namespace: str | None, name: str) -> KV:
+        kv = await self.store.get(rt.key(namespace, name))
+        if kv is None:
+            raise errors.not_found(rt.plural, name, rt.group)
+        return kv
+
+    async def list(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        *,
+        match: Matcher | None = None,
+        limit: int = 0,
+        continue_token: str | None = None,
+    ) -> ListResult:
+        try:
+            return await self.store.list(
+                rt.prefix(namespace), match=match, limit=limit, continue_token=continue_token
+            )
+        except Compacted as e:
+            raise errors.gone(
+                "The provided continue parameter is too old to display a consistent list result."
+            ) from e
+        except ValueError as e:
+            raise errors.bad_request(f"invalid continue token: {e}") from e
+
+    async def watch(
+        self, rt: ResourceType, namespace: str | None, from_revision: int
+    ) -> AsyncIterator[WatchEvent]:
+        try:
+            async for event in self.store.watch(rt.prefix(namespace), from_revision):
+                yield event
+        except Compacted as e:
+            raise errors.gone(f"too old resource version: {e.requested} ({e.compacted})") from e
+
+    # -- writes --------------------------------------------------------------
+
+    async def create(
+        self, rt: ResourceType, namespace: str | None, body: Obj, *, dry_run: bool = False
+    ) -> KV:
+        obj = self._prepare_body(rt, namespace, body)
+        meta = _meta(obj)
+        if not meta.get("name") and meta.get("generateName"):
+            suffix = "".join(secrets.choice(_NAME_SUFFIX) for _ in range(5))
+            meta["name"] = f"{meta['generateName']}{suffix}"
+        obj = admit(obj)
+        meta = _meta(obj)
+        name = meta["name"]
+        if rt.namespaced:
+            await self._require_namespace(namespace or "default")
+        for server_field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            meta.pop(server_field, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        meta["generation"] = 1
+        _reset_status_on_create(rt, obj)
+        if dry_run:
+            return KV(rt.key(namespace, name), orjson.dumps(obj), 0, 0)
+        allocated = await self._allocate_cluster_ip(rt, namespace, obj)
+        try:
+            return await self.store.create(rt.key(namespace, name), obj)
+        except KeyExists as e:
+            if allocated:
+                await self.cluster_ips.release(allocated)
+            raise errors.already_exists(rt.plural, name, rt.group) from e
+        except BaseException:
+            if allocated:
+                await self.cluster_ips.release(allocated)
+            raise
+
+    async def update(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        body: Obj,
+        *,
+        subresource: str = "",
+        dry_run: bool = False,
+    ) -> KV:
+        """PUT: replace the object (or only its status, with subresource="status")."""
+        obj = self._prepare_body(rt, namespace, body)
+        meta = _meta(obj)
+        if meta.get("name", name) != name:
+            raise errors.bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
+        meta["name"] = name
+        rv = meta.get("resourceVersion")
+        expected = _parse_rv(rv) if rv else None
+        current = await self.get(rt, namespace, name)
+        return await self._write(rt, namespace, current, obj, expected, subresource, dry_run)
+
+    async def patch(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        apply_patch: Callable[[Obj], Obj],
+        *,
+        subresource: str = "",
+        dry_run: bool = False,
+    ) -> KV:
+        """Read, patch, write; retried when another writer got in between."""
+
+        def build(current: KV) -> Obj:
+            patched = apply_patch(current.obj)
+            if not isinstance(patched, dict):
+                raise errors.bad_request("the patch did not produce an object")
+            return patched
+
+        return await self._read_modify_write(rt, namespace, name, build, subresource, dry_run)
+
+    async def _read_modify_write(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        build: Callable[[KV], Obj],
+        subresource: str,
+        dry_run: bool,
+    ) -> KV:
+        for attempt in range(_PATCH_RETRIES):
+            current = await self.get(rt, namespace, name)
+            new = build(current)
+            meta = _meta(new)
+            meta["name"] = name
+            # The built object carries the revision it was read at, unless the
+            # caller set another one as a precondition. Only a race on the
+            # revision we read is worth another try.
+            rv = meta.get("resourceVersion")
+            expected = _parse_rv(rv) if rv else None
+            try:
+                return await self._write(
+                    rt, namespace, current, new, expected, subresource, dry_run
+                )
+            except ApiError as e:
+                raced = e.reason == "Conflict" and rv == str(current.mod_revision)
+                if not raced or attempt == _PATCH_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def delete(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        *,
+        expected_revision: int | None = None,
+        expected_uid: str | None = None,
+        dry_run: bool = False,
+    ) -> KV:
+        current = await self.get(rt, namespace, name)
+        obj = current.obj
+        meta = _meta(obj)
+        if expected_uid and meta.get("uid") != expected_uid:
+            raise errors.conflict(
+                rt.plural,
+                name,
+                rt.group,
+                f"Precondition failed: UID in precondition: {expected_uid}, UID in object meta: {meta.get('uid')}",
+            )
+        if expected_revision is not None and expected_revision != current.mod_revision:
+            raise errors.conflict(rt.plural, name, rt.group)
+        if dry_run:
+            return current
+        if meta.get("finalizers"):
+            # Finalizers hold the object: mark it, and delete when they are gone.
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = now_rfc3339()
+                return await self._store_update(rt, name, current.key, obj, current.mod_revision)
+            return current
+        if rt.kind == "Namespace":
+            await self._delete_namespace_contents(name)
+        try:
+            deleted = await self.store.delete(current.key, expected_revision=current.mod_revision)
+        except KeyNotFound as e:
+            raise errors.not_found(rt.plural, name, rt.group) from e
+        except RevisionConflict as e:
+            raise errors.conflict(rt.plural, name, rt.group) from e
+        if rt.kind == "Service":
+            await self._release_cluster_ips(obj)
+        return deleted
+
+    # -- scale subresource ---------------------------------------------------
+
+    async def get_scale(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        return to_scale(rt, await self.get(rt, namespace, name))
+
+    async def update_scale(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        change: Callable[[Obj], Obj],
+        *,
+        dry_run: bool = False,
+    ) -> Obj:
+        """Apply `change` to the Scale view and write spec.replicas back."""
+
+        def build(current: KV) -> Obj:
+            scale = change(to_scale(rt, current))
+            spec = scale.get("spec") if isinstance(scale, dict) else None
+            replicas = spec.get("replicas") if isinstance(spec, dict) else None
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                raise errors.invalid(
+                    "Scale",
+                    name,
+                    [Cause("spec.replicas", "must be >= 0", "FieldValueInvalid")],
+                    "autoscaling",
+                )
+            obj = current.obj
+            obj.setdefault("spec", {})["replicas"] = replicas
+            _meta(obj)["resourceVersion"] = _meta(scale).get("resourceVersion")
+            return obj
+
+        kv = await self._read_modify_write(rt, namespace, name, build, "", dry_run)
+        return to_scale(rt, kv)
+
+    # -- internals -----------------------------------------------------------
+
+    def _prepare_body(self, rt: ResourceType, namespace: str | None, body: Obj) -> Obj:
+        if not isinstance(body, dict):
+            raise errors.bad_request("the request body must be a JSON object")
+        obj = dict(body)
+        if obj.setdefault("apiVersion", rt.api_version) != rt.api_version or (
+            obj.setdefault("kind", rt.kind) != rt.kind
+        ):
+            raise errors.bad_request(
+                f"the API version in the data ({obj['apiVersion']}) and kind ({obj['kind']}) "
+                f"do not match the request path, which expects {rt.api_version} {rt.kind}"
+            )
+        meta = dict(_meta(obj))
+        obj["metadata"] = meta
+        if rt.namespaced:
+            ns = meta.get("namespace") or namespace
+            if namespace and ns != namespace:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            meta["namespace"] = ns or "default"
+        else:
+            meta.pop("namespace", None)
+        return obj
+
+    async def _write(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        current: KV,
+        obj: Obj,
+        expected: int | None,
+        subresource: str,
+        dry_run: bool,
+    ) -> KV:
+        old = current.obj
+        old_meta = _meta(old)
+        name = old_meta["name"]
+        if expected is not None and expected != current.mod_revision:
+            raise errors.conflict(rt.plural, name, rt.group)
+        if subresource == "status":
+            # Only status changes through /status; the rest is kept as stored.
+            merged = dict(old)
+            if "status" in obj:
+                merged["status"] = obj["status"]
+            new = admit(merged)
+        else:
+            new = admit(obj)
+            if rt.status:
+                # Status changes only through /status.
+                if "status" in old:
+                    new["status"] = old["status"]
+                else:
+                    new.pop("status", None)
+        meta = _meta(new)
+        # Server-owned and immutable metadata comes from the stored object.
+        for key in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            if key in old_meta:
+                meta[key] = old_meta[key]
+            else:
+                meta.pop(key, None)
+        meta["namespace"] = old_meta.get("namespace")
+        if not rt.namespaced:
+            meta.pop("namespace", None)
+        generation = int(old_meta.get("generation") or 1)
+        if subresource != "status" and new.get("spec") != old.get("spec"):
+            generation += 1
+        meta["generation"] = generation
+        if rt.kind == "Service" and subresource != "status":
+            _keep_cluster_ip(name, old, new)
+        if dry_run:
+            return current
+        meta["resourceVersion"] = old_meta.get("resourceVersion")
+        if new == old:
+            return current  # a no-op write keeps its resourceVersion, as in Kubernetes
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            try:
+                return await self.store.delete(current.key, expected_revision=current.mod_revision)
+            except (KeyNotFound, RevisionConflict) as e:
+                raise errors.conflict(rt.plural, name, rt.group) from e
+        return await self._store_update(rt, name, current.key, new, current.mod_revision)
+
+    async def _store_update(
+        self, rt: ResourceType, name: str, key: str, obj: Obj, expected: int
+    ) -> KV:
+        try:
+            return await self.store.update(key, obj, expected_revision=expected)
+        except KeyNotFound as e:
+            raise errors.not_found(rt.plural, name, rt.group) from e
+        except RevisionConflict as e:
+            raise errors.conflict(rt.plural, name, rt.group) from e
+
+    async def _require_namespace(self, namespace: str) -> None:
+        ns = await self.store.get(_namespace_type().key(None, namespace))
+        if ns is None:
+            raise errors.not_found("namespaces", namespace)
+        if _meta(ns.obj).get("deletionTimestamp"):
+            raise errors.forbidden(
+                f"unable to create new content in namespace {namespace} because it is being terminated"
+            )
+
+    async def _delete_namespace_contents(self, namespace: str) -> None:
+        from control.objects.kinds import RESOURCES
+
+        for rt in RESOURCES:
+            if not rt.namespaced:
+                continue
+            listed = await self.store.list(rt.prefix(namespace))
+            for kv in listed.items:
+                try:
+                    deleted = await self.store.delete(kv.key)
+                except KeyNotFound:
+                    continue
+                if rt.kind == "Service":
+                    await self._release_cluster_ips(deleted.obj)
+
+    async def _allocate_cluster_ip(
+        self, rt: ResourceType, namespace: str | None, obj: Obj
+    ) -> str | None:
+        if rt.kind != "Service":
+            return None
+        spec = obj.setdefault("spec", {})
+        if spec.get("type", "ClusterIP") == "ExternalName":
+            return None
+        requested = spec.get("clusterIP") or ""
+        if requested == "None":
+            spec["clusterIPs"] = ["None"]
+            return None
+        owner = f"{namespace}/{_meta(obj)['name']}"
+        try:
+            ip = await self.cluster_ips.allocate(owner, requested or None)
+        except ValueError as e:
+            raise errors.invalid(
+                "Service",
+                _meta(obj)["name"],
+                [
+                    Cause(
+                        "spec.clusterIP", f'Invalid value: "{requested}": {e}', "FieldValueInvalid"
+                    )
+                ],
+            ) from e
+        spec["clusterIP"] = ip
+        spec["clusterIPs"] = [ip]
+        return ip
+
+    async def _release_cluster_ips(self, obj: Obj) -> None:
+        spec = obj.get("spec") or {}
+        for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
+            if ip and ip != "None":
+                await self.cluster_ips.release(ip)
+
+
+def _namespace_type() -> ResourceType:
+    from control.objects.kinds import by_kind
+
+    rt = by_kind("v1", "Namespace")
+    assert rt is not None
+    return rt
+
+
+def _parse_rv(rv: Any) -> int:
+    try:
+        return int(rv)
+    except (TypeError, ValueError) as e:
+        raise errors.bad_request(f"invalid resourceVersion: {rv!r}") from e
+
+
+def _reset_status_on_create(rt: ResourceType, obj: Obj) -> None:
+    if not rt.status:
+        return
+    # Nodes report their own status from the moment they register.
+    if rt.kind == "Node":
+        return
+    obj.pop("status", None)
+    if rt.kind == "Pod":
+        obj["status"] = {"phase": "Pending"}
+    elif rt.kind == "Namespace":
+        obj["status"] = {"phase": "Active"}
+    elif rt.kind == "Service":
+        obj["status"] = {"loadBalancer": {}}
+
+
+def _keep_cluster_ip(name: str, old: Obj, new: Obj) -> None:
+    old_spec = old.get("spec") or {}
+    new_spec = new.setdefault("spec", {})
+    old_ip = old_spec.get("clusterIP")
+    new_ip = new_spec.get("clusterIP")
+    if not new_ip:
+        if old_ip:
+            new_spec["clusterIP"] = old_ip
+            new_spec["clusterIPs"] = old_spec.get("clusterIPs") or [old_ip]
+        return
+    if new_ip != old_ip:
+        raise errors.invalid(
+            "Service", name, [Cause("spec.clusterIP", "field is immutable", "FieldValueInvalid")]
+        )
+    new_spec.setdefault("clusterIPs", old_spec.get("clusterIPs") or [old_ip])
+
+
+def to_scale(rt: ResourceType, kv: KV) -> Obj:
+    """The autoscaling/v1 Scale view of a Deployment or ReplicaSet."""
+    if not rt.scale:
+        raise errors.not_found(f"{rt.plural}/scale", "")
+    obj = kv.obj
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    selector = spec.get("selector") or {}
+    try:
+        selector_str = str(selector_from_match(selector))
+    except ValueError:
+        selector_str = ""
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": str(kv.mod_revision),
+            "creationTimestamp": meta.get("creationTimestamp"),
+        },
+        "spec": {"replicas": spec.get("replicas", 1)},
+        "status": {"replicas": status.get("replicas", 0), "selector": selector_str},
+    }

@@ -1,0 +1,241 @@
+"""The async API client that the CLI and the console share.
+
+It talks to a pilothouse (or any Kubernetes) API server over a unix socket
+(`unix:///path/api.sock`, or a bare path) or HTTPS with a bearer token. Errors
+come back as `ApiError`, carrying the server's Status.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from control.api.pki import client_ssl_context
+from control.errors import ApiError
+from control.objects.kinds import ResourceType
+
+JSON = "application/json"
+PATCH_TYPES = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+}
+
+
+class ClusterUnreachable(Exception):
+    """The API server did not answer at all."""
+
+
+class Client:
+    def __init__(
+        self,
+        server: str,
+        *,
+        ca_pem: bytes | None = None,
+        token: str | None = None,
+        insecure: bool = False,
+    ) -> None:
+        self.server = server
+        self._headers = {"Accept": JSON}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        if server.startswith(("unix://", "/")):
+            self._socket: str | None = server.removeprefix("unix://")
+            self._base = "http://localhost"
+            self._ssl: ssl.SSLContext | bool = False
+        else:
+            self._socket = None
+            self._base = server.rstrip("/")
+            self._ssl = client_ssl_context(ca_pem, insecure=insecure)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _sess(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector: aiohttp.BaseConnector
+            if self._socket is not None:
+                connector = aiohttp.UnixConnector(path=self._socket, limit=64)
+            else:
+                connector = aiohttp.TCPConnector(ssl=self._ssl, limit=64)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=self._headers,
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- raw requests --------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = JSON,
+    ) -> Any:
+        data = None if body is None else orjson.dumps(body)
+        headers = {"Content-Type": content_type} if data is not None else None
+        try:
+            async with self._sess().request(
+                method, self._base + path, params=params, data=data, headers=headers
+            ) as resp:
+                raw = await resp.read()
+                return _decode(resp.status, raw)
+        except aiohttp.ClientConnectionError as e:
+            raise ClusterUnreachable(f"cannot reach the API server at {self.server}: {e}") from e
+
+    # -- typed helpers -------------------------------------------------------
+
+    @staticmethod
+    def path(
+        rt: ResourceType, namespace: str | None, name: str | None = None, sub: str = ""
+    ) -> str:
+        p = rt.base_path(namespace if rt.namespaced else None)
+        if name:
+            p += f"/{name}"
+            if sub:
+                p += f"/{sub}"
+        return p
+
+    async def get(
+        self, rt: ResourceType, name: str, namespace: str | None = None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", self.path(rt, namespace, name))
+        return result
+
+    async def list(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int = 0,
+        continue_token: str | None = None,
+    ) -> dict[str, Any]:
+        params = _selector_params(label_selector, field_selector)
+        if limit:
+            params["limit"] = str(limit)
+        if continue_token:
+            params["continue"] = continue_token
+        result: dict[str, Any] = await self.request("GET", self.path(rt, namespace), params=params)
+        return result
+
+    async def create(
+        self, rt: ResourceType, obj: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        ns = namespace or (obj.get("metadata") or {}).get("namespace") or "default"
+        result: dict[str, Any] = await self.request("POST", self.path(rt, ns), body=obj)
+        return result
+
+    async def replace(
+        self, rt: ResourceType, obj: dict[str, Any], *, sub: str = ""
+    ) -> dict[str, Any]:
+        meta = obj.get("metadata") or {}
+        path = self.path(rt, meta.get("namespace") or "default", meta["name"], sub)
+        result: dict[str, Any] = await self.request("PUT", path, body=obj)
+        return result
+
+    async def patch(
+        self,
+        rt: ResourceType,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        *,
+        patch_type: str = "merge",
+        sub: str = "",
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(
+            "PATCH",
+            self.path(rt, namespace, name, sub),
+            body=patch,
+            content_type=PATCH_TYPES[patch_type],
+        )
+        return result
+
+    async def delete(
+        self, rt: ResourceType, name: str, namespace: str | None = None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("DELETE", self.path(rt, namespace, name))
+        return result
+
+    async def scale(
+        self, rt: ResourceType, name: str, replicas: int, namespace: str | None = None
+    ) -> dict[str, Any]:
+        return await self.patch(rt, name, {"spec": {"replicas": replicas}}, namespace, sub="scale")
+
+    async def watch(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        *,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        timeout_seconds: int | None = None,
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Yield (type, object) pairs. An ERROR event raises ApiError (410 when too old)."""
+        params = _selector_params(label_selector, field_selector)
+        params["watch"] = "1"
+        if resource_version is not None:
+            params["resourceVersion"] = resource_version
+        if timeout_seconds:
+            params["timeoutSeconds"] = str(timeout_seconds)
+        try:
+            async with self._sess().get(
+                self._base + self.path(rt, namespace), params=params
+            ) as resp:
+                if resp.status >= 400:
+                    _decode(resp.status, await resp.read())
+                async for line in resp.content:
+                    if not line.strip():
+                        continue
+                    event = orjson.loads(line)
+                    if event.get("type") == "ERROR":
+                        obj = event.get("object") or {}
+                        raise ApiError.from_status(obj, int(obj.get("code") or 500))
+                    yield event["type"], event["object"]
+        except aiohttp.ClientConnectionError as e:
+            raise ClusterUnreachable(f"cannot reach the API server at {self.server}: {e}") from e
+
+
+def _selector_params(label: str | None, field: str | None) -> dict[str, str]:
+    params: dict[str, str] = {}
+    if label:
+        params["labelSelector"] = label
+    if field:
+        params["fieldSelector"] = field
+    return params
+
+
+def _decode(status: int, raw: bytes) -> Any:
+    try:
+        body = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        body = None
+    if status >= 400:
+        if isinstance(body, dict) and body.get("kind") == "Status":
+            raise ApiError.from_status(body, status)
+        text = raw.decode(errors="replace").strip()[:200]
+        raise ApiError(status, "Unknown", f"HTTP {status}: {text}")
+    if body is None:
+        raise ApiError(status, "InvalidResponse", "the server sent a body that is not JSON")
+    return body

@@ -1,0 +1,558 @@
+"""The control plane's configuration: one TOML file, every key optional.
+
+`load_config()` reads `config.toml` (see `config.example.toml` for every key
+and its default) into frozen dataclasses. Relative paths in the file resolve
+against the data dir. Bad input raises `ConfigError` naming the file, the dotted
+key and the reason; unknown keys are rejected so that typos do not pass
+silently.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+try:
+    import tomllib
+except ImportError:  # pragma: no cover  (Python < 3.11)
+    import tomli as tomllib  # type: ignore[no-redef]
+
+CONFIG_FILE = "config.toml"
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+StoreBackend = Literal["sqlite", "etcd"]
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message names the file, key and reason."""
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: Path
+    backend: StoreBackend = "sqlite"
+    etcd_endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
+    etcd_prefix: str = "/pilothouse"
+    # Revisions of history kept for watch resume; older ones are compacted away.
+    compaction_keep: int = 10000
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    socket: Path
+    pki_dir: Path
+    tokens_file: Path
+    listen: str = "127.0.0.1:6443"  # "" disables the TCP listener
+    # None: use the certificate generated in pki_dir.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_san: tuple[str, ...] = ()
+
+    @property
+    def listen_address(self) -> tuple[str, int] | None:
+        """`(host, port)` of the TLS listener, or None when it is disabled."""
+        return _split_host_port(self.listen) if self.listen else None
+
+
+@dataclass(frozen=True)
+class SshConfig:
+    known_hosts: Path
+    user: str = "root"
+    identity_files: tuple[Path, ...] = ()
+    use_agent: bool = True
+    keepalive_interval: float = 15.0
+    connect_timeout: float = 10.0
+    reconnect_backoff_initial: float = 1.0
+    reconnect_backoff_max: float = 30.0
+    agent_command: tuple[str, ...] = ("python3", "-m", "agent")
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    effect: str
+    value: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        out = {"key": self.key, "effect": self.effect}
+        if self.value:
+            out["value"] = self.value
+        return out
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    host: str
+    port: int = 22
+    user: str | None = None  # None: ssh.user
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    pod_cidr: str = "10.244.0.0/16"
+    node_cidr_mask: int = 24
+    service_cidr: str = "10.96.0.0/12"
+    cluster_domain: str = "cluster.local"
+    cluster_dns: str = "10.96.0.10"
+
+
+@dataclass(frozen=True)
+class ControllersConfig:
+    node_monitor_grace_period: float = 40.0
+    pod_eviction_timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    percentage_of_nodes_to_score: int = 0  # 0: adaptive, as kube-scheduler
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    store: StoreConfig
+    api: ApiConfig
+    ssh: SshConfig
+    nodes: tuple[NodeConfig, ...] = ()
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    controllers: ControllersConfig = field(default_factory=ControllersConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+
+def default_data_dir() -> Path:
+    """`$PILOTHOUSE_HOME` if set, else `~/.pilothouse`."""
+    home = os.environ.get("PILOTHOUSE_HOME")
+    if home:
+        return Path(home).expanduser().absolute()
+    return Path.home() / ".pilothouse"
+
+
+def load_config(path: Path | None, *, data_dir: Path | None = None) -> Config:
+    """Read the config file at `path` (None: `<data_dir>/config.toml`).
+
+    A missing file gives the defaults. The data dir is, in order: the `data_dir`
+    argument, the file's `data_dir` key, `default_data_dir()`.
+    """
+    if path is None:
+        path = (data_dir or default_data_dir()) / CONFIG_FILE
+    raw: dict[str, Any] = {}
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        pass
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    return _parse(raw, str(path), path.parent, data_dir)
+
+
+# --- parsing -----------------------------------------------------------------
+
+_MISSING: Any = object()
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _type_name(v: Any) -> str:
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    if isinstance(v, dict):
+        return "table"
+    return type(v).__name__
+
+
+class _Table:
+    """One TOML table being read: typed getters that remember which keys were used."""
+
+    def __init__(self, src: str, prefix: str, data: Mapping[str, Any], base: Path) -> None:
+        self.src = src
+        self.prefix = prefix
+        self.data = data
+        self.base = base
+        self.used: set[str] = set()
+
+    def err(self, key: str, reason: str) -> ConfigError:
+        return ConfigError(f"{self.src}: {self.prefix}{key}: {reason}")
+
+    def _get(self, key: str) -> Any:
+        self.used.add(key)
+        return self.data.get(key, _MISSING)
+
+    def _typed(self, key: str, default: T, check: Callable[[Any], bool], want: str) -> Any:
+        v = self._get(key)
+        if v is _MISSING:
+            return default
+        if not check(v):
+            raise self.err(key, f"expected {want}, got {_type_name(v)} {v!r}")
+        return v
+
+    def string(self, key: str, default: str) -> str:
+        v: str = self._typed(key, default, lambda v: isinstance(v, str), "a string")
+        return v
+
+    def boolean(self, key: str, default: bool) -> bool:
+        v: bool = self._typed(key, default, lambda v: isinstance(v, bool), "a boolean")
+        return v
+
+    def integer(self, key: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
+        v: int = self._typed(
+            key, default, lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"
+        )
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            if hi is None:
+                raise self.err(key, f"must be at least {lo}, got {v}")
+            raise self.err(key, f"must be between {lo} and {hi}, got {v}")
+        return v
+
+    def duration(self, key: str, default: float) -> float:
+        """Seconds, as a number or a Go-style duration string ("15s", "5m", "1m30s")."""
+        v = self._typed(
+            key,
+            default,
+            lambda v: isinstance(v, (int, float, str)) and not isinstance(v, bool),
+            'a duration (seconds, or a string like "15s")',
+        )
+        if isinstance(v, str):
+            secs = _parse_duration(v)
+            if secs is None:
+                raise self.err(key, f'not a valid duration: {v!r} (use e.g. "15s", "5m", "1m30s")')
+            v = secs
+        if v <= 0:
+            raise self.err(key, f"must be positive, got {v!r}")
+        return float(v)
+
+    def string_list(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        v = self._typed(
+            key,
+            default,
+            lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v),
+            "an array of strings",
+        )
+        return tuple(v)
+
+    def path(self, key: str, default: Path) -> Path:
+        v = self._get(key)
+        if v is _MISSING:
+            return default
+        if not isinstance(v, str):
+            raise self.err(key, f"expected a path string, got {_type_name(v)} {v!r}")
+        if not v:
+            raise self.err(key, "must not be empty")
+        return _resolve(v, self.base)
+
+    def optional_path(self, key: str) -> Path | None:
+        return None if self.data.get(key) is None else self.path(key, Path())
+
+    def table(self, key: str) -> _Table:
+        v = self._get(key)
+        if v is _MISSING:
+            v = {}
+        elif not isinstance(v, dict):
+            raise self.err(key, f"expected a table, got {_type_name(v)} {v!r}")
+        return _Table(self.src, f"{self.prefix}{key}.", v, self.base)
+
+    def done(self) -> None:
+        for key in self.data:
+            if key not in self.used:
+                known = sorted(self.used)
+                hint = [k for k in known if key.startswith(k) or k.startswith(key)]
+                hint = hint or difflib.get_close_matches(key, known, n=1)
+                more = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise self.err(key, f"unknown key{more}")
+
+
+def _parse_duration(s: str) -> float | None:
+    s = s.strip()
+    pos, total = 0, 0.0
+    while pos < len(s):
+        m = _DURATION_PART.match(s, pos)
+        if not m:
+            return None
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    return total if s else None
+
+
+def _resolve(p: str, base: Path) -> Path:
+    path = Path(p).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _split_host_port(s: str) -> tuple[str, int] | None:
+    if s.startswith("["):
+        host, sep, port = s[1:].partition("]:")
+    else:
+        host, sep, port = s.rpartition(":")
+        if ":" in host:
+            return None  # a bare IPv6 address needs brackets
+    # Port 0 asks the kernel for a free port (tests, several servers on one box).
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        return None
+    return host, int(port)
+
+
+def _is_dns_subdomain(s: str) -> bool:
+    return 0 < len(s) <= 253 and all(_DNS_LABEL.match(p) for p in s.split("."))
+
+
+def _valid_label_key(k: str) -> bool:
+    prefix, slash, name = k.rpartition("/")
+    if slash and not _is_dns_subdomain(prefix):
+        return False
+    return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
+
+
+def _parse(raw: Mapping[str, Any], src: str, file_dir: Path, data_dir: Path | None) -> Config:
+    top = _Table(src, "", raw, file_dir)
+    if data_dir is None:
+        data_dir = top.path("data_dir", default_data_dir())
+    else:
+        top.used.add("data_dir")
+    data_dir = data_dir.expanduser().absolute()
+    top.base = data_dir
+
+    store = _parse_store(top.table("store"), data_dir)
+    api = _parse_api(top.table("api"), data_dir)
+    ssh = _parse_ssh(top.table("ssh"), data_dir)
+    nodes = _parse_nodes(top, data_dir)
+    network = _parse_network(top.table("network"))
+
+    t = top.table("controllers")
+    controllers = ControllersConfig(
+        node_monitor_grace_period=t.duration("node_monitor_grace_period", 40.0),
+        pod_eviction_timeout=t.duration("pod_eviction_timeout", 300.0),
+    )
+    t.done()
+    t = top.table("scheduler")
+    scheduler = SchedulerConfig(
+        percentage_of_nodes_to_score=t.integer("percentage_of_nodes_to_score", 0, 0, 100)
+    )
+    t.done()
+    top.done()
+    return Config(data_dir, store, api, ssh, nodes, network, controllers, scheduler)
+
+
+def _parse_store(t: _Table, data_dir: Path) -> StoreConfig:
+    backend = t.string("backend", "sqlite")
+    if backend not in ("sqlite", "etcd"):
+        raise t.err("backend", f'must be "sqlite" or "etcd", got {backend!r}')
+    endpoints = t.string_list("etcd_endpoints", ("http://127.0.0.1:2379",))
+    if backend == "etcd" and not endpoints:
+        raise t.err("etcd_endpoints", 'must not be empty when backend is "etcd"')
+    for ep in endpoints:
+        rest = ep.split("://", 1)[1] if "://" in ep else ep
+        if _split_host_port(rest.rstrip("/")) is None:
+            raise t.err("etcd_endpoints", f"not a valid endpoint (want host:port): {ep!r}")
+    prefix = t.string("etcd_prefix", "/pilothouse")
+    if not prefix.startswith("/"):
+        raise t.err("etcd_prefix", f"must start with '/': {prefix!r}")
+    cfg = StoreConfig(
+        path=t.path("path", data_dir / "state.db"),
+        backend="etcd" if backend == "etcd" else "sqlite",
+        etcd_endpoints=endpoints,
+        etcd_prefix=prefix.rstrip("/") or "/",
+        compaction_keep=t.integer("compaction_keep", 10000, lo=1),
+    )
+    t.done()
+    return cfg
+
+
+def _parse_api(t: _Table, data_dir: Path) -> ApiConfig:
+    listen = t.string("listen", "127.0.0.1:6443")
+    if listen and _split_host_port(listen) is None:
+        raise t.err(
+            "listen", f'not a valid address (want "host:port", or "" to disable): {listen!r}'
+        )
+    cert, key = t.optional_path("tls_cert"), t.optional_path("tls_key")
+    if (cert is None) != (key is None):
+        missing = "tls_key" if key is None else "tls_cert"
+        raise t.err(missing, "tls_cert and tls_key must be set together")
+    cfg = ApiConfig(
+        socket=t.path("socket", data_dir / "api.sock"),
+        pki_dir=t.path("pki_dir", data_dir / "pki"),
+        tokens_file=t.path("tokens_file", data_dir / "tokens.csv"),
+        listen=listen,
+        tls_cert=cert,
+        tls_key=key,
+        tls_san=t.string_list("tls_san", ()),
+    )
+    t.done()
+    return cfg
+
+
+def _parse_ssh(t: _Table, data_dir: Path) -> SshConfig:
+    user = t.string("user", "root")
+    if not user:
+        raise t.err("user", "must not be empty")
+    command = t.string_list("agent_command", ("python3", "-m", "agent"))
+    if not command:
+        raise t.err("agent_command", "must not be empty")
+    initial = t.duration("reconnect_backoff_initial", 1.0)
+    maximum = t.duration("reconnect_backoff_max", 30.0)
+    if maximum < initial:
+        raise t.err(
+            "reconnect_backoff_max",
+            f"must not be less than reconnect_backoff_initial ({maximum} < {initial})",
+        )
+    cfg = SshConfig(
+        known_hosts=t.path("known_hosts", data_dir / "known_hosts"),
+        user=user,
+        identity_files=tuple(_resolve(p, data_dir) for p in t.string_list("identity_files", ())),
+        use_agent=t.boolean("use_agent", True),
+        keepalive_interval=t.duration("keepalive_interval", 15.0),
+        connect_timeout=t.duration("connect_timeout", 10.0),
+        reconnect_backoff_initial=initial,
+        reconnect_backoff_max=maximum,
+        agent_command=command,
+    )
+    t.done()
+    return cfg
+
+
+def _parse_nodes(top: _Table, data_dir: Path) -> tuple[NodeConfig, ...]:
+    v = top._get("nodes")
+    if v is _MISSING:
+        return ()
+    if not isinstance(v, list):
+        raise top.err("nodes", f"expected an array of tables ([[nodes]]), got {_type_name(v)}")
+    nodes: list[NodeConfig] = []
+    seen: set[str] = set()
+    for i, item in enumerate(v):
+        if not isinstance(item, dict):
+            raise top.err(f"nodes[{i}]", f"expected a table, got {_type_name(item)} {item!r}")
+        t = _Table(top.src, f"nodes[{i}].", item, data_dir)
+        if "name" not in item:
+            raise t.err("name", "required")
+        name = t.string("name", "")
+        if not _is_dns_subdomain(name):
+            raise t.err("name", f"not a valid node name (lowercase DNS subdomain): {name!r}")
+        if name in seen:
+            raise t.err("name", f"duplicate node name {name!r}")
+        seen.add(name)
+        if "host" not in item:
+            raise t.err("host", "required")
+        host = t.string("host", "")
+        if not host:
+            raise t.err("host", "must not be empty")
+        user = t.string("user", "") or None
+        nodes.append(
+            NodeConfig(
+                name=name,
+                host=host,
+                port=t.integer("port", 22, 1, 65535),
+                user=user,
+                labels=_parse_labels(t.table("labels")),
+                taints=_parse_taints(t),
+            )
+        )
+        t.done()
+    return tuple(nodes)
+
+
+def _parse_labels(t: _Table) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for k in t.data:
+        v = t.string(k, "")
+        if not _valid_label_key(k):
+            raise t.err(k, "not a valid label key")
+        if len(v) > 63 or not _LABEL_NAME.match(v):
+            raise t.err(k, f"not a valid label value: {v!r}")
+        labels[k] = v
+    return labels
+
+
+def _parse_taints(t: _Table) -> tuple[Taint, ...]:
+    v = t._get("taints")
+    if v is _MISSING:
+        return ()
+    if not isinstance(v, list):
+        raise t.err("taints", f"expected an array, got {_type_name(v)} {v!r}")
+    taints: list[Taint] = []
+    for i, item in enumerate(v):
+        where = f"taints[{i}]"
+        if isinstance(item, str):
+            # "key=value:Effect" or "key:Effect", as kubectl taint takes them.
+            kv, colon, effect = item.rpartition(":")
+            key, _, value = kv.partition("=")
+            if not colon:
+                raise t.err(where, f'expected "key[=value]:Effect", got {item!r}')
+        elif isinstance(item, dict):
+            sub = _Table(t.src, f"{t.prefix}{where}.", item, t.base)
+            key, value, effect = (
+                sub.string("key", ""),
+                sub.string("value", ""),
+                sub.string("effect", ""),
+            )
+            sub.done()
+        else:
+            raise t.err(where, f"expected a string or a table, got {_type_name(item)} {item!r}")
+        if not _valid_label_key(key):
+            raise t.err(where, f"not a valid taint key: {key!r}")
+        if effect not in TAINT_EFFECTS:
+            raise t.err(where, f"effect must be one of {', '.join(TAINT_EFFECTS)}, got {effect!r}")
+        taints.append(Taint(key, effect, value))
+    return tuple(taints)
+
+
+def _parse_network(t: _Table) -> NetworkConfig:
+    def cidr(key: str, default: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        s = t.string(key, default)
+        try:
+            return ipaddress.ip_network(s, strict=True)
+        except ValueError as e:
+            if "host bits set" in str(e):
+                raise t.err(key, f"host bits set in CIDR: {s!r}") from None
+            raise t.err(key, f"not a valid CIDR: {s!r}") from None
+
+    pods = cidr("pod_cidr", "10.244.0.0/16")
+    services = cidr("service_cidr", "10.96.0.0/12")
+    if pods.version != services.version:
+        raise t.err("service_cidr", "must be the same IP family as pod_cidr")
+    if pods.overlaps(services):
+        raise t.err("service_cidr", f"overlaps pod_cidr {pods}")
+    mask = t.integer("node_cidr_mask", 24 if pods.version == 4 else 64)
+    if not pods.prefixlen <= mask <= pods.max_prefixlen - 2:
+        raise t.err(
+            "node_cidr_mask",
+            f"must be between {pods.prefixlen} (the pod_cidr prefix) and {pods.max_prefixlen - 2}, got {mask}",
+        )
+    domain = t.string("cluster_domain", "cluster.local")
+    if not _is_dns_subdomain(domain):
+        raise t.err("cluster_domain", f"not a valid DNS domain: {domain!r}")
+    if "cluster_dns" not in t.data and services.num_addresses <= 11:
+        raise t.err(
+            "service_cidr", f"{services} is too small for the default cluster_dns; set cluster_dns"
+        )
+    dns = t.string(
+        "cluster_dns", str(services.network_address + 10) if services.num_addresses > 11 else ""
+    )
+    try:
+        dns_ip = ipaddress.ip_address(dns)
+    except ValueError:
+        raise t.err("cluster_dns", f"not a valid IP address: {dns!r}") from None
+    if dns_ip not in services:
+        raise t.err("cluster_dns", f"{dns} is not inside service_cidr {services}")
+    t.done()
+    return NetworkConfig(str(pods), mask, str(services), domain, str(dns_ip))

@@ -1,0 +1,173 @@
+"""The `apps/v1` kinds: Deployment and ReplicaSet."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, PlainValidator, model_validator
+from pydantic_core import InitErrorDetails
+
+from control.objects.core import PodSpec
+from control.objects.meta import (
+    FORBIDDEN,
+    INVALID,
+    NOT_SUPPORTED,
+    Condition,
+    KubeModel,
+    KubeObject,
+    LabelSelector,
+    ObjectMeta,
+    SubdomainMeta,
+    Time,
+    error,
+    field_error,
+    raise_errors,
+    unsupported,
+)
+
+_PERCENT = re.compile(r"[0-9]+%")
+
+
+def _int_or_percent(value: object) -> int | str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise error(INVALID, "must be >= 0")
+        return value
+    if isinstance(value, str) and _PERCENT.fullmatch(value):
+        return value
+    raise error(
+        INVALID,
+        "must be an integer or a percent string: a numeric string followed by an ending '%'",
+    )
+
+
+IntOrPercent = Annotated[int | str, PlainValidator(_int_or_percent)]
+
+
+def _is_zero(value: int | str) -> bool:
+    return value == 0 or (isinstance(value, str) and int(value[:-1]) == 0)
+
+
+class PodTemplateSpec(KubeModel):
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: PodSpec
+
+
+class RollingUpdateDeployment(KubeModel):
+    maxUnavailable: IntOrPercent = "25%"
+    maxSurge: IntOrPercent = "25%"
+
+
+class DeploymentStrategy(KubeModel):
+    type: Literal["Recreate", "RollingUpdate"] = "RollingUpdate"
+    rollingUpdate: RollingUpdateDeployment | None = None
+
+    @model_validator(mode="after")
+    def _default_rolling_update(self) -> Self:
+        if self.type == "RollingUpdate" and self.rollingUpdate is None:
+            self.rollingUpdate = RollingUpdateDeployment()
+        return self
+
+    def problems(self) -> list[InitErrorDetails]:
+        """Cross-field problems, checked by DeploymentSpec so they are reported
+        together with the spec's own."""
+        ru = self.rollingUpdate
+        if ru is None:
+            return []
+        if self.type == "Recreate":
+            why = "may not be specified when strategy `type` is 'Recreate'"
+            return [field_error(("strategy", "rollingUpdate"), FORBIDDEN, why)]
+        loc = ("strategy", "rollingUpdate", "maxUnavailable")
+        if _is_zero(ru.maxSurge) and _is_zero(ru.maxUnavailable):
+            return [field_error(loc, INVALID, "may not be 0 when `maxSurge` is 0")]
+        if isinstance(ru.maxUnavailable, str) and int(ru.maxUnavailable[:-1]) > 100:
+            return [field_error(loc, INVALID, "must not be greater than 100%")]
+        return []
+
+
+def _workload_errors(
+    workload: str, selector: LabelSelector, template: PodTemplateSpec
+) -> list[InitErrorDetails]:
+    """What Deployment and ReplicaSet specs both check."""
+    errors: list[InitErrorDetails] = []
+    if selector.is_empty():
+        why = f"empty selector is invalid for {workload}"
+        errors.append(field_error(("selector",), INVALID, why))
+    elif not selector.matches(template.metadata.labels):
+        why = "`selector` does not match template `labels`"
+        errors.append(field_error(("template", "metadata", "labels"), INVALID, why))
+    policy = template.spec.restartPolicy
+    if policy != "Always":
+        loc = ("template", "spec", "restartPolicy")
+        errors.append(field_error(loc, NOT_SUPPORTED, unsupported(policy, ["Always"])))
+    return errors
+
+
+class DeploymentSpec(KubeModel):
+    replicas: int = Field(1, ge=0)
+    selector: LabelSelector
+    template: PodTemplateSpec
+    strategy: DeploymentStrategy = Field(default_factory=DeploymentStrategy)
+    minReadySeconds: int = Field(0, ge=0)
+    revisionHistoryLimit: int = Field(10, ge=0)
+    progressDeadlineSeconds: int = Field(600, ge=0)
+    paused: bool | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        errors = _workload_errors("deployment", self.selector, self.template)
+        errors += self.strategy.problems()
+        if self.progressDeadlineSeconds <= self.minReadySeconds:
+            why = "must be greater than minReadySeconds"
+            errors.append(field_error(("progressDeadlineSeconds",), INVALID, why))
+        raise_errors("DeploymentSpec", errors)
+        return self
+
+
+class DeploymentCondition(Condition):
+    lastUpdateTime: Time | None = None
+
+
+class DeploymentStatus(KubeModel):
+    observedGeneration: int | None = None
+    replicas: int | None = None
+    updatedReplicas: int | None = None
+    readyReplicas: int | None = None
+    availableReplicas: int | None = None
+    unavailableReplicas: int | None = None
+    conditions: list[DeploymentCondition] | None = None
+    collisionCount: int | None = None
+
+
+class Deployment(KubeObject):
+    metadata: SubdomainMeta
+    spec: DeploymentSpec
+    status: DeploymentStatus | None = None
+
+
+class ReplicaSetSpec(KubeModel):
+    replicas: int = Field(1, ge=0)
+    minReadySeconds: int = Field(0, ge=0)
+    selector: LabelSelector
+    template: PodTemplateSpec
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        raise_errors("ReplicaSetSpec", _workload_errors("replicaset", self.selector, self.template))
+        return self
+
+
+class ReplicaSetStatus(KubeModel):
+    replicas: int = 0
+    fullyLabeledReplicas: int | None = None
+    readyReplicas: int | None = None
+    availableReplicas: int | None = None
+    observedGeneration: int | None = None
+    conditions: list[Condition] | None = None
+
+
+class ReplicaSet(KubeObject):
+    metadata: SubdomainMeta
+    spec: ReplicaSetSpec
+    status: ReplicaSetStatus | None = None

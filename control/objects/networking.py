@@ -1,0 +1,134 @@
+"""The `networking.k8s.io/v1` kinds: Ingress."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import AfterValidator, Field, model_validator
+
+from control.objects.meta import (
+    DNS1123_SUBDOMAIN,
+    FORBIDDEN,
+    INVALID,
+    REQUIRED,
+    SUBDOMAIN_RULE,
+    DNS1035Label,
+    KubeModel,
+    KubeObject,
+    Port,
+    PortName,
+    SubdomainMeta,
+    error,
+    field_error,
+    raise_errors,
+)
+
+
+def _host(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        pass
+    else:
+        raise error(INVALID, "must be a DNS name, not an IP address")
+    name = value.removeprefix("*.")
+    if len(value) > 253 or not DNS1123_SUBDOMAIN.fullmatch(name):
+        raise error(
+            INVALID,
+            f"must be a DNS-1123 subdomain, optionally with a leading '*.': {SUBDOMAIN_RULE}",
+        )
+    return value
+
+
+Host = Annotated[str, AfterValidator(_host)]
+
+
+class ServiceBackendPort(KubeModel):
+    name: PortName | None = None
+    number: Port | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        if self.name is None and self.number is None:
+            raise error(REQUIRED, "must specify `name` or `number`")
+        if self.name is not None and self.number is not None:
+            raise error(FORBIDDEN, "may not specify both `name` and `number`")
+        return self
+
+
+class IngressServiceBackend(KubeModel):
+    name: DNS1035Label
+    port: ServiceBackendPort
+
+
+class IngressBackend(KubeModel):
+    service: IngressServiceBackend | None = None
+    resource: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        if self.service is None and self.resource is None:
+            raise error(REQUIRED, "must specify `service` or `resource`")
+        if self.service is not None and self.resource is not None:
+            raise error(FORBIDDEN, "may not specify both `service` and `resource`")
+        return self
+
+
+class HTTPIngressPath(KubeModel):
+    path: str | None = None
+    pathType: Literal["Exact", "Prefix", "ImplementationSpecific"]
+    backend: IngressBackend
+
+    @model_validator(mode="after")
+    def _absolute(self) -> Self:
+        needs_absolute = self.pathType != "ImplementationSpecific" or self.path
+        if needs_absolute and not (self.path or "").startswith("/"):
+            raise_errors("path", [field_error(("path",), INVALID, "must be an absolute path")])
+        return self
+
+
+class HTTPIngressRuleValue(KubeModel):
+    paths: list[HTTPIngressPath] = Field(min_length=1)
+
+
+class IngressRule(KubeModel):
+    host: Host | None = None
+    http: HTTPIngressRuleValue | None = None
+
+
+class IngressTLS(KubeModel):
+    hosts: list[Host] | None = None
+    secretName: str | None = None
+
+
+class IngressSpec(KubeModel):
+    ingressClassName: str | None = None
+    defaultBackend: IngressBackend | None = None
+    tls: list[IngressTLS] | None = None
+    rules: list[IngressRule] | None = None
+
+    @model_validator(mode="after")
+    def _backend_or_rules(self) -> Self:
+        if self.defaultBackend is None and not self.rules:
+            raise error(REQUIRED, "either `defaultBackend` or `rules` must be specified")
+        return self
+
+
+class IngressLoadBalancerIngress(KubeModel):
+    ip: str | None = None
+    hostname: str | None = None
+
+
+class IngressLoadBalancerStatus(KubeModel):
+    ingress: list[IngressLoadBalancerIngress] | None = None
+
+
+class IngressStatus(KubeModel):
+    loadBalancer: IngressLoadBalancerStatus | None = None
+
+
+class Ingress(KubeObject):
+    metadata: SubdomainMeta
+    spec: IngressSpec
+    status: IngressStatus | None = None

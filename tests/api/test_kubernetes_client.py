@@ -1,0 +1,82 @@
+"""The official `kubernetes` Python client against `pilothouse serve`, over TLS with its kubeconfig."""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes import client, config, watch
+from kubernetes.client.rest import ApiException
+
+from tests.conftest import Served
+
+
+@pytest.fixture
+def k8s(served: Served) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(served.kubeconfig))
+
+
+def _deployment(name: str) -> client.V1Deployment:
+    return client.V1Deployment(
+        metadata=client.V1ObjectMeta(name=name, labels={"app": name}),
+        spec=client.V1DeploymentSpec(
+            replicas=2,
+            selector=client.V1LabelSelector(match_labels={"app": name}),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels={"app": name}),
+                spec=client.V1PodSpec(
+                    containers=[client.V1Container(name="web", image="pilothouse/busybox")]
+                ),
+            ),
+        ),
+    )
+
+
+def test_list_create_watch_patch_scale(k8s: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s)
+    apps = client.AppsV1Api(k8s)
+
+    names = {ns.metadata.name for ns in core.list_namespace().items}
+    assert {"default", "kube-system"} <= names
+
+    created = apps.create_namespaced_deployment("default", _deployment("web"))
+    assert created.spec.strategy.rolling_update.max_surge == "25%"
+    pod = core.create_namespaced_pod(
+        "default",
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="p1", labels={"app": "x"}),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")]),
+        ),
+    )
+    assert pod.status.phase == "Pending"
+    listed = core.list_namespaced_pod("default", label_selector="app=x")
+    assert [p.metadata.name for p in listed.items] == ["p1"]
+
+    rv = listed.metadata.resource_version
+    core.patch_namespaced_pod("p1", "default", {"metadata": {"labels": {"tier": "web"}}})
+    w = watch.Watch()
+    seen = []
+    for event in w.stream(
+        core.list_namespaced_pod, "default", resource_version=rv, timeout_seconds=5
+    ):
+        seen.append(
+            (
+                event["type"],
+                event["object"].metadata.name,
+                event["object"].metadata.labels.get("tier"),
+            )
+        )
+        w.stop()
+    assert seen == [("MODIFIED", "p1", "web")]
+
+    scale = apps.read_namespaced_deployment_scale("web", "default")
+    assert scale.spec.replicas == 2
+    apps.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 5}})
+    assert apps.read_namespaced_deployment("web", "default").spec.replicas == 5
+    apps.patch_namespaced_deployment("web", "default", {"metadata": {"annotations": {"a": "b"}}})
+    assert apps.read_namespaced_deployment("web", "default").metadata.annotations["a"] == "b"
+
+    with pytest.raises(ApiException) as exc:
+        core.read_namespaced_pod("missing", "default")
+    assert exc.value.status == 404
+    with pytest.raises(ApiException) as exc:
+        apps.create_namespaced_deployment("default", _deployment("web"))
+    assert exc.value.status == 409

@@ -1,0 +1,346 @@
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from control.config import (
+    ApiConfig,
+    Config,
+    ConfigError,
+    ControllersConfig,
+    NetworkConfig,
+    NodeConfig,
+    SchedulerConfig,
+    SshConfig,
+    StoreConfig,
+    Taint,
+    default_data_dir,
+    load_config,
+)
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
+
+
+def load_text(tmp_path: Path, text: str, name: str = "config.toml") -> Config:
+    path = tmp_path / name
+    path.write_text(text)
+    return load_config(path, data_dir=tmp_path / "data")
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as e:
+        load_text(tmp_path, text)
+    return str(e.value)
+
+
+def test_default_data_dir_honours_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PILOTHOUSE_HOME", str(tmp_path / "home"))
+    assert default_data_dir() == tmp_path / "home"
+    monkeypatch.delenv("PILOTHOUSE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_data_dir() == tmp_path / ".pilothouse"
+
+
+def test_missing_file_gives_defaults(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    c = load_config(tmp_path / "nope.toml", data_dir=d)
+    assert c.data_dir == d
+    assert c.store == StoreConfig(path=d / "state.db")
+    assert c.store.backend == "sqlite"
+    assert c.api.socket == d / "api.sock"
+    assert c.api.listen == "127.0.0.1:6443"
+    assert c.api.listen_address == ("127.0.0.1", 6443)
+    assert c.api.tls_cert is None and c.api.tls_key is None
+    assert c.api.pki_dir == d / "pki"
+    assert c.api.tokens_file == d / "tokens.csv"
+    assert c.ssh == SshConfig(known_hosts=d / "known_hosts")
+    assert c.ssh.user == "root" and c.ssh.use_agent
+    assert c.ssh.keepalive_interval == 15 and c.ssh.connect_timeout == 10
+    assert (c.ssh.reconnect_backoff_initial, c.ssh.reconnect_backoff_max) == (1, 30)
+    assert c.ssh.agent_command == ("python3", "-m", "agent")
+    assert c.nodes == ()
+    assert c.network == NetworkConfig()
+    assert c.network.cluster_dns == "10.96.0.10"
+    assert c.controllers == ControllersConfig(40, 300)
+    assert c.scheduler == SchedulerConfig(0)
+
+
+def test_none_path_reads_config_toml_in_data_dir(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[ssh]\nuser = "core"\n')
+    assert load_config(None, data_dir=tmp_path).ssh.user == "core"
+    assert load_config(None, data_dir=tmp_path / "empty").ssh.user == "root"
+
+
+def test_data_dir_from_file_and_relative_paths(tmp_path: Path) -> None:
+    c = load_text(
+        tmp_path,
+        'data_dir = "state"\n[store]\npath = "db/s.db"\n[api]\nsocket = "/run/p.sock"\n'
+        '[ssh]\nidentity_files = ["id_ed25519", "~/k"]\n',
+    )
+    # The data_dir argument wins over the file's key.
+    assert c.data_dir == tmp_path / "data"
+    assert c.store.path == tmp_path / "data" / "db" / "s.db"
+    assert c.api.socket == Path("/run/p.sock")
+    assert c.ssh.identity_files == (tmp_path / "data" / "id_ed25519", Path("~/k").expanduser())
+
+    path = tmp_path / "config.toml"
+    c = load_config(path)
+    assert c.data_dir == tmp_path / "state"  # relative to the config file
+    assert c.store.path == tmp_path / "state" / "db" / "s.db"
+
+
+def test_cluster_dns_follows_service_cidr(tmp_path: Path) -> None:
+    c = load_text(tmp_path, '[network]\nservice_cidr = "172.20.0.0/16"\n')
+    assert c.network.cluster_dns == "172.20.0.10"
+
+
+def test_durations_and_overrides(tmp_path: Path) -> None:
+    c = load_text(
+        tmp_path,
+        """
+[ssh]
+keepalive_interval = 5
+connect_timeout = 2.5
+reconnect_backoff_initial = "250ms"
+reconnect_backoff_max = "1m30s"
+[controllers]
+node_monitor_grace_period = "2s"
+pod_eviction_timeout = "1h"
+[api]
+listen = ""
+tls_cert = "c.pem"
+tls_key = "k.pem"
+[store]
+backend = "etcd"
+etcd_endpoints = ["https://10.0.0.1:2379", "10.0.0.2:2379"]
+""",
+    )
+    assert c.ssh.keepalive_interval == 5.0
+    assert c.ssh.connect_timeout == 2.5
+    assert c.ssh.reconnect_backoff_initial == 0.25
+    assert c.ssh.reconnect_backoff_max == 90.0
+    assert c.controllers == ControllersConfig(2.0, 3600.0)
+    assert c.api.listen_address is None
+    assert c.api.tls_cert == tmp_path / "data" / "c.pem"
+    assert c.store.backend == "etcd"
+    assert c.store.etcd_endpoints == ("https://10.0.0.1:2379", "10.0.0.2:2379")
+
+
+def test_ipv6_listen_address(tmp_path: Path) -> None:
+    assert load_text(tmp_path, '[api]\nlisten = "[::]:6443"\n').api.listen_address == ("::", 6443)
+
+
+def test_nodes(tmp_path: Path) -> None:
+    c = load_text(
+        tmp_path,
+        """
+[ssh]
+user = "core"
+[[nodes]]
+name = "n1"
+host = "10.0.0.1"
+[[nodes]]
+name = "n2"
+host = "n2.lan"
+port = 2200
+user = "ops"
+labels = { "topology.kubernetes.io/zone" = "z1" }
+taints = ["gpu:NoSchedule", "a=b:NoExecute"]
+""",
+    )
+    assert c.nodes == (
+        NodeConfig("n1", "10.0.0.1"),
+        NodeConfig(
+            "n2",
+            "n2.lan",
+            2200,
+            "ops",
+            {"topology.kubernetes.io/zone": "z1"},
+            (Taint("gpu", "NoSchedule"), Taint("a", "NoExecute", "b")),
+        ),
+    )
+    assert c.nodes[1].taints[1].to_dict() == {"key": "a", "value": "b", "effect": "NoExecute"}
+    assert c.nodes[1].taints[0].to_dict() == {"key": "gpu", "effect": "NoSchedule"}
+
+
+def test_example_file_equals_defaults(tmp_path: Path) -> None:
+    c = load_config(EXAMPLE, data_dir=tmp_path)
+    defaults = load_config(None, data_dir=tmp_path / "absent")
+    defaults = dataclasses.replace(
+        defaults,
+        data_dir=tmp_path,
+        store=dataclasses.replace(defaults.store, path=tmp_path / "state.db"),
+        api=load_config(None, data_dir=tmp_path).api,
+        ssh=load_config(None, data_dir=tmp_path).ssh,
+    )
+    assert dataclasses.replace(c, nodes=()) == defaults
+    assert [n.name for n in c.nodes] == ["node-1", "node-2"]
+    assert c.nodes[0].port == 22 and c.nodes[0].user is None and c.nodes[0].taints == ()
+    assert c.nodes[1].taints == (
+        Taint("dedicated", "NoSchedule", "db"),
+        Taint("maintenance", "NoExecute"),
+    )
+
+
+def _fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def test_example_file_documents_every_key() -> None:
+    text = EXAMPLE.read_text()
+    # Keys appear set (`key = ...`) or commented out (`# key = ...`).
+    documented = set(re.findall(r"^(?:# )?([a-z_]+) = ", text, re.M))
+    expected = (
+        {"data_dir"}
+        | _fields(StoreConfig)
+        | _fields(ApiConfig)
+        | _fields(SshConfig)
+        | _fields(NodeConfig)
+        | _fields(NetworkConfig)
+        | _fields(ControllersConfig)
+        | _fields(SchedulerConfig)
+    )
+    assert expected - documented == set()
+    sections = set(re.findall(r"^\[+(\w+)\]+", text, re.M))
+    assert sections == _fields(Config) - {"data_dir"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[network]\nservice_cidr = "10.96.0.0/40"\n',
+            "config.toml: network.service_cidr: not a valid CIDR: '10.96.0.0/40'",
+        ),
+        (
+            '[network]\npod_cidr = "10.244.1.0/16"\n',
+            "config.toml: network.pod_cidr: host bits set in CIDR: '10.244.1.0/16'",
+        ),
+        (
+            '[network]\npod_cidr = "10.96.0.0/16"\n',
+            "config.toml: network.service_cidr: overlaps pod_cidr 10.96.0.0/16",
+        ),
+        (
+            "[network]\nnode_cidr_mask = 8\n",
+            "config.toml: network.node_cidr_mask: must be between 16 (the pod_cidr prefix) and 30, got 8",
+        ),
+        (
+            '[network]\ncluster_dns = "10.0.0.10"\n',
+            "config.toml: network.cluster_dns: 10.0.0.10 is not inside service_cidr 10.96.0.0/12",
+        ),
+        (
+            '[network]\ncluster_dns = "dns"\n',
+            "config.toml: network.cluster_dns: not a valid IP address: 'dns'",
+        ),
+        (
+            "[network]\npod_cdir = 1\n",
+            "config.toml: network.pod_cdir: unknown key (did you mean 'pod_cidr'?)",
+        ),
+        ("colour = 1\n", "config.toml: colour: unknown key"),
+        ("[ssh]\nuser = 5\n", "config.toml: ssh.user: expected a string, got integer 5"),
+        ("[ssh]\nuse_agent = 1\n", "config.toml: ssh.use_agent: expected a boolean, got integer 1"),
+        (
+            '[ssh]\nagent_command = "python3 -m agent"\n',
+            "config.toml: ssh.agent_command: expected an array of strings, got string 'python3 -m agent'",
+        ),
+        (
+            '[ssh]\nconnect_timeout = "10 s"\n',
+            'config.toml: ssh.connect_timeout: not a valid duration: \'10 s\' (use e.g. "15s", "5m", "1m30s")',
+        ),
+        (
+            "[ssh]\nkeepalive_interval = 0\n",
+            "config.toml: ssh.keepalive_interval: must be positive, got 0",
+        ),
+        (
+            '[ssh]\nreconnect_backoff_max = "500ms"\n',
+            "config.toml: ssh.reconnect_backoff_max: must not be less than reconnect_backoff_initial (0.5 < 1.0)",
+        ),
+        ("ssh = 3\n", "config.toml: ssh: expected a table, got integer 3"),
+        (
+            '[store]\nbackend = "redis"\n',
+            'config.toml: store.backend: must be "sqlite" or "etcd", got \'redis\'',
+        ),
+        (
+            '[store]\nbackend = "etcd"\netcd_endpoints = []\n',
+            'config.toml: store.etcd_endpoints: must not be empty when backend is "etcd"',
+        ),
+        (
+            "[store]\ncompaction_keep = true\n",
+            "config.toml: store.compaction_keep: expected an integer, got boolean True",
+        ),
+        (
+            "[store]\ncompaction_keep = 0\n",
+            "config.toml: store.compaction_keep: must be at least 1, got 0",
+        ),
+        (
+            '[api]\nlisten = "6443"\n',
+            'config.toml: api.listen: not a valid address (want "host:port", or "" to disable): \'6443\'',
+        ),
+        (
+            '[api]\ntls_cert = "c.pem"\n',
+            "config.toml: api.tls_key: tls_cert and tls_key must be set together",
+        ),
+        (
+            "[scheduler]\npercentage_of_nodes_to_score = 101\n",
+            "config.toml: scheduler.percentage_of_nodes_to_score: must be between 0 and 100, got 101",
+        ),
+        ('[[nodes]]\nhost = "h"\n', "config.toml: nodes[0].name: required"),
+        ('[[nodes]]\nname = "n"\n', "config.toml: nodes[0].host: required"),
+        (
+            '[[nodes]]\nname = "Node_1"\nhost = "h"\n',
+            "config.toml: nodes[0].name: not a valid node name (lowercase DNS subdomain): 'Node_1'",
+        ),
+        (
+            '[[nodes]]\nname = "a"\nhost = "h"\n[[nodes]]\nname = "a"\nhost = "h"\n',
+            "config.toml: nodes[1].name: duplicate node name 'a'",
+        ),
+        (
+            '[[nodes]]\nname = "a"\nhost = "h"\nport = 70000\n',
+            "config.toml: nodes[0].port: must be between 1 and 65535, got 70000",
+        ),
+        (
+            '[[nodes]]\nname = "a"\nhost = "h"\nhostname = "x"\n',
+            "config.toml: nodes[0].hostname: unknown key (did you mean 'host'?)",
+        ),
+        (
+            '[[nodes]]\nname = "a"\nhost = "h"\nlabels = { "bad key" = "x" }\n',
+            "config.toml: nodes[0].labels.bad key: not a valid label key",
+        ),
+        (
+            '[[nodes]]\nname = "a"\nhost = "h"\ntaints = ["k=v:Sometimes"]\n',
+            "config.toml: nodes[0].taints[0]: effect must be one of NoSchedule, PreferNoSchedule, NoExecute, got 'Sometimes'",
+        ),
+        (
+            '[[nodes]]\nname = "a"\nhost = "h"\ntaints = ["novalue"]\n',
+            "config.toml: nodes[0].taints[0]: expected \"key[=value]:Effect\", got 'novalue'",
+        ),
+        (
+            '[nodes]\nname = "a"\n',
+            "config.toml: nodes: expected an array of tables ([[nodes]]), got table",
+        ),
+    ],
+)
+def test_errors_name_key_and_reason(tmp_path: Path, text: str, message: str) -> None:
+    msg = error_of(tmp_path, text)
+    assert msg == f"{tmp_path / 'config.toml'}: {message.removeprefix('config.toml: ')}"
+
+
+def test_relative_config_path_is_named_as_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("config.toml").write_text('[network]\nservice_cidr = "10.96.0.0/40"\n')
+    with pytest.raises(
+        ConfigError,
+        match=re.escape("config.toml: network.service_cidr: not a valid CIDR: '10.96.0.0/40'"),
+    ) as e:
+        load_config(Path("config.toml"), data_dir=tmp_path)
+    assert str(e.value).startswith("config.toml: ")
+
+
+def test_invalid_toml(tmp_path: Path) -> None:
+    msg = error_of(tmp_path, "[ssh\nuser = 1\n")
+    assert msg.startswith(f"{tmp_path / 'config.toml'}: invalid TOML: ")
