@@ -90,14 +90,28 @@ class Client:
         body: Any = None,
         content_type: str = JSON,
     ) -> Any:
+        status, raw = await self.request_raw(
+            method, path, params=params, body=body, content_type=content_type
+        )
+        return _decode(status, raw)
+
+    async def request_raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = JSON,
+    ) -> tuple[int, bytes]:
+        """The status and undecoded body of one request."""
         data = None if body is None else orjson.dumps(body)
         headers = {"Content-Type": content_type} if data is not None else None
         try:
             async with self._sess().request(
                 method, self._base + path, params=params, data=data, headers=headers
             ) as resp:
-                raw = await resp.read()
-                return _decode(resp.status, raw)
+                return resp.status, await resp.read()
         except aiohttp.ClientConnectionError as e:
             raise ClusterUnreachable(f"cannot reach the API server at {self.server}: {e}") from e
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from control.api.pki import (
+    Tokens,
     ensure_pki,
     ensure_tokens,
     server_ssl_context,
@@ -65,36 +66,35 @@ class ControlPlane:
             await self.api.start_unix(cfg.api.socket)
             listen = cfg.api.listen_address
             if listen is not None:
-                host, port = listen
-                hosts = (
-                    [host, *cfg.api.tls_san]
-                    if host not in ("0.0.0.0", "::", "")
-                    else list(cfg.api.tls_san)
-                )
-                pki = ensure_pki(cfg.api.pki_dir, hosts)
-                port = await self.api.start_tcp(host, port, server_ssl_context(pki))
-                url_host = (
-                    "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
-                )
-                if ":" in url_host:
-                    url_host = f"[{url_host}]"
-                self.server_url = f"https://{url_host}:{port}"
-                write_kubeconfig(
-                    self.kubeconfig_path, self.server_url, pki.ca_pem, tokens.require_token("admin")
-                )
-                write_kubeconfig(
-                    cfg.data_dir / READONLY_KUBECONFIG,
-                    self.server_url,
-                    pki.ca_pem,
-                    tokens.require_token("readonly"),
-                    user="readonly",
-                )
-                _write_private(
-                    cfg.data_dir / READONLY_TOKEN, tokens.require_token("readonly") + "\n"
-                )
+                await self._start_tls(*listen, tokens)
         except BaseException:
             await self.stop()
             raise
+
+    async def _start_tls(self, host: str, port: int, tokens: Tokens) -> None:
+        cfg = self.config
+        assert self.api is not None
+        ca_pem: bytes | None
+        if cfg.api.tls_cert and cfg.api.tls_key:
+            # An operator's own certificate: clients trust it through the system CAs.
+            context = server_ssl_context(cfg.api.tls_cert, cfg.api.tls_key)
+            ca_pem = None
+        else:
+            wildcard = host in ("0.0.0.0", "::", "")
+            pki = ensure_pki(cfg.api.pki_dir, [*([] if wildcard else [host]), *cfg.api.tls_san])
+            context = server_ssl_context(pki.server_cert, pki.server_key)
+            ca_pem = pki.ca_pem
+        port = await self.api.start_tcp(host, port, context)
+        url_host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+        if ":" in url_host:
+            url_host = f"[{url_host}]"
+        self.server_url = f"https://{url_host}:{port}"
+        admin, readonly = tokens.require_token("admin"), tokens.require_token("readonly")
+        write_kubeconfig(self.kubeconfig_path, self.server_url, ca_pem, admin)
+        write_kubeconfig(
+            cfg.data_dir / READONLY_KUBECONFIG, self.server_url, ca_pem, readonly, user="readonly"
+        )
+        _write_private(cfg.data_dir / READONLY_TOKEN, readonly + "\n")
 
     async def stop(self) -> None:
         if self.api is not None:

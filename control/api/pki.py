@@ -282,11 +282,11 @@ def ensure_pki(pki_dir: Path, hosts: Iterable[str]) -> Pki:
     )
 
 
-def server_ssl_context(pki: Pki) -> ssl.SSLContext:
-    """A TLS 1.2+ server context serving the PKI's server certificate."""
+def server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A TLS 1.2+ server context serving `cert` (a PEM chain) with `key`."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(pki.server_cert, pki.server_key)
+    ctx.load_cert_chain(cert, key)
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
 

@@ -124,7 +124,9 @@ async def test_tls_handshake_verifies_against_ca(tmp_path: Path) -> None:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server_ssl_context(pki))
+    server = await asyncio.start_server(
+        echo, "127.0.0.1", 0, ssl=server_ssl_context(pki.server_cert, pki.server_key)
+    )
     port = server.sockets[0].getsockname()[1]
     try:
         ctx = client_ssl_context(pki.ca_pem)
