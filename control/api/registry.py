@@ -23,7 +23,7 @@ from control import errors
 from control.api.clusterip import ClusterIPAllocator
 from control.errors import ApiError, Cause
 from control.objects.admission import admit
-from control.objects.kinds import ResourceType
+from control.objects.kinds import NAMESPACE, POD, RESOURCES, ResourceType
 from control.objects.selectors import selector_from_match
 from control.store.interface import (
     KV,
@@ -64,7 +64,7 @@ class Registry:
         self.cluster_ips = ClusterIPAllocator(store, service_cidr)
 
     async def ensure_system_namespaces(self) -> None:
-        ns_type = _namespace_type()
+        ns_type = NAMESPACE
         for name in SYSTEM_NAMESPACES:
             if await self.store.get(ns_type.key(None, name)) is None:
                 try:
@@ -259,6 +259,29 @@ class Registry:
             await self._release_cluster_ips(obj)
         return deleted
 
+    async def bind(self, namespace: str, name: str, node: str) -> KV:
+        """Assign a pod to a node, as the `pods/binding` subresource does."""
+
+        def build(current: KV) -> Obj:
+            obj = current.obj
+            spec = obj.setdefault("spec", {})
+            if spec.get("nodeName"):
+                raise errors.conflict(
+                    "pods", name, "", f"pod {name} is already assigned to node {spec['nodeName']!r}"
+                )
+            spec["nodeName"] = node
+            status = obj.setdefault("status", {})
+            conditions = [
+                c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"
+            ]
+            conditions.append(
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()}
+            )
+            status["conditions"] = conditions
+            return obj
+
+        return await self._read_modify_write(POD, namespace, name, build, "binding", False)
+
     # -- scale subresource ---------------------------------------------------
 
     async def get_scale(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
@@ -341,6 +364,8 @@ class Registry:
             if "status" in obj:
                 merged["status"] = obj["status"]
             new = admit(merged)
+        elif subresource == "binding":
+            new = admit(obj)  # the binding sets spec.nodeName and the PodScheduled condition
         else:
             new = admit(obj)
             if rt.status:
@@ -388,7 +413,7 @@ class Registry:
             raise errors.conflict(rt.plural, name, rt.group) from e
 
     async def _require_namespace(self, namespace: str) -> None:
-        ns = await self.store.get(_namespace_type().key(None, namespace))
+        ns = await self.store.get(NAMESPACE.key(None, namespace))
         if ns is None:
             raise errors.not_found("namespaces", namespace)
         if _meta(ns.obj).get("deletionTimestamp"):
@@ -397,8 +422,6 @@ class Registry:
             )
 
     async def _delete_namespace_contents(self, namespace: str) -> None:
-        from control.objects.kinds import RESOURCES
-
         for rt in RESOURCES:
             if not rt.namespaced:
                 continue
@@ -445,14 +468,6 @@ class Registry:
         for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
             if ip and ip != "None":
                 await self.cluster_ips.release(ip)
-
-
-def _namespace_type() -> ResourceType:
-    from control.objects.kinds import by_kind
-
-    rt = by_kind("v1", "Namespace")
-    assert rt is not None
-    return rt
 
 
 def _parse_rv(rv: Any) -> int:

@@ -26,7 +26,7 @@ from control import errors
 from control.api import discovery
 from control.api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from control.api.registry import Registry
-from control.errors import ApiError
+from control.errors import ApiError, Cause
 from control.objects.kinds import ResourceType, by_path
 from control.objects.selectors import SelectorError, build_matcher
 from control.store.interface import Matcher
@@ -209,6 +209,8 @@ class ApiServer:
             raise errors.method_not_allowed(f"{method} is not supported on a collection")
         if sub == "scale":
             return await self._scale(request, target, name, dry_run)
+        if sub == "binding" and rt.kind == "Pod" and method == "POST":
+            return await self._bind(request, ns or "default", name)
         if sub not in ("", "status"):
             raise ApiError(
                 404, "NotFound", f"the server could not find the requested resource ({sub})"
@@ -346,6 +348,26 @@ class ApiServer:
             deleted.append(gone.raw)
         head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {}})
         return raw_response(b"".join((head[:-1], b',"items":[', b",".join(deleted), b"]}")))
+
+    async def _bind(self, request: web.Request, ns: str, name: str) -> web.Response:
+        body = await _body(request)
+        target = body.get("target") if isinstance(body, dict) else None
+        node = target.get("name") if isinstance(target, dict) else None
+        if not isinstance(node, str) or not node:
+            raise errors.invalid(
+                "Binding", name, [Cause("target.name", "required", "FieldValueRequired")]
+            )
+        await self.registry.bind(ns, name, node)
+        return json_response(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "code": 201,
+            },
+            201,
+        )
 
     async def _scale(
         self, request: web.Request, target: Target, name: str, dry_run: bool

@@ -102,3 +102,23 @@ def by_path(group: str, version: str, plural: str) -> ResourceType | None:
 def by_name(name: str) -> ResourceType | None:
     """Resolve what a user types (`po`, `pods`, `deployment`, `deploy.apps`)."""
     return _BY_NAME.get(name.lower())
+
+
+def _require(api_version: str, kind: str) -> ResourceType:
+    rt = by_kind(api_version, kind)
+    if rt is None:
+        raise KeyError(f"{api_version} {kind}")
+    return rt
+
+
+NAMESPACE = _require("v1", "Namespace")
+NODE = _require("v1", "Node")
+POD = _require("v1", "Pod")
+SERVICE = _require("v1", "Service")
+ENDPOINTS = _require("v1", "Endpoints")
+SECRET = _require("v1", "Secret")
+CONFIGMAP = _require("v1", "ConfigMap")
+EVENT = _require("v1", "Event")
+DEPLOYMENT = _require("apps/v1", "Deployment")
+REPLICASET = _require("apps/v1", "ReplicaSet")
+INGRESS = _require("networking.k8s.io/v1", "Ingress")

@@ -1,0 +1,1 @@
+"""Controllers: small reconcilers fed by informers (list+watch caches) through work queues."""
