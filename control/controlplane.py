@@ -8,8 +8,10 @@ that the CLI, the `kubernetes` client and kubectl can connect.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from control.api.pki import (
@@ -22,6 +24,13 @@ from control.api.pki import (
 from control.api.registry import Registry
 from control.api.server import ApiServer
 from control.config import Config
+from control.controllers.endpoints import EndpointsController
+from control.controllers.manager import ControllerManager
+from control.controllers.nodelifecycle import NodeLifecycleController
+from control.nodes.manager import NodeLinks
+from control.nodes.transport import Transport
+from control.scheduler.scheduler import Scheduler
+from control.store.cache import CachedStore
 from control.store.interface import Store
 from control.store.sqlite import SqliteStore
 
@@ -35,16 +44,37 @@ READONLY_TOKEN = "readonly-token"
 def open_store(config: Config) -> Store:
     if config.store.backend != "sqlite":
         raise NotImplementedError(f"store backend {config.store.backend!r} is not available yet")
-    return SqliteStore(config.store.path, compact_keep=config.store.compaction_keep)
+    # Reads are served from memory; the cache follows the backend with a watch.
+    return CachedStore(SqliteStore(config.store.path, compact_keep=config.store.compaction_keep))
 
 
 class ControlPlane:
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        transports: Mapping[str, Transport] | None = None,
+        components: bool = True,
+    ) -> None:
+        """`transports` reaches the node agents by node name (in-process hollow
+        agents in tests and benchmarks); more can be added to `node_links`.
+        With `components=False` it serves the API alone: no scheduler,
+        controllers or node links (for tests of the API itself)."""
         self.config = config
+        self.components = components
         self.store = open_store(config)
         self.registry = Registry(self.store, config.network.service_cidr)
         self.api: ApiServer | None = None
         self.server_url: str | None = None
+        self.controllers = ControllerManager(self.registry, config)
+        self.scheduler = Scheduler(self.registry, config, informers=self.controllers.informer)
+        self.controllers.register(EndpointsController(self.controllers, config))
+        self.controllers.register(NodeLifecycleController(self.controllers, config))
+        self.node_links = NodeLinks(
+            self.registry, config, transports or {}, informers=self.controllers.informer
+        )
+        # Components that run until stop(), each as one task.
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def socket_path(self) -> Path:
@@ -67,6 +97,11 @@ class ControlPlane:
             listen = cfg.api.listen_address
             if listen is not None:
                 await self._start_tls(*listen, tokens)
+            if not self.components:
+                return
+            self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
+            self._tasks.append(asyncio.create_task(self.controllers.run(), name="controllers"))
+            self._tasks.append(asyncio.create_task(self.node_links.run(), name="node links"))
         except BaseException:
             await self.stop()
             raise
@@ -97,6 +132,12 @@ class ControlPlane:
         _write_private(cfg.data_dir / READONLY_TOKEN, readonly + "\n")
 
     async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if self.api is not None:
             await self.api.stop()
             self.api = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,16 +22,22 @@ from control.controlplane import ControlPlane
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
+@contextlib.asynccontextmanager
+async def running_plane(data_dir: Path, **kwargs: Any) -> AsyncIterator[ControlPlane]:
     """A control plane in this process: unix socket plus TLS on 127.0.0.1, a free port."""
-    (tmp_path / "config.toml").write_text('[api]\nlisten = "127.0.0.1:0"\n')
-    cp = ControlPlane(load_config(None, data_dir=tmp_path))
+    (data_dir / "config.toml").write_text('[api]\nlisten = "127.0.0.1:0"\n')
+    cp = ControlPlane(load_config(None, data_dir=data_dir), **kwargs)
     await cp.start()
     try:
         yield cp
     finally:
         await cp.stop()
+
+
+@pytest.fixture
+async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
+    async with running_plane(tmp_path) as cp:
+        yield cp
 
 
 @pytest.fixture

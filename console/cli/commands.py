@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from control.apply import apply_one
 from control.client import Client
 from control.config import load_config
 from control.errors import ApiError
-from control.objects.kinds import ResourceType, by_kind, by_name
+from control.objects.kinds import NODE, POD, ResourceType, by_kind, by_name
 from control.objects.manifest import load_paths
 
 
@@ -59,7 +60,10 @@ async def serve(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         config = replace(config, api=replace(config.api, listen=args.listen))
-    plane = ControlPlane(config)
+    from control.nodes.ssh import ssh_transports
+
+    # The configured [[nodes]] are reached over SSH.
+    plane = ControlPlane(config, transports=ssh_transports(config))
     await plane.start()
     print(f"pilothouse API serving on unix:{plane.socket_path}", file=sys.stderr)
     if plane.server_url:
@@ -238,6 +242,234 @@ async def scale(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- rollout -------------------------------------------------------------------
+
+
+def _deployment_target(args: argparse.Namespace) -> tuple[ResourceType, str, str]:
+    rt, name = _split_target(args.target, args.name)
+    if rt.kind != "Deployment":
+        raise UsageError(f"rollout is not supported on {rt.plural}: use deployment/NAME")
+    return rt, name, args.namespace or "default"
+
+
+def rollout_message(d: dict[str, Any]) -> tuple[str, bool]:
+    """kubectl's rollout status line for a Deployment, and whether it is done.
+
+    Raises UsageError when the rollout exceeded its progress deadline."""
+    meta, spec, status = d.get("metadata") or {}, d.get("spec") or {}, d.get("status") or {}
+    name = meta.get("name")
+    if int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
+        return "Waiting for deployment spec update to be observed...", False
+    for c in status.get("conditions") or ():
+        if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
+            raise UsageError(f'deployment "{name}" exceeded its progress deadline')
+    want = int(spec.get("replicas", 1))
+    total = int(status.get("replicas") or 0)
+    updated = int(status.get("updatedReplicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    waiting = f'Waiting for deployment "{name}" rollout to finish: '
+    if updated < want:
+        return f"{waiting}{updated} out of {want} new replicas have been updated...", False
+    if total > updated:
+        return f"{waiting}{total - updated} old replicas are pending termination...", False
+    if available < updated:
+        return f"{waiting}{available} of {updated} updated replicas are available...", False
+    return f'deployment "{name}" successfully rolled out', True
+
+
+def _timeout(text: str) -> float:
+    from control.config import _parse_duration
+
+    text = text.strip()
+    try:
+        seconds: float | None = float(text)
+    except ValueError:
+        seconds = _parse_duration(text)
+    if seconds is None or seconds < 0:
+        raise UsageError(f'--timeout: not a duration: "{text}" (use e.g. "90s", "5m")')
+    return seconds
+
+
+async def rollout_status(args: argparse.Namespace) -> int:
+    rt, name, ns = _deployment_target(args)
+    timeout = _timeout(args.timeout)
+    async with _client(args) as client:
+        try:
+            async with asyncio.timeout(timeout or None):
+                return await _follow_rollout(client, rt, name, ns, args.watch)
+        except TimeoutError:
+            print("error: timed out waiting for the condition", file=sys.stderr)
+            return 1
+
+
+async def _follow_rollout(client: Client, rt: ResourceType, name: str, ns: str, watch: bool) -> int:
+    last = ""
+
+    def show(d: dict[str, Any]) -> bool:
+        nonlocal last
+        message, done = rollout_message(d)
+        if message != last:
+            print(message, flush=True)
+            last = message
+        return done
+
+    d = await client.get(rt, name, ns)
+    while True:
+        if show(d) or not watch:
+            return 0
+        rv = str((d.get("metadata") or {}).get("resourceVersion") or "")
+        try:
+            async for kind, obj in client.watch(
+                rt, ns, resource_version=rv, field_selector=f"metadata.name={name}"
+            ):
+                if kind == "DELETED":
+                    raise UsageError(f'deployment "{name}" was deleted')
+                d = obj
+                if show(d):
+                    return 0
+        except ApiError as e:
+            if e.code != 410:
+                raise
+        d = await client.get(rt, name, ns)  # the watch ended or fell behind: start again
+
+
+async def _revisions(client: Client, d: dict[str, Any], ns: str) -> dict[int, dict[str, Any]]:
+    """The Deployment's ReplicaSets by revision."""
+    from control.controllers.deployment import revision
+    from control.objects.kinds import REPLICASET
+
+    uid = (d.get("metadata") or {}).get("uid")
+    out: dict[int, dict[str, Any]] = {}
+    for rs in await list_all(client, REPLICASET, ns):
+        refs = (rs.get("metadata") or {}).get("ownerReferences") or []
+        if any(r.get("controller") and r.get("uid") == uid for r in refs):
+            out[revision(rs)] = rs
+    return out
+
+
+async def rollout_history(args: argparse.Namespace) -> int:
+    from control.controllers.deployment import CHANGE_CAUSE
+
+    rt, name, ns = _deployment_target(args)
+    async with _client(args) as client:
+        d = await client.get(rt, name, ns)
+        history = await _revisions(client, d, ns)
+    if args.revision:
+        rs = history.get(args.revision)
+        if rs is None:
+            raise UsageError(f"unable to find the specified revision {args.revision}")
+        print(f"deployment.apps/{name} with revision #{args.revision}")
+        print("Pod Template:")
+        for line in to_yaml((rs.get("spec") or {}).get("template") or {}).splitlines():
+            print(f"  {line}")
+        return 0
+    if not history:
+        print("No rollout history found.")
+        return 0
+    print(f"deployment.apps/{name}")
+    table(
+        ["REVISION", "CHANGE-CAUSE"],
+        [
+            [
+                str(rev),
+                ((history[rev].get("metadata") or {}).get("annotations") or {}).get(
+                    CHANGE_CAUSE, "<none>"
+                ),
+            ]
+            for rev in sorted(history)
+        ],
+        sys.stdout,
+    )
+    return 0
+
+
+async def rollout_undo(args: argparse.Namespace) -> int:
+    """Roll back client-side, as modern kubectl does: copy the revision's template
+    (without its pod-template-hash label) and annotations into the Deployment."""
+    from control.controllers.deployment import (
+        SKIP_ANNOTATIONS,
+        equal_ignore_hash,
+        template_without_hash,
+    )
+
+    rt, name, ns = _deployment_target(args)
+    async with _client(args) as client:
+        d = await client.get(rt, name, ns)
+        if (d.get("spec") or {}).get("paused"):
+            raise UsageError(
+                "you cannot rollback a paused deployment; resume it first with "
+                f"'pilothouse rollout resume deployment/{name}' and try again"
+            )
+        history = await _revisions(client, d, ns)
+        if args.to_revision:
+            target = history.get(args.to_revision)
+            if target is None:
+                raise UsageError(f"unable to find specified revision {args.to_revision} in history")
+            rev = args.to_revision
+        else:
+            older = sorted(history)[:-1]
+            if not older:
+                raise UsageError(f'no rollout history found for deployment "{name}"')
+            rev = older[-1]
+            target = history[rev]
+        template = (target.get("spec") or {}).get("template") or {}
+        if equal_ignore_hash(template, (d.get("spec") or {}).get("template") or {}):
+            print(
+                f"deployment.apps/{name} skipped rollback "
+                f"(current template already matches revision {rev})"
+            )
+            return 0
+        meta = d.setdefault("metadata", {})
+        current = meta.get("annotations") or {}
+        annotations = {k: v for k, v in current.items() if k in SKIP_ANNOTATIONS}
+        for k, v in ((target.get("metadata") or {}).get("annotations") or {}).items():
+            if k not in SKIP_ANNOTATIONS:
+                annotations[k] = v
+        meta["annotations"] = annotations
+        d["spec"]["template"] = template_without_hash(template)
+        await client.replace(rt, d)
+    print(f"deployment.apps/{name} rolled back")
+    return 0
+
+
+async def rollout_restart(args: argparse.Namespace) -> int:
+    from control.api.registry import now_rfc3339
+    from control.controllers.deployment import RESTARTED_AT
+
+    rt, name, ns = _deployment_target(args)
+    async with _client(args) as client:
+        d = await client.get(rt, name, ns)
+        if (d.get("spec") or {}).get("paused"):
+            raise UsageError(
+                f'deployments.apps "{name}" can\'t restart paused deployment (run rollout resume first)'
+            )
+        patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now_rfc3339()}}}}}
+        await client.patch(rt, name, patch, ns)
+    print(f"deployment.apps/{name} restarted")
+    return 0
+
+
+async def _set_paused(args: argparse.Namespace, paused: bool) -> int:
+    rt, name, ns = _deployment_target(args)
+    word = "paused" if paused else "resumed"
+    async with _client(args) as client:
+        d = await client.get(rt, name, ns)
+        if bool((d.get("spec") or {}).get("paused")) == paused:
+            state = "already paused" if paused else "not paused"
+            raise UsageError(f'deployments.apps "{name}" is {state}')
+        await client.patch(rt, name, {"spec": {"paused": paused}}, ns)
+    print(f"deployment.apps/{name} {word}")
+    return 0
+
+
+async def rollout_pause(args: argparse.Namespace) -> int:
+    return await _set_paused(args, True)
+
+
+async def rollout_resume(args: argparse.Namespace) -> int:
+    return await _set_paused(args, False)
+
+
 async def version(args: argparse.Namespace) -> int:
     from importlib.metadata import version as pkg_version
 
@@ -252,3 +484,277 @@ async def bench_api(args: argparse.Namespace) -> int:
     from console.bench.api import run_bench_api
 
     return await run_bench_api(args.objects, args.concurrency, args.json)
+
+
+async def bench_scheduler(args: argparse.Namespace) -> int:
+    from console.bench.scheduler import run_bench_scheduler
+
+    return await run_bench_scheduler(args.nodes, args.pods, args.concurrency, args.json)
+
+
+async def bench_console(args: argparse.Namespace) -> int:
+    from console.bench.console import run_bench_console
+
+    return await run_bench_console(args.pods, args.nodes, args.seconds, args.rate, args.json)
+
+
+async def console(args: argparse.Namespace) -> int:
+    from console.tui.launch import run_console
+
+    return await run_console(args)
+
+
+# -- cordon / uncordon / drain -----------------------------------------------
+
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from "90", "90s", "2m", "1m30s"; 0 means no limit."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    total, pos = 0.0, 0
+    while pos < len(text):
+        m = _DURATION.match(text, pos)
+        if m is None:
+            raise UsageError(f'invalid duration "{text}": use e.g. 90s, 2m, 1m30s')
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if not text:
+        raise UsageError("invalid duration: empty")
+    return total
+
+
+async def _set_unschedulable(client: Client, node: str, cordoned: bool) -> bool:
+    """Cordon or uncordon; False when the node already was."""
+    obj = await client.get(NODE, node)
+    if bool((obj.get("spec") or {}).get("unschedulable")) == cordoned:
+        return False
+    await client.patch(NODE, node, {"spec": {"unschedulable": True if cordoned else None}})
+    return True
+
+
+async def cordon(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        changed = await _set_unschedulable(client, args.node, True)
+    print(f"node/{args.node} {'cordoned' if changed else 'already cordoned'}")
+    return 0
+
+
+async def uncordon(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        changed = await _set_unschedulable(client, args.node, False)
+    print(f"node/{args.node} {'uncordoned' if changed else 'already uncordoned'}")
+    return 0
+
+
+def _pod_name(pod: dict[str, Any]) -> str:
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+def _daemon_pod(pod: dict[str, Any]) -> bool:
+    refs = (pod.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("controller") and r.get("kind") == "DaemonSet" for r in refs)
+
+
+async def drain(args: argparse.Namespace) -> int:
+    """Cordon the node, evict its pods (not mirror or DaemonSet pods), and wait
+    until they are gone, as `kubectl drain`."""
+    node = args.node
+    timeout = parse_duration(args.timeout)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout if timeout > 0 else None
+    async with _client(args) as client:
+        changed = await _set_unschedulable(client, node, True)
+        print(f"node/{node} {'cordoned' if changed else 'already cordoned'}", flush=True)
+        listed = await client.list(POD, None, field_selector=f"spec.nodeName={node}")
+        revision = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+        pods = listed.get("items") or []
+        mirror = [
+            p
+            for p in pods
+            if MIRROR_ANNOTATION in ((p.get("metadata") or {}).get("annotations") or {})
+        ]
+        daemon = [p for p in pods if _daemon_pod(p) and p not in mirror]
+        if daemon and not args.ignore_daemonsets:
+            names = ", ".join(_pod_name(p) for p in daemon)
+            print(
+                f'error: unable to drain node "{node}": cannot delete DaemonSet-managed Pods '
+                f"(use --ignore-daemonsets to ignore): {names}",
+                file=sys.stderr,
+            )
+            return 1
+        if daemon:
+            names = ", ".join(_pod_name(p) for p in daemon)
+            print(f"Warning: ignoring DaemonSet-managed Pods: {names}", file=sys.stderr)
+        targets = [p for p in pods if p not in mirror and p not in daemon]
+        pending: dict[str, str] = {}  # namespace/name -> uid
+        for pod in targets:
+            meta = pod["metadata"]
+            print(f"evicting pod {_pod_name(pod)}", flush=True)
+            if await _evict(client, pod, args.grace_period, deadline):
+                pending[_pod_name(pod)] = str(meta.get("uid"))
+            else:
+                print(f"pod/{meta['name']} evicted", flush=True)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await _wait_deleted(client, node, pending, revision)
+        except TimeoutError:
+            print(
+                f'error: unable to drain node "{node}": timed out after {args.timeout} '
+                f"waiting for pods to be deleted: {', '.join(sorted(pending))}",
+                file=sys.stderr,
+            )
+            return 1
+    print(f"node/{node} drained")
+    return 0
+
+
+async def _evict(client: Client, pod: dict[str, Any], grace: int, deadline: float | None) -> bool:
+    """POST the Eviction; False when the pod is already gone. A refusal (429)
+    is retried, as kubectl does, until the deadline."""
+    meta = pod["metadata"]
+    body: dict[str, Any] = {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "deleteOptions": {"preconditions": {"uid": meta.get("uid")}},
+    }
+    if grace >= 0:
+        body["deleteOptions"]["gracePeriodSeconds"] = grace
+    path = Client.path(POD, meta["namespace"], meta["name"], "eviction")
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await client.request("POST", path, body=body)
+            return True
+        except ApiError as e:
+            if e.code in (404, 409):  # gone, or replaced by another pod of that name
+                return False
+            if e.code != 429 or (deadline is not None and loop.time() + 5 > deadline):
+                raise
+            print(
+                f"error when evicting pods/{meta['name']} (will retry after 5s): {e.message}",
+                file=sys.stderr,
+            )
+            await asyncio.sleep(5)
+
+
+async def _wait_deleted(client: Client, node: str, pending: dict[str, str], revision: str) -> None:
+    """Watch the node's pods until every pending one is deleted (or replaced)."""
+
+    def gone(key: str, uid: str | None) -> None:
+        if key in pending and uid != pending[key]:
+            del pending[key]
+            print(f"pod/{key.partition('/')[2]} evicted", flush=True)
+
+    while pending:
+        try:
+            async for kind, obj in client.watch(
+                POD, None, resource_version=revision, field_selector=f"spec.nodeName={node}"
+            ):
+                meta = obj.get("metadata") or {}
+                revision = str(meta.get("resourceVersion") or revision)
+                if kind == "DELETED":
+                    gone(_pod_name(obj), None)
+                else:
+                    gone(_pod_name(obj), meta.get("uid"))
+                if not pending:
+                    return
+        except ApiError as e:
+            if e.code != 410:
+                raise
+        # The watch ended or fell behind: look at what is left, then watch again.
+        listed = await client.list(POD, None, field_selector=f"spec.nodeName={node}")
+        revision = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+        present = {
+            _pod_name(p): (p.get("metadata") or {}).get("uid") for p in listed.get("items") or []
+        }
+        for key in list(pending):
+            gone(key, present.get(key))
+
+
+# -- up / down / node check ----------------------------------------------------
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _data_dir_arg(args: argparse.Namespace) -> Path:
+    from control.config import default_data_dir
+
+    d = getattr(args, "data_dir", None)
+    return Path(d).expanduser().absolute() if d else default_data_dir()
+
+
+async def up(args: argparse.Namespace) -> int:
+    from control.config import default_data_dir
+    from control.localcluster.cluster import up as cluster_up
+
+    data_dir = _data_dir_arg(args)
+    result = await cluster_up(
+        args.nodes,
+        data_dir,
+        cluster=args.name,
+        node_subnet=args.node_subnet,
+        pod_cidr=args.pod_cidr,
+        api_listen=args.listen,
+        serve_command=(sys.executable, "-m", "console", "serve", "--data-dir", str(data_dir)),
+        progress=_say,
+    )
+    print(f"local cluster up: {len(result.nodes)} nodes in {result.seconds:.1f}s")
+    print(f"config: {result.config_path}")
+    print(f"known_hosts: {result.known_hosts}")
+    env = "" if data_dir == default_data_dir() else f"PILOTHOUSE_HOME={data_dir} "
+    if not args.no_console and sys.stdin.isatty() and sys.stdout.isatty():
+        try:
+            import console.tui.launch
+        except ImportError:
+            pass
+        else:
+            # Attach to the control plane that `up` left serving this data dir.
+            args.tui_data_dir, args.tui_config = str(data_dir), None
+            args.tui_server = args.tui_kubeconfig = None
+            args.readonly = getattr(args, "readonly", False)
+            return await console(args)
+    print("next:")
+    print(f"  {env}pilothouse get nodes")
+    print(f"  {env}pilothouse apply -f examples/")
+    print(f"  {env}pilothouse            # the console")
+    print(f"  pilothouse down{' --data-dir ' + str(data_dir) if env else ''}")
+    return 0
+
+
+async def down(args: argparse.Namespace) -> int:
+    from control.localcluster.cluster import down as cluster_down
+
+    data_dir = _data_dir_arg(args)
+    if await cluster_down(data_dir, progress=_say):
+        print(f"local cluster in {data_dir} removed")
+    else:
+        print(f"no local cluster in {data_dir}")
+    return 0
+
+
+async def node_check(args: argparse.Namespace) -> int:
+    from control.nodes.ssh import SshTransport, check_node
+
+    data_dir = Path(args.data_dir).expanduser().absolute() if args.data_dir else None  # noqa: ASYNC240
+    config = load_config(Path(args.config) if args.config else None, data_dir=data_dir)
+    node = next((n for n in config.nodes if n.name == args.name), None)
+    if node is None:
+        known = ", ".join(n.name for n in config.nodes) or "none"
+        raise UsageError(f"no node {args.name!r} in the config (nodes: {known})")
+    results = await check_node(SshTransport(node, config.ssh), containerd_socket=args.socket or "")
+    for r in results:
+        print(f"{'ok' if r.ok else 'MISSING':8} {r.name:12} {r.detail}")
+        if not r.ok and r.fix:
+            print(f"{'':8} {'':12} fix: {r.fix}")
+    return 0 if all(r.ok for r in results) else 1

@@ -16,6 +16,8 @@ from console.cli.target import TargetError
 from control.client import ClusterUnreachable
 from control.config import ConfigError
 from control.errors import ApiError
+from control.localcluster.proc import LocalClusterError
+from control.nodes.transport import TransportError
 from control.objects.manifest import ManifestError
 from control.store.interface import StoreLocked
 
@@ -45,6 +47,28 @@ def build_parser() -> argparse.ArgumentParser:
         description="A small, real container orchestrator with the Kubernetes architecture.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+    console = parser.add_argument_group(
+        "console (no COMMAND: attach to the data dir's control plane, or host one, and open the TUI)"
+    )
+    console.add_argument(
+        "--server",
+        dest="tui_server",
+        metavar="URL|SOCKET",
+        help="attach to this API server: https://HOST:PORT or a socket",
+    )
+    console.add_argument(
+        "--kubeconfig", dest="tui_kubeconfig", metavar="PATH", help="attach with this kubeconfig"
+    )
+    console.add_argument(
+        "--data-dir", dest="tui_data_dir", metavar="DIR", help="data dir (default: ~/.pilothouse)"
+    )
+    console.add_argument(
+        "--config",
+        dest="tui_config",
+        metavar="PATH",
+        help="config file (default: DATA_DIR/config.toml)",
+    )
+    console.add_argument("--readonly", action="store_true", help="hide every mutating action")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("serve", help="run the control plane headless (API server and store)")
@@ -104,6 +128,70 @@ def build_parser() -> argparse.ArgumentParser:
     _cluster_flags(p)
     p.set_defaults(func=commands.scale)
 
+    p = sub.add_parser("rollout", help="manage the rollout of a deployment")
+    rollout = p.add_subparsers(dest="rollout", metavar="ACTION", required=True)
+    for action, helptext, func in (
+        ("status", "show the rollout status, following it until done", commands.rollout_status),
+        ("history", "list the revisions of a deployment", commands.rollout_history),
+        ("undo", "roll back to the previous (or a given) revision", commands.rollout_undo),
+        ("restart", "restart every pod with a new rollout", commands.rollout_restart),
+        ("pause", "pause a deployment: template changes wait", commands.rollout_pause),
+        ("resume", "resume a paused deployment", commands.rollout_resume),
+    ):
+        r = rollout.add_parser(action, help=helptext)
+        r.add_argument("target", help="deployment/NAME, or deployment followed by NAME")
+        r.add_argument("name", nargs="?")
+        if action == "status":
+            r.add_argument(
+                "-w",
+                "--watch",
+                action=argparse.BooleanOptionalAction,
+                default=True,
+                help="follow the rollout until it finishes (default: yes)",
+            )
+            r.add_argument(
+                "--timeout", default="0", help='give up after this long, e.g. "5m" (0: never)'
+            )
+        elif action == "history":
+            r.add_argument("--revision", type=int, default=0, help="show this revision's template")
+        elif action == "undo":
+            r.add_argument(
+                "--to-revision",
+                type=int,
+                default=0,
+                help="the revision to roll back to (0: the previous)",
+            )
+        _ns_flags(r)
+        _cluster_flags(r)
+        r.set_defaults(func=func)
+
+    p = sub.add_parser("cordon", help="mark a node unschedulable")
+    p.add_argument("node")
+    _cluster_flags(p)
+    p.set_defaults(func=commands.cordon)
+
+    p = sub.add_parser("uncordon", help="mark a node schedulable again")
+    p.add_argument("node")
+    _cluster_flags(p)
+    p.set_defaults(func=commands.uncordon)
+
+    p = sub.add_parser("drain", help="cordon a node, evict its pods, and wait until they are gone")
+    p.add_argument("node")
+    p.add_argument(
+        "--ignore-daemonsets", action="store_true", help="leave DaemonSet-managed pods in place"
+    )
+    p.add_argument(
+        "--timeout", default="0s", help="give up after this long, e.g. 2m (default 0s: no limit)"
+    )
+    p.add_argument(
+        "--grace-period",
+        type=int,
+        default=-1,
+        help="seconds each pod gets to stop (default -1: the pod's own)",
+    )
+    _cluster_flags(p)
+    p.set_defaults(func=commands.drain)
+
     p = sub.add_parser("version", help="show the client and server versions")
     _cluster_flags(p)
     p.set_defaults(func=commands.version)
@@ -119,6 +207,56 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the figures as one JSON object on the last line"
     )
     b.set_defaults(func=commands.bench_api)
+    b = bench.add_parser(
+        "scheduler", help="the whole control plane placing pods on hollow nodes: pods/s, latency"
+    )
+    b.add_argument("--nodes", type=int, default=5000, help="hollow nodes (default 5000)")
+    b.add_argument("--pods", type=int, default=10000, help="pods to schedule (default 10000)")
+    b.add_argument("--concurrency", type=int, default=32, help="creates in flight (default 32)")
+    b.add_argument(
+        "--json", action="store_true", help="print the figures as one JSON object on the last line"
+    )
+    b.set_defaults(func=commands.bench_scheduler)
+    b = bench.add_parser("console", help="the console: open 20,000 pods, keypress latency, RSS")
+    b.add_argument("--pods", type=int, default=20000, help="pods to create (default 20000)")
+    b.add_argument("--nodes", type=int, default=50, help="hollow nodes to create (default 50)")
+    b.add_argument(
+        "--seconds", type=float, default=10.0, help="keypress measurement duration (default 10)"
+    )
+    b.add_argument("--rate", type=float, default=100.0, help="pod updates per second (default 100)")
+    b.add_argument(
+        "--json", action="store_true", help="print the figures as one JSON object on the last line"
+    )
+    b.set_defaults(func=commands.bench_console)
+
+    p = sub.add_parser("up", help="build a local cluster: N nodes as network namespaces")
+    p.add_argument("--nodes", type=int, default=3, help="node count (default 3)")
+    p.add_argument("--no-console", action="store_true", help="do not open the console afterwards")
+    p.add_argument("--data-dir", help="where the cluster lives (default: ~/.pilothouse)")
+    p.add_argument("--name", default="local", help="cluster name, 1-8 of [a-z0-9] (default local)")
+    p.add_argument(
+        "--node-subnet", default="172.31.250.0/24", help="node addresses (default 172.31.250.0/24)"
+    )
+    p.add_argument(
+        "--pod-cidr", default="10.244.0.0/16", help="pod addresses (default 10.244.0.0/16)"
+    )
+    p.add_argument(
+        "--listen", help="API TLS address for the config (default 127.0.0.1:6443; '' disables)"
+    )
+    p.set_defaults(func=commands.up)
+
+    p = sub.add_parser("down", help="remove the local cluster and everything it made")
+    p.add_argument("--data-dir", help="where the cluster lives (default: ~/.pilothouse)")
+    p.set_defaults(func=commands.down)
+
+    p = sub.add_parser("node", help="node tools")
+    node = p.add_subparsers(dest="node_command", metavar="ACTION", required=True)
+    b = node.add_parser("check", help="check over SSH that a node can run the agent")
+    b.add_argument("name", help="node name from the config")
+    b.add_argument("--socket", help="containerd socket on the node (default: the agent's)")
+    b.add_argument("--data-dir", help="data dir (default: ~/.pilothouse)")
+    b.add_argument("--config", help="config file (default: DATA_DIR/config.toml)")
+    b.set_defaults(func=commands.node_check)
     return parser
 
 
@@ -126,8 +264,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
-        sys.exit(0)
+        args.func = commands.console
+    else:
+        # `pilothouse --server X get pods` means what `get pods --server X` does.
+        for flag in ("server", "kubeconfig", "data_dir", "config"):
+            if hasattr(args, flag) and not getattr(args, flag):
+                setattr(args, flag, getattr(args, f"tui_{flag}"))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -150,6 +292,8 @@ def run(func: Handler, args: argparse.Namespace) -> int:
         ManifestError,
         StoreLocked,
         commands.UsageError,
+        LocalClusterError,
+        TransportError,
     ) as e:
         _fail(f"error: {e}")
     except OSError as e:

@@ -14,7 +14,7 @@ import secrets
 import string
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -226,6 +226,42 @@ class Registry:
         expected_revision: int | None = None,
         expected_uid: str | None = None,
         dry_run: bool = False,
+        grace_period_seconds: int | None = None,
+    ) -> KV:
+        """Delete an object, or start deleting it.
+
+        A pod bound to a node is deleted gracefully: it gets a
+        deletionTimestamp and deletionGracePeriodSeconds, and its node agent
+        stops it and then deletes it for good with grace 0. Finalizers hold
+        any object until they are gone. Without a resourceVersion
+        precondition, a write that races the delete makes it try again.
+        """
+        for attempt in range(_PATCH_RETRIES):
+            try:
+                return await self._delete_once(
+                    rt,
+                    namespace,
+                    name,
+                    expected_revision,
+                    expected_uid,
+                    dry_run,
+                    grace_period_seconds,
+                )
+            except ApiError as e:
+                raced = e.reason == "Conflict" and expected_revision is None
+                if not raced or attempt == _PATCH_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _delete_once(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        expected_revision: int | None,
+        expected_uid: str | None,
+        dry_run: bool,
+        grace_period_seconds: int | None,
     ) -> KV:
         current = await self.get(rt, namespace, name)
         obj = current.obj
@@ -241,23 +277,63 @@ class Registry:
             raise errors.conflict(rt.plural, name, rt.group)
         if dry_run:
             return current
-        if meta.get("finalizers"):
-            # Finalizers hold the object: mark it, and delete when they are gone.
-            if not meta.get("deletionTimestamp"):
-                meta["deletionTimestamp"] = now_rfc3339()
-                return await self._store_update(rt, name, current.key, obj, current.mod_revision)
-            return current
+        grace = 0
+        if rt.kind == "Pod":
+            grace = _pod_grace_period(obj, grace_period_seconds)
+        if grace > 0 or meta.get("finalizers"):
+            return await self._mark_deleting(rt, name, current, grace)
         if rt.kind == "Namespace":
             await self._delete_namespace_contents(name)
+        deleted = await self._store_delete(rt, name, current)
+        if rt.kind == "Service":
+            await self._release_cluster_ips(obj)
+        return deleted
+
+    async def _mark_deleting(self, rt: ResourceType, name: str, current: KV, grace: int) -> KV:
+        """Set deletionTimestamp (now + grace, as Kubernetes does) and the grace
+        period; a second delete may only shorten a grace period already set."""
+        obj = current.obj
+        meta = _meta(obj)
+        if meta.get("deletionTimestamp"):
+            pending = meta.get("deletionGracePeriodSeconds")
+            if pending is None or grace >= pending:
+                return current
+        when = datetime.now(UTC) + timedelta(seconds=grace)
+        meta["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if rt.kind == "Pod" or grace:
+            meta["deletionGracePeriodSeconds"] = grace
+        if grace == 0 and not meta.get("finalizers"):
+            # A grace period shortened to zero: delete now.
+            return await self._store_delete(rt, name, current)
+        return await self._store_update(rt, name, current.key, obj, current.mod_revision)
+
+    async def _store_delete(self, rt: ResourceType, name: str, current: KV) -> KV:
         try:
-            deleted = await self.store.delete(current.key, expected_revision=current.mod_revision)
+            return await self.store.delete(current.key, expected_revision=current.mod_revision)
         except KeyNotFound as e:
             raise errors.not_found(rt.plural, name, rt.group) from e
         except RevisionConflict as e:
             raise errors.conflict(rt.plural, name, rt.group) from e
-        if rt.kind == "Service":
-            await self._release_cluster_ips(obj)
-        return deleted
+
+    async def evict(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        grace_period_seconds: int | None = None,
+        expected_uid: str | None = None,
+        dry_run: bool = False,
+    ) -> KV:
+        """The Eviction API (`pods/{name}/eviction`): a graceful delete.
+        There are no PodDisruptionBudgets to refuse it."""
+        return await self.delete(
+            POD,
+            namespace,
+            name,
+            expected_uid=expected_uid,
+            grace_period_seconds=grace_period_seconds,
+            dry_run=dry_run,
+        )
 
     async def bind(self, namespace: str, name: str, node: str) -> KV:
         """Assign a pod to a node, as the `pods/binding` subresource does."""
@@ -395,7 +471,13 @@ class Registry:
         meta["resourceVersion"] = old_meta.get("resourceVersion")
         if new == old:
             return current  # a no-op write keeps its resourceVersion, as in Kubernetes
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if (
+            meta.get("deletionTimestamp")
+            and not meta.get("finalizers")
+            and not meta.get("deletionGracePeriodSeconds")
+        ):
+            # The last finalizer is gone: the object goes too, unless a node
+            # agent has yet to confirm a graceful pod deletion.
             try:
                 return await self.store.delete(current.key, expected_revision=current.mod_revision)
             except (KeyNotFound, RevisionConflict) as e:
@@ -475,6 +557,21 @@ def _parse_rv(rv: Any) -> int:
         return int(rv)
     except (TypeError, ValueError) as e:
         raise errors.bad_request(f"invalid resourceVersion: {rv!r}") from e
+
+
+def _pod_grace_period(pod: Obj, requested: int | None) -> int:
+    """Kubernetes' pod strategy: the requested grace, else the pod's own
+    (default 30 s); zero for a pod no node runs, or one that has finished."""
+    spec = pod.get("spec") or {}
+    if not spec.get("nodeName"):
+        return 0
+    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return 0
+    if requested is None:
+        requested = spec.get("terminationGracePeriodSeconds")
+        if not isinstance(requested, int) or isinstance(requested, bool):
+            requested = 30
+    return max(0, requested)  # 0: force, as `kubectl delete --force --grace-period=0`
 
 
 def _reset_status_on_create(rt: ResourceType, obj: Obj) -> None:

@@ -211,6 +211,8 @@ class ApiServer:
             return await self._scale(request, target, name, dry_run)
         if sub == "binding" and rt.kind == "Pod" and method == "POST":
             return await self._bind(request, ns or "default", name)
+        if sub == "eviction" and rt.kind == "Pod" and method == "POST":
+            return await self._evict(request, ns or "default", name, dry_run)
         if sub not in ("", "status"):
             raise ApiError(
                 404, "NotFound", f"the server could not find the requested resource ({sub})"
@@ -325,7 +327,13 @@ class ApiServer:
         except ValueError as e:
             raise errors.bad_request(f"invalid preconditions.resourceVersion: {rv!r}") from e
         kv = await self.registry.delete(
-            rt, ns, name, expected_revision=expected, expected_uid=pre.get("uid"), dry_run=dry_run
+            rt,
+            ns,
+            name,
+            expected_revision=expected,
+            expected_uid=pre.get("uid"),
+            dry_run=dry_run,
+            grace_period_seconds=_grace_period(request, opts),
         )
         return raw_response(kv.raw)
 
@@ -358,6 +366,38 @@ class ApiServer:
                 "Binding", name, [Cause("target.name", "required", "FieldValueRequired")]
             )
         await self.registry.bind(ns, name, node)
+        return json_response(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "code": 201,
+            },
+            201,
+        )
+
+    async def _evict(self, request: web.Request, ns: str, name: str, dry_run: bool) -> web.Response:
+        """`POST pods/{name}/eviction` (policy/v1 Eviction): a graceful delete."""
+        body = await _body(request)
+        if not isinstance(body, dict) or body.get("kind", "Eviction") != "Eviction":
+            raise errors.bad_request("the request body must be a policy/v1 Eviction")
+        meta = body.get("metadata") or {}
+        if meta.get("name", name) != name:
+            raise errors.bad_request(
+                f"name in URL does not match name in Eviction object: {name} != {meta.get('name')}"
+            )
+        opts = body.get("deleteOptions") or {}
+        if not isinstance(opts, dict):
+            raise errors.bad_request("deleteOptions: must be an object")
+        pre = opts.get("preconditions") or {}
+        await self.registry.evict(
+            ns,
+            name,
+            grace_period_seconds=_grace_period(request, opts),
+            expected_uid=pre.get("uid") if isinstance(pre, dict) else None,
+            dry_run=dry_run or opts.get("dryRun") == ["All"],
+        )
         return json_response(
             {
                 "kind": "Status",
@@ -409,6 +449,22 @@ def _discovery(path: str) -> dict[str, Any] | None:
     if len(parts) == 3 and parts[0] == "apis":
         return discovery.resource_list(parts[1], parts[2])
     return None
+
+
+def _grace_period(request: web.Request, opts: dict[str, Any]) -> int | None:
+    """DeleteOptions.gracePeriodSeconds, from the body or the query."""
+    raw = opts.get("gracePeriodSeconds")
+    if raw is None:
+        raw = request.query.get("gracePeriodSeconds")
+    if raw is None or raw == "":
+        return None
+    try:
+        grace = int(raw)
+    except (TypeError, ValueError) as e:
+        raise errors.bad_request(f"gracePeriodSeconds: must be an integer, got {raw!r}") from e
+    if grace < 0:
+        raise errors.bad_request("gracePeriodSeconds: must be >= 0")
+    return grace
 
 
 def _event(kind: bytes, raw: bytes) -> bytes:

@@ -1,0 +1,5 @@
+"""python3 -m agent"""
+
+from agent.main import main
+
+main()

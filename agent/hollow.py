@@ -1,0 +1,522 @@
+"""A hollow node agent: the real protocol, no containers.
+
+It keeps the desired pods in memory and reports each one Running and Ready at
+once, with an IP from the node's pod CIDR, and sends node heartbeats. Scale
+tests and benchmarks run thousands of these in one process; `python3 -m
+agent.hollow` serves one over stdin and stdout, as an SSH-started agent would.
+
+Failures can be simulated: stop heartbeating, report the node not ready, or
+make a pod not ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import platform
+import socket
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.protocol import (
+    AGENT_VERSION,
+    PROTOCOL_VERSION,
+    InvalidParams,
+    NodeCondition,
+    NodeInfo,
+    NodeStatusParams,
+    NotSupported,
+    Params,
+    Peer,
+    PodStatusParams,
+    Reader,
+    StatsResult,
+    SyncPodsResult,
+    Writer,
+    check_hello,
+)
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+_GIB = 1024**3
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_memory(quantity: str) -> int:
+    units = {
+        "Ki": 1024,
+        "Mi": 1024**2,
+        "Gi": _GIB,
+        "Ti": 1024**4,
+        "k": 1000,
+        "M": 10**6,
+        "G": 10**9,
+    }
+    for suffix, mult in units.items():
+        if quantity.endswith(suffix):
+            return int(float(quantity[: -len(suffix)]) * mult)
+    return int(quantity)
+
+
+def _key(pod: Obj) -> str:
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+@dataclass
+class _Pod:
+    obj: Obj
+    ip: str
+    started: str
+    ready: bool = True
+    ready_since: str = ""
+    reported: Obj = field(default_factory=dict)  # the last status sent
+
+
+class HollowAgent:
+    """One hollow node. `serve()` handles one connection; the pods it runs
+    outlive the connection, as containers outlive a real agent."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        cpu: str = "4",
+        memory: str = "8Gi",
+        pods: int = 110,
+        heartbeat_interval: float = 10.0,
+        pod_cidr: str | None = None,
+        node_ip: str | None = None,
+    ) -> None:
+        self.name = name
+        self.capacity = {"cpu": cpu, "memory": memory, "pods": str(pods)}
+        self.heartbeat_interval = heartbeat_interval
+        self.pod_cidr = pod_cidr
+        self.node_ip = node_ip or ""
+        # Failure simulation.
+        self.heartbeating = True
+        self.node_ready = True
+        self.pods: dict[str, _Pod] = {}  # uid -> pod
+        self._free_ips: list[str] = []
+        self._used_ips: set[str] = set()
+        self._next_host = 2  # .1 is the bridge
+        self._peer: Peer | None = None
+        self.connections = 0
+
+    # -- failure simulation --------------------------------------------------
+
+    async def set_pod_ready(self, namespace: str, name: str, ready: bool) -> None:
+        """Report a pod's containers (not) ready, as a failing readiness probe would."""
+        for pod in self.pods.values():
+            if _key(pod.obj) == f"{namespace}/{name}" and pod.ready != ready:
+                pod.ready = ready
+                pod.ready_since = _now()
+                await self._report(pod)
+
+    def running(self) -> list[str]:
+        """`namespace/name` of the pods this node runs."""
+        return sorted(_key(p.obj) for p in self.pods.values())
+
+    # -- serving -------------------------------------------------------------
+
+    async def serve(self, reader: Reader, writer: Writer) -> None:
+        """Speak the protocol over one connection until it closes."""
+        peer = Peer(reader, writer, name=f"hollow {self.name}")
+        helloed = asyncio.Event()
+
+        async def on_hello(params: Params) -> NodeInfo:
+            info = self._hello(params)
+            helloed.set()
+            return info
+
+        peer.on("hello", on_hello)
+        peer.on("network_config", self._network_config)
+        peer.on("sync_pods", self._sync_pods)
+        peer.on("stats", self._stats)
+        peer.on("logs", self._unsupported)
+        peer.on("exec", self._unsupported)
+        self._peer = peer
+        self.connections += 1
+        for pod in self.pods.values():
+            pod.reported = {}  # a new control plane connection hears everything again
+
+        async def heartbeats() -> None:
+            await helloed.wait()
+            while True:
+                if self.heartbeating:
+                    await self.send_heartbeat()
+                await asyncio.sleep(self.heartbeat_interval)
+
+        heartbeat = asyncio.create_task(heartbeats())
+        try:
+            await peer.run()
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            peer.close()
+            if self._peer is peer:
+                self._peer = None
+
+    async def send_heartbeat(self) -> None:
+        peer = self._peer
+        if peer is None:
+            return
+        ready: NodeCondition = (
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "hollow agent is posting ready status",
+            }
+            if self.node_ready
+            else {
+                "type": "Ready",
+                "status": "False",
+                "reason": "KubeletNotReady",
+                "message": "hollow agent reports not ready",
+            }
+        )
+        conditions: list[NodeCondition] = [
+            {"type": t, "status": "False", "reason": f"KubeletHas{r}"}
+            for t, r in (
+                ("MemoryPressure", "SufficientMemory"),
+                ("DiskPressure", "NoDiskPressure"),
+                ("PIDPressure", "SufficientPID"),
+            )
+        ]
+        conditions.append(ready)
+        status = NodeStatusParams(
+            conditions=conditions,
+            capacity=dict(self.capacity),
+            allocatable=dict(self.capacity),
+            usage={"cpu": "0", "memory": "0", "pods": str(len(self.pods))},
+        )
+        with contextlib.suppress(ConnectionError):
+            await peer.notify("node_status", status)
+
+    # -- handlers ------------------------------------------------------------
+
+    def _hello(self, params: Params) -> NodeInfo:
+        check_hello(params)
+        machine = platform.machine()
+        return NodeInfo(
+            hostname=self.name,
+            os="linux",
+            osImage="pilothouse hollow node",
+            kernel=platform.release(),
+            architecture={"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine),
+            cpus=int(float(self.capacity["cpu"])),
+            memoryBytes=_parse_memory(self.capacity["memory"]),
+            containerdVersion="",
+            agentVersion=f"{AGENT_VERSION}-hollow",
+            protocolVersion=PROTOCOL_VERSION,
+            networking=False,
+        )
+
+    async def _network_config(self, params: Params) -> dict[str, Any]:
+        cidr = params.get("podCIDR")
+        if cidr and cidr != self.pod_cidr:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError as e:
+                raise InvalidParams(f"podCIDR: {e}") from None
+            if self.pod_cidr is not None and self.pods:
+                log.warning("%s: pod CIDR changed from %s to %s", self.name, self.pod_cidr, cidr)
+            self.pod_cidr = cidr
+            self._free_ips.clear()
+            self._next_host = 2
+        self.node_ip = str(params.get("nodeIP") or self.node_ip)
+        return {}
+
+    async def _sync_pods(self, params: Params) -> SyncPodsResult:
+        pods = params.get("pods")
+        if not isinstance(pods, list):
+            raise InvalidParams("pods: expected an array of pods")
+        desired: dict[str, Obj] = {}
+        for pod in pods:
+            uid = (pod.get("metadata") or {}).get("uid") if isinstance(pod, dict) else None
+            if not uid:
+                raise InvalidParams("pods: every pod needs metadata.uid")
+            desired[uid] = pod
+        for uid in [u for u in self.pods if u not in desired]:
+            await self._stop(uid)
+        for uid, obj in desired.items():
+            if (obj.get("metadata") or {}).get("deletionTimestamp"):
+                if uid in self.pods:
+                    await self._stop(uid)
+                else:
+                    # Nothing runs for it here (a restart, or never started): confirm at once.
+                    await self._report_terminated(obj, None)
+                continue
+            pod = self.pods.get(uid)
+            if pod is None:
+                if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                    continue  # finished for good: nothing to start again
+                pod = _Pod(obj, self._allocate_ip(obj), _now())
+                self.pods[uid] = pod
+            else:
+                pod.obj = obj
+            await self._report(pod)
+        return SyncPodsResult(pods=len(self.pods))
+
+    async def _stats(self, params: Params) -> StatsResult:
+        return StatsResult(
+            node={"cpuNanoCores": 0, "memoryWorkingSetBytes": 0},
+            pods=[
+                {
+                    "namespace": str(p.obj["metadata"].get("namespace")),
+                    "name": str(p.obj["metadata"].get("name")),
+                    "uid": uid,
+                    "containers": [
+                        {"name": c["name"], "cpuNanoCores": 0, "memoryWorkingSetBytes": 0}
+                        for c in p.obj.get("spec", {}).get("containers", [])
+                    ],
+                }
+                for uid, p in self.pods.items()
+            ],
+        )
+
+    async def _unsupported(self, params: Params) -> Any:
+        raise NotSupported("not supported on hollow nodes")
+
+    # -- pods ----------------------------------------------------------------
+
+    def _allocate_ip(self, obj: Obj) -> str:
+        if (obj.get("spec") or {}).get("hostNetwork"):
+            return self.node_ip
+        if not self.pod_cidr:
+            return ""
+        if self._free_ips:
+            ip = self._free_ips.pop()
+        else:
+            net = ipaddress.ip_network(self.pod_cidr)
+            if self._next_host >= net.num_addresses - 1:
+                log.warning("%s: pod CIDR %s is exhausted", self.name, self.pod_cidr)
+                return ""
+            ip = str(net.network_address + self._next_host)
+            self._next_host += 1
+        self._used_ips.add(ip)
+        return ip
+
+    def _release_ip(self, ip: str) -> None:
+        if ip in self._used_ips:
+            self._used_ips.discard(ip)
+            self._free_ips.append(ip)
+
+    async def _stop(self, uid: str) -> None:
+        pod = self.pods.pop(uid)
+        self._release_ip(pod.ip)
+        await self._report_terminated(pod.obj, pod)
+
+    def _status(self, pod: _Pod) -> Obj:
+        obj, now = pod.obj, pod.started
+        spec = obj.get("spec") or {}
+        ready = "True" if pod.ready else "False"
+        ready_since = pod.ready_since or now
+        uid = str(obj["metadata"]["uid"])
+        statuses = [
+            {
+                "name": c["name"],
+                "ready": pod.ready,
+                "started": True,
+                "restartCount": 0,
+                "image": c.get("image", ""),
+                "imageID": _image_id(c.get("image", "")),
+                "containerID": f"hollow://{uid}/{c['name']}",
+                "state": {"running": {"startedAt": now}},
+            }
+            for c in spec.get("containers") or []
+        ]
+        status: Obj = {
+            "phase": "Running",
+            "conditions": [
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                {"type": "Ready", "status": ready, "lastTransitionTime": ready_since},
+                {"type": "ContainersReady", "status": ready, "lastTransitionTime": ready_since},
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+            ],
+            "hostIP": self.node_ip,
+            "podIP": pod.ip,
+            "podIPs": [{"ip": pod.ip}] if pod.ip else [],
+            "startTime": now,
+            "containerStatuses": statuses,
+            "qosClass": _qos_class(spec),
+        }
+        if not pod.ip:
+            del status["podIP"]
+        if spec.get("initContainers"):
+            status["initContainerStatuses"] = [
+                {
+                    "name": c["name"],
+                    "ready": True,
+                    "restartCount": 0,
+                    "image": c.get("image", ""),
+                    "imageID": _image_id(c.get("image", "")),
+                    "containerID": f"hollow://{uid}/{c['name']}",
+                    "state": {
+                        "terminated": {
+                            "exitCode": 0,
+                            "reason": "Completed",
+                            "startedAt": now,
+                            "finishedAt": now,
+                        }
+                    },
+                }
+                for c in spec["initContainers"]
+            ]
+        return status
+
+    async def _report(self, pod: _Pod) -> None:
+        status = self._status(pod)
+        if status == pod.reported:
+            return
+        pod.reported = status
+        meta = pod.obj["metadata"]
+        await self._notify_pod(
+            PodStatusParams(
+                namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], status=status
+            )
+        )
+
+    async def _report_terminated(self, obj: Obj, pod: _Pod | None) -> None:
+        meta = obj.get("metadata") or {}
+        now = _now()
+        status: Obj = {
+            "phase": "Succeeded",
+            "conditions": [
+                {
+                    "type": t,
+                    "status": "False" if t in ("Ready", "ContainersReady") else "True",
+                    "lastTransitionTime": now,
+                }
+                for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+            ],
+            "hostIP": self.node_ip,
+            "containerStatuses": [
+                {
+                    "name": c["name"],
+                    "ready": False,
+                    "started": False,
+                    "restartCount": 0,
+                    "image": c.get("image", ""),
+                    "imageID": _image_id(c.get("image", "")),
+                    "containerID": f"hollow://{meta.get('uid')}/{c['name']}",
+                    "state": {
+                        "terminated": {
+                            "exitCode": 0,
+                            "reason": "Completed",
+                            "startedAt": pod.started if pod else now,
+                            "finishedAt": now,
+                        }
+                    },
+                }
+                for c in (obj.get("spec") or {}).get("containers") or []
+            ],
+        }
+        if pod is not None:
+            status["startTime"] = pod.started
+        await self._notify_pod(
+            PodStatusParams(
+                namespace=str(meta.get("namespace")),
+                name=str(meta.get("name")),
+                uid=str(meta.get("uid")),
+                status=status,
+                terminated=True,
+            )
+        )
+
+    async def _notify_pod(self, params: PodStatusParams) -> None:
+        peer = self._peer
+        if peer is None:
+            return
+        with contextlib.suppress(ConnectionError):
+            await peer.notify("pod_status", params)
+
+
+def _image_id(image: str) -> str:
+    return "hollow://sha256:" + hashlib.sha256(image.encode()).hexdigest()
+
+
+def _qos_class(spec: Obj) -> str:
+    containers = spec.get("containers") or []
+    resources = [c.get("resources") or {} for c in containers]
+    if not any(r.get("requests") or r.get("limits") for r in resources):
+        return "BestEffort"
+    for r in resources:
+        limits, requests = r.get("limits") or {}, r.get("requests") or {}
+        if not ("cpu" in limits and "memory" in limits):
+            return "Burstable"
+        if any(requests.get(k, limits[k]) != limits[k] for k in ("cpu", "memory")):
+            return "Burstable"
+    return "Guaranteed"
+
+
+# --- standalone ----------------------------------------------------------------
+
+
+async def _stdio() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**31 - 1)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, sys.stdout.buffer
+    )
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    return reader, writer
+
+
+async def _main(args: argparse.Namespace) -> None:
+    agent = HollowAgent(
+        args.name,
+        cpu=args.cpu,
+        memory=args.memory,
+        pods=args.pods,
+        heartbeat_interval=args.heartbeat_interval,
+        pod_cidr=args.pod_cidr,
+        node_ip=args.node_ip,
+    )
+    reader, writer = await _stdio()
+    await agent.serve(reader, writer)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python3 -m agent.hollow",
+        description="A hollow node agent: speaks the agent protocol on stdin/stdout, runs no containers.",
+    )
+    parser.add_argument(
+        "--name", default=socket.gethostname(), help="node name (default: hostname)"
+    )
+    parser.add_argument("--cpu", default="4", help="cpu capacity (default 4)")
+    parser.add_argument("--memory", default="8Gi", help="memory capacity (default 8Gi)")
+    parser.add_argument("--pods", type=int, default=110, help="pod capacity (default 110)")
+    parser.add_argument(
+        "--heartbeat-interval", type=float, default=10.0, help="seconds (default 10)"
+    )
+    parser.add_argument("--pod-cidr", help="until the control plane sends one")
+    parser.add_argument("--node-ip", help="until the control plane sends one")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    # stdout carries the protocol: logs go to stderr only.
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,400 @@
+"""The node agent: serves the agent protocol on stdin/stdout and drives containerd.
+
+stdout belongs to the protocol alone; logs (and anything a library prints) go to
+stderr. When the connection ends the agent exits and leaves every container
+running: the next agent adopts them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import socket
+import stat
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.cri.client import CRIClient, CRIError
+from agent.pods.manager import PodManager
+from agent.pods.network import Routes, write_conflist
+from agent.pods.spec import NodeConfig
+from agent.protocol import (
+    AGENT_VERSION,
+    PROTOCOL_VERSION,
+    ConnectionClosed,
+    InvalidParams,
+    NodeCondition,
+    NodeInfo,
+    NodeStatusParams,
+    Params,
+    Peer,
+    Reader,
+    StatsResult,
+    SyncPodsResult,
+    Writer,
+    check_hello,
+)
+
+log = logging.getLogger("agent")
+
+DEFAULT_SOCKET = "/run/containerd/containerd.sock"
+DEFAULT_STATE_DIR = "/var/lib/pilothouse/agent"
+MAX_PODS = 110
+
+
+def _meminfo() -> dict[str, int]:
+    out: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            parts = rest.split()
+            if parts:
+                out[key] = int(parts[0]) * 1024
+    return out
+
+
+def _cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies across all CPUs."""
+    with contextlib.suppress(OSError, ValueError):
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields) - idle, sum(fields)
+    return 0, 0
+
+
+def _os_image() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip().strip('"')
+    return platform.system()
+
+
+def _arch() -> str:
+    m = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
+
+
+class Agent:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.node = NodeConfig(
+            name=args.node_name,
+            state_dir=Path(args.state_dir),
+            cgroup_parent=args.cgroup_parent,
+            cluster_dns=args.cluster_dns or "",
+            cluster_domain=args.cluster_domain,
+            node_ip=args.node_ip or "",
+        )
+        self.pod_cidr: str = args.pod_cidr or ""
+        self.cri = CRIClient(args.containerd_socket)
+        self.peer: Peer | None = None
+        self.pods = PodManager(
+            self.cri,
+            self.node,
+            self._send,
+            backoff_base=args.backoff_base,
+            backoff_max=args.backoff_max,
+            sync_interval=args.sync_interval,
+        )
+        self.routes = Routes()
+        self._helloed = asyncio.Event()
+        self._cpu_sample = (_cpu_jiffies(), time.monotonic())
+
+    async def _send(self, method: str, params: dict[str, Any]) -> None:
+        if self.peer is None:
+            raise ConnectionClosed("no connection")
+        await self.peer.notify(method, params)
+
+    # ---- serving ----
+
+    async def serve(self, reader: Reader, writer: Writer) -> None:
+        self.node.state_dir.mkdir(parents=True, exist_ok=True)
+        self._write_cni()
+        peer = Peer(reader, writer, name=f"agent {self.node.name}")
+        peer.on("hello", self._hello)
+        peer.on("network_config", self._network_config)
+        peer.on("sync_pods", self._sync_pods)
+        peer.on("logs", self.pods.logs)
+        peer.on("exec", self.pods.exec)
+        peer.on("stats", self._stats)
+        peer.on("stream", self.pods.on_stream)
+        self.peer = peer
+        beats = asyncio.create_task(self._heartbeats())
+        try:
+            await peer.run()
+        finally:
+            beats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beats
+            self.peer = None
+            peer.close()
+            await self.pods.shutdown()
+            await self.cri.close()
+
+    async def _heartbeats(self) -> None:
+        await self._helloed.wait()
+        while True:
+            try:
+                await self._send("node_status", dict(await self.node_status()))
+            except ConnectionError:
+                return
+            except Exception:
+                log.exception("heartbeat failed")
+            await asyncio.sleep(self.args.heartbeat_interval)
+
+    # ---- handlers ----
+
+    async def _hello(self, params: Params) -> NodeInfo:
+        hello = check_hello(params)
+        if hello["nodeName"] and hello["nodeName"] != self.node.name:
+            log.info("control plane calls this node %s", hello["nodeName"])
+            self.node.name = hello["nodeName"]
+        version = ""
+        with contextlib.suppress(CRIError):
+            version = (await self.cri.version()).runtime_version
+        mem = _meminfo()
+        first = not self._helloed.is_set()
+        self._helloed.set()
+        if not first:
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.pods.resend()))
+        return NodeInfo(
+            hostname=self.node.name,  # kubelet's --hostname-override: nodes may share a UTS ns
+            os="linux",
+            osImage=_os_image(),
+            kernel=platform.release(),
+            architecture=_arch(),
+            cpus=os.cpu_count() or 1,
+            memoryBytes=mem.get("MemTotal", 0),
+            containerdVersion=version,
+            agentVersion=AGENT_VERSION,
+            protocolVersion=PROTOCOL_VERSION,
+            networking=True,
+        )
+
+    async def _network_config(self, params: Params) -> dict[str, Any]:
+        self.pod_cidr = str(params.get("podCIDR") or self.pod_cidr)
+        self.node.node_ip = str(params.get("nodeIP") or self.node.node_ip)
+        self.node.cluster_dns = str(params.get("clusterDNS") or self.node.cluster_dns)
+        self.node.cluster_domain = str(params.get("clusterDomain") or self.node.cluster_domain)
+        self._write_cni()
+        routes = params.get("routes")
+        errors: list[str] = []
+        if isinstance(routes, list):
+            want = {
+                str(r["cidr"]): str(r["via"])
+                for r in routes
+                if isinstance(r, dict) and r.get("cidr") and r.get("via")
+            }
+            errors = await self.routes.apply(want)
+        return {"errors": errors} if errors else {}
+
+    def _write_cni(self) -> None:
+        """With --cni-conf-dir, the agent owns the bridge conflist for its pod CIDR."""
+        if not self.args.cni_conf_dir or not self.pod_cidr:
+            return
+        ipam = self.node.state_dir / "cni-ipam"
+        try:
+            if write_conflist(
+                Path(self.args.cni_conf_dir), self.pod_cidr, ipam, self.args.cni_bridge
+            ):
+                log.info("wrote the CNI conflist for %s", self.pod_cidr)
+        except (OSError, ValueError) as e:
+            raise InvalidParams(f"podCIDR {self.pod_cidr}: {e}") from None
+
+    async def _sync_pods(self, params: Params) -> SyncPodsResult:
+        pods = params.get("pods")
+        if not isinstance(pods, list):
+            raise InvalidParams("pods: expected an array of pods")
+        return SyncPodsResult(pods=await self.pods.sync_pods(pods))
+
+    async def _stats(self, params: Params) -> StatsResult:
+        uids = params.get("pods")
+        pods = await self.pods.pod_stats(list(uids) if isinstance(uids, list) else None)
+        mem = _meminfo()
+        return StatsResult(
+            node={
+                "cpuNanoCores": self._cpu_nano_cores(),
+                "memoryWorkingSetBytes": mem.get("MemTotal", 0) - mem.get("MemAvailable", 0),
+            },
+            pods=pods,  # type: ignore[typeddict-item]
+        )
+
+    # ---- node status ----
+
+    def _cpu_nano_cores(self) -> int:
+        (busy0, total0), t0 = self._cpu_sample
+        busy1, total1 = _cpu_jiffies()
+        t1 = time.monotonic()
+        self._cpu_sample = ((busy1, total1), t1)
+        if total1 <= total0 or t1 <= t0:
+            return 0
+        cpus = os.cpu_count() or 1
+        return int((busy1 - busy0) / (total1 - total0) * cpus * 1e9)
+
+    async def node_status(self) -> NodeStatusParams:
+        mem = _meminfo()
+        cpus = os.cpu_count() or 1
+        capacity = {
+            "cpu": str(cpus),
+            "memory": f"{mem.get('MemTotal', 0) // 1024}Ki",
+            "pods": str(MAX_PODS),
+        }
+        with contextlib.suppress(OSError):
+            st = os.statvfs(self.node.state_dir)
+            capacity["ephemeral-storage"] = f"{st.f_blocks * st.f_frsize // 1024}Ki"
+        ready: NodeCondition
+        try:
+            rs = await self.cri.status()
+            bad = [c for c in rs.status.conditions if not c.status]
+            if bad:
+                ready = {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": "KubeletNotReady",
+                    "message": "; ".join(
+                        f"{c.type}=false: {c.reason} {c.message}".strip() for c in bad
+                    ),
+                }
+            else:
+                ready = {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "agent is posting ready status",
+                }
+        except CRIError as e:
+            ready = {
+                "type": "Ready",
+                "status": "False",
+                "reason": "ContainerRuntimeUnavailable",
+                "message": e.details,
+            }
+        avail = mem.get("MemAvailable", 0)
+        disk_low = False
+        with contextlib.suppress(OSError):
+            st = os.statvfs(self.node.state_dir)
+            disk_low = st.f_bavail < st.f_blocks * 0.1
+        conditions: list[NodeCondition] = [
+            {"type": "MemoryPressure", "status": "True" if avail < 100 * 2**20 else "False", "reason": "KubeletHasSufficientMemory" if avail >= 100 * 2**20 else "KubeletHasInsufficientMemory"},
+            {"type": "DiskPressure", "status": "True" if disk_low else "False", "reason": "KubeletHasDiskPressure" if disk_low else "KubeletHasNoDiskPressure"},
+            {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID"},
+            ready,
+        ]  # fmt: skip
+        return NodeStatusParams(
+            conditions=conditions,
+            capacity=capacity,
+            allocatable=dict(capacity),
+            usage={
+                "cpu": f"{self._cpu_nano_cores()}n",
+                "memory": f"{(mem.get('MemTotal', 0) - avail) // 1024}Ki",
+                "pods": str(len(self.pods.workers)),
+            },
+        )
+
+
+class _FileReader:
+    """stdin when it is a regular file (asyncio pipes refuse those)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    async def read(self, n: int = -1) -> bytes:
+        return await asyncio.to_thread(os.read, self.fd, n if n > 0 else 1 << 16)
+
+
+class _FileWriter:
+    """stdout when it is a regular file."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+    async def drain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def _is_file(fd: int) -> bool:
+    return stat.S_ISREG(os.fstat(fd).st_mode)
+
+
+async def _stdio(out_fd: int) -> tuple[Reader, Writer]:
+    loop = asyncio.get_running_loop()
+    reader: Reader
+    if _is_file(0):
+        reader = _FileReader(0)
+    else:
+        stream = asyncio.StreamReader(limit=2**31 - 1)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream), sys.stdin.buffer)
+        reader = stream
+    if _is_file(out_fd):
+        return reader, _FileWriter(out_fd)
+    out = os.fdopen(out_fd, "wb", buffering=0)
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, out)
+    return reader, asyncio.StreamWriter(transport, protocol, None, loop)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python3 -m agent",
+        description="The pilothouse node agent: the agent protocol on stdin/stdout, containerd over CRI.",
+    )
+    p.add_argument("--containerd-socket", default=DEFAULT_SOCKET, metavar="PATH")
+    p.add_argument("--node-name", default=socket.gethostname())
+    p.add_argument("--pod-cidr", default="", help="until the control plane sends one")
+    p.add_argument("--node-ip", default="", help="until the control plane sends one")
+    p.add_argument("--cluster-dns", default="", help="until the control plane sends one")
+    p.add_argument("--cluster-domain", default="cluster.local")
+    p.add_argument("--cgroup-parent", default="/pilothouse", help="parent cgroup of the pods")
+    p.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="pod logs and volumes")
+    p.add_argument(
+        "--cni-conf-dir", default="", help="write the bridge conflist for the pod CIDR here"
+    )
+    p.add_argument("--cni-bridge", default="ph0", help="bridge name in that conflist")
+    p.add_argument("--heartbeat-interval", type=float, default=10.0, metavar="SECONDS")
+    p.add_argument("--sync-interval", type=float, default=1.0, metavar="SECONDS")
+    p.add_argument("--backoff-base", type=float, default=10.0, metavar="SECONDS")
+    p.add_argument("--backoff-max", type=float, default=300.0, metavar="SECONDS")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+async def _main(args: argparse.Namespace, out_fd: int) -> None:
+    agent = Agent(args)
+    reader, writer = await _stdio(out_fd)
+    await agent.serve(reader, writer)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # The protocol keeps the real stdout; fd 1 becomes stderr, so that a stray
+    # print cannot corrupt the stream.
+    sys.stdout.flush()
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(args, out_fd))
+
+
+if __name__ == "__main__":
+    main()

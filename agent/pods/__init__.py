@@ -1,0 +1,1 @@
+"""The kubelet-like pod lifecycle: one worker per pod, driven by sync_pods."""

@@ -1,0 +1,394 @@
+"""All pods on the node: one worker each, fed by the level-triggered `sync_pods`."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import functools
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from agent.cri import api_pb2 as pb
+from agent.cri.client import CRIClient, CRIError
+from agent.protocol import (
+    INTERNAL_ERROR,
+    NOT_FOUND,
+    InvalidParams,
+    NotSupported,
+    RpcError,
+)
+
+from . import logs as L
+from . import spec as S
+from .pull import ImagePuller
+from .stream import ERROR, STDIN, ExecSession, StreamError, exit_code
+from .worker import PodWorker
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+Send = Callable[[str, Obj], Awaitable[None]]  # (notification method, params)
+
+
+class PodManager:
+    def __init__(
+        self,
+        cri: CRIClient,
+        node: S.NodeConfig,
+        send: Send,
+        *,
+        backoff_base: float = 10.0,
+        backoff_max: float = 300.0,
+        sync_interval: float = 1.0,
+    ) -> None:
+        self.cri = cri
+        self.node = node
+        self.send = send
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.sync_interval = sync_interval
+        self.puller = ImagePuller(cri, backoff_base, backoff_max)
+        self.workers: dict[str, PodWorker] = {}
+        self.statuses: dict[str, Obj] = {}  # uid -> last pod_status params sent
+        self._adopted = False
+        self._streams = itertools.count(1)
+        self._follows: set[asyncio.Task[None]] = set()
+        self._sessions: dict[str, ExecSession] = {}
+
+    # ---- sync ----
+
+    async def sync_pods(self, pods: list[Obj]) -> int:
+        desired: dict[str, Obj] = {}
+        for pod in pods:
+            uid = (pod.get("metadata") or {}).get("uid") if isinstance(pod, dict) else None
+            if not uid:
+                raise InvalidParams("pods: every pod needs metadata.uid")
+            desired[str(uid)] = pod
+        if not self._adopted:
+            await self._adopt_orphans(desired)
+            self._adopted = True
+        for uid, old in list(self.workers.items()):
+            if uid not in desired:
+                old.terminate()
+        for uid, pod in desired.items():
+            deleting = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+            existing = self.workers.get(uid)
+            if existing is not None:
+                existing.update(pod)
+                continue
+            if deleting and not await self.cri.list_pod_sandboxes({S.POD_UID: uid}):
+                await self._notify(_terminated_status(pod, self.node.node_ip), True)
+                continue
+            w = self._spawn(pod)
+            if deleting:
+                w.terminate()
+        return sum(1 for w in self.workers.values() if not w.terminating)
+
+    def _spawn(self, pod: Obj) -> PodWorker:
+        uid = str(pod["metadata"]["uid"])
+        w = PodWorker(
+            self.cri,
+            self.node,
+            pod,
+            self._notify,
+            puller=self.puller,
+            backoff_base=self.backoff_base,
+            backoff_max=self.backoff_max,
+            sync_interval=self.sync_interval,
+        )
+        self.workers[uid] = w
+        w.start()
+        assert w.task is not None
+        w.task.add_done_callback(functools.partial(self._reap, uid, w))
+        return w
+
+    def _reap(self, uid: str, w: PodWorker, _task: object = None) -> None:
+        if self.workers.get(uid) is w:
+            del self.workers[uid]
+
+    async def _adopt_orphans(self, desired: dict[str, Obj]) -> None:
+        """Sandboxes of pods this node should no longer run are stopped."""
+        for sb in await self.cri.list_pod_sandboxes({S.MANAGED: "true"}):
+            uid = sb.labels.get(S.POD_UID, "")
+            if not uid or uid in desired or uid in self.workers:
+                continue
+            grace = int(sb.annotations.get(S.GRACE_PERIOD, S.DEFAULT_GRACE) or 0)
+            pod: Obj = {
+                "metadata": {
+                    "uid": uid,
+                    "name": sb.labels.get(S.POD_NAME, sb.metadata.name),
+                    "namespace": sb.labels.get(S.POD_NAMESPACE, sb.metadata.namespace),
+                },
+                "spec": {"terminationGracePeriodSeconds": grace, "containers": []},
+            }
+            log.info("stopping orphaned pod %s (%s)", S.pod_key(pod), uid)
+            self._spawn(pod).terminate()
+
+    async def _notify(self, params: Obj, terminated: bool) -> None:
+        if terminated:
+            params = {**params, "terminated": True}
+            self.statuses.pop(params["uid"], None)
+        else:
+            self.statuses[params["uid"]] = params
+        try:
+            await self.send("pod_status", params)
+        except ConnectionError:
+            log.debug("pod_status for %s not sent: no connection", params.get("name"))
+
+    async def resend(self) -> None:
+        """Sends every pod's last status again (after a new connection)."""
+        for params in list(self.statuses.values()):
+            with contextlib.suppress(ConnectionError):
+                await self.send("pod_status", params)
+
+    async def shutdown(self) -> None:
+        """Stops the workers but leaves every container running (for adoption)."""
+        tasks = [w.task for w in self.workers.values() if w.task is not None]
+        for t in tasks:
+            t.cancel()
+        for t in list(self._follows):
+            t.cancel()
+        await asyncio.gather(*tasks, *self._follows, return_exceptions=True)
+
+    # ---- lookups ----
+
+    def find(self, namespace: str, name: str, uid: str | None = None) -> PodWorker:
+        for w in self.workers.values():
+            meta = w.pod["metadata"]
+            if (
+                meta.get("namespace", "default") == namespace
+                and meta.get("name") == name
+                and (not uid or w.uid == uid)
+            ):
+                return w
+        raise RpcError(
+            NOT_FOUND, f'pod "{name}" not found in namespace "{namespace}" on {self.node.name}'
+        )
+
+    def _container_name(self, w: PodWorker, name: str | None) -> str:
+        names = [c["name"] for c in w.containers]
+        if name:
+            if name not in names:
+                raise RpcError(
+                    NOT_FOUND,
+                    f"container {name} is not valid for pod {w.pod['metadata'].get('name')}",
+                )
+            return name
+        if len(names) == 1:
+            return names[0]
+        raise InvalidParams(
+            f"a container name must be specified for pod {w.pod['metadata'].get('name')}, "
+            f"choose one of: [{' '.join(names)}]"
+        )
+
+    async def _containers(self, w: PodWorker, name: str) -> list[pb.Container]:
+        cs = await self.cri.list_containers({S.POD_UID: w.uid, S.CONTAINER_NAME: name})
+        return sorted(cs, key=lambda c: (-c.metadata.attempt, -c.created_at))
+
+    # ---- logs ----
+
+    async def logs(self, params: Obj) -> Obj:
+        w = self.find(str(params["namespace"]), str(params["name"]), params.get("uid"))
+        name = self._container_name(w, params.get("container"))
+        cs = await self._containers(w, name)
+        index = 1 if params.get("previous") else 0
+        if len(cs) <= index:
+            what = "previous terminated container" if index else "container"
+            raise RpcError(NOT_FOUND, f'{what} "{name}" in pod "{params["name"]}" not found')
+        st = await self.cri.container_status(cs[index].id)
+        path = Path(st.log_path)
+        lines, offset = L.read_lines(path)
+        since = None
+        if params.get("sinceSeconds") is not None:
+            since = datetime.now(UTC) - timedelta(seconds=int(params["sinceSeconds"]))
+        tail = params.get("tailLines")
+        timestamps = bool(params.get("timestamps"))
+        picked = L.select(lines, int(tail) if tail is not None else None, since)
+        data = "".join(ln.render(timestamps) for ln in picked)
+        result: Obj = {"data": data}
+        if params.get("follow") and not index:
+            stream = f"logs-{next(self._streams)}"
+            result["stream"] = stream
+            cid = cs[0].id
+            task = asyncio.create_task(self._follow(stream, path, offset, cid, timestamps))
+            self._follows.add(task)
+            task.add_done_callback(self._follows.discard)
+        return result
+
+    async def _follow(self, stream: str, path: Path, offset: int, cid: str, ts: bool) -> None:
+        async def emit(data: str) -> None:
+            await self.send("stream", {"stream": stream, "data": data})
+
+        async def running() -> bool:
+            try:
+                return (await self.cri.container_status(cid)).state == pb.CONTAINER_RUNNING
+            except CRIError:
+                return False
+
+        try:
+            await asyncio.sleep(0.05)  # let the result go out first
+            await L.follow(path, offset, emit, running, ts)
+        except ConnectionError:
+            return
+        with contextlib.suppress(ConnectionError):
+            await self.send("stream", {"stream": stream, "data": "", "eof": True})
+
+    # ---- exec ----
+
+    async def exec(self, params: Obj) -> Obj:
+        command = params.get("command")
+        if not isinstance(command, list) or not command:
+            raise InvalidParams("command: a non-empty array is required")
+        tty = bool(params.get("tty"))
+        if params.get("stdin") is not None and not tty:
+            raise NotSupported("stdin without a tty is not supported; use tty for a session")
+        w = self.find(str(params["namespace"]), str(params["name"]), params.get("uid"))
+        name = self._container_name(w, params.get("container"))
+        cs = await self._containers(w, name)
+        if not cs or cs[0].state != pb.CONTAINER_RUNNING:
+            raise RpcError(NOT_FOUND, f"container {name} is not running")
+        argv = [str(c) for c in command]
+        try:
+            if tty:
+                return await self._exec_session(cs[0].id, argv, params)
+            timeout = int(params.get("timeoutSeconds") or 0)
+            r = await self.cri.exec_sync(cs[0].id, argv, timeout)
+        except CRIError as e:
+            raise RpcError(NOT_FOUND if e.not_found else INTERNAL_ERROR, e.details) from None
+        return {
+            "exitCode": r.exit_code,
+            "stdout": r.stdout.decode("utf-8", errors="replace"),
+            "stderr": r.stderr.decode("utf-8", errors="replace"),
+        }
+
+    async def _exec_session(self, cid: str, argv: list[str], params: Obj) -> Obj:
+        """An interactive session: output goes out as `stream` notifications (the
+        last one has eof and exitCode); input comes in as `stream` notifications
+        with data, optional cols/rows for a resize, and eof to hang up."""
+        url = await self.cri.exec_url(cid, argv, tty=True, stdin=True)
+        try:
+            session = await ExecSession.connect(url)
+        except (OSError, TimeoutError, StreamError) as e:
+            raise RpcError(INTERNAL_ERROR, f"exec: {e}") from None
+        stream = f"exec-{next(self._streams)}"
+        self._sessions[stream] = session
+        if params.get("cols") and params.get("rows"):
+            await session.resize(int(params["cols"]), int(params["rows"]))
+        task = asyncio.create_task(self._pump(stream, session))
+        self._follows.add(task)
+        task.add_done_callback(self._follows.discard)
+        return {"exitCode": 0, "stdout": "", "stderr": "", "stream": stream}
+
+    async def _pump(self, stream: str, session: ExecSession) -> None:
+        decoders = {ch: codecs.getincrementaldecoder("utf-8")("replace") for ch in (1, 2)}
+        code: int | None = None
+        message = ""
+        await asyncio.sleep(0.05)  # let the result go out first
+        try:
+            while (msg := await session.recv()) is not None:
+                channel, data = msg
+                if channel in decoders:
+                    text = decoders[channel].decode(data)
+                    if text:
+                        await self.send("stream", {"stream": stream, "data": text})
+                elif channel == ERROR and data:
+                    code = exit_code(data)
+                    if code is None:
+                        message = data.decode(errors="replace")
+        except ConnectionError:
+            pass
+        finally:
+            self._sessions.pop(stream, None)
+            await session.close()
+        end: Obj = {
+            "stream": stream,
+            "data": "",
+            "eof": True,
+            "exitCode": -1 if code is None else code,
+        }
+        if message:
+            end["error"] = message
+        with contextlib.suppress(ConnectionError):
+            await self.send("stream", end)
+
+    async def on_stream(self, params: Obj) -> None:
+        """Input for an interactive session."""
+        session = self._sessions.get(str(params.get("stream")))
+        if session is None:
+            return
+        if params.get("cols") and params.get("rows"):
+            await session.resize(int(params["cols"]), int(params["rows"]))
+        data = params.get("data")
+        if data:
+            await session.send(STDIN, str(data).encode())
+        if params.get("eof"):
+            await session.close()
+
+    # ---- stats ----
+
+    async def pod_stats(self, uids: list[str] | None = None) -> list[Obj]:
+        stats = await self.cri.list_container_stats({S.MANAGED: "true"})
+        by_uid: dict[str, list[Obj]] = {}
+        for s in stats:
+            labels = s.attributes.labels
+            uid = labels.get(S.POD_UID, "")
+            if uids and uid not in uids:
+                continue
+            by_uid.setdefault(uid, []).append(
+                {
+                    "name": labels.get(S.CONTAINER_NAME, s.attributes.metadata.name),
+                    "cpuNanoCores": s.cpu.usage_nano_cores.value,
+                    "cpuCoreNanoSeconds": s.cpu.usage_core_nano_seconds.value,
+                    "memoryWorkingSetBytes": s.memory.working_set_bytes.value,
+                }
+            )
+        out = []
+        for uid, containers in by_uid.items():
+            w = self.workers.get(uid)
+            if w is None:
+                continue
+            meta = w.pod["metadata"]
+            out.append(
+                {
+                    "namespace": meta.get("namespace", "default"),
+                    "name": meta.get("name", ""),
+                    "uid": uid,
+                    "containers": containers,
+                }
+            )
+        return out
+
+
+def _terminated_status(pod: Obj, node_ip: str) -> Obj:
+    meta = pod.get("metadata") or {}
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "namespace": str(meta.get("namespace", "default")),
+        "name": str(meta.get("name", "")),
+        "uid": str(meta.get("uid", "")),
+        "status": {
+            "phase": "Succeeded",
+            "hostIP": node_ip,
+            "conditions": [
+                {"type": t, "status": "False" if t in ("Ready", "ContainersReady") else "True", "lastTransitionTime": now}
+                for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+            ],
+            "containerStatuses": [
+                {
+                    "name": c.get("name", ""),
+                    "image": c.get("image", ""),
+                    "imageID": "",
+                    "ready": False,
+                    "started": False,
+                    "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": now}},
+                }
+                for c in (pod.get("spec") or {}).get("containers") or []
+            ],
+        },
+    }  # fmt: skip

@@ -1,0 +1,299 @@
+"""`pilothouse bench scheduler`: the whole control plane placing pods on hollow nodes.
+
+Each scenario starts a fresh `pilothouse serve` child process (API server,
+store and scheduler), registers Node objects with allocatable cpu 32, memory
+128Gi and 110 pods and a Ready condition (hollow: nothing runs on them), then
+creates pods over the unix socket with C requests in flight while a watch
+notes when each pod shows `spec.nodeName`.
+
+- bind latency: from sending a pod's create to its watch event with a node.
+  Creates go as fast as the API server takes them, so when they outpace
+  binding, the latency includes the wait in the scheduling queue;
+- pods/s: pods over the time from the first create sent to the last bind seen.
+
+Scenarios: 500 nodes and --nodes nodes, plus a baseline measured in the same
+run: the same pod creates with nothing for the scheduler to do (the pods name
+another scheduler), timed from create to its watch event. The gap between
+the baseline and the scheduled runs is what scheduling costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from console.bench.machine import describe_machine
+from console.bench.report import percentile, print_report
+from control.client import Client
+from control.objects.kinds import NODE, POD
+
+SMALL_CLUSTER = 500
+KUBE_CI_FLOOR = 680  # kube-scheduler's scheduler_perf floor, 5,000 nodes / 10,000 pods
+GOAL = 1000
+OTHER_SCHEDULER = "bench-no-scheduler"
+# The serve child: no node lifecycle surprises while hollow nodes send no heartbeats.
+SERVE_CONFIG = """\
+[controllers]
+node_monitor_grace_period = "1h"
+pod_eviction_timeout = "1h"
+"""
+
+
+@dataclass
+class Run:
+    nodes: int
+    pods: int
+    seconds: float  # first create sent -> last pod seen (bound, or created for the baseline)
+    latencies_ms: list[float]
+    create_seconds: float  # first create sent -> last create answered
+
+    @property
+    def pods_per_s(self) -> float:
+        return self.pods / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def creates_per_s(self) -> float:
+        return self.pods / self.create_seconds if self.create_seconds > 0 else 0.0
+
+    def p(self, q: float) -> float:
+        return round(percentile(self.latencies_ms, q), 1)
+
+
+def _node(i: int) -> dict[str, Any]:
+    name = f"hollow-{i:05d}"
+    resources = {"cpu": "32", "memory": "128Gi", "pods": "110"}
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {"kubernetes.io/hostname": name, "pilothouse.dev/hollow": "true"},
+        },
+        "spec": {},
+        "status": {
+            "capacity": resources,
+            "allocatable": resources,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                }
+            ],
+        },
+    }
+
+
+def _pod(i: int, scheduler: str | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "containers": [
+            {
+                "name": "app",
+                "image": "pilothouse/busybox:latest",
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+            }
+        ]
+    }
+    if scheduler:
+        spec["schedulerName"] = scheduler
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"bench-{i:06d}", "namespace": "default", "labels": {"app": "bench"}},
+        "spec": spec,
+    }
+
+
+async def _drive(n: int, concurrency: int, op: Any) -> None:
+    next_i = 0
+
+    async def worker() -> None:
+        nonlocal next_i
+        while next_i < n:
+            i = next_i
+            next_i += 1
+            await op(i)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def _spawn_serve(data: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PILOTHOUSE_HOME": str(data)}
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "console", "serve", "--data-dir", str(data), "--listen", ""],
+            env=env,
+            stderr=log,
+            stdout=log,
+        )
+
+
+@contextlib.asynccontextmanager
+async def _serve(tmp: Path, label: str) -> Any:
+    data = tmp / label
+    data.mkdir()
+    (data / "config.toml").write_text(SERVE_CONFIG)
+    proc = _spawn_serve(data, tmp / f"{label}.log")
+    try:
+        deadline = time.monotonic() + 30
+        sock = data / "api.sock"
+        while not sock.exists():
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"pilothouse serve exited with {proc.returncode}: "
+                    f"{(tmp / f'{label}.log').read_text()[-2000:]}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError("pilothouse serve did not open its socket within 30 s")
+            await asyncio.sleep(0.05)
+        async with Client(str(sock)) as client:
+            yield client
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def _scenario(
+    tmp: Path, label: str, nodes: int, pods: int, concurrency: int, baseline: bool
+) -> Run:
+    async with _serve(tmp, label) as client:
+        if nodes:
+            print(f"[{label}] register {nodes} hollow nodes ...", file=sys.stderr)
+            await _drive(nodes, concurrency, lambda i: client.create(NODE, _node(i)))
+            registered = len((await client.list(NODE))["items"])
+            if registered != nodes:
+                raise RuntimeError(f"{registered} nodes registered, expected {nodes}")
+        sent: list[float] = [0.0] * pods
+        seen: list[float] = [0.0] * pods
+        remaining = pods
+        all_seen = asyncio.Event()
+        rv = (await client.list(POD, "default", limit=1))["metadata"]["resourceVersion"]
+
+        async def watch() -> None:
+            nonlocal remaining
+            async for _type, obj in client.watch(POD, "default", resource_version=rv):
+                if not baseline and not (obj.get("spec") or {}).get("nodeName"):
+                    continue
+                i = int(obj["metadata"]["name"].rpartition("-")[2])
+                if not seen[i]:
+                    seen[i] = time.perf_counter()
+                    remaining -= 1
+                    if remaining == 0:
+                        all_seen.set()
+                        return
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0.2)  # the watch is open before the first create
+        scheduler = OTHER_SCHEDULER if baseline else None
+
+        async def create(i: int) -> None:
+            sent[i] = time.perf_counter()
+            await client.create(POD, _pod(i, scheduler))
+
+        what = "pods (no scheduling)" if baseline else "pods"
+        print(f"[{label}] create {pods} {what} ...", file=sys.stderr)
+        try:
+            await _drive(pods, concurrency, create)
+            created = time.perf_counter()
+            timeout = 60 + pods / 50
+            try:
+                await asyncio.wait_for(all_seen.wait(), timeout)
+            except TimeoutError:
+                raise RuntimeError(
+                    f"[{label}] {remaining} of {pods} pods not seen "
+                    f"{'created' if baseline else 'bound'} within {timeout:.0f} s"
+                ) from None
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+        first = min(sent)
+        return Run(
+            nodes=nodes,
+            pods=pods,
+            seconds=max(seen) - first,
+            latencies_ms=[(b - a) * 1000 for a, b in zip(sent, seen, strict=True)],
+            create_seconds=created - first,
+        )
+
+
+async def run_bench_scheduler(nodes: int, pods: int, concurrency: int, as_json: bool) -> int:
+    if nodes < 1 or pods < 1 or concurrency < 1:
+        raise ValueError("--nodes, --pods and --concurrency must be positive")
+    sizes = [SMALL_CLUSTER, nodes] if nodes != SMALL_CLUSTER else [nodes]
+    with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        base = await _scenario(tmp, "baseline", 0, pods, concurrency, baseline=True)
+        runs = {
+            n: await _scenario(tmp, f"nodes-{n}", n, pods, concurrency, baseline=False)
+            for n in sizes
+        }
+    main = runs[nodes]
+    small = runs[sizes[0]]
+    figures = {
+        "nodes": nodes,
+        "pods": pods,
+        "concurrency": concurrency,
+        "pods_per_s": round(main.pods_per_s, 1),
+        "bind_p50_ms": main.p(50),
+        "bind_p99_ms": main.p(99),
+        "creates_per_s": round(main.creates_per_s, 1),
+        "small_nodes": small.nodes,
+        "small_pods_per_s": round(small.pods_per_s, 1),
+        "small_bind_p50_ms": small.p(50),
+        "small_bind_p99_ms": small.p(99),
+        "baseline_creates_per_s": round(base.pods_per_s, 1),
+        "baseline_create_p50_ms": base.p(50),
+        "baseline_create_p99_ms": base.p(99),
+        "kube_ci_floor_pods_per_s": KUBE_CI_FLOOR,
+    }
+    rows = [
+        (
+            f"pods scheduled/s, {nodes:,} nodes",
+            f"{main.pods_per_s:,.0f}",
+            f"kube-scheduler CI floor {KUBE_CI_FLOOR} (5,000 nodes); goal >= {GOAL:,}",
+        ),
+        (
+            "  create -> bind p50 / p99 ms",
+            f"{main.p(50)} / {main.p(99)}",
+            f"{pods:,} pods, {concurrency} creates in flight; includes the wait in the queue",
+        ),
+        ("  pods created/s meanwhile", f"{main.creates_per_s:,.0f}", ""),
+    ]
+    if small is not main:
+        rows += [
+            (f"pods scheduled/s, {small.nodes:,} nodes", f"{small.pods_per_s:,.0f}", ""),
+            ("  create -> bind p50 / p99 ms", f"{small.p(50)} / {small.p(99)}", ""),
+        ]
+    rows += [
+        (
+            "baseline: pods created/s, no scheduling",
+            f"{base.pods_per_s:,.0f}",
+            "same creates; the pods name another scheduler",
+        ),
+        ("  create -> watch event p50 / p99 ms", f"{base.p(50)} / {base.p(99)}", ""),
+    ]
+    print_report(
+        "pilothouse bench scheduler (API server, SQLite store and scheduler; hollow nodes)",
+        describe_machine(),
+        rows,
+        figures,
+        as_json,
+    )
+    return 0

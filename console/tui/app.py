@@ -1,0 +1,700 @@
+"""PilothouseApp: the operator's console.
+
+The app reaches the cluster only through `control.client.Client`. Each kind it
+shows is one `WatchCache` (list + watch), shared by the views and the health
+header; views apply changes as keyed diffs (see table.py). Every API call runs
+in a worker, and every action ends in a notification: its result or its error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shlex
+import subprocess
+import tempfile
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Input, Static
+
+from console.tui import actions
+from console.tui.informer import WatchCache
+from console.tui.screens import (
+    ConfirmScreen,
+    HelpScreen,
+    LogScreen,
+    ProgressScreen,
+    PromptScreen,
+    TextScreen,
+    error_text,
+)
+from console.tui.table import ResourceTable
+from console.tui.views import VIEWS, Context, ViewSpec, find_view
+from control.client import Client, ClusterUnreachable
+from control.errors import ApiError
+from control.objects import kinds
+from control.objects.columns import node_status
+from control.objects.kinds import ResourceType
+
+ClientFactory = Callable[[], Client]
+
+MUTATING = {
+    "scale",
+    "scale_up",
+    "scale_down",
+    "edit",
+    "delete",
+    "restart",
+    "undo",
+    "cordon",
+    "uncordon",
+    "drain",
+    "shell",
+    "apply",
+}
+SCALABLE = {"deployments"}
+# Which views each action applies to; absent means every view.
+APPLIES: dict[str, set[str]] = {
+    "scale": SCALABLE,
+    "scale_up": SCALABLE,
+    "scale_down": SCALABLE,
+    "logs": {"pods"},
+    "shell": {"pods"},
+    "restart": {"deployments"},
+    "undo": {"deployments"},
+    "cordon": {"nodes"},
+    "uncordon": {"nodes"},
+    "drain": {"nodes"},
+}
+
+
+@dataclass(frozen=True)
+class Act:
+    key: str
+    action: str
+    description: str
+    show: bool = True
+
+
+ACTIONS: tuple[Act, ...] = (
+    Act("colon", "command", "View"),
+    Act("slash", "filter", "Filter"),
+    Act("escape", "back", "Back"),
+    Act("question_mark", "help", "Help"),
+    Act("s", "scale", "Scale"),
+    Act("plus", "scale_up", "+1"),
+    Act("minus", "scale_down", "-1"),
+    Act("l", "logs", "Logs"),
+    Act("d", "describe", "Describe"),
+    Act("y", "yaml", "YAML"),
+    Act("e", "edit", "Edit"),
+    Act("ctrl+d", "delete", "Delete"),
+    Act("r", "restart", "Restart"),
+    Act("u", "undo", "Undo"),
+    Act("c", "cordon", "Cordon"),
+    Act("u", "uncordon", "Uncordon"),
+    Act("r", "drain", "Drain"),
+    Act("x", "shell", "Shell"),
+    Act("a", "apply", "Apply"),
+    Act("q", "app.quit", "Quit", show=False),
+)
+
+
+def _binding_id(action: str) -> str:
+    return action.removeprefix("app.")
+
+
+class MainScreen(Screen[None]):
+    BINDINGS = [
+        Binding(a.key, a.action, a.description, show=a.show, id=_binding_id(a.action))
+        for a in ACTIONS
+    ]
+
+    def __init__(self, initial_view: str = "pods") -> None:
+        super().__init__()
+        self.initial_view = initial_view
+
+    @property
+    def papp(self) -> PilothouseApp:
+        app = self.app
+        assert isinstance(app, PilothouseApp)
+        return app
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="header"):
+            yield Static("pilothouse", id="health")
+        yield Static("", id="title")
+        with ContentSwitcher(initial=None, id="views"):
+            for spec in VIEWS:
+                yield ResourceTable(spec, self.papp.ctx, id=f"view-{spec.name}")
+        yield Input(id="prompt", classes="hidden")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        papp = self.papp
+        papp.tables = {t.spec.name: t for t in self.query(ResourceTable)}
+        for spec in VIEWS:
+            cache = papp.caches.get(spec.rt.plural)
+            if cache is not None and cache.objects:
+                papp.tables[spec.name].mark_all()  # listed before this screen mounted
+        papp.show_view(self.initial_view)
+
+    # -- applicability -----------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        papp = self.papp
+        if papp.readonly and action in MUTATING:
+            return False
+        views = APPLIES.get(action)
+        if views is not None and papp.view.name not in views:
+            return False
+        return True
+
+    # -- navigation --------------------------------------------------------------
+
+    def action_command(self) -> None:
+        self.papp.open_prompt("command")
+
+    def action_filter(self) -> None:
+        self.papp.open_prompt("filter")
+
+    def action_back(self) -> None:
+        self.papp.back()
+
+    def action_help(self) -> None:
+        self.papp.push_screen(HelpScreen(self.papp.help_rows()))
+
+    # -- actions on the selected object -----------------------------------------
+
+    def action_scale(self) -> None:
+        self.papp.act_scale_prompt()
+
+    def action_scale_up(self) -> None:
+        self.papp.act_scale_by(1)
+
+    def action_scale_down(self) -> None:
+        self.papp.act_scale_by(-1)
+
+    def action_logs(self) -> None:
+        self.papp.act_logs()
+
+    def action_describe(self) -> None:
+        self.papp.act_describe()
+
+    def action_yaml(self) -> None:
+        self.papp.act_yaml()
+
+    def action_edit(self) -> None:
+        self.papp.act_edit()
+
+    def action_delete(self) -> None:
+        self.papp.act_delete()
+
+    def action_restart(self) -> None:
+        self.papp.act_simple(actions.rollout_restart)
+
+    def action_undo(self) -> None:
+        self.papp.act_simple(actions.rollout_undo)
+
+    def action_cordon(self) -> None:
+        self.papp.act_cordon(True)
+
+    def action_uncordon(self) -> None:
+        self.papp.act_cordon(False)
+
+    def action_drain(self) -> None:
+        self.papp.act_drain()
+
+    def action_shell(self) -> None:
+        self.papp.act_shell()
+
+    def action_apply(self) -> None:
+        self.papp.act_apply()
+
+
+class PilothouseApp(App[None]):
+    TITLE = "pilothouse"
+    CSS = """
+    #header { height: 1; background: $panel; }
+    #health { width: 1fr; height: 1; }
+    #title { height: 1; width: 1fr; background: $boost; color: $text; text-style: bold; }
+    #views { height: 1fr; }
+    #views > DataTable { height: 1fr; }
+    #prompt { dock: bottom; margin-bottom: 1; }
+    .hidden { display: none; }
+    .screen-title { height: 1; background: $boost; text-style: bold; }
+    .dialog { width: 60; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    .dialog.wide { width: 100; max-height: 80%; }
+    .dialog Horizontal { height: auto; }
+    ModalScreen { align: center middle; }
+    """
+
+    def __init__(
+        self,
+        client_factory: ClientFactory,
+        *,
+        readonly: bool = False,
+        initial_view: str = "pods",
+        info: str = "",
+        keymap: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.client_factory = client_factory
+        self.client = client_factory()
+        self.readonly = readonly
+        self.initial_view = initial_view
+        self.info = info
+        self.ctx = Context()
+        self.caches: dict[str, WatchCache] = {}
+        self.view: ViewSpec = find_view(initial_view) or VIEWS[0]
+        self.history: list[str] = []
+        self.server_version = ""
+        self._prompt_mode = ""
+        self.tables: dict[str, ResourceTable] = {}
+        if keymap:
+            self.set_keymap(keymap)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        # Start listing before the screen is built: at 20,000 pods the list is
+        # most of the wait. The health header needs nodes and pods on every view.
+        for rt in (kinds.NODE, kinds.POD):
+            self.cache(rt)
+        self.push_screen(MainScreen(self.initial_view))
+        self.set_interval(1.0, self.update_health)
+        self.set_interval(5.0, self._sample_nodes)
+        self.set_interval(10.0, self._refresh_ages)
+        self.fetch_version()
+
+    async def on_unmount(self) -> None:
+        for cache in self.caches.values():
+            await cache.stop()
+        await self.client.close()
+
+    @work(group="version")
+    async def fetch_version(self) -> None:
+        try:
+            info = await self.client.request("GET", "/version")
+            self.server_version = str(info.get("gitVersion") or "")
+        except (ApiError, ClusterUnreachable) as e:
+            self.server_version = f"unreachable: {e}"
+        self.update_health()
+
+    def cache(self, rt: ResourceType) -> WatchCache:
+        """The watch cache of one kind, started on first use."""
+        cache = self.caches.get(rt.plural)
+        if cache is None:
+            cache = WatchCache(self.client, rt)
+            self.caches[rt.plural] = cache
+            self.ctx.objects[rt.plural] = cache.objects
+            cache.subscribe(functools.partial(self._changed, cache))
+            cache.start()
+        return cache
+
+    def _changed(self, cache: WatchCache, keys: set[str]) -> None:
+        rt = cache.rt
+        self.ctx.objects[rt.plural] = cache.objects  # a re-list replaces the dict
+        if rt is kinds.POD:
+            nodes = self.ctx.update_pods(keys)
+            if nodes and self.tables:
+                self.tables["nodes"].mark(nodes)
+        if not self.tables:
+            return  # the main screen marks everything cached when it mounts
+        if rt is kinds.NODE:
+            self.update_health()
+        for spec in VIEWS:
+            if spec.rt is rt:
+                self.tables[spec.name].mark(keys)
+            elif rt in spec.depends:
+                self.tables[spec.name].mark_all()
+
+    def _sample_nodes(self) -> None:
+        self.ctx.sample_nodes()
+        self.tables["nodes"].mark(set(self.ctx.of(kinds.NODE)))
+
+    def _refresh_ages(self) -> None:
+        if self.tables:
+            self.table.refresh_ages()
+
+    @property
+    def main(self) -> MainScreen:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        raise LookupError("no main screen")
+
+    @property
+    def table(self) -> ResourceTable:
+        return self.tables[self.view.name]
+
+    # -- views -------------------------------------------------------------------
+
+    def show_view(self, name: str, remember: bool = True) -> bool:
+        spec = find_view(name)
+        if spec is None:
+            return False
+        if remember and spec is not self.view:
+            self.history.append(self.view.name)
+        self.view = spec
+        for rt in (spec.rt, *spec.depends):
+            cache = self.cache(rt)
+            # A table created after its cache synced starts from the whole cache.
+            if rt is spec.rt and cache.synced.is_set():
+                self.table.mark_all()
+        self.main.query_one("#views", ContentSwitcher).current = f"view-{spec.name}"
+        self.table.focus()
+        self.update_title()
+        self.main.refresh_bindings()
+        return True
+
+    def back(self) -> None:
+        prompt = self.main.query_one("#prompt", Input)
+        if not prompt.has_class("hidden"):
+            self.close_prompt()
+            return
+        if self.table.filter_text:
+            self.table.set_filter("")
+            self.update_title()
+            return
+        if self.history:
+            self.show_view(self.history.pop(), remember=False)
+
+    def update_title(self) -> None:
+        if self.view.name not in self.tables:
+            return  # not mounted yet
+        table = self.table
+        title = f" {self.view.title}"
+        if table.filter_text:
+            title += f"  /{table.filter_text}"
+        if self.readonly:
+            title += "  [read-only]"
+        cache = self.caches.get(self.view.rt.plural)
+        if cache is not None and not cache.synced.is_set():
+            title += "  (loading…)"
+        title += f"  {len(table.shown)} rows"
+        with contextlib.suppress(NoMatches, LookupError):
+            self.main.query_one("#title", Static).update(title, layout=False)
+
+    def update_health(self) -> None:
+        try:
+            main = self.main
+        except LookupError:
+            return
+        if not self.tables:
+            return
+        nodes = self.ctx.of(kinds.NODE)
+        ready = sum(1 for n in nodes.values() if node_status(n).startswith("Ready"))
+        phases = Counter(p.phase for p in self.ctx.pods.values())
+        order = ("Running", "Pending", "Succeeded", "Failed", "Unknown")
+        pods = " ".join(f"{ph} {phases[ph]}" for ph in order if phases.get(ph))
+        parts = [
+            f"nodes {ready}/{len(nodes)} ready",
+            f"pods {len(self.ctx.pods)}" + (f" ({pods})" if pods else ""),
+            f"server {self.client.server}",
+        ]
+        if self.server_version:
+            parts.append(self.server_version)
+        if self.info:
+            parts.append(self.info)
+        errors = [c.error for c in self.caches.values() if c.error]
+        text = "  │  ".join(parts)
+        if errors:
+            text = f"[b red]⚠ {errors[0]}[/]  │  " + text
+        with contextlib.suppress(NoMatches):  # torn down under a timer
+            main.query_one("#health", Static).update(text, layout=False)
+        self.update_title()
+
+    # -- prompt (: and /) -------------------------------------------------------
+
+    def open_prompt(self, mode: str) -> None:
+        prompt = self.main.query_one("#prompt", Input)
+        self._prompt_mode = mode
+        prompt.remove_class("hidden")
+        if mode == "command":
+            prompt.placeholder = ":view  (po deploy svc ing no ev), or :q to quit"
+            prompt.value = ""
+        else:
+            prompt.placeholder = "/text, or a label selector such as app=web,tier!=db"
+            prompt.value = self.table.filter_text
+        prompt.focus()
+
+    def close_prompt(self) -> None:
+        prompt = self.main.query_one("#prompt", Input)
+        prompt.add_class("hidden")
+        self._prompt_mode = ""
+        self.table.focus()
+
+    @on(Input.Submitted, "#prompt")
+    def prompt_submitted(self, event: Input.Submitted) -> None:
+        mode, value = self._prompt_mode, event.value.strip()
+        self.close_prompt()
+        if mode == "command":
+            self.run_command(value)
+        elif mode == "filter":
+            error = self.table.set_filter(value)
+            if error:
+                self.notify(f"filter: {error}", severity="error")
+            self.update_title()
+
+    def run_command(self, value: str) -> None:
+        value = value.lstrip(":").strip()
+        if not value:
+            return
+        if value in ("q", "quit", "q!"):
+            self.exit()
+            return
+        if not self.show_view(value):
+            names = ", ".join(sorted(a for v in VIEWS for a in v.aliases if len(a) <= 6))
+            self.notify(f"no view {value!r}: try {names}", severity="error")
+
+    # -- help and the command palette -------------------------------------------
+
+    def active_actions(self) -> list[Act]:
+        main = self.main
+        return [a for a in ACTIONS if main.check_action(a.action, ())]
+
+    def help_rows(self) -> list[tuple[str, str, str]]:
+        """(key, binding id, description) of what works here, after any keymap."""
+        rows = []
+        for active in self.main.active_bindings.values():
+            binding = active.binding
+            if active.node not in (self.main, self) or not active.enabled:
+                continue
+            rows.append((self.get_key_display(binding), binding.id or "", binding.description))
+        return rows or [("", "", "no actions")]
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        try:
+            main = self.main
+        except LookupError:
+            return
+        for spec in VIEWS:
+            yield SystemCommand(
+                f"View: {spec.title}",
+                f":{spec.aliases[0]}",
+                lambda name=spec.name: self.show_view(name),
+            )
+        for act in ACTIONS:
+            if act.action.startswith("app.") or not main.check_action(act.action, ()):
+                continue
+            yield SystemCommand(
+                f"{act.description} ({act.action})",
+                f"key {act.key} on the selected {self.view.rt.singular}",
+                lambda a=act.action: self.call_later(main.run_action, a),
+            )
+
+    # -- running actions ---------------------------------------------------------
+
+    def selected(self) -> str | None:
+        key = self.table.selected_key()
+        if key is None:
+            self.notify(f"no {self.view.rt.singular} selected", severity="warning")
+        return key
+
+    def run_api(self, title: str, call: Callable[[], Awaitable[str]]) -> None:
+        """Run one API action in a worker; notify its result or its error."""
+
+        async def job() -> None:
+            try:
+                message = await call()
+            except (ApiError, ClusterUnreachable) as e:
+                self.notify(error_text(e), title=title, severity="error", timeout=8)
+                return
+            except Exception as e:
+                self.notify(error_text(e), title=title, severity="error", timeout=8)
+                return
+            self.notify(message, title=title)
+
+        self.run_worker(job(), group="api", exit_on_error=False)
+
+    def act_simple(self, fn: Callable[[Client, str], Awaitable[str]]) -> None:
+        key = self.selected()
+        if key is not None:
+            self.run_api(fn.__name__.replace("_", " "), lambda: fn(self.client, key))
+
+    def act_scale_by(self, delta: int) -> None:
+        key, rt = self.selected(), self.view.rt
+        if key is not None:
+            self.run_api("scale", lambda: actions.scale_by(self.client, rt, key, delta))
+
+    def act_scale_prompt(self) -> None:
+        key, rt = self.selected(), self.view.rt
+        if key is None:
+            return
+        obj = self.ctx.of(rt).get(key) or {}
+        current = str((obj.get("spec") or {}).get("replicas", ""))
+
+        def done(value: str | None) -> None:
+            if value is None or not value.strip():
+                return
+            try:
+                replicas = int(value)
+            except ValueError:
+                self.notify(f"scale: {value!r} is not a number", severity="error")
+                return
+            self.run_api("scale", lambda: actions.scale_to(self.client, rt, key, replicas))
+
+        self.push_screen(PromptScreen(f"Scale {rt.singular}/{key} to:", current), done)
+
+    def act_cordon(self, on: bool) -> None:
+        key = self.selected()
+        if key is not None:
+            self.run_api(
+                "cordon" if on else "uncordon", lambda: actions.cordon(self.client, key, on)
+            )
+
+    def act_delete(self) -> None:
+        key, rt = self.selected(), self.view.rt
+        if key is None:
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.run_api("delete", lambda: actions.delete(self.client, rt, key))
+
+        self.push_screen(ConfirmScreen(f"Delete {rt.singular} {key}?"), done)
+
+    def act_drain(self) -> None:
+        key = self.selected()
+        if key is None:
+            return
+
+        def done(yes: bool | None) -> None:
+            if not yes:
+                return
+            screen = ProgressScreen(f"Draining node/{key}")
+            self.push_screen(screen)
+
+            async def job() -> None:
+                try:
+                    message = await actions.drain(self.client, key, screen.step)
+                except (ApiError, ClusterUnreachable) as e:
+                    screen.finish(f"failed: {error_text(e)}")
+                    self.notify(error_text(e), title="drain", severity="error")
+                    return
+                screen.finish(message)
+                self.notify(message, title="drain")
+
+            self.run_worker(job(), group="api", exit_on_error=False)
+
+        self.push_screen(
+            ConfirmScreen(f"Drain node {key}? It is cordoned and its pods are evicted."), done
+        )
+
+    def act_yaml(self) -> None:
+        key, rt = self.selected(), self.view.rt
+        if key is None:
+            return
+
+        async def job() -> None:
+            try:
+                ns, name = actions.split_key(key)
+                obj = await self.client.get(rt, name, ns)
+            except (ApiError, ClusterUnreachable) as e:
+                self.notify(error_text(e), title="yaml", severity="error")
+                return
+            self.push_screen(TextScreen(f" {rt.singular}/{key}  (YAML)", actions.as_yaml(obj)))
+
+        self.run_worker(job(), group="api", exit_on_error=False)
+
+    def act_describe(self) -> None:
+        key, rt = self.selected(), self.view.rt
+        if key is None:
+            return
+
+        async def job() -> None:
+            try:
+                text = await actions.describe(self.client, rt, key)
+            except (ApiError, ClusterUnreachable) as e:
+                self.notify(error_text(e), title="describe", severity="error")
+                return
+            self.push_screen(TextScreen(f" describe {rt.singular}/{key}", text))
+
+        self.run_worker(job(), group="api", exit_on_error=False)
+
+    def act_logs(self) -> None:
+        key = self.selected()
+        if key is None:
+            return
+
+        def fetch(timestamps: bool, previous: bool) -> Awaitable[str]:
+            return actions.logs(self.client, key, timestamps=timestamps, previous=previous)
+
+        self.push_screen(LogScreen(f" logs pod/{key}", fetch))
+
+    def act_shell(self) -> None:
+        key = self.selected()
+        if key is not None:
+
+            async def call() -> str:
+                await actions.exec_check(self.client, key)
+                return f"exec into pod/{key}: the server accepted, but the console has no terminal bridge yet"
+
+            self.run_api("shell", call)
+
+    def act_apply(self) -> None:
+        def done(path: str | None) -> None:
+            if path and path.strip():
+                self.run_api("apply", lambda: actions.apply_file(self.client, path.strip()))
+
+        self.push_screen(
+            PromptScreen("Apply manifest file:", placeholder="path/to/manifest.yaml"), done
+        )
+
+    def act_edit(self) -> None:
+        key, rt = self.selected(), self.view.rt
+        if key is None:
+            return
+
+        async def job() -> None:
+            ns, name = actions.split_key(key)
+            try:
+                original = await self.client.get(rt, name, ns)
+            except (ApiError, ClusterUnreachable) as e:
+                self.notify(error_text(e), title="edit", severity="error")
+                return
+            text = actions.dump_for_edit(original)
+            edited = self.run_editor(text)
+            if edited is None or edited == text:
+                self.notify("edit cancelled: no changes", title="edit")
+                return
+            try:
+                message = await actions.replace_edited(self.client, rt, original, edited)
+            except (ApiError, ClusterUnreachable, ValueError) as e:
+                self.notify(error_text(e), title="edit", severity="error", timeout=8)
+                return
+            self.notify(message, title="edit")
+
+        self.run_worker(job(), group="api", exit_on_error=False)
+
+    def run_editor(self, text: str) -> str | None:
+        """Edit `text` in $EDITOR with the terminal handed over; None if the editor failed."""
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        with tempfile.NamedTemporaryFile("w+", suffix=".yaml", delete=False) as f:
+            f.write(text)
+            path = f.name
+        try:
+            with self.suspend():
+                result = subprocess.run([*shlex.split(editor), path], check=False)
+            if result.returncode != 0:
+                self.notify(f"edit: {editor} exited with {result.returncode}", severity="error")
+                return None
+            with open(path) as f:
+                return f.read()
+        except Exception as e:
+            self.notify(f"edit: {e}", severity="error")
+            return None
+        finally:
+            os.unlink(path)

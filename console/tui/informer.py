@@ -1,0 +1,128 @@
+"""A list+watch cache of one kind, through the API client.
+
+It lists, then watches from the list's resourceVersion. A watch that answers
+410 Gone (too old) lists again and reports the difference, and a dropped
+connection retries with capped backoff. Subscribers get the keys that changed;
+they read the objects from `objects`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from control.client import Client, ClusterUnreachable
+from control.errors import ApiError
+from control.objects.kinds import ResourceType
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+Listener = Callable[[set[str]], None]
+PAGE = 5000
+
+
+def object_key(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{ns}/{meta.get('name')}" if ns else str(meta.get("name"))
+
+
+class WatchCache:
+    def __init__(self, client: Client, rt: ResourceType) -> None:
+        self.client = client
+        self.rt = rt
+        self.objects: dict[str, Obj] = {}
+        self.synced = asyncio.Event()
+        self.error: str | None = None
+        self._listeners: list[Listener] = []
+        self._task: asyncio.Task[None] | None = None
+        self._rv: str | None = None
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"watch {self.rt.plural}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _notify(self, keys: set[str]) -> None:
+        if keys:
+            for listener in list(self._listeners):
+                listener(keys)
+
+    async def _list(self) -> None:
+        items: list[Obj] = []
+        token: str | None = None
+        while True:
+            page = await self.client.list(self.rt, limit=PAGE, continue_token=token)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                break
+        self._rv = str((page.get("metadata") or {}).get("resourceVersion") or "")
+        fresh = {object_key(o): o for o in items}
+        changed = set(self.objects.keys() - fresh.keys())
+        for key, obj in fresh.items():
+            old = self.objects.get(key)
+            if old is None or old.get("metadata", {}).get("resourceVersion") != obj.get(
+                "metadata", {}
+            ).get("resourceVersion"):
+                changed.add(key)
+        self.objects = fresh
+        self.error = None
+        self.synced.set()
+        self._notify(changed)
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        need_list = True
+        while True:
+            try:
+                if need_list:
+                    await self._list()
+                    need_list = False
+                async for kind, obj in self.client.watch(self.rt, resource_version=self._rv):
+                    key = object_key(obj)
+                    rv = (obj.get("metadata") or {}).get("resourceVersion")
+                    if rv:
+                        self._rv = str(rv)
+                    if kind == "DELETED":
+                        self.objects.pop(key, None)
+                    elif kind in ("ADDED", "MODIFIED"):
+                        self.objects[key] = obj
+                    else:
+                        continue
+                    self._notify({key})
+                    backoff = 0.2
+            except ApiError as e:
+                if e.code == 410:
+                    need_list = True
+                    continue
+                self.error = f"{self.rt.plural}: {e.message}"
+                log.debug("watch %s: %s", self.rt.plural, e)
+            except ClusterUnreachable as e:
+                self.error = str(e)
+                need_list = True
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self.error = f"{self.rt.plural}: {e}"
+                log.exception("watch %s", self.rt.plural)
+                need_list = True
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)

@@ -1,0 +1,464 @@
+"""What each view shows: its kind, columns and row keys.
+
+Cells come from `control.objects.columns` (the CLI's `get` columns) where the
+console shows the same thing; the console adds what needs other kinds (pods per
+node, endpoint counts) from the shared caches in `Context`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from rich.text import Text
+
+from control.objects import kinds
+from control.objects.columns import age, columns_for
+from control.objects.kinds import ResourceType
+
+Obj = dict[str, Any]
+Cell = str | Text
+Row = tuple[str, list[Cell]]  # row key, cells
+
+BAD_STATUS = {
+    "CrashLoopBackOff",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "Error",
+    "Failed",
+    "OOMKilled",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "InvalidImageName",
+    "NotReady",
+    "Unknown",
+}
+WARN_STATUS = {"Pending", "ContainerCreating", "Terminating", "PodInitializing"}
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def parse_cpu(q: Any) -> int:
+    """Millicores from a CPU quantity: `250m`, `2`, `0.5`."""
+    s = str(q or "0")
+    try:
+        if s.endswith("m"):
+            return int(float(s[:-1]))
+        return int(float(s) * 1000)
+    except ValueError:
+        return 0
+
+
+_MEM = {
+    "Ki": 1024,
+    "Mi": 1024**2,
+    "Gi": 1024**3,
+    "Ti": 1024**4,
+    "k": 1000,
+    "K": 1000,
+    "M": 1000**2,
+    "G": 1000**3,
+    "T": 1000**4,
+}
+
+
+def parse_mem(q: Any) -> int:
+    """Bytes from a memory quantity: `64Mi`, `1G`, `1048576`."""
+    s = str(q or "0")
+    for suffix in ("Ki", "Mi", "Gi", "Ti", "k", "K", "M", "G", "T"):
+        if s.endswith(suffix):
+            try:
+                return int(float(s[: -len(suffix)]) * _MEM[suffix])
+            except ValueError:
+                return 0
+    try:
+        return int(float(s))
+    except ValueError:
+        return 0
+
+
+def fmt_cpu(m: int) -> str:
+    return f"{m}m" if m % 1000 else str(m // 1000)
+
+
+def fmt_mem(b: int) -> str:
+    for unit, size in (("Gi", 1024**3), ("Mi", 1024**2), ("Ki", 1024)):
+        if b >= size:
+            v = b / size
+            return f"{v:.1f}{unit}" if v < 10 and v != int(v) else f"{int(v)}{unit}"
+    return str(b)
+
+
+def sparkline(samples: list[float]) -> str:
+    """Fractions 0..1 as block characters."""
+    return "".join(
+        SPARK[min(len(SPARK) - 1, max(0, int(v * (len(SPARK) - 1) + 0.5)))] for v in samples
+    )
+
+
+def _meta(obj: Obj) -> Obj:
+    meta: Obj = obj.get("metadata") or {}
+    return meta
+
+
+def obj_key(obj: Obj) -> str:
+    meta = _meta(obj)
+    ns = meta.get("namespace")
+    return f"{ns}/{meta.get('name')}" if ns else str(meta.get("name"))
+
+
+def _status_text(status: str) -> Cell:
+    if status in BAD_STATUS or status.startswith(("Init:Error", "Init:CrashLoop")):
+        return Text(status, style="bold red")
+    if status in WARN_STATUS:
+        return Text(status, style="yellow")
+    return status
+
+
+@dataclass
+class PodInfo:
+    node: str
+    phase: str
+    cpu_m: int
+    mem_b: int
+
+
+@dataclass
+class Context:
+    """Shared caches the views read from, kept by the app."""
+
+    objects: dict[str, dict[str, Obj]] = field(default_factory=dict)  # plural -> key -> obj
+    pods: dict[str, PodInfo] = field(default_factory=dict)
+    by_node: dict[str, set[str]] = field(default_factory=dict)
+    history: dict[str, tuple[deque[float], deque[float]]] = field(default_factory=dict)
+
+    def of(self, rt: ResourceType) -> dict[str, Obj]:
+        return self.objects.get(rt.plural, {})
+
+    def update_pods(self, keys: set[str]) -> set[str]:
+        """Index changed pods by node; returns the nodes whose pods changed."""
+        nodes: set[str] = set()
+        pods = self.of(kinds.POD)
+        for key in keys:
+            old = self.pods.pop(key, None)
+            if old is not None:
+                self.by_node.get(old.node, set()).discard(key)
+                nodes.add(old.node)
+            obj = pods.get(key)
+            if obj is None:
+                continue
+            spec = obj.get("spec") or {}
+            cpu = mem = 0
+            for c in spec.get("containers") or []:
+                req = (c.get("resources") or {}).get("requests") or {}
+                cpu += parse_cpu(req.get("cpu"))
+                mem += parse_mem(req.get("memory"))
+            phase = str((obj.get("status") or {}).get("phase") or "Pending")
+            info = PodInfo(str(spec.get("nodeName") or ""), phase, cpu, mem)
+            self.pods[key] = info
+            if info.node:
+                self.by_node.setdefault(info.node, set()).add(key)
+                nodes.add(info.node)
+        nodes.discard("")
+        return nodes
+
+    def node_usage(self, node: str) -> tuple[int, int, int]:
+        """(cpu millicores, memory bytes, pod count) requested by pods bound to `node`."""
+        cpu = mem = n = 0
+        for key in self.by_node.get(node, ()):
+            info = self.pods[key]
+            if info.phase in ("Succeeded", "Failed"):
+                continue
+            cpu += info.cpu_m
+            mem += info.mem_b
+            n += 1
+        return cpu, mem, n
+
+    def sample_nodes(self, width: int = 11) -> None:
+        """Record each node's requested/allocatable fractions for the sparklines."""
+        for name, node in self.of(kinds.NODE).items():
+            alloc = (node.get("status") or {}).get("allocatable") or {}
+            cpu_a, mem_a = parse_cpu(alloc.get("cpu")), parse_mem(alloc.get("memory"))
+            cpu, mem, _ = self.node_usage(name)
+            cpu_h, mem_h = self.history.setdefault(name, (deque(maxlen=width), deque(maxlen=width)))
+            cpu_h.append(cpu / cpu_a if cpu_a else 0.0)
+            mem_h.append(mem / mem_a if mem_a else 0.0)
+
+    def ready_endpoints(self, namespace: str, service: str) -> int:
+        ep = self.of(kinds.ENDPOINTS).get(f"{namespace}/{service}")
+        if not ep:
+            return 0
+        return sum(len(s.get("addresses") or []) for s in ep.get("subsets") or [])
+
+
+RowsFunc = Callable[[Obj, Context], list[Row]]
+
+
+@dataclass
+class ViewSpec:
+    name: str
+    title: str
+    rt: ResourceType
+    aliases: tuple[str, ...]
+    headers: list[str]
+    rows: RowsFunc
+    # Other kinds whose changes re-render every row of this view.
+    depends: tuple[ResourceType, ...] = ()
+    # Rows sort by (sort(obj), row key); None sorts by row key alone.
+    sort: Callable[[Obj], str] | None = None
+    reverse: bool = False
+    resort_on_update: bool = False
+
+
+def _cols(kind: str, *headers: str) -> list[Callable[[Obj], str]]:
+    by_header = {c[0]: c[1] for c in columns_for(kind, wide=True)}
+    return [by_header[h] for h in headers]
+
+
+def _ns(obj: Obj) -> str:
+    return str(_meta(obj).get("namespace") or "")
+
+
+@lru_cache(maxsize=8192)
+def _age_at(timestamp: str | None, now_s: int) -> str:
+    return age(timestamp, datetime.fromtimestamp(now_s, UTC))
+
+
+def cached_age(timestamp: str | None) -> str:
+    """`columns.age`, cached per timestamp and second: thousands of pods share a few."""
+    return _age_at(timestamp, int(time.time()))
+
+
+def _created(obj: Obj) -> str:
+    return cached_age(_meta(obj).get("creationTimestamp"))
+
+
+_POD_READY, _POD_STATUS, _POD_RESTARTS = _cols("Pod", "READY", "STATUS", "RESTARTS")
+
+
+def pod_rows(obj: Obj, ctx: Context) -> list[Row]:
+    # The hot path at 20,000 pods: plain field reads inline, derived cells from columns.py.
+    meta = obj.get("metadata") or {}
+    ns, name = meta.get("namespace") or "", meta.get("name") or ""
+    restarts = _POD_RESTARTS(obj)
+    status = _POD_STATUS(obj)
+    return [
+        (
+            f"{ns}/{name}",
+            [
+                ns,
+                name,
+                _POD_READY(obj),
+                _status_text(status) if status != "Running" else status,
+                Text(restarts, style="yellow") if restarts != "0" else restarts,
+                (obj.get("spec") or {}).get("nodeName") or "<none>",
+                (obj.get("status") or {}).get("podIP") or "<none>",
+                cached_age(meta.get("creationTimestamp")),
+            ],
+        )
+    ]
+
+
+_DEPLOY = _cols("Deployment", "NAME", "READY", "UP-TO-DATE", "AVAILABLE")
+
+
+def _progress(obj: Obj) -> Cell:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    replicas = spec.get("replicas")
+    want = int(replicas) if replicas is not None else 1
+    updated = int(status.get("updatedReplicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    if spec.get("paused"):
+        return Text("paused", style="yellow")
+    if want == 0 and total == 0:
+        return "scaled to 0"
+    if updated >= want and available >= want and total == want:
+        return Text("complete", style="green")
+    width = 10
+    done = min(width, round(width * min(updated, available) / want)) if want else width
+    return Text("█" * done + "░" * (width - done) + f" {min(updated, available)}/{want}", "cyan")
+
+
+def deploy_rows(obj: Obj, ctx: Context) -> list[Row]:
+    name, ready, updated, available = (f(obj) for f in _DEPLOY)
+    return [
+        (obj_key(obj), [_ns(obj), name, ready, updated, available, _progress(obj), _created(obj)])
+    ]
+
+
+_SVC = _cols("Service", "NAME", "TYPE", "CLUSTER-IP", "PORT(S)")
+
+
+def service_rows(obj: Obj, ctx: Context) -> list[Row]:
+    name, typ, ip, ports = (f(obj) for f in _SVC)
+    n = ctx.ready_endpoints(_ns(obj), name)
+    eps: Cell = str(n) if n or not (obj.get("spec") or {}).get("selector") else Text("0", "yellow")
+    return [(obj_key(obj), [_ns(obj), name, typ, ip, ports, eps, _created(obj)])]
+
+
+def ingress_rows(obj: Obj, ctx: Context) -> list[Row]:
+    """One row per host and path."""
+    spec = obj.get("spec") or {}
+    ns, name = _ns(obj), str(_meta(obj).get("name") or "")
+    tls_hosts = {h for t in spec.get("tls") or [] for h in t.get("hosts") or []}
+    out: list[Row] = []
+
+    def backend_cells(backend: Obj | None) -> tuple[str, Cell]:
+        svc = (backend or {}).get("service") or {}
+        if not svc:
+            return "<none>", "0"
+        port = svc.get("port") or {}
+        target = f"{svc.get('name')}:{port.get('number') or port.get('name') or ''}"
+        n = ctx.ready_endpoints(ns, str(svc.get("name")))
+        return target, (str(n) if n else Text("0", style="bold red"))
+
+    for rule in spec.get("rules") or []:
+        host = rule.get("host") or "*"
+        tls = "yes" if host in tls_hosts or ("*" in tls_hosts) else "no"
+        for p in (rule.get("http") or {}).get("paths") or []:
+            path = p.get("path") or "/"
+            target, ready = backend_cells(p.get("backend"))
+            key = f"{ns}/{name}|{host}|{path}"
+            out.append(
+                (
+                    key,
+                    [ns, name, host, f"{path} ({p.get('pathType', 'Prefix')})", target, tls, ready],
+                )
+            )
+    if spec.get("defaultBackend") or not out:
+        target, ready = backend_cells(spec.get("defaultBackend"))
+        out.append((f"{ns}/{name}|*|", [ns, name, "*", "(default)", target, "no", ready]))
+    return out
+
+
+def _event_time(obj: Obj) -> str:
+    return str(
+        obj.get("lastTimestamp")
+        or obj.get("eventTime")
+        or obj.get("firstTimestamp")
+        or _meta(obj).get("creationTimestamp")
+        or ""
+    )
+
+
+def event_rows(obj: Obj, ctx: Context) -> list[Row]:
+    typ = str(obj.get("type") or "Normal")
+    involved = obj.get("involvedObject") or {}
+    target = f"{str(involved.get('kind') or '').lower()}/{involved.get('name') or ''}"
+    style = "bold yellow" if typ == "Warning" else ""
+    cells: list[Cell] = [
+        _ns(obj),
+        cached_age(_event_time(obj) or None),
+        Text(typ, style=style) if style else typ,
+        Text(str(obj.get("reason") or ""), style=style) if style else str(obj.get("reason") or ""),
+        target,
+        str(obj.get("count") or 1),
+        Text(str(obj.get("message") or ""), style=style)
+        if style
+        else str(obj.get("message") or ""),
+    ]
+    return [(obj_key(obj), cells)]
+
+
+_NODE = _cols("Node", "NAME", "STATUS", "ROLES")
+
+
+def node_rows(obj: Obj, ctx: Context) -> list[Row]:
+    name, status, roles = (f(obj) for f in _NODE)
+    alloc = (obj.get("status") or {}).get("allocatable") or {}
+    cpu_a, mem_a = parse_cpu(alloc.get("cpu")), parse_mem(alloc.get("memory"))
+    cpu, mem, pods = ctx.node_usage(name)
+    cpu_h, mem_h = ctx.history.get(name, ([], []))
+    cordoned = bool((obj.get("spec") or {}).get("unschedulable"))
+    status_cell: Cell = (
+        Text(status, style="bold red")
+        if status.startswith(("NotReady", "Unknown"))
+        else Text(status, style="yellow")
+        if cordoned
+        else status
+    )
+    cap = alloc.get("pods")
+    return [
+        (
+            name,
+            [
+                name,
+                status_cell,
+                roles,
+                # Sampled history, then the value now.
+                f"{fmt_cpu(cpu)}/{fmt_cpu(cpu_a)} {sparkline([*cpu_h, cpu / cpu_a if cpu_a else 0])}",
+                f"{fmt_mem(mem)}/{fmt_mem(mem_a)} {sparkline([*mem_h, mem / mem_a if mem_a else 0])}",
+                f"{pods}/{cap}" if cap else str(pods),
+                Text("cordoned", style="yellow") if cordoned else "",
+                _created(obj),
+            ],
+        )
+    ]
+
+
+VIEWS: tuple[ViewSpec, ...] = (
+    ViewSpec(
+        "pods",
+        "Pods",
+        kinds.POD,
+        ("po", "pod", "pods"),
+        ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "NODE", "IP", "AGE"],
+        pod_rows,
+    ),
+    ViewSpec(
+        "deployments",
+        "Deployments",
+        kinds.DEPLOYMENT,
+        ("deploy", "deployment", "deployments", "dp"),
+        ["NAMESPACE", "NAME", "READY", "UP-TO-DATE", "AVAILABLE", "ROLLOUT", "AGE"],
+        deploy_rows,
+    ),
+    ViewSpec(
+        "services",
+        "Services",
+        kinds.SERVICE,
+        ("svc", "service", "services"),
+        ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "ENDPOINTS", "AGE"],
+        service_rows,
+        depends=(kinds.ENDPOINTS,),
+    ),
+    ViewSpec(
+        "ingress",
+        "Ingress routes",
+        kinds.INGRESS,
+        ("ing", "ingress", "ingresses", "routes"),
+        ["NAMESPACE", "INGRESS", "HOST", "PATH", "BACKEND", "TLS", "READY"],
+        ingress_rows,
+        depends=(kinds.ENDPOINTS,),
+    ),
+    ViewSpec(
+        "nodes",
+        "Nodes",
+        kinds.NODE,
+        ("no", "node", "nodes"),
+        ["NAME", "STATUS", "ROLES", "CPU req/alloc", "MEM req/alloc", "PODS", "CORDON", "AGE"],
+        node_rows,  # pod changes mark their nodes through Context.update_pods
+    ),
+    ViewSpec(
+        "events",
+        "Events",
+        kinds.EVENT,
+        ("ev", "event", "events"),
+        ["NAMESPACE", "LAST SEEN", "TYPE", "REASON", "OBJECT", "COUNT", "MESSAGE"],
+        event_rows,
+        sort=_event_time,
+        reverse=True,
+        resort_on_update=True,
+    ),
+)
+
+BY_ALIAS: dict[str, ViewSpec] = {a: v for v in VIEWS for a in (v.name, *v.aliases)}
+
+
+def find_view(name: str) -> ViewSpec | None:
+    return BY_ALIAS.get(name.strip().lstrip(":").lower())

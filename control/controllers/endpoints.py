@@ -1,0 +1,244 @@
+"""The Endpoints controller: for each Service with a selector, an Endpoints
+object of the same name listing the IPs of the pods it selects.
+
+Ready pods go to `addresses`, the others to `notReadyAddresses` (all to
+`addresses` with `publishNotReadyAddresses`). Ports come from the service's
+`targetPort`: a number as is, a name looked up among each pod's container
+ports. Pods with the same ports share a subset, as Kubernetes packs them.
+Finished and terminating pods, and pods without an IP, are left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from control.config import Config
+from control.controllers.base import run_workers
+from control.controllers.informer import object_key
+from control.controllers.nodelifecycle import Informers
+from control.controllers.queue import WorkQueue
+from control.errors import ApiError
+from control.objects.kinds import ENDPOINTS, POD, SERVICE
+from control.objects.selectors import selector_from_labels
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+COMPONENT = "endpoint-controller"
+NAMESPACE_INDEX = "namespace"
+
+
+def namespace_index(obj: Obj) -> list[str]:
+    return [str((obj.get("metadata") or {}).get("namespace") or "")]
+
+
+def pod_ready(pod: Obj) -> bool:
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return bool(c.get("status") == "True")
+    return False
+
+
+def _endpoint_view(pod: Obj) -> tuple[Any, ...]:
+    """What of a pod its endpoints depend on."""
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    return (
+        meta.get("labels"),
+        meta.get("deletionTimestamp"),
+        status.get("podIP"),
+        status.get("phase"),
+        pod_ready(pod),
+        spec.get("nodeName"),
+        spec.get("hostname"),
+        spec.get("subdomain"),
+        [c.get("ports") for c in spec.get("containers") or []],
+    )
+
+
+def _target_port(pod: Obj, target: Any) -> int | None:
+    if isinstance(target, int):
+        return target
+    if isinstance(target, str):
+        if target.isdigit():
+            return int(target)
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            for p in c.get("ports") or []:
+                if p.get("name") == target:
+                    return int(p["containerPort"])
+    return None
+
+
+def desired_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
+    """The Endpoints subsets for `service`, given the pods it selects."""
+    svc_spec = service.get("spec") or {}
+    svc_name = (service.get("metadata") or {}).get("name")
+    publish_not_ready = bool(svc_spec.get("publishNotReadyAddresses"))
+    groups: dict[tuple[tuple[str, int, str], ...], tuple[list[Obj], list[Obj]]] = {}
+    for pod in pods:
+        meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+        ip = status.get("podIP")
+        if (
+            not ip
+            or meta.get("deletionTimestamp")
+            or status.get("phase") in ("Succeeded", "Failed")
+        ):
+            continue
+        ports: list[tuple[str, int, str]] = []
+        for sp in svc_spec.get("ports") or []:
+            port = _target_port(pod, sp.get("targetPort", sp.get("port")))
+            if port is not None:
+                ports.append((sp.get("name") or "", port, sp.get("protocol") or "TCP"))
+        if svc_spec.get("ports") and not ports:
+            continue  # none of the service's ports exist on this pod
+        address: Obj = {
+            "ip": ip,
+            "targetRef": {
+                "kind": "Pod",
+                "namespace": meta.get("namespace"),
+                "name": meta.get("name"),
+                "uid": meta.get("uid"),
+            },
+        }
+        if spec.get("nodeName"):
+            address["nodeName"] = spec["nodeName"]
+        if spec.get("hostname") and spec.get("subdomain") == svc_name:
+            address["hostname"] = spec["hostname"]
+        ready, not_ready = groups.setdefault(tuple(sorted(ports)), ([], []))
+        (ready if publish_not_ready or pod_ready(pod) else not_ready).append(address)
+    subsets: list[Obj] = []
+    for ports_key, (ready, not_ready) in sorted(groups.items()):
+        subset: Obj = {}
+        if ready:
+            subset["addresses"] = sorted(ready, key=_address_order)
+        if not_ready:
+            subset["notReadyAddresses"] = sorted(not_ready, key=_address_order)
+        if ports_key:
+            subset["ports"] = [
+                {**({"name": n} if n else {}), "port": p, "protocol": proto}
+                for n, p, proto in ports_key
+            ]
+        subsets.append(subset)
+    return subsets
+
+
+def _address_order(address: Obj) -> tuple[str, str]:
+    return str(address["ip"]), str((address.get("targetRef") or {}).get("name"))
+
+
+class EndpointsController:
+    name = COMPONENT
+
+    def __init__(self, manager: Informers, config: Config, *, workers: int = 2) -> None:
+        self.registry = manager.registry
+        self.workers = workers
+        self.services = manager.informer(SERVICE)
+        self.pods = manager.informer(POD)
+        self.endpoints = manager.informer(ENDPOINTS)
+        self.services.add_index(NAMESPACE_INDEX, namespace_index)
+        self.pods.add_index(NAMESPACE_INDEX, namespace_index)
+        self.queue = WorkQueue()
+        self.services.add_handler(self._on_service)
+        self.pods.add_handler(self._on_pod)
+        self.endpoints.add_handler(self._on_endpoints)
+
+    async def run(self) -> None:
+        await asyncio.gather(
+            self.services.synced.wait(), self.pods.synced.wait(), self.endpoints.synced.wait()
+        )
+        for svc in self.services.list():
+            self.queue.add(object_key(svc))
+        try:
+            await run_workers(self.name, self.queue, self.reconcile, self.workers)
+        finally:
+            self.queue.shutdown()
+
+    # -- event handlers ------------------------------------------------------
+
+    def _on_service(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        assert obj is not None
+        if kind == "MODIFIED" and old is not None and new is not None:
+            if old.get("spec") == new.get("spec") and (
+                old["metadata"].get("labels") == new["metadata"].get("labels")
+            ):
+                return
+        self.queue.add(object_key(obj))
+
+    def _on_endpoints(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        # Someone else changed or removed endpoints we keep: put them right.
+        obj = new if new is not None else old
+        assert obj is not None
+        key = object_key(obj)
+        if self.services.get(key) is not None:
+            self.queue.add(key)
+
+    def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        if old is not None and new is not None and _endpoint_view(old) == _endpoint_view(new):
+            return
+        for pod in (old, new):
+            if pod is not None:
+                self._enqueue_services_of(pod)
+
+    def _enqueue_services_of(self, pod: Obj) -> None:
+        meta = pod.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        for svc in self.services.by_index(NAMESPACE_INDEX, str(meta.get("namespace") or "")):
+            selector = (svc.get("spec") or {}).get("selector")
+            if selector and all(labels.get(k) == v for k, v in selector.items()):
+                self.queue.add(object_key(svc))
+
+    # -- reconciling ---------------------------------------------------------
+
+    async def reconcile(self, key: str) -> float | None:
+        namespace, _, name = key.partition("/")
+        service = self.services.get(key)
+        current = self.endpoints.get(key)
+        if service is None:
+            if current is not None:
+                try:
+                    await self.registry.delete(ENDPOINTS, namespace, name)
+                except ApiError as e:
+                    if e.code != 404:
+                        raise
+            return None
+        selector = (service.get("spec") or {}).get("selector")
+        if not selector:
+            return None  # endpoints of a service without a selector are the user's
+        match = selector_from_labels(selector)
+        pods = [
+            p
+            for p in self.pods.by_index(NAMESPACE_INDEX, namespace)
+            if match.matches((p.get("metadata") or {}).get("labels") or {})
+        ]
+        subsets = desired_subsets(service, pods)
+        labels = (service.get("metadata") or {}).get("labels")
+        if (
+            current is not None
+            and (current.get("subsets") or []) == subsets
+            and ((current.get("metadata") or {}).get("labels") == labels)
+        ):
+            return None
+        body: Obj = {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                **({"labels": labels} if labels else {}),
+            },
+            "subsets": subsets,
+        }
+        if current is None:
+            try:
+                await self.registry.create(ENDPOINTS, namespace, body)
+            except ApiError as e:
+                if e.reason != "AlreadyExists":
+                    raise
+                self.queue.add_after(key, 0.05)  # the informer will show it soon
+            return None
+        body["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
+        await self.registry.update(ENDPOINTS, namespace, name, body)
+        return None

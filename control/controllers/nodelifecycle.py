@@ -1,0 +1,434 @@
+"""The node lifecycle controller: node health, condition taints and eviction.
+
+- A node whose heartbeat (the Ready condition's lastHeartbeatTime) has not
+  changed for `node_monitor_grace_period` gets its conditions set to Unknown
+  and its pods marked not ready.
+- Ready=Unknown taints the node `node.kubernetes.io/unreachable`, Ready=False
+  `node.kubernetes.io/not-ready`, each NoSchedule and NoExecute; the taints go
+  when the node is Ready again.
+- Pods on a node with NoExecute taints are evicted once their toleration runs
+  out: `tolerationSeconds` of the matching tolerations, or
+  `pod_eviction_timeout` for the not-ready and unreachable taints a pod does
+  not tolerate (Kubernetes' DefaultTolerationSeconds). No agent can confirm
+  that a pod on an unreachable node stopped, so those are force-deleted.
+- Pods left terminating on an unreachable node past their grace period, or on
+  a node that no longer exists, are force-deleted too (Kubernetes' pod GC).
+
+Health is judged by when this controller saw the heartbeat change, on its own
+monotonic clock, so clock skew between machines does not matter. Every wait
+is a timer on the work queue; nothing polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from control.api.registry import Registry, now_rfc3339
+from control.config import Config
+from control.controllers.base import run_workers
+from control.controllers.events import EventRecorder
+from control.controllers.informer import Informer
+from control.controllers.queue import WorkQueue
+from control.errors import ApiError
+from control.nodes.manager import NODE_NAME_INDEX, pod_node_name
+from control.objects.kinds import NODE, POD, ResourceType
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+COMPONENT = "node-controller"
+UNREACHABLE = "node.kubernetes.io/unreachable"
+NOT_READY = "node.kubernetes.io/not-ready"
+CONDITION_TAINTS = (UNREACHABLE, NOT_READY)
+NO_EXECUTE = "NoExecute"
+NO_SCHEDULE = "NoSchedule"
+# The conditions a node agent reports, which go Unknown when it stops.
+AGENT_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
+
+
+class Informers(Protocol):
+    """What a controller gets from the controller manager."""
+
+    registry: Registry
+
+    def informer(self, rt: ResourceType) -> Informer: ...
+
+
+class _Changed(Exception):
+    """The node changed since the decision was made; look again."""
+
+
+def ready_condition(node: Obj) -> Obj | None:
+    for c in (node.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return c
+    return None
+
+
+def tolerates(toleration: Obj, taint: Obj) -> bool:
+    """Kubernetes' Toleration.ToleratesTaint."""
+    effect = toleration.get("effect")
+    if effect and effect != taint.get("effect"):
+        return False
+    key = toleration.get("key")
+    if key and key != taint.get("key"):
+        return False
+    operator = toleration.get("operator") or "Equal"
+    if operator == "Exists":
+        return True
+    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
+
+
+def toleration_seconds(pod: Obj, taints: list[Obj], default: float) -> float | None:
+    """How long `pod` may stay on a node with these NoExecute taints: 0 to
+    evict now, None to stay for good."""
+    tolerations = (pod.get("spec") or {}).get("tolerations") or []
+    limit: float | None = None
+    for taint in taints:
+        matching = [t for t in tolerations if tolerates(t, taint)]
+        if not matching:
+            if taint.get("key") not in CONDITION_TAINTS:
+                return 0.0
+            seconds: float | None = default
+        else:
+            bounded = [
+                t["tolerationSeconds"] for t in matching if t.get("tolerationSeconds") is not None
+            ]
+            seconds = max(0.0, float(min(bounded))) if bounded else None
+        if seconds is not None:
+            limit = seconds if limit is None else min(limit, seconds)
+    return limit
+
+
+def _parse_time(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class NodeLifecycleController:
+    name = COMPONENT
+
+    def __init__(
+        self,
+        manager: Informers,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = manager.registry
+        self.grace = config.controllers.node_monitor_grace_period
+        self.eviction_timeout = config.controllers.pod_eviction_timeout
+        self.nodes = manager.informer(NODE)
+        self.pods = manager.informer(POD)
+        self.pods.add_index(NODE_NAME_INDEX, pod_node_name)
+        self.queue = WorkQueue()
+        self.recorder = EventRecorder(self.registry, COMPONENT)
+        self._now = clock  # the event loop's clock too, so queue delays agree
+        self._wall = wall_clock
+        # node -> (the heartbeat last seen, when this controller saw it change)
+        self._probes: dict[str, tuple[Any, float]] = {}
+        # (node, taint key, effect) -> when the taint was first seen
+        self._taint_since: dict[tuple[str, str, str], float] = {}
+        # node -> when pods were first seen bound to it while it did not exist
+        self._missing_since: dict[str, float] = {}
+        # uids deleted by this controller whose deletion the cache has yet to show
+        self._deleted: set[str] = set()
+        self.nodes.add_handler(self._on_node)
+        self.pods.add_handler(self._on_pod)
+
+    async def run(self) -> None:
+        await asyncio.gather(self.nodes.synced.wait(), self.pods.synced.wait())
+        for node in self.nodes.list():
+            self.queue.add(str(node["metadata"]["name"]))
+        try:
+            await run_workers(self.name, self.queue, self.reconcile, 2)
+        finally:
+            self.queue.shutdown()
+
+    # -- event handlers ------------------------------------------------------
+
+    def _on_node(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        assert obj is not None
+        name = str(obj["metadata"]["name"])
+        if new is None:
+            self._probes.pop(name, None)
+        else:
+            self._observe(name, new)
+        self.queue.add(name)
+
+    def _observe(self, name: str, node: Obj) -> None:
+        ready = ready_condition(node)
+        beat = (ready or {}).get("lastHeartbeatTime")
+        seen = self._probes.get(name)
+        if seen is None or seen[0] != beat:
+            self._probes[name] = (beat, self._now())
+
+    def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        pod = new if new is not None else old
+        assert pod is not None
+        if new is None:
+            self._deleted.discard(str(pod["metadata"].get("uid")))
+        for name in pod_node_name(pod):
+            node = self.nodes.get(name)
+            if node is None or self._troubled(node):
+                self.queue.add(name)
+
+    @staticmethod
+    def _troubled(node: Obj) -> bool:
+        ready = ready_condition(node)
+        if ready is None or ready.get("status") != "True":
+            return True
+        taints = (node.get("spec") or {}).get("taints") or []
+        return any(t.get("effect") == NO_EXECUTE for t in taints)
+
+    # -- reconciling ---------------------------------------------------------
+
+    async def reconcile(self, name: str) -> float | None:
+        node = self.nodes.get(name)
+        now = self._now()
+        if node is None:
+            self._forget_taints(name, set())
+            return await self._collect_orphans(name, now)
+        self._missing_since.pop(name, None)
+        if name not in self._probes:
+            self._observe(name, node)
+        again: float | None = None
+        ready = ready_condition(node)
+        status = ready.get("status") if ready else None
+        if status != "Unknown":
+            age = now - self._probes[name][1]
+            if age >= self.grace:
+                await self._mark_unknown(node)
+                return None  # the write comes back as an event
+            again = self.grace - age
+        if not await self._sync_taints(node, status):
+            return None  # likewise
+        for wait in (
+            await self._evict(node, status),
+            await self._collect_terminating(node, status),
+        ):
+            if wait is not None:
+                again = wait if again is None else min(again, wait)
+        return again
+
+    async def _mark_unknown(self, node: Obj) -> None:
+        name = str(node["metadata"]["name"])
+        seen_beat = (ready_condition(node) or {}).get("lastHeartbeatTime")
+        never = seen_beat is None
+        reason = "NodeStatusNeverUpdated" if never else "NodeStatusUnknown"
+        message = (
+            "Kubelet never posted node status." if never else "Kubelet stopped posting node status."
+        )
+        now = now_rfc3339()
+
+        def build(obj: Obj) -> Obj:
+            if (ready_condition(obj) or {}).get("lastHeartbeatTime") != seen_beat:
+                raise _Changed
+            status = obj.setdefault("status", {})
+            conditions = {c.get("type"): c for c in status.get("conditions") or []}
+            for kind in AGENT_CONDITIONS:
+                c = conditions.get(kind)
+                if c is None:
+                    if kind != "Ready":
+                        continue
+                    c = {"type": "Ready"}
+                    conditions["Ready"] = c
+                if c.get("status") != "Unknown":
+                    c["lastTransitionTime"] = now
+                c.update(status="Unknown", reason=reason, message=message)
+            status["conditions"] = list(conditions.values())
+            return obj
+
+        try:
+            kv = await self.registry.patch(NODE, None, name, build, subresource="status")
+        except _Changed:
+            self.queue.add(name)
+            return
+        log.info("node %s: %s", name, message)
+        await self.recorder.record(
+            kv.obj, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady"
+        )
+        await self._mark_pods_not_ready(name)
+
+    async def _mark_pods_not_ready(self, node: str) -> None:
+        """As Kubernetes: pods on a node that stopped reporting are not ready."""
+        now = now_rfc3339()
+        for pod in self.pods.by_index(NODE_NAME_INDEX, node):
+            meta = pod["metadata"]
+            conditions = (pod.get("status") or {}).get("conditions") or []
+            if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                continue
+            uid = meta.get("uid")
+
+            def build(obj: Obj, uid: Any = uid) -> Obj:
+                if obj["metadata"].get("uid") != uid:
+                    raise _Changed
+                for c in (obj.get("status") or {}).get("conditions") or []:
+                    if c.get("type") == "Ready" and c.get("status") == "True":
+                        c.update(status="False", lastTransitionTime=now)
+                return obj
+
+            try:
+                await self.registry.patch(
+                    POD, meta["namespace"], meta["name"], build, subresource="status"
+                )
+            except (_Changed, ApiError):
+                continue
+
+    async def _sync_taints(self, node: Obj, status: str | None) -> bool:
+        """Put the condition taints in line with Ready; True when nothing had to change."""
+        name = str(node["metadata"]["name"])
+        want = {"Unknown": UNREACHABLE, "False": NOT_READY}.get(status or "")
+        taints = (node.get("spec") or {}).get("taints") or []
+        have = {(t.get("key"), t.get("effect")) for t in taints if t.get("key") in CONDITION_TAINTS}
+        wanted = {(want, e) for e in (NO_SCHEDULE, NO_EXECUTE)} if want else set()
+        self._forget_taints(name, {(str(t.get("key")), str(t.get("effect"))) for t in taints})
+        if have == wanted:
+            return True
+        now = now_rfc3339()
+
+        def build(obj: Obj) -> Obj:
+            spec = obj.setdefault("spec", {})
+            kept = [
+                t
+                for t in spec.get("taints") or []
+                if t.get("key") not in CONDITION_TAINTS or (t.get("key"), t.get("effect")) in wanted
+            ]
+            present = {(t.get("key"), t.get("effect")) for t in kept}
+            for key, effect in sorted(wanted - present):
+                kept.append({"key": key, "effect": effect, "timeAdded": now})
+            if kept:
+                spec["taints"] = kept
+            else:
+                spec.pop("taints", None)
+            return obj
+
+        await self.registry.patch(NODE, None, name, build)
+        if wanted - have:
+            for key, effect in wanted - have:
+                self._taint_since[(name, str(key), effect)] = self._now()
+            log.info("node %s: tainted %s", name, want)
+        return False
+
+    def _forget_taints(self, node: str, present: set[tuple[str, str]]) -> None:
+        for k in [k for k in self._taint_since if k[0] == node and (k[1], k[2]) not in present]:
+            del self._taint_since[k]
+
+    def _since(self, node: str, taint: Obj) -> float:
+        """When this NoExecute taint started, on the monotonic clock."""
+        k = (node, str(taint.get("key")), str(taint.get("effect")))
+        since = self._taint_since.get(k)
+        if since is None:
+            now = self._now()
+            added = _parse_time(taint.get("timeAdded"))
+            since = now - max(0.0, self._wall() - added) if added is not None else now
+            self._taint_since[k] = since
+        return since
+
+    async def _evict(self, node: Obj, status: str | None) -> float | None:
+        name = str(node["metadata"]["name"])
+        taints = [
+            t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") == NO_EXECUTE
+        ]
+        if not taints:
+            return None
+        started = min(self._since(name, t) for t in taints)
+        elapsed = self._now() - started
+        force = status == "Unknown"  # nobody can confirm the pod stopped
+        again: float | None = None
+        for pod in self.pods.by_index(NODE_NAME_INDEX, name):
+            if pod["metadata"].get("deletionTimestamp"):
+                continue
+            allowed = toleration_seconds(pod, taints, self.eviction_timeout)
+            if allowed is None:
+                continue
+            if elapsed < allowed:
+                wait = allowed - elapsed
+                again = wait if again is None else min(again, wait)
+                continue
+            await self._delete_pod(
+                pod,
+                force,
+                "TaintManagerEviction",
+                f"Marking for deletion Pod {pod['metadata']['namespace']}/{pod['metadata']['name']}",
+            )
+        return again
+
+    async def _collect_terminating(self, node: Obj, status: str | None) -> float | None:
+        """Pods terminating on an unreachable node: force-delete past their grace."""
+        if status != "Unknown":
+            return None
+        name = str(node["metadata"]["name"])
+        again: float | None = None
+        wall = self._wall()
+        for pod in self.pods.by_index(NODE_NAME_INDEX, name):
+            deadline = _parse_time(pod["metadata"].get("deletionTimestamp"))
+            if deadline is None:
+                continue
+            if deadline > wall:
+                wait = deadline - wall + 1.0  # timestamps have whole seconds
+                again = wait if again is None else min(again, wait)
+                continue
+            await self._delete_pod(
+                pod,
+                True,
+                "NodeUnreachable",
+                f"Deleting Pod {pod['metadata']['namespace']}/{pod['metadata']['name']}: its node {name} is unreachable",
+            )
+        return again
+
+    async def _collect_orphans(self, node: str, now: float) -> float | None:
+        """Pods bound to a node that does not exist: nothing runs them. As
+        Kubernetes' pod GC, wait a grace period first (the node may be about
+        to register), then force-delete them."""
+        pods = self.pods.by_index(NODE_NAME_INDEX, node)
+        if not pods:
+            self._missing_since.pop(node, None)
+            return None
+        wait = self.grace - (now - self._missing_since.setdefault(node, now))
+        if wait > 0:
+            return wait
+        for pod in pods:
+            meta = pod["metadata"]
+            await self._delete_pod(
+                pod,
+                True,
+                "NodeDeleted",
+                f"Deleting Pod {meta['namespace']}/{meta['name']}: its node {node} does not exist",
+            )
+        return None
+
+    async def _delete_pod(self, pod: Obj, force: bool, reason: str, message: str) -> None:
+        meta = pod["metadata"]
+        uid = str(meta.get("uid"))
+        if uid in self._deleted:
+            return
+        log.info("%s: %s", reason, message)
+        # Recorded first, as Kubernetes' taint manager does: the pod may be gone a moment later.
+        await self.recorder.record(pod, "Normal", reason, message)
+        try:
+            await self.registry.delete(
+                POD,
+                meta["namespace"],
+                meta["name"],
+                expected_uid=meta.get("uid"),
+                grace_period_seconds=0 if force else None,
+            )
+        except ApiError as e:
+            if e.code not in (404, 409):
+                raise
+        else:
+            if force:
+                self._deleted.add(uid)

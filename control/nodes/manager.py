@@ -1,0 +1,220 @@
+"""NodeLinks: the node links of one control plane, over shared caches.
+
+One pod informer (indexed by `spec.nodeName`) and one node informer serve
+every link: a pod change marks only the links of the nodes it was and is on,
+and each link sends its node's full desired set. The manager also hands out
+pod CIDRs from `network.pod_cidr` and computes each node's network state
+(its routes to the other nodes' pod CIDRs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from agent.protocol import NetworkConfigParams, Route
+from control.api.registry import Registry
+from control.config import Config, NodeConfig
+from control.controllers.events import EventRecorder
+from control.controllers.informer import Informer
+from control.nodes.link import LinkTiming, NodeLink, desired_changed, pod_key
+from control.nodes.transport import Transport
+from control.objects.kinds import NODE, POD, ResourceType
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+InformerFor = Callable[[ResourceType], Informer]
+
+NODE_NAME_INDEX = "spec.nodeName"
+
+
+def pod_node_name(pod: Obj) -> list[str]:
+    """Index function: the node a pod is bound to."""
+    node = (pod.get("spec") or {}).get("nodeName")
+    return [node] if node else []
+
+
+def _network_view(node: Obj) -> tuple[str, str]:
+    cidr = (node.get("spec") or {}).get("podCIDR") or ""
+    ip = ""
+    for addr in (node.get("status") or {}).get("addresses") or []:
+        if addr.get("type") == "InternalIP":
+            ip = addr.get("address") or ""
+            break
+    return cidr, ip
+
+
+class NodeLinks:
+    """`NodeLinks(registry, config, transports)`, then `await run()`.
+
+    `informers`, when given, returns shared informers that someone else runs;
+    otherwise NodeLinks runs its own pod and node informers.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        config: Config,
+        transports: Mapping[str, Transport],
+        *,
+        informers: InformerFor | None = None,
+        timing: LinkTiming | None = None,
+    ) -> None:
+        self.registry = registry
+        self.config = config
+        grace = config.controllers.node_monitor_grace_period
+        self.timing = timing or LinkTiming(
+            connect_timeout=config.ssh.connect_timeout,
+            backoff_initial=config.ssh.reconnect_backoff_initial,
+            backoff_max=config.ssh.reconnect_backoff_max,
+            # Well inside the grace period, so a live node never looks stale.
+            status_interval=min(10.0, grace / 4),
+        )
+        self._own_informers = informers is None
+        if informers is None:
+            self.pods = Informer(registry, POD)
+            self.nodes = Informer(registry, NODE)
+        else:
+            self.pods = informers(POD)
+            self.nodes = informers(NODE)
+        self.pods.add_index(NODE_NAME_INDEX, pod_node_name)
+        self.pods.add_handler(self._on_pod)
+        self.nodes.add_handler(self._on_node)
+        self.recorder = EventRecorder(registry, "kubelet")
+        self._configs = {n.name: n for n in config.nodes}
+        self.links: dict[str, NodeLink] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._assigned: dict[str, str] = {}  # node -> pod CIDR handed out by this process
+        self._running = False
+        for name, transport in transports.items():
+            self.add(name, transport)
+
+    # -- membership ----------------------------------------------------------
+
+    def add(self, name: str, transport: Transport, node: NodeConfig | None = None) -> NodeLink:
+        """Add a node link; it starts at once when the manager is running."""
+        if name in self.links:
+            raise ValueError(f"node {name} already has a link")
+        node = node or self._configs.get(name) or NodeConfig(name=name, host="")
+        link = NodeLink(
+            node,
+            transport,
+            self.registry,
+            self,
+            timing=self.timing,
+            recorder=EventRecorder(self.registry, "kubelet", name),
+        )
+        self.links[name] = link
+        if self._running:
+            self._start(link)
+        return link
+
+    async def remove(self, name: str) -> None:
+        """Stop a node's link (the Node object stays, as it would for a dead node)."""
+        self.links.pop(name, None)
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _start(self, link: NodeLink) -> None:
+        self._tasks[link.name] = asyncio.create_task(link.run(), name=f"node link {link.name}")
+
+    async def run(self) -> None:
+        informer_tasks: list[asyncio.Task[None]] = []
+        if self._own_informers:
+            informer_tasks = [
+                asyncio.create_task(self.pods.run(), name="node links: pods"),
+                asyncio.create_task(self.nodes.run(), name="node links: nodes"),
+            ]
+        try:
+            await self.pods.synced.wait()
+            await self.nodes.synced.wait()
+            self._running = True
+            for link in self.links.values():
+                self._start(link)
+            await asyncio.Event().wait()
+        finally:
+            self._running = False
+            tasks = [*self._tasks.values(), *informer_tasks]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks.clear()
+
+    # -- informer handlers ---------------------------------------------------
+
+    def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        if not desired_changed(old, new):
+            return
+        for pod in (old, new):
+            if pod is None:
+                continue
+            for node in pod_node_name(pod):
+                link = self.links.get(node)
+                if link is not None:
+                    link.pods_changed()
+
+    def _on_node(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        before = _network_view(old) if old is not None else None
+        after = _network_view(new) if new is not None else None
+        if before == after:
+            return
+        for link in self.links.values():
+            if link.info is not None and link.info["networking"]:
+                link.network_changed()
+
+    # -- LinkHost ------------------------------------------------------------
+
+    def desired_pods(self, node: str) -> list[Obj]:
+        pods = self.pods.by_index(NODE_NAME_INDEX, node)
+        pods.sort(key=pod_key)
+        return pods
+
+    def cached_pod(self, key: str) -> Obj | None:
+        return self.pods.get(key)
+
+    def allocate_pod_cidr(self, node: str) -> str:
+        """The lowest free node-sized block of the cluster's pod CIDR."""
+        existing = self.nodes.get(node)
+        if existing is not None and (existing.get("spec") or {}).get("podCIDR"):
+            return str(existing["spec"]["podCIDR"])
+        if node in self._assigned:
+            return self._assigned[node]
+        used = {cidr for cidr, _ in map(_network_view, self.nodes.list()) if cidr}
+        used |= set(self._assigned.values())
+        net = self.config.network
+        for block in ipaddress.ip_network(net.pod_cidr).subnets(new_prefix=net.node_cidr_mask):
+            if str(block) not in used:
+                self._assigned[node] = str(block)
+                return str(block)
+        raise RuntimeError(f"pod CIDR {net.pod_cidr} has no free /{net.node_cidr_mask} for {node}")
+
+    def network_config(
+        self, node: str, pod_cidr: str, node_ip: str, routes: bool = True
+    ) -> NetworkConfigParams:
+        net = self.config.network
+        return NetworkConfigParams(
+            podCIDR=pod_cidr,
+            nodeIP=node_ip,
+            clusterCIDR=net.pod_cidr,
+            serviceCIDR=net.service_cidr,
+            clusterDNS=net.cluster_dns,
+            clusterDomain=net.cluster_domain,
+            routes=list(_routes(node, self.nodes.list())) if routes else [],
+        )
+
+
+def _routes(node: str, nodes: Iterable[Obj]) -> Iterable[Route]:
+    for other in sorted(nodes, key=lambda n: str((n.get("metadata") or {}).get("name"))):
+        if (other.get("metadata") or {}).get("name") == node:
+            continue
+        cidr, ip = _network_view(other)
+        if cidr and ip:
+            yield Route(cidr=cidr, via=ip)

@@ -1,0 +1,1 @@
+"""The scheduler: queue, cache, filter and score plugins, and binding."""

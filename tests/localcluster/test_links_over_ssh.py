@@ -1,0 +1,122 @@
+"""The control plane reaching real agents over SSH on a one-node local cluster.
+
+`up` without `serve`, then a control plane in this process whose node links
+use the SSH transport: the node registers Ready and a pod runs as a real
+container that answers HTTP from the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from control.client import Client
+from control.config import load_config
+from control.controlplane import ControlPlane
+from control.localcluster.cluster import down, register_nodes, up
+from control.nodes.ssh import ssh_transports
+from control.objects.kinds import NODE, POD
+from tests.localcluster.names import unique
+
+NAMES = unique("ln")
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        not all(shutil.which(t) for t in ("containerd", "ctr", "runc", "nsenter"))
+        or not Path("/usr/sbin/sshd").exists()
+        or not Path("/usr/lib/cni/bridge").exists(),
+        reason="needs containerd, runc, openssh-server and containernetworking-plugins",
+    ),
+]
+
+
+@pytest.fixture
+async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
+    data_dir = tmp_path / "data"
+    try:
+        await asyncio.wait_for(
+            up(
+                1,
+                data_dir,
+                cluster=NAMES.cluster,
+                node_subnet=NAMES.node_subnet,
+                pod_cidr=NAMES.pod_cidr,
+                api_listen="",
+            ),
+            180,
+        )
+        config = load_config(None, data_dir=data_dir)
+        assert await register_nodes(config) == []
+        cp = ControlPlane(config, transports=ssh_transports(config))
+        await cp.start()
+        try:
+            yield cp
+        finally:
+            await cp.stop()
+    finally:
+        await asyncio.wait_for(down(data_dir), 120)
+
+
+Obj = dict[str, Any]
+
+
+def _ready(node: Obj) -> bool:
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.read().decode().strip()
+
+
+async def _poll(
+    get: Callable[[], Awaitable[Obj]], done: Callable[[Obj], bool], within: float
+) -> Obj:
+    """Poll `get` until `done` holds (the client has no watch helper for one object)."""
+    async with asyncio.timeout(within):
+        while True:
+            obj = await get()
+            if done(obj):
+                return obj
+            await asyncio.sleep(0.2)
+
+
+async def test_node_registers_and_runs_a_pod_over_ssh(plane: ControlPlane) -> None:
+    async with Client(str(plane.socket_path)) as client:
+        node = await _poll(lambda: client.get(NODE, "node1"), _ready, 30)
+        assert node["spec"]["podCIDR"] == NAMES.pod_prefix(1) + "0/24"
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "web"},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "httpd",
+                        "image": "pilothouse/busybox",
+                        "command": ["httpd", "-f", "-p", "80", "-h", "/etc"],
+                    }
+                ]
+            },
+        }
+        await client.create(POD, pod)
+        p = await _poll(
+            lambda: client.get(POD, "web", "default"),
+            lambda p: (
+                p.get("status", {}).get("phase") == "Running" and bool(p["status"].get("podIP"))
+            ),
+            60,
+        )
+    ip = p["status"]["podIP"]
+    assert ip.startswith(NAMES.pod_prefix(1))
+    assert await asyncio.to_thread(_get, f"http://{ip}/hostname") == "web"

@@ -1,0 +1,369 @@
+"""`up --nodes 2` on this machine, then `down`: real namespaces, sshd and containerd.
+
+One cluster serves the whole module (bounded: up takes a few seconds); the
+fixture always runs `down`, even when a test or `up` itself fails. Addresses
+and pod CIDRs are the test's own, apart from the default cluster's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import asyncssh
+import pytest
+import pytest_asyncio
+
+from control.config import load_config
+from control.localcluster.cluster import (
+    Layout,
+    UpResult,
+    down,
+    mounts_under,
+    read_state,
+    start_node_sshd,
+    stop_node_sshd,
+    up,
+)
+from control.localcluster.cri import CriClient
+from control.localcluster.proc import is_zombie, netns_inode, pids_in_netns, read_pid
+from control.nodes.ssh import AuthError, HostKeyError, SshTransport, check_node
+from control.nodes.transport import TransportError
+from tests.localcluster.names import unique
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        not all(shutil.which(t) for t in ("containerd", "ctr", "runc", "nsenter"))
+        or not Path("/usr/sbin/sshd").exists()
+        or not Path("/usr/lib/cni/bridge").exists(),
+        reason="needs containerd, runc, openssh-server and containernetworking-plugins",
+    ),
+]
+
+NAMES = unique("ud")
+CLUSTER = NAMES.cluster
+SUBNET = NAMES.node_subnet
+POD_CIDR = NAMES.pod_cidr
+
+
+def _netns() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    return {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
+
+
+def _links() -> set[str]:
+    out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True, check=True)
+    return {link["ifname"] for link in json.loads(out.stdout)}
+
+
+def _routes() -> set[str]:
+    out = subprocess.run(["ip", "-j", "route", "show"], capture_output=True, text=True, check=True)
+    return {r.get("dst", "") for r in json.loads(out.stdout)}
+
+
+@dataclass
+class Snapshot:
+    netns: set[str]
+    links: set[str]
+    routes: set[str]
+
+    @staticmethod
+    def take() -> Snapshot:
+        return Snapshot(_netns(), _links(), _routes())
+
+
+@dataclass
+class Cluster:
+    data_dir: Path
+    result: UpResult
+    before: Snapshot
+    pids: set[int] = field(default_factory=set)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
+    data_dir = tmp_path_factory.mktemp("lc") / "data"
+    before = Snapshot.take()
+    try:
+        result = await asyncio.wait_for(
+            up(
+                2,
+                data_dir,
+                cluster=CLUSTER,
+                node_subnet=SUBNET,
+                pod_cidr=POD_CIDR,
+                serve_command=(
+                    sys.executable,
+                    "-m",
+                    "console",
+                    "serve",
+                    "--data-dir",
+                    str(data_dir),
+                ),
+                api_listen="",
+            ),
+            180,
+        )
+        yield Cluster(data_dir, result, before)
+    finally:
+        await asyncio.wait_for(down(data_dir), 120)
+
+
+async def _ssh(cluster: Cluster, node: str) -> SshTransport:
+    config = load_config(None, data_dir=cluster.data_dir)
+    cfg = next(n for n in config.nodes if n.name == node)
+    return SshTransport(cfg, config.ssh, command=("true",))
+
+
+async def test_config_lists_the_nodes(cluster: Cluster) -> None:
+    config = load_config(None, data_dir=cluster.data_dir)
+    assert [n.name for n in config.nodes] == ["node1", "node2"]
+    assert [n.host for n in config.nodes] == [NAMES.node_ip(1), NAMES.node_ip(2)]
+    assert config.ssh.known_hosts.read_text().count("ssh-ed25519") == 2
+    assert config.network.pod_cidr == POD_CIDR
+    assert cluster.result.serve_pid is not None
+    assert (cluster.data_dir / "api.sock").is_socket()
+
+
+def _ctr(sock: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = ["ctr", "--address", str(sock), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=20)
+
+
+async def test_containerd_answers_on_each_node(cluster: Cluster) -> None:
+    lay = Layout(cluster.data_dir)
+    for n in cluster.result.nodes:
+        out = _ctr(lay.node(n.name).socket, "version")
+        assert out.returncode == 0, out.stderr
+        assert "Server:" in out.stdout
+        images = _ctr(lay.node(n.name).socket, "-n", "k8s.io", "images", "list", "-q")
+        assert "docker.io/pilothouse/pause:latest" in images.stdout.split()
+        assert "docker.io/pilothouse/busybox:latest" in images.stdout.split()
+
+
+async def test_sshd_accepts_the_generated_key(cluster: Cluster) -> None:
+    for n in cluster.result.nodes:
+        transport = await _ssh(cluster, n.name)
+        conn = await transport.connect()
+        try:
+            r = await conn.run("echo $PILOTHOUSE_NODE_NAME $PILOTHOUSE_POD_CIDR", check=True)
+        finally:
+            conn.close()
+        assert str(r.stdout).split() == [n.name, n.pod_cidr]
+
+
+async def test_sshd_host_key_mismatch_is_refused(cluster: Cluster, tmp_path: Path) -> None:
+    # node1's address with node2's key: the client must refuse to log in.
+    n1, n2 = cluster.result.nodes
+    lines = cluster.result.known_hosts.read_text().splitlines()
+    key2 = next(line for line in lines if line.startswith(n2.ip + " ")).split(None, 1)[1]
+    bad = tmp_path / "known_hosts"
+    bad.write_text(f"{n1.ip} {key2}\n")
+    transport = await _ssh(cluster, "node1")
+    transport.ssh = replace(transport.ssh, known_hosts=bad)
+    with pytest.raises(HostKeyError, match=f"mismatch for {n1.ip}.*{bad}"):
+        await transport.connect()
+
+
+async def test_sshd_rejects_an_unknown_client_key(cluster: Cluster, tmp_path: Path) -> None:
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    key.write_private_key(str(tmp_path / "other"))
+    transport = await _ssh(cluster, "node1")
+    transport.ssh = replace(transport.ssh, identity_files=(tmp_path / "other",))
+    with pytest.raises(AuthError):
+        await transport.connect()
+
+
+async def test_node_check_finds_nothing_missing(cluster: Cluster) -> None:
+    config = load_config(None, data_dir=cluster.data_dir)
+    results = await check_node(SshTransport(config.nodes[0], config.ssh))
+    assert [r.name for r in results if not r.ok] == [], results
+    names = [r.name for r in results]
+    assert names == ["ssh", "python3", "agent", "containerd", "cri", "pause image", "cni plugins"]
+
+
+async def test_pods_on_different_nodes_reach_each_other(cluster: Cluster) -> None:
+    pytest.importorskip("agent.cri.client")
+    from agent.cri import api_pb2 as pb
+    from agent.cri.client import CRIClient
+
+    lay = Layout(cluster.data_dir)
+    ips: dict[str, str] = {}
+    for n in cluster.result.nodes:
+        async with CRIClient(str(lay.node(n.name).socket)) as cri:
+            cfg = pb.PodSandboxConfig(
+                metadata=pb.PodSandboxMetadata(name="web", namespace="default", uid=n.name),
+                hostname=f"web-{n.name}",
+                log_directory=str(cluster.data_dir / "cluster" / n.name / "logs"),
+                linux=pb.LinuxPodSandboxConfig(cgroup_parent=f"{n.cgroup_parent}/web"),
+            )
+            sid = await cri.run_pod_sandbox(cfg)
+            cc = pb.ContainerConfig(
+                metadata=pb.ContainerMetadata(name="httpd"),
+                image=pb.ImageSpec(image="docker.io/pilothouse/busybox:latest"),
+                command=["httpd", "-f", "-p", "80", "-h", "/etc"],
+                log_path="httpd.log",
+            )
+            cid = await cri.create_container(sid, cc, cfg)
+            await cri.start_container(cid)
+            ips[n.name] = (await cri.pod_sandbox_status(sid)).network.ip
+    assert ips["node1"].startswith(NAMES.pod_prefix(1))
+    assert ips["node2"].startswith(NAMES.pod_prefix(2))
+
+    async def fetch(ip: str, netns: list[str]) -> str:
+        code = (
+            "import sys, urllib.request\n"
+            "print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+        )
+        proc = await asyncio.create_subprocess_exec(
+            *netns,
+            sys.executable,
+            "-c",
+            code,
+            f"http://{ip}/hostname",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+        assert proc.returncode == 0, err.decode()
+        return out.decode().strip()
+
+    # From the host, through each node.
+    assert await fetch(ips["node1"], []) == "web-node1"
+    assert await fetch(ips["node2"], []) == "web-node2"
+    # From node2's pod to node1's pod: pod -> node2 -> node1 -> pod, no NAT.
+    pod2 = _pod_netns(lay, "node2")
+    assert await fetch(ips["node1"], ["nsenter", f"--net={pod2}", "--"]) == "web-node1"
+
+
+def _ours(route: str) -> bool:
+    if route in ("", "default"):
+        return False
+    net = ipaddress.ip_network(route, strict=False)
+    return net.overlaps(ipaddress.ip_network(SUBNET)) or net.overlaps(
+        ipaddress.ip_network(POD_CIDR)
+    )
+
+
+def _cgroups_left() -> list[Path]:
+    return list(Path("/sys/fs/cgroup").glob(f"*/pilothouse-{CLUSTER}-*"))
+
+
+def _pod_netns(lay: Layout, node: str) -> str:
+    """A running container's network namespace on `node`, via its runc root."""
+    root = lay.node(node).runc_root / "k8s.io"
+    ids = subprocess.run(
+        ["runc", "--root", str(root), "list", "-q"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    state = json.loads(
+        subprocess.run(
+            ["runc", "--root", str(root), "state", ids[0]],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    return f"/proc/{state['pid']}/ns/net"
+
+
+async def test_up_again_changes_nothing(cluster: Cluster) -> None:
+    lay = Layout(cluster.data_dir)
+    before = {
+        n.name: (read_pid(lay.node(n.name).sshd_pid), read_pid(lay.node(n.name).containerd_pid))
+        for n in cluster.result.nodes
+    }
+    again = await up(
+        2,
+        cluster.data_dir,
+        cluster=CLUSTER,
+        images=(),
+        serve_command=(
+            sys.executable,
+            "-m",
+            "console",
+            "serve",
+            "--data-dir",
+            str(cluster.data_dir),
+        ),
+        api_listen="",
+    )
+    after = {
+        n.name: (read_pid(lay.node(n.name).sshd_pid), read_pid(lay.node(n.name).containerd_pid))
+        for n in again.nodes
+    }
+    assert after == before
+    assert again.serve_pid == cluster.result.serve_pid
+
+
+async def test_a_node_sshd_stops_and_starts(cluster: Cluster) -> None:
+    """The failure the node-lifecycle tests use: a node's sshd goes away."""
+    n2 = cluster.result.nodes[1]
+    transport = await _ssh(cluster, n2.name)
+    conn = await transport.connect()
+    await stop_node_sshd(cluster.data_dir, n2.name)
+    # The open session is dropped, and new connections are refused.
+    await asyncio.wait_for(conn.wait_closed(), 10)
+    with pytest.raises(TransportError, match="cannot connect"):
+        await transport.connect()
+    await start_node_sshd(cluster.data_dir, n2.name)
+    conn = await transport.connect()
+    conn.close()
+
+
+async def test_down_leaves_nothing_behind(cluster: Cluster) -> None:
+    """Runs last in this module: takes the cluster down and compares with before."""
+    lay = Layout(cluster.data_dir)
+    state = read_state(cluster.data_dir)
+    assert state is not None
+    started: set[int] = set()
+    for n in state.nodes.values():
+        for pid_file in (lay.node(n.name).sshd_pid, lay.node(n.name).containerd_pid):
+            pid = read_pid(pid_file)
+            assert pid is not None
+            started.add(pid)
+        inode = netns_inode(n.netns)
+        assert inode is not None
+        started |= set(pids_in_netns(inode))  # sessions, shims
+    serve = read_pid(lay.serve_pid)
+    assert serve is not None
+    started.add(serve)
+
+    # The pods' namespaces, which only their containerd knows about.
+    pod_netns: set[str] = set()
+    for n in state.nodes.values():
+        cri = CriClient(str(lay.node(n.name).socket))
+        try:
+            for sid in await cri.list_sandboxes():
+                path = await cri.sandbox_netns(sid)
+                assert path
+                pod_netns.add(Path(path).name)
+        finally:
+            await cri.close()
+    assert len(pod_netns) == 2  # from test_pods_on_different_nodes_reach_each_other
+
+    assert await down(cluster.data_dir)
+    # Other tests may be making namespaces and links meanwhile: look at ours.
+    after = Snapshot.take()
+    assert not any(n.startswith(f"ph-{CLUSTER}-") for n in cluster.before.netns)
+    assert after.netns & pod_netns == set()
+    assert {n for n in after.netns if n.startswith(f"ph-{CLUSTER}-")} == set()
+    assert {
+        link for link in after.links if link.startswith((f"phbr-{CLUSTER}", f"ph{CLUSTER}"))
+    } == set()
+    assert {r for r in after.routes if _ours(r)} == set()
+    assert mounts_under(cluster.data_dir) == []
+    assert [p for p in started if not is_zombie(p)] == []
+    assert not _cgroups_left()
+    assert sorted(p.name for p in cluster.data_dir.iterdir()) == []
+    assert not await down(cluster.data_dir)  # a second down finds nothing to do

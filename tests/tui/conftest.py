@@ -1,0 +1,46 @@
+"""Console fixtures: an app against the in-process `plane`, driven by Pilot."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from textual.pilot import Pilot
+
+from console.tui.app import PilothouseApp
+from control.client import Client
+from control.controlplane import ControlPlane
+
+SIZE = (180, 45)
+
+
+@asynccontextmanager
+async def console(
+    plane: ControlPlane, view: str = "pods", **kwargs: Any
+) -> AsyncIterator[tuple[PilothouseApp, Pilot[None]]]:
+    app = PilothouseApp(lambda: Client(str(plane.socket_path)), initial_view=view, **kwargs)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        yield app, pilot
+
+
+def notes(app: PilothouseApp, severity: str | None = None) -> list[str]:
+    return [
+        f"{n.title}: {n.message}"
+        for n in app._notifications
+        if severity is None or n.severity == severity
+    ]
+
+
+class noted:
+    """A check for `until`: a notification holding `text` was shown."""
+
+    def __init__(self, app: PilothouseApp, text: str, severity: str | None = None) -> None:
+        self.app, self.text, self.severity = app, text, severity
+
+    def __call__(self) -> bool:
+        return any(self.text in m for m in notes(self.app, self.severity))
+
+    def __repr__(self) -> str:
+        return f"notification {self.text!r}; shown: {notes(self.app)}"

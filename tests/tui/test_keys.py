@@ -1,0 +1,393 @@
+"""One test per key, driven by Pilot against the in-process control plane."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import Footer, Input
+
+from console.tui import actions
+from console.tui.app import PilothouseApp
+from console.tui.screens import ConfirmScreen, HelpScreen, LogScreen, PromptScreen, TextScreen
+from control.client import Client
+from control.controlplane import ControlPlane
+from control.errors import ApiError
+from control.objects import kinds
+from tests.tui.conftest import console, noted
+from tests.tui.helpers import make_deployment, make_node, make_pod, until
+
+
+async def replicas(client: Client, name: str = "web") -> int:
+    return int((await client.get(kinds.DEPLOYMENT, name, "default"))["spec"]["replicas"])
+
+
+async def unschedulable(client: Client, name: str) -> bool:
+    return bool((await client.get(kinds.NODE, name))["spec"].get("unschedulable"))
+
+
+async def eventually(check, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {check}")
+        await asyncio.sleep(0.05)
+
+
+async def test_colon_jumps_to_views_by_alias(plane: ControlPlane, client: Client) -> None:
+    await make_node(client, "node-1")
+    async with console(plane) as (app, pilot):
+        for alias, name in [
+            ("no", "nodes"),
+            ("deploy", "deployments"),
+            ("svc", "services"),
+            ("ing", "ingress"),
+            ("ev", "events"),
+            ("po", "pods"),
+        ]:
+            await pilot.press("colon", *alias, "enter")
+            assert app.view.name == name
+        await pilot.press("colon", *"nosuch", "enter")
+        await until(noted(app, "no view 'nosuch'", "error"))
+        assert app.view.name == "pods"
+
+
+async def test_escape_goes_back(plane: ControlPlane) -> None:
+    async with console(plane) as (app, pilot):
+        await pilot.press("colon", *"no", "enter")
+        await pilot.press("colon", *"svc", "enter")
+        await pilot.press("escape")
+        assert app.view.name == "nodes"
+        await pilot.press("escape")
+        assert app.view.name == "pods"
+
+
+async def test_slash_filters_by_text_and_label(plane: ControlPlane, client: Client) -> None:
+    await make_pod(client, "web-1", labels={"app": "web"})
+    await make_pod(client, "web-2", labels={"app": "web"})
+    await make_pod(client, "db-1", labels={"app": "db"})
+    async with console(plane) as (app, pilot):
+        table = app.table
+        await until(lambda: len(table.shown) == 3)
+        await pilot.press("slash", *"web-2", "enter")
+        assert [r[1] for r in table.visible_rows()] == ["web-2"]
+        await pilot.press("slash")
+        app.main.query_one("#prompt", Input).value = ""
+        await pilot.press(*"app=db", "enter")
+        assert [r[1] for r in table.visible_rows()] == ["db-1"]
+        # A pod that starts to match while filtered appears; one that stops matching goes.
+        await make_pod(client, "db-2", labels={"app": "db"})
+        await until(lambda: [r[1] for r in table.visible_rows()] == ["db-1", "db-2"])
+        await client.patch(kinds.POD, "db-1", {"metadata": {"labels": {"app": "x"}}}, "default")
+        await until(lambda: [r[1] for r in table.visible_rows()] == ["db-2"])
+        await pilot.press("escape")  # clears the filter
+        await until(lambda: len(table.shown) == 4)
+
+
+async def test_plus_minus_scale_by_one(plane: ControlPlane, client: Client) -> None:
+    await make_deployment(client, "web", replicas=2)
+    async with console(plane, view="deploy") as (app, pilot):
+        await until(lambda: len(app.table.shown) == 1)
+        await pilot.press("plus")
+        await eventually(lambda: _eq(replicas(client), 3))
+        await until(lambda: app.table.visible_rows()[0][2] == "0/3")  # live, no refresh key
+        await pilot.press("minus")
+        await eventually(lambda: _eq(replicas(client), 2))
+        await until(noted(app, "scaled to 2"))
+
+
+async def _eq(coro, value) -> bool:  # type: ignore[no-untyped-def]
+    return bool(await coro == value)
+
+
+async def test_s_scales_to_a_typed_number(plane: ControlPlane, client: Client) -> None:
+    await make_deployment(client, "web", replicas=2)
+    async with console(plane, view="deploy") as (app, pilot):
+        await until(lambda: len(app.table.shown) == 1)
+        await pilot.press("s")
+        await until(lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one(Input).value = ""
+        await pilot.press(*"7", "enter")
+        await eventually(lambda: _eq(replicas(client), 7))
+        await pilot.press("s")
+        await until(lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one(Input).value = ""
+        await pilot.press(*"-3", "enter")
+        await until(noted(app, "replicas must be >= 0", "error"))
+        assert await replicas(client) == 7
+
+
+async def test_scale_keys_only_where_they_apply(plane: ControlPlane, client: Client) -> None:
+    await make_pod(client, "web-1")
+    async with console(plane) as (app, pilot):
+        await until(lambda: len(app.table.shown) == 1)
+        await pilot.press("plus")
+        await pilot.pause(0.2)
+        assert not app._notifications
+        assert not app.main.check_action("scale_up", ())
+
+
+async def test_c_and_u_cordon_and_uncordon(plane: ControlPlane, client: Client) -> None:
+    await make_node(client, "node-1")
+    async with console(plane, view="no") as (app, pilot):
+        await until(lambda: len(app.table.shown) == 1)
+        await pilot.press("c")
+        await eventually(lambda: unschedulable(client, "node-1"))
+        await until(lambda: app.table.visible_rows()[0][6] == "cordoned")
+        await pilot.press("u")
+        await eventually(lambda: _not(unschedulable(client, "node-1")))
+        await until(lambda: app.table.visible_rows()[0][6] == "")
+        await until(noted(app, "node/node-1 uncordoned"))
+
+
+async def _not(coro) -> bool:  # type: ignore[no-untyped-def]
+    return not await coro
+
+
+async def test_ctrl_d_deletes_after_confirmation(plane: ControlPlane, client: Client) -> None:
+    await make_pod(client, "web-1")
+    async with console(plane) as (app, pilot):
+        await until(lambda: len(app.table.shown) == 1)
+        await pilot.press("ctrl+d")
+        await until(lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        assert (await client.get(kinds.POD, "web-1", "default"))["metadata"]["name"] == "web-1"
+        await pilot.press("ctrl+d")
+        await until(lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(lambda: len(app.table.shown) == 0)
+        with pytest.raises(ApiError) as e:
+            await client.get(kinds.POD, "web-1", "default")
+        assert e.value.code == 404
+        await until(noted(app, 'pod "web-1" deleted'))
+
+
+async def test_y_shows_yaml(plane: ControlPlane, client: Client) -> None:
+    await make_deployment(client, "web")
+    async with console(plane, view="deploy") as (app, pilot):
+        await until(lambda: len(app.table.shown) == 1)
+        await pilot.press("y")
+        await until(lambda: isinstance(app.screen, TextScreen))
+        text = app.screen.text
+        assert "kind: Deployment" in text and "name: web" in text and "replicas: 2" in text
+        await pilot.press("escape")
+        assert app.view.name == "deployments" and not isinstance(app.screen, TextScreen)
+
+
+async def test_d_describes_with_events(plane: ControlPlane, client: Client) -> None:
+    await make_pod(client, "web-1")
+    await client.create(
+        kinds.EVENT,
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "web-1.1", "namespace": "default"},
+            "involvedObject": {"kind": "Pod", "name": "web-1", "namespace": "default"},
+            "type": "Warning",
+            "reason": "BackOff",
+            "message": "Back-off restarting failed container",
+        },
+    )
+    async with console(plane) as (app, pilot):
+        await until(lambda: len(app.table.shown) == 1)
+        await pilot.press("d")
+        await until(lambda: isinstance(app.screen, TextScreen))
+        text = app.screen.text
+        assert "Name:         web-1" in text
+        assert "BackOff" in text and "Back-off restarting failed container" in text
+
+
+async def test_r_restarts_a_rollout(plane: ControlPlane, client: Client) -> None:
+    await make_deployment(client, "web")
+    async with console(plane, view="deploy") as (app, pilot):
+        await until(lambda: len(app.table.shown) == 1)
+        await pilot.press("r")
+        await until(noted(app, "deployment.apps/web restarted"))
+        obj = await client.get(kinds.DEPLOYMENT, "web", "default")
+        annotations = obj["spec"]["template"]["metadata"]["annotations"]
+        assert "kubectl.kubernetes.io/restartedAt" in annotations
+
+
+async def test_u_undoes_a_rollout(plane: ControlPlane, client: Client) -> None:
+    """Against the deployment controller: two revisions, then `u` goes back to the first."""
+    await make_deployment(client, "web")
+
+    async def revision() -> str:
+        obj = await client.get(kinds.DEPLOYMENT, "web", "default")
+        return str((obj["metadata"].get("annotations") or {}).get(actions.REVISION))
+
+    async def image() -> str:
+        obj = await client.get(kinds.DEPLOYMENT, "web", "default")
+        return str(obj["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    await eventually(lambda: _eq(revision(), "1"))
+    patch = {
+        "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "busybox:new"}]}}}
+    }
+    await client.patch(kinds.DEPLOYMENT, "web", patch, "default", patch_type="strategic")
+    await eventually(lambda: _eq(revision(), "2"))
+    async with console(plane, view="deploy") as (app, pilot):
+        await until(lambda: len(app.table.shown) == 1)
+        await pilot.press("u")
+        await until(noted(app, "rolled back to revision 1"))
+        assert await image() == "pilothouse/busybox:latest"
+        await eventually(lambda: _eq(revision(), "3"))
+
+
+async def test_u_without_history_says_so(plane: ControlPlane, client: Client) -> None:
+    await make_deployment(client, "web")
+    async with console(plane, view="deploy") as (app, pilot):
+        await until(lambda: len(app.table.shown) == 1)
+        await pilot.press("u")
+        await until(noted(app, "no rollout history", "error"))
+
+
+async def test_l_logs_reports_the_api_error(plane: ControlPlane, client: Client) -> None:
+    await make_pod(client, "web-1")
+    async with console(plane) as (app, pilot):
+        await until(lambda: len(app.table.shown) == 1)
+        await pilot.press("l")
+        await until(lambda: isinstance(app.screen, LogScreen))
+        # The API server has no pods/log yet: the console must say so, not hang.
+        await until(lambda: any(n.severity == "error" for n in app._notifications))
+        screen = app.screen
+        assert isinstance(screen, LogScreen)
+        assert screen.options["follow"] is False
+        await pilot.press("t")
+        assert screen.options["timestamps"] is True
+
+
+async def test_x_shell_reports_the_api_error(plane: ControlPlane, client: Client) -> None:
+    await make_pod(client, "web-1")
+    async with console(plane) as (app, pilot):
+        await until(lambda: len(app.table.shown) == 1)
+        await pilot.press("x")
+        await until(noted(app, "NotFound", "error"))
+
+
+async def test_a_applies_a_manifest(plane: ControlPlane, client: Client, tmp_path: Path) -> None:
+    manifest = tmp_path / "cm.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: conf\n  namespace: default\n"
+        "data:\n  a: '1'\n"
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: broken\nspec: {}\n")
+    async with console(plane) as (app, pilot):
+        await pilot.press("a")
+        await until(lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one(Input).value = str(manifest)
+        await pilot.press("enter")
+        await until(noted(app, "configmap/conf created"))
+        assert (await client.get(kinds.CONFIGMAP, "conf", "default"))["data"] == {"a": "1"}
+        await pilot.press("a")
+        await until(lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one(Input).value = str(bad)
+        await pilot.press("enter")
+        await until(noted(app, "Invalid", "error"))
+
+
+async def test_e_edits_and_applies(
+    plane: ControlPlane, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_deployment(client, "web", replicas=2)
+    async with console(plane, view="deploy") as (app, pilot):
+        await until(lambda: len(app.table.shown) == 1)
+        # The headless driver cannot suspend; stand in for the editor.
+        monkeypatch.setattr(
+            app, "run_editor", lambda text: text.replace("replicas: 2", "replicas: 6")
+        )
+        await pilot.press("e")
+        await until(noted(app, "deployment.apps/web edited"))
+        assert await replicas(client) == 6
+
+
+async def test_e_reports_a_conflict(
+    plane: ControlPlane, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_deployment(client, "web", replicas=2)
+    async with console(plane, view="deploy") as (app, pilot):
+        await until(lambda: len(app.table.shown) == 1)
+
+        def edit_while_someone_scales(text: str) -> str:
+            import asyncio
+
+            asyncio.get_running_loop().create_task(
+                client.scale(kinds.DEPLOYMENT, "web", 9, "default")
+            )
+            return text.replace("replicas: 2", "replicas: 3")
+
+        async def slow_replace(*args, **kwargs):  # type: ignore[no-untyped-def]
+            import asyncio
+
+            await asyncio.sleep(0.3)
+            return await original(*args, **kwargs)
+
+        original = actions.replace_edited
+        monkeypatch.setattr(actions, "replace_edited", slow_replace)
+        monkeypatch.setattr(app, "run_editor", edit_while_someone_scales)
+        await pilot.press("e")
+        await until(noted(app, "Conflict", "error"))
+        assert await replicas(client) == 9
+
+
+async def test_question_mark_shows_keys_with_ids(plane: ControlPlane) -> None:
+    async with console(plane, view="deploy") as (app, pilot):
+        await pilot.press("question_mark")
+        await until(lambda: isinstance(app.screen, HelpScreen))
+        ids = {row[1] for row in app.screen.rows}
+        assert {"scale_up", "scale_down", "scale", "delete", "restart", "undo", "yaml"} <= ids
+        assert "cordon" not in ids  # not on deployments
+
+
+async def test_keymap_remaps_by_binding_id(plane: ControlPlane, client: Client) -> None:
+    await make_deployment(client, "web", replicas=2)
+    async with console(plane, view="deploy", keymap={"scale_up": "ctrl+up"}) as (app, pilot):
+        await until(lambda: len(app.table.shown) == 1)
+        await pilot.press("ctrl+up")
+        await eventually(lambda: _eq(replicas(client), 3))
+
+
+async def test_readonly_hides_mutating_actions(plane: ControlPlane, client: Client) -> None:
+    await make_deployment(client, "web", replicas=2)
+    async with console(plane, view="deploy", readonly=True) as (app, pilot):
+        await until(lambda: len(app.table.shown) == 1)
+        footer_keys = {b.binding.action for b in app.main.active_bindings.values()}
+        assert "scale_up" not in footer_keys and "delete" not in footer_keys
+        assert "yaml" in footer_keys and "describe" in footer_keys
+        await pilot.press("plus", "ctrl+d", "r", "e", "a")
+        await pilot.pause(0.3)
+        assert await replicas(client) == 2
+        assert not isinstance(app.screen, ConfirmScreen | PromptScreen)
+        commands = [c.title for c in app.get_system_commands(app.screen)]
+        assert any("YAML" in c for c in commands)
+        assert not any("scale" in c.lower() or "Delete" in c for c in commands)
+        assert app.main.query_one(Footer) is not None
+
+
+async def test_command_palette_lists_actions(plane: ControlPlane) -> None:
+    async with console(plane, view="deploy") as (app, pilot):
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for name in ("Scale", "+1", "-1", "Describe", "YAML", "Edit", "Delete", "Restart", "Undo"):
+            assert any(t.startswith(name) for t in titles), name
+        assert any(t.startswith("View: Nodes") for t in titles)
+        await pilot.press("colon", *"no", "enter")
+        (nodes,) = [c for c in app.get_system_commands(app.screen) if c.title == "View: Nodes"]
+        await pilot.press("colon", *"po", "enter")
+        nodes.callback()
+        assert app.view.name == "nodes"
+
+
+def test_app_takes_a_client_factory() -> None:
+    made: list[Client] = []
+
+    def factory() -> Client:
+        made.append(Client("/nonexistent.sock"))
+        return made[-1]
+
+    app = PilothouseApp(factory, readonly=True)
+    assert app.client is made[0] and app.readonly
