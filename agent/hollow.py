@@ -20,6 +20,7 @@ import logging
 import platform
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -106,6 +107,8 @@ class HollowAgent:
         # Failure simulation.
         self.heartbeating = True
         self.node_ready = True
+        # Whether a pod reports ready when it starts (None: every pod does).
+        self.start_ready: Callable[[Obj], bool] | None = None
         self.pods: dict[str, _Pod] = {}  # uid -> pod
         self._free_ips: list[str] = []
         self._used_ips: set[str] = set()
@@ -264,6 +267,7 @@ class HollowAgent:
                 if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                     continue  # finished for good: nothing to start again
                 pod = _Pod(obj, self._allocate_ip(obj), _now())
+                pod.ready = self.start_ready is None or self.start_ready(obj)
                 self.pods[uid] = pod
             else:
                 pod.obj = obj

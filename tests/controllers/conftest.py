@@ -1,4 +1,4 @@
-"""Fixtures of the controller tests: a fake kubelet beside the in-process control plane."""
+"""Fixtures of the controller tests: hollow nodes joined to the in-process control plane."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from control.controlplane import ControlPlane
-from tests.controllers.fake_kubelet import FakeKubelet
+from tests.controllers.hollow_nodes import HollowNodes
 
 
 @pytest.fixture
-async def kubelet(plane: ControlPlane) -> AsyncIterator[FakeKubelet]:
-    async with FakeKubelet(plane.registry) as k:
+async def kubelet(plane: ControlPlane) -> AsyncIterator[HollowNodes]:
+    async with HollowNodes(plane) as k:
         yield k

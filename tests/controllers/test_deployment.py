@@ -1,4 +1,4 @@
-"""The Deployment controller, in-process, with a fake kubelet standing in for nodes."""
+"""The Deployment controller, in-process, on hollow nodes."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from control.controllers.deployment import (
 from control.controllers.replicaset import controller_ref
 from control.controlplane import ControlPlane
 from control.objects.kinds import DEPLOYMENT
-from tests.controllers.fake_kubelet import FakeKubelet
 from tests.controllers.helpers import (
     NS,
     Observer,
@@ -36,6 +35,7 @@ from tests.controllers.helpers import (
     update,
     wait_for,
 )
+from tests.controllers.hollow_nodes import HollowNodes
 
 Obj = dict[str, Any]
 
@@ -92,7 +92,7 @@ async def test_rolling_update_stays_within_bounds(
         assert sized <= replicas + surge, f"{sized} replicas in ReplicaSets exceed maxSurge"
         assert ready >= replicas - unavailable, f"only {ready} available"
 
-    async with FakeKubelet(reg, delay=0.01):
+    async with HollowNodes(plane):
         await reg.create(DEPLOYMENT, NS, deployment(replicas=replicas, strategy=strategy))
         first = await rolled_out(reg, "web")
         assert first["metadata"]["annotations"][REVISION] == "1"
@@ -130,7 +130,7 @@ async def test_rolling_update_stays_within_bounds(
 
 
 async def test_rollback_restores_the_previous_template(
-    plane: ControlPlane, kubelet: FakeKubelet, capsys: pytest.CaptureFixture[str]
+    plane: ControlPlane, kubelet: HollowNodes, capsys: pytest.CaptureFixture[str]
 ) -> None:
     reg = plane.registry
     await reg.create(DEPLOYMENT, NS, deployment(image="nginx:1.25"))
@@ -173,7 +173,7 @@ async def test_rollback_restores_the_previous_template(
 
 
 async def test_rollout_restart_makes_a_new_replicaset(
-    plane: ControlPlane, kubelet: FakeKubelet, capsys: pytest.CaptureFixture[str]
+    plane: ControlPlane, kubelet: HollowNodes, capsys: pytest.CaptureFixture[str]
 ) -> None:
     reg = plane.registry
     await reg.create(DEPLOYMENT, NS, deployment())
@@ -193,7 +193,7 @@ async def test_rollout_restart_makes_a_new_replicaset(
 
 
 async def test_recreate_removes_old_pods_before_new_ones(
-    plane: ControlPlane, kubelet: FakeKubelet
+    plane: ControlPlane, kubelet: HollowNodes
 ) -> None:
     reg = plane.registry
     await reg.create(DEPLOYMENT, NS, deployment(replicas=4, strategy={"type": "Recreate"}))
@@ -221,7 +221,7 @@ async def test_recreate_removes_old_pods_before_new_ones(
     assert f"Scaled down replica set {old['metadata']['name']} to 0" in messages
 
 
-async def test_revision_history_limit(plane: ControlPlane, kubelet: FakeKubelet) -> None:
+async def test_revision_history_limit(plane: ControlPlane, kubelet: HollowNodes) -> None:
     reg = plane.registry
     await reg.create(DEPLOYMENT, NS, deployment(replicas=2, revisionHistoryLimit=1))
     await rolled_out(reg, "web")
@@ -239,7 +239,7 @@ async def test_revision_history_limit(plane: ControlPlane, kubelet: FakeKubelet)
 
 
 async def test_paused_deployment_scales_but_does_not_roll(
-    plane: ControlPlane, kubelet: FakeKubelet, capsys: pytest.CaptureFixture[str]
+    plane: ControlPlane, kubelet: HollowNodes, capsys: pytest.CaptureFixture[str]
 ) -> None:
     reg = plane.registry
     await reg.create(DEPLOYMENT, NS, deployment())
@@ -280,7 +280,7 @@ async def test_paused_deployment_scales_but_does_not_roll(
 async def test_scaling_mid_rollout_is_proportional(plane: ControlPlane) -> None:
     reg = plane.registry
     strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 0}}
-    async with FakeKubelet(reg, hold=lambda p: image(p) == "nginx:1.26") as kubelet:
+    async with HollowNodes(plane, hold=lambda p: image(p) == "nginx:1.26") as kubelet:
         await reg.create(DEPLOYMENT, NS, deployment(replicas=10, strategy=strategy))
         await rolled_out(reg, "web")
         await set_image(reg, "web", "nginx:1.26")
@@ -302,7 +302,7 @@ async def test_scaling_mid_rollout_is_proportional(plane: ControlPlane) -> None:
         await update(reg, DEPLOYMENT, "web", bigger)
         # 23 allowed, 13 there: the 10 more go 10:3 (Kubernetes rounds 17.7 and 5.3).
         await wait_for(lambda: sizes(18, 5), "proportional scaling to 18 + 5")
-        kubelet.release()
+        await kubelet.release()
         await rolled_out(reg, "web")
     assert len(await pods(reg, "web")) == 20
 
@@ -311,7 +311,7 @@ async def test_progress_deadline_exceeded(
     plane: ControlPlane, capsys: pytest.CaptureFixture[str]
 ) -> None:
     reg = plane.registry
-    async with FakeKubelet(reg, hold=lambda p: image(p) == "nginx:1.26"):
+    async with HollowNodes(plane, hold=lambda p: image(p) == "nginx:1.26"):
         await reg.create(DEPLOYMENT, NS, deployment(replicas=2, progressDeadlineSeconds=1))
         await rolled_out(reg, "web")
         await set_image(reg, "web", "nginx:1.26")
@@ -332,7 +332,7 @@ async def test_rollout_status_follows_the_rollout(
     plane: ControlPlane, capsys: pytest.CaptureFixture[str]
 ) -> None:
     reg = plane.registry
-    async with FakeKubelet(reg, hold=lambda p: True) as kubelet:
+    async with HollowNodes(plane, hold=lambda p: True) as kubelet:
         await reg.create(DEPLOYMENT, NS, deployment(replicas=2))
         assert await cli(plane, "rollout", "status", "deployment/web", "--timeout=300ms") == 1
         assert "error: timed out waiting for the condition" in capsys.readouterr().err
@@ -348,7 +348,7 @@ async def test_rollout_status_follows_the_rollout(
             return "of 2 updated replicas are available..." in printed
 
         await wait_for(waiting, "rollout status to report the wait")
-        kubelet.release()
+        await kubelet.release()
         assert await asyncio.wait_for(status, 10) == 0
     printed += capsys.readouterr().out
     lines = printed.splitlines()

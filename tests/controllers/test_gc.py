@@ -18,7 +18,6 @@ from control.controlplane import ControlPlane
 from control.errors import ApiError
 from control.objects.kinds import CONFIGMAP, DEPLOYMENT, POD, REPLICASET, SECRET
 from control.store.sqlite import SqliteStore
-from tests.controllers.fake_kubelet import FakeKubelet
 from tests.controllers.helpers import (
     NS,
     deployment,
@@ -29,6 +28,7 @@ from tests.controllers.helpers import (
     set_image,
     wait_for,
 )
+from tests.controllers.hollow_nodes import HollowNodes
 
 Obj = dict[str, Any]
 
@@ -55,7 +55,7 @@ async def exists(registry: Registry, kind: Any, name: str) -> bool:
 
 
 async def test_deleting_a_deployment_deletes_its_replicasets_and_pods(
-    plane: ControlPlane, kubelet: FakeKubelet
+    plane: ControlPlane, kubelet: HollowNodes
 ) -> None:
     reg = plane.registry
     await reg.create(DEPLOYMENT, NS, deployment(replicas=3))

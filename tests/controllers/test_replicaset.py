@@ -1,4 +1,4 @@
-"""The ReplicaSet controller, in-process, with a fake kubelet standing in for nodes."""
+"""The ReplicaSet controller, in-process, on hollow nodes."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from control.controlplane import ControlPlane
 from control.errors import ApiError
 from control.objects.kinds import DEPLOYMENT, NODE, POD, REPLICASET
 from control.store.sqlite import SqliteStore
-from tests.controllers.fake_kubelet import FakeKubelet, node_manifest, running_status
 from tests.controllers.helpers import (
     NS,
     Observer,
@@ -34,6 +33,7 @@ from tests.controllers.helpers import (
     update,
     wait_for,
 )
+from tests.controllers.hollow_nodes import HollowNodes, node_manifest, running_status
 
 Obj = dict[str, Any]
 
@@ -43,7 +43,7 @@ async def scale(registry: Registry, kind: Any, name: str, n: int) -> None:
 
 
 async def test_scale_0_50_3_converges_without_overshoot(
-    plane: ControlPlane, kubelet: FakeKubelet
+    plane: ControlPlane, kubelet: HollowNodes
 ) -> None:
     reg = plane.registry
     most = 0
@@ -164,7 +164,7 @@ async def test_scale_down_order(plane: ControlPlane) -> None:
 
 
 async def test_adopts_orphans_and_releases_mismatches(
-    plane: ControlPlane, kubelet: FakeKubelet
+    plane: ControlPlane, kubelet: HollowNodes
 ) -> None:
     reg = plane.registry
     await reg.create(POD, NS, _pod("stray"))
@@ -213,7 +213,7 @@ async def test_adopts_orphans_and_releases_mismatches(
     assert "stray" not in {p["metadata"]["name"] for p in await pods(reg, "rs")}
 
 
-async def test_replaces_deleted_and_failed_pods(plane: ControlPlane, kubelet: FakeKubelet) -> None:
+async def test_replaces_deleted_and_failed_pods(plane: ControlPlane, kubelet: HollowNodes) -> None:
     reg = plane.registry
     await reg.create(REPLICASET, NS, replicaset(replicas=2))
 
@@ -249,7 +249,7 @@ async def test_replaces_deleted_and_failed_pods(plane: ControlPlane, kubelet: Fa
 
 
 async def test_available_replicas_honour_min_ready_seconds(
-    plane: ControlPlane, kubelet: FakeKubelet
+    plane: ControlPlane, kubelet: HollowNodes
 ) -> None:
     reg = plane.registry
     await reg.create(REPLICASET, NS, replicaset(replicas=2, minReadySeconds=2))
