@@ -441,7 +441,9 @@ class Registry:
                 merged["status"] = obj["status"]
             new = admit(merged)
         elif subresource == "binding":
-            new = admit(obj)  # the binding sets spec.nodeName and the PodScheduled condition
+            # The stored pod was valid, and a binding sets only spec.nodeName and
+            # the PodScheduled condition: no need to validate it all again.
+            new = obj
         else:
             new = admit(obj)
             if rt.status:
