@@ -49,6 +49,9 @@ def _pod(i: int) -> dict[str, Any]:
             "labels": {"app": "bench", "shard": str(i % 10)},
         },
         "spec": {
+            # No scheduler claims these pods: the figures are the API server's and
+            # the store's alone, not the scheduler's reaction to 10,000 pods.
+            "schedulerName": "pilothouse-bench",
             "containers": [
                 {
                     "name": "web",

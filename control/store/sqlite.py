@@ -301,6 +301,7 @@ class SqliteStore(Store):
 
         self._state: Literal["new", "opening", "open", "closing", "closed"] = "new"
         self._wqueue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._pending: list[_Op] = []  # writes of this loop iteration, not yet queued
         self._wdone: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._rqueue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._rdone: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -349,6 +350,7 @@ class SqliteStore(Store):
             return
         self._state = "closing"
         # Writes queued before this are committed and answered first.
+        self._flush_writes()
         await self._call_in(self._wqueue, _noop)
         self._state = "closed"
         for w in self._watchers:
@@ -596,14 +598,25 @@ class SqliteStore(Store):
         """Queue a write; the caller must not mutate `obj` until this returns."""
         if self._state != "open":
             raise _StoreClosed()
-        fut: asyncio.Future[KV] = asyncio.get_running_loop().create_future()
-        self._wqueue.put(_Op(kind, key, obj, expected, fut))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[KV] = loop.create_future()
+        # Hand the writer thread every write of this loop iteration at once: one
+        # wake-up and one transaction for many writes, not a GIL hand-off each.
+        if not self._pending:
+            loop.call_soon(self._flush_writes)
+        self._pending.append(_Op(kind, key, obj, expected, fut))
         return await fut
+
+    def _flush_writes(self) -> None:
+        pending, self._pending = self._pending, []
+        for op in pending:
+            self._wqueue.put(op)
 
     async def _write_call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn` in the writer thread, after the writes queued before it."""
         if self._state != "open":
             raise _StoreClosed()
+        self._flush_writes()
         return await self._call_in(self._wqueue, fn, *args)
 
     def _writer_main(
