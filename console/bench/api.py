@@ -22,12 +22,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from console.bench.load import drive
 from console.bench.machine import describe_machine
 from console.bench.report import median, percentile, print_report
 from control.client import Client
@@ -75,27 +75,6 @@ async def _wait_socket(path: Path, proc: subprocess.Popen[bytes], what: str) -> 
         await asyncio.sleep(0.05)
 
 
-async def _drive(
-    n: int, concurrency: int, op: Callable[[int], Awaitable[Any]]
-) -> tuple[float, list[float]]:
-    """Run op(0..n-1) with `concurrency` in flight; returns (seconds, latencies in ms)."""
-    latencies: list[float] = []
-    next_i = 0
-
-    async def worker() -> None:
-        nonlocal next_i
-        while next_i < n:
-            i = next_i
-            next_i += 1
-            t0 = time.perf_counter()
-            await op(i)
-            latencies.append((time.perf_counter() - t0) * 1000)
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - t0, latencies
-
-
 def _sqlite_floor(path: Path, n: int) -> float:
     """Commits per second for single-row inserts in WAL mode, synchronous=NORMAL."""
     db = sqlite3.connect(path, isolation_level=None)
@@ -119,7 +98,7 @@ async def _http_floor(tmp: Path, n: int, concurrency: int) -> float:
     try:
         await _wait_socket(sock, proc, "echo server")
         async with Client(str(sock)) as client:
-            took, _ = await _drive(
+            took, _ = await drive(
                 n, concurrency, lambda i: client.request("POST", "/x", body=_pod(i))
             )
         return n / took
@@ -188,7 +167,7 @@ async def run_bench_api(n: int, concurrency: int, as_json: bool) -> int:
             await _wait_socket(data / "api.sock", proc, "pilothouse serve")
             async with Client(str(data / "api.sock")) as client:
                 print(f"create {n} pods ...", file=sys.stderr)
-                create_s, create_lat = await _drive(
+                create_s, create_lat = await drive(
                     n, concurrency, lambda i: client.create(POD, _pod(i))
                 )
 
@@ -198,7 +177,7 @@ async def run_bench_api(n: int, concurrency: int, as_json: bool) -> int:
                     )
 
                 print(f"update {n} pods ...", file=sys.stderr)
-                update_s, update_lat = await _drive(n, concurrency, update)
+                update_s, update_lat = await drive(n, concurrency, update)
 
                 print(f"list {n} pods ...", file=sys.stderr)
                 list_ms: list[float] = []

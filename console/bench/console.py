@@ -31,6 +31,7 @@ from typing import Any
 
 from textual import events
 
+from console.bench.load import drive
 from console.bench.machine import describe_machine
 from console.bench.report import median, percentile, print_report
 from console.tui.app import PilothouseApp
@@ -101,19 +102,6 @@ async def _until(check: Any) -> None:
         await asyncio.sleep(0.005)
 
 
-async def _gather_limited(n: int, concurrency: int, op: Any) -> None:
-    next_i = 0
-
-    async def worker() -> None:
-        nonlocal next_i
-        while next_i < n:
-            i = next_i
-            next_i += 1
-            await op(i)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-
-
 async def _populate(socket: str, pods: int, nodes: int) -> None:
     async with Client(socket) as client:
         for i in range(nodes):
@@ -124,7 +112,7 @@ async def _populate(socket: str, pods: int, nodes: int) -> None:
                 kinds.NAMESPACE,
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"ns-{ns:02d}"}},
             )
-        await _gather_limited(pods, 48, lambda i: client.create(kinds.POD, _pod(i, nodes)))
+        await drive(pods, 48, lambda i: client.create(kinds.POD, _pod(i, nodes)))
 
 
 async def _updates(socket: str, pods: int, rate: float, stop: asyncio.Event) -> int:

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from console.bench.load import drive
 from console.bench.machine import describe_machine
 from console.bench.report import percentile, print_report
 from control.client import Client
@@ -116,19 +117,6 @@ def _pod(i: int, scheduler: str | None) -> dict[str, Any]:
     }
 
 
-async def _drive(n: int, concurrency: int, op: Any) -> None:
-    next_i = 0
-
-    async def worker() -> None:
-        nonlocal next_i
-        while next_i < n:
-            i = next_i
-            next_i += 1
-            await op(i)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-
-
 def _spawn_serve(data: Path, log_path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PILOTHOUSE_HOME": str(data)}
     with open(log_path, "wb") as log:
@@ -175,7 +163,7 @@ async def _scenario(
     async with _serve(tmp, label) as client:
         if nodes:
             print(f"[{label}] register {nodes} hollow nodes ...", file=sys.stderr)
-            await _drive(nodes, concurrency, lambda i: client.create(NODE, _node(i)))
+            await drive(nodes, concurrency, lambda i: client.create(NODE, _node(i)))
             registered = len((await client.list(NODE))["items"])
             if registered != nodes:
                 raise RuntimeError(f"{registered} nodes registered, expected {nodes}")
@@ -209,7 +197,7 @@ async def _scenario(
         what = "pods (no scheduling)" if baseline else "pods"
         print(f"[{label}] create {pods} {what} ...", file=sys.stderr)
         try:
-            await _drive(pods, concurrency, create)
+            await drive(pods, concurrency, create)
             created = time.perf_counter()
             timeout = 60 + pods / 50
             try:

@@ -366,16 +366,7 @@ class ApiServer:
                 "Binding", name, [Cause("target.name", "required", "FieldValueRequired")]
             )
         await self.registry.bind(ns, name, node)
-        return json_response(
-            {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Success",
-                "code": 201,
-            },
-            201,
-        )
+        return _created()
 
     async def _evict(self, request: web.Request, ns: str, name: str, dry_run: bool) -> web.Response:
         """`POST pods/{name}/eviction` (policy/v1 Eviction): a graceful delete."""
@@ -398,16 +389,7 @@ class ApiServer:
             expected_uid=pre.get("uid") if isinstance(pre, dict) else None,
             dry_run=dry_run or opts.get("dryRun") == ["All"],
         )
-        return json_response(
-            {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Success",
-                "code": 201,
-            },
-            201,
-        )
+        return _created()
 
     async def _scale(
         self, request: web.Request, target: Target, name: str, dry_run: bool
@@ -465,6 +447,18 @@ def _grace_period(request: web.Request, opts: dict[str, Any]) -> int | None:
     if grace < 0:
         raise errors.bad_request("gracePeriodSeconds: must be >= 0")
     return grace
+
+
+def _created() -> web.Response:
+    """The Status a subresource POST (binding, eviction) answers with."""
+    status = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "code": 201,
+    }
+    return json_response(status, 201)
 
 
 def _event(kind: bytes, raw: bytes) -> bytes:
