@@ -7,6 +7,13 @@ agent.hollow` serves one over stdin and stdout, as an SSH-started agent would.
 
 Failures can be simulated: stop heartbeating, report the node not ready, or
 make a pod not ready.
+
+`logs`, `exec` and `stats` answer with deterministic synthetic data, so that
+the control side of those requests can be tested without containers: a
+container's log is `HOLLOW_LOG_LINES` lines "<pod>/<container> line <i>"
+(following adds `HOLLOW_FOLLOW_LINES` more, then ends); exec runs a tiny
+fake shell (`echo`, `true`, `false`, `exit N`; anything else exits 127); stats
+report `HOLLOW_CPU_NANO` and `HOLLOW_MEMORY` per container.
 """
 
 from __future__ import annotations
@@ -27,8 +34,11 @@ from typing import Any
 
 from agent.protocol import (
     AGENT_VERSION,
+    NOT_FOUND,
     PROTOCOL_VERSION,
+    ExecResult,
     InvalidParams,
+    LogsResult,
     NodeCondition,
     NodeInfo,
     NodeStatusParams,
@@ -37,6 +47,7 @@ from agent.protocol import (
     Peer,
     PodStatusParams,
     Reader,
+    RpcError,
     StatsResult,
     SyncPodsResult,
     Writer,
@@ -47,6 +58,11 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 _GIB = 1024**3
+HOLLOW_LOG_LINES = 5
+HOLLOW_FOLLOW_LINES = 3
+HOLLOW_LOG_TIME = "2026-01-01T00:00:00.000000000Z"
+HOLLOW_CPU_NANO = 1_000_000  # 1m per container
+HOLLOW_MEMORY = 16 * 1024 * 1024  # 16Mi per container
 
 
 def _now() -> str:
@@ -114,6 +130,8 @@ class HollowAgent:
         self._used_ips: set[str] = set()
         self._next_host = 2  # .1 is the bridge
         self._peer: Peer | None = None
+        self._streams = 0
+        self._tasks: set[asyncio.Task[None]] = set()
         self.connections = 0
 
     # -- failure simulation --------------------------------------------------
@@ -146,8 +164,8 @@ class HollowAgent:
         peer.on("network_config", self._network_config)
         peer.on("sync_pods", self._sync_pods)
         peer.on("stats", self._stats)
-        peer.on("logs", self._unsupported)
-        peer.on("exec", self._unsupported)
+        peer.on("logs", self._logs)
+        peer.on("exec", self._exec)
         self._peer = peer
         self.connections += 1
         for pod in self.pods.values():
@@ -275,24 +293,124 @@ class HollowAgent:
         return SyncPodsResult(pods=len(self.pods))
 
     async def _stats(self, params: Params) -> StatsResult:
+        wanted = params.get("pods")
+        pods = [
+            (uid, p)
+            for uid, p in self.pods.items()
+            if not isinstance(wanted, list) or uid in wanted
+        ]
+        containers = sum(
+            len(p.obj.get("spec", {}).get("containers", [])) for p in self.pods.values()
+        )
         return StatsResult(
-            node={"cpuNanoCores": 0, "memoryWorkingSetBytes": 0},
+            node={
+                "cpuNanoCores": HOLLOW_CPU_NANO * containers,
+                "memoryWorkingSetBytes": HOLLOW_MEMORY * containers,
+            },
             pods=[
                 {
                     "namespace": str(p.obj["metadata"].get("namespace")),
                     "name": str(p.obj["metadata"].get("name")),
                     "uid": uid,
                     "containers": [
-                        {"name": c["name"], "cpuNanoCores": 0, "memoryWorkingSetBytes": 0}
+                        {
+                            "name": c["name"],
+                            "cpuNanoCores": HOLLOW_CPU_NANO,
+                            "memoryWorkingSetBytes": HOLLOW_MEMORY,
+                        }
                         for c in p.obj.get("spec", {}).get("containers", [])
                     ],
                 }
-                for uid, p in self.pods.items()
+                for uid, p in pods
             ],
         )
 
-    async def _unsupported(self, params: Params) -> Any:
-        raise NotSupported("not supported on hollow nodes")
+    def _find(self, params: Params) -> tuple[_Pod, str]:
+        """The pod and container a logs or exec request names, as the real agent checks them."""
+        key = f"{params.get('namespace')}/{params.get('name')}"
+        uid = params.get("uid")
+        pod = next(
+            (p for u, p in self.pods.items() if _key(p.obj) == key and (not uid or u == uid)),
+            None,
+        )
+        if pod is None:
+            raise RpcError(NOT_FOUND, f"pod {key} is not running on node {self.name}")
+        names = [c["name"] for c in pod.obj.get("spec", {}).get("containers", [])]
+        name = params.get("container")
+        if name:
+            if name not in names:
+                raise RpcError(
+                    NOT_FOUND, f"container {name} is not valid for pod {params.get('name')}"
+                )
+            return pod, str(name)
+        if len(names) == 1:
+            return pod, names[0]
+        raise InvalidParams(
+            f"a container name must be specified for pod {params.get('name')}, "
+            f"choose one of: [{' '.join(names)}]"
+        )
+
+    async def _logs(self, params: Params) -> LogsResult:
+        _pod, container = self._find(params)
+        if params.get("previous"):
+            raise RpcError(
+                NOT_FOUND,
+                f'previous terminated container "{container}" in pod "{params.get("name")}" not found',
+            )
+        ts = bool(params.get("timestamps"))
+        prefix = f"{params.get('name')}/{container}"
+
+        def line(i: int) -> str:
+            text = f"{prefix} line {i}\n"
+            return f"{HOLLOW_LOG_TIME} {text}" if ts else text
+
+        lines = [line(i) for i in range(1, HOLLOW_LOG_LINES + 1)]
+        tail = params.get("tailLines")
+        if tail is not None:
+            lines = lines[len(lines) - int(tail) :] if int(tail) else []
+        result = LogsResult(data="".join(lines))
+        if params.get("follow"):
+            self._streams += 1
+            stream = f"logs-{self._streams}"
+            result["stream"] = stream
+            peer = self._peer
+            more = [
+                line(i)
+                for i in range(HOLLOW_LOG_LINES + 1, HOLLOW_LOG_LINES + 1 + HOLLOW_FOLLOW_LINES)
+            ]
+
+            async def follow() -> None:
+                with contextlib.suppress(ConnectionError):
+                    await asyncio.sleep(0.05)  # let the result go out first
+                    for text in more:
+                        if peer is not None:
+                            await peer.notify("stream", {"stream": stream, "data": text})
+                        await asyncio.sleep(0.01)
+                    if peer is not None:
+                        await peer.notify("stream", {"stream": stream, "data": "", "eof": True})
+
+            task = asyncio.create_task(follow())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return result
+
+    async def _exec(self, params: Params) -> ExecResult:
+        command = params.get("command")
+        if not isinstance(command, list) or not command:
+            raise InvalidParams("command: a non-empty array is required")
+        self._find(params)
+        argv = [str(c) for c in command]
+        if params.get("tty") or params.get("stdin") is not None:
+            raise NotSupported("interactive exec is not supported on hollow nodes")
+        if argv[0] == "echo":
+            return ExecResult(exitCode=0, stdout=" ".join(argv[1:]) + "\n", stderr="")
+        if argv[0] == "true":
+            return ExecResult(exitCode=0, stdout="", stderr="")
+        if argv[0] == "false":
+            return ExecResult(exitCode=1, stdout="", stderr="")
+        if argv[0] == "exit" and len(argv) == 2 and argv[1].isdigit():
+            return ExecResult(exitCode=int(argv[1]), stdout="", stderr="")
+        return ExecResult(exitCode=127, stdout="", stderr=f"{argv[0]}: not found\n")
 
     # -- pods ----------------------------------------------------------------
 

@@ -130,6 +130,7 @@ class LogsResult(TypedDict):
 class ExecParams(TypedDict):
     namespace: str
     name: str
+    uid: NotRequired[str]
     command: list[str]
     container: NotRequired[str]
     stdin: NotRequired[str]

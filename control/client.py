@@ -7,6 +7,7 @@ come back as `ApiError`, carrying the server's Status.
 
 from __future__ import annotations
 
+import builtins
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,9 +17,10 @@ import orjson
 
 from control.api.pki import client_ssl_context
 from control.errors import ApiError
-from control.objects.kinds import ResourceType
+from control.objects.kinds import POD, ResourceType
 
 JSON = "application/json"
+METRICS = "/apis/metrics.k8s.io/v1beta1"
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",
     "json": "application/json-patch+json",
@@ -229,6 +231,108 @@ class Client:
                     yield event["type"], event["object"]
         except aiohttp.ClientConnectionError as e:
             raise ClusterUnreachable(f"cannot reach the API server at {self.server}: {e}") from e
+
+    # -- pods on their nodes ---------------------------------------------------
+
+    @staticmethod
+    def _log_params(
+        container: str | None,
+        follow: bool,
+        previous: bool,
+        tail_lines: int | None,
+        since_seconds: int | None,
+        timestamps: bool,
+    ) -> dict[str, str]:
+        params: dict[str, str] = {}
+        if container:
+            params["container"] = container
+        if follow:
+            params["follow"] = "true"
+        if previous:
+            params["previous"] = "true"
+        if tail_lines is not None:
+            params["tailLines"] = str(tail_lines)
+        if since_seconds is not None:
+            params["sinceSeconds"] = str(since_seconds)
+        if timestamps:
+            params["timestamps"] = "true"
+        return params
+
+    async def logs(
+        self,
+        name: str,
+        namespace: str = "default",
+        *,
+        container: str | None = None,
+        previous: bool = False,
+        tail_lines: int | None = None,
+        since_seconds: int | None = None,
+        timestamps: bool = False,
+    ) -> str:
+        """A container's log as text (`GET pods/{name}/log`)."""
+        params = self._log_params(container, False, previous, tail_lines, since_seconds, timestamps)
+        status, raw = await self.request_raw(
+            "GET", self.path(POD, namespace, name, "log"), params=params
+        )
+        if status >= 400:
+            _decode(status, raw)
+        return raw.decode("utf-8", errors="replace")
+
+    async def follow_logs(
+        self,
+        name: str,
+        namespace: str = "default",
+        *,
+        container: str | None = None,
+        tail_lines: int | None = None,
+        since_seconds: int | None = None,
+        timestamps: bool = False,
+    ) -> AsyncIterator[str]:
+        """A container's log, then its new lines as they come, until the
+        container ends (`GET pods/{name}/log?follow=true`)."""
+        params = self._log_params(container, True, False, tail_lines, since_seconds, timestamps)
+        try:
+            async with self._sess().get(
+                self._base + self.path(POD, namespace, name, "log"), params=params
+            ) as resp:
+                if resp.status >= 400:
+                    _decode(resp.status, await resp.read())
+                async for line in resp.content:
+                    yield line.decode("utf-8", errors="replace")
+        except aiohttp.ClientConnectionError as e:
+            raise ClusterUnreachable(f"cannot reach the API server at {self.server}: {e}") from e
+
+    async def exec(
+        self,
+        name: str,
+        command: builtins.list[str],
+        namespace: str = "default",
+        *,
+        container: str | None = None,
+        timeout_seconds: int = 0,
+    ) -> dict[str, Any]:
+        """Run a command in a pod's container to completion: {stdout, stderr,
+        exitCode}. `POST pods/{name}/exec` is a pilothouse extension."""
+        body: dict[str, Any] = {"command": command}
+        if container:
+            body["container"] = container
+        if timeout_seconds:
+            body["timeoutSeconds"] = timeout_seconds
+        result: dict[str, Any] = await self.request(
+            "POST", self.path(POD, namespace, name, "exec"), body=body
+        )
+        return result
+
+    async def node_metrics(self) -> dict[str, Any]:
+        """NodeMetricsList from metrics.k8s.io/v1beta1."""
+        result: dict[str, Any] = await self.request("GET", f"{METRICS}/nodes")
+        return result
+
+    async def pod_metrics(self, namespace: str | None = "default") -> dict[str, Any]:
+        """PodMetricsList from metrics.k8s.io/v1beta1; all namespaces when None."""
+        path = f"{METRICS}/namespaces/{namespace}/pods" if namespace else f"{METRICS}/pods"
+        result: dict[str, Any] = await self.request("GET", path)
+        return result
 
 
 def _selector_params(label: str | None, field: str | None) -> dict[str, str]:

@@ -92,7 +92,11 @@ class ControlPlane:
         try:
             await self.registry.ensure_system_namespaces()
             tokens = ensure_tokens(cfg.api.tokens_file)
-            self.api = ApiServer(self.registry, role_of_token=tokens.role_of)
+            self.api = ApiServer(
+                self.registry,
+                role_of_token=tokens.role_of,
+                nodes=self.node_links if self.components else None,
+            )
             await self.api.start_unix(cfg.api.socket)
             listen = cfg.api.listen_address
             if listen is not None:

@@ -18,6 +18,7 @@ from control.config import load_config
 from control.errors import ApiError
 from control.objects.kinds import NODE, POD, ResourceType, by_kind, by_name
 from control.objects.manifest import load_paths
+from control.objects.quantity import parse_quantity
 
 
 class UsageError(Exception):
@@ -758,3 +759,100 @@ async def node_check(args: argparse.Namespace) -> int:
         if not r.ok and r.fix:
             print(f"{'':8} {'':12} fix: {r.fix}")
     return 0 if all(r.ok for r in results) else 1
+
+
+# -- logs / exec / top -------------------------------------------------------
+
+
+def _pod_arg(target: str) -> str:
+    """`POD` or `pod/POD` (kubectl accepts both)."""
+    kind, sep, name = target.partition("/")
+    if not sep:
+        return target
+    if resolve_kind(kind) is not POD:
+        raise UsageError(f"only pods are supported here, not {kind}")
+    return name
+
+
+async def logs(args: argparse.Namespace) -> int:
+    name, ns = _pod_arg(args.pod), args.namespace or "default"
+    if args.tail is not None and args.tail < 0:
+        args.tail = None  # kubectl's -1: everything
+    async with _client(args) as client:
+        if args.follow and not args.previous:
+            async for chunk in client.follow_logs(
+                name,
+                ns,
+                container=args.container,
+                tail_lines=args.tail,
+                since_seconds=args.since,
+                timestamps=args.timestamps,
+            ):
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+            return 0
+        text = await client.logs(
+            name,
+            ns,
+            container=args.container,
+            previous=args.previous,
+            tail_lines=args.tail,
+            since_seconds=args.since,
+            timestamps=args.timestamps,
+        )
+    sys.stdout.write(text)
+    return 0
+
+
+async def exec_(args: argparse.Namespace) -> int:
+    command = list(args.argv)
+    if not command:
+        raise UsageError("you must specify at least one command for the container: exec POD -- CMD")
+    async with _client(args) as client:
+        result = await client.exec(
+            _pod_arg(args.pod), command, args.namespace or "default", container=args.container
+        )
+    sys.stdout.write(result.get("stdout", ""))
+    sys.stdout.flush()
+    sys.stderr.write(result.get("stderr", ""))
+    return int(result.get("exitCode", 0))
+
+
+def _millicores(q: str) -> int:
+    return int(parse_quantity(q) * 1000)
+
+
+def _mebibytes(q: str) -> int:
+    return int(parse_quantity(q) / (1024 * 1024))
+
+
+async def top(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        if args.what in ("nodes", "node", "no"):
+            metrics = (await client.node_metrics())["items"]
+            nodes = {n["metadata"]["name"]: n for n in (await client.list(NODE))["items"]}
+            rows: list[list[str]] = []
+            for m in metrics:
+                name = m["metadata"]["name"]
+                cpu, mem = _millicores(m["usage"]["cpu"]), _mebibytes(m["usage"]["memory"])
+                alloc = ((nodes.get(name) or {}).get("status") or {}).get("allocatable") or {}
+                cpu_pct = mem_pct = "<unknown>"
+                if alloc.get("cpu") and _millicores(alloc["cpu"]):
+                    cpu_pct = f"{cpu * 100 // _millicores(alloc['cpu'])}%"
+                if alloc.get("memory") and _mebibytes(alloc["memory"]):
+                    mem_pct = f"{mem * 100 // _mebibytes(alloc['memory'])}%"
+                rows.append([name, f"{cpu}m", cpu_pct, f"{mem}Mi", mem_pct])
+            table(["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"], rows, sys.stdout)
+            return 0
+        ns = None if args.all_namespaces else (args.namespace or "default")
+        items = (await client.pod_metrics(ns))["items"]
+    rows = []
+    for m in items:
+        cs = m.get("containers") or []
+        cpu = sum(_millicores(c["usage"]["cpu"]) for c in cs)
+        mem = sum(_mebibytes(c["usage"]["memory"]) for c in cs)
+        row = [m["metadata"]["name"], f"{cpu}m", f"{mem}Mi"]
+        rows.append([m["metadata"]["namespace"], *row] if ns is None else row)
+    headers = ["NAME", "CPU(cores)", "MEMORY(bytes)"]
+    table(["NAMESPACE", *headers] if ns is None else headers, rows, sys.stdout)
+    return 0

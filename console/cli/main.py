@@ -165,6 +165,40 @@ def build_parser() -> argparse.ArgumentParser:
         _cluster_flags(r)
         r.set_defaults(func=func)
 
+    p = sub.add_parser("logs", help="print the log of a pod's container")
+    p.add_argument("pod", help="POD or pod/POD")
+    p.add_argument("-c", "--container", help="container (default: the pod's only one)")
+    p.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing until the container ends"
+    )
+    p.add_argument(
+        "-p", "--previous", action="store_true", help="the previous, terminated container's log"
+    )
+    p.add_argument("--tail", type=int, help="only the last N lines (default: all)")
+    p.add_argument("--since", type=int, metavar="SECONDS", help="only the last SECONDS seconds")
+    p.add_argument("--timestamps", action="store_true", help="prefix each line with its time")
+    _ns_flags(p)
+    _cluster_flags(p)
+    p.set_defaults(func=commands.logs)
+
+    p = sub.add_parser(
+        "exec",
+        help="run a command in a pod's container and exit with its exit code",
+        usage="pilothouse exec POD [-c CONTAINER] [-n NS] -- CMD [ARGS...]",
+    )
+    p.add_argument("pod", help="POD or pod/POD")
+    p.add_argument("-c", "--container", help="container (default: the pod's only one)")
+    _ns_flags(p)
+    _cluster_flags(p)
+    p.add_argument("argv", nargs="*", metavar="CMD", help="after --: the command and its arguments")
+    p.set_defaults(func=commands.exec_)
+
+    p = sub.add_parser("top", help="CPU and memory use of nodes or pods")
+    p.add_argument("what", choices=["nodes", "node", "no", "pods", "pod", "po"])
+    _ns_flags(p, all_namespaces=True)
+    _cluster_flags(p)
+    p.set_defaults(func=commands.top)
+
     p = sub.add_parser("cordon", help="mark a node unschedulable")
     p.add_argument("node")
     _cluster_flags(p)
@@ -260,9 +294,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a command line. For `exec`, everything after the first `--` is
+    the command, options included."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] | None = None
+    if "exec" in argv and "--" in argv and argv.index("exec") < argv.index("--"):
+        i = argv.index("--")
+        argv, command = argv[:i], argv[i + 1 :]
+    args = build_parser().parse_args(argv)
+    if getattr(args, "func", None) is commands.exec_ and command is not None:
+        args.argv = [*args.argv, *command]
+    return args
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     if not getattr(args, "func", None):
         args.func = commands.console
     else:

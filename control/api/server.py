@@ -13,21 +13,33 @@ import logging
 import os
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import yaml
 from aiohttp import web
 
+from agent.protocol import (
+    INVALID_PARAMS,
+    NOT_FOUND,
+    NOT_SUPPORTED,
+    ExecParams,
+    ExecResult,
+    LogsParams,
+    LogsResult,
+    RpcError,
+    StatsParams,
+    StatsResult,
+)
 from control import errors
 from control.api import discovery
 from control.api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
-from control.api.registry import Registry
+from control.api.registry import Registry, now_rfc3339
 from control.errors import ApiError, Cause
-from control.objects.kinds import ResourceType, by_path
+from control.objects.kinds import NODE, POD, ResourceType, by_path
 from control.objects.selectors import SelectorError, build_matcher
 from control.store.interface import Matcher
 
@@ -42,6 +54,28 @@ _PATCHERS: dict[str, Callable[[Any, Any], Any]] = {
     "application/strategic-merge-patch+json": strategic_merge_patch,
 }
 _ROLE_KEY = web.AppKey("role", str)
+METRICS_PREFIX = "/apis/metrics.k8s.io/v1beta1"
+# How long a stats request to one node may take before `top` leaves it out.
+STATS_TIMEOUT = 5.0
+TEXT = "text/plain"
+
+
+class AgentLink(Protocol):
+    """What the API server needs from one node link (control.nodes.link.NodeLink)."""
+
+    async def logs(self, params: LogsParams, timeout: float | None = None) -> LogsResult: ...  # noqa: ASYNC109
+
+    def follow_logs(self, params: LogsParams) -> AsyncGenerator[str, None]: ...
+
+    async def exec(self, params: ExecParams, timeout: float | None = None) -> ExecResult: ...  # noqa: ASYNC109
+
+    async def stats(self, params: StatsParams | None = None) -> StatsResult: ...
+
+
+class NodeAgents(Protocol):
+    """The node links by node name (control.nodes.manager.NodeLinks)."""
+
+    def link(self, node: str) -> AgentLink | None: ...
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -91,10 +125,17 @@ class ApiServer:
     """The aiohttp application and its listeners (unix socket, TLS TCP)."""
 
     def __init__(
-        self, registry: Registry, *, role_of_token: Callable[[str], str | None] | None = None
+        self,
+        registry: Registry,
+        *,
+        role_of_token: Callable[[str], str | None] | None = None,
+        nodes: NodeAgents | None = None,
     ) -> None:
+        """`nodes` reaches the node agents, for pod logs, exec and metrics;
+        without it those answer 503."""
         self.registry = registry
         self.role_of_token = role_of_token
+        self.nodes = nodes
         self._runners: list[web.AppRunner] = []
         self.tcp_port: int | None = None
         self._stopping = asyncio.Event()
@@ -192,6 +233,8 @@ class ApiServer:
             doc = _discovery(path)
             if doc is not None:
                 return json_response(doc)
+            if path.startswith(METRICS_PREFIX + "/"):
+                return await self._metrics(path.removeprefix(METRICS_PREFIX).strip("/"))
         target = parse_path(path)
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -213,6 +256,10 @@ class ApiServer:
             return await self._bind(request, ns or "default", name)
         if sub == "eviction" and rt.kind == "Pod" and method == "POST":
             return await self._evict(request, ns or "default", name, dry_run)
+        if sub == "log" and rt.kind == "Pod" and method == "GET":
+            return await self._pod_log(request, ns or "default", name)
+        if sub == "exec" and rt.kind == "Pod" and method == "POST":
+            return await self._pod_exec(request, ns or "default", name)
         if sub not in ("", "status"):
             raise ApiError(
                 404, "NotFound", f"the server could not find the requested resource ({sub})"
@@ -391,6 +438,179 @@ class ApiServer:
         )
         return _created()
 
+    # -- pods on their nodes: log, exec, metrics -------------------------------
+
+    async def _pod_link(self, ns: str, name: str) -> tuple[dict[str, Any], AgentLink, str]:
+        """The pod, the link to its node and the node's name; 400 when the pod
+        is not bound to a node or there is no link to it."""
+        pod = (await self.registry.get(POD, ns, name)).obj
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node:
+            raise errors.bad_request(f"pod {name} does not have a host assigned")
+        if self.nodes is None:
+            raise ApiError(503, "ServiceUnavailable", "this API server has no node links")
+        link = self.nodes.link(node)
+        if link is None:
+            raise errors.bad_request(f"node {node} of pod {name} has no link to its agent")
+        return pod, link, node
+
+    async def _pod_log(self, request: web.Request, ns: str, name: str) -> web.StreamResponse:
+        """`GET pods/{name}/log` with Kubernetes' query parameters; text/plain.
+        With follow, chunks are written as they come until the container ends
+        or the client goes away."""
+        q = request.query
+        pod, link, node = await self._pod_link(ns, name)
+        params = LogsParams(namespace=ns, name=name)
+        uid = (pod.get("metadata") or {}).get("uid")
+        if uid:
+            params["uid"] = uid
+        params["container"] = _pick_container(pod, q.get("container"), init=True)
+        if q.get("tailLines") not in (None, ""):
+            params["tailLines"] = _int_param(q, "tailLines", 0)
+        if q.get("sinceSeconds") not in (None, ""):
+            since = _int_param(q, "sinceSeconds", 0)
+            if since < 1:
+                raise errors.bad_request("sinceSeconds: must be greater than 0")
+            params["sinceSeconds"] = since
+        if q.get("timestamps") in _TRUE:
+            params["timestamps"] = True
+        if q.get("previous") in _TRUE:
+            params["previous"] = True
+        if q.get("follow") not in _TRUE or params.get("previous"):
+            try:
+                result = await link.logs(params)
+            except (RpcError, ConnectionError, TimeoutError) as e:
+                raise _agent_error(e, node) from e
+            return web.Response(text=result.get("data", ""), content_type=TEXT, charset="utf-8")
+        chunks = link.follow_logs(params)
+        try:
+            try:
+                first = await anext(chunks)
+            except StopAsyncIteration:
+                first = ""
+            except (RpcError, ConnectionError, TimeoutError) as e:
+                raise _agent_error(e, node) from e
+            resp = web.StreamResponse(
+                headers={"Content-Type": f"{TEXT}; charset=utf-8", "Cache-Control": "no-cache"}
+            )
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            if first:
+                await resp.write(first.encode())
+            try:
+                async for chunk in chunks:
+                    await resp.write(chunk.encode())
+            except (RpcError, ConnectionError, TimeoutError) as e:
+                if isinstance(e, ConnectionResetError):
+                    raise
+                log.info("log stream of %s/%s from node %s ended: %s", ns, name, node, e)
+            with contextlib.suppress(ConnectionResetError):
+                await resp.write_eof()
+            return resp
+        finally:
+            await chunks.aclose()
+
+    async def _pod_exec(self, request: web.Request, ns: str, name: str) -> web.Response:
+        """`POST pods/{name}/exec`, a pilothouse extension: Kubernetes streams
+        exec over a WebSocket; this runs one command to completion. The body
+        is {"command": [...], "container": "...", "timeoutSeconds": N}; the
+        answer is {"stdout": ..., "stderr": ..., "exitCode": N}."""
+        content_type, raw = await _read_body(request)
+        if not raw and "command" in request.query:
+            # Kubernetes' own exec: query parameters and a WebSocket upgrade.
+            await self.registry.get(POD, ns, name)
+            raise errors.bad_request(
+                "interactive exec (a terminal over a WebSocket) is not served; "
+                'POST a JSON body {"command": [...]} to run one command'
+            )
+        if not raw:
+            raise errors.bad_request("the request has no body")
+        body = _decode(content_type, raw)
+        if not isinstance(body, dict):
+            raise errors.bad_request("the request body must be an object with a command")
+        command = body.get("command")
+        if (
+            not isinstance(command, list)
+            or not command
+            or not all(isinstance(c, str) for c in command)
+        ):
+            raise errors.bad_request("command: a non-empty array of strings is required")
+        container = body.get("container")
+        if container is not None and not isinstance(container, str):
+            raise errors.bad_request("container: must be a string")
+        timeout = body.get("timeoutSeconds", 0)
+        if not isinstance(timeout, int) or timeout < 0:
+            raise errors.bad_request("timeoutSeconds: must be an integer >= 0")
+        pod, link, node = await self._pod_link(ns, name)
+        params = ExecParams(
+            namespace=ns, name=name, command=command, container=_pick_container(pod, container)
+        )
+        uid = (pod.get("metadata") or {}).get("uid")
+        if uid:
+            params["uid"] = uid
+        if timeout:
+            params["timeoutSeconds"] = timeout
+        try:
+            # The agent enforces timeoutSeconds; the request waits a little longer.
+            result = await link.exec(params, timeout=(timeout + 10) if timeout else None)
+        except (RpcError, ConnectionError, TimeoutError) as e:
+            raise _agent_error(e, node) from e
+        return json_response(
+            {
+                "stdout": result.get("stdout", ""),
+                "stderr": result.get("stderr", ""),
+                "exitCode": int(result.get("exitCode", 0)),
+            }
+        )
+
+    async def _metrics(self, rest: str) -> web.Response:
+        """The metrics.k8s.io/v1beta1 API, read-only, from the agents' `stats`:
+        nodes, nodes/{name}, pods, namespaces/{ns}/pods, namespaces/{ns}/pods/{name}.
+        Nodes whose agent does not answer are left out, as metrics-server does."""
+        parts = rest.split("/") if rest else []
+        if parts[:1] == ["nodes"] and len(parts) <= 2:
+            items = [_node_metrics(n, s) for n, s in (await self._all_stats()).items()]
+            if len(parts) == 2:
+                return json_response(_one(items, "nodes", parts[1]))
+            return json_response(_metrics_list("NodeMetricsList", items))
+        ns: str | None = None
+        if len(parts) >= 3 and parts[0] == "namespaces":
+            ns, parts = parts[1], parts[2:]
+        if parts[:1] == ["pods"] and len(parts) <= 2:
+            items = [
+                _pod_metrics(p)
+                for stats in (await self._all_stats()).values()
+                for p in stats.get("pods", [])
+                if ns is None or p.get("namespace") == ns
+            ]
+            items.sort(key=lambda m: (m["metadata"]["namespace"], m["metadata"]["name"]))
+            if len(parts) == 2:
+                return json_response(_one(items, "pods", parts[1]))
+            return json_response(_metrics_list("PodMetricsList", items))
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    async def _all_stats(self) -> dict[str, StatsResult]:
+        if self.nodes is None:
+            raise ApiError(503, "ServiceUnavailable", "this API server has no node links")
+        nodes = self.nodes
+        names = sorted(
+            str(kv.obj["metadata"]["name"]) for kv in (await self.registry.list(NODE, None)).items
+        )
+
+        async def one(node: str) -> StatsResult | None:
+            link = nodes.link(node)
+            if link is None:
+                return None
+            try:
+                async with asyncio.timeout(STATS_TIMEOUT):
+                    return await link.stats()
+            except (RpcError, ConnectionError, TimeoutError) as e:
+                log.debug("no stats from node %s: %s", node, e)
+                return None
+
+        results = await asyncio.gather(*(one(n) for n in names))
+        return {n: r for n, r in zip(names, results, strict=True) if r is not None}
+
     async def _scale(
         self, request: web.Request, target: Target, name: str, dry_run: bool
     ) -> web.Response:
@@ -414,6 +634,88 @@ class ApiServer:
 
 
 # -- helpers -----------------------------------------------------------------
+
+
+def _pick_container(pod: dict[str, Any], name: str | None, *, init: bool = False) -> str:
+    """The container a log or exec request means, checked as Kubernetes does."""
+    spec = pod.get("spec") or {}
+    names = [c.get("name") for c in spec.get("containers") or []]
+    pod_name = (pod.get("metadata") or {}).get("name")
+    if name:
+        known = names + ([c.get("name") for c in spec.get("initContainers") or []] if init else [])
+        if name not in known:
+            raise errors.bad_request(f"container {name} is not valid for pod {pod_name}")
+        return name
+    if len(names) == 1:
+        return str(names[0])
+    raise errors.bad_request(
+        f"a container name must be specified for pod {pod_name}, choose one of: [{' '.join(map(str, names))}]"
+    )
+
+
+def _agent_error(e: Exception, node: str) -> ApiError:
+    """An agent's answer, or its absence, as an API error."""
+    if isinstance(e, RpcError):
+        if e.code in (NOT_FOUND, INVALID_PARAMS, NOT_SUPPORTED):
+            return errors.bad_request(e.message)
+        return ApiError(500, "InternalError", f"node {node}: {e.message}")
+    if isinstance(e, TimeoutError):
+        return ApiError(504, "Timeout", f"node {node} did not answer in time")
+    return errors.bad_request(f"node {node} is not reachable: {e}")
+
+
+def _cpu(nano: int) -> str:
+    return f"{int(nano)}n"
+
+
+def _memory(n: int) -> str:
+    return f"{int(n) // 1024}Ki"
+
+
+def _node_metrics(node: str, stats: StatsResult) -> dict[str, Any]:
+    usage = stats.get("node") or {}
+    return {
+        "kind": "NodeMetrics",
+        "apiVersion": "metrics.k8s.io/v1beta1",
+        "metadata": {"name": node},
+        "timestamp": now_rfc3339(),
+        "window": "10s",
+        "usage": {
+            "cpu": _cpu(usage.get("cpuNanoCores", 0)),
+            "memory": _memory(usage.get("memoryWorkingSetBytes", 0)),
+        },
+    }
+
+
+def _pod_metrics(p: Any) -> dict[str, Any]:
+    return {
+        "kind": "PodMetrics",
+        "apiVersion": "metrics.k8s.io/v1beta1",
+        "metadata": {"name": p.get("name"), "namespace": p.get("namespace")},
+        "timestamp": now_rfc3339(),
+        "window": "10s",
+        "containers": [
+            {
+                "name": c.get("name"),
+                "usage": {
+                    "cpu": _cpu(c.get("cpuNanoCores", 0)),
+                    "memory": _memory(c.get("memoryWorkingSetBytes", 0)),
+                },
+            }
+            for c in p.get("containers") or []
+        ],
+    }
+
+
+def _metrics_list(kind: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"kind": kind, "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": items}
+
+
+def _one(items: list[dict[str, Any]], resource: str, name: str) -> dict[str, Any]:
+    for item in items:
+        if item["metadata"]["name"] == name:
+            return item
+    raise errors.not_found(resource, name, "metrics.k8s.io")
 
 
 def _discovery(path: str) -> dict[str, Any] | None:

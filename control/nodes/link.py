@@ -25,17 +25,24 @@ import ipaddress
 import logging
 import random
 import socket
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from agent.protocol import (
     ConnectionClosed,
+    ExecParams,
+    ExecResult,
+    LogsParams,
+    LogsResult,
     NetworkConfigParams,
     NodeInfo,
     Params,
     Peer,
     ProtocolVersionError,
     RpcError,
+    StatsParams,
+    StatsResult,
     hello,
 )
 from control.api.registry import Registry, now_rfc3339
@@ -146,6 +153,9 @@ class NodeLink:
         self._pod_event = asyncio.Event()
         self._killing: set[str] = set()  # uids whose Killing event is recorded
         self._background: set[asyncio.Task[None]] = set()
+        # `stream` notifications (followed logs) by stream name; None ends one.
+        self._streams: dict[str, asyncio.Queue[Params | None]] = {}
+        self._closed_streams: set[str] = set()
 
     # -- signals from the manager --------------------------------------------
 
@@ -206,7 +216,11 @@ class NodeLink:
             channel.reader,
             channel.writer,
             name=f"node {self.name}",
-            handlers={"node_status": self._on_node_status, "pod_status": self._on_pod_status},
+            handlers={
+                "node_status": self._on_node_status,
+                "pod_status": self._on_pod_status,
+                "stream": self._on_stream,
+            },
             request_timeout=t.request_timeout,
         )
         tasks: list[asyncio.Task[None]] = [
@@ -236,6 +250,7 @@ class NodeLink:
                 task.result()  # raise what ended it, if anything did
         finally:
             self._peer = None
+            self._end_streams()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -510,6 +525,63 @@ class NodeLink:
                 f"node {self.name}: not connected ({self.last_error or 'connecting'})"
             )
         return await peer.request(method, params, timeout=timeout)
+
+    async def logs(self, params: LogsParams, timeout: float | None = None) -> LogsResult:  # noqa: ASYNC109
+        """A container's log, all at once (`follow` is ignored: see follow_logs)."""
+        p = cast(Params, {k: v for k, v in params.items() if k != "follow"})
+        return cast(LogsResult, await self.request("logs", p, timeout))
+
+    async def follow_logs(self, params: LogsParams) -> AsyncGenerator[str, None]:
+        """A container's log so far (the first chunk, maybe empty, so that
+        errors surface before any data), then what it writes, chunk by chunk,
+        until the container ends or the link drops. Closing the generator
+        stops listening; the agent stops when the container does."""
+        peer = self._peer
+        result = cast(LogsResult, await self.request("logs", {**params, "follow": True}))
+        stream = result.get("stream")
+        ended = False  # the agent said eof, or the session is gone
+        try:
+            yield result.get("data", "")
+            if not stream:
+                return
+            queue = self._streams.setdefault(stream, asyncio.Queue())
+            if self._peer is not peer or peer is None:
+                queue.put_nowait(None)  # the session that would send it is gone
+            while True:
+                item = await queue.get()
+                if item is None or item.get("eof"):
+                    ended = True
+                if item is not None and item.get("data"):
+                    yield str(item["data"])
+                if ended:
+                    return
+        finally:
+            if stream:
+                self._streams.pop(stream, None)
+                if not ended and self._peer is peer:
+                    # Drop what the agent still sends for it, until its eof.
+                    self._closed_streams.add(stream)
+
+    async def exec(self, params: ExecParams, timeout: float | None = None) -> ExecResult:  # noqa: ASYNC109
+        return cast(ExecResult, await self.request("exec", cast(Params, params), timeout))
+
+    async def stats(self, params: StatsParams | None = None) -> StatsResult:
+        return cast(StatsResult, await self.request("stats", cast(Params, params or {})))
+
+    async def _on_stream(self, params: Params) -> None:
+        stream = str(params.get("stream") or "")
+        if not stream.startswith("logs-"):
+            return  # interactive exec sessions are not served yet
+        if stream in self._closed_streams:
+            if params.get("eof"):
+                self._closed_streams.discard(stream)
+            return
+        self._streams.setdefault(stream, asyncio.Queue()).put_nowait(params)
+
+    def _end_streams(self) -> None:
+        for queue in self._streams.values():
+            queue.put_nowait(None)
+        self._closed_streams.clear()
 
 
 def _merge_status(current: Obj, reported: Obj) -> Obj:

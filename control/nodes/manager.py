@@ -114,6 +114,10 @@ class NodeLinks:
             self._start(link)
         return link
 
+    def link(self, node: str) -> NodeLink | None:
+        """The link to a node, for requests to its agent (logs, exec, stats)."""
+        return self.links.get(node)
+
     async def remove(self, name: str) -> None:
         """Stop a node's link (the Node object stays, as it would for a dead node)."""
         self.links.pop(name, None)
