@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -287,7 +287,7 @@ class Client:
         tail_lines: int | None = None,
         since_seconds: int | None = None,
         timestamps: bool = False,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """A container's log, then its new lines as they come, until the
         container ends (`GET pods/{name}/log?follow=true`)."""
         params = self._log_params(container, True, False, tail_lines, since_seconds, timestamps)
