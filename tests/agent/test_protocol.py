@@ -18,7 +18,7 @@ from agent.protocol import (
     INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
-    NOT_SUPPORTED,
+    NOT_FOUND,
     PARSE_ERROR,
     PROTOCOL_VERSION,
     VERSION_MISMATCH,
@@ -248,9 +248,15 @@ async def test_hello_with_a_hollow_agent() -> None:
         assert info["protocolVersion"] == PROTOCOL_VERSION
         assert info["cpus"] == 8 and info["memoryBytes"] == 16 * 1024**3
         assert info["containerdVersion"] == "" and info["agentVersion"].endswith("hollow")
+        # Hollow agents answer logs and exec with synthetic data, for pods they run.
         with pytest.raises(RpcError) as e:
             await control.request("logs", {"namespace": "default", "name": "p"})
-        assert e.value.code == NOT_SUPPORTED and "hollow" in e.value.message
+        assert e.value.code == NOT_FOUND and "not running on node node-7" in e.value.message
+        with pytest.raises(RpcError) as e:
+            await control.request(
+                "exec", {"namespace": "default", "name": "p", "command": ["sh"], "tty": True}
+            )
+        assert e.value.code == NOT_FOUND
     finally:
         control.close()
         await asyncio.wait_for(serving, 5)
