@@ -172,7 +172,7 @@ def _rmdir(p: Path) -> None:
 # --- up ------------------------------------------------------------------------
 
 
-async def _up(
+async def up(
     nodes: int,
     data_dir: Path,
     *,
@@ -186,113 +186,126 @@ async def _up(
     api_listen: str | None = None,
     progress: Progress = _quiet,
 ) -> UpResult:
-    t0 = time.monotonic()
-    if agent_command is None:
-        agent_command = (sys.executable, "-m", AGENT_LAUNCHER)
-    if os.geteuid() != 0:
-        raise LocalClusterError("`pilothouse up` needs root (network namespaces, containerd)")
-    if not 1 <= nodes <= MAX_NODES:
-        raise LocalClusterError(f"--nodes must be between 1 and {MAX_NODES}, got {nodes}")
-    if not _CLUSTER_NAME.match(cluster):
-        raise LocalClusterError(f"cluster name must be 1-8 of [a-z0-9], got {cluster!r}")
-    _check_tools()
-    data_dir = _absolute(data_dir)
-    lay = Layout(data_dir)
-    _check_config_is_ours(lay.config)
+    """Bring up (or complete, or resize) the local cluster in `data_dir`. Idempotent.
 
-    state = State.load(lay.state)
-    if state is None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(data_dir, 0o700)
-        state = State(
-            cluster=cluster,
-            bridge=f"phbr-{cluster}",
-            node_subnet=node_subnet,
-            pod_cidr=pod_cidr,
-            node_cidr_mask=node_cidr_mask,
-            preexisting=sorted(p.name for p in data_dir.iterdir() if p.name != CLUSTER_DIR),
-        )
-    elif state.cluster != cluster:
-        raise LocalClusterError(
-            f"{data_dir} already holds local cluster {state.cluster!r}; "
-            "run `pilothouse down` first or use another --data-dir"
-        )
-    lay.root.mkdir(parents=True, exist_ok=True)
-    state.save(lay.state)
+    `images` are OCI archives to import into every node; None builds the pause
+    and busybox images with `python3 -m agent.images`. With `serve_command`,
+    the control plane is started (or reused), after the Nodes are registered
+    with the pod CIDRs the network was built for. `agent_command` defaults to
+    the local launcher, which passes each node's settings to `python3 -m agent`.
+    """
+    lay = Layout(_absolute(data_dir))
+    data_dir = lay.data_dir
+    with _locked(lay):
+        t0 = time.monotonic()
+        if agent_command is None:
+            agent_command = (sys.executable, "-m", AGENT_LAUNCHER)
+        if os.geteuid() != 0:
+            raise LocalClusterError("`pilothouse up` needs root (network namespaces, containerd)")
+        if not 1 <= nodes <= MAX_NODES:
+            raise LocalClusterError(f"--nodes must be between 1 and {MAX_NODES}, got {nodes}")
+        if not _CLUSTER_NAME.match(cluster):
+            raise LocalClusterError(f"cluster name must be 1-8 of [a-z0-9], got {cluster!r}")
+        _check_tools()
+        _check_config_is_ours(lay.config)
 
-    # Shrinking: tear down nodes beyond the new count first.
-    wanted = {f"node{i}" for i in range(1, nodes + 1)}
-    for name in sorted(set(state.nodes) - wanted):
-        progress(f"{name}: removing (cluster shrinks to {nodes} nodes)")
-        gone = state.nodes.pop(name)
-        await _down_node(state, lay, gone, progress)
-        for other in state.nodes.values():
-            await run(["ip", "-n", other.netns, "route", "del", gone.pod_cidr], check=False)
-        if gone.pod_cidr in state.host_routes:
-            await run(["ip", "route", "del", gone.pod_cidr, "dev", state.bridge], check=False)
-            state.host_routes.remove(gone.pod_cidr)
+        state = State.load(lay.state)
+        if state is None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(data_dir, 0o700)
+            state = State(
+                cluster=cluster,
+                bridge=f"phbr-{cluster}",
+                node_subnet=node_subnet,
+                pod_cidr=pod_cidr,
+                node_cidr_mask=node_cidr_mask,
+                preexisting=sorted(p.name for p in data_dir.iterdir() if p.name != CLUSTER_DIR),
+            )
+        elif state.cluster != cluster:
+            raise LocalClusterError(
+                f"{data_dir} already holds local cluster {state.cluster!r}; "
+                "run `pilothouse down` first or use another --data-dir"
+            )
+        lay.root.mkdir(parents=True, exist_ok=True)
         state.save(lay.state)
 
-    await _ensure_bridge(state, lay.state)
-    await _ensure_forwarding_rule(state)
-    state.save(lay.state)
-    if _ensure_dir(RUN_SSHD):
-        state.made_run_sshd = True
-    client_pub = files.ensure_key(lay.client_key)
+        # Shrinking: tear down nodes beyond the new count first.
+        wanted = {f"node{i}" for i in range(1, nodes + 1)}
+        for name in sorted(set(state.nodes) - wanted):
+            progress(f"{name}: removing (cluster shrinks to {nodes} nodes)")
+            gone = state.nodes.pop(name)
+            await _down_node(state, lay, gone, progress)
+            for other in state.nodes.values():
+                await run(["ip", "-n", other.netns, "route", "del", gone.pod_cidr], check=False)
+            if gone.pod_cidr in state.host_routes:
+                await run(["ip", "route", "del", gone.pod_cidr, "dev", state.bridge], check=False)
+                state.host_routes.remove(gone.pod_cidr)
+            state.save(lay.state)
 
-    net = ipaddress.ip_network(state.node_subnet)
-    pods = ipaddress.ip_network(state.pod_cidr)
-    size = 2 ** (pods.max_prefixlen - state.node_cidr_mask)
-    existing = set((await run(["ip", "netns", "list"])).split())
-    for i in range(1, nodes + 1):
-        name = f"node{i}"
-        if name in state.nodes:
-            continue
-        netns = f"ph-{cluster}-{name}"
-        if netns in existing:
-            raise LocalClusterError(
-                f"network namespace {netns} exists but is not this cluster's "
-                f"(another data dir runs cluster {cluster!r}?); use another --name"
+        await _ensure_bridge(state, lay.state)
+        await _ensure_forwarding_rule(state)
+        state.save(lay.state)
+        if _ensure_dir(RUN_SSHD):
+            state.made_run_sshd = True
+        client_pub = files.ensure_key(lay.client_key)
+
+        net = ipaddress.ip_network(state.node_subnet)
+        pods = ipaddress.ip_network(state.pod_cidr)
+        size = 2 ** (pods.max_prefixlen - state.node_cidr_mask)
+        existing = set((await run(["ip", "netns", "list"])).split())
+        for i in range(1, nodes + 1):
+            name = f"node{i}"
+            if name in state.nodes:
+                continue
+            netns = f"ph-{cluster}-{name}"
+            if netns in existing:
+                raise LocalClusterError(
+                    f"network namespace {netns} exists but is not this cluster's "
+                    f"(another data dir runs cluster {cluster!r}?); use another --name"
+                )
+            if await _link_exists(f"ph{cluster}n{i}"):
+                raise LocalClusterError(
+                    f"interface ph{cluster}n{i} exists but is not this cluster's"
+                )
+            cidr = ipaddress.ip_network(f"{pods.network_address + i * size}/{state.node_cidr_mask}")
+            if not cidr.subnet_of(pods):  # type: ignore[arg-type]
+                raise LocalClusterError(f"pod_cidr {pods} has no room for {nodes} node slices")
+            state.nodes[name] = NodeState(
+                index=i,
+                name=name,
+                netns=f"ph-{cluster}-{name}",
+                host_veth=f"ph{cluster}n{i}",
+                ip=str(net.network_address + 10 + i),
+                pod_cidr=str(cidr),
+                cgroup_parent=f"/pilothouse-{cluster}-{name}",
             )
-        if await _link_exists(f"ph{cluster}n{i}"):
-            raise LocalClusterError(f"interface ph{cluster}n{i} exists but is not this cluster's")
-        cidr = ipaddress.ip_network(f"{pods.network_address + i * size}/{state.node_cidr_mask}")
-        if not cidr.subnet_of(pods):  # type: ignore[arg-type]
-            raise LocalClusterError(f"pod_cidr {pods} has no room for {nodes} node slices")
-        state.nodes[name] = NodeState(
-            index=i,
-            name=name,
-            netns=f"ph-{cluster}-{name}",
-            host_veth=f"ph{cluster}n{i}",
-            ip=str(net.network_address + 10 + i),
-            pod_cidr=str(cidr),
-            cgroup_parent=f"/pilothouse-{cluster}-{name}",
-        )
-    state.save(lay.state)
+        state.save(lay.state)
 
-    node_list = [state.nodes[f"node{i}"] for i in range(1, nodes + 1)]
-    if images is None:
-        images = await build_images(lay.root / "images")
-        progress(f"images: built {', '.join(p.name for p in images)}")
-    host_keys = await asyncio.gather(
-        *(_up_node(state, lay, n, client_pub, images, progress) for n in node_list)
-    )
-    await _ensure_routes(state, node_list)
-    state.save(lay.state)
-
-    known = "".join(
-        files.known_hosts_line(n.ip, 22, key) + "\n"
-        for n, key in zip(node_list, host_keys, strict=True)
-    )
-    files.write_private(lay.known_hosts, known, 0o644)
-    config_changed = _write_config(lay, state, node_list, agent_command, api_listen)
-    serve_pid = None
-    if serve_command is not None:
-        serve_pid = await _ensure_serve(
-            lay, serve_command, restart=config_changed, progress=progress
+        node_list = [state.nodes[f"node{i}"] for i in range(1, nodes + 1)]
+        if images is None:
+            images = await build_images(lay.root / "images")
+            progress(f"images: built {', '.join(p.name for p in images)}")
+        host_keys = await asyncio.gather(
+            *(_up_node(state, lay, n, client_pub, images, progress) for n in node_list)
         )
-        progress(f"control plane: serving on unix:{lay.api_socket} (pid {serve_pid})")
-    return UpResult(lay.config, lay.known_hosts, tuple(node_list), time.monotonic() - t0, serve_pid)
+        await _ensure_routes(state, node_list)
+        state.save(lay.state)
+
+        known = "".join(
+            files.known_hosts_line(n.ip, 22, key) + "\n"
+            for n, key in zip(node_list, host_keys, strict=True)
+        )
+        files.write_private(lay.known_hosts, known, 0o644)
+        config_changed = _write_config(lay, state, node_list, agent_command, api_listen)
+        serve_pid = None
+        if serve_command is not None:
+            serve_pid = await _ensure_serve(
+                lay, serve_command, restart=config_changed, progress=progress
+            )
+            progress(f"control plane: serving on unix:{lay.api_socket} (pid {serve_pid})")
+        return UpResult(
+            lay.config, lay.known_hosts, tuple(node_list), time.monotonic() - t0, serve_pid
+        )
 
 
 async def build_images(out_dir: Path) -> list[Path]:
@@ -350,45 +363,6 @@ async def register_nodes(config: Config) -> list[str]:
     finally:
         await store.close()
     return warnings
-
-
-async def up(
-    nodes: int,
-    data_dir: Path,
-    *,
-    cluster: str = "local",
-    node_subnet: str = DEFAULT_NODE_SUBNET,
-    pod_cidr: str = DEFAULT_POD_CIDR,
-    node_cidr_mask: int = 24,
-    images: Sequence[Path] | None = None,
-    agent_command: Sequence[str] | None = None,
-    serve_command: Sequence[str] | None = None,
-    api_listen: str | None = None,
-    progress: Progress = _quiet,
-) -> UpResult:
-    """Bring up (or complete, or resize) the local cluster in `data_dir`. Idempotent.
-
-    `images` are OCI archives to import into every node; None builds the pause
-    and busybox images with `python3 -m agent.images`. With `serve_command`,
-    the control plane is started (or reused), after the Nodes are registered
-    with the pod CIDRs the network was built for. `agent_command` defaults to
-    the local launcher, which passes each node's settings to `python3 -m agent`.
-    """
-    lay = Layout(_absolute(data_dir))
-    with _locked(lay):
-        return await _up(
-            nodes,
-            lay.data_dir,
-            cluster=cluster,
-            node_subnet=node_subnet,
-            pod_cidr=pod_cidr,
-            node_cidr_mask=node_cidr_mask,
-            images=images,
-            agent_command=agent_command,
-            serve_command=serve_command,
-            api_listen=api_listen,
-            progress=progress,
-        )
 
 
 @contextlib.contextmanager
