@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from control.client import Client, ClusterUnreachable
+from control.controllers.informer import object_key
 from control.errors import ApiError
 from control.objects.kinds import ResourceType
 
@@ -23,12 +24,6 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Listener = Callable[[set[str]], None]
 PAGE = 5000
-
-
-def object_key(obj: Obj) -> str:
-    meta = obj.get("metadata") or {}
-    ns = meta.get("namespace")
-    return f"{ns}/{meta.get('name')}" if ns else str(meta.get("name"))
 
 
 class WatchCache:

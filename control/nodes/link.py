@@ -98,11 +98,6 @@ class _Gone(Exception):
     """The pod a status was for is gone or was replaced."""
 
 
-def pod_key(pod: Obj) -> str:
-    meta = pod.get("metadata") or {}
-    return f"{meta.get('namespace')}/{meta.get('name')}"
-
-
 def desired_changed(old: Obj | None, new: Obj | None) -> bool:
     """Whether the agent must hear about this pod change (status changes it made itself need not)."""
     if old is None or new is None:

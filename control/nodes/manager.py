@@ -20,8 +20,8 @@ from agent.protocol import NetworkConfigParams, Route
 from control.api.registry import Registry
 from control.config import Config, NodeConfig
 from control.controllers.events import EventRecorder
-from control.controllers.informer import Informer
-from control.nodes.link import LinkTiming, NodeLink, desired_changed, pod_key
+from control.controllers.informer import Informer, object_key
+from control.nodes.link import LinkTiming, NodeLink, desired_changed
 from control.nodes.transport import Transport
 from control.objects.kinds import NODE, POD, ResourceType
 
@@ -178,7 +178,7 @@ class NodeLinks:
 
     def desired_pods(self, node: str) -> list[Obj]:
         pods = self.pods.by_index(NODE_NAME_INDEX, node)
-        pods.sort(key=pod_key)
+        pods.sort(key=object_key)
         return pods
 
     def cached_pod(self, key: str) -> Obj | None:

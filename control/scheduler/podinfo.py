@@ -125,11 +125,6 @@ class PodInfo:
         )
 
 
-def pod_key(obj: Obj) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
-
-
 def pod_info(obj: Obj) -> PodInfo:
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}

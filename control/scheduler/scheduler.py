@@ -24,12 +24,12 @@ from typing import Any
 from control.api.registry import Registry, now_rfc3339
 from control.config import Config
 from control.controllers.events import EventRecorder
-from control.controllers.informer import Informer
+from control.controllers.informer import Informer, object_key
 from control.errors import ApiError
 from control.objects.kinds import NODE, POD, ResourceType
 from control.scheduler.cache import NodeChange, SchedulerCache
 from control.scheduler.filters import FILTERS, find_feasible
-from control.scheduler.podinfo import PodInfo, pod_info, pod_key
+from control.scheduler.podinfo import PodInfo, pod_info
 from control.scheduler.queue import ClusterEvent, QueuedPod, SchedulingQueue
 from control.scheduler.scoreboard import ScoreBoard
 
@@ -163,13 +163,13 @@ class Scheduler:
     def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         if new is None:
             if old is not None:
-                key = pod_key(old)
+                key = object_key(old)
                 self.queue.delete(key)
                 if self.cache.remove_pod(key):
                     self.queue.move(ClusterEvent.POD_FREED)
             return
         if old is not None and _same_for_scheduling(old, new):
-            queued = self.queue.get(pod_key(new))
+            queued = self.queue.get(object_key(new))
             if queued is not None:
                 queued.info.obj = new  # keep the latest status for the condition check
             return
