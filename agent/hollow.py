@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.pods.spec import qos_class, quantity
 from agent.protocol import (
     AGENT_VERSION,
     NOT_FOUND,
@@ -57,7 +58,6 @@ from agent.protocol import (
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-_GIB = 1024**3
 HOLLOW_LOG_LINES = 5
 HOLLOW_FOLLOW_LINES = 3
 HOLLOW_LOG_TIME = "2026-01-01T00:00:00.000000000Z"
@@ -67,22 +67,6 @@ HOLLOW_MEMORY = 16 * 1024 * 1024  # 16Mi per container
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_memory(quantity: str) -> int:
-    units = {
-        "Ki": 1024,
-        "Mi": 1024**2,
-        "Gi": _GIB,
-        "Ti": 1024**4,
-        "k": 1000,
-        "M": 10**6,
-        "G": 10**9,
-    }
-    for suffix, mult in units.items():
-        if quantity.endswith(suffix):
-            return int(float(quantity[: -len(suffix)]) * mult)
-    return int(quantity)
 
 
 def _key(pod: Obj) -> str:
@@ -238,7 +222,7 @@ class HollowAgent:
             kernel=platform.release(),
             architecture={"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine),
             cpus=int(float(self.capacity["cpu"])),
-            memoryBytes=_parse_memory(self.capacity["memory"]),
+            memoryBytes=int(quantity(self.capacity["memory"])),
             containerdVersion="",
             agentVersion=f"{AGENT_VERSION}-hollow",
             protocolVersion=PROTOCOL_VERSION,
@@ -473,7 +457,7 @@ class HollowAgent:
             "podIPs": [{"ip": pod.ip}] if pod.ip else [],
             "startTime": now,
             "containerStatuses": statuses,
-            "qosClass": _qos_class(spec),
+            "qosClass": qos_class(obj),
         }
         if not pod.ip:
             del status["podIP"]
@@ -568,20 +552,6 @@ class HollowAgent:
 
 def _image_id(image: str) -> str:
     return "hollow://sha256:" + hashlib.sha256(image.encode()).hexdigest()
-
-
-def _qos_class(spec: Obj) -> str:
-    containers = spec.get("containers") or []
-    resources = [c.get("resources") or {} for c in containers]
-    if not any(r.get("requests") or r.get("limits") for r in resources):
-        return "BestEffort"
-    for r in resources:
-        limits, requests = r.get("limits") or {}, r.get("requests") or {}
-        if not ("cpu" in limits and "memory" in limits):
-            return "Burstable"
-        if any(requests.get(k, limits[k]) != limits[k] for k in ("cpu", "memory")):
-            return "Burstable"
-    return "Guaranteed"
 
 
 # --- standalone ----------------------------------------------------------------
