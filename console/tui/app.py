@@ -39,7 +39,7 @@ from console.tui.screens import (
     error_text,
 )
 from console.tui.table import ResourceTable
-from console.tui.views import VIEWS, Context, ViewSpec, find_view
+from console.tui.views import PROJECTIONS, VIEWS, Context, ViewSpec, find_view
 from control.client import Client, ClusterUnreachable
 from control.errors import ApiError
 from control.objects import kinds
@@ -229,7 +229,7 @@ class PilothouseApp(App[None]):
     #health { width: 1fr; height: 1; }
     #title { height: 1; width: 1fr; background: $boost; color: $text; text-style: bold; }
     #views { height: 1fr; }
-    #views > DataTable { height: 1fr; }
+    #views > ResourceTable { height: 1fr; }
     #prompt { dock: bottom; margin-bottom: 1; }
     .hidden { display: none; }
     .screen-title { height: 1; background: $boost; text-style: bold; }
@@ -295,7 +295,7 @@ class PilothouseApp(App[None]):
         """The watch cache of one kind, started on first use."""
         cache = self.caches.get(rt.plural)
         if cache is None:
-            cache = WatchCache(self.client, rt)
+            cache = WatchCache(self.client, rt, PROJECTIONS.get(rt.plural))
             self.caches[rt.plural] = cache
             self.ctx.objects[rt.plural] = cache.objects
             cache.subscribe(functools.partial(self._changed, cache))

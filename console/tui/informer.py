@@ -3,7 +3,9 @@
 It lists, then watches from the list's resourceVersion. A watch that answers
 410 Gone (too old) lists again and reports the difference, and a dropped
 connection retries with capped backoff. Subscribers get the keys that changed;
-they read the objects from `objects`.
+they read the objects from `objects`. With `project`, the cache keeps only
+what `project(obj)` returns (the fields the views read), page by page as the
+list arrives, so the full objects are never all held at once.
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 Listener = Callable[[set[str]], None]
+Projection = Callable[[Obj], Obj]
 PAGE = 5000
 
 
 class WatchCache:
-    def __init__(self, client: Client, rt: ResourceType) -> None:
+    def __init__(self, client: Client, rt: ResourceType, project: Projection | None = None) -> None:
         self.client = client
         self.rt = rt
+        self.project: Projection = project or (lambda obj: obj)
         self.objects: dict[str, Obj] = {}
         self.synced = asyncio.Event()
         self.error: str | None = None
@@ -61,16 +65,17 @@ class WatchCache:
                 listener(keys)
 
     async def _list(self) -> None:
-        items: list[Obj] = []
+        fresh: dict[str, Obj] = {}
+        project = self.project
         token: str | None = None
         while True:
             page = await self.client.list(self.rt, limit=PAGE, continue_token=token)
-            items.extend(page.get("items") or [])
+            for obj in page.get("items") or []:
+                fresh[object_key(obj)] = project(obj)
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 break
         self._rv = str((page.get("metadata") or {}).get("resourceVersion") or "")
-        fresh = {object_key(o): o for o in items}
         changed = set(self.objects.keys() - fresh.keys())
         for key, obj in fresh.items():
             old = self.objects.get(key)
@@ -99,7 +104,7 @@ class WatchCache:
                     if kind == "DELETED":
                         self.objects.pop(key, None)
                     elif kind in ("ADDED", "MODIFIED"):
-                        self.objects[key] = obj
+                        self.objects[key] = self.project(obj)
                     else:
                         continue
                     self._notify({key})

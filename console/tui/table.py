@@ -1,47 +1,86 @@
-"""A DataTable that follows a watch cache by keyed diffs.
+"""A virtual table that follows a watch cache by keyed diffs.
 
 Changes are marked as they arrive and flushed at most every 100 ms, inside
-`batch_update()`: rows are added, updated cell by cell and removed by key; the
-table is never cleared and refilled.
+`batch_update()`: rows are added, updated and removed by key; the table is never
+cleared and refilled. A hidden table keeps its marks until it is shown.
 
-DataTable is built for hundreds of rows: it removes rows one at a time in
-O(rows) each, has no insert-at, measures every new cell through Rich, and
-rebuilds per-line offset lists whenever anything changes. Every row here is one
-line high with no label, so the overrides below add, remove and reorder rows in
-one pass over its internal maps and measure plain text lengths (checked against
-textual 8.x by tests/tui).
+Only the lines in view are rendered (Textual's Line API): rows live in a dict by
+key, with the shown keys in sort order and their positions in an index. A
+keypress repaints the two lines the cursor left and entered; an update repaints
+its line when it is in view and nothing otherwise. Each row is one line; cells
+are plain strings or `Text` with one style, and columns only grow.
 """
 
 from __future__ import annotations
 
 import gc
 import time
-from typing import Any
+from bisect import insort
+from typing import Any, ClassVar
 
 from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
-from textual._two_way_dict import TwoWayDict
-from textual.geometry import Region, Size
-from textual.widgets import DataTable
-from textual.widgets._data_table import CellKey, Row, RowKey, RowRenderables
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
-from console.tui.views import Cell, Context, Obj, ViewSpec
+from console.tui.views import Cell, Context, ViewSpec
 from control.objects.selectors import LabelSelector, SelectorError, parse_label_selector
 
 FLUSH_SECONDS = 0.1
+# More new rows than this in one flush sort the whole table rather than insert.
+INSERT_MAX = 64
+STRIP_CACHE = 512
+PADDING = 1
 
 
 def _plain(cell: Cell) -> str:
     return cell.plain if isinstance(cell, Text) else cell
 
 
+def _width(text: str) -> int:
+    return len(text) if text.isascii() else cell_len(text)
+
+
 def _looks_like_selector(text: str) -> bool:
     return any(op in text for op in ("=", " in ", " notin ")) or text.startswith("!")
 
 
-class ResourceTable(DataTable[Cell]):
+class ResourceTable(ScrollView, can_focus=True):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "cursor_up", "Cursor up", show=False),
+        Binding("down", "cursor_down", "Cursor down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home,ctrl+home", "first", "First", show=False),
+        Binding("end,ctrl+end", "last", "Last", show=False),
+    ]
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"table--header", "table--cursor"}
+    DEFAULT_CSS = """
+    ResourceTable {
+        background: $surface;
+        color: $foreground;
+        height: 1fr;
+        & > .table--header { text-style: bold; background: $panel; color: $foreground; }
+        & > .table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        &:focus > .table--cursor {
+            background: $block-cursor-background;
+            color: $block-cursor-foreground;
+            text-style: $block-cursor-text-style;
+        }
+    }
+    """
+
     def __init__(self, spec: ViewSpec, ctx: Context, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        super().__init__(**kwargs)
         self.spec = spec
         self.ctx = ctx
         self.rows_all: dict[str, list[Cell]] = {}
@@ -50,6 +89,10 @@ class ResourceTable(DataTable[Cell]):
         self.sort_of: dict[str, tuple[str, str]] = {}
         self.search_of: dict[str, str] = {}
         self.shown: set[str] = set()
+        self.order: list[str] = []  # shown row keys, sorted
+        self.index: dict[str, int] = {}  # row key -> position in `order`
+        self.cursor_row = 0
+        self.widths = [_width(h) for h in spec.headers]
         self.filter_text = ""
         self._selector: LabelSelector | None = None
         self._dirty: set[str] = set()
@@ -57,11 +100,12 @@ class ResourceTable(DataTable[Cell]):
         self._refilter = False
         self.flushes = 0
         self.last_flush_s = 0.0
-        self._stale: set[str] = set()
+        self._strips: dict[str, Strip] = {}  # rendered rows off the cursor, full width
+        self._styles: tuple[Style, Style, Style] | None = None
+        self._cell_styles: dict[str, Style] = {}
 
     def on_mount(self) -> None:
-        for header in self.spec.headers:
-            self.add_column(header, key=header)
+        self._resize_virtual()
         self.set_interval(FLUSH_SECONDS, self.flush)
 
     # -- marking -----------------------------------------------------------------
@@ -84,27 +128,82 @@ class ResourceTable(DataTable[Cell]):
         self.filter_text = text
         self._selector = selector
         self._refilter = True
-        self.flush()
+        self.flush(force=True)
         return None
 
     # -- reading -----------------------------------------------------------------
 
+    @property
+    def row_count(self) -> int:
+        return len(self.order)
+
+    def row_keys(self) -> list[str]:
+        return list(self.order)
+
+    def get_row_index(self, row_key: str) -> int:
+        return self.index[row_key]
+
+    def get_row(self, row_key: str) -> list[Cell]:
+        return list(self.rows_all[row_key])
+
+    def get_row_at(self, index: int) -> list[Cell]:
+        return list(self.rows_all[self.order[index]])
+
     def selected_key(self) -> str | None:
         """The object key (`ns/name` or `name`) of the row under the cursor."""
-        if not self.row_count:
+        if not self.order:
             return None
-        try:
-            row_key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:
-            return None
-        return self.row_obj.get(str(row_key.value))
+        return self.row_obj.get(self.order[self.cursor_row])
 
     def visible_rows(self) -> list[list[str]]:
         """The rows as shown, in order, as plain text (tests and snapshots)."""
-        out = []
-        for row in self.ordered_rows:
-            out.append([_plain(c) for c in self._data[row.key].values()])
-        return out
+        rows_all = self.rows_all
+        return [[_plain(c) for c in rows_all[k]] for k in self.order]
+
+    # -- the cursor --------------------------------------------------------------
+
+    @property
+    def _page(self) -> int:
+        return max(1, self.size.height - 1)
+
+    def move_cursor(self, *, row: int, scroll: bool = True, **_: Any) -> None:
+        old = self.cursor_row
+        self.cursor_row = max(0, min(row, len(self.order) - 1))
+        if self.cursor_row != old:
+            self._refresh_row(old)
+            self._refresh_row(self.cursor_row)
+        if scroll:
+            self._scroll_to_cursor()
+
+    def _scroll_to_cursor(self) -> None:
+        top = round(self.scroll_y)
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
+        elif self.cursor_row >= top + self._page:
+            self.scroll_to(y=self.cursor_row - self._page + 1, animate=False, immediate=True)
+
+    def action_cursor_up(self) -> None:
+        self.move_cursor(row=self.cursor_row - 1)
+
+    def action_cursor_down(self) -> None:
+        self.move_cursor(row=self.cursor_row + 1)
+
+    def action_page_up(self) -> None:
+        self.move_cursor(row=self.cursor_row - self._page)
+
+    def action_page_down(self) -> None:
+        self.move_cursor(row=self.cursor_row + self._page)
+
+    def action_first(self) -> None:
+        self.move_cursor(row=0)
+
+    def action_last(self) -> None:
+        self.move_cursor(row=len(self.order) - 1)
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is not None and offset.y >= 1:
+            self.move_cursor(row=round(self.scroll_y) + offset.y - 1, scroll=False)
 
     # -- flushing ----------------------------------------------------------------
 
@@ -121,7 +220,7 @@ class ResourceTable(DataTable[Cell]):
             return self.filter_text.lower() in text
         return True
 
-    def _render_obj(self, key: str, obj: Obj | None) -> tuple[set[str], set[str]]:
+    def _render_obj(self, key: str, obj: dict[str, Any] | None) -> tuple[set[str], set[str]]:
         """Recompute one object's rows; returns (changed row keys, removed row keys)."""
         old = self.obj_rows.pop(key, [])
         changed: set[str] = set()
@@ -145,9 +244,11 @@ class ResourceTable(DataTable[Cell]):
             self.search_of.pop(row_key, None)
         return changed, removed
 
-    def flush(self) -> None:
+    def flush(self, force: bool = False) -> None:
         if not (self._dirty or self._dirty_all or self._refilter):
             return
+        if not (force or self.display):
+            return  # hidden: keep the marks until shown
         big = len(self._dirty) > 1000 or self._dirty_all or self._refilter
         if big:
             # Rendering thousands of rows allocates without making cycles: a
@@ -163,10 +264,7 @@ class ResourceTable(DataTable[Cell]):
     def _flush(self) -> None:
         t0 = time.perf_counter()
         objects = self.ctx.of(self.spec.rt)
-        if self._dirty_all:
-            dirty = set(objects) | set(self.obj_rows)
-        else:
-            dirty = self._dirty
+        dirty = set(objects) | set(self.obj_rows) if self._dirty_all else self._dirty
         self._dirty, self._dirty_all = set(), False
         changed: set[str] = set()
         removed: set[str] = set()
@@ -188,227 +286,130 @@ class ResourceTable(DataTable[Cell]):
                     to_update.append(row_key)
             elif visible:
                 to_add.append(row_key)
+        for row_key in removed | set(to_update):
+            self._strips.pop(row_key, None)
         if not (to_remove or to_add or to_update):
             return
-        cursor_key = self._cursor_row_key()
+        wider = self._measure(to_add or to_update)
+        if to_add and to_update:
+            wider |= self._measure(to_update)
+        cursor_key = self.order[self.cursor_row] if self.order else None
         with self.app.batch_update():
-            if to_remove:
-                self._remove_rows(to_remove)
-            for row_key in to_update:
-                self._update_row(row_key)
-            if to_add:
-                self._add_rows(to_add)
-            if to_add or (self.spec.resort_on_update and to_update) or to_remove:
-                self._reorder()
-            if cursor_key is not None and cursor_key in self.shown:
-                index = self.get_row_index(cursor_key)
-                if index != self.cursor_row:
-                    self.move_cursor(row=index, animate=False, scroll=False)
+            if to_add or to_remove or (self.spec.resort_on_update and to_update):
+                self._reorder(to_add, to_remove)
+                if cursor_key is not None and cursor_key in self.index:
+                    self.cursor_row = self.index[cursor_key]
+                else:
+                    self.cursor_row = max(0, min(self.cursor_row, len(self.order) - 1))
+                self._resize_virtual()
+                self.refresh()
+            elif wider:
+                self._resize_virtual()
+                self.refresh()
+            else:
+                for row_key in to_update:
+                    self._refresh_row(self.index[row_key])
         self.flushes += 1
         self.last_flush_s = time.perf_counter() - t0
 
-    def _cursor_row_key(self) -> str | None:
-        if not self.row_count:
-            return None
-        try:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:
-            return None
-        return str(key.value)
-
-    def _update_row(self, row_key: str) -> None:
-        rk = RowKey(row_key)
-        old = self._data.get(rk)
-        if old is None:
-            return
-        index = self._row_locations.get(rk)
-        top = int(self.scroll_y)
-        offscreen = index is None or not (top - 2 <= index <= top + self.size.height + 2)
-        for column in self.ordered_columns:
-            header = str(column.key.value)
-            cell = self.rows_all[row_key][self.spec.headers.index(header)]
-            before = old.get(column.key)
-            if before == cell:
-                continue
-            wider = cell_len(_plain(cell)) > column.content_width
-            if offscreen and not wider:
-                # DataTable re-renders every visible cell after any update_cell;
-                # a row out of view is written silently and repainted on scroll.
-                old[column.key] = cell
-                self._stale.add(row_key)
-            else:
-                self.update_cell(rk, column.key, cell, update_width=wider)
-
-    def _add_rows(self, keys: list[str]) -> None:
-        """`add_row` for many rows at once, without its per-row bookkeeping."""
-        was_empty = self.row_count == 0
-        column_keys = [c.key for c in self.ordered_columns]
-        locations, data, rows, new = self._row_locations, self._data, self.rows, self._new_rows
-        index = self.row_count
+    def _measure(self, keys: list[str]) -> bool:
+        """Grow the columns to fit these rows; True if any grew."""
+        widths = self.widths
+        before = list(widths)
+        rows_all = self.rows_all
         for key in keys:
-            row_key = RowKey(key)
-            locations[row_key] = index
-            data[row_key] = dict(zip(column_keys, self.rows_all[key], strict=False))
-            rows[row_key] = Row(row_key, 1, None, False)
-            new.add(row_key)
-            index += 1
-        self.shown.update(keys)
-        self._require_update_dimensions = True
-        self.cursor_coordinate = self.cursor_coordinate
-        if was_empty and self.row_count and self.show_cursor:
-            self._highlight_cursor()
-        self._update_count += 1
-        self.check_idle()
+            for i, cell in enumerate(rows_all[key]):
+                width = _width(cell.plain if isinstance(cell, Text) else cell)
+                if width > widths[i]:
+                    widths[i] = width
+        if widths == before:
+            return False
+        self._strips.clear()
+        return True
 
-    def _remove_rows(self, keys: set[str]) -> None:
-        gone = {RowKey(k) for k in keys}
-        locations = self._row_locations
-        remaining = sorted((locations.get(k), k) for k in locations if k not in gone)
-        self._row_locations = TwoWayDict({k: i for i, (_, k) in enumerate(remaining)})
-        for k in gone:
-            for column_key in self._data.get(k, {}):
-                self._updated_cells.discard(CellKey(k, column_key))
-            self.rows.pop(k, None)
-            self._data.pop(k, None)
-            self._new_rows.discard(k)
-        self.shown -= keys
-        self._stale -= keys
-        self._require_update_dimensions = True
-        self.cursor_coordinate = self.cursor_coordinate
-        self._update_count += 1
-        self.check_idle()
-        self.refresh(layout=True)
-
-    def _reorder(self) -> None:
+    def _reorder(self, added: list[str], removed: set[str]) -> None:
+        self.shown.difference_update(removed)
+        self.shown.update(added)
         sort_of = self.sort_of
-        ordered = sorted(self.shown, key=sort_of.__getitem__, reverse=self.spec.reverse)
-        self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(ordered)})
-        self._update_count += 1
-        self.refresh()
+        if removed:
+            self.order = [k for k in self.order if k not in removed]
+        if self.spec.reverse or len(added) > INSERT_MAX or self.spec.resort_on_update:
+            self.order = sorted(self.shown, key=sort_of.__getitem__, reverse=self.spec.reverse)
+        else:
+            for key in added:
+                insort(self.order, key, key=sort_of.__getitem__)
+        self.index = {k: i for i, k in enumerate(self.order)}
 
     def refresh_ages(self) -> None:
         """Re-render the rows in view, so AGE and LAST SEEN keep counting."""
-        if not self.row_count:
-            return
-        top = int(self.scroll_y)
-        height = self.size.height or 50
+        top = round(self.scroll_y)
         objects = self.ctx.of(self.spec.rt)
-        keys = set()
-        for index in range(max(0, top - 1), min(self.row_count, top + height)):
-            row_key = self._row_locations.get_key(index)
-            if row_key is not None:
-                obj_key = self.row_obj.get(str(row_key.value))
-                if obj_key in objects:
-                    keys.add(obj_key)
-        self.mark(keys)
+        keys = {self.row_obj.get(k, "") for k in self.order[top : top + self._page]}
+        self.mark({k for k in keys if k in objects})
 
-    # -- DataTable internals, for one-line rows ----------------------------------
+    # -- rendering ---------------------------------------------------------------
 
-    def _repaint_stale(self, top: float | None = None) -> None:
-        """Repaint when a silently updated row comes into view (its render may be cached)."""
-        if not self._stale:
-            return
-        first = int(self.scroll_y if top is None else top)
-        for index in range(max(0, first - 2), min(self.row_count, first + self.size.height + 2)):
-            key = self._row_locations.get_key(index)
-            if key is not None and str(key.value) in self._stale:
-                self._stale.clear()
-                self._update_count += 1
-                return
+    def _resize_virtual(self) -> None:
+        width = sum(w + 2 * PADDING for w in self.widths)
+        self.virtual_size = Size(width, len(self.order) + 1)
 
-    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
-        self._repaint_stale(new_value)
-        super().watch_scroll_y(old_value, new_value)
+    def _refresh_row(self, index: int) -> None:
+        top = round(self.scroll_y)
+        if top <= index < top + self._page:
+            self.refresh_line(index + 1)  # line 0 is the header, which does not scroll
 
-    def on_resize(self) -> None:
-        if self._stale:
-            self._stale.clear()
-            self._update_count += 1
+    def render_lines(self, crop: Any) -> list[Strip]:
+        styles = (
+            self.rich_style,
+            self.get_component_rich_style("table--header"),
+            self.get_component_rich_style("table--cursor"),
+        )
+        if styles != self._styles:
+            self._styles = styles
+            self._strips.clear()
+        return super().render_lines(crop)
 
-    def _compute_row_renderables(self, row_index: int) -> RowRenderables:
-        # API strings are not Rich markup: "[x]" in a message stays as typed.
-        if row_index < 0:
-            return super()._compute_row_renderables(row_index)
-        row_key = self._row_locations.get_key(row_index)
-        data = self._data.get(row_key) if row_key is not None else None
-        if data is None:
-            return RowRenderables(None, [])
-        cells: list[Any] = [
-            Text(v, no_wrap=True, end="") if isinstance(v, str) else v for v in data.values()
-        ]
-        return RowRenderables(None, cells)
+    def _cell_style(self, style: str | Style) -> Style:
+        if isinstance(style, Style):
+            return style
+        parsed = self._cell_styles.get(style)
+        if parsed is None:
+            parsed = self._cell_styles[style] = Style.parse(style) if style else Style()
+        return parsed
 
-    def _update_column_widths(self, updated_cells: set[CellKey]) -> None:
-        # Columns only grow: DataTable re-measures a whole column when a cell narrows.
-        for row_key, column_key in updated_cells:
-            column = self.columns.get(column_key)
-            row = self._data.get(row_key)
-            if column is None or row is None:
-                continue
-            width = cell_len(_plain(row.get(column_key) or ""))
-            column.content_width = max(column.content_width, width)
-        self._require_update_dimensions = True
+    def _strip(self, cells: list[Cell] | list[str], base: Style, over: Style | None) -> Strip:
+        segments = []
+        pad = " " * PADDING
+        for cell, width in zip(cells, self.widths, strict=False):
+            if isinstance(cell, Text):
+                text, style = cell.plain, base + self._cell_style(cell.style)
+            else:
+                text, style = cell, base
+            if over is not None:
+                style += over
+            segments.append(Segment(f"{pad}{text}{' ' * (width - _width(text))}{pad}", style))
+        return Strip(segments)
 
-    @property
-    def _y_offsets(self) -> _Offsets:  # type: ignore[override]
-        return _Offsets(self)
-
-    @property
-    def _total_row_height(self) -> int:
-        return self.row_count
-
-    def _update_dimensions(self, new_rows: Any) -> None:
-        columns = self.ordered_columns
-        widths = [c.content_width for c in columns]
-        data = self._data
-        for row_key in new_rows:
-            row = data.get(row_key)
-            if row is None:
-                continue
-            for i, column in enumerate(columns):
-                value = row.get(column.key)
-                width = cell_len(value.plain if isinstance(value, Text) else str(value or ""))
-                if width > widths[i]:
-                    widths[i] = width
-        for column, width in zip(columns, widths, strict=True):
-            column.content_width = width
-        total = sum(c.get_render_width(self) for c in self.columns.values())
-        header = self.header_height if self.show_header else 0
-        self.virtual_size = Size(total + self._row_label_column_width, self.row_count + header)
-
-    def _get_row_region(self, row_index: int) -> Region:
-        if not self.is_valid_row_index(row_index):
-            return Region(0, 0, 0, 0)
-        width = sum(c.get_render_width(self) for c in self.columns.values())
-        width += self._row_label_column_width
-        y = row_index + (self.header_height if self.show_header else 0)
-        return Region(0, y, max(self.size.width, width), 1)
-
-    def _get_cell_region(self, coordinate: Any) -> Region:
-        if not self.is_valid_coordinate(coordinate):
-            return Region(0, 0, 0, 0)
-        row_index, column_index = coordinate
-        columns = self.ordered_columns
-        x = sum(c.get_render_width(self) for c in columns[:column_index])
-        x += self._row_label_column_width
-        y = row_index + (self.header_height if self.show_header else 0)
-        return Region(x, y, columns[column_index].get_render_width(self), 1)
-
-
-class _Offsets:
-    """DataTable's per-line (row key, line in row) list, computed on demand."""
-
-    def __init__(self, table: ResourceTable) -> None:
-        self.table = table
-
-    def __len__(self) -> int:
-        return self.table.row_count
-
-    def __getitem__(self, y: int) -> tuple[RowKey, int]:
-        key = self.table._row_locations.get_key(y)
-        if key is None:
-            raise IndexError(y)
-        return key, 0
-
-    def clear(self) -> None:
-        pass
+    def render_line(self, y: int) -> Strip:
+        base, header, cursor = self._styles or (Style(), Style(), Style())
+        scroll_x, width = round(self.scroll_x), self.size.width
+        if y == 0:
+            strip = self._strip(self.spec.headers, base + header, None)
+            line_style = base + header
+        else:
+            index = round(self.scroll_y) + y - 1
+            if not 0 <= index < len(self.order):
+                return Strip.blank(width, base)
+            key = self.order[index]
+            line_style = base
+            if index == self.cursor_row:
+                strip = self._strip(self.rows_all[key], base, cursor)
+                line_style = base + cursor
+            else:
+                cached = self._strips.get(key)
+                if cached is None:
+                    if len(self._strips) >= STRIP_CACHE:
+                        self._strips.clear()
+                    cached = self._strips[key] = self._strip(self.rows_all[key], base, None)
+                strip = cached
+        return strip.crop_extend(scroll_x, scroll_x + width, line_style)

@@ -7,6 +7,7 @@ node, endpoint counts) from the shared caches in `Context`.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -117,6 +118,61 @@ def _status_text(status: str) -> Cell:
     if status in WARN_STATUS:
         return Text(status, style="yellow")
     return status
+
+
+def _keep(d: Obj, keys: tuple[str, ...]) -> Obj:
+    return {k: d[k] for k in keys if k in d}
+
+
+_POD_META = (
+    "name",
+    "namespace",
+    "labels",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "resourceVersion",
+)
+
+
+def _slim_state(state: Obj) -> Obj:
+    return {k: _keep(v, ("reason",)) if isinstance(v, dict) else v for k, v in state.items()}
+
+
+def slim_pod(obj: Obj) -> Obj:
+    """What the console reads of a pod: its row, its labels (for `/` selectors),
+    its node and requests (for the Nodes view). At 20,000 pods the full objects
+    would be most of the console's memory; describe, YAML and edit fetch the
+    whole object from the API.
+    """
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    intern = sys.intern
+    out_meta = _keep(meta, _POD_META)
+    if "namespace" in out_meta:
+        out_meta["namespace"] = intern(str(out_meta["namespace"]))
+    containers = [
+        {
+            "name": c.get("name"),
+            "resources": {"requests": (c.get("resources") or {}).get("requests") or {}},
+        }
+        for c in spec.get("containers") or []
+    ]
+    out_spec: Obj = {"containers": containers}
+    if spec.get("nodeName"):
+        out_spec["nodeName"] = intern(str(spec["nodeName"]))
+    out_status = _keep(status, ("podIP", "reason"))
+    if "phase" in status:
+        out_status["phase"] = intern(str(status["phase"]))
+    if "containerStatuses" in status:
+        out_status["containerStatuses"] = [
+            {
+                "name": cs.get("name"),
+                "ready": cs.get("ready"),
+                "restartCount": cs.get("restartCount"),
+                "state": _slim_state(cs.get("state") or {}),
+            }
+            for cs in status.get("containerStatuses") or []
+        ]
+    return {"metadata": out_meta, "spec": out_spec, "status": out_status}
 
 
 @dataclass
@@ -456,6 +512,9 @@ VIEWS: tuple[ViewSpec, ...] = (
         resort_on_update=True,
     ),
 )
+
+# What the console's watch caches keep of each kind, where not the whole object.
+PROJECTIONS: dict[str, Callable[[Obj], Obj]] = {kinds.POD.plural: slim_pod}
 
 BY_ALIAS: dict[str, ViewSpec] = {a: v for v in VIEWS for a in (v.name, *v.aliases)}
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from console.tui.table import ResourceTable
 from control.client import Client
 from control.controlplane import ControlPlane
@@ -36,15 +34,16 @@ async def test_pods_view_rows(plane: ControlPlane, client: Client) -> None:
 
 
 async def test_pods_view_follows_the_watch_by_keyed_diffs(
-    plane: ControlPlane, client: Client, monkeypatch: pytest.MonkeyPatch
+    plane: ControlPlane, client: Client
 ) -> None:
     await make_pod(client, "a")
     async with console(plane) as (app, _pilot):
         table = app.table
         await until(lambda: len(table.shown) == 1)
-        monkeypatch.setattr(table, "clear", lambda *a, **k: pytest.fail("table cleared"))
+        row_a = table.rows_all["default/a"]
         await make_pod(client, "b", phase="Pending", waiting="ContainerCreating")
         await until(lambda: [r[1] for r in table.visible_rows()] == ["a", "b"])
+        assert table.rows_all["default/a"] is row_a  # an unchanged row is left alone
         await client.patch(
             kinds.POD,
             "b",
