@@ -14,7 +14,6 @@ import os
 import shlex
 import subprocess
 import tempfile
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -395,7 +394,7 @@ class PilothouseApp(App[None]):
             return
         nodes = self.ctx.of(kinds.NODE)
         ready = sum(1 for n in nodes.values() if node_status(n).startswith("Ready"))
-        phases = Counter(p.phase for p in self.ctx.pods.values())
+        phases = self.ctx.phases
         order = ("Running", "Pending", "Succeeded", "Failed", "Unknown")
         pods = " ".join(f"{ph} {phases[ph]}" for ph in order if phases.get(ph))
         parts = [

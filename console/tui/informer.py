@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from control.client import Client, ClusterUnreachable
@@ -27,6 +28,25 @@ Obj = dict[str, Any]
 Listener = Callable[[set[str]], None]
 Projection = Callable[[Obj], Obj]
 PAGE = 5000
+
+
+@contextlib.contextmanager
+def bulk() -> Iterator[None]:
+    """No garbage collection while decoding or rendering thousands of objects.
+
+    They allocate millions of objects without making cycles, and each full
+    collection on the way walks every object in the process (the hosted control
+    plane's too): pure cost, paid with the GIL held. Afterwards what survived is
+    frozen out of later collections.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.freeze()
 
 
 class WatchCache:
@@ -69,9 +89,10 @@ class WatchCache:
         project = self.project
         token: str | None = None
         while True:
-            page = await self.client.list(self.rt, limit=PAGE, continue_token=token)
-            for obj in page.get("items") or []:
-                fresh[object_key(obj)] = project(obj)
+            with bulk():
+                page = await self.client.list(self.rt, limit=PAGE, continue_token=token)
+                for obj in page.get("items") or []:
+                    fresh[object_key(obj)] = project(obj)
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 break

@@ -13,7 +13,6 @@ are plain strings or `Text` with one style, and columns only grow.
 
 from __future__ import annotations
 
-import gc
 import time
 from bisect import insort
 from typing import Any, ClassVar
@@ -28,6 +27,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from console.tui.informer import bulk
 from console.tui.views import Cell, Context, ViewSpec
 from control.objects.selectors import LabelSelector, SelectorError, parse_label_selector
 
@@ -249,17 +249,11 @@ class ResourceTable(ScrollView, can_focus=True):
             return
         if not (force or self.display):
             return  # hidden: keep the marks until shown
-        big = len(self._dirty) > 1000 or self._dirty_all or self._refilter
-        if big:
-            # Rendering thousands of rows allocates without making cycles: a
-            # full collection over the cached objects each time is pure cost.
-            gc.disable()
-        try:
+        if len(self._dirty) > 1000 or self._dirty_all or self._refilter:
+            with bulk():
+                self._flush()
+        else:
             self._flush()
-        finally:
-            if big:
-                gc.enable()
-                gc.freeze()
 
     def _flush(self) -> None:
         t0 = time.perf_counter()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -175,7 +175,7 @@ def slim_pod(obj: Obj) -> Obj:
     return {"metadata": out_meta, "spec": out_spec, "status": out_status}
 
 
-@dataclass
+@dataclass(slots=True)
 class PodInfo:
     node: str
     phase: str
@@ -189,11 +189,21 @@ class Context:
 
     objects: dict[str, dict[str, Obj]] = field(default_factory=dict)  # plural -> key -> obj
     pods: dict[str, PodInfo] = field(default_factory=dict)
-    by_node: dict[str, set[str]] = field(default_factory=dict)
     history: dict[str, tuple[deque[float], deque[float]]] = field(default_factory=dict)
+    # Kept as pods change, so the header and the Nodes view never walk every pod.
+    phases: Counter[str] = field(default_factory=Counter)
+    usage: dict[str, list[int]] = field(default_factory=dict)  # node -> [cpu, mem, pods]
 
     def of(self, rt: ResourceType) -> dict[str, Obj]:
         return self.objects.get(rt.plural, {})
+
+    def _count(self, info: PodInfo, sign: int) -> None:
+        self.phases[info.phase] += sign
+        if info.node and info.phase not in ("Succeeded", "Failed"):
+            usage = self.usage.setdefault(info.node, [0, 0, 0])
+            usage[0] += sign * info.cpu_m
+            usage[1] += sign * info.mem_b
+            usage[2] += sign
 
     def update_pods(self, keys: set[str]) -> set[str]:
         """Index changed pods by node; returns the nodes whose pods changed."""
@@ -202,7 +212,7 @@ class Context:
         for key in keys:
             old = self.pods.pop(key, None)
             if old is not None:
-                self.by_node.get(old.node, set()).discard(key)
+                self._count(old, -1)
                 nodes.add(old.node)
             obj = pods.get(key)
             if obj is None:
@@ -216,22 +226,14 @@ class Context:
             phase = str((obj.get("status") or {}).get("phase") or "Pending")
             info = PodInfo(str(spec.get("nodeName") or ""), phase, cpu, mem)
             self.pods[key] = info
-            if info.node:
-                self.by_node.setdefault(info.node, set()).add(key)
-                nodes.add(info.node)
+            self._count(info, 1)
+            nodes.add(info.node)
         nodes.discard("")
         return nodes
 
     def node_usage(self, node: str) -> tuple[int, int, int]:
         """(cpu millicores, memory bytes, pod count) requested by pods bound to `node`."""
-        cpu = mem = n = 0
-        for key in self.by_node.get(node, ()):
-            info = self.pods[key]
-            if info.phase in ("Succeeded", "Failed"):
-                continue
-            cpu += info.cpu_m
-            mem += info.mem_b
-            n += 1
+        cpu, mem, n = self.usage.get(node) or (0, 0, 0)
         return cpu, mem, n
 
     def sample_nodes(self, width: int = 11) -> None:
