@@ -13,6 +13,9 @@ many requests in flight, bound to the nodes by `spec.nodeName`. Then:
   the table's cursor has moved; the repaint follows on the next frame.
 - rss_mb: this process's RSS with the console open (it includes the hosted
   control plane; the RSS before the console opened is printed beside it).
+- Attached mode, on the same data: the control plane restarted as a separate
+  `pilothouse serve` process and the console opened in a fresh process of its
+  own: that console's open time and RSS, and the server's RSS.
 
 Baselines from the same run: listing all pods through the client with no UI
 (pages of 5,000, as the console's watch cache lists), and keypress latency on
@@ -22,7 +25,11 @@ the same table with no updates arriving.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +42,7 @@ from console.bench.load import drive
 from console.bench.machine import describe_machine
 from console.bench.report import median, percentile, print_report
 from console.tui.app import PilothouseApp
-from console.tui.hosted import HostedControlPlane
+from console.tui.hosted import HostedControlPlane, socket_answers
 from control.client import Client
 from control.config import load_config
 from control.objects import kinds
@@ -49,8 +56,8 @@ def _say(message: str) -> None:
     print(f"bench console: {message}", file=sys.stderr, flush=True)
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
+def rss_mb(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
@@ -170,6 +177,50 @@ async def _press_for(app: PilothouseApp, seconds: float) -> list[float]:
     return latencies
 
 
+async def _open_console(socket: str, pods: int) -> float:
+    """Open the console on the Pods view; seconds until every pod is a row."""
+    app = PilothouseApp(lambda: Client(socket), initial_view="pods")
+    t0 = time.perf_counter()
+    async with app.run_test(size=(200, 50)) as pilot:
+        table = app.tables["pods"]
+        await _until(lambda: table.row_count >= pods)
+        await pilot.pause()
+        return time.perf_counter() - t0
+
+
+def attached_main(socket: str, pods: int) -> None:
+    """The attached console, in a process of its own: prints its figures as JSON."""
+    open_s = asyncio.run(_open_console(socket, pods))
+    print(json.dumps({"open_s": open_s, "rss_mb": rss_mb()}), flush=True)
+
+
+async def _attached(data: Path, pods: int) -> tuple[float, float, float]:
+    """(open s, console RSS MB, serve RSS MB) with the control plane in `serve`."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    serve = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "console", "serve", "--data-dir", str(data),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    try:
+        socket = data / "api.sock"
+        deadline = time.perf_counter() + 60
+        while not await asyncio.to_thread(socket_answers, socket):
+            if serve.returncode is not None or time.perf_counter() > deadline:
+                raise RuntimeError("pilothouse serve did not start")
+            await asyncio.sleep(0.1)
+        code = "import sys; from console.bench.console import attached_main; attached_main(sys.argv[1], int(sys.argv[2]))"
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, str(socket), str(pods),
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+        )  # fmt: skip
+        out, _ = await child.communicate()
+        figures = json.loads(out.decode().strip().splitlines()[-1])
+        return figures["open_s"], figures["rss_mb"], rss_mb(serve.pid)
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        await serve.wait()
+
+
 async def run_bench_console(
     pods: int, nodes: int, seconds: float, rate: float, as_json: bool
 ) -> int:
@@ -226,6 +277,8 @@ async def run_bench_console(
                 flushes = table.flushes
         finally:
             await asyncio.to_thread(hosted.stop)
+        _say("attached mode: the console in its own process, the control plane in `serve`")
+        att_open, att_rss, serve_rss = await _attached(data, pods)
 
     list_s = median(list_runs)
     key_p99 = percentile(busy, 99)
@@ -237,6 +290,8 @@ async def run_bench_console(
         ("key p50 / max", f"{percentile(busy, 50):.1f} ms", f"max {max(busy, default=0):.1f} ms over {len(busy)} presses in {seconds:.0f} s"),
         ("updates applied", f"{sent}", f"{sent / seconds:.0f}/s, in {flushes} table flushes"),
         ("RSS, console open", f"{rss:.0f} MB", f"baseline: {rss_before:.0f} MB before the console opened (hosted control plane in this process); goal < {GOAL_RSS_MB:.0f} MB"),
+        ("attached: open Pods view", f"{att_open:.2f} s", "console in its own process, control plane in `pilothouse serve`"),
+        ("attached: RSS, console alone", f"{att_rss:.0f} MB", f"the serve process beside it: {serve_rss:.0f} MB"),
     ]  # fmt: skip
     figures = {
         "pods": pods,
@@ -248,6 +303,9 @@ async def run_bench_console(
         "updates_per_s": round(sent / seconds, 1),
         "rss_mb": round(rss, 1),
         "rss_before_console_mb": round(rss_before, 1),
+        "attached_open_s": round(att_open, 3),
+        "attached_console_rss_mb": round(att_rss, 1),
+        "attached_serve_rss_mb": round(serve_rss, 1),
     }
     print_report("bench console", machine, rows, figures, as_json)
     return 0

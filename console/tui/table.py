@@ -327,7 +327,9 @@ class ResourceTable(ScrollView, can_focus=True):
         sort_of = self.sort_of
         if removed:
             self.order = [k for k in self.order if k not in removed]
-        if self.spec.reverse or len(added) > INSERT_MAX or self.spec.resort_on_update:
+        if self.spec.sort is None and len(added) > INSERT_MAX:
+            self.order = sorted(self.shown, reverse=self.spec.reverse)  # by row key alone
+        elif self.spec.reverse or len(added) > INSERT_MAX or self.spec.resort_on_update:
             self.order = sorted(self.shown, key=sort_of.__getitem__, reverse=self.spec.reverse)
         else:
             for key in added:

@@ -112,11 +112,19 @@ def obj_key(obj: Obj) -> str:
     return f"{ns}/{meta.get('name')}" if ns else str(meta.get("name"))
 
 
+@lru_cache(maxsize=1024)
+def _styled(text: str, style: str) -> Text:
+    """One shared `Text` per styled value: thousands of rows show the same few.
+    The table never changes a cell, so sharing is safe."""
+    return Text(text, style=style)
+
+
+@lru_cache(maxsize=1024)
 def _status_text(status: str) -> Cell:
     if status in BAD_STATUS or status.startswith(("Init:Error", "Init:CrashLoop")):
-        return Text(status, style="bold red")
+        return _styled(status, "bold red")
     if status in WARN_STATUS:
-        return Text(status, style="yellow")
+        return _styled(status, "yellow")
     return status
 
 
@@ -312,7 +320,7 @@ def pod_rows(obj: Obj, ctx: Context) -> list[Row]:
                 name,
                 _POD_READY(obj),
                 _status_text(status) if status != "Running" else status,
-                Text(restarts, style="yellow") if restarts != "0" else restarts,
+                _styled(restarts, "yellow") if restarts != "0" else restarts,
                 (obj.get("spec") or {}).get("nodeName") or "<none>",
                 (obj.get("status") or {}).get("podIP") or "<none>",
                 cached_age(meta.get("creationTimestamp")),
