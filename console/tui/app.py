@@ -62,6 +62,8 @@ MUTATING = {
     "apply",
 }
 SCALABLE = {"deployments"}
+# A change of more keys than this (a list) is flushed at once.
+FLUSH_NOW = 1000
 # Which views each action applies to; absent means every view.
 APPLIES: dict[str, set[str]] = {
     "scale": SCALABLE,
@@ -317,6 +319,8 @@ class PilothouseApp(App[None]):
                 self.tables[spec.name].mark(keys)
             elif rt in spec.depends:
                 self.tables[spec.name].mark_all()
+        if len(keys) > FLUSH_NOW:
+            self.table.flush()  # a list: show it now rather than at the next tick
 
     def _sample_nodes(self) -> None:
         self.ctx.sample_nodes()

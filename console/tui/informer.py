@@ -87,15 +87,23 @@ class WatchCache:
     async def _list(self) -> None:
         fresh: dict[str, Obj] = {}
         project = self.project
-        token: str | None = None
+        with bulk():
+            page = await self.client.list(self.rt, limit=PAGE)
         while True:
+            # Ask for the next page before projecting this one: the server works on it meanwhile.
+            token = (page.get("metadata") or {}).get("continue")
+            following = (
+                asyncio.ensure_future(self.client.list(self.rt, limit=PAGE, continue_token=token))
+                if token
+                else None
+            )
             with bulk():
-                page = await self.client.list(self.rt, limit=PAGE, continue_token=token)
                 for obj in page.get("items") or []:
                     fresh[object_key(obj)] = project(obj)
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
+            if following is None:
                 break
+            with bulk():
+                page = await following
         self._rv = str((page.get("metadata") or {}).get("resourceVersion") or "")
         changed = set(self.objects.keys() - fresh.keys())
         for key, obj in fresh.items():

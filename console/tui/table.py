@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from bisect import insort
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from rich.cells import cell_len
@@ -308,18 +309,21 @@ class ResourceTable(ScrollView, can_focus=True):
 
     def _measure(self, keys: list[str]) -> bool:
         """Grow the columns to fit these rows; True if any grew."""
-        widths = self.widths
-        before = list(widths)
-        rows_all = self.rows_all
-        for key in keys:
-            for i, cell in enumerate(rows_all[key]):
-                width = _width(cell.plain if isinstance(cell, Text) else cell)
-                if width > widths[i]:
-                    widths[i] = width
-        if widths == before:
-            return False
-        self._strips.clear()
-        return True
+        rows = list(map(self.rows_all.__getitem__, keys))
+        grew = False
+        for i, width in enumerate(self.widths):
+            # A column at a time, so the lengths are taken in C.
+            texts = [c if c.__class__ is str else _plain(c) for c in map(itemgetter(i), rows)]
+            if not texts:
+                continue
+            measure = len if "".join(texts).isascii() else cell_len
+            widest = max(map(measure, texts))
+            if widest > width:
+                self.widths[i] = widest
+                grew = True
+        if grew:
+            self._strips.clear()
+        return grew
 
     def _reorder(self, added: list[str], removed: set[str]) -> None:
         self.shown.difference_update(removed)

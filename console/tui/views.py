@@ -43,6 +43,7 @@ WARN_STATUS = {"Pending", "ContainerCreating", "Terminating", "PodInitializing"}
 SPARK = "▁▂▃▄▅▆▇█"
 
 
+@lru_cache(maxsize=1024)
 def parse_cpu(q: Any) -> int:
     """Millicores from a CPU quantity: `250m`, `2`, `0.5`."""
     s = str(q or "0")
@@ -67,6 +68,7 @@ _MEM = {
 }
 
 
+@lru_cache(maxsize=1024)
 def parse_mem(q: Any) -> int:
     """Bytes from a memory quantity: `64Mi`, `1G`, `1048576`."""
     s = str(q or "0")
@@ -208,7 +210,9 @@ class Context:
     def _count(self, info: PodInfo, sign: int) -> None:
         self.phases[info.phase] += sign
         if info.node and info.phase not in ("Succeeded", "Failed"):
-            usage = self.usage.setdefault(info.node, [0, 0, 0])
+            usage = self.usage.get(info.node)
+            if usage is None:
+                usage = self.usage[info.node] = [0, 0, 0]
             usage[0] += sign * info.cpu_m
             usage[1] += sign * info.mem_b
             usage[2] += sign
@@ -217,24 +221,24 @@ class Context:
         """Index changed pods by node; returns the nodes whose pods changed."""
         nodes: set[str] = set()
         pods = self.of(kinds.POD)
+        infos, count = self.pods, self._count
         for key in keys:
-            old = self.pods.pop(key, None)
+            old = infos.pop(key, None)
             if old is not None:
-                self._count(old, -1)
+                count(old, -1)
                 nodes.add(old.node)
             obj = pods.get(key)
             if obj is None:
                 continue
             spec = obj.get("spec") or {}
             cpu = mem = 0
-            for c in spec.get("containers") or []:
+            for c in spec.get("containers") or ():
                 req = (c.get("resources") or {}).get("requests") or {}
                 cpu += parse_cpu(req.get("cpu"))
                 mem += parse_mem(req.get("memory"))
-            phase = str((obj.get("status") or {}).get("phase") or "Pending")
-            info = PodInfo(str(spec.get("nodeName") or ""), phase, cpu, mem)
-            self.pods[key] = info
-            self._count(info, 1)
+            phase = (obj.get("status") or {}).get("phase") or "Pending"
+            info = infos[key] = PodInfo(spec.get("nodeName") or "", phase, cpu, mem)
+            count(info, 1)
             nodes.add(info.node)
         nodes.discard("")
         return nodes
