@@ -148,25 +148,57 @@ def _slim_state(state: Obj) -> Obj:
     return {k: _keep(v, ("reason",)) if isinstance(v, dict) else v for k, v in state.items()}
 
 
+class _Shared:
+    """One instance of each equal value, for parts that thousands of pods repeat
+    (labels, container requests). Whoever reads a projection must not change it.
+    Bounded: past `limit` distinct values it starts over, sharing less."""
+
+    def __init__(self, limit: int = 20000) -> None:
+        self.limit = limit
+        self.values: dict[Any, Any] = {}
+
+    def get(self, key: Any, make: Callable[[], Any]) -> Any:
+        value = self.values.get(key)
+        if value is None:
+            if len(self.values) >= self.limit:
+                self.values.clear()
+            value = self.values[key] = make()
+        return value
+
+
+_LABELS = _Shared()
+_CONTAINERS = _Shared()
+
+
+def _slim_containers(containers: list[Obj]) -> list[Obj]:
+    requests = [(c.get("resources") or {}).get("requests") or {} for c in containers]
+    key = tuple(
+        (c.get("name"), tuple(sorted(r.items()))) for c, r in zip(containers, requests, strict=True)
+    )
+    return _CONTAINERS.get(
+        key,
+        lambda: [
+            {"name": c.get("name"), "resources": {"requests": r}}
+            for c, r in zip(containers, requests, strict=True)
+        ],
+    )
+
+
 def slim_pod(obj: Obj) -> Obj:
     """What the console reads of a pod: its row, its labels (for `/` selectors),
     its node and requests (for the Nodes view). At 20,000 pods the full objects
     would be most of the console's memory; describe, YAML and edit fetch the
-    whole object from the API.
+    whole object from the API. Equal labels and containers are shared.
     """
     meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
     intern = sys.intern
     out_meta = _keep(meta, _POD_META)
     if "namespace" in out_meta:
         out_meta["namespace"] = intern(str(out_meta["namespace"]))
-    containers = [
-        {
-            "name": c.get("name"),
-            "resources": {"requests": (c.get("resources") or {}).get("requests") or {}},
-        }
-        for c in spec.get("containers") or []
-    ]
-    out_spec: Obj = {"containers": containers}
+    labels = out_meta.get("labels")
+    if labels:
+        out_meta["labels"] = _LABELS.get(tuple(sorted(labels.items())), lambda: labels)
+    out_spec: Obj = {"containers": _slim_containers(spec.get("containers") or [])}
     if spec.get("nodeName"):
         out_spec["nodeName"] = intern(str(spec["nodeName"]))
     out_status = _keep(status, ("podIP", "reason"))

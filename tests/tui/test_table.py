@@ -7,7 +7,7 @@ from typing import Any
 from textual.app import App, ComposeResult
 
 from console.tui.table import ResourceTable
-from console.tui.views import VIEWS, Context, pod_rows
+from console.tui.views import VIEWS, Context, pod_rows, slim_pod
 from control.objects import kinds
 from tests.tui.helpers import pod_manifest
 
@@ -87,3 +87,48 @@ def test_pod_rows_show_waiting_reasons_plainly() -> None:
     ]  # fmt: skip
     ((_, cells),) = pod_rows(obj, Context())
     assert [str(c) for c in cells[:5]] == ["default", "crash", "0/1", "CrashLoopBackOff", "3"]
+
+
+def test_the_pod_projection_keeps_what_rows_selectors_and_node_usage_read() -> None:
+    full = pod("crash", ns="ns-1")
+    full["metadata"]["labels"] = {"app": "web", "tier": "front"}
+    full["metadata"]["annotations"] = {"big": "x" * 1000}
+    full["spec"]["nodeName"] = "node-1"
+    full["status"] = {
+        "phase": "Running",
+        "podIP": "10.0.0.7",
+        "containerStatuses": [
+            {"name": "web", "ready": False, "restartCount": 2, "image": "i", "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "long"}}}
+        ],
+    }  # fmt: skip
+    slim = slim_pod(full)
+    assert pod_rows(slim, Context()) == pod_rows(full, Context())
+    assert slim["metadata"]["labels"] == {"app": "web", "tier": "front"}
+    assert "annotations" not in slim["metadata"]
+    full_ctx, slim_ctx = Context(), Context()
+    full_ctx.objects[kinds.POD.plural] = {"ns-1/crash": full}
+    slim_ctx.objects[kinds.POD.plural] = {"ns-1/crash": slim}
+    assert (
+        full_ctx.update_pods({"ns-1/crash"}) == slim_ctx.update_pods({"ns-1/crash"}) == {"node-1"}
+    )
+    assert full_ctx.node_usage("node-1") == slim_ctx.node_usage("node-1")
+    # Equal labels are one shared dict across pods.
+    other = pod("other", ns="ns-1")
+    other["metadata"]["labels"] = {"tier": "front", "app": "web"}
+    assert slim_pod(other)["metadata"]["labels"] is slim["metadata"]["labels"]
+
+
+def test_pod_counts_follow_changes_and_deletes() -> None:
+    ctx = Context()
+    pods = ctx.objects[kinds.POD.plural] = {}
+    for i in range(3):
+        p = pod(f"p{i}", phase="Running")
+        p["spec"]["nodeName"] = "n1"
+        pods[f"default/p{i}"] = p
+    ctx.update_pods(set(pods))
+    assert ctx.node_usage("n1")[2] == 3 and ctx.phases["Running"] == 3
+    pods["default/p0"]["status"]["phase"] = "Succeeded"
+    del pods["default/p1"]
+    ctx.update_pods({"default/p0", "default/p1"})
+    assert ctx.node_usage("n1")[2] == 1
+    assert (ctx.phases["Running"], ctx.phases["Succeeded"]) == (1, 1)
