@@ -25,6 +25,7 @@ the same table with no updates arriving.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -33,10 +34,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from textual import events
+from textual.pilot import Pilot
 
 from console.bench.load import drive
 from console.bench.machine import describe_machine
@@ -177,21 +180,28 @@ async def _press_for(app: PilothouseApp, seconds: float) -> list[float]:
     return latencies
 
 
-async def _open_console(socket: str, pods: int) -> float:
-    """Open the console on the Pods view; seconds until every pod is a row."""
+@contextlib.asynccontextmanager
+async def _opened(
+    socket: str, pods: int
+) -> AsyncIterator[tuple[PilothouseApp, Pilot[None], float]]:
+    """The console open on the Pods view, and the seconds until every pod was a row."""
     app = PilothouseApp(lambda: Client(socket), initial_view="pods")
     t0 = time.perf_counter()
     async with app.run_test(size=(200, 50)) as pilot:
         table = app.tables["pods"]
         await _until(lambda: table.row_count >= pods)
         await pilot.pause()
-        return time.perf_counter() - t0
+        yield app, pilot, time.perf_counter() - t0
+
+
+async def _open_alone(socket: str, pods: int) -> dict[str, float]:
+    async with _opened(socket, pods) as (_app, _pilot, open_s):
+        return {"open_s": open_s, "rss_mb": rss_mb()}
 
 
 def attached_main(socket: str, pods: int) -> None:
     """The attached console, in a process of its own: prints its figures as JSON."""
-    open_s = asyncio.run(_open_console(socket, pods))
-    print(json.dumps({"open_s": open_s, "rss_mb": rss_mb()}), flush=True)
+    print(json.dumps(asyncio.run(_open_alone(socket, pods))), flush=True)
 
 
 async def _attached(data: Path, pods: int) -> tuple[float, float, float]:
@@ -256,13 +266,8 @@ async def run_bench_console(
             _say("opening the console on the Pods view")
             rss_before = rss_mb()
 
-            app = PilothouseApp(lambda: Client(socket), initial_view="pods")
-            t0 = time.perf_counter()
-            async with app.run_test(size=(200, 50)) as pilot:
+            async with _opened(socket, pods) as (app, pilot, open_s):
                 table = app.tables["pods"]
-                await _until(lambda: table.row_count >= pods)
-                await pilot.pause()
-                open_s = time.perf_counter() - t0
                 rss_open = rss_mb()
                 _say(f"open in {open_s:.2f} s; pressing keys, idle then under {rate:.0f} updates/s")
                 idle = await _press_for(app, min(3.0, seconds))
