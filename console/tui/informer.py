@@ -85,12 +85,15 @@ class WatchCache:
                 listener(keys)
 
     async def _list(self) -> None:
-        fresh: dict[str, Obj] = {}
+        # The first list shows each page as it arrives; a re-list reports the
+        # difference once it has every page.
+        first = not self.objects
+        fresh: dict[str, Obj] = self.objects if first else {}
         project = self.project
         with bulk():
             page = await self.client.list(self.rt, limit=PAGE)
         while True:
-            # Ask for the next page before projecting this one: the server works on it meanwhile.
+            # Ask for the next page before taking this one: the server works on it meanwhile.
             token = (page.get("metadata") or {}).get("continue")
             following = (
                 asyncio.ensure_future(self.client.list(self.rt, limit=PAGE, continue_token=token))
@@ -98,13 +101,22 @@ class WatchCache:
                 else None
             )
             with bulk():
+                keys = set()
                 for obj in page.get("items") or []:
-                    fresh[object_key(obj)] = project(obj)
+                    key = object_key(obj)
+                    fresh[key] = project(obj)
+                    keys.add(key)
+                if first:
+                    self._notify(keys)
             if following is None:
                 break
             with bulk():
                 page = await following
         self._rv = str((page.get("metadata") or {}).get("resourceVersion") or "")
+        self.error = None
+        if first:
+            self.synced.set()
+            return
         changed = set(self.objects.keys() - fresh.keys())
         for key, obj in fresh.items():
             old = self.objects.get(key)
@@ -113,7 +125,6 @@ class WatchCache:
             ).get("resourceVersion"):
                 changed.add(key)
         self.objects = fresh
-        self.error = None
         self.synced.set()
         self._notify(changed)
 
