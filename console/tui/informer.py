@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Listener = Callable[[set[str]], None]
 Projection = Callable[[Obj], Obj]
-PAGE = 5000
+PAGE = 2000  # whole pods decoded at once: fewer keep the peak (and so RSS) down
 
 
 @contextlib.contextmanager
