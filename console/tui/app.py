@@ -115,6 +115,27 @@ def _binding_id(action: str) -> str:
     return action.removeprefix("app.")
 
 
+class BurstFooter(Footer):
+    """A Footer that rebuilds once per burst of binding changes.
+
+    Textual's rebuilds (mounting every key) once per change, and opening the
+    console changes the bindings several times in one go.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queued = False
+
+    def bindings_changed(self, screen: Screen[Any]) -> None:
+        if not self._queued:
+            self._queued = True
+            self.call_after_refresh(self._changed_once, screen)
+
+    def _changed_once(self, screen: Screen[Any]) -> None:
+        self._queued = False
+        super().bindings_changed(screen)
+
+
 class MainScreen(Screen[None]):
     BINDINGS = [
         Binding(a.key, a.action, a.description, show=a.show, id=_binding_id(a.action))
@@ -139,7 +160,7 @@ class MainScreen(Screen[None]):
             for spec in VIEWS:
                 yield ResourceTable(spec, self.papp.ctx, id=f"view-{spec.name}")
         yield Input(id="prompt", classes="hidden")
-        yield Footer()
+        yield BurstFooter()
 
     def on_mount(self) -> None:
         papp = self.papp

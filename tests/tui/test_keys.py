@@ -392,3 +392,16 @@ def test_app_takes_a_client_factory() -> None:
 
     app = PilothouseApp(factory, readonly=True)
     assert app.client is made[0] and app.readonly
+
+
+async def test_the_footer_follows_the_view(plane: ControlPlane) -> None:
+    def shown(app: PilothouseApp) -> set[str]:
+        return {str(k.key) for k in app.main.query_one(Footer).children}
+
+    async with console(plane) as (app, pilot):
+        await until(lambda: "l" in shown(app))  # logs, on pods
+        assert "plus" not in shown(app)
+        await pilot.press("colon", *"deploy", "enter")
+        await until(lambda: "plus" in shown(app) and "l" not in shown(app))
+        await pilot.press("colon", *"no", "enter")
+        await until(lambda: "c" in shown(app) and "plus" not in shown(app))
