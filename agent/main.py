@@ -124,7 +124,7 @@ class Agent:
         peer.on("logs", self.pods.logs)
         peer.on("exec", self.pods.exec)
         peer.on("stats", self._stats)
-        peer.on("stream", self.pods.on_stream)
+        peer.on("exec_io", self.pods.sessions.on_io)
         self.peer = peer
         beats = asyncio.create_task(self._heartbeats())
         try:

@@ -4,7 +4,8 @@ The control plane and a node agent talk over a pair of byte streams, in
 production the stdin and stdout of an agent started over SSH. Requests run
 from control to agent (`hello`, `sync_pods`, `network_config`, `logs`, `exec`,
 `stats`); notifications run from agent to control (`node_status`,
-`pod_status`). Either side uses one `Peer` to send, receive and dispatch.
+`pod_status`, `stream`), and both ways for interactive exec sessions
+(`exec_io`). Either side uses one `Peer` to send, receive and dispatch.
 
 stdout belongs to the protocol alone: this module logs through `logging`,
 which the agent points at stderr.
@@ -128,21 +129,65 @@ class LogsResult(TypedDict):
 
 
 class ExecParams(TypedDict):
+    """Run a command in a container. Without `session` it runs to completion
+    and the result carries its output. With `session` (an id the control
+    plane picks, unique on the connection) it is an interactive session: the
+    result comes once the command started, and its input and output then flow
+    as `exec_io` notifications (see ExecIO)."""
+
     namespace: str
     name: str
     uid: NotRequired[str]
     command: list[str]
     container: NotRequired[str]
-    stdin: NotRequired[str]
-    tty: NotRequired[bool]  # interactive: data flows as `stream` notifications
     timeoutSeconds: NotRequired[int]
+    session: NotRequired[str]
+    stdin: NotRequired[bool]  # a session reads stdin
+    tty: NotRequired[bool]  # a session runs on a terminal (stdout and stderr merge)
+    cols: NotRequired[int]  # the terminal's first size
+    rows: NotRequired[int]
 
 
 class ExecResult(TypedDict):
     exitCode: int
     stdout: str
     stderr: str
-    stream: NotRequired[str]
+
+
+class ExecIO(TypedDict):
+    """One `exec_io` notification of an interactive exec session.
+
+    control -> agent: `data` for stdin, `eof` (stdin ended), `resize`, `ack`
+    (the client consumed that many bytes of output), `close` (hang up: the
+    agent ends the session, which closes the command's stdin).
+    agent -> control: `data` from `fd` 1 or 2; the last one has `exit` and
+    nothing follows it. The agent keeps at most EXEC_WINDOW_BYTES of output
+    unacknowledged, so a slow client slows the command instead of filling
+    memory. `data` is base64, at most EXEC_CHUNK_BYTES decoded.
+    """
+
+    session: str
+    data: NotRequired[str]
+    fd: NotRequired[int]
+    resize: NotRequired[TerminalSize]
+    ack: NotRequired[int]
+    eof: NotRequired[bool]
+    close: NotRequired[bool]
+    exit: NotRequired[ExecExit]
+
+
+class ExecSessionResult(TypedDict):
+    session: str
+
+
+class TerminalSize(TypedDict):
+    cols: int
+    rows: int
+
+
+class ExecExit(TypedDict):
+    exitCode: int  # -1 when unknown (then `error` says why)
+    error: NotRequired[str]
 
 
 class StatsParams(TypedDict, total=False):
@@ -203,6 +248,52 @@ class StreamParams(TypedDict):
     data: str
     eof: NotRequired[bool]
     exitCode: NotRequired[int]
+
+
+# --- interactive exec ----------------------------------------------------------
+# Sizes of `exec_io` data, and Kubernetes' WebSocket channel protocol for exec
+# (v4.channel.k8s.io), which containerd's streaming server and the API server
+# both speak: every message starts with its channel byte.
+
+EXEC_CHUNK_BYTES = 32 * 1024
+EXEC_WINDOW_BYTES = 8 * EXEC_CHUNK_BYTES
+CHANNEL_STDIN, CHANNEL_STDOUT, CHANNEL_STDERR, CHANNEL_ERROR, CHANNEL_RESIZE = 0, 1, 2, 3, 4
+CHANNEL_PROTOCOL = "v4.channel.k8s.io"
+
+
+def exec_status(exit_code: int, error: str = "") -> dict[str, Any]:
+    """The metav1.Status that ends an exec on the error channel, in Kubernetes' shape."""
+    if error:
+        return {"metadata": {}, "status": "Failure", "message": error, "reason": "InternalError"}
+    if exit_code == 0:
+        return {"metadata": {}, "status": "Success"}
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": f"command terminated with non-zero exit code: exit status {exit_code}",
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": str(exit_code)}]},
+    }
+
+
+def exec_exit_code(status: Any) -> int | None:
+    """The exit code in an exec's final Status (a dict, or its JSON), or None
+    when it carries none (an error)."""
+    if isinstance(status, (bytes, str)):
+        try:
+            status = _decode(status.encode() if isinstance(status, str) else status)
+        except ValueError:
+            return None
+    if not isinstance(status, dict):
+        return None
+    if status.get("status") == "Success":
+        return 0
+    details = status.get("details")
+    for cause in (details.get("causes") if isinstance(details, dict) else None) or []:
+        if isinstance(cause, dict) and cause.get("reason") == "ExitCode":
+            with contextlib.suppress(ValueError, TypeError):
+                return int(str(cause.get("message")))
+    return None
 
 
 # --- errors --------------------------------------------------------------------

@@ -8,6 +8,7 @@ come back as `ApiError`, carrying the server's Status.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from control import execclient
 from control.api.pki import client_ssl_context
 from control.errors import ApiError
 from control.objects.kinds import POD, ResourceType
@@ -322,6 +324,30 @@ class Client:
             "POST", self.path(POD, namespace, name, "exec"), body=body
         )
         return result
+
+    @contextlib.asynccontextmanager
+    async def exec_stream(
+        self,
+        name: str,
+        command: builtins.list[str],
+        namespace: str = "default",
+        *,
+        container: str | None = None,
+        stdin: bool = False,
+        tty: bool = False,
+    ) -> AsyncIterator[execclient.ExecConnection]:
+        """An interactive exec: Kubernetes' `pods/{name}/exec` WebSocket."""
+        params = [("command", c) for c in command]
+        params += [("stdin", str(stdin).lower()), ("stdout", "true"), ("tty", str(tty).lower())]
+        params.append(("stderr", str(not tty).lower()))
+        if container:
+            params.append(("container", container))
+        url = self._base + self.path(POD, namespace, name, "exec")
+        try:
+            async with execclient.connect(self._sess(), url, params) as conn:
+                yield conn
+        except aiohttp.ClientConnectionError as e:
+            raise ClusterUnreachable(f"cannot reach the API server at {self.server}: {e}") from e
 
     async def node_metrics(self) -> dict[str, Any]:
         """NodeMetricsList from metrics.k8s.io/v1beta1."""

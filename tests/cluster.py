@@ -179,14 +179,16 @@ async def hollow_cluster(
     eviction_timeout: float = 1.0,
     heartbeat_interval: float = 0.1,
     extra_config: str = "",
+    listen: str = "",
 ) -> AsyncIterator[HollowCluster]:
-    """A control plane with `nodes` hollow nodes named node-1 ... node-N."""
+    """A control plane with `nodes` hollow nodes named node-1 ... node-N; with
+    `listen` ("127.0.0.1:0"), TLS and tokens too."""
     names = [f"node-{i}" for i in range(1, nodes + 1)]
     node_tables = "".join(
         f'[[nodes]]\nname = "{n}"\nhost = "192.0.2.{i}"\n\n' for i, n in enumerate(names, 1)
     )
     (tmp_path / "config.toml").write_text(
-        '[api]\nlisten = ""\n\n'
+        f'[api]\nlisten = "{listen}"\n\n'
         "[ssh]\nreconnect_backoff_initial = 0.05\nreconnect_backoff_max = 0.5\n\n"
         f"[controllers]\nnode_monitor_grace_period = {grace_period}\n"
         f"pod_eviction_timeout = {eviction_timeout}\n\n"

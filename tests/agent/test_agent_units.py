@@ -21,7 +21,8 @@ from agent.pods import spec as S
 from agent.pods.backoff import Backoff
 from agent.pods.network import Routes, write_conflist
 from agent.pods.probes import ContainerProbes, ProbeSpec, run_once
-from agent.pods.stream import ExecSession, exit_code
+from agent.pods.stream import ExecSession
+from agent.protocol import exec_exit_code, exec_status
 
 
 @pytest.mark.parametrize(
@@ -291,15 +292,18 @@ async def test_routes_follow_the_desired_set() -> None:
 
 
 def test_exec_status_exit_codes() -> None:
-    assert exit_code(b'{"status":"Success"}') == 0
+    assert exec_exit_code(exec_status(0)) == 0
+    assert exec_exit_code(exec_status(7)) == 7
+    assert exec_exit_code(exec_status(-1, "link down")) is None
+    assert exec_exit_code(b'{"status":"Success"}') == 0
     failure = {
         "status": "Failure",
         "reason": "NonZeroExitCode",
         "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
     }
-    assert exit_code(json.dumps(failure).encode()) == 3
-    assert exit_code(b'{"status":"Failure","message":"boom"}') is None
-    assert exit_code(b"not json") is None
+    assert exec_exit_code(json.dumps(failure).encode()) == 3
+    assert exec_exit_code(b'{"status":"Failure","message":"boom"}') is None
+    assert exec_exit_code(b"not json") is None
 
 
 async def test_exec_session_frames_round_trip() -> None:
@@ -327,7 +331,7 @@ async def test_exec_session_frames_round_trip() -> None:
         await s.send(0, b"hello")
         assert await s.recv() == (1, b"hello")
         ch, data = await s.recv() or (None, b"")
-        assert ch == 3 and exit_code(data) == 0
+        assert ch == 3 and exec_exit_code(data) == 0
         assert await s.recv() is None
         await s.close()
     finally:

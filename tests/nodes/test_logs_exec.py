@@ -183,14 +183,14 @@ async def test_exec(hollow_cluster: HollowCluster) -> None:
         with pytest.raises(ApiError) as e:
             await client.exec("nope", ["true"])
         assert e.value.code == 404
-        # Kubernetes-style (query parameters for a WebSocket session): refused clearly.
+        # Kubernetes-style (query parameters) without the WebSocket upgrade: refused clearly.
         with pytest.raises(ApiError) as e:
             await client.request(
                 "POST",
                 "/api/v1/namespaces/default/pods/web/exec",
                 params={"command": "sh", "tty": "true", "stdin": "true"},
             )
-        assert e.value.code == 400 and "interactive exec" in e.value.message
+        assert e.value.code == 400 and "Upgrade request required" in e.value.message
         with pytest.raises(ApiError) as e:
             await client.exec("web", ["true"], container="other")
         assert e.value.code == 400
