@@ -497,7 +497,7 @@ class HollowAgent:
         tty = bool(params.get("tty"))
         shell = HollowShell(argv, tty, int(params.get("cols") or 80), int(params.get("rows") or 24))
         sessions.open(sid, shell, tty=tty)
-        return ExecSessionResult(session=sid)
+        return ExecSessionResult(session=sid, stdinClose=True)
 
     # -- pods ----------------------------------------------------------------
 

@@ -178,6 +178,9 @@ class ExecIO(TypedDict):
 
 class ExecSessionResult(TypedDict):
     session: str
+    # Whether the runtime can close the command's stdin alone (an `eof`
+    # without a tty); containerd 1.6's streaming server cannot.
+    stdinClose: bool
 
 
 class TerminalSize(TypedDict):

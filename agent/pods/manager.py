@@ -17,6 +17,7 @@ from agent.cri.client import CRIClient, CRIError
 from agent.protocol import (
     INTERNAL_ERROR,
     NOT_FOUND,
+    ExecSessionResult,
     InvalidParams,
     NotSupported,
     RpcError,
@@ -258,7 +259,7 @@ class PodManager:
         argv = [str(c) for c in command]
         try:
             if session is not None:
-                return await self._exec_session(str(session), cs[0].id, argv, params)
+                return dict(await self._exec_session(str(session), cs[0].id, argv, params))
             timeout = int(params.get("timeoutSeconds") or 0)
             r = await self.cri.exec_sync(cs[0].id, argv, timeout)
         except CRIError as e:
@@ -269,19 +270,25 @@ class PodManager:
             "stderr": r.stderr.decode("utf-8", errors="replace"),
         }
 
-    async def _exec_session(self, sid: str, cid: str, argv: list[str], params: Obj) -> Obj:
+    async def _exec_session(
+        self, sid: str, cid: str, argv: list[str], params: Obj
+    ) -> ExecSessionResult:
         """An interactive session through containerd's streaming server; its
         input and output then flow as `exec_io` notifications (see Sessions)."""
         tty = bool(params.get("tty"))
         url = await self.cri.exec_url(cid, argv, tty=tty, stdin=bool(params.get("stdin")))
         try:
             stream = await ExecSession.connect(url)
-            if tty and params.get("cols") and params.get("rows"):
-                await stream.resize(int(params["cols"]), int(params["rows"]))
         except (OSError, TimeoutError, StreamError) as e:
             raise RpcError(INTERNAL_ERROR, f"exec: {e}") from None
+        try:
+            if tty and params.get("cols") and params.get("rows"):
+                await stream.resize(int(params["cols"]), int(params["rows"]))
+        except OSError as e:
+            await stream.close()
+            raise RpcError(INTERNAL_ERROR, f"exec: {e}") from None
         self.sessions.open(sid, stream, tty=tty)
-        return {"session": sid}
+        return ExecSessionResult(session=sid, stdinClose=stream.can_close_stdin)
 
     # ---- stats ----
 

@@ -88,9 +88,13 @@ class ExecSession:
     async def resize(self, cols: int, rows: int) -> None:
         await self.send(CHANNEL_RESIZE, json.dumps({"Width": cols, "Height": rows}).encode())
 
+    @property
+    def can_close_stdin(self) -> bool:
+        return self.protocol == V5_PROTOCOL
+
     async def close_stdin(self) -> bool:
         """Tell the server stdin ended; False when the protocol has no way to."""
-        if self.protocol != V5_PROTOCOL:
+        if not self.can_close_stdin:
             return False
         await self.send(CLOSE_CHANNEL, bytes([0]))
         return True

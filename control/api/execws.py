@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import orjson
@@ -61,6 +61,7 @@ class ExecStream(Protocol):
     """An interactive exec on a node (control.nodes.remoteexec.RemoteExec)."""
 
     exit: ExecExit | None
+    can_close_stdin: bool
 
     def output(self) -> AsyncGenerator[tuple[int, bytes], None]: ...
 
@@ -147,25 +148,26 @@ async def serve(
     request: web.Request, session: ExecStream, opts: ExecOptions, what: str
 ) -> web.WebSocketResponse:
     """Upgrade, then relay until the command exits (Status on channel 3) or
-    the client goes away (the session is hung up). Always closes `session`."""
-    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=MAX_MESSAGE_BYTES)
+    the client goes away (the session is hung up). Always closes `session`.
+    v5 is offered only when the runtime can close the command's stdin."""
+    protocols = PROTOCOLS if session.can_close_stdin else PROTOCOLS[1:]
+    ws = web.WebSocketResponse(protocols=protocols, max_msg_size=MAX_MESSAGE_BYTES)
+    tasks: list[asyncio.Task[Any]] = []
     try:
         await ws.prepare(request)
         protocol = ws.ws_protocol or "v4.channel.k8s.io"
         reader = asyncio.create_task(_read_input(ws, protocol, session, opts))
         writer = asyncio.create_task(_write_output(ws, protocol, session, opts))
-        try:
-            done, _ = await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            reader.cancel()
-            if writer not in done:
-                writer.cancel()  # the client went away first
-            await asyncio.gather(reader, writer, return_exceptions=True)
-        if writer in done and not writer.cancelled():
+        tasks += [reader, writer]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if writer.done():  # the command ended (else the client went away first)
             status = writer.result()
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await _send(ws, protocol, CHANNEL_ERROR, orjson.dumps(status))
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await session.close()
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.close()

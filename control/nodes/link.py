@@ -578,10 +578,12 @@ class NodeLink:
         session = RemoteExec(self.name, peer, sid, self._forget_exec)
         self._exec_sessions[sid] = session
         try:
-            await peer.request("exec", cast(Params, {**params, "session": sid}))
+            result = await peer.request("exec", cast(Params, {**params, "session": sid}))
         except BaseException:
             await session.close()
             raise
+        if isinstance(result, dict) and result.get("stdinClose") is False:
+            session.can_close_stdin = bool(params.get("tty"))
         return session
 
     def _forget_exec(self, sid: str) -> None:

@@ -38,6 +38,8 @@ class RemoteExec:
         self.peer = peer
         self.id = sid
         self.exit: ExecExit | None = None
+        # Whether `close_stdin` reaches the command (a tty always can: ^D).
+        self.can_close_stdin = True
         self._forget = forget
         self._queue: asyncio.Queue[Params | None] = asyncio.Queue()
         self._closed = False
