@@ -197,3 +197,49 @@ async def test_link_drop_ends_the_session_with_a_failure(cluster: HollowCluster)
     await eventually(lambda: _settled(link.state is LinkState.CONNECTED), what="reconnect")
     await _no_sessions(cluster)
     assert all(fd == 1 for fd, _ in rest)
+
+
+async def test_the_official_kubernetes_client(cluster: HollowCluster) -> None:
+    """`kubernetes.stream.stream(connect_get_namespaced_pod_exec)` over TLS."""
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+
+    api = client.CoreV1Api(
+        config.new_client_from_config(config_file=str(cluster.plane.kubeconfig_path))
+    )
+
+    def echo() -> str:
+        out: str = stream(
+            api.connect_get_namespaced_pod_exec,
+            "web",
+            "default",
+            command=["echo", "from", "kubernetes"],
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+        )
+        return out
+
+    def shell() -> tuple[str, int | None]:
+        resp = stream(
+            api.connect_get_namespaced_pod_exec,
+            "web",
+            "default",
+            command=["sh"],
+            stderr=True,
+            stdin=True,
+            stdout=True,
+            tty=False,
+            _preload_content=False,
+        )
+        try:
+            resp.write_stdin("echo $((6*7))\nexit 4\n")
+            resp.run_forever(timeout=30)
+            return resp.read_stdout(), resp.returncode
+        finally:
+            resp.close()
+
+    assert await asyncio.to_thread(echo) == "from kubernetes\n"
+    # The hollow shell echoes nothing without a tty and runs `echo` literally.
+    assert await asyncio.to_thread(shell) == ("$((6*7))\n", 4)
