@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from console.cli.interactive import run as run_interactive
 from console.cli.output import print_objects, table, to_yaml
 from console.cli.target import make_client
 from control.apply import apply_one
@@ -808,6 +809,17 @@ async def exec_(args: argparse.Namespace) -> int:
     command = list(args.argv)
     if not command:
         raise UsageError("you must specify at least one command for the container: exec POD -- CMD")
+    if args.stdin or args.tty:
+        async with _client(args) as client:
+            return await run_interactive(
+                client,
+                _pod_arg(args.pod),
+                args.namespace or "default",
+                command,
+                container=args.container,
+                stdin=args.stdin,
+                tty=args.tty,
+            )
     async with _client(args) as client:
         result = await client.exec(
             _pod_arg(args.pod), command, args.namespace or "default", container=args.container

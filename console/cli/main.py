@@ -184,10 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "exec",
         help="run a command in a pod's container and exit with its exit code",
-        usage="pilothouse exec POD [-c CONTAINER] [-n NS] -- CMD [ARGS...]",
+        usage="pilothouse exec [-i] [-t] POD [-c CONTAINER] [-n NS] -- CMD [ARGS...]",
     )
     p.add_argument("pod", help="POD or pod/POD")
     p.add_argument("-c", "--container", help="container (default: the pod's only one)")
+    p.add_argument("-i", "--stdin", action="store_true", help="pass stdin to the command")
+    p.add_argument(
+        "-t", "--tty", action="store_true", help="run it on a terminal (raw mode locally)"
+    )
     _ns_flags(p)
     _cluster_flags(p)
     p.add_argument("argv", nargs="*", metavar="CMD", help="after --: the command and its arguments")

@@ -1,0 +1,169 @@
+"""`pilothouse exec -i/-t` as a user runs it: a subprocess on a pseudo-terminal
+(or a pipe), against hollow nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+import struct
+import sys
+import termios
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from control.objects.kinds import POD
+from tests.cluster import HollowCluster, hollow_cluster, make_pod
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[HollowCluster]:
+    async with hollow_cluster(tmp_path, nodes=1) as c:
+        await c.wait_nodes_ready()
+        await c.registry.create(POD, "default", make_pod("web", "node-1"))
+        await c.wait_pod_running("web")
+        yield c
+
+
+class Terminal:
+    """The controlling side of a pseudo-terminal, read without blocking the loop."""
+
+    def __init__(self, cols: int = 80, rows: int = 24) -> None:
+        self.master, self.slave = os.openpty()
+        self.resize(cols, rows)
+        self.output = b""
+        self._more = asyncio.Event()
+        asyncio.get_running_loop().add_reader(self.master, self._read)
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:  # EIO: no process holds the slave side any more
+            data = b""
+        if not data:
+            asyncio.get_running_loop().remove_reader(self.master)
+        self.output += data
+        self._more.set()
+
+    def resize(self, cols: int, rows: int) -> None:
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    async def until(self, text: bytes, limit: float = 20) -> None:
+        async with asyncio.timeout(limit):
+            while text not in self.output:
+                self._more.clear()
+                await self._more.wait()
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self.master)
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+async def _cli(cluster: HollowCluster, *argv: str, **kw: object) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "console", "--server", cluster.socket, *argv, cwd=REPO, **kw
+    )  # type: ignore[arg-type]
+
+
+async def test_exec_it_on_a_terminal(cluster: HollowCluster) -> None:
+    term = Terminal(100, 30)
+    proc: asyncio.subprocess.Process | None = None
+    try:
+        before = termios.tcgetattr(term.slave)
+        proc = await _cli(
+            cluster,
+            "exec",
+            "-it",
+            "web",
+            "--",
+            "sh",
+            stdin=term.slave,
+            stdout=term.slave,
+            stderr=term.slave,
+        )
+        term.type("echo ready\r")
+        await term.until(b"ready\r\nready\r\n")  # the remote echo, then the output
+        # Raw mode: the local terminal does not echo or cook what is typed.
+        lflag = termios.tcgetattr(term.slave)[3]
+        assert not lflag & (termios.ECHO | termios.ICANON)
+        term.type("stty size\r")
+        await term.until(b"30 100\r\n")  # the first size went with the session
+        term.resize(120, 40)
+        proc.send_signal(signal.SIGWINCH)
+        for attempt in range(50):  # the resize races with the lines typed after it
+            start = len(term.output)
+            term.type(f"stty size\recho end-{attempt}\r")
+            await term.until(f"echo end-{attempt}\r\nend-{attempt}\r\n".encode())
+            if b"stty size\r\n40 120\r\n" in term.output[start:]:
+                break
+        else:
+            raise AssertionError(f"the new size never arrived: {term.output!r}")
+        term.type("exit 3\r")
+        async with asyncio.timeout(20):
+            assert await proc.wait() == 3
+        assert termios.tcgetattr(term.slave) == before  # restored
+    finally:
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        term.close()
+
+
+async def test_exec_i_with_piped_stdin(cluster: HollowCluster) -> None:
+    proc = await _cli(
+        cluster,
+        "exec",
+        "-i",
+        "web",
+        "--",
+        "cat",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(30):
+            out, err = await proc.communicate(b"hi\nthere\n")
+        assert (out, err, proc.returncode) == (b"hi\nthere\n", b"", 0)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_exec_errors_and_exit_codes_without_a_terminal(cluster: HollowCluster) -> None:
+    async def run(*argv: str) -> tuple[int | None, bytes, bytes]:
+        proc = await _cli(
+            cluster,
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            async with asyncio.timeout(30):
+                out, err = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        return proc.returncode, out, err
+
+    # -t without a terminal falls back, as kubectl does.
+    code, out, err = await run("exec", "-t", "web", "--", "nosuch")
+    assert (code, out) == (127, b"")
+    assert err == b"Unable to use a TTY - input is not a terminal\nnosuch: not found\n"
+    code, out, err = await run("exec", "-i", "nope", "--", "sh")
+    assert code == 1 and b"Error from server (NotFound)" in err and b"nope" in err
