@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
@@ -47,6 +47,16 @@ from control.objects.columns import node_status
 from control.objects.kinds import ResourceType
 
 ClientFactory = Callable[[], Client]
+# Runs a command line with the terminal handed over: `x` runs the CLI's exec.
+ShellRunner = Callable[[list[str]], "subprocess.CompletedProcess[bytes]"]
+
+
+def run_with_terminal(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+    """The default ShellRunner: the terminal is the child's; its stderr is
+    kept for the notification when it fails (with a tty, the shell's own
+    output all goes to stdout)."""
+    return subprocess.run(argv, stderr=subprocess.PIPE, check=False)
+
 
 MUTATING = {
     "scale",
@@ -247,6 +257,8 @@ class PilothouseApp(App[None]):
         initial_view: str = "pods",
         info: str = "",
         keymap: dict[str, str] | None = None,
+        target: list[str] | None = None,
+        shell_runner: ShellRunner = run_with_terminal,
     ) -> None:
         super().__init__()
         self.client_factory = client_factory
@@ -254,6 +266,9 @@ class PilothouseApp(App[None]):
         self.readonly = readonly
         self.initial_view = initial_view
         self.info = info
+        # CLI flags that name this cluster, for commands run on its behalf.
+        self.target = target
+        self.shell_runner = shell_runner
         self.ctx = Context()
         self.caches: dict[str, WatchCache] = {}
         self.view: ViewSpec = find_view(initial_view) or VIEWS[0]
@@ -620,7 +635,12 @@ class PilothouseApp(App[None]):
             except (ApiError, ClusterUnreachable) as e:
                 self.notify(error_text(e), title="describe", severity="error")
                 return
-            self.push_screen(TextScreen(f" describe {rt.singular}/{key}", text))
+            shell = (
+                functools.partial(self.open_shell, key)
+                if rt is kinds.POD and not self.readonly
+                else None
+            )
+            self.push_screen(TextScreen(f" describe {rt.singular}/{key}", text, shell=shell))
 
         self.run_worker(job(), group="api", exit_on_error=False)
 
@@ -637,12 +657,39 @@ class PilothouseApp(App[None]):
     def act_shell(self) -> None:
         key = self.selected()
         if key is not None:
+            self.open_shell(key)
 
-            async def call() -> str:
-                await actions.exec_check(self.client, key)
-                return f"exec into pod/{key}: the server accepted, but the console has no terminal bridge yet"
-
-            self.run_api("shell", call)
+    def open_shell(self, key: str) -> None:
+        """A shell in the pod (`pilothouse exec -it`), with the terminal
+        handed over until it exits; then the console comes back."""
+        target = self.target
+        if target is None and self.client.server.startswith(("/", "unix://")):
+            target = ["--server", self.client.server.removeprefix("unix://")]
+        if target is None:
+            self.notify(
+                "shell: the console does not know how the CLI reaches this cluster",
+                title="shell",
+                severity="error",
+            )
+            return
+        pod = self.ctx.of(kinds.POD).get(key)
+        argv = actions.shell_argv(target, key, actions.shell_container(pod))
+        try:
+            with self.suspend():
+                done = self.shell_runner(argv)
+        except SuspendNotSupported:
+            self.notify(
+                "shell: this terminal cannot be handed over", title="shell", severity="error"
+            )
+            return
+        except OSError as e:
+            self.notify(f"shell: {e}", title="shell", severity="error")
+            return
+        lines = (done.stderr or b"").decode(errors="replace").strip().splitlines()
+        if done.returncode and lines:
+            self.notify(lines[-1], title=f"shell pod/{key}", severity="error", timeout=8)
+        elif done.returncode:
+            self.notify(f"exited with code {done.returncode}", title=f"shell pod/{key}")
 
     def act_apply(self) -> None:
         def done(path: str | None) -> None:

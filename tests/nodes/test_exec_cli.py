@@ -4,10 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 import signal
-import struct
 import sys
 import termios
 from collections.abc import AsyncIterator
@@ -17,6 +14,7 @@ import pytest
 
 from control.objects.kinds import POD
 from tests.cluster import HollowCluster, hollow_cluster, make_pod
+from tests.terminal import Terminal
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,47 +26,6 @@ async def cluster(tmp_path: Path) -> AsyncIterator[HollowCluster]:
         await c.registry.create(POD, "default", make_pod("web", "node-1"))
         await c.wait_pod_running("web")
         yield c
-
-
-class Terminal:
-    """The controlling side of a pseudo-terminal, read without blocking the loop."""
-
-    def __init__(self, cols: int = 80, rows: int = 24) -> None:
-        self.master, self.slave = os.openpty()
-        self.resize(cols, rows)
-        self.output = b""
-        self._more = asyncio.Event()
-        asyncio.get_running_loop().add_reader(self.master, self._read)
-
-    def _read(self) -> None:
-        try:
-            data = os.read(self.master, 65536)
-        except OSError:  # EIO: no process holds the slave side any more
-            data = b""
-        if not data:
-            asyncio.get_running_loop().remove_reader(self.master)
-        self.output += data
-        self._more.set()
-
-    def resize(self, cols: int, rows: int) -> None:
-        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-
-    def type(self, text: str) -> None:
-        os.write(self.master, text.encode())
-
-    async def until(self, text: bytes, limit: float = 20) -> None:
-        async with asyncio.timeout(limit):
-            while text not in self.output:
-                self._more.clear()
-                await self._more.wait()
-
-    def close(self) -> None:
-        asyncio.get_running_loop().remove_reader(self.master)
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
 
 async def _cli(cluster: HollowCluster, *argv: str, **kw: object) -> asyncio.subprocess.Process:
