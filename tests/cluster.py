@@ -204,3 +204,15 @@ async def hollow_cluster(
         yield cluster
     finally:
         await plane.stop()
+
+
+@contextlib.asynccontextmanager
+async def hollow_pod(
+    tmp_path: Path, name: str = "web", listen: str = ""
+) -> AsyncIterator[HollowCluster]:
+    """One hollow node, Ready, running one pod."""
+    async with hollow_cluster(tmp_path, nodes=1, listen=listen) as cluster:
+        await cluster.wait_nodes_ready()
+        await cluster.registry.create(POD, "default", make_pod(name, "node-1"))
+        await cluster.wait_pod_running(name)
+        yield cluster

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from control.objects.kinds import POD
-from tests.cluster import HollowCluster, hollow_cluster, make_pod
+from tests.cluster import HollowCluster, hollow_pod
 from tests.terminal import Terminal
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,10 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[HollowCluster]:
-    async with hollow_cluster(tmp_path, nodes=1) as c:
-        await c.wait_nodes_ready()
-        await c.registry.create(POD, "default", make_pod("web", "node-1"))
-        await c.wait_pod_running("web")
+    async with hollow_pod(tmp_path) as c:
         yield c
 
 
@@ -78,49 +74,36 @@ async def test_exec_it_on_a_terminal(cluster: HollowCluster) -> None:
         term.close()
 
 
-async def test_exec_i_with_piped_stdin(cluster: HollowCluster) -> None:
+async def _run(
+    cluster: HollowCluster, *argv: str, stdin: bytes = b""
+) -> tuple[int | None, bytes, bytes]:
+    """The CLI with stdin from a pipe (or nothing) and its output captured."""
     proc = await _cli(
         cluster,
-        "exec",
-        "-i",
-        "web",
-        "--",
-        "cat",
-        stdin=asyncio.subprocess.PIPE,
+        *argv,
+        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
         async with asyncio.timeout(30):
-            out, err = await proc.communicate(b"hi\nthere\n")
-        assert (out, err, proc.returncode) == (b"hi\nthere\n", b"", 0)
+            out, err = await proc.communicate(stdin or None)
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+    return proc.returncode, out, err
+
+
+async def test_exec_i_with_piped_stdin(cluster: HollowCluster) -> None:
+    piped = await _run(cluster, "exec", "-i", "web", "--", "cat", stdin=b"hi\nthere\n")
+    assert piped == (0, b"hi\nthere\n", b"")
 
 
 async def test_exec_errors_and_exit_codes_without_a_terminal(cluster: HollowCluster) -> None:
-    async def run(*argv: str) -> tuple[int | None, bytes, bytes]:
-        proc = await _cli(
-            cluster,
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            async with asyncio.timeout(30):
-                out, err = await proc.communicate()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        return proc.returncode, out, err
-
     # -t without a terminal falls back, as kubectl does.
-    code, out, err = await run("exec", "-t", "web", "--", "nosuch")
+    code, out, err = await _run(cluster, "exec", "-t", "web", "--", "nosuch")
     assert (code, out) == (127, b"")
     assert err == b"Unable to use a TTY - input is not a terminal\nnosuch: not found\n"
-    code, out, err = await run("exec", "-i", "nope", "--", "sh")
+    code, out, err = await _run(cluster, "exec", "-i", "nope", "--", "sh")
     assert code == 1 and b"Error from server (NotFound)" in err and b"nope" in err

@@ -14,8 +14,7 @@ import pytest
 from textual.drivers.headless_driver import HeadlessDriver
 
 from console.tui.screens import TextScreen
-from control.objects.kinds import POD
-from tests.cluster import HollowCluster, hollow_cluster, make_pod
+from tests.cluster import HollowCluster, hollow_pod
 from tests.terminal import Terminal
 from tests.tui.conftest import console, noted
 from tests.tui.helpers import until
@@ -23,10 +22,7 @@ from tests.tui.helpers import until
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[HollowCluster]:
-    async with hollow_cluster(tmp_path, nodes=1) as c:
-        await c.wait_nodes_ready()
-        await c.registry.create(POD, "default", make_pod("web", "node-1"))
-        await c.wait_pod_running("web")
+    async with hollow_pod(tmp_path) as c:
         yield c
 
 
