@@ -12,6 +12,7 @@ import contextlib
 import functools
 import os
 import shlex
+import signal
 import subprocess
 import tempfile
 from collections import Counter
@@ -54,8 +55,18 @@ ShellRunner = Callable[[list[str]], "subprocess.CompletedProcess[bytes]"]
 def run_with_terminal(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
     """The default ShellRunner: the terminal is the child's; its stderr is
     kept for the notification when it fails (with a tty, the shell's own
-    output all goes to stdout)."""
-    return subprocess.run(argv, stderr=subprocess.PIPE, check=False)
+    output all goes to stdout). A ^C before the child's terminal is raw
+    interrupts the child only: the console waits it out (a Python handler,
+    unlike SIG_IGN, is not inherited)."""
+    previous = signal.signal(signal.SIGINT, _ignore_signal)
+    try:
+        return subprocess.run(argv, stderr=subprocess.PIPE, check=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    return None
 
 
 MUTATING = {

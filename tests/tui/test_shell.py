@@ -6,13 +6,16 @@ the console runs is then run for real, on a pseudo-terminal."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 from textual.drivers.headless_driver import HeadlessDriver
 
+from console.tui.app import run_with_terminal
 from console.tui.screens import TextScreen
 from tests.cluster import HollowCluster, hollow_pod
 from tests.terminal import Terminal
@@ -126,3 +129,14 @@ async def test_x_is_hidden_when_read_only(cluster: HollowCluster, driver_events:
         await pilot.press("x")
         await pilot.pause()
     assert calls == [] and driver_events == []
+
+
+def test_the_default_runner_keeps_stderr_and_the_sigint_handler() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    script = (
+        "import signal, sys; sys.stderr.write(str(signal.getsignal(signal.SIGINT))); sys.exit(3)"
+    )
+    done = run_with_terminal([sys.executable, "-c", script])
+    # The child got Python's own ^C handling, not an ignored signal.
+    assert (done.returncode, done.stderr) == (3, str(signal.default_int_handler).encode())
+    assert signal.getsignal(signal.SIGINT) is before
