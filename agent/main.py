@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.cri.client import CRIClient, CRIError
+from agent.images import ImageReceiver, import_archive
 from agent.pods.manager import PodManager
 from agent.pods.network import Routes, write_conflist
 from agent.pods.spec import NodeConfig
@@ -104,6 +105,11 @@ class Agent:
             sync_interval=args.sync_interval,
         )
         self.routes = Routes()
+        socket_path = args.containerd_socket
+        self.images = ImageReceiver(
+            lambda archive: import_archive(socket_path, archive),
+            tmp_dir=self.node.state_dir / "image-imports",
+        )
         self._helloed = asyncio.Event()
         self._cpu_sample = (_cpu_jiffies(), time.monotonic())
 
@@ -125,6 +131,8 @@ class Agent:
         peer.on("exec", self.pods.exec)
         peer.on("stats", self._stats)
         peer.on("stream", self.pods.on_stream)
+        for method, handler in self.images.handlers().items():
+            peer.on(method, handler)
         self.peer = peer
         beats = asyncio.create_task(self._heartbeats())
         try:
@@ -135,6 +143,7 @@ class Agent:
                 await beats
             self.peer = None
             peer.close()
+            self.images.close()
             await self.pods.shutdown()
             await self.cri.close()
 

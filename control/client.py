@@ -7,14 +7,17 @@ come back as `ApiError`, carrying the server's Status.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 
+from control.api.images import IMAGE_IMPORT_PATH
 from control.api.pki import client_ssl_context
 from control.errors import ApiError
 from control.objects.kinds import POD, ResourceType
@@ -333,6 +336,32 @@ class Client:
         path = f"{METRICS}/namespaces/{namespace}/pods" if namespace else f"{METRICS}/pods"
         result: dict[str, Any] = await self.request("GET", path)
         return result
+
+    # -- images ----------------------------------------------------------------
+
+    async def import_image(
+        self, archive: Path, nodes: Sequence[str] = ()
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Upload an image archive to the nodes (all Ready ones when none are
+        named) and yield the server's progress events as they come (see
+        control.api.images). A pilothouse extension."""
+        f = await asyncio.to_thread(archive.open, "rb")
+        try:
+            async with self._sess().post(
+                self._base + IMAGE_IMPORT_PATH,
+                params=[("node", n) for n in nodes],
+                data=f,
+                headers={"Content-Type": "application/x-tar"},
+            ) as resp:
+                if resp.status >= 400:
+                    _decode(resp.status, await resp.read())
+                async for line in resp.content:
+                    if line.strip():
+                        yield orjson.loads(line)
+        except aiohttp.ClientConnectionError as e:
+            raise ClusterUnreachable(f"cannot reach the API server at {self.server}: {e}") from e
+        finally:
+            f.close()
 
 
 def _selector_params(label: str | None, field: str | None) -> dict[str, str]:
