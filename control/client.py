@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import os
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from control.objects.kinds import POD, ResourceType
 
 JSON = "application/json"
 METRICS = "/apis/metrics.k8s.io/v1beta1"
+_UPLOAD_CHUNK = 256 * 1024
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",
     "json": "application/json-patch+json",
@@ -346,12 +348,23 @@ class Client:
         named) and yield the server's progress events as they come (see
         control.api.images). A pilothouse extension."""
         f = await asyncio.to_thread(archive.open, "rb")
+        size = await asyncio.to_thread(os.fstat, f.fileno())
+
+        async def body() -> AsyncIterator[bytes]:
+            # A generator rather than the file itself: aiohttp stops sending a
+            # file body once the server starts its answer, as this one does.
+            while data := await asyncio.to_thread(f.read, _UPLOAD_CHUNK):
+                yield data
+
         try:
             async with self._sess().post(
                 self._base + IMAGE_IMPORT_PATH,
                 params=[("node", n) for n in nodes],
-                data=f,
-                headers={"Content-Type": "application/x-tar"},
+                data=body(),
+                headers={
+                    "Content-Type": "application/x-tar",
+                    "Content-Length": str(size.st_size),
+                },
             ) as resp:
                 if resp.status >= 400:
                     _decode(resp.status, await resp.read())

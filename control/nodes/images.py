@@ -99,9 +99,9 @@ async def push_image(
     nodes = {name: NodeImport(name, link) for name, link in links.items()}
 
     async def fail(n: NodeImport, error: str) -> None:
-        n.error = error
+        n.error = error.removeprefix(f"node {n.node}: ")
         log.info("image import to node %s failed: %s", n.node, error)
-        await emit({"node": n.node, "phase": "failed", "error": error})
+        await emit({"node": n.node, "phase": "failed", "error": n.error})
 
     async def call(n: NodeImport, method: str, params: Any, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         assert n.link is not None
