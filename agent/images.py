@@ -333,13 +333,38 @@ def _append(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    ap = argparse.ArgumentParser(description="Build (and import) the pilothouse images.")
-    ap.add_argument("out_dir", type=Path)
+    ap = argparse.ArgumentParser(
+        prog="python3 -m agent.images",
+        description="Build the pilothouse images into OUT_DIR (printing NAME<tab>ARCHIVE), "
+        "and import them with --import-to; or, with --archive, import existing archives "
+        "(printing the image names containerd stored).",
+    )
+    ap.add_argument("out_dir", type=Path, nargs="?", help="where to build the archives")
     ap.add_argument("--import-to", metavar="SOCKET", help="containerd socket to import into")
-    args = ap.parse_args()
+    ap.add_argument(
+        "--archive",
+        action="append",
+        type=Path,
+        default=[],
+        help="import this archive instead of building (repeatable; needs --import-to)",
+    )
+    args = ap.parse_args(argv)
+    if args.archive:
+        if not args.import_to or args.out_dir:
+            ap.error("--archive takes --import-to and no OUT_DIR")
+        for archive in args.archive:
+            try:
+                names = import_archive(args.import_to, archive)
+            except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+                raise SystemExit(f"python3 -m agent.images: {e}") from None
+            for name in names:
+                print(f"{name}\t{archive}")
+        return
+    if args.out_dir is None:
+        ap.error("OUT_DIR is required (or --archive)")
     for name, path in build_images(args.out_dir).items():
         print(f"{name}\t{path}")
         if args.import_to:
