@@ -15,13 +15,10 @@ from agent.images import BUSYBOX, ImageSpec, busybox_layer, oci_archive
 from console.cli import main as cli
 from console.cli.commands import UsageError
 from control.client import Client
-from control.config import load_config
-from control.controlplane import ControlPlane
-from control.nodes.transport import CommandTransport
 from control.objects.kinds import NODE, POD
 from tests.cluster import condition, eventually
 
-from .node import POD_CIDR, Node, run
+from .node import Node, linked_plane, run
 
 pytestmark = pytest.mark.e2e
 
@@ -31,37 +28,6 @@ IMAGE = "docker.io/pilothouse/imported:test"
 def _images(node: Node) -> set[str]:
     out = run(["ctr", "-n", "k8s.io", "--address", str(node.socket), "images", "list", "-q"])
     return set(out.stdout.split())
-
-
-def _plane(node: Node, tmp_path: Path) -> ControlPlane:
-    (tmp_path / "config.toml").write_text(
-        '[api]\nlisten = ""\n\n'
-        "[ssh]\nreconnect_backoff_initial = 0.2\nreconnect_backoff_max = 1\n\n"
-        f'[network]\npod_cidr = "{POD_CIDR}"\nnode_cidr_mask = 24\n'
-    )
-    argv = [
-        "nsenter",
-        f"--net=/run/netns/{node.name}",
-        sys.executable,
-        "-m",
-        "agent",
-        "--containerd-socket",
-        str(node.socket),
-        "--node-name",
-        "node-1",
-        "--state-dir",
-        str(tmp_path / "agent-state"),
-        "--cgroup-parent",
-        node.cgroup_parent,
-        "--sync-interval",
-        "0.3",
-        "--heartbeat-interval",
-        "1",
-    ]
-    return ControlPlane(
-        load_config(None, data_dir=tmp_path),
-        transports={"node-1": CommandTransport(argv, name="node-1")},
-    )
 
 
 def _pod(name: str, image: str) -> dict[str, Any]:
@@ -93,7 +59,7 @@ async def test_import_then_run_a_pod_from_the_image(
     bad.write_bytes(b"not an image archive\n" * 10_000)
     before = _images(node)
     assert IMAGE not in before
-    plane = _plane(node, tmp_path)
+    plane = linked_plane(node, tmp_path)
     await plane.start()
     try:
         async with Client(str(plane.socket_path)) as client:

@@ -14,7 +14,6 @@ from agent.protocol import IMAGE_CHUNK_BYTES
 from console.cli import main as cli
 from console.cli.commands import UsageError
 from control.errors import ApiError
-from control.nodes.link import LinkState
 from tests.cluster import HollowCluster, eventually
 from tests.unit.test_image_import import NAME, write_oci, write_tar
 
@@ -39,10 +38,6 @@ async def _cli(
 
 def _empty(dirs: dict[str, Path]) -> bool:
     return all(not d.exists() or not any(d.iterdir()) for d in dirs.values())
-
-
-async def _async(value: Any) -> Any:
-    return value
 
 
 async def test_import_onto_every_ready_node(
@@ -129,13 +124,7 @@ async def test_a_node_that_is_not_connected_fails_alone(
     tmp_path: Path,
     image_dirs: dict[str, Path],
 ) -> None:
-    link = hollow_cluster.plane.node_links.links["node-3"]
-    transport = hollow_cluster.transports["node-3"]
-    transport.refuse = True
-    await transport.cut()
-    await eventually(
-        lambda: _async(link.state is not LinkState.CONNECTED), what="the link to go down"
-    )
+    await hollow_cluster.disconnect("node-3")
     archive = write_oci(tmp_path / "img.tar")
     args = cli.parse_args(
         [

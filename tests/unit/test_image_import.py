@@ -307,3 +307,25 @@ async def test_a_short_upload_is_aborted_on_every_node(tmp_path: Path) -> None:
     assert result["n1"].error == f"the upload ended after 1000 of {len(data)} bytes"
     assert importer.seen == [] and node.receiver.transfers == {}
     assert list((tmp_path / "n1").iterdir()) == []
+
+
+async def test_an_upload_that_breaks_leaves_nothing_behind(tmp_path: Path) -> None:
+    """The client goes away mid-upload: the push fails and every agent drops its file."""
+    data = write_oci(tmp_path / "a.tar", size=2 * IMAGE_CHUNK_BYTES).read_bytes()
+    importer = Recorder()
+    node = Node(tmp_path / "n1", importer)
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield data[:IMAGE_CHUNK_BYTES]
+        raise ConnectionResetError("the client went away")
+
+    async def emit(e: dict[str, Any]) -> None:
+        return None
+
+    try:
+        with pytest.raises(ConnectionResetError):
+            await push_image({"n1": node}, broken(), len(data), emit)
+        assert node.receiver.transfers == {}
+    finally:
+        await node.close()
+    assert importer.seen == [] and list((tmp_path / "n1").iterdir()) == []
