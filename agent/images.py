@@ -197,7 +197,9 @@ def build_images(out_dir: Path, busybox: Path | None = None) -> dict[str, Path]:
 _UNPACKED = re.compile(r"^unpacking (\S+) \((sha256:[0-9a-f]+)\)\.\.\.done", re.MULTILINE)
 
 
-def import_archive(socket: str | Path, archive: Path, ctr: str = "ctr") -> list[str]:
+def import_archive(
+    socket: str | Path, archive: Path, ctr: str = "ctr", timeout: float = 120.0
+) -> list[str]:
     """Imports an archive into containerd's k8s.io namespace; returns the image
     names containerd stored (as ctr reports them while it unpacks)."""
     proc = subprocess.run(
@@ -214,7 +216,7 @@ def import_archive(socket: str | Path, archive: Path, ctr: str = "ctr") -> list[
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"ctr import {archive}: {proc.stderr.strip() or proc.stdout.strip()}")
@@ -297,9 +299,13 @@ class ImageReceiver:
         transfer = self._get(params)
         try:
             if transfer.received != transfer.size or int(params["size"]) != transfer.size:
-                raise InvalidParams(f"received {transfer.received} of {transfer.size} bytes")
+                raise RpcError(
+                    INVALID_PARAMS, f"received {transfer.received} of {transfer.size} bytes"
+                )
             if str(params["sha256"]) != transfer.digest.hexdigest():
-                raise InvalidParams("the archive's sha256 does not match: it was damaged")
+                raise RpcError(
+                    INVALID_PARAMS, "the archive's sha256 does not match: it was damaged"
+                )
             try:
                 await asyncio.to_thread(image_archive_names, transfer.path)
             except ImageArchiveError as e:

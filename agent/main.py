@@ -27,6 +27,7 @@ from agent.pods.network import Routes, write_conflist
 from agent.pods.spec import NodeConfig
 from agent.protocol import (
     AGENT_VERSION,
+    IMAGE_COMMIT_TIMEOUT,
     PROTOCOL_VERSION,
     ConnectionClosed,
     InvalidParams,
@@ -107,7 +108,9 @@ class Agent:
         self.routes = Routes()
         socket_path = args.containerd_socket
         self.images = ImageReceiver(
-            lambda archive: import_archive(socket_path, archive),
+            # Within the control plane's wait for the commit, so that a slow
+            # import fails with ctr's reason rather than the link's timeout.
+            lambda archive: import_archive(socket_path, archive, timeout=IMAGE_COMMIT_TIMEOUT - 30),
             tmp_dir=self.node.state_dir / "image-imports",
         )
         self._helloed = asyncio.Event()
