@@ -28,6 +28,7 @@ from aiohttp import web
 
 from control import errors
 from control.api.registry import Registry
+from control.controllers.nodelifecycle import ready_condition
 from control.errors import ApiError
 from control.nodes.images import ImageLink, push_image, read_chunks
 from control.objects.kinds import NODE
@@ -44,13 +45,6 @@ class ImageNodes(Protocol):
     def link(self, node: str) -> ImageLink | None: ...
 
 
-def _ready(node: dict[str, Any]) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (node.get("status") or {}).get("conditions") or []
-    )
-
-
 async def _chosen_nodes(registry: Registry, names: list[str]) -> list[str]:
     if names:
         for name in names:
@@ -59,7 +53,7 @@ async def _chosen_nodes(registry: Registry, names: list[str]) -> list[str]:
     ready = sorted(
         str(kv.obj["metadata"]["name"])
         for kv in (await registry.list(NODE, None)).items
-        if _ready(kv.obj)
+        if (ready_condition(kv.obj) or {}).get("status") == "True"
     )
     if not ready:
         raise errors.bad_request("there is no Ready node to import the image into")
