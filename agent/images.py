@@ -225,6 +225,7 @@ def import_archive(
 
 # The agent's side of `image_import_*`: one temp file per open transfer.
 Importer = Callable[[Path], list[str]]
+_TMP_PREFIX, _TMP_SUFFIX = "image-import-", ".tar"
 
 
 @dataclass
@@ -277,7 +278,7 @@ class ImageReceiver:
             raise RpcError(
                 INTERNAL_ERROR, f"not enough disk space: {size} bytes to receive, {free} free"
             )
-        fd, path = tempfile.mkstemp(prefix="image-import-", suffix=".tar", dir=self.tmp_dir)
+        fd, path = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=self.tmp_dir)
         os.close(fd)
         self.transfers[name] = _Transfer(Path(path), size)
         return {}
@@ -332,6 +333,14 @@ class ImageReceiver:
     def close(self) -> None:
         for name in list(self.transfers):
             self._drop(name)
+
+    def sweep(self) -> None:
+        """Remove what an agent that died mid-upload left in `tmp_dir` (call it
+        before any transfer opens; never with the system's temp dir)."""
+        if self.tmp_dir is None or self.transfers:
+            return
+        for path in self.tmp_dir.glob(f"{_TMP_PREFIX}*{_TMP_SUFFIX}"):
+            path.unlink(missing_ok=True)
 
 
 def _append(path: Path, data: bytes) -> None:

@@ -125,6 +125,7 @@ class Agent:
 
     async def serve(self, reader: Reader, writer: Writer) -> None:
         self.node.state_dir.mkdir(parents=True, exist_ok=True)
+        self.images.sweep()
         self._write_cni()
         peer = Peer(reader, writer, name=f"agent {self.node.name}")
         peer.on("hello", self._hello)

@@ -373,6 +373,8 @@ class Client:
                         yield orjson.loads(line)
         except aiohttp.ClientConnectionError as e:
             raise ClusterUnreachable(f"cannot reach the API server at {self.server}: {e}") from e
+        except aiohttp.ClientPayloadError as e:
+            raise ClusterUnreachable(f"the API server at {self.server} broke off: {e}") from e
         finally:
             f.close()
 

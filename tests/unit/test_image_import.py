@@ -216,6 +216,14 @@ async def test_receiver_checks_offsets_sizes_and_transfer_names(tmp_path: Path) 
     assert list((tmp_path / "tmp").iterdir()) == [] and r.transfers == {}
 
 
+async def test_a_new_agent_sweeps_what_a_dead_one_left(tmp_path: Path) -> None:
+    dead = ImageReceiver(Recorder(), tmp_path / "tmp")
+    await dead.begin({"transfer": "t", "size": 10})  # and then it was killed
+    (tmp_path / "tmp" / "keep.txt").write_text("not ours")
+    ImageReceiver(Recorder(), tmp_path / "tmp").sweep()
+    assert [p.name for p in (tmp_path / "tmp").iterdir()] == ["keep.txt"]
+
+
 # -- the control side over real peers -----------------------------------------------
 
 
