@@ -37,8 +37,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from agent.images import ImageReceiver
 from agent.pods.sessions import Sessions
 from agent.pods.spec import qos_class, quantity
 from agent.protocol import (
@@ -66,6 +68,7 @@ from agent.protocol import (
     Writer,
     check_hello,
     exec_status,
+    image_archive_names,
 )
 
 log = logging.getLogger(__name__)
@@ -215,6 +218,8 @@ class HollowAgent:
         self._tasks: set[asyncio.Task[None]] = set()
         self.connections = 0
         self.sessions: Sessions | None = None  # this connection's exec sessions
+        self.images: list[str] = []  # names imported with `image_import_*`, in order
+        self.image_dir: Path | None = None  # where uploads land (None: the system's temp dir)
 
     # -- failure simulation --------------------------------------------------
 
@@ -251,6 +256,9 @@ class HollowAgent:
         sessions = Sessions(peer.notify)
         peer.on("exec_io", sessions.on_io)
         self.sessions = sessions
+        receiver = ImageReceiver(self._import_image, self.image_dir)
+        for method, handler in receiver.handlers().items():
+            peer.on(method, handler)
         self._peer = peer
         self.connections += 1
         for pod in self.pods.values():
@@ -272,6 +280,7 @@ class HollowAgent:
                 await heartbeat
             peer.close()
             await sessions.close_all()
+            receiver.close()
             if self._peer is peer:
                 self._peer = None
 
@@ -313,6 +322,12 @@ class HollowAgent:
             await peer.notify("node_status", status)
 
     # -- handlers ------------------------------------------------------------
+
+    def _import_image(self, archive: Path) -> list[str]:
+        """A hollow import: the archive was checked; record the names it carries."""
+        names = image_archive_names(archive)[1]
+        self.images += [n for n in names if n not in self.images]
+        return names
 
     def _hello(self, params: Params) -> NodeInfo:
         check_hello(params)
