@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -384,7 +385,8 @@ class PilothouseApp(App[None]):
             title += "  (loading…)"
         title += f"  {len(table.shown)} rows"
         with contextlib.suppress(NoMatches, LookupError):
-            self.main.query_one("#title", Static).update(title, layout=False)
+            # Plain text: "[read-only]" and a filter's own brackets are not markup.
+            self.main.query_one("#title", Static).update(Text(title), layout=False)
 
     def update_health(self) -> None:
         try:
