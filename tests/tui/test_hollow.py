@@ -35,7 +35,7 @@ from control.errors import ApiError
 from control.objects import kinds
 from tests.cluster import HollowCluster, eventually, hollow_cluster
 from tests.tui.conftest import console, noted
-from tests.tui.helpers import make_deployment, until
+from tests.tui.helpers import ingress_manifest, make_deployment, service_manifest, until
 
 Obj = dict[str, Any]
 
@@ -115,41 +115,9 @@ def names(rows: list[list[str]], status: str = "Running") -> set[str]:
 
 async def test_colon_jumps_to_each_view_showing_the_cluster(tmp_path: Path) -> None:
     async with hollow_console(tmp_path, "pods", {"web": 3}) as h:
-        await h.client.create(
-            kinds.SERVICE,
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": "web", "namespace": "default"},
-                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
-            },
-        )
-        await h.client.create(
-            kinds.INGRESS,
-            {
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "Ingress",
-                "metadata": {"name": "site", "namespace": "default"},
-                "spec": {
-                    "rules": [
-                        {
-                            "host": "web.test",
-                            "http": {
-                                "paths": [
-                                    {
-                                        "path": "/",
-                                        "pathType": "Prefix",
-                                        "backend": {
-                                            "service": {"name": "web", "port": {"number": 80}}
-                                        },
-                                    }
-                                ]
-                            },
-                        }
-                    ]
-                },
-            },
-        )
+        await h.client.create(kinds.SERVICE, service_manifest("web"))
+        rules = {"web.test": [("/", "Prefix", "web", 80)]}
+        await h.client.create(kinds.INGRESS, ingress_manifest("site", rules))
         app = h.app
         running = await h.running("web")
         await until(lambda: names(app.table.visible_rows()) == set(running))

@@ -15,7 +15,7 @@ from control.controlplane import ControlPlane
 from control.errors import ApiError
 from control.objects import kinds
 from tests.tui.conftest import console, noted
-from tests.tui.helpers import make_deployment, make_node, make_pod, until
+from tests.tui.helpers import event_manifest, make_deployment, make_node, make_pod, until
 
 
 async def replicas(client: Client, name: str = "web") -> int:
@@ -182,15 +182,13 @@ async def test_d_describes_with_events(plane: ControlPlane, client: Client) -> N
     await make_pod(client, "web-1")
     await client.create(
         kinds.EVENT,
-        {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": "web-1.1", "namespace": "default"},
-            "involvedObject": {"kind": "Pod", "name": "web-1", "namespace": "default"},
-            "type": "Warning",
-            "reason": "BackOff",
-            "message": "Back-off restarting failed container",
-        },
+        event_manifest(
+            "web-1.1",
+            "Pod/web-1",
+            "BackOff",
+            "Back-off restarting failed container",
+            type_="Warning",
+        ),
     )
     async with console(plane) as (app, pilot):
         await until(lambda: len(app.table.shown) == 1)

@@ -21,7 +21,6 @@ import asyncio
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from textual.pilot import Pilot
@@ -35,47 +34,21 @@ from control.api import registry
 from control.client import Client
 from control.config import load_config
 from control.objects import kinds
-from tests.tui.helpers import make_deployment, make_node, make_pod, until
+from tests.tui.helpers import (
+    endpoints_manifest,
+    event_manifest,
+    ingress_manifest,
+    make_deployment,
+    make_node,
+    make_pod,
+    service_manifest,
+    until,
+)
 
 SIZE = (160, 32)
 CREATED = "2026-01-01T00:00:00Z"
 NOW = datetime(2026, 1, 1, 2, 30, tzinfo=UTC)  # every object is 2h old
 SERVER = "unix:///var/lib/pilothouse/api.sock"  # shown in the header instead of the tmp path
-
-Obj = dict[str, Any]
-
-
-def _event(name: str, obj: str, typ: str, reason: str, message: str, last: str, count: int) -> Obj:
-    kind, _, involved = obj.partition("/")
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": name, "namespace": "default"},
-        "involvedObject": {"kind": kind, "name": involved, "namespace": "default"},
-        "type": typ,
-        "reason": reason,
-        "message": message,
-        "count": count,
-        "lastTimestamp": last,
-    }
-
-
-def _service(name: str, ip: str, port: int, target: int) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "selector": {"app": name},
-            "clusterIP": ip,
-            "ports": [{"port": port, "targetPort": target}],
-        },
-    }
-
-
-def _path(path: str, kind: str, service: str, port: int) -> Obj:
-    backend = {"service": {"name": service, "port": {"number": port}}}
-    return {"path": path, "pathType": kind, "backend": backend}
 
 
 async def populate(socket: str) -> None:
@@ -98,53 +71,21 @@ async def populate(socket: str) -> None:
         ]:  # fmt: skip
             await make_deployment(client, name, replicas=replicas)
             await client.patch(kinds.DEPLOYMENT, name, {"status": status}, "default", sub="status")
-        await client.create(kinds.SERVICE, _service("web", "10.96.0.10", 80, 8080))
-        await client.create(kinds.SERVICE, _service("api", "10.96.0.11", 8080, 8080))
+        for name, ip, port in [("web", "10.96.0.10", 80), ("api", "10.96.0.11", 8080)]:
+            await client.create(kinds.SERVICE, service_manifest(name, port=port, ip=ip))
         await client.create(
-            kinds.ENDPOINTS,
-            {
-                "apiVersion": "v1",
-                "kind": "Endpoints",
-                "metadata": {"name": "web", "namespace": "default"},
-                "subsets": [
-                    {
-                        "addresses": [{"ip": "10.244.1.2"}, {"ip": "10.244.1.3"}],
-                        "ports": [{"port": 8080}],
-                    }
-                ],
-            },
+            kinds.ENDPOINTS, endpoints_manifest("web", ["10.244.1.2", "10.244.1.3"])
         )
-        await client.create(
-            kinds.INGRESS,
-            {
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "Ingress",
-                "metadata": {"name": "site", "namespace": "default"},
-                "spec": {
-                    "tls": [{"hosts": ["shop.test"], "secretName": "shop-tls"}],
-                    "rules": [
-                        {
-                            "host": "shop.test",
-                            "http": {
-                                "paths": [
-                                    _path("/", "Prefix", "web", 80),
-                                    _path("/api", "Exact", "api", 8080),
-                                ]
-                            },
-                        },
-                        {
-                            "host": "admin.test",
-                            "http": {"paths": [_path("/", "Prefix", "web", 80)]},
-                        },
-                    ],
-                },
-            },
-        )
+        rules = {
+            "shop.test": [("/", "Prefix", "web", 80), ("/api", "Exact", "api", 8080)],
+            "admin.test": [("/", "Prefix", "web", 80)],
+        }
+        await client.create(kinds.INGRESS, ingress_manifest("site", rules, tls=["shop.test"]))
         for event in [
-            _event("e1", "Pod/web-1", "Normal", "Scheduled", "Successfully assigned default/web-1 to node-1", "2026-01-01T00:00:01Z", 1),
-            _event("e2", "Pod/api-1", "Warning", "BackOff", "Back-off restarting failed container", "2026-01-01T02:29:15Z", 7),
-            _event("e3", "Deployment/api", "Normal", "ScalingReplicaSet", "Scaled up replica set api-5d4f to 4", "2026-01-01T02:18:00Z", 1),
-            _event("e4", "Node/node-2", "Warning", "NodeNotReady", "Node node-2 status is now: NodeNotReady", "2025-12-29T12:00:00Z", 1),
+            event_manifest("e1", "Pod/web-1", "Scheduled", "Successfully assigned default/web-1 to node-1", last="2026-01-01T00:00:01Z"),
+            event_manifest("e2", "Pod/api-1", "BackOff", "Back-off restarting failed container", type_="Warning", last="2026-01-01T02:29:15Z", count=7),
+            event_manifest("e3", "Deployment/api", "ScalingReplicaSet", "Scaled up replica set api-5d4f to 4", last="2026-01-01T02:18:00Z"),
+            event_manifest("e4", "Node/node-2", "NodeNotReady", "Node node-2 status is now: NodeNotReady", type_="Warning", last="2025-12-29T12:00:00Z"),
         ]:  # fmt: skip
             await client.create(kinds.EVENT, event)
 
