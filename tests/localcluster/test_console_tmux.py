@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,8 @@ from tests.localcluster.names import unique
 
 NAMES = unique("tx")
 PILOTHOUSE = Path(sys.executable).with_name("pilothouse")
+# `e` runs $EDITOR on the object's YAML: this one raises a deployment from 1 to 3 replicas.
+EDITOR = "sed -i -e 's/^  replicas: 1$/  replicas: 3/'"
 DEADLINE = 60.0  # an offline node's first pod of a :latest image can take a while
 
 pytestmark = [
@@ -71,8 +74,9 @@ spec:
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {**os.environ, "PILOTHOUSE_HOME": str(home)}
+    env = {**os.environ, "PILOTHOUSE_HOME": str(home), "EDITOR": EDITOR}
     env.pop("KUBECONFIG", None)
+    env.pop("VISUAL", None)
     return env
 
 
@@ -148,10 +152,10 @@ class Tmux:
             self.path.unlink(missing_ok=True)  # kill-server leaves it behind
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A running `up --nodes 2` cluster in its own data dir; always brought down."""
-    home = tmp_path / "home"
+    home = tmp_path_factory.mktemp("tmux") / "home"
     try:
         r = _cli(home, *NAMES.up_args(2), timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
@@ -164,7 +168,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture
 def console(home: Path, tmp_path: Path) -> Iterator[Tmux]:
     """The real `pilothouse` binary in a 200x50 tmux pane, attached to `home`'s cluster."""
-    tmux = Tmux(f"ph-test-{NAMES.cluster}")
+    tmux = Tmux(f"ph-test-{NAMES.cluster}-{secrets.token_hex(2)}")
     conf = tmp_path / "tmux.conf"
     # Keep the pane after an exit, so that a crash leaves its traceback to read.
     conf.write_text("set -g remain-on-exit on\n")
@@ -182,6 +186,8 @@ def console(home: Path, tmp_path: Path) -> Iterator[Tmux]:
             "50",
             "-e",
             f"PILOTHOUSE_HOME={home}",
+            "-e",
+            f"EDITOR={EDITOR}",
             str(PILOTHOUSE),
             env=_env(home),
         )
@@ -215,14 +221,18 @@ def _view(tmux: Tmux, alias: str, title: str) -> None:
     _wait(f"the {title} view", lambda: f" {title} " in tmux.screen(), tmux.screen)
 
 
+def _apply_deployment(home: Path, tmp_path: Path, name: str) -> None:
+    manifest = tmp_path / f"{name}.yaml"
+    manifest.write_text(DEPLOYMENT.format(name=name))
+    r = _cli(home, "apply", "-f", str(manifest))
+    assert r.returncode == 0, r.stderr
+
+
 def test_plus_adds_a_running_pod_and_cordon_shows(
     home: Path, console: Tmux, tmp_path: Path
 ) -> None:
     name = f"tx{NAMES.cluster[-4:]}"
-    manifest = tmp_path / "deploy.yaml"
-    manifest.write_text(DEPLOYMENT.format(name=name))
-    r = _cli(home, "apply", "-f", str(manifest))
-    assert r.returncode == 0, r.stderr
+    _apply_deployment(home, tmp_path, name)
 
     def running_pods() -> set[str]:
         return {
@@ -285,3 +295,37 @@ def test_plus_adds_a_running_pod_and_cordon_shows(
     _wait("node1 cordoned in the Nodes view", cordoned_on_screen, console.screen)
     assert _get(home, "node", "node1")["spec"].get("unschedulable") is True
     assert not _get(home, "node", "node2")["spec"].get("unschedulable")
+
+
+def test_e_edits_in_the_editor_and_applies(home: Path, console: Tmux, tmp_path: Path) -> None:
+    """The terminal goes to $EDITOR and back; the edited object is sent to the API."""
+    name = f"ed{NAMES.cluster[-4:]}"
+    _apply_deployment(home, tmp_path, name)
+    _wait("the console", lambda: "attached to" in console.screen(), console.screen)
+    _view(console, "deploy", "Deployments")
+    _prompt(console, "/", "/text, or a label selector", name)
+    _wait(
+        f"deployment {name} alone, filtered, at 1/1",  # settled: no status write races the edit
+        lambda: (
+            f" Deployments  /{name}  1 rows" in (screen := console.screen())
+            and [r[:3] for r in _rows(screen, name)] == [["default", name, "1/1"]]
+        ),
+        console.screen,
+    )
+    console.type("e")
+    _wait(
+        "replicas 3 in the API",
+        lambda: _get(home, "deploy", name)["spec"]["replicas"] == 3,
+        console.screen,
+    )
+    _wait(
+        "the edit's notification",
+        lambda: f"deployment.apps/{name} edited" in console.screen(),
+        console.screen,
+    )
+    # The console has its screen back, live.
+    _wait(
+        f"{name} wanting 3",
+        lambda: any(r[2].endswith("/3") for r in _rows(console.screen(), name)),
+        console.screen,
+    )
