@@ -203,21 +203,14 @@ def _rows(screen: str, word: str) -> list[list[str]]:
     return [r for r in rows if word in r]
 
 
-def _prompt(tmux: Tmux, key: str, placeholder: str, text: str) -> None:
-    """`:` or `/`, then `text` and Enter, once the prompt is open, as a person waits to see it.
-
-    The console does not take keys typed ahead: keys typed before the prompt
-    has the focus go to the view as its own keys, and keys typed before Enter
-    has taken effect go to the prompt. So the caller waits for Enter's effect.
-    """
-    tmux.type(key)
-    _wait(f"the {key} prompt", lambda: placeholder in tmux.screen(), tmux.screen)
-    tmux.type(text)
+def _prompt(tmux: Tmux, key: str, text: str) -> None:
+    """`:` or `/`, `text` and Enter, sent at once: the console takes keys typed ahead."""
+    tmux.type(key + text)
     tmux.keys("Enter")
 
 
 def _view(tmux: Tmux, alias: str, title: str) -> None:
-    _prompt(tmux, ":", ":view  (po deploy", alias)
+    _prompt(tmux, ":", alias)
     _wait(f"the {title} view", lambda: f" {title} " in tmux.screen(), tmux.screen)
 
 
@@ -250,7 +243,7 @@ def test_plus_adds_a_running_pod_and_cordon_shows(
     # The console attached to the cluster that `up` started, rather than hosting one.
     _wait("the console", lambda: "attached to" in console.screen(), console.screen)
     _view(console, "deploy", "Deployments")
-    _prompt(console, "/", "/text, or a label selector", name)
+    _prompt(console, "/", name)
     _wait(
         f"deployment {name} at 1/1, filtered",
         lambda: (
@@ -303,7 +296,7 @@ def test_e_edits_in_the_editor_and_applies(home: Path, console: Tmux, tmp_path: 
     _apply_deployment(home, tmp_path, name)
     _wait("the console", lambda: "attached to" in console.screen(), console.screen)
     _view(console, "deploy", "Deployments")
-    _prompt(console, "/", "/text, or a label selector", name)
+    _prompt(console, "/", name)
     _wait(
         f"deployment {name} alone, filtered, at 1/1",  # settled: no status write races the edit
         lambda: (
