@@ -214,6 +214,22 @@ def _view(tmux: Tmux, alias: str, title: str) -> None:
     _wait(f"the {title} view", lambda: f" {title} " in tmux.screen(), tmux.screen)
 
 
+def _select_deployment(tmux: Tmux, name: str) -> None:
+    """The Deployments view, filtered to deployment `name` (the row under the cursor) at 1/1."""
+    # The console attached to the cluster that `up` started, rather than hosting one.
+    _wait("the console", lambda: "attached to" in tmux.screen(), tmux.screen)
+    _view(tmux, "deploy", "Deployments")
+    _prompt(tmux, "/", name)
+    _wait(
+        f"deployment {name} alone, at 1/1",
+        lambda: (
+            f" Deployments  /{name}  1 rows" in (screen := tmux.screen())
+            and [r[:3] for r in _rows(screen, name)] == [["default", name, "1/1"]]
+        ),
+        tmux.screen,
+    )
+
+
 def _apply_deployment(home: Path, tmp_path: Path, name: str) -> None:
     manifest = tmp_path / f"{name}.yaml"
     manifest.write_text(DEPLOYMENT.format(name=name))
@@ -240,18 +256,7 @@ def test_plus_adds_a_running_pod_and_cordon_shows(
 
     (first,) = _wait("the first pod Running", running_pods, pods_text)
 
-    # The console attached to the cluster that `up` started, rather than hosting one.
-    _wait("the console", lambda: "attached to" in console.screen(), console.screen)
-    _view(console, "deploy", "Deployments")
-    _prompt(console, "/", name)
-    _wait(
-        f"deployment {name} at 1/1, filtered",
-        lambda: (
-            f" Deployments  /{name}  1 rows" in (screen := console.screen())
-            and [r[:3] for r in _rows(screen, name)] == [["default", name, "1/1"]]
-        ),
-        console.screen,
-    )
+    _select_deployment(console, name)
     console.type("+")
     _wait(
         "replicas 2 in the API",
@@ -294,17 +299,7 @@ def test_e_edits_in_the_editor_and_applies(home: Path, console: Tmux, tmp_path: 
     """The terminal goes to $EDITOR and back; the edited object is sent to the API."""
     name = f"ed{NAMES.cluster[-4:]}"
     _apply_deployment(home, tmp_path, name)
-    _wait("the console", lambda: "attached to" in console.screen(), console.screen)
-    _view(console, "deploy", "Deployments")
-    _prompt(console, "/", name)
-    _wait(
-        f"deployment {name} alone, filtered, at 1/1",  # settled: no status write races the edit
-        lambda: (
-            f" Deployments  /{name}  1 rows" in (screen := console.screen())
-            and [r[:3] for r in _rows(screen, name)] == [["default", name, "1/1"]]
-        ),
-        console.screen,
-    )
+    _select_deployment(console, name)  # at 1/1: settled, no status write races the edit
     console.type("e")
     _wait(
         "replicas 3 in the API",
