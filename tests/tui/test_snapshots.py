@@ -2,9 +2,9 @@
 
 The data is fixed: an API-only control plane (no scheduler, controllers or
 agents to change anything) holds objects with fixed names and statuses, every
-object is created at the same fixed time, the views' clock is fixed, node
-sampling is off and the terminal is 160x32. So a snapshot changes only when
-what the console draws changes.
+object is created at the same fixed time with a uid from a counter, the
+views' clock is fixed, node sampling is off and the terminal is 160x32. So a
+snapshot changes only when what the console draws changes (or Textual does).
 
 After an intended change of the console's look, regenerate them with
 
@@ -18,9 +18,12 @@ the actual screens side by side.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from textual.pilot import Pilot
@@ -98,6 +101,8 @@ def socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     switch = sys.getswitchinterval()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(registry, "now_rfc3339", lambda: CREATED)
+        uids = itertools.count(1)
+        mp.setattr(registry, "uuid", SimpleNamespace(uuid4=lambda: uuid.UUID(int=next(uids))))
         mp.setattr(views, "now", NOW.timestamp)
         mp.setattr(PilothouseApp, "_sample_nodes", lambda self: None)
         hosted = HostedControlPlane(load_config(None, data_dir=data_dir), components=False)
@@ -156,6 +161,17 @@ def test_help(snap_compare: Snap, socket: str) -> None:
         await settled(app, ROWS["deployments"])
         await pilot.press("question_mark")
         await until(lambda: isinstance(app.screen, HelpScreen))
+
+    assert snap_compare(make_app(socket, "deployments"), terminal_size=SIZE, run_before=run_before)
+
+
+def test_yaml(snap_compare: Snap, socket: str) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, PilothouseApp)
+        await settled(app, ROWS["deployments"])
+        await pilot.press("y")  # on api, the first row
+        await until(lambda: isinstance(app.screen, TextScreen))
 
     assert snap_compare(make_app(socket, "deployments"), terminal_size=SIZE, run_before=run_before)
 
