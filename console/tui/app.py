@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from textual import on, work
+from rich.text import Text
+from textual import events, work
 from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -105,11 +106,13 @@ class Act:
     action: str
     description: str
     show: bool = True
+    # Taken as the key arrives, before keys typed after it are routed (see PromptInput).
+    priority: bool = False
 
 
 ACTIONS: tuple[Act, ...] = (
-    Act("colon", "command", "View"),
-    Act("slash", "filter", "Filter"),
+    Act("colon", "command", "View", priority=True),
+    Act("slash", "filter", "Filter", priority=True),
     Act("escape", "back", "Back"),
     Act("question_mark", "help", "Help"),
     Act("s", "scale", "Scale"),
@@ -135,9 +138,41 @@ def _binding_id(action: str) -> str:
     return action.removeprefix("app.")
 
 
+class PromptInput(Input):
+    """The `:` and `/` prompt, taking keys typed ahead of the screen.
+
+    `:` and `/` open it and focus it as their key arrives, so the keys typed
+    right after them land here, not on the view (where `:deploy` would run
+    describe, edit and YAML). Enter is taken here, in order with the keys
+    before it, and closes the prompt at once; keys that reach it once closed
+    were typed after Enter and go to the view.
+    """
+
+    async def _on_key(self, event: events.Key) -> None:
+        app = self.app
+        if not isinstance(app, PilothouseApp):
+            return
+        if self.has_class("hidden"):
+            event.stop()
+            event.prevent_default()
+            # As if it arrived now: `:` and `/` may open the prompt again.
+            await app.on_event(events.Key(event.key, event.character))
+        elif event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            app.submit_prompt(self.value)
+
+
 class MainScreen(Screen[None]):
     BINDINGS = [
-        Binding(a.key, a.action, a.description, show=a.show, id=_binding_id(a.action))
+        Binding(
+            a.key,
+            a.action,
+            a.description,
+            show=a.show,
+            priority=a.priority,
+            id=_binding_id(a.action),
+        )
         for a in ACTIONS
     ]
 
@@ -158,7 +193,7 @@ class MainScreen(Screen[None]):
         with ContentSwitcher(initial=None, id="views"):
             for spec in VIEWS:
                 yield ResourceTable(spec, self.papp.ctx, id=f"view-{spec.name}")
-        yield Input(id="prompt", classes="hidden")
+        yield PromptInput(id="prompt", classes="hidden")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -176,6 +211,8 @@ class MainScreen(Screen[None]):
         papp = self.papp
         if papp.readonly and action in MUTATING:
             return False
+        if action in ("command", "filter") and papp.prompt_open():
+            return False  # `:` and `/` typed into the prompt are text
         views = APPLIES.get(action)
         if views is not None and papp.view.name not in views:
             return False
@@ -379,7 +416,7 @@ class PilothouseApp(App[None]):
             if rt is spec.rt and cache.synced.is_set():
                 self.table.mark_all()
         self.main.query_one("#views", ContentSwitcher).current = f"view-{spec.name}"
-        self.table.focus()
+        self.main.set_focus(self.table)  # now: keys typed ahead go where they belong
         self.update_title()
         self.main.refresh_bindings()
         return True
@@ -410,7 +447,8 @@ class PilothouseApp(App[None]):
             title += "  (loading…)"
         title += f"  {len(table.shown)} rows"
         with contextlib.suppress(NoMatches, LookupError):
-            self.main.query_one("#title", Static).update(title, layout=False)
+            # Plain text: "[read-only]" and a filter's own brackets are not markup.
+            self.main.query_one("#title", Static).update(Text(title), layout=False)
 
     def update_health(self) -> None:
         try:
@@ -443,6 +481,9 @@ class PilothouseApp(App[None]):
 
     # -- prompt (: and /) -------------------------------------------------------
 
+    def prompt_open(self) -> bool:
+        return bool(self._prompt_mode)
+
     def open_prompt(self, mode: str) -> None:
         prompt = self.main.query_one("#prompt", Input)
         self._prompt_mode = mode
@@ -453,17 +494,16 @@ class PilothouseApp(App[None]):
         else:
             prompt.placeholder = "/text, or a label selector such as app=web,tier!=db"
             prompt.value = self.table.filter_text
-        prompt.focus()
+        self.main.set_focus(prompt)  # now, not later: the next key may be on its way
 
     def close_prompt(self) -> None:
         prompt = self.main.query_one("#prompt", Input)
         prompt.add_class("hidden")
         self._prompt_mode = ""
-        self.table.focus()
+        self.main.set_focus(self.table)
 
-    @on(Input.Submitted, "#prompt")
-    def prompt_submitted(self, event: Input.Submitted) -> None:
-        mode, value = self._prompt_mode, event.value.strip()
+    def submit_prompt(self, value: str) -> None:
+        mode, value = self._prompt_mode, value.strip()
         self.close_prompt()
         if mode == "command":
             self.run_command(value)

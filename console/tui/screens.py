@@ -212,8 +212,9 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         width = max(len(r[0]) for r in self.rows) + 2
-        idw = max(len(r[1]) for r in self.rows) + 2
-        lines = [f"{'KEY'.ljust(width)}{'ID (for keymap)'.ljust(idw)}ACTION"]
+        id_header = "ID (for keymap)"
+        idw = max(len(id_header), *(len(r[1]) for r in self.rows)) + 2
+        lines = [f"{'KEY'.ljust(width)}{id_header.ljust(idw)}ACTION"]
         lines += [f"{k.ljust(width)}{i.ljust(idw)}{d}" for k, i, d in self.rows]
         with Vertical(classes="dialog wide"):
             yield Label("Keys")

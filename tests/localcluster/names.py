@@ -17,6 +17,23 @@ class ClusterNames:
     def node_ip(self, i: int) -> str:
         return str(ipaddress.ip_network(self.node_subnet).network_address + 10 + i)
 
+    def up_args(self, nodes: int) -> list[str]:
+        """`pilothouse up` arguments for this cluster: no console, no TLS listener."""
+        return [
+            "up",
+            "--nodes",
+            str(nodes),
+            "--no-console",
+            "--name",
+            self.cluster,
+            "--node-subnet",
+            self.node_subnet,
+            "--pod-cidr",
+            self.pod_cidr,
+            "--listen",
+            "",
+        ]
+
     def pod_prefix(self, i: int) -> str:
         """`10.x.i.`: the start of node i's pod addresses."""
         return ".".join([*self.pod_cidr.split(".")[:2], str(i), ""])

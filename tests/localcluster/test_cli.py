@@ -56,21 +56,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_up_serves_a_ready_node_then_down_removes_it(home: Path) -> None:
-    r = _cli(
-        home,
-        "up",
-        "--nodes",
-        "1",
-        "--no-console",
-        "--name",
-        NAMES.cluster,
-        "--node-subnet",
-        NAMES.node_subnet,
-        "--pod-cidr",
-        NAMES.pod_cidr,
-        "--listen",
-        "",
-    )
+    r = _cli(home, *NAMES.up_args(1))
     assert r.returncode == 0, r.stderr
     assert f"config: {home / 'config.toml'}" in r.stdout
     assert f"node1: sshd listening on {NAMES.node_ip(1)}:22" in r.stderr
