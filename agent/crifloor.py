@@ -3,9 +3,12 @@
 Each sample is what the pod worker asks containerd for a one-container pod,
 with the same sandbox and container configs: RunPodSandbox, then
 CreateContainer and StartContainer (no image pull: the image must be here).
-Each sample's sandbox and container are stopped and removed before the next
-one starts, also when a call fails. Prints one JSON object:
-`{"samples": [{"sandbox_ms", "create_ms", "start_ms", "total_ms"}, ...]}`.
+It works in rounds: each round starts N pods at once (N = 1 for the single-pod
+floor; a node's share of a scale-up for the other) and prints one JSON line,
+`{"wall_ms": ..., "samples": [{"sandbox_ms", "create_ms", "start_ms", "total_ms"}, ...]}`;
+then it stops and removes what the round made, also when a call fails. The
+rounds come from `--pods`, or one per line on stdin, so that a benchmark can
+interleave them with its own measurements.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from typing import Any
 from agent.cri.client import CRIClient, CRIError
 from agent.pods import spec as S
 
-MAX_SAMPLES = 200
+MAX_ROUNDS = 1000
+MAX_PODS = 200
+Obj = dict[str, Any]
 
 
 def _pod(i: int, image: str) -> dict[str, Any]:
@@ -41,32 +46,25 @@ def _pod(i: int, image: str) -> dict[str, Any]:
     }
 
 
-async def _sample(cri: CRIClient, node: S.NodeConfig, i: int, image: str) -> dict[str, float]:
+async def _sample(
+    cri: CRIClient, node: S.NodeConfig, i: int, image: str, made: list[tuple[str, str]]
+) -> dict[str, float]:
+    """One pod; what it made goes into `made` as (sandbox id, container id)."""
     pod = _pod(i, image)
     cfg = S.sandbox_config(pod, node, 0)
     Path(cfg.log_directory, "app").mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - tiny
     t0 = time.perf_counter()
     sandbox_id = await cri.run_pod_sandbox(cfg)
-    cid = ""
-    try:
-        t1 = time.perf_counter()
-        ip = (await cri.pod_sandbox_status(sandbox_id)).network.ip
-        container = S.container_config(pod["spec"]["containers"][0], pod, image, 0, ip, node)
-        t2 = time.perf_counter()
-        cid = await cri.create_container(sandbox_id, container, cfg)
-        t3 = time.perf_counter()
-        await cri.start_container(cid)
-        t4 = time.perf_counter()
-    finally:
-        if cid:
-            with contextlib.suppress(CRIError):
-                await cri.stop_container(cid, 0)
-            with contextlib.suppress(CRIError):
-                await cri.remove_container(cid)
-        with contextlib.suppress(CRIError):
-            await cri.stop_pod_sandbox(sandbox_id)
-        with contextlib.suppress(CRIError):
-            await cri.remove_pod_sandbox(sandbox_id)
+    made.append((sandbox_id, ""))
+    t1 = time.perf_counter()
+    ip = (await cri.pod_sandbox_status(sandbox_id)).network.ip
+    container = S.container_config(pod["spec"]["containers"][0], pod, image, 0, ip, node)
+    t2 = time.perf_counter()
+    cid = await cri.create_container(sandbox_id, container, cfg)
+    made.append(("", cid))
+    t3 = time.perf_counter()
+    await cri.start_container(cid)
+    t4 = time.perf_counter()
     return {
         "sandbox_ms": round((t1 - t0) * 1000, 2),
         "create_ms": round((t3 - t2) * 1000, 2),
@@ -75,34 +73,78 @@ async def _sample(cri: CRIClient, node: S.NodeConfig, i: int, image: str) -> dic
     }
 
 
-async def measure(
-    socket: str, image: str, samples: int, cgroup_parent: str
-) -> list[dict[str, float]]:
+async def _clean(cri: CRIClient, made: list[tuple[str, str]]) -> None:
+    for _, cid in made:
+        if cid:
+            with contextlib.suppress(CRIError):
+                await cri.stop_container(cid, 0)
+            with contextlib.suppress(CRIError):
+                await cri.remove_container(cid)
+    for sandbox_id, _ in made:
+        if sandbox_id:
+            with contextlib.suppress(CRIError):
+                await cri.stop_pod_sandbox(sandbox_id)
+            with contextlib.suppress(CRIError):
+                await cri.remove_pod_sandbox(sandbox_id)
+    made.clear()
+
+
+async def _round(cri: CRIClient, node: S.NodeConfig, image: str, pods: int) -> Obj:
+    """`pods` pods at once; then everything they made is removed."""
+    made: list[tuple[str, str]] = []
+    t0 = time.perf_counter()
+    try:
+        out = await asyncio.gather(*(_sample(cri, node, i, image, made) for i in range(pods)))
+        wall = time.perf_counter() - t0
+    finally:
+        await _clean(cri, made)
+    return {"wall_ms": round(wall * 1000, 2), "samples": list(out)}
+
+
+async def serve(
+    socket: str, image: str, cgroup_parent: str, rounds: list[int] | None = None
+) -> None:
+    """One round per entry of `rounds`, or else per line on stdin (the number of
+    pods to start at once, until EOF); prints one JSON line per round."""
     image = S.normalize_image(image)
+    loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory(prefix="pilothouse-crifloor-") as tmp:
         node = S.NodeConfig(name="crifloor", state_dir=Path(tmp), cgroup_parent=cgroup_parent)
         async with CRIClient(socket) as cri:
             if await cri.image_status(image) is None:
                 raise SystemExit(f"image {image} is not present on {socket}")
-            return [await _sample(cri, node, i, image) for i in range(samples)]
+            for n in range(MAX_ROUNDS):
+                if rounds is not None:
+                    if n >= len(rounds):
+                        return
+                    pods = rounds[n]
+                else:
+                    line = await loop.run_in_executor(None, sys.stdin.readline)
+                    if not line.strip():
+                        return
+                    pods = int(line)
+                if not 1 <= pods <= MAX_PODS:
+                    raise SystemExit(f"pods per round must be between 1 and {MAX_PODS}")
+                print(json.dumps(await _round(cri, node, image, pods)), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python3 -m agent.crifloor", description=__doc__)
     p.add_argument("--containerd-socket", required=True)
     p.add_argument("--image", default="docker.io/pilothouse/busybox:latest")
-    p.add_argument("--samples", type=int, default=5)
     p.add_argument("--cgroup-parent", default="")
+    p.add_argument(
+        "--pods",
+        type=int,
+        action="append",
+        help="run one round of this many pods at once (repeatable); default: read "
+        "each round's count from stdin, one per line, until EOF",
+    )
     args = p.parse_args(argv)
-    if not 1 <= args.samples <= MAX_SAMPLES:
-        p.error(f"--samples must be between 1 and {MAX_SAMPLES}")
     try:
-        out = asyncio.run(
-            measure(args.containerd_socket, args.image, args.samples, args.cgroup_parent)
-        )
+        asyncio.run(serve(args.containerd_socket, args.image, args.cgroup_parent, args.pods))
     except CRIError as e:
         sys.exit(f"crifloor: {e}")
-    print(json.dumps({"samples": out}))
 
 
 if __name__ == "__main__":

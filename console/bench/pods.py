@@ -223,11 +223,18 @@ class Startup:
     total_ms: list[float] = field(default_factory=list)  # create -> Running and Ready
     scheduled_ms: list[float] = field(default_factory=list)  # create -> nodeName seen
     node_ms: list[float] = field(default_factory=list)  # nodeName seen -> Running and Ready
+    cri: list[dict[str, float]] = field(default_factory=list)  # the CRI floor, interleaved
 
 
-async def measure_startup(client: Client, w: PodWatch, samples: int, say: Say) -> Startup:
+async def measure_startup(
+    client: Client, w: PodWatch, samples: int, say: Say, floor: CriFloor | None
+) -> Startup:
+    """Pods one at a time; with a floor, each pod follows one bare CRI pod, so
+    that both see the same load on a shared machine."""
     out = Startup()
     for i in range(samples):
+        if floor is not None:
+            out.cri += (await floor.round(1))[1]
         name = f"startup-{i}"
         t0 = time.perf_counter()
         await client.create(POD, _pod(name, w.namespace))
@@ -290,37 +297,62 @@ async def _settle(client: Client, namespace: str, deployment: str, within: float
     raise RuntimeError(f"the Deployment controller did not pick up {deployment} in {within:.0f} s")
 
 
-async def measure_cri_floor(
-    socket: Path, cgroup_parent: str, samples: int
-) -> list[dict[str, float]]:
-    """RunPodSandbox + CreateContainer + StartContainer on one node's containerd."""
-    argv = [
-        sys.executable,
-        "-m",
-        "agent.crifloor",
-        "--containerd-socket",
-        str(socket),
-        "--image",
-        IMAGE,
-        "--samples",
-        str(samples),
-        "--cgroup-parent",
-        cgroup_parent,
-    ]
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 30 + 5 * samples)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise RuntimeError(f"agent.crifloor failed: {err.decode(errors='replace').strip()}")
-    result: list[dict[str, float]] = json.loads(out.decode().strip().splitlines()[-1])["samples"]
-    return result
+class CriFloor:
+    """`python3 -m agent.crifloor` on one node's containerd, started once and
+    asked for one round at a time: N pods at once, straight on CRI, with the
+    same sandbox and container configs the agent makes."""
+
+    def __init__(self, socket: Path, cgroup_parent: str) -> None:
+        self.socket = socket
+        self.cgroup_parent = cgroup_parent
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        argv = [
+            sys.executable,
+            "-m",
+            "agent.crifloor",
+            "--containerd-socket",
+            str(self.socket),
+            "--image",
+            IMAGE,
+            "--cgroup-parent",
+            self.cgroup_parent,
+        ]
+        self.proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+
+    async def round(self, pods: int) -> tuple[float, list[dict[str, float]]]:
+        """(wall ms, per-pod figures) for `pods` pods started at once."""
+        proc = self.proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(f"{pods}\n".encode())
+        await proc.stdin.drain()
+        line = await asyncio.wait_for(proc.stdout.readline(), 30 + 5 * pods)
+        if not line:
+            err = await proc.stderr.read() if proc.stderr else b""
+            raise RuntimeError(f"agent.crifloor failed: {err.decode(errors='replace').strip()}")
+        result = json.loads(line)
+        return float(result["wall_ms"]), list(result["samples"])
+
+    async def stop(self) -> None:
+        """EOF ends it; it removes what it made first. Killed if it does not end."""
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
 
 
 async def _wait_nodes_ready(client: Client, want: int, within: float) -> int:
@@ -432,15 +464,16 @@ async def current_cluster(server: str | None, kubeconfig: str | None) -> AsyncIt
         yield Target(client, 1, data)
 
 
-def _cri_target(data_dir: Path) -> tuple[Path, str] | None:
+def _cri_targets(data_dir: Path) -> list[tuple[Path, str]]:
+    """(containerd socket, cgroup parent) of each node of the local cluster in data_dir."""
     from control.localcluster.cluster import Layout, read_state
 
     state = read_state(data_dir)
-    if state is None or not state.nodes:
-        return None
-    node = state.nodes[sorted(state.nodes)[0]]
-    sock = Layout(data_dir).node(node.name).socket
-    return (sock, node.cgroup_parent) if sock.is_socket() else None
+    if state is None:
+        return []
+    lay = Layout(data_dir)
+    found = [(lay.node(n.name).socket, n.cgroup_parent) for _, n in sorted(state.nodes.items())]
+    return [(sock, cg) for sock, cg in found if sock.is_socket()]
 
 
 # -- the run -----------------------------------------------------------------------
@@ -450,28 +483,40 @@ async def _bench(target: Target, replicas: int, samples: int, say: Say) -> dict[
     client = target.client
     ready_nodes = await _wait_nodes_ready(client, target.nodes_wanted, NODES_READY_WITHIN)
     say(f"{ready_nodes} nodes Ready")
-    cri: list[dict[str, float]] = []
-    where = _cri_target(target.data_dir) if target.data_dir else None
-    if where is not None:
-        say(f"CRI floor: {samples} pods straight on {where[0]} ...")
-        cri = await measure_cri_floor(where[0], where[1], samples)
+    where = _cri_targets(target.data_dir) if target.data_dir else []
+    floors = [CriFloor(sock, cg) for sock, cg in where]
+    cri_scale_ms: float | None = None
     ns = f"bench-pods-{secrets.token_hex(3)}"
     await client.create(
         NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
     )
     w = PodWatch(client, ns)
     try:
+        for f in floors:
+            await f.start()
         await w.start()
         say(f"API floor: {samples} pods that nothing schedules ...")
         api = await measure_api_floor(client, w, samples)
-        say(f"startup: {samples} pods, one at a time ...")
-        startup = await measure_startup(client, w, samples, say)
+        also = f", each after one straight on {where[0][0]}" if floors else ""
+        say(f"startup: {samples} pods, one at a time{also} ...")
+        startup = await measure_startup(client, w, samples, say, floors[0] if floors else None)
+        if floors:
+            per_node = -(-replicas // len(floors))
+            say(f"CRI floor: {per_node} pods at once on each of {len(floors)} nodes ...")
+            rounds = await asyncio.gather(*(f.round(per_node) for f in floors))
+            cri_scale_ms = max(wall for wall, _ in rounds)
         say(f"scale: a Deployment from 0 to {replicas} ...")
         scale = await measure_scale(client, w, replicas)
     finally:
         await w.stop()
+        for f in floors:
+            with contextlib.suppress(Exception):
+                await f.stop()
         with contextlib.suppress(Exception):
             await client.delete(NAMESPACE, ns)
+    cri = startup.cri
+    # What the cluster adds to the bare CRI calls, pod by pod (each pair ran back to back).
+    overhead = [n - c["total_ms"] for n, c in zip(startup.node_ms, cri, strict=False)]
     figures: dict[str, Any] = {
         "nodes": ready_nodes,
         "replicas": replicas,
@@ -493,6 +538,9 @@ async def _bench(target: Target, replicas: int, samples: int, say: Say) -> dict[
         "cri_container_p50_ms": (
             _p([s["create_ms"] + s["start_ms"] for s in cri], 50) if cri else None
         ),
+        "overhead_p50_ms": _p(overhead, 50) if cri else None,
+        "overhead_p99_ms": _p(overhead, 99) if cri else None,
+        "cri_scale_s": round(cri_scale_ms / 1000, 3) if cri_scale_ms is not None else None,
         "slo_p99_ms": K8S_SLO_P99_MS,
         "goal_p99_ms": GOAL_P99_MS,
     }
@@ -506,6 +554,16 @@ def _rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"{f['scale30_s']:.2f} s",
             f"{f['nodes']} nodes; all scheduled after {f['scale_scheduled_s']:.2f} s",
         ),
+    ]
+    if f["cri_scale_s"] is not None:
+        rows.append(
+            (
+                "  baseline: the same pods straight on CRI",
+                f"{f['cri_scale_s']:.2f} s",
+                "each node's share started at once on its containerd, all nodes together",
+            )
+        )
+    rows += [
         (
             "pod startup p50 / p99",
             f"{f['startup_p50_ms']:.0f} / {f['startup_p99_ms']:.0f} ms",
@@ -535,6 +593,14 @@ def _rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
                 f"{f['cri_floor_p50_ms']:.0f} / {f['cri_floor_p99_ms']:.0f} ms",
                 f"RunPodSandbox {f['cri_sandbox_p50_ms']:.0f} ms + Create/StartContainer "
                 f"{f['cri_container_p50_ms']:.0f} ms (p50), one node's containerd",
+            )
+        )
+        rows.append(
+            (
+                "  scheduled -> Running+Ready minus CRI floor",
+                f"{f['overhead_p50_ms']:.0f} / {f['overhead_p99_ms']:.0f} ms",
+                "p50 / p99 of each pod minus the bare CRI pod just before it: "
+                "node link, agent, status write, watch",
             )
         )
     else:
