@@ -132,8 +132,10 @@ class PodWatch:
             if left <= 0:
                 raise RuntimeError(f"timed out after {within:.0f} s waiting for {what}")
             self.changed.clear()
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a Ctrl-C.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), left)
+                async with asyncio.timeout(left):
+                    await self.changed.wait()
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -332,7 +334,8 @@ class CriFloor:
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(f"{pods}\n".encode())
         await proc.stdin.drain()
-        line = await asyncio.wait_for(proc.stdout.readline(), 30 + 5 * pods)
+        async with asyncio.timeout(30 + 5 * pods):
+            line = await proc.stdout.readline()
         if not line:
             err = await proc.stderr.read() if proc.stderr else b""
             raise RuntimeError(f"agent.crifloor failed: {err.decode(errors='replace').strip()}")
@@ -347,7 +350,8 @@ class CriFloor:
         if proc.stdin is not None:
             proc.stdin.close()
         try:
-            await asyncio.wait_for(proc.wait(), 30)
+            async with asyncio.timeout(30):
+                await proc.wait()
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
