@@ -21,6 +21,7 @@ import secrets
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ MAX_PODS = 200
 Obj = dict[str, Any]
 
 
-def _pod(i: int, image: str) -> dict[str, Any]:
+def _pod(i: int, image: str, command: list[str]) -> dict[str, Any]:
     return {
         "metadata": {
             "name": f"crifloor-{i}",
@@ -41,16 +42,24 @@ def _pod(i: int, image: str) -> dict[str, Any]:
         },
         "spec": {
             "terminationGracePeriodSeconds": 0,
-            "containers": [{"name": "app", "image": image, "command": ["sleep", "3600"]}],
+            "containers": [{"name": "app", "image": image, "command": command}],
         },
     }
 
 
+@dataclass(frozen=True)
+class Setup:
+    node: S.NodeConfig
+    image: str
+    command: list[str]
+
+
 async def _sample(
-    cri: CRIClient, node: S.NodeConfig, i: int, image: str, made: list[tuple[str, str]]
+    cri: CRIClient, setup: Setup, i: int, made: list[tuple[str, str]]
 ) -> dict[str, float]:
     """One pod; what it made goes into `made` as (sandbox id, container id)."""
-    pod = _pod(i, image)
+    node, image = setup.node, setup.image
+    pod = _pod(i, image, setup.command)
     cfg = S.sandbox_config(pod, node, 0)
     Path(cfg.log_directory, "app").mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - tiny
     t0 = time.perf_counter()
@@ -89,12 +98,12 @@ async def _clean(cri: CRIClient, made: list[tuple[str, str]]) -> None:
     made.clear()
 
 
-async def _round(cri: CRIClient, node: S.NodeConfig, image: str, pods: int) -> Obj:
+async def _round(cri: CRIClient, setup: Setup, pods: int) -> Obj:
     """`pods` pods at once; then everything they made is removed."""
     made: list[tuple[str, str]] = []
     t0 = time.perf_counter()
     try:
-        out = await asyncio.gather(*(_sample(cri, node, i, image, made) for i in range(pods)))
+        out = await asyncio.gather(*(_sample(cri, setup, i, made) for i in range(pods)))
         wall = time.perf_counter() - t0
     finally:
         await _clean(cri, made)
@@ -102,7 +111,11 @@ async def _round(cri: CRIClient, node: S.NodeConfig, image: str, pods: int) -> O
 
 
 async def serve(
-    socket: str, image: str, cgroup_parent: str, rounds: list[int] | None = None
+    socket: str,
+    image: str,
+    cgroup_parent: str,
+    command: list[str],
+    rounds: list[int] | None = None,
 ) -> None:
     """One round per entry of `rounds`, or else per line on stdin (the number of
     pods to start at once, until EOF); prints one JSON line per round."""
@@ -110,6 +123,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory(prefix="pilothouse-crifloor-") as tmp:
         node = S.NodeConfig(name="crifloor", state_dir=Path(tmp), cgroup_parent=cgroup_parent)
+        setup = Setup(node, image, command)
         async with CRIClient(socket) as cri:
             if await cri.image_status(image) is None:
                 raise SystemExit(f"image {image} is not present on {socket}")
@@ -125,7 +139,7 @@ async def serve(
                     pods = int(line)
                 if not 1 <= pods <= MAX_PODS:
                     raise SystemExit(f"pods per round must be between 1 and {MAX_PODS}")
-                print(json.dumps(await _round(cri, node, image, pods)), flush=True)
+                print(json.dumps(await _round(cri, setup, pods)), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,6 +147,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--containerd-socket", required=True)
     p.add_argument("--image", default="docker.io/pilothouse/busybox:latest")
     p.add_argument("--cgroup-parent", default="")
+    p.add_argument(
+        "--command-json",
+        default='["sleep", "3600"]',
+        help="the container's command, as a JSON array",
+    )
     p.add_argument(
         "--pods",
         type=int,
@@ -142,7 +161,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = p.parse_args(argv)
     try:
-        asyncio.run(serve(args.containerd_socket, args.image, args.cgroup_parent, args.pods))
+        command = [str(a) for a in json.loads(args.command_json)]
+        asyncio.run(
+            serve(args.containerd_socket, args.image, args.cgroup_parent, command, args.pods)
+        )
     except CRIError as e:
         sys.exit(f"crifloor: {e}")
 

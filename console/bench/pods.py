@@ -49,6 +49,8 @@ from control.errors import ApiError
 from control.objects.kinds import DEPLOYMENT, NAMESPACE, NODE, POD
 
 IMAGE = "pilothouse/busybox:latest"
+# Sleeps, and ends at once on SIGTERM (PID 1 ignores signals it has no handler for).
+COMMAND = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
 OTHER_SCHEDULER = "bench-no-scheduler"
 K8S_SLO_P99_MS = 5000.0  # Kubernetes: pod startup p99 <= 5 s
 GOAL_P99_MS = 1000.0
@@ -148,14 +150,17 @@ class PodWatch:
 
 
 def _pod_spec(scheduler: str | None = None) -> dict[str, Any]:
+    # A graceful delete (not grace 0, which the API server does at once) returns
+    # only after the agent stopped the pod and removed its sandbox, so that the
+    # next sample does not share the node with the last one's teardown.
     spec: dict[str, Any] = {
-        "terminationGracePeriodSeconds": 0,
+        "terminationGracePeriodSeconds": 10,
         "containers": [
             {
                 "name": "app",
                 "image": IMAGE,
                 "imagePullPolicy": "IfNotPresent",
-                "command": ["sleep", "3600"],
+                "command": COMMAND,
                 "resources": {"requests": {"cpu": "1m", "memory": "4Mi"}},
             }
         ],
@@ -320,6 +325,8 @@ class CriFloor:
             IMAGE,
             "--cgroup-parent",
             self.cgroup_parent,
+            "--command-json",
+            json.dumps(COMMAND),
         ]
         self.proc = await asyncio.create_subprocess_exec(
             *argv,
