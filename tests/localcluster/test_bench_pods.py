@@ -5,24 +5,17 @@ mean, never how fast they are."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.localcluster.names import cli, needs_local_cluster
+
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(
-        not all(shutil.which(t) for t in ("containerd", "ctr", "runc", "nsenter"))
-        or not Path("/usr/sbin/sshd").exists()
-        or not Path("/usr/lib/cni/bridge").exists(),
-        reason="needs containerd, runc, openssh-server and containernetworking-plugins",
-    ),
+    *needs_local_cluster,
 ]
 
 
@@ -31,28 +24,15 @@ def _netns() -> set[str]:
     return {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
 
 
-def _cli(home: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PILOTHOUSE_HOME": str(home)}
-    env.pop("KUBECONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "console", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def test_help(tmp_path: Path) -> None:
-    r = _cli(tmp_path, "bench", "pods", "--help", timeout=60)
+    r = cli(tmp_path, "bench", "pods", "--help", timeout=60)
     assert r.returncode == 0, r.stderr
     for flag in ("--replicas", "--samples", "--nodes", "--use-current", "--server", "--json"):
         assert flag in r.stdout
 
 
 def test_bench_pods_on_its_own_cluster(tmp_path: Path) -> None:
-    r = _cli(tmp_path, "bench", "pods", "--replicas", "4", "--samples", "3", "--json", timeout=280)
+    r = cli(tmp_path, "bench", "pods", "--replicas", "4", "--samples", "3", "--json", timeout=280)
     assert r.returncode == 0, r.stderr[-3000:]
     figures = json.loads(r.stdout.strip().splitlines()[-1])
 
