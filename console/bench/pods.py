@@ -424,6 +424,23 @@ async def _free_ranges() -> tuple[str, str]:
     raise RuntimeError("no free 172.31.1xx.0/24 and 10.1xx.0.0/16 ranges on this host")
 
 
+async def _stop_leftovers(marker: str) -> list[int]:
+    """Stop processes whose command line names `marker`, this run's own temp dir
+    (so they are this run's); returns their pids. A safety net: `down` stops
+    what it started, but once, under heavy load, a control plane that `up` took
+    for exited outlived it."""
+    from control.localcluster.proc import cmdline, stop_pid
+
+    pids = [
+        int(e.name)
+        for e in os.scandir("/proc")
+        if e.name.isdigit()
+        and int(e.name) != os.getpid()
+        and any(marker in a for a in cmdline(int(e.name)))
+    ]
+    return [pid for pid in pids if await stop_pid(pid, marker)]
+
+
 @contextlib.asynccontextmanager
 async def throwaway_cluster(nodes: int, say: Say) -> AsyncIterator[Target]:
     """A local cluster of its own; always taken down, also on errors and Ctrl-C."""
@@ -455,6 +472,8 @@ async def throwaway_cluster(nodes: int, say: Say) -> AsyncIterator[Target]:
             await down(data, progress=say)
             removed = True
         finally:
+            for pid in await _stop_leftovers(str(tmp)):
+                say(f"warning: stopped pid {pid}, left running in {tmp} after `down`")
             if removed:
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
