@@ -427,8 +427,8 @@ async def _free_ranges() -> tuple[str, str]:
 async def _stop_leftovers(marker: str) -> list[int]:
     """Stop processes whose command line names `marker`, this run's own temp dir
     (so they are this run's); returns their pids. A safety net: `down` stops
-    what it started, but once, under heavy load, a control plane that `up` took
-    for exited outlived it."""
+    what it started, but a daemon that `up` took for gone (it did, under heavy
+    load, before start_daemon waited for the exec to finish) would outlive it."""
     from control.localcluster.proc import cmdline, stop_pid
 
     pids = [
