@@ -8,6 +8,8 @@ container that answers HTTP from the host.
 from __future__ import annotations
 
 import asyncio
+import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -66,9 +68,18 @@ def _ready(node: Obj) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return r.read().decode().strip()
+def _get(url: str, within: float = 15.0) -> str:
+    """GET `url`, again while the connection is refused: Running means the
+    container started, not that its server listens yet (there is no probe)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return r.read().decode().strip()
+        except urllib.error.URLError as e:
+            if not isinstance(e.reason, ConnectionRefusedError) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
 
 
 async def _poll(
