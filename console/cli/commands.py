@@ -501,6 +501,26 @@ async def bench_console(args: argparse.Namespace) -> int:
     return await run_bench_console(args.pods, args.nodes, args.seconds, args.rate, args.json)
 
 
+async def bench_pods(args: argparse.Namespace) -> int:
+    from console.bench.pods import run_bench_pods
+
+    if args.nodes < 1 or args.replicas < 1 or args.samples < 1:
+        raise UsageError("--nodes, --replicas and --samples must be positive")
+    try:
+        return await run_bench_pods(
+            nodes=args.nodes,
+            replicas=args.replicas,
+            samples=args.samples,
+            use_current=args.use_current,
+            server=args.server,
+            kubeconfig=args.kubeconfig,
+            as_json=args.json,
+        )
+    except RuntimeError as e:
+        _say(f"error: bench pods: {e}")
+        return 1
+
+
 async def console(args: argparse.Namespace) -> int:
     from console.tui.launch import run_console
 

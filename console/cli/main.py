@@ -286,6 +286,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the figures as one JSON object on the last line"
     )
     b.set_defaults(func=commands.bench_console)
+    b = bench.add_parser(
+        "pods",
+        help="pods on real nodes: scale 0 -> 30 and single-pod startup p50/p99 (needs root)",
+        description="By default brings up a throwaway local cluster of its own and takes it "
+        "down afterwards; --use-current or --server runs against an existing cluster, "
+        "in a namespace of its own.",
+    )
+    b.add_argument(
+        "--nodes", type=int, default=3, help="nodes of the throwaway cluster (default 3)"
+    )
+    b.add_argument("--replicas", type=int, default=30, help="replicas to scale to (default 30)")
+    b.add_argument(
+        "--samples", type=int, default=20, help="pods started one at a time (default 20)"
+    )
+    b.add_argument(
+        "--use-current",
+        action="store_true",
+        help="use the cluster the CLI finds (as `get` does) instead of a throwaway one",
+    )
+    _cluster_flags(b)
+    b.add_argument(
+        "--json", action="store_true", help="print the figures as one JSON object on the last line"
+    )
+    b.set_defaults(func=commands.bench_pods)
 
     p = sub.add_parser("up", help="build a local cluster: N nodes as network namespaces")
     p.add_argument("--nodes", type=int, default=3, help="node count (default 3)")

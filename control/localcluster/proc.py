@@ -58,7 +58,18 @@ def start_daemon(argv: Sequence[str], log: Path, pid_file: Path) -> int:
     # Not waited on here: the daemon outlives this process. Drop the handle quietly.
     proc.returncode = 0
     write_pid(pid_file, proc.pid)
+    _wait_exec(proc.pid)
     return proc.pid
+
+
+def _wait_exec(pid: int, within: float = 5.0) -> None:
+    """Until the new program's command line is readable. Popen returns once exec
+    is past its point of no return, but for a moment after that (long, on a
+    loaded machine) /proc/PID/cmdline is empty, and `alive` would take the
+    daemon for gone."""
+    deadline = time.monotonic() + within
+    while not cmdline(pid) and not is_zombie(pid) and time.monotonic() < deadline:
+        time.sleep(0.002)
 
 
 def write_pid(path: Path, pid: int) -> None:

@@ -1,11 +1,44 @@
 """Names and ranges of its own for each test cluster, so that concurrent test
-runs (and a user's cluster) on the same machine do not collide."""
+runs (and a user's cluster) on the same machine do not collide; and what the
+local-cluster tests share: the skip marker for what they need, and the CLI."""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# Root, containerd, runc, sshd and the CNI plugins: what `pilothouse up` needs.
+needs_local_cluster = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        not all(shutil.which(t) for t in ("containerd", "ctr", "runc", "nsenter"))
+        or not Path("/usr/sbin/sshd").exists()
+        or not Path("/usr/lib/cni/bridge").exists(),
+        reason="needs containerd, runc, openssh-server and containernetworking-plugins",
+    ),
+]
+
+
+def cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`pilothouse ARGS` as a user runs it, with PILOTHOUSE_HOME=home and no KUBECONFIG."""
+    env = {**os.environ, "PILOTHOUSE_HOME": str(home)}
+    env.pop("KUBECONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "console", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.localcluster.names import unique
+from tests.localcluster.names import cli, needs_local_cluster, unique
 
 NAMES = unique("tx")
 PILOTHOUSE = Path(sys.executable).with_name("pilothouse")
@@ -39,13 +39,8 @@ DEADLINE = 60.0  # an offline node's first pod of a :latest image can take a whi
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(
-        not all(shutil.which(t) for t in ("tmux", "containerd", "ctr", "runc", "nsenter"))
-        or not Path("/usr/sbin/sshd").exists()
-        or not Path("/usr/lib/cni/bridge").exists(),
-        reason="needs tmux, containerd, runc, openssh-server and containernetworking-plugins",
-    ),
+    *needs_local_cluster,
+    pytest.mark.skipif(not shutil.which("tmux"), reason="needs tmux"),
     pytest.mark.skipif(not PILOTHOUSE.exists(), reason="needs the installed pilothouse script"),
 ]
 
@@ -81,14 +76,7 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def _cli(home: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(PILOTHOUSE), *args],
-        capture_output=True,
-        text=True,
-        env=_env(home),
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    return cli(home, *args, timeout=timeout)
 
 
 def _get(home: Path, *args: str) -> Any:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -37,18 +35,12 @@ from control.localcluster.cri import CriClient
 from control.localcluster.proc import is_zombie, netns_inode, pids_in_netns, read_pid
 from control.nodes.ssh import AuthError, HostKeyError, SshTransport, check_node
 from control.nodes.transport import TransportError
-from tests.localcluster.names import unique
+from tests.localcluster.names import needs_local_cluster, unique
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(
-        not all(shutil.which(t) for t in ("containerd", "ctr", "runc", "nsenter"))
-        or not Path("/usr/sbin/sshd").exists()
-        or not Path("/usr/lib/cni/bridge").exists(),
-        reason="needs containerd, runc, openssh-server and containernetworking-plugins",
-    ),
+    *needs_local_cluster,
 ]
 
 NAMES = unique("ud")
