@@ -75,12 +75,8 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
-def _cli(home: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return cli(home, *args, timeout=timeout)
-
-
 def _get(home: Path, *args: str) -> Any:
-    r = _cli(home, "get", *args, "-o", "json")
+    r = cli(home, "get", *args, "-o", "json")
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -145,11 +141,11 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A running `up --nodes 2` cluster in its own data dir; always brought down."""
     home = tmp_path_factory.mktemp("tmux") / "home"
     try:
-        r = _cli(home, *NAMES.up_args(2), timeout=300)
+        r = cli(home, *NAMES.up_args(2), timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
         yield home
     finally:
-        r = _cli(home, "down")
+        r = cli(home, "down")
         assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -221,7 +217,7 @@ def _select_deployment(tmux: Tmux, name: str) -> None:
 def _apply_deployment(home: Path, tmp_path: Path, name: str) -> None:
     manifest = tmp_path / f"{name}.yaml"
     manifest.write_text(DEPLOYMENT.format(name=name))
-    r = _cli(home, "apply", "-f", str(manifest))
+    r = cli(home, "apply", "-f", str(manifest))
     assert r.returncode == 0, r.stderr
 
 
@@ -240,7 +236,7 @@ def test_plus_adds_a_running_pod_and_cordon_shows(
         }
 
     def pods_text() -> str:
-        return _cli(home, "get", "pods", "-o", "wide").stdout
+        return cli(home, "get", "pods", "-o", "wide").stdout
 
     (first,) = _wait("the first pod Running", running_pods, pods_text)
 
