@@ -4,8 +4,25 @@ runs (and a user's cluster) on the same machine do not collide."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# Every test that runs a real local cluster: it needs root and the node tools.
+NEEDS_LOCAL_CLUSTER = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        not all(shutil.which(t) for t in ("containerd", "ctr", "runc", "nsenter"))
+        or not Path("/usr/sbin/sshd").exists()
+        or not Path("/usr/lib/cni/bridge").exists(),
+        reason="needs containerd, runc, openssh-server and containernetworking-plugins",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -13,6 +30,19 @@ class ClusterNames:
     cluster: str
     node_subnet: str
     pod_cidr: str
+
+    def up_args(self) -> list[str]:
+        """`pilothouse up` options that give the cluster these names, and no TLS listener."""
+        return [
+            "--name",
+            self.cluster,
+            "--node-subnet",
+            self.node_subnet,
+            "--pod-cidr",
+            self.pod_cidr,
+            "--listen",
+            "",
+        ]
 
     def node_ip(self, i: int) -> str:
         return str(ipaddress.ip_network(self.node_subnet).network_address + 10 + i)

@@ -7,7 +7,6 @@ SSH, so the node turns Ready. `down` always runs, even when a step fails.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -16,19 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.localcluster.names import unique
+from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
 
 NAMES = unique("cli")
 
 pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(
-        not all(shutil.which(t) for t in ("containerd", "ctr", "runc", "nsenter"))
-        or not Path("/usr/sbin/sshd").exists()
-        or not Path("/usr/lib/cni/bridge").exists(),
-        reason="needs containerd, runc, openssh-server and containernetworking-plugins",
-    ),
+    *NEEDS_LOCAL_CLUSTER,
 ]
 
 
@@ -62,14 +54,7 @@ def test_up_serves_a_ready_node_then_down_removes_it(home: Path) -> None:
         "--nodes",
         "1",
         "--no-console",
-        "--name",
-        NAMES.cluster,
-        "--node-subnet",
-        NAMES.node_subnet,
-        "--pod-cidr",
-        NAMES.pod_cidr,
-        "--listen",
-        "",
+        *NAMES.up_args(),
     )
     assert r.returncode == 0, r.stderr
     assert f"config: {home / 'config.toml'}" in r.stdout

@@ -8,8 +8,6 @@ container that answers HTTP from the host.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -23,19 +21,12 @@ from control.controlplane import ControlPlane
 from control.localcluster.cluster import down, register_nodes, up
 from control.nodes.ssh import ssh_transports
 from control.objects.kinds import NODE, POD
-from tests.localcluster.names import unique
+from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
 
 NAMES = unique("ln")
 
 pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(
-        not all(shutil.which(t) for t in ("containerd", "ctr", "runc", "nsenter"))
-        or not Path("/usr/sbin/sshd").exists()
-        or not Path("/usr/lib/cni/bridge").exists(),
-        reason="needs containerd, runc, openssh-server and containernetworking-plugins",
-    ),
+    *NEEDS_LOCAL_CLUSTER,
 ]
 
 
