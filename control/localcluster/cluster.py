@@ -34,9 +34,11 @@ from control.localcluster.proc import (
     LocalClusterError,
     alive,
     cmdline,
+    exit_status,
     kill_all,
     netns_inode,
     pids_in_netns,
+    proc_state,
     read_pid,
     run,
     start_daemon,
@@ -789,7 +791,8 @@ async def _ensure_serve(
     deadline = time.monotonic() + 30.0
     while not await _socket_answers(lay.api_socket):
         if not alive(pid, marker):
-            raise LocalClusterError(f"the control plane exited; see {lay.serve_log}")
+            how = exit_status(pid) or f"state {proc_state(pid)}, command {cmdline(pid)}"
+            raise LocalClusterError(f"the control plane exited ({how}); see {lay.serve_log}")
         if time.monotonic() > deadline:
             raise LocalClusterError(f"the control plane did not start; see {lay.serve_log}")
         await asyncio.sleep(0.1)

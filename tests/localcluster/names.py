@@ -4,9 +4,11 @@ runs (and a user's cluster) on the same machine do not collide."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import secrets
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,10 +54,34 @@ class ClusterNames:
         return ".".join([*self.pod_cidr.split(".")[:2], str(i), ""])
 
 
+def _routed() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The host's routes now: ranges that another cluster (maybe another test
+    run's) already uses."""
+    try:
+        out = subprocess.run(
+            ["ip", "-j", "route", "show"], capture_output=True, text=True, timeout=10
+        ).stdout
+        return [
+            ipaddress.ip_network(r["dst"], strict=False)
+            for r in json.loads(out or "[]")
+            if r.get("dst") not in (None, "", "default")
+        ]
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return []
+
+
 def unique(prefix: str) -> ClusterNames:
-    r = secrets.randbelow(100)
-    return ClusterNames(
-        cluster=f"{prefix}{secrets.token_hex(2)}",
-        node_subnet=f"172.31.{100 + r}.0/24",
-        pod_cidr=f"10.{150 + r}.0.0/16",
-    )
+    """Random names and ranges, avoiding ranges the host routes already (so
+    that two clusters up at once never share a subnet), in at most 50 draws."""
+    routed = _routed()
+    for _ in range(50):
+        r = secrets.randbelow(100)
+        names = ClusterNames(
+            cluster=f"{prefix}{secrets.token_hex(2)}",
+            node_subnet=f"172.31.{100 + r}.0/24",
+            pod_cidr=f"10.{150 + r}.0.0/16",
+        )
+        mine = (ipaddress.ip_network(names.node_subnet), ipaddress.ip_network(names.pod_cidr))
+        if not any(net.overlaps(other) for net in mine for other in routed):
+            break
+    return names

@@ -23,17 +23,15 @@ from control.localcluster.cluster import (
     Layout,
     UpResult,
     down,
-    read_state,
     start_node_sshd,
     stop_node_sshd,
     up,
 )
-from control.localcluster.cri import CriClient
-from control.localcluster.proc import netns_inode, pids_in_netns, read_pid
+from control.localcluster.proc import read_pid
 from control.nodes.ssh import AuthError, HostKeyError, SshTransport, check_node
 from control.nodes.transport import TransportError
 from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
-from tests.localcluster.traces import Snapshot, leftovers, runc_ids, runc_state
+from tests.localcluster.traces import Snapshot, leftovers, runc_ids, runc_state, running
 
 pytestmark = [
     *NEEDS_LOCAL_CLUSTER,
@@ -262,33 +260,7 @@ async def test_a_node_sshd_stops_and_starts(cluster: Cluster) -> None:
 
 async def test_down_leaves_nothing_behind(cluster: Cluster) -> None:
     """Runs last in this module: takes the cluster down and compares with before."""
-    lay = Layout(cluster.data_dir)
-    state = read_state(cluster.data_dir)
-    assert state is not None
-    started: set[int] = set()
-    for n in state.nodes.values():
-        for pid_file in (lay.node(n.name).sshd_pid, lay.node(n.name).containerd_pid):
-            pid = read_pid(pid_file)
-            assert pid is not None
-            started.add(pid)
-        inode = netns_inode(n.netns)
-        assert inode is not None
-        started |= set(pids_in_netns(inode))  # sessions, shims
-    serve = read_pid(lay.serve_pid)
-    assert serve is not None
-    started.add(serve)
-
-    # The pods' namespaces, which only their containerd knows about.
-    pod_netns: set[str] = set()
-    for n in state.nodes.values():
-        cri = CriClient(str(lay.node(n.name).socket))
-        try:
-            for sid in await cri.list_sandboxes():
-                path = await cri.sandbox_netns(sid)
-                assert path
-                pod_netns.add(Path(path).name)
-        finally:
-            await cri.close()
+    started, pod_netns = await running(cluster.data_dir)
     assert len(pod_netns) == 2  # from test_pods_on_different_nodes_reach_each_other
 
     assert await down(cluster.data_dir)

@@ -12,6 +12,7 @@ The cluster runs with a short node grace period and crash back-off, which
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import signal
@@ -29,11 +30,10 @@ import pytest_asyncio
 
 from control.client import Client
 from control.localcluster.cluster import Layout, read_state, start_node_sshd, stop_node_sshd
-from control.localcluster.cri import CriClient
 from control.localcluster.proc import cmdline, is_zombie, netns_inode, pids_in_netns, read_pid
 from control.objects.kinds import NODE, POD
 from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
-from tests.localcluster.traces import Snapshot, leftovers, runc_state
+from tests.localcluster.traces import Snapshot, leftovers, runc_state, running
 
 pytestmark = [
     *NEEDS_LOCAL_CLUSTER,
@@ -205,6 +205,16 @@ async def all_web_ready(api: Client, avoid: str = "") -> list[dict[str, Any]] | 
     return good if len(good) == REPLICAS == len(pods) else None
 
 
+def log_tails(root: Path, lines: int = 15) -> str:
+    """The last lines of each daemon log under `root`."""
+    out = []
+    for log in sorted(root.glob("**/*.log")):
+        with contextlib.suppress(OSError):
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {log}\n" + "\n".join(tail))
+    return "\n".join(out)
+
+
 def parse_time(ts: str) -> float:
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
@@ -242,7 +252,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
     before = Snapshot.take()
     api = Client(str(data_dir / "api.sock"))
     try:
-        await ok(
+        up = await pilothouse(
             data_dir,
             "up",
             "--nodes",
@@ -257,6 +267,8 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
             str(BACKOFF_BASE),
             within=300,
         )
+        # The daemons' logs go with `down`: show them now.
+        assert up.code == 0, f"up failed: {up.err}\n{log_tails(data_dir / 'cluster')}"
 
         async def three_ready() -> bool | None:
             nodes = (await api.list(NODE))["items"]
@@ -469,30 +481,8 @@ async def _some(items: list[int]) -> list[int] | None:
 
 async def test_down_leaves_nothing_behind(cluster: Cluster) -> None:
     """Runs last: takes the cluster down with the CLI and looks for any trace."""
-    lay = cluster.lay
-    state = read_state(cluster.data_dir)
-    assert state is not None
-    pids = set(cluster.pids)
-    pod_netns: set[str] = set()
-    for n in state.nodes.values():
-        for pid_file in (lay.node(n.name).sshd_pid, lay.node(n.name).containerd_pid):
-            pid = read_pid(pid_file)
-            assert pid is not None
-            pids.add(pid)
-        inode = netns_inode(n.netns)
-        assert inode is not None
-        pids |= set(pids_in_netns(inode))  # sessions, agents, shims
-        cri = CriClient(str(lay.node(n.name).socket))
-        try:
-            for sid in await cri.list_sandboxes():
-                path = await cri.sandbox_netns(sid)
-                if path:
-                    pod_netns.add(Path(path).name)
-        finally:
-            await cri.close()
-    serve = read_pid(lay.serve_pid)
-    assert serve is not None
-    pids.add(serve)
+    pids, pod_netns = await running(cluster.data_dir)
+    pids |= cluster.pids
     assert len(pod_netns) >= REPLICAS
 
     out = await ok(cluster.data_dir, "down", "--data-dir", str(cluster.data_dir), within=180)

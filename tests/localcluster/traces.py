@@ -12,8 +12,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from control.localcluster.cluster import Layout, mounts_under
-from control.localcluster.proc import is_zombie
+from control.localcluster.cluster import Layout, mounts_under, read_state
+from control.localcluster.cri import CriClient
+from control.localcluster.proc import is_zombie, netns_inode, pids_in_netns, read_pid
 from tests.localcluster.names import ClusterNames
 
 
@@ -56,6 +57,37 @@ def runc_state(lay: Layout, node: str, container_id: str) -> dict[str, object]:
 def runc_ids(lay: Layout, node: str) -> list[str]:
     root = lay.node(node).runc_root / "k8s.io"
     return _run("runc", "--root", str(root), "list", "-q").split()
+
+
+async def running(data_dir: Path) -> tuple[set[int], set[str]]:
+    """What the cluster runs now: the pids of its processes (control plane,
+    sshd, containerd, and all in its nodes' namespaces: SSH sessions, agents,
+    shims), and its pods' network namespaces, which only containerd knows."""
+    lay = Layout(data_dir)
+    state = read_state(data_dir)
+    assert state is not None
+    pids: set[int] = set()
+    pod_netns: set[str] = set()
+    for n in state.nodes.values():
+        for pid_file in (lay.node(n.name).sshd_pid, lay.node(n.name).containerd_pid):
+            pid = read_pid(pid_file)
+            assert pid is not None, pid_file
+            pids.add(pid)
+        inode = netns_inode(n.netns)
+        assert inode is not None, n.netns
+        pids |= set(pids_in_netns(inode))
+        cri = CriClient(str(lay.node(n.name).socket))
+        try:
+            for sid in await cri.list_sandboxes():
+                path = await cri.sandbox_netns(sid)
+                if path:  # a stopped sandbox may have none left
+                    pod_netns.add(Path(path).name)
+        finally:
+            await cri.close()
+    serve = read_pid(lay.serve_pid)
+    assert serve is not None
+    pids.add(serve)
+    return pids, pod_netns
 
 
 def _our_route(route: str, names: ClusterNames) -> bool:
