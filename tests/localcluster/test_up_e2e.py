@@ -403,6 +403,7 @@ async def test_a_node_whose_sshd_stops_goes_notready_and_its_pods_move(
     assert sshd is not None
     cluster.pids.add(sshd)
     await stop_node_sshd(cluster.data_dir, node)
+    t0 = time.monotonic()
     try:
 
         async def not_ready() -> str | None:
@@ -413,12 +414,15 @@ async def test_a_node_whose_sshd_stops_goes_notready_and_its_pods_move(
         out = await ok(cluster.data_dir, "get", "nodes")
         line = next(line for line in out.splitlines() if line.startswith(node + " "))
         assert "NotReady" in line, out
-        print(f"{node}: Ready={status}")
+        print(f"{node}: sshd stopped -> Ready={status} in {time.monotonic() - t0:.1f}s")
 
         pods = await wait_for(
             f"{REPLICAS} web pods Running off {node}",
             lambda: all_web_ready(cluster.api, avoid=node),
             120,
+        )
+        print(
+            f"{node}: sshd stopped -> {REPLICAS} pods Ready elsewhere in {time.monotonic() - t0:.1f}s"
         )
         assert moved.isdisjoint(p["metadata"]["name"] for p in pods)
         for p in pods:
