@@ -35,10 +35,10 @@ from control.localcluster.proc import (
     alive,
     cmdline,
     exit_status,
+    is_zombie,
     kill_all,
     netns_inode,
     pids_in_netns,
-    proc_state,
     read_pid,
     run,
     start_daemon,
@@ -790,8 +790,12 @@ async def _ensure_serve(
     pid = start_daemon(argv, lay.serve_log, lay.serve_pid)
     deadline = time.monotonic() + 30.0
     while not await _socket_answers(lay.api_socket):
-        if not alive(pid, marker):
-            how = exit_status(pid) or f"state {proc_state(pid)}, command {cmdline(pid)}"
+        # Not alive(pid, marker): a child that is still in execve has an empty
+        # command line for a moment (the kernel sets it after closing the
+        # close-on-exec fds that Popen waits for). Until this process reaps it,
+        # the pid is its own and cannot be reused, so exiting is all to check.
+        if is_zombie(pid):
+            how = exit_status(pid) or "no exit status"
             raise LocalClusterError(f"the control plane exited ({how}); see {lay.serve_log}")
         if time.monotonic() > deadline:
             raise LocalClusterError(f"the control plane did not start; see {lay.serve_log}")
