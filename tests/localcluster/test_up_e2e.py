@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import shutil
 import signal
 import sys
 import time
@@ -30,7 +31,14 @@ import pytest_asyncio
 
 from control.client import Client
 from control.localcluster.cluster import Layout, read_state, start_node_sshd, stop_node_sshd
-from control.localcluster.proc import cmdline, is_zombie, netns_inode, pids_in_netns, read_pid
+from control.localcluster.proc import (
+    LocalClusterError,
+    cmdline,
+    is_zombie,
+    netns_inode,
+    pids_in_netns,
+    read_pid,
+)
 from control.objects.kinds import NODE, POD
 from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
 from tests.localcluster.traces import Snapshot, leftovers, runc_state, running
@@ -215,6 +223,16 @@ def log_tails(root: Path, lines: int = 15) -> str:
     return "\n".join(out)
 
 
+def keep_logs(root: Path, to: Path) -> None:
+    """Copy the daemons' logs out of the data dir, which `down` empties (pytest
+    keeps its last few temporary dirs: look there after a failure)."""
+    for log in root.glob("**/*.log"):
+        dst = to / log.relative_to(root)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            shutil.copyfile(log, dst)
+
+
 def parse_time(ts: str) -> float:
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
@@ -278,6 +296,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
         yield Cluster(data_dir, api, before)
     finally:
         await api.close()
+        keep_logs(data_dir / "cluster", data_dir.parent / "logs")
         r = await pilothouse(data_dir, "down", "--data-dir", str(data_dir), within=180)
         assert r.code == 0, r.err
 
@@ -411,10 +430,10 @@ async def test_a_node_whose_sshd_stops_goes_notready_and_its_pods_move(
             return status if status != "True" else None
 
         status = await wait_for(f"{node} NotReady", not_ready, GRACE_PERIOD + 60)
+        print(f"{node}: sshd stopped -> Ready={status} in {time.monotonic() - t0:.1f}s")
         out = await ok(cluster.data_dir, "get", "nodes")
         line = next(line for line in out.splitlines() if line.startswith(node + " "))
         assert "NotReady" in line, out
-        print(f"{node}: sshd stopped -> Ready={status} in {time.monotonic() - t0:.1f}s")
 
         pods = await wait_for(
             f"{REPLICAS} web pods Running off {node}",
@@ -428,7 +447,10 @@ async def test_a_node_whose_sshd_stops_goes_notready_and_its_pods_move(
         for p in pods:
             assert PAGE in await asyncio.to_thread(http_get, f"http://{p['status']['podIP']}/")
     finally:
-        await start_node_sshd(cluster.data_dir, node)
+        try:
+            await start_node_sshd(cluster.data_dir, node)
+        except LocalClusterError as e:
+            raise AssertionError(f"{e}\n{log_tails(cluster.lay.node(node).dir)}") from e
 
     async def ready_again() -> bool | None:
         return True if node_ready(await cluster.api.get(NODE, node)) == "True" else None
