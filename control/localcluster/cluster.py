@@ -39,6 +39,7 @@ from control.localcluster.proc import (
     kill_all,
     netns_inode,
     pids_in_netns,
+    processes_named,
     read_pid,
     run,
     start_daemon,
@@ -606,6 +607,9 @@ async def _up_node(
 async def _start_sshd(node: NodeState, nl: NodeLayout) -> None:
     pid = read_pid(nl.sshd_pid)
     if pid is None or not alive(pid, str(nl.sshd_config)):
+        # Made by `up` when missing; made again if removed since (sshd refuses
+        # to start without it).
+        _ensure_dir(RUN_SSHD)
         argv = [*_in_netns(node.netns), "/usr/sbin/sshd", "-D", "-f", str(nl.sshd_config)]
         start_daemon(argv, nl.sshd_log, nl.sshd_pid)
     await _wait_ssh(node.ip, 22, nl.sshd_log)
@@ -837,7 +841,9 @@ async def _down(data_dir: Path, *, progress: Progress) -> bool:
     if state.bridge_created and await _link_exists(state.bridge):
         await run(["ip", "link", "del", state.bridge])
         progress(f"bridge {state.bridge}: removed")
-    if state.made_run_sshd:
+    # /run/sshd is shared: every sshd on the machine needs it for each new
+    # connection (privilege separation), other local clusters' included.
+    if state.made_run_sshd and not processes_named("sshd"):
         _rmdir(RUN_SSHD)
     if errors:
         state.save(lay.state)

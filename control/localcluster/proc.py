@@ -163,6 +163,21 @@ def pids_in_netns(inode: int) -> list[int]:
     return pids
 
 
+def processes_named(comm: str) -> list[int]:
+    """Every process whose command name (/proc/PID/comm) is `comm`."""
+    pids: list[int] = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            name = Path(f"/proc/{entry.name}/comm").read_text().strip()
+        except OSError:
+            continue
+        if name == comm and not is_zombie(int(entry.name)):
+            pids.append(int(entry.name))
+    return pids
+
+
 async def kill_all(pids: Sequence[int], grace: float = 5.0) -> None:
     """SIGTERM these pids, then SIGKILL what is left after `grace` seconds."""
     for sig in (signal.SIGTERM, signal.SIGKILL):

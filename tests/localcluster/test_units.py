@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from control.localcluster import cluster as lc
 from control.localcluster import cri, files
 from control.localcluster.agent_launcher import agent_argv
 from control.localcluster.cluster import Layout, NodeState, State
+from control.localcluster.proc import processes_named
 
 
 def _state() -> State:
@@ -168,3 +170,9 @@ async def test_forwarding_rule_only_when_the_host_drops(monkeypatch: pytest.Monk
     assert calls[-1] == ["iptables", "-I", *rule]
     await lc._ensure_forwarding_rule(s)  # idempotent
     assert s.iptables_rules == [rule]
+
+
+def test_processes_named_finds_this_process() -> None:
+    comm = Path(f"/proc/{os.getpid()}/comm").read_text().strip()
+    assert os.getpid() in processes_named(comm)
+    assert processes_named("no-such-command-here") == []
