@@ -30,8 +30,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from agent.images import ImageReceiver
 from agent.pods.spec import qos_class, quantity
 from agent.protocol import (
     AGENT_VERSION,
@@ -53,6 +55,7 @@ from agent.protocol import (
     SyncPodsResult,
     Writer,
     check_hello,
+    image_archive_names,
 )
 
 log = logging.getLogger(__name__)
@@ -117,6 +120,8 @@ class HollowAgent:
         self._streams = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.connections = 0
+        self.images: list[str] = []  # names imported with `image_import_*`, in order
+        self.image_dir: Path | None = None  # where uploads land (None: the system's temp dir)
 
     # -- failure simulation --------------------------------------------------
 
@@ -150,6 +155,9 @@ class HollowAgent:
         peer.on("stats", self._stats)
         peer.on("logs", self._logs)
         peer.on("exec", self._exec)
+        receiver = ImageReceiver(self._import_image, self.image_dir)
+        for method, handler in receiver.handlers().items():
+            peer.on(method, handler)
         self._peer = peer
         self.connections += 1
         for pod in self.pods.values():
@@ -170,6 +178,7 @@ class HollowAgent:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             peer.close()
+            receiver.close()
             if self._peer is peer:
                 self._peer = None
 
@@ -211,6 +220,12 @@ class HollowAgent:
             await peer.notify("node_status", status)
 
     # -- handlers ------------------------------------------------------------
+
+    def _import_image(self, archive: Path) -> list[str]:
+        """A hollow import: the archive was checked; record the names it carries."""
+        names = image_archive_names(archive)[1]
+        self.images += [n for n in names if n not in self.images]
+        return names
 
     def _hello(self, params: Params) -> NodeInfo:
         check_hello(params)

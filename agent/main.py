@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.cri.client import CRIClient, CRIError
+from agent.images import ImageReceiver, import_archive
 from agent.pods.manager import PodManager
 from agent.pods.network import Routes, write_conflist
 from agent.pods.spec import NodeConfig
 from agent.protocol import (
     AGENT_VERSION,
+    IMAGE_COMMIT_TIMEOUT,
     PROTOCOL_VERSION,
     ConnectionClosed,
     InvalidParams,
@@ -105,6 +107,13 @@ class Agent:
             offline_registry=args.offline_registry,
         )
         self.routes = Routes()
+        socket_path = args.containerd_socket
+        self.images = ImageReceiver(
+            # Within the control plane's wait for the commit, so that a slow
+            # import fails with ctr's reason rather than the link's timeout.
+            lambda archive: import_archive(socket_path, archive, timeout=IMAGE_COMMIT_TIMEOUT - 30),
+            tmp_dir=self.node.state_dir / "image-imports",
+        )
         self._helloed = asyncio.Event()
         self._cpu_sample = (_cpu_jiffies(), time.monotonic())
 
@@ -117,6 +126,7 @@ class Agent:
 
     async def serve(self, reader: Reader, writer: Writer) -> None:
         self.node.state_dir.mkdir(parents=True, exist_ok=True)
+        self.images.sweep()
         self._write_cni()
         peer = Peer(reader, writer, name=f"agent {self.node.name}")
         peer.on("hello", self._hello)
@@ -126,6 +136,8 @@ class Agent:
         peer.on("exec", self.pods.exec)
         peer.on("stats", self._stats)
         peer.on("stream", self.pods.on_stream)
+        for method, handler in self.images.handlers().items():
+            peer.on(method, handler)
         self.peer = peer
         beats = asyncio.create_task(self._heartbeats())
         try:
@@ -136,6 +148,7 @@ class Agent:
                 await beats
             self.peer = None
             peer.close()
+            self.images.close()
             await self.pods.shutdown()
             await self.cri.close()
 

@@ -29,6 +29,7 @@ from control.client import Client
 from control.config import load_config
 from control.controlplane import ControlPlane
 from control.errors import ApiError
+from control.nodes.link import LinkState
 from control.nodes.transport import InProcessTransport
 from control.objects.kinds import NODE, POD
 
@@ -115,6 +116,18 @@ class HollowCluster:
         self.transports[name] = transport
         self.plane.node_links.add(name, transport)
         return agent
+
+    async def disconnect(self, name: str, within: float = DEFAULT_TIMEOUT) -> None:
+        """Cut a node's connection and refuse new ones until `transports[name].refuse`
+        is False again; returns once its link is down."""
+        link = self.plane.node_links.links[name]
+        self.transports[name].refuse = True
+        await self.transports[name].cut()
+
+        async def down() -> bool:
+            return link.state is not LinkState.CONNECTED
+
+        await eventually(down, within=within, what=f"the link to {name} to go down")
 
     # -- reads ---------------------------------------------------------------
 

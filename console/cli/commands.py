@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.protocol import ImageArchiveError, image_archive_names
 from console.cli.output import print_objects, table, to_yaml
 from console.cli.target import make_client
 from control.apply import apply_one
@@ -857,4 +858,61 @@ async def top(args: argparse.Namespace) -> int:
         rows.append([m["metadata"]["namespace"], *row] if ns is None else row)
     headers = ["NAME", "CPU(cores)", "MEMORY(bytes)"]
     table(["NAMESPACE", *headers] if ns is None else headers, rows, sys.stdout)
+    return 0
+
+
+# -- image import ----------------------------------------------------------------
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+def _image_archive(archive: Path) -> tuple[str, list[str], int]:
+    """The archive's kind, image names and size; UsageError when it is no image archive."""
+    if not archive.is_file():
+        why = "no such file" if not archive.exists() else "not a regular file"
+        raise UsageError(f"{archive}: {why}")
+    try:
+        kind, names = image_archive_names(archive)
+    except ImageArchiveError as e:
+        raise UsageError(f"{archive}: {e}") from None
+    return kind, names, archive.stat().st_size
+
+
+async def image_import(args: argparse.Namespace) -> int:
+    """Load an OCI or docker image archive onto nodes through the API server."""
+    archive = Path(args.file)
+    kind, names, size = await asyncio.to_thread(_image_archive, archive)
+    what = ", ".join(names) or f"an {kind} archive"
+    shown: dict[str, int] = {}  # node -> the last tenth of the upload printed
+    failed: dict[str, str] = {}
+    nodes: list[str] = []
+    async with _client(args) as client:
+        async for event in client.import_image(archive, args.node or ()):
+            phase, node = event.get("phase"), str(event.get("node") or "")
+            if phase == "started":
+                nodes = [str(n) for n in event.get("nodes") or []]
+                print(f"importing {what} ({_mib(size)}) into {', '.join(nodes)}", flush=True)
+            elif phase == "sending":
+                total = int(event.get("size") or 0) or 1
+                tenth = int(event.get("sent") or 0) * 10 // total
+                if tenth > shown.get(node, 0):
+                    shown[node] = tenth
+                    print(f"{node}: sent {tenth * 10}% of {_mib(total)}", flush=True)
+            elif phase == "imported":
+                for image in event.get("images") or []:
+                    print(f"{node}: imported {image}", flush=True)
+            elif phase == "failed":
+                failed[node] = str(event.get("error") or "failed")
+                print(f"{node}: error: {failed[node]}", file=sys.stderr, flush=True)
+            elif phase == "finished":
+                failed.update({str(n): failed.get(str(n), "failed") for n in event["failed"]})
+                break
+        else:
+            raise UsageError("the API server ended the import before it finished")
+    if failed:
+        raise UsageError(
+            f"the import failed on {len(failed)} of {len(nodes)} nodes: {', '.join(sorted(failed))}"
+        )
     return 0

@@ -226,6 +226,26 @@ def build_parser() -> argparse.ArgumentParser:
     _cluster_flags(p)
     p.set_defaults(func=commands.drain)
 
+    p = sub.add_parser("image", help="image tools")
+    image = p.add_subparsers(dest="image_command", metavar="ACTION", required=True)
+    b = image.add_parser(
+        "import",
+        help="load an OCI or docker image archive (.tar) onto nodes",
+        description="Upload an OCI or docker image archive (`docker save`, `ctr images "
+        "export`, an OCI layout as a tar) through the API server to the nodes' agents, "
+        "which import it into containerd's k8s.io namespace. Pods then use it with "
+        "imagePullPolicy: Never or IfNotPresent. Exits 1 if any node failed.",
+    )
+    b.add_argument("file", metavar="FILE.tar", help="the image archive")
+    b.add_argument(
+        "--node",
+        action="append",
+        metavar="NAME",
+        help="import onto this node (repeatable; default: every Ready node)",
+    )
+    _cluster_flags(b)
+    b.set_defaults(func=commands.image_import)
+
     p = sub.add_parser("version", help="show the client and server versions")
     _cluster_flags(p)
     p.set_defaults(func=commands.version)

@@ -30,12 +30,14 @@ from agent.protocol import (
     ExecResult,
     LogsParams,
     LogsResult,
+    Params,
     RpcError,
     StatsParams,
     StatsResult,
 )
 from control import errors
 from control.api import discovery
+from control.api.images import IMAGE_IMPORT_PATH, import_images
 from control.api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from control.api.registry import Registry, now_rfc3339
 from control.errors import ApiError, Cause
@@ -70,6 +72,8 @@ class AgentLink(Protocol):
     async def exec(self, params: ExecParams, timeout: float | None = None) -> ExecResult: ...  # noqa: ASYNC109
 
     async def stats(self, params: StatsParams | None = None) -> StatsResult: ...
+
+    async def request(self, method: str, params: Params, timeout: float | None = None) -> Any: ...  # noqa: ASYNC109
 
 
 class NodeAgents(Protocol):
@@ -235,6 +239,8 @@ class ApiServer:
                 return json_response(doc)
             if path.startswith(METRICS_PREFIX + "/"):
                 return await self._metrics(path.removeprefix(METRICS_PREFIX).strip("/"))
+        elif method == "POST" and path == IMAGE_IMPORT_PATH:
+            return await import_images(request, self.registry, self.nodes)
         target = parse_path(path)
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")

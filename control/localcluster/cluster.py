@@ -358,6 +358,15 @@ async def build_images(out_dir: Path) -> list[Path]:
     return paths
 
 
+async def import_images(socket: Path, archives: Sequence[Path]) -> list[str]:
+    """Import archives into a node's containerd with the agent's own import code
+    (`python3 -m agent.images --archive`); returns the image names stored."""
+    argv = [sys.executable, "-m", "agent.images", "--import-to", str(socket)]
+    argv += [f"--archive={a}" for a in archives]
+    out = await run(argv, within=120 * len(archives))
+    return sorted({line.split("\t", 1)[0] for line in out.splitlines() if "\t" in line})
+
+
 async def register_nodes(config: Config) -> list[str]:
     """Create the local cluster's Node objects with the pod CIDRs its network was
     built for, before a control plane starts its node links (which would
@@ -595,12 +604,8 @@ async def _up_node(
     progress(f"{node.name}: containerd {version} on {nl.socket}")
 
     if images:
-        ctr = ["ctr", "-n", "k8s.io", "--address", str(nl.socket)]
-        have = set((await run([*ctr, "images", "list", "-q"])).split())
-        for archive in images:
-            await run([*ctr, "images", "import", "--all-platforms", str(archive)], within=120)
-        new = set((await run([*ctr, "images", "list", "-q"])).split()) - have
-        progress(f"{node.name}: images imported ({len(images)} archives, {len(new)} new names)")
+        names = await import_images(nl.socket, images)
+        progress(f"{node.name}: images imported ({len(images)} archives: {', '.join(names)})")
     return host_pub
 
 

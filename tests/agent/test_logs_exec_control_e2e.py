@@ -4,19 +4,15 @@ netns)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 from control.client import Client
-from control.config import load_config
-from control.controlplane import ControlPlane
-from control.nodes.transport import CommandTransport
 from control.objects.kinds import POD
 from tests.cluster import eventually
 
-from .node import POD_CIDR, Node
+from .node import Node, linked_plane
 
 pytestmark = pytest.mark.e2e
 
@@ -24,34 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 async def test_logs_exec_and_top_through_the_api(node: Node, tmp_path: Path) -> None:
-    (tmp_path / "config.toml").write_text(
-        '[api]\nlisten = ""\n\n'
-        "[ssh]\nreconnect_backoff_initial = 0.2\nreconnect_backoff_max = 1\n\n"
-        f'[network]\npod_cidr = "{POD_CIDR}"\nnode_cidr_mask = 24\n'
-    )
-    argv = [
-        "nsenter",
-        f"--net=/run/netns/{node.name}",
-        sys.executable,
-        "-m",
-        "agent",
-        "--containerd-socket",
-        str(node.socket),
-        "--node-name",
-        "node-1",
-        "--state-dir",
-        str(tmp_path / "agent-state"),
-        "--cgroup-parent",
-        node.cgroup_parent,
-        "--sync-interval",
-        "0.3",
-        "--heartbeat-interval",
-        "1",
-    ]
-    plane = ControlPlane(
-        load_config(None, data_dir=tmp_path),
-        transports={"node-1": CommandTransport(argv, name="node-1")},
-    )
+    plane = linked_plane(node, tmp_path)
     await plane.start()
     try:
         async with Client(str(plane.socket_path)) as client:

@@ -118,11 +118,7 @@ async def test_logs_and_exec_when_the_node_link_is_down(hollow_cluster: HollowCl
     await _running(hollow_cluster)
     link = hollow_cluster.plane.node_links.links["node-1"]
     transport = hollow_cluster.transports["node-1"]
-    transport.refuse = True
-    await transport.cut()
-    await eventually(
-        lambda: _async(link.state is not LinkState.CONNECTED), what="the link to go down"
-    )
+    await hollow_cluster.disconnect("node-1")
     async with hollow_cluster.client() as client:
         for call in (
             client.logs("web"),
