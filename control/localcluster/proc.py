@@ -149,32 +149,27 @@ def netns_inode(name: str) -> int | None:
         return None
 
 
+def _pids() -> list[int]:
+    return [int(e.name) for e in os.scandir("/proc") if e.name.isdigit()]
+
+
 def pids_in_netns(inode: int) -> list[int]:
     """Every process whose network namespace is the one with this nsfs inode."""
     pids: list[int] = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.stat(f"/proc/{entry.name}/ns/net").st_ino == inode:
-                pids.append(int(entry.name))
-        except OSError:
-            continue
+    for pid in _pids():
+        with contextlib.suppress(OSError):
+            if os.stat(f"/proc/{pid}/ns/net").st_ino == inode:
+                pids.append(pid)
     return pids
 
 
 def processes_named(comm: str) -> list[int]:
-    """Every process whose command name (/proc/PID/comm) is `comm`."""
+    """Every live process whose command name (/proc/PID/comm) is `comm`."""
     pids: list[int] = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            name = Path(f"/proc/{entry.name}/comm").read_text().strip()
-        except OSError:
-            continue
-        if name == comm and not is_zombie(int(entry.name)):
-            pids.append(int(entry.name))
+    for pid in _pids():
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == comm and not is_zombie(pid):
+                pids.append(pid)
     return pids
 
 
