@@ -5,6 +5,12 @@ imports image archives into containerd (for `up`, and for the agent's side of
 Both images share one layer: Debian's static busybox plus applet symlinks. The
 pause image runs `busybox sleep` as the sandbox process. The archives import with
 `ctr -n k8s.io --address SOCK images import --all-platforms FILE`.
+
+The busybox image's `wget -q -O- http://IP/` works in a pod (the end-to-end
+test uses it between nodes). Debian builds busybox without wget's timeout
+feature, and its `wget -T N` then crashes (SIGSEGV) while parsing the option,
+before any network access, in a pod and on the host alike; bound a fetch with
+`timeout N wget ...` instead.
 """
 
 from __future__ import annotations

@@ -104,6 +104,7 @@ class Agent:
             backoff_base=args.backoff_base,
             backoff_max=args.backoff_max,
             sync_interval=args.sync_interval,
+            offline_registry=args.offline_registry,
         )
         self.routes = Routes()
         socket_path = args.containerd_socket
@@ -382,6 +383,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sync-interval", type=float, default=1.0, metavar="SECONDS")
     p.add_argument("--backoff-base", type=float, default=10.0, metavar="SECONDS")
     p.add_argument("--backoff-max", type=float, default=300.0, metavar="SECONDS")
+    p.add_argument(
+        "--offline-registry",
+        action="store_true",
+        help="the node reaches no registry: never pull; use present images whatever the "
+        "pull policy, and fail ErrImagePull at once for absent ones",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 

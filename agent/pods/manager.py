@@ -46,6 +46,7 @@ class PodManager:
         backoff_base: float = 10.0,
         backoff_max: float = 300.0,
         sync_interval: float = 1.0,
+        offline_registry: bool = False,
     ) -> None:
         self.cri = cri
         self.node = node
@@ -53,7 +54,7 @@ class PodManager:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.sync_interval = sync_interval
-        self.puller = ImagePuller(cri, backoff_base, backoff_max)
+        self.puller = ImagePuller(cri, backoff_base, backoff_max, offline=offline_registry)
         self.workers: dict[str, PodWorker] = {}
         self.statuses: dict[str, Obj] = {}  # uid -> last pod_status params sent
         self._adopted = False

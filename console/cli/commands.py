@@ -729,6 +729,8 @@ async def up(args: argparse.Namespace) -> int:
         node_subnet=args.node_subnet,
         pod_cidr=args.pod_cidr,
         api_listen=args.listen,
+        node_grace_period=args.node_grace_period,
+        backoff_base=args.backoff_base,
         serve_command=(sys.executable, "-m", "console", "serve", "--data-dir", str(data_dir)),
         progress=_say,
     )

@@ -325,6 +325,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--listen", help="API TLS address for the config (default 127.0.0.1:6443; '' disables)"
     )
+    p.add_argument(
+        "--node-grace-period",
+        type=float,
+        default=40.0,
+        metavar="SECONDS",
+        help="a node whose agent is silent this long becomes NotReady (default 40)",
+    )
+    p.add_argument(
+        "--backoff-base",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="first CrashLoopBackOff delay on the nodes, doubling to 5 minutes (default 10)",
+    )
     p.set_defaults(func=commands.up)
 
     p = sub.add_parser("down", help="remove the local cluster and everything it made")

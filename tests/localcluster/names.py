@@ -1,10 +1,10 @@
 """Names and ranges of its own for each test cluster, so that concurrent test
-runs (and a user's cluster) on the same machine do not collide; and what the
-local-cluster tests share: the skip marker for what they need, and the CLI."""
+runs (and a user's cluster) on the same machine do not collide."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import secrets
 import shutil
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-# Root, containerd, runc, sshd and the CNI plugins: what `pilothouse up` needs.
-needs_local_cluster = [
+# Every test that runs a real local cluster: it needs root and the node tools.
+NEEDS_LOCAL_CLUSTER = [
+    pytest.mark.e2e,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
     pytest.mark.skipif(
         not all(shutil.which(t) for t in ("containerd", "ctr", "runc", "nsenter"))
@@ -47,16 +48,9 @@ class ClusterNames:
     node_subnet: str
     pod_cidr: str
 
-    def node_ip(self, i: int) -> str:
-        return str(ipaddress.ip_network(self.node_subnet).network_address + 10 + i)
-
-    def up_args(self, nodes: int) -> list[str]:
-        """`pilothouse up` arguments for this cluster: no console, no TLS listener."""
+    def up_args(self) -> list[str]:
+        """`pilothouse up` options that give the cluster these names, and no TLS listener."""
         return [
-            "up",
-            "--nodes",
-            str(nodes),
-            "--no-console",
             "--name",
             self.cluster,
             "--node-subnet",
@@ -67,15 +61,42 @@ class ClusterNames:
             "",
         ]
 
+    def node_ip(self, i: int) -> str:
+        return str(ipaddress.ip_network(self.node_subnet).network_address + 10 + i)
+
     def pod_prefix(self, i: int) -> str:
         """`10.x.i.`: the start of node i's pod addresses."""
         return ".".join([*self.pod_cidr.split(".")[:2], str(i), ""])
 
 
+def _routed() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The host's routes now: ranges that another cluster (maybe another test
+    run's) already uses."""
+    try:
+        out = subprocess.run(
+            ["ip", "-j", "route", "show"], capture_output=True, text=True, timeout=10
+        ).stdout
+        return [
+            ipaddress.ip_network(r["dst"], strict=False)
+            for r in json.loads(out or "[]")
+            if r.get("dst") not in (None, "", "default")
+        ]
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return []
+
+
 def unique(prefix: str) -> ClusterNames:
-    r = secrets.randbelow(100)
-    return ClusterNames(
-        cluster=f"{prefix}{secrets.token_hex(2)}",
-        node_subnet=f"172.31.{100 + r}.0/24",
-        pod_cidr=f"10.{150 + r}.0.0/16",
-    )
+    """Random names and ranges, avoiding ranges the host routes already (so
+    that two clusters up at once never share a subnet), in at most 50 draws."""
+    routed = _routed()
+    for _ in range(50):
+        r = secrets.randbelow(100)
+        names = ClusterNames(
+            cluster=f"{prefix}{secrets.token_hex(2)}",
+            node_subnet=f"172.31.{100 + r}.0/24",
+            pod_cidr=f"10.{150 + r}.0.0/16",
+        )
+        mine = (ipaddress.ip_network(names.node_subnet), ipaddress.ip_network(names.pod_cidr))
+        if not any(net.overlaps(other) for net in mine for other in routed):
+            break
+    return names

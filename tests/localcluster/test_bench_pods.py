@@ -9,13 +9,10 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from tests.localcluster.names import cli, needs_local_cluster
+from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, cli
 
 pytestmark = [
-    pytest.mark.e2e,
-    *needs_local_cluster,
+    *NEEDS_LOCAL_CLUSTER,
 ]
 
 

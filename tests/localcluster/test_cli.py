@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.localcluster.names import cli, needs_local_cluster, unique
+from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, cli, unique
 
 NAMES = unique("cli")
 
 pytestmark = [
-    pytest.mark.e2e,
-    *needs_local_cluster,
+    *NEEDS_LOCAL_CLUSTER,
 ]
 
 
@@ -34,7 +33,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_up_serves_a_ready_node_then_down_removes_it(home: Path) -> None:
-    r = cli(home, *NAMES.up_args(1))
+    r = cli(home, "up", "--nodes", "1", "--no-console", *NAMES.up_args())
     assert r.returncode == 0, r.stderr
     assert f"config: {home / 'config.toml'}" in r.stdout
     assert f"node1: sshd listening on {NAMES.node_ip(1)}:22" in r.stderr

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.localcluster.names import cli, needs_local_cluster, unique
+from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, cli, unique
 
 NAMES = unique("tx")
 PILOTHOUSE = Path(sys.executable).with_name("pilothouse")
@@ -38,8 +38,7 @@ EDITOR = "sed -i -e 's/^  replicas: 1$/  replicas: 3/'"
 DEADLINE = 60.0  # an offline node's first pod of a :latest image can take a while
 
 pytestmark = [
-    pytest.mark.e2e,
-    *needs_local_cluster,
+    *NEEDS_LOCAL_CLUSTER,
     pytest.mark.skipif(not shutil.which("tmux"), reason="needs tmux"),
     pytest.mark.skipif(not PILOTHOUSE.exists(), reason="needs the installed pilothouse script"),
 ]
@@ -141,7 +140,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A running `up --nodes 2` cluster in its own data dir; always brought down."""
     home = tmp_path_factory.mktemp("tmux") / "home"
     try:
-        r = cli(home, *NAMES.up_args(2), timeout=300)
+        r = cli(home, "up", "--nodes", "2", "--no-console", *NAMES.up_args(), timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
         yield home
     finally:

@@ -23,13 +23,12 @@ from control.controlplane import ControlPlane
 from control.localcluster.cluster import down, register_nodes, up
 from control.nodes.ssh import ssh_transports
 from control.objects.kinds import NODE, POD
-from tests.localcluster.names import needs_local_cluster, unique
+from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
 
 NAMES = unique("ln")
 
 pytestmark = [
-    pytest.mark.e2e,
-    *needs_local_cluster,
+    *NEEDS_LOCAL_CLUSTER,
 ]
 
 
