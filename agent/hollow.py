@@ -14,6 +14,12 @@ container's log is `HOLLOW_LOG_LINES` lines "<pod>/<container> line <i>"
 (following adds `HOLLOW_FOLLOW_LINES` more, then ends); exec runs a tiny
 fake shell (`echo`, `true`, `false`, `exit N`; anything else exits 127); stats
 report `HOLLOW_CPU_NANO` and `HOLLOW_MEMORY` per container.
+
+Interactive exec sessions (HollowShell) run that fake shell too: `cat` copies
+stdin to stdout; a shell (`sh`, `bash`, ...) runs each line of stdin as a
+command (plus `stty size`, which prints the last terminal size), echoing the
+line first on a tty; both exit at end of input (code 0) or at `exit N`; any
+other command runs at once and exits with its code.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import asyncio
 import contextlib
 import hashlib
 import ipaddress
+import json
 import logging
 import platform
 import socket
@@ -30,14 +37,21 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from agent.images import ImageReceiver
+from agent.pods.sessions import Sessions
 from agent.pods.spec import qos_class, quantity
 from agent.protocol import (
     AGENT_VERSION,
+    CHANNEL_ERROR,
+    CHANNEL_STDERR,
+    CHANNEL_STDOUT,
     NOT_FOUND,
     PROTOCOL_VERSION,
     ExecResult,
+    ExecSessionResult,
     InvalidParams,
     LogsResult,
     NodeCondition,
@@ -53,6 +67,8 @@ from agent.protocol import (
     SyncPodsResult,
     Writer,
     check_hello,
+    exec_status,
+    image_archive_names,
 )
 
 log = logging.getLogger(__name__)
@@ -63,6 +79,90 @@ HOLLOW_FOLLOW_LINES = 3
 HOLLOW_LOG_TIME = "2026-01-01T00:00:00.000000000Z"
 HOLLOW_CPU_NANO = 1_000_000  # 1m per container
 HOLLOW_MEMORY = 16 * 1024 * 1024  # 16Mi per container
+
+
+def _fake_command(argv: list[str]) -> ExecResult:
+    """The hollow node's one-line shell."""
+    if argv[0] == "echo":
+        return ExecResult(exitCode=0, stdout=" ".join(argv[1:]) + "\n", stderr="")
+    if argv[0] == "true":
+        return ExecResult(exitCode=0, stdout="", stderr="")
+    if argv[0] == "false":
+        return ExecResult(exitCode=1, stdout="", stderr="")
+    if argv[0] == "exit" and len(argv) == 2 and argv[1].isdigit():
+        return ExecResult(exitCode=int(argv[1]), stdout="", stderr="")
+    return ExecResult(exitCode=127, stdout="", stderr=f"{argv[0]}: not found\n")
+
+
+SHELLS = {"sh", "bash", "ash", "dash", "zsh", "/bin/sh", "/bin/bash"}
+
+
+class HollowShell:
+    """An interactive exec on a hollow node, as a session Backend (see the
+    module docstring for what it does)."""
+
+    def __init__(self, argv: list[str], tty: bool, cols: int, rows: int) -> None:
+        self.mode = "cat" if argv[0] == "cat" else "shell" if argv[0] in SHELLS else "once"
+        self.tty = tty
+        self.size = (cols, rows)
+        self._line = b""
+        self._out: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+        self._done = False
+        if self.mode == "once":
+            self._run(argv)
+
+    def _emit(self, channel: int, data: bytes) -> None:
+        if data and not self._done:
+            if self.tty and channel == CHANNEL_STDERR:
+                channel = CHANNEL_STDOUT  # a terminal merges them
+            self._out.put_nowait((channel, data.replace(b"\n", b"\r\n") if self.tty else data))
+
+    def _exit(self, code: int) -> None:
+        if not self._done:
+            self._out.put_nowait((CHANNEL_ERROR, json.dumps(exec_status(code)).encode()))
+            self._done = True
+            self._out.put_nowait(None)
+
+    def _run(self, argv: list[str]) -> None:
+        if argv == ["stty", "size"]:
+            self._emit(CHANNEL_STDOUT, f"{self.size[1]} {self.size[0]}\n".encode())
+            return
+        r = _fake_command(argv)
+        self._emit(CHANNEL_STDOUT, r["stdout"].encode())
+        self._emit(CHANNEL_STDERR, r["stderr"].encode())
+        if self.mode == "once" or argv[0] == "exit":
+            self._exit(r["exitCode"])
+
+    async def send(self, channel: int, data: bytes) -> None:
+        if self._done:
+            return
+        if self.mode == "cat":
+            self._emit(CHANNEL_STDOUT, data)
+            return
+        if self.mode != "shell":
+            return
+        self._line += data.replace(b"\r", b"\n")
+        while b"\n" in self._line and not self._done:
+            line, _, self._line = self._line.partition(b"\n")
+            if self.tty:
+                self._emit(CHANNEL_STDOUT, line + b"\n")
+            argv = line.decode(errors="replace").split()
+            if argv:
+                self._run(argv)
+
+    async def resize(self, cols: int, rows: int) -> None:
+        self.size = (cols, rows)
+
+    async def close_stdin(self) -> bool:
+        self._exit(0)
+        return True
+
+    async def recv(self) -> tuple[int, bytes] | None:
+        return await self._out.get()
+
+    async def close(self) -> None:
+        self._done = True
+        self._out.put_nowait(None)
 
 
 def _now() -> str:
@@ -117,6 +217,9 @@ class HollowAgent:
         self._streams = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.connections = 0
+        self.sessions: Sessions | None = None  # this connection's exec sessions
+        self.images: list[str] = []  # names imported with `image_import_*`, in order
+        self.image_dir: Path | None = None  # where uploads land (None: the system's temp dir)
 
     # -- failure simulation --------------------------------------------------
 
@@ -150,6 +253,12 @@ class HollowAgent:
         peer.on("stats", self._stats)
         peer.on("logs", self._logs)
         peer.on("exec", self._exec)
+        sessions = Sessions(peer.notify)
+        peer.on("exec_io", sessions.on_io)
+        self.sessions = sessions
+        receiver = ImageReceiver(self._import_image, self.image_dir)
+        for method, handler in receiver.handlers().items():
+            peer.on(method, handler)
         self._peer = peer
         self.connections += 1
         for pod in self.pods.values():
@@ -170,6 +279,8 @@ class HollowAgent:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             peer.close()
+            await sessions.close_all()
+            receiver.close()
             if self._peer is peer:
                 self._peer = None
 
@@ -211,6 +322,12 @@ class HollowAgent:
             await peer.notify("node_status", status)
 
     # -- handlers ------------------------------------------------------------
+
+    def _import_image(self, archive: Path) -> list[str]:
+        """A hollow import: the archive was checked; record the names it carries."""
+        names = image_archive_names(archive)[1]
+        self.images += [n for n in names if n not in self.images]
+        return names
 
     def _hello(self, params: Params) -> NodeInfo:
         check_hello(params)
@@ -378,23 +495,24 @@ class HollowAgent:
             task.add_done_callback(self._tasks.discard)
         return result
 
-    async def _exec(self, params: Params) -> ExecResult:
+    async def _exec(self, params: Params) -> ExecResult | ExecSessionResult:
         command = params.get("command")
         if not isinstance(command, list) or not command:
             raise InvalidParams("command: a non-empty array is required")
+        sid = params.get("session")
+        sessions = self.sessions
+        if sid is not None and sessions is not None:
+            sid = sessions.check_new(sid)
+        elif params.get("tty") or params.get("stdin"):
+            raise NotSupported("stdin and tty need an interactive session")
         self._find(params)
         argv = [str(c) for c in command]
-        if params.get("tty") or params.get("stdin") is not None:
-            raise NotSupported("interactive exec is not supported on hollow nodes")
-        if argv[0] == "echo":
-            return ExecResult(exitCode=0, stdout=" ".join(argv[1:]) + "\n", stderr="")
-        if argv[0] == "true":
-            return ExecResult(exitCode=0, stdout="", stderr="")
-        if argv[0] == "false":
-            return ExecResult(exitCode=1, stdout="", stderr="")
-        if argv[0] == "exit" and len(argv) == 2 and argv[1].isdigit():
-            return ExecResult(exitCode=int(argv[1]), stdout="", stderr="")
-        return ExecResult(exitCode=127, stdout="", stderr=f"{argv[0]}: not found\n")
+        if sid is None or sessions is None:
+            return _fake_command(argv)
+        tty = bool(params.get("tty"))
+        shell = HollowShell(argv, tty, int(params.get("cols") or 80), int(params.get("rows") or 24))
+        sessions.open(sid, shell, tty=tty)
+        return ExecSessionResult(session=sid, stdinClose=True)
 
     # -- pods ----------------------------------------------------------------
 

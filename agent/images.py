@@ -1,21 +1,49 @@
-"""Builds the local images as OCI-layout archives, with no network.
+"""Builds the local images as OCI-layout archives, with no network, and
+imports image archives into containerd (for `up`, and for the agent's side of
+`pilothouse image import`).
 
 Both images share one layer: Debian's static busybox plus applet symlinks. The
 pause image runs `busybox sleep` as the sandbox process. The archives import with
 `ctr -n k8s.io --address SOCK images import --all-platforms FILE`.
+
+The busybox image's `wget -q -O- http://IP/` works in a pod (the end-to-end
+test uses it between nodes). Debian builds busybox without wget's timeout
+feature, and its `wget -T N` then crashes (SIGSEGV) while parsing the option,
+before any network access, in a pod and on the host alike; bound a fetch with
+`timeout N wget ...` instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
+import os
 import platform
+import re
 import shutil
 import subprocess
 import tarfile
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from agent.protocol import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    NOT_FOUND,
+    Handler,
+    ImageArchiveError,
+    ImageImportResult,
+    InvalidParams,
+    Params,
+    RpcError,
+    image_archive_names,
+    image_chunk_data,
+)
 
 PAUSE_IMAGE = "docker.io/pilothouse/pause:latest"
 BUSYBOX_IMAGE = "docker.io/pilothouse/busybox:latest"
@@ -172,8 +200,14 @@ def build_images(out_dir: Path, busybox: Path | None = None) -> dict[str, Path]:
     return result
 
 
-def import_archive(socket: str | Path, archive: Path, ctr: str = "ctr") -> str:
-    """Imports an archive into containerd's k8s.io namespace; returns ctr's output."""
+_UNPACKED = re.compile(r"^unpacking (\S+) \((sha256:[0-9a-f]+)\)\.\.\.done", re.MULTILINE)
+
+
+def import_archive(
+    socket: str | Path, archive: Path, ctr: str = "ctr", timeout: float = 120.0
+) -> list[str]:
+    """Imports an archive into containerd's k8s.io namespace; returns the image
+    names containerd stored (as ctr reports them while it unpacks)."""
     proc = subprocess.run(
         [
             ctr,
@@ -188,20 +222,170 @@ def import_archive(socket: str | Path, archive: Path, ctr: str = "ctr") -> str:
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"ctr import {archive}: {proc.stderr.strip() or proc.stdout.strip()}")
-    return proc.stdout
+    return [m.group(1) for m in _UNPACKED.finditer(proc.stdout)]
 
 
-def main() -> None:
+# The agent's side of `image_import_*`: one temp file per open transfer.
+Importer = Callable[[Path], list[str]]
+_TMP_PREFIX, _TMP_SUFFIX = "image-import-", ".tar"
+
+
+@dataclass
+class _Transfer:
+    path: Path
+    size: int
+    received: int = 0
+    digest: Any = field(default_factory=hashlib.sha256)
+
+
+class ImageReceiver:
+    """Receives image archives chunk by chunk into temp files under `tmp_dir`,
+    checks them, and hands them to `importer` (which returns the image names);
+    the temp file is removed whatever happens. `close()` drops every open
+    transfer, for when the connection ends."""
+
+    def __init__(self, importer: Importer, tmp_dir: Path | None = None, max_open: int = 4) -> None:
+        self.importer = importer
+        self.tmp_dir = tmp_dir
+        self.max_open = max_open
+        self.transfers: dict[str, _Transfer] = {}
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "image_import_begin": self.begin,
+            "image_import_chunk": self.chunk,
+            "image_import_commit": self.commit,
+            "image_import_abort": self.abort,
+        }
+
+    def _get(self, params: Params) -> _Transfer:
+        transfer = self.transfers.get(str(params["transfer"]))
+        if transfer is None:
+            raise RpcError(NOT_FOUND, f"no image transfer {params['transfer']!r} is open")
+        return transfer
+
+    async def begin(self, params: Params) -> dict[str, Any]:
+        name, size = str(params["transfer"]), int(params["size"])
+        if name in self.transfers:
+            raise InvalidParams(f"transfer {name!r} is already open")
+        if size < 0:
+            raise InvalidParams("size: must be >= 0")
+        if len(self.transfers) >= self.max_open:
+            raise RpcError(INTERNAL_ERROR, f"{self.max_open} image imports are already under way")
+        if self.tmp_dir is not None:
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        st = os.statvfs(self.tmp_dir or tempfile.gettempdir())
+        if size > st.f_bavail * st.f_frsize:
+            free = st.f_bavail * st.f_frsize
+            raise RpcError(
+                INTERNAL_ERROR, f"not enough disk space: {size} bytes to receive, {free} free"
+            )
+        fd, path = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=self.tmp_dir)
+        os.close(fd)
+        self.transfers[name] = _Transfer(Path(path), size)
+        return {}
+
+    async def chunk(self, params: Params) -> dict[str, Any]:
+        transfer = self._get(params)
+        data = image_chunk_data(params)
+        offset = int(params["offset"])
+        if offset != transfer.received:
+            raise InvalidParams(f"offset {offset}: expected {transfer.received}")
+        if transfer.received + len(data) > transfer.size:
+            raise InvalidParams(f"more than the {transfer.size} bytes announced")
+        await asyncio.to_thread(_append, transfer.path, data)
+        transfer.digest.update(data)
+        transfer.received += len(data)
+        return {"received": transfer.received}
+
+    async def commit(self, params: Params) -> ImageImportResult:
+        transfer = self._get(params)
+        try:
+            if transfer.received != transfer.size or int(params["size"]) != transfer.size:
+                raise RpcError(
+                    INVALID_PARAMS, f"received {transfer.received} of {transfer.size} bytes"
+                )
+            if str(params["sha256"]) != transfer.digest.hexdigest():
+                raise RpcError(
+                    INVALID_PARAMS, "the archive's sha256 does not match: it was damaged"
+                )
+            try:
+                await asyncio.to_thread(image_archive_names, transfer.path)
+            except ImageArchiveError as e:
+                raise RpcError(INVALID_PARAMS, str(e)) from None
+            try:
+                images = await asyncio.to_thread(self.importer, transfer.path)
+            except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+                raise RpcError(INTERNAL_ERROR, f"containerd refused it: {e}") from None
+            if not images:
+                raise RpcError(INTERNAL_ERROR, "containerd imported no named image from it")
+            return ImageImportResult(images=images)
+        finally:
+            self._drop(str(params["transfer"]))
+
+    async def abort(self, params: Params) -> dict[str, Any]:
+        self._drop(str(params["transfer"]))
+        return {}
+
+    def _drop(self, name: str) -> None:
+        transfer = self.transfers.pop(name, None)
+        if transfer is not None:
+            transfer.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        for name in list(self.transfers):
+            self._drop(name)
+
+    def sweep(self) -> None:
+        """Remove what an agent that died mid-upload left in `tmp_dir` (call it
+        before any transfer opens; never with the system's temp dir)."""
+        if self.tmp_dir is None or self.transfers:
+            return
+        for path in self.tmp_dir.glob(f"{_TMP_PREFIX}*{_TMP_SUFFIX}"):
+            path.unlink(missing_ok=True)
+
+
+def _append(path: Path, data: bytes) -> None:
+    with path.open("ab") as f:
+        f.write(data)
+
+
+def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    ap = argparse.ArgumentParser(description="Build (and import) the pilothouse images.")
-    ap.add_argument("out_dir", type=Path)
+    ap = argparse.ArgumentParser(
+        prog="python3 -m agent.images",
+        description="Build the pilothouse images into OUT_DIR (printing NAME<tab>ARCHIVE), "
+        "and import them with --import-to; or, with --archive, import existing archives "
+        "(printing the image names containerd stored).",
+    )
+    ap.add_argument("out_dir", type=Path, nargs="?", help="where to build the archives")
     ap.add_argument("--import-to", metavar="SOCKET", help="containerd socket to import into")
-    args = ap.parse_args()
+    ap.add_argument(
+        "--archive",
+        action="append",
+        type=Path,
+        default=[],
+        help="import this archive instead of building (repeatable; needs --import-to)",
+    )
+    args = ap.parse_args(argv)
+    if args.archive:
+        if not args.import_to or args.out_dir:
+            ap.error("--archive takes --import-to and no OUT_DIR")
+        for archive in args.archive:
+            try:
+                names = import_archive(args.import_to, archive)
+            except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+                raise SystemExit(f"python3 -m agent.images: {e}") from None
+            for name in names:
+                print(f"{name}\t{archive}")
+        return
+    if args.out_dir is None:
+        ap.error("OUT_DIR is required (or --archive)")
     for name, path in build_images(args.out_dir).items():
         print(f"{name}\t{path}")
         if args.import_to:

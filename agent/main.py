@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.cri.client import CRIClient, CRIError
+from agent.images import ImageReceiver, import_archive
 from agent.pods.manager import PodManager
 from agent.pods.network import Routes, write_conflist
 from agent.pods.spec import NodeConfig
 from agent.protocol import (
     AGENT_VERSION,
+    IMAGE_COMMIT_TIMEOUT,
     PROTOCOL_VERSION,
     ConnectionClosed,
     InvalidParams,
@@ -102,8 +104,16 @@ class Agent:
             backoff_base=args.backoff_base,
             backoff_max=args.backoff_max,
             sync_interval=args.sync_interval,
+            offline_registry=args.offline_registry,
         )
         self.routes = Routes()
+        socket_path = args.containerd_socket
+        self.images = ImageReceiver(
+            # Within the control plane's wait for the commit, so that a slow
+            # import fails with ctr's reason rather than the link's timeout.
+            lambda archive: import_archive(socket_path, archive, timeout=IMAGE_COMMIT_TIMEOUT - 30),
+            tmp_dir=self.node.state_dir / "image-imports",
+        )
         self._helloed = asyncio.Event()
         self._cpu_sample = (_cpu_jiffies(), time.monotonic())
 
@@ -116,6 +126,7 @@ class Agent:
 
     async def serve(self, reader: Reader, writer: Writer) -> None:
         self.node.state_dir.mkdir(parents=True, exist_ok=True)
+        self.images.sweep()
         self._write_cni()
         peer = Peer(reader, writer, name=f"agent {self.node.name}")
         peer.on("hello", self._hello)
@@ -124,7 +135,9 @@ class Agent:
         peer.on("logs", self.pods.logs)
         peer.on("exec", self.pods.exec)
         peer.on("stats", self._stats)
-        peer.on("stream", self.pods.on_stream)
+        peer.on("exec_io", self.pods.sessions.on_io)
+        for method, handler in self.images.handlers().items():
+            peer.on(method, handler)
         self.peer = peer
         beats = asyncio.create_task(self._heartbeats())
         try:
@@ -135,6 +148,7 @@ class Agent:
                 await beats
             self.peer = None
             peer.close()
+            self.images.close()
             await self.pods.shutdown()
             await self.cri.close()
 
@@ -369,6 +383,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sync-interval", type=float, default=1.0, metavar="SECONDS")
     p.add_argument("--backoff-base", type=float, default=10.0, metavar="SECONDS")
     p.add_argument("--backoff-max", type=float, default=300.0, metavar="SECONDS")
+    p.add_argument(
+        "--offline-registry",
+        action="store_true",
+        help="the node reaches no registry: never pull; use present images whatever the "
+        "pull policy, and fail ErrImagePull at once for absent ones",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 

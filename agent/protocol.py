@@ -3,8 +3,9 @@
 The control plane and a node agent talk over a pair of byte streams, in
 production the stdin and stdout of an agent started over SSH. Requests run
 from control to agent (`hello`, `sync_pods`, `network_config`, `logs`, `exec`,
-`stats`); notifications run from agent to control (`node_status`,
-`pod_status`). Either side uses one `Peer` to send, receive and dispatch.
+`stats`, `image_import_*`); notifications run from agent to control
+(`node_status`, `pod_status`, `stream`), and both ways for interactive exec
+sessions (`exec_io`). Either side uses one `Peer` to send, receive and dispatch.
 
 stdout belongs to the protocol alone: this module logs through `logging`,
 which the agent points at stderr.
@@ -16,10 +17,14 @@ standard library only (orjson is used when it is installed).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import itertools
 import json
 import logging
+import os
+import tarfile
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, NotRequired, Protocol, TypedDict
 
@@ -128,21 +133,68 @@ class LogsResult(TypedDict):
 
 
 class ExecParams(TypedDict):
+    """Run a command in a container. Without `session` it runs to completion
+    and the result carries its output. With `session` (an id the control
+    plane picks, unique on the connection) it is an interactive session: the
+    result comes once the command started, and its input and output then flow
+    as `exec_io` notifications (see ExecIO)."""
+
     namespace: str
     name: str
     uid: NotRequired[str]
     command: list[str]
     container: NotRequired[str]
-    stdin: NotRequired[str]
-    tty: NotRequired[bool]  # interactive: data flows as `stream` notifications
     timeoutSeconds: NotRequired[int]
+    session: NotRequired[str]
+    stdin: NotRequired[bool]  # a session reads stdin
+    tty: NotRequired[bool]  # a session runs on a terminal (stdout and stderr merge)
+    cols: NotRequired[int]  # the terminal's first size
+    rows: NotRequired[int]
 
 
 class ExecResult(TypedDict):
     exitCode: int
     stdout: str
     stderr: str
-    stream: NotRequired[str]
+
+
+class ExecIO(TypedDict):
+    """One `exec_io` notification of an interactive exec session.
+
+    control -> agent: `data` for stdin, `eof` (stdin ended), `resize`, `ack`
+    (the client consumed that many bytes of output), `close` (hang up: the
+    agent ends the session, which closes the command's stdin).
+    agent -> control: `data` from `fd` 1 or 2; the last one has `exit` and
+    nothing follows it. The agent keeps at most EXEC_WINDOW_BYTES of output
+    unacknowledged, so a slow client slows the command instead of filling
+    memory. `data` is base64, at most EXEC_CHUNK_BYTES decoded.
+    """
+
+    session: str
+    data: NotRequired[str]
+    fd: NotRequired[int]
+    resize: NotRequired[TerminalSize]
+    ack: NotRequired[int]
+    eof: NotRequired[bool]
+    close: NotRequired[bool]
+    exit: NotRequired[ExecExit]
+
+
+class ExecSessionResult(TypedDict):
+    session: str
+    # Whether the runtime can close the command's stdin alone (an `eof`
+    # without a tty); containerd 1.6's streaming server cannot.
+    stdinClose: bool
+
+
+class TerminalSize(TypedDict):
+    cols: int
+    rows: int
+
+
+class ExecExit(TypedDict):
+    exitCode: int  # -1 when unknown (then `error` says why)
+    error: NotRequired[str]
 
 
 class StatsParams(TypedDict, total=False):
@@ -203,6 +255,52 @@ class StreamParams(TypedDict):
     data: str
     eof: NotRequired[bool]
     exitCode: NotRequired[int]
+
+
+# --- interactive exec ----------------------------------------------------------
+# Sizes of `exec_io` data, and Kubernetes' WebSocket channel protocol for exec
+# (v4.channel.k8s.io), which containerd's streaming server and the API server
+# both speak: every message starts with its channel byte.
+
+EXEC_CHUNK_BYTES = 32 * 1024
+EXEC_WINDOW_BYTES = 8 * EXEC_CHUNK_BYTES
+CHANNEL_STDIN, CHANNEL_STDOUT, CHANNEL_STDERR, CHANNEL_ERROR, CHANNEL_RESIZE = 0, 1, 2, 3, 4
+CHANNEL_PROTOCOL = "v4.channel.k8s.io"
+
+
+def exec_status(exit_code: int, error: str = "") -> dict[str, Any]:
+    """The metav1.Status that ends an exec on the error channel, in Kubernetes' shape."""
+    if error:
+        return {"metadata": {}, "status": "Failure", "message": error, "reason": "InternalError"}
+    if exit_code == 0:
+        return {"metadata": {}, "status": "Success"}
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": f"command terminated with non-zero exit code: exit status {exit_code}",
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": str(exit_code)}]},
+    }
+
+
+def exec_exit_code(status: Any) -> int | None:
+    """The exit code in an exec's final Status (a dict, or its JSON), or None
+    when it carries none (an error)."""
+    if isinstance(status, (bytes, str)):
+        try:
+            status = _decode(status.encode() if isinstance(status, str) else status)
+        except ValueError:
+            return None
+    if not isinstance(status, dict):
+        return None
+    if status.get("status") == "Success":
+        return 0
+    details = status.get("details")
+    for cause in (details.get("causes") if isinstance(details, dict) else None) or []:
+        if isinstance(cause, dict) and cause.get("reason") == "ExitCode":
+            with contextlib.suppress(ValueError, TypeError):
+                return int(str(cause.get("message")))
+    return None
 
 
 # --- errors --------------------------------------------------------------------
@@ -607,3 +705,109 @@ async def hello(peer: Peer, node_name: str) -> NodeInfo:
         protocolVersion=version,
         networking=bool(info.get("networking", True)),
     )
+
+
+# --- image import --------------------------------------------------------------
+# `pilothouse image import` sends an image archive to a node in bounded chunks:
+# `image_import_begin` opens a transfer, `image_import_chunk` appends base64 data
+# at an offset, `image_import_commit` checks size and digest and imports the
+# archive into containerd (its result names the images), `image_import_abort`
+# drops a transfer. An agent drops its open transfers when the connection ends.
+
+# Raw bytes per chunk: base64 makes it exactly 1 MiB, far below the message limit.
+IMAGE_CHUNK_BYTES = 768 * 1024
+# containerd may take a while to unpack a large image.
+IMAGE_COMMIT_TIMEOUT = 300.0
+# The largest JSON document read from an archive (index.json, manifest.json).
+_ARCHIVE_JSON_LIMIT = 4 * 1024 * 1024
+
+
+class ImageImportBeginParams(TypedDict):
+    transfer: str  # chosen by the control plane, unique per connection
+    size: int  # bytes to come
+
+
+class ImageImportChunkParams(TypedDict):
+    transfer: str
+    offset: int  # where this chunk starts: chunks arrive in order
+    data: str  # base64, at most IMAGE_CHUNK_BYTES decoded
+
+
+class ImageImportCommitParams(TypedDict):
+    transfer: str
+    size: int
+    sha256: str  # hex digest of the whole archive
+
+
+class ImageImportResult(TypedDict):
+    images: list[str]  # the image names containerd now holds from the archive
+
+
+class ImageArchiveError(ValueError):
+    """A file that is not an OCI or docker image archive."""
+
+
+def image_chunk(transfer: str, offset: int, data: bytes) -> ImageImportChunkParams:
+    if len(data) > IMAGE_CHUNK_BYTES:
+        raise ValueError(f"a chunk holds at most {IMAGE_CHUNK_BYTES} bytes, not {len(data)}")
+    return ImageImportChunkParams(
+        transfer=transfer, offset=offset, data=base64.b64encode(data).decode("ascii")
+    )
+
+
+def image_chunk_data(params: Params) -> bytes:
+    """The bytes of an `image_import_chunk`; InvalidParams when they are not base64
+    or too many."""
+    try:
+        data = base64.b64decode(str(params["data"]), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise InvalidParams(f"data: not base64: {e}") from None
+    if len(data) > IMAGE_CHUNK_BYTES:
+        raise InvalidParams(f"data: a chunk holds at most {IMAGE_CHUNK_BYTES} bytes")
+    return data
+
+
+def image_archive_names(path: str | os.PathLike[str]) -> tuple[str, list[str]]:
+    """What an image archive is ("oci" or "docker") and the image names it
+    carries (possibly none). Raises ImageArchiveError when it is not a tar, or
+    has neither an OCI `index.json` nor a docker `manifest.json`."""
+    try:
+        tar = tarfile.open(path, "r:*")
+    except tarfile.TarError:
+        raise ImageArchiveError("not a tar archive") from None
+    with tar:
+        try:
+            members = {m.name.removeprefix("./"): m for m in tar.getmembers() if m.isfile()}
+        except (tarfile.TarError, EOFError, OSError) as e:
+            raise ImageArchiveError(f"a damaged tar archive: {e}") from None
+        if "index.json" in members:
+            index = _archive_json(tar, members["index.json"])
+            names = []
+            for m in index.get("manifests") or [] if isinstance(index, dict) else []:
+                notes = (m.get("annotations") or {}) if isinstance(m, dict) else {}
+                name = notes.get("io.containerd.image.name") or notes.get(
+                    "org.opencontainers.image.ref.name"
+                )
+                if isinstance(name, str) and name:
+                    names.append(name)
+            return "oci", names
+        if "manifest.json" in members:
+            manifest = _archive_json(tar, members["manifest.json"])
+            entries = manifest if isinstance(manifest, list) else []
+            tags = [t for e in entries if isinstance(e, dict) for t in e.get("RepoTags") or []]
+            return "docker", [str(t) for t in tags]
+    raise ImageArchiveError(
+        "not an OCI or docker image archive: it has no index.json or manifest.json"
+    )
+
+
+def _archive_json(tar: tarfile.TarFile, member: tarfile.TarInfo) -> Json:
+    if member.size > _ARCHIVE_JSON_LIMIT:
+        raise ImageArchiveError(f"{member.name} is too large ({member.size} bytes)")
+    f = tar.extractfile(member)
+    if f is None:
+        raise ImageArchiveError(f"{member.name} cannot be read")
+    try:
+        return json.loads(f.read())
+    except (ValueError, tarfile.TarError, OSError) as e:
+        raise ImageArchiveError(f"{member.name} is not valid JSON: {e}") from None

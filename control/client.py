@@ -7,20 +7,27 @@ come back as `ApiError`, carrying the server's Status.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import contextlib
+import os
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 
+from control import execclient
+from control.api.images import IMAGE_IMPORT_PATH
 from control.api.pki import client_ssl_context
 from control.errors import ApiError
 from control.objects.kinds import POD, ResourceType
 
 JSON = "application/json"
 METRICS = "/apis/metrics.k8s.io/v1beta1"
+_UPLOAD_CHUNK = 256 * 1024
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",
     "json": "application/json-patch+json",
@@ -323,6 +330,30 @@ class Client:
         )
         return result
 
+    @contextlib.asynccontextmanager
+    async def exec_stream(
+        self,
+        name: str,
+        command: builtins.list[str],
+        namespace: str = "default",
+        *,
+        container: str | None = None,
+        stdin: bool = False,
+        tty: bool = False,
+    ) -> AsyncIterator[execclient.ExecConnection]:
+        """An interactive exec: Kubernetes' `pods/{name}/exec` WebSocket."""
+        params = [("command", c) for c in command]
+        params += [("stdin", str(stdin).lower()), ("stdout", "true"), ("tty", str(tty).lower())]
+        params.append(("stderr", str(not tty).lower()))
+        if container:
+            params.append(("container", container))
+        url = self._base + self.path(POD, namespace, name, "exec")
+        try:
+            async with execclient.connect(self._sess(), url, params) as conn:
+                yield conn
+        except aiohttp.ClientConnectionError as e:
+            raise ClusterUnreachable(f"cannot reach the API server at {self.server}: {e}") from e
+
     async def node_metrics(self) -> dict[str, Any]:
         """NodeMetricsList from metrics.k8s.io/v1beta1."""
         result: dict[str, Any] = await self.request("GET", f"{METRICS}/nodes")
@@ -333,6 +364,45 @@ class Client:
         path = f"{METRICS}/namespaces/{namespace}/pods" if namespace else f"{METRICS}/pods"
         result: dict[str, Any] = await self.request("GET", path)
         return result
+
+    # -- images ----------------------------------------------------------------
+
+    async def import_image(
+        self, archive: Path, nodes: Sequence[str] = ()
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Upload an image archive to the nodes (all Ready ones when none are
+        named) and yield the server's progress events as they come (see
+        control.api.images). A pilothouse extension."""
+        f = await asyncio.to_thread(archive.open, "rb")
+        size = await asyncio.to_thread(os.fstat, f.fileno())
+
+        async def body() -> AsyncIterator[bytes]:
+            # A generator rather than the file itself: aiohttp stops sending a
+            # file body once the server starts its answer, as this one does.
+            while data := await asyncio.to_thread(f.read, _UPLOAD_CHUNK):
+                yield data
+
+        try:
+            async with self._sess().post(
+                self._base + IMAGE_IMPORT_PATH,
+                params=[("node", n) for n in nodes],
+                data=body(),
+                headers={
+                    "Content-Type": "application/x-tar",
+                    "Content-Length": str(size.st_size),
+                },
+            ) as resp:
+                if resp.status >= 400:
+                    _decode(resp.status, await resp.read())
+                async for line in resp.content:
+                    if line.strip():
+                        yield orjson.loads(line)
+        except aiohttp.ClientConnectionError as e:
+            raise ClusterUnreachable(f"cannot reach the API server at {self.server}: {e}") from e
+        except aiohttp.ClientPayloadError as e:
+            raise ClusterUnreachable(f"the API server at {self.server} broke off: {e}") from e
+        finally:
+            f.close()
 
 
 def _selector_params(label: str | None, field: str | None) -> dict[str, str]:

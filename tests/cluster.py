@@ -29,6 +29,7 @@ from control.client import Client
 from control.config import load_config
 from control.controlplane import ControlPlane
 from control.errors import ApiError
+from control.nodes.link import LinkState
 from control.nodes.transport import InProcessTransport
 from control.objects.kinds import NODE, POD
 
@@ -116,6 +117,18 @@ class HollowCluster:
         self.plane.node_links.add(name, transport)
         return agent
 
+    async def disconnect(self, name: str, within: float = DEFAULT_TIMEOUT) -> None:
+        """Cut a node's connection and refuse new ones until `transports[name].refuse`
+        is False again; returns once its link is down."""
+        link = self.plane.node_links.links[name]
+        self.transports[name].refuse = True
+        await self.transports[name].cut()
+
+        async def down() -> bool:
+            return link.state is not LinkState.CONNECTED
+
+        await eventually(down, within=within, what=f"the link to {name} to go down")
+
     # -- reads ---------------------------------------------------------------
 
     async def node(self, name: str) -> Obj | None:
@@ -179,14 +192,16 @@ async def hollow_cluster(
     eviction_timeout: float = 1.0,
     heartbeat_interval: float = 0.1,
     extra_config: str = "",
+    listen: str = "",
 ) -> AsyncIterator[HollowCluster]:
-    """A control plane with `nodes` hollow nodes named node-1 ... node-N."""
+    """A control plane with `nodes` hollow nodes named node-1 ... node-N; with
+    `listen` ("127.0.0.1:0"), TLS and tokens too."""
     names = [f"node-{i}" for i in range(1, nodes + 1)]
     node_tables = "".join(
         f'[[nodes]]\nname = "{n}"\nhost = "192.0.2.{i}"\n\n' for i, n in enumerate(names, 1)
     )
     (tmp_path / "config.toml").write_text(
-        '[api]\nlisten = ""\n\n'
+        f'[api]\nlisten = "{listen}"\n\n'
         "[ssh]\nreconnect_backoff_initial = 0.05\nreconnect_backoff_max = 0.5\n\n"
         f"[controllers]\nnode_monitor_grace_period = {grace_period}\n"
         f"pod_eviction_timeout = {eviction_timeout}\n\n"
@@ -202,3 +217,15 @@ async def hollow_cluster(
         yield cluster
     finally:
         await plane.stop()
+
+
+@contextlib.asynccontextmanager
+async def hollow_pod(
+    tmp_path: Path, name: str = "web", listen: str = ""
+) -> AsyncIterator[HollowCluster]:
+    """One hollow node, Ready, running one pod."""
+    async with hollow_cluster(tmp_path, nodes=1, listen=listen) as cluster:
+        await cluster.wait_nodes_ready()
+        await cluster.registry.create(POD, "default", make_pod(name, "node-1"))
+        await cluster.wait_pod_running(name)
+        yield cluster

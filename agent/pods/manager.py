@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import functools
 import itertools
@@ -18,6 +17,7 @@ from agent.cri.client import CRIClient, CRIError
 from agent.protocol import (
     INTERNAL_ERROR,
     NOT_FOUND,
+    ExecSessionResult,
     InvalidParams,
     NotSupported,
     RpcError,
@@ -26,7 +26,8 @@ from agent.protocol import (
 from . import logs as L
 from . import spec as S
 from .pull import ImagePuller
-from .stream import ERROR, STDIN, ExecSession, StreamError, exit_code
+from .sessions import Sessions
+from .stream import ExecSession, StreamError
 from .worker import PodWorker
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class PodManager:
         backoff_base: float = 10.0,
         backoff_max: float = 300.0,
         sync_interval: float = 1.0,
+        offline_registry: bool = False,
     ) -> None:
         self.cri = cri
         self.node = node
@@ -52,13 +54,13 @@ class PodManager:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.sync_interval = sync_interval
-        self.puller = ImagePuller(cri, backoff_base, backoff_max)
+        self.puller = ImagePuller(cri, backoff_base, backoff_max, offline=offline_registry)
         self.workers: dict[str, PodWorker] = {}
         self.statuses: dict[str, Obj] = {}  # uid -> last pod_status params sent
         self._adopted = False
         self._streams = itertools.count(1)
         self._follows: set[asyncio.Task[None]] = set()
-        self._sessions: dict[str, ExecSession] = {}
+        self.sessions = Sessions(send)
 
     # ---- sync ----
 
@@ -154,6 +156,7 @@ class PodManager:
         for t in list(self._follows):
             t.cancel()
         await asyncio.gather(*tasks, *self._follows, return_exceptions=True)
+        await self.sessions.close_all()
 
     # ---- lookups ----
 
@@ -244,9 +247,11 @@ class PodManager:
         command = params.get("command")
         if not isinstance(command, list) or not command:
             raise InvalidParams("command: a non-empty array is required")
-        tty = bool(params.get("tty"))
-        if params.get("stdin") is not None and not tty:
-            raise NotSupported("stdin without a tty is not supported; use tty for a session")
+        session = params.get("session")
+        if session is not None:
+            self.sessions.check_new(session)
+        elif params.get("tty") or params.get("stdin"):
+            raise NotSupported("stdin and tty need an interactive session")
         w = self.find(str(params["namespace"]), str(params["name"]), params.get("uid"))
         name = self._container_name(w, params.get("container"))
         cs = await self._containers(w, name)
@@ -254,8 +259,8 @@ class PodManager:
             raise RpcError(NOT_FOUND, f"container {name} is not running")
         argv = [str(c) for c in command]
         try:
-            if tty:
-                return await self._exec_session(cs[0].id, argv, params)
+            if session is not None:
+                return dict(await self._exec_session(str(session), cs[0].id, argv, params))
             timeout = int(params.get("timeoutSeconds") or 0)
             r = await self.cri.exec_sync(cs[0].id, argv, timeout)
         except CRIError as e:
@@ -266,68 +271,25 @@ class PodManager:
             "stderr": r.stderr.decode("utf-8", errors="replace"),
         }
 
-    async def _exec_session(self, cid: str, argv: list[str], params: Obj) -> Obj:
-        """An interactive session: output goes out as `stream` notifications (the
-        last one has eof and exitCode); input comes in as `stream` notifications
-        with data, optional cols/rows for a resize, and eof to hang up."""
-        url = await self.cri.exec_url(cid, argv, tty=True, stdin=True)
+    async def _exec_session(
+        self, sid: str, cid: str, argv: list[str], params: Obj
+    ) -> ExecSessionResult:
+        """An interactive session through containerd's streaming server; its
+        input and output then flow as `exec_io` notifications (see Sessions)."""
+        tty = bool(params.get("tty"))
+        url = await self.cri.exec_url(cid, argv, tty=tty, stdin=bool(params.get("stdin")))
         try:
-            session = await ExecSession.connect(url)
+            stream = await ExecSession.connect(url)
         except (OSError, TimeoutError, StreamError) as e:
             raise RpcError(INTERNAL_ERROR, f"exec: {e}") from None
-        stream = f"exec-{next(self._streams)}"
-        self._sessions[stream] = session
-        if params.get("cols") and params.get("rows"):
-            await session.resize(int(params["cols"]), int(params["rows"]))
-        task = asyncio.create_task(self._pump(stream, session))
-        self._follows.add(task)
-        task.add_done_callback(self._follows.discard)
-        return {"exitCode": 0, "stdout": "", "stderr": "", "stream": stream}
-
-    async def _pump(self, stream: str, session: ExecSession) -> None:
-        decoders = {ch: codecs.getincrementaldecoder("utf-8")("replace") for ch in (1, 2)}
-        code: int | None = None
-        message = ""
-        await asyncio.sleep(0.05)  # let the result go out first
         try:
-            while (msg := await session.recv()) is not None:
-                channel, data = msg
-                if channel in decoders:
-                    text = decoders[channel].decode(data)
-                    if text:
-                        await self.send("stream", {"stream": stream, "data": text})
-                elif channel == ERROR and data:
-                    code = exit_code(data)
-                    if code is None:
-                        message = data.decode(errors="replace")
-        except ConnectionError:
-            pass
-        finally:
-            self._sessions.pop(stream, None)
-            await session.close()
-        end: Obj = {
-            "stream": stream,
-            "data": "",
-            "eof": True,
-            "exitCode": -1 if code is None else code,
-        }
-        if message:
-            end["error"] = message
-        with contextlib.suppress(ConnectionError):
-            await self.send("stream", end)
-
-    async def on_stream(self, params: Obj) -> None:
-        """Input for an interactive session."""
-        session = self._sessions.get(str(params.get("stream")))
-        if session is None:
-            return
-        if params.get("cols") and params.get("rows"):
-            await session.resize(int(params["cols"]), int(params["rows"]))
-        data = params.get("data")
-        if data:
-            await session.send(STDIN, str(data).encode())
-        if params.get("eof"):
-            await session.close()
+            if tty and params.get("cols") and params.get("rows"):
+                await stream.resize(int(params["cols"]), int(params["rows"]))
+        except OSError as e:
+            await stream.close()
+            raise RpcError(INTERNAL_ERROR, f"exec: {e}") from None
+        self.sessions.open(sid, stream, tty=tty)
+        return ExecSessionResult(session=sid, stdinClose=stream.can_close_stdin)
 
     # ---- stats ----
 

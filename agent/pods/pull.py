@@ -1,5 +1,11 @@
 """Image pulls, shared by the node's pod workers: one pull per image at a time,
-and one back-off per image (ErrImagePull, then ImagePullBackOff)."""
+and one back-off per image (ErrImagePull, then ImagePullBackOff).
+
+On a node with no route to any registry (the agent's `--offline-registry`, which
+`pilothouse up` sets for its nodes), no pull is ever attempted: an image that is
+present is used whatever the pull policy, and an absent one fails ErrImagePull
+at once with a message that says why, then backs off as any pull failure does.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,10 @@ log = logging.getLogger(__name__)
 
 # A pull of an image that is already here (policy Always) may not hold a pod up long.
 REFRESH_TIMEOUT = 10.0
+OFFLINE_MESSAGE = (
+    'image "{image}" is not present on this node, and image pulls are disabled '
+    "(agent --offline-registry); import it into the node's containerd"
+)
 
 
 @dataclass
@@ -26,9 +36,15 @@ class PullResult:
 
 class ImagePuller:
     def __init__(
-        self, cri: CRIClient, backoff_base: float = 10.0, backoff_max: float = 300.0
+        self,
+        cri: CRIClient,
+        backoff_base: float = 10.0,
+        backoff_max: float = 300.0,
+        *,
+        offline: bool = False,
     ) -> None:
         self.cri = cri
+        self.offline = offline
         self.backoff = Backoff(backoff_base, backoff_max)
         self.errors: dict[str, str] = {}  # image -> the registry's last message
         self._locks: dict[str, asyncio.Lock] = {}
@@ -47,7 +63,7 @@ class ImagePuller:
                 "ErrImageNeverPull",
                 f'Container image "{image}" is not present with pull policy of Never',
             )
-        if present and policy == "IfNotPresent":
+        if present and (policy == "IfNotPresent" or self.offline):
             return PullResult(True)
         lock = self._locks.setdefault(image, asyncio.Lock())
         async with lock:
@@ -59,6 +75,11 @@ class ImagePuller:
                 return PullResult(
                     False, "ImagePullBackOff", f'Back-off pulling image "{image}": {why}'
                 )
+            if self.offline:
+                why = OFFLINE_MESSAGE.format(image=image)
+                self.backoff.next(image)
+                self.errors[image] = why
+                return PullResult(False, "ErrImagePull", why)
             try:
                 await self.cri.pull_image(image, REFRESH_TIMEOUT if present else PULL_TIMEOUT)
             except CRIError as e:

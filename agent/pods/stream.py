@@ -1,8 +1,10 @@
 """Interactive exec: a WebSocket to the runtime's streaming server (the URL that
-CRI Exec returns), speaking Kubernetes' channel protocol v4.channel.k8s.io.
+CRI Exec returns), speaking Kubernetes' channel protocol.
 
 Every message starts with its channel byte: 0 stdin, 1 stdout, 2 stderr,
-3 error (a Status object with the exit code), 4 terminal resize.
+3 error (a Status object with the exit code), 4 terminal resize. The session
+offers v5.channel.k8s.io, which adds a way to close stdin (channel 255), and
+falls back to v4.channel.k8s.io.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import os
 import struct
 from urllib.parse import urlsplit
 
-STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
-PROTOCOL = "v4.channel.k8s.io"
+from agent.protocol import CHANNEL_PROTOCOL, CHANNEL_RESIZE
+
+V5_PROTOCOL = "v5.channel.k8s.io"
+CLOSE_CHANNEL = 255
 _MAX_FRAME = 16 * 1024 * 1024
 
 
@@ -25,9 +29,12 @@ class StreamError(Exception):
 
 
 class ExecSession:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: str = ""
+    ) -> None:
         self.reader = reader
         self.writer = writer
+        self.protocol = protocol  # what the server chose
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -45,7 +52,7 @@ class ExecSession:
                     f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                     f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                    f"Sec-WebSocket-Protocol: {PROTOCOL}\r\nOrigin: http://{host}\r\n\r\n"
+                    f"Sec-WebSocket-Protocol: {V5_PROTOCOL}, {CHANNEL_PROTOCOL}\r\nOrigin: http://{host}\r\n\r\n"
                 ).encode()
             )
             await writer.drain()
@@ -54,7 +61,12 @@ class ExecSession:
         if " 101 " not in status + " ":
             writer.close()
             raise StreamError(f"streaming server refused the exec: {status}")
-        return cls(reader, writer)
+        chosen = ""
+        for line in head.decode(errors="replace").split("\r\n")[1:]:
+            key, _, value = line.partition(":")
+            if key.strip().lower() == "sec-websocket-protocol":
+                chosen = value.strip()
+        return cls(reader, writer, chosen)
 
     async def _send_frame(self, opcode: int, payload: bytes) -> None:
         mask = os.urandom(4)
@@ -65,7 +77,7 @@ class ExecSession:
             head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
         else:
             head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        masked = _mask(payload, mask)
         async with self._lock:
             self.writer.write(head + mask + masked)
             await self.writer.drain()
@@ -74,7 +86,18 @@ class ExecSession:
         await self._send_frame(0x2, bytes([channel]) + data)
 
     async def resize(self, cols: int, rows: int) -> None:
-        await self.send(RESIZE, json.dumps({"Width": cols, "Height": rows}).encode())
+        await self.send(CHANNEL_RESIZE, json.dumps({"Width": cols, "Height": rows}).encode())
+
+    @property
+    def can_close_stdin(self) -> bool:
+        return self.protocol == V5_PROTOCOL
+
+    async def close_stdin(self) -> bool:
+        """Tell the server stdin ended; False when the protocol has no way to."""
+        if not self.can_close_stdin:
+            return False
+        await self.send(CLOSE_CHANNEL, bytes([0]))
+        return True
 
     async def recv(self) -> tuple[int, bytes] | None:
         """The next (channel, data) message, or None when the socket closes."""
@@ -94,7 +117,7 @@ class ExecSession:
             except (asyncio.IncompleteReadError, ConnectionError):
                 return None
             if mask:
-                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+                payload = _mask(payload, mask)
             opcode = b1 & 0x0F
             if opcode == 0x8:
                 return None
@@ -118,16 +141,10 @@ class ExecSession:
             await self.writer.wait_closed()
 
 
-def exit_code(status_json: bytes) -> int | None:
-    """The exit code in the error channel's Status (None if it is no exit status)."""
-    try:
-        status = json.loads(status_json)
-    except ValueError:
-        return None
-    if status.get("status") == "Success":
-        return 0
-    for cause in (status.get("details") or {}).get("causes") or []:
-        if cause.get("reason") == "ExitCode":
-            with contextlib.suppress(ValueError, TypeError):
-                return int(cause.get("message"))
-    return None
+def _mask(data: bytes, mask: bytes) -> bytes:
+    """WebSocket masking: XOR with the 4-byte key, repeated."""
+    n = len(data)
+    if not n:
+        return data
+    key = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")

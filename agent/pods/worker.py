@@ -53,6 +53,10 @@ class Observed:
     statuses: dict[str, pb.ContainerStatus] = field(default_factory=dict)  # by container id
 
 
+# Container states whose ContainerStatus stays the same until the state changes.
+_SETTLED = (pb.CONTAINER_RUNNING, pb.CONTAINER_EXITED)
+
+
 class PodWorker:
     def __init__(
         self,
@@ -85,6 +89,9 @@ class PodWorker:
         self.reported: Obj | None = None
         self.transitions: dict[str, tuple[str, str]] = {}
         self._ip_cache = ("", "")  # (sandbox id, pod IP)
+        # ContainerStatus by id. A status does not change while the container stays
+        # in the state it was read in (running, exited), so passes reuse it.
+        self._status_cache: dict[str, pb.ContainerStatus] = {}
         self.created = time.time()
         self.last_ip = ""
         self.start_time = rfc3339(self.created)
@@ -154,13 +161,22 @@ class PodWorker:
             obs.pod_ip = self._ip_cache[1]
         for c in sorted(containers, key=lambda c: (-c.metadata.attempt, -c.created_at)):
             obs.containers.setdefault(c.metadata.name, []).append(c)
-        ids = [cs[i].id for cs in obs.containers.values() for i in range(min(2, len(cs)))]
+        wanted = [cs[i] for cs in obs.containers.values() for i in range(min(2, len(cs)))]
+        cache = self._status_cache
+        ids: list[str] = []
+        for c in wanted:
+            cached = cache.get(c.id)
+            if cached is not None and cached.state == c.state and c.state in _SETTLED:
+                obs.statuses[c.id] = cached
+            else:
+                ids.append(c.id)
         results = await asyncio.gather(
             *(self.cri.container_status(i) for i in ids), return_exceptions=True
         )
         for cid, r in zip(ids, results, strict=True):
             if isinstance(r, pb.ContainerStatus):
                 obs.statuses[cid] = r
+        self._status_cache = dict(obs.statuses)
         return obs
 
     async def sync(self) -> float:
@@ -289,15 +305,33 @@ class PodWorker:
                 await self.cri.stop_pod_sandbox(obs.sandbox.id)
                 acted = True
             return acted, next_in
-        sandbox_id = await self._ensure_sandbox(obs)
+        # The images are checked (or pulled) while the sandbox starts.
+        images = asyncio.gather(
+            *(self._ensure_image(c) for c, _, _ in to_start), return_exceptions=True
+        )
+        try:
+            sandbox_id = await self._ensure_sandbox(obs)
+        except BaseException:
+            images.cancel()
+            await asyncio.gather(images, return_exceptions=True)
+            raise
+        sandbox_waiting = dict(self.waiting) if sandbox_id is None else {}
+        have_images = await images
         if sandbox_id is None:
+            self.waiting.update(sandbox_waiting)  # the sandbox's reason wins over a pull's
             return acted, next_in
+        for r in have_images:
+            if isinstance(r, BaseException):
+                raise r
         pod_ip = obs.pod_ip
         if obs.sandbox is None or obs.sandbox.id != sandbox_id:
             pod_ip = (await self.cri.pod_sandbox_status(sandbox_id)).network.ip
+            self._ip_cache = (sandbox_id, pod_ip)
             acted = True
-        for want, attempt, is_restart in to_start:
-            if await self._start_container(want, attempt, is_restart, sandbox_id, pod_ip):
+        for (want, attempt, is_restart), have_image in zip(to_start, have_images, strict=True):
+            if have_image and await self._start_container(
+                want, attempt, is_restart, sandbox_id, pod_ip
+            ):
                 acted = True
         await self._gc(obs)
         return True, next_in
@@ -337,7 +371,8 @@ class PodWorker:
                 await self.cri.remove_pod_sandbox(s.id)
         return sandbox_id
 
-    async def _ensure_image(self, c: Obj, image: str) -> bool:
+    async def _ensure_image(self, c: Obj) -> bool:
+        image = S.normalize_image(str(c.get("image") or ""))
         policy = ImagePuller.policy(image, c.get("imagePullPolicy"))
         r = await self.puller.ensure(image, policy)
         if not r.ok:
@@ -347,10 +382,9 @@ class PodWorker:
     async def _start_container(
         self, c: Obj, attempt: int, is_restart: bool, sandbox_id: str, pod_ip: str
     ) -> bool:
+        """Creates and starts container `c`; its image must be here (_ensure_image)."""
         name = c["name"]
         image = S.normalize_image(str(c.get("image") or ""))
-        if not await self._ensure_image(c, image):
-            return False
         assert self.sandbox_config is not None
         try:
             cfg = S.container_config(c, self.pod, image, attempt, pod_ip, self.node)

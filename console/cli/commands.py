@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.protocol import ImageArchiveError, image_archive_names
+from console.cli.interactive import run as run_interactive
 from console.cli.output import print_objects, table, to_yaml
 from console.cli.target import make_client
 from control.apply import apply_one
@@ -499,6 +501,26 @@ async def bench_console(args: argparse.Namespace) -> int:
     return await run_bench_console(args.pods, args.nodes, args.seconds, args.rate, args.json)
 
 
+async def bench_pods(args: argparse.Namespace) -> int:
+    from console.bench.pods import run_bench_pods
+
+    if args.nodes < 1 or args.replicas < 1 or args.samples < 1:
+        raise UsageError("--nodes, --replicas and --samples must be positive")
+    try:
+        return await run_bench_pods(
+            nodes=args.nodes,
+            replicas=args.replicas,
+            samples=args.samples,
+            use_current=args.use_current,
+            server=args.server,
+            kubeconfig=args.kubeconfig,
+            as_json=args.json,
+        )
+    except RuntimeError as e:
+        _say(f"error: bench pods: {e}")
+        return 1
+
+
 async def console(args: argparse.Namespace) -> int:
     from console.tui.launch import run_console
 
@@ -707,6 +729,8 @@ async def up(args: argparse.Namespace) -> int:
         node_subnet=args.node_subnet,
         pod_cidr=args.pod_cidr,
         api_listen=args.listen,
+        node_grace_period=args.node_grace_period,
+        backoff_base=args.backoff_base,
         serve_command=(sys.executable, "-m", "console", "serve", "--data-dir", str(data_dir)),
         progress=_say,
     )
@@ -808,6 +832,17 @@ async def exec_(args: argparse.Namespace) -> int:
     command = list(args.argv)
     if not command:
         raise UsageError("you must specify at least one command for the container: exec POD -- CMD")
+    if args.stdin or args.tty:
+        async with _client(args) as client:
+            return await run_interactive(
+                client,
+                _pod_arg(args.pod),
+                args.namespace or "default",
+                command,
+                container=args.container,
+                stdin=args.stdin,
+                tty=args.tty,
+            )
     async with _client(args) as client:
         result = await client.exec(
             _pod_arg(args.pod), command, args.namespace or "default", container=args.container
@@ -855,4 +890,61 @@ async def top(args: argparse.Namespace) -> int:
         rows.append([m["metadata"]["namespace"], *row] if ns is None else row)
     headers = ["NAME", "CPU(cores)", "MEMORY(bytes)"]
     table(["NAMESPACE", *headers] if ns is None else headers, rows, sys.stdout)
+    return 0
+
+
+# -- image import ----------------------------------------------------------------
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+def _image_archive(archive: Path) -> tuple[str, list[str], int]:
+    """The archive's kind, image names and size; UsageError when it is no image archive."""
+    if not archive.is_file():
+        why = "no such file" if not archive.exists() else "not a regular file"
+        raise UsageError(f"{archive}: {why}")
+    try:
+        kind, names = image_archive_names(archive)
+    except ImageArchiveError as e:
+        raise UsageError(f"{archive}: {e}") from None
+    return kind, names, archive.stat().st_size
+
+
+async def image_import(args: argparse.Namespace) -> int:
+    """Load an OCI or docker image archive onto nodes through the API server."""
+    archive = Path(args.file)
+    kind, names, size = await asyncio.to_thread(_image_archive, archive)
+    what = ", ".join(names) or f"an {kind} archive"
+    shown: dict[str, int] = {}  # node -> the last tenth of the upload printed
+    failed: dict[str, str] = {}
+    nodes: list[str] = []
+    async with _client(args) as client:
+        async for event in client.import_image(archive, args.node or ()):
+            phase, node = event.get("phase"), str(event.get("node") or "")
+            if phase == "started":
+                nodes = [str(n) for n in event.get("nodes") or []]
+                print(f"importing {what} ({_mib(size)}) into {', '.join(nodes)}", flush=True)
+            elif phase == "sending":
+                total = int(event.get("size") or 0) or 1
+                tenth = int(event.get("sent") or 0) * 10 // total
+                if tenth > shown.get(node, 0):
+                    shown[node] = tenth
+                    print(f"{node}: sent {tenth * 10}% of {_mib(total)}", flush=True)
+            elif phase == "imported":
+                for image in event.get("images") or []:
+                    print(f"{node}: imported {image}", flush=True)
+            elif phase == "failed":
+                failed[node] = str(event.get("error") or "failed")
+                print(f"{node}: error: {failed[node]}", file=sys.stderr, flush=True)
+            elif phase == "finished":
+                failed.update({str(n): failed.get(str(n), "failed") for n in event["failed"]})
+                break
+        else:
+            raise UsageError("the API server ended the import before it finished")
+    if failed:
+        raise UsageError(
+            f"the import failed on {len(failed)} of {len(nodes)} nodes: {', '.join(sorted(failed))}"
+        )
     return 0

@@ -184,10 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "exec",
         help="run a command in a pod's container and exit with its exit code",
-        usage="pilothouse exec POD [-c CONTAINER] [-n NS] -- CMD [ARGS...]",
+        usage="pilothouse exec [-i] [-t] POD [-c CONTAINER] [-n NS] -- CMD [ARGS...]",
     )
     p.add_argument("pod", help="POD or pod/POD")
     p.add_argument("-c", "--container", help="container (default: the pod's only one)")
+    p.add_argument("-i", "--stdin", action="store_true", help="pass stdin to the command")
+    p.add_argument(
+        "-t", "--tty", action="store_true", help="run it on a terminal (raw mode locally)"
+    )
     _ns_flags(p)
     _cluster_flags(p)
     p.add_argument("argv", nargs="*", metavar="CMD", help="after --: the command and its arguments")
@@ -226,6 +230,26 @@ def build_parser() -> argparse.ArgumentParser:
     _cluster_flags(p)
     p.set_defaults(func=commands.drain)
 
+    p = sub.add_parser("image", help="image tools")
+    image = p.add_subparsers(dest="image_command", metavar="ACTION", required=True)
+    b = image.add_parser(
+        "import",
+        help="load an OCI or docker image archive (.tar) onto nodes",
+        description="Upload an OCI or docker image archive (`docker save`, `ctr images "
+        "export`, an OCI layout as a tar) through the API server to the nodes' agents, "
+        "which import it into containerd's k8s.io namespace. Pods then use it with "
+        "imagePullPolicy: Never or IfNotPresent. Exits 1 if any node failed.",
+    )
+    b.add_argument("file", metavar="FILE.tar", help="the image archive")
+    b.add_argument(
+        "--node",
+        action="append",
+        metavar="NAME",
+        help="import onto this node (repeatable; default: every Ready node)",
+    )
+    _cluster_flags(b)
+    b.set_defaults(func=commands.image_import)
+
     p = sub.add_parser("version", help="show the client and server versions")
     _cluster_flags(p)
     p.set_defaults(func=commands.version)
@@ -262,6 +286,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the figures as one JSON object on the last line"
     )
     b.set_defaults(func=commands.bench_console)
+    b = bench.add_parser(
+        "pods",
+        help="pods on real nodes: scale 0 -> 30 and single-pod startup p50/p99 (needs root)",
+        description="By default brings up a throwaway local cluster of its own and takes it "
+        "down afterwards; --use-current or --server runs against an existing cluster, "
+        "in a namespace of its own.",
+    )
+    b.add_argument(
+        "--nodes", type=int, default=3, help="nodes of the throwaway cluster (default 3)"
+    )
+    b.add_argument("--replicas", type=int, default=30, help="replicas to scale to (default 30)")
+    b.add_argument(
+        "--samples", type=int, default=20, help="pods started one at a time (default 20)"
+    )
+    b.add_argument(
+        "--use-current",
+        action="store_true",
+        help="use the cluster the CLI finds (as `get` does) instead of a throwaway one",
+    )
+    _cluster_flags(b)
+    b.add_argument(
+        "--json", action="store_true", help="print the figures as one JSON object on the last line"
+    )
+    b.set_defaults(func=commands.bench_pods)
 
     p = sub.add_parser("up", help="build a local cluster: N nodes as network namespaces")
     p.add_argument("--nodes", type=int, default=3, help="node count (default 3)")
@@ -276,6 +324,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--listen", help="API TLS address for the config (default 127.0.0.1:6443; '' disables)"
+    )
+    p.add_argument(
+        "--node-grace-period",
+        type=float,
+        default=40.0,
+        metavar="SECONDS",
+        help="a node whose agent is silent this long becomes NotReady (default 40)",
+    )
+    p.add_argument(
+        "--backoff-base",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="first CrashLoopBackOff delay on the nodes, doubling to 5 minutes (default 10)",
     )
     p.set_defaults(func=commands.up)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -201,16 +202,26 @@ async def logs(
     return raw.decode(errors="replace")
 
 
-async def exec_check(client: Client, key: str, command: str = "/bin/sh") -> None:
-    """Ask the API server for an exec session; raises its error when it has none."""
+# What `x` runs: bash where the image has it, else sh.
+SHELL = ["sh", "-c", "command -v bash >/dev/null 2>&1 && exec bash || exec sh"]
+
+
+def shell_argv(target: list[str], key: str, container: str | None = None) -> list[str]:
+    """The CLI command line for an interactive shell in a pod, against the
+    cluster that `target` (CLI flags: --server or --kubeconfig) names."""
     ns, name = split_key(key)
-    status, raw = await client.request_raw(
-        "POST",
-        client.path(kinds.POD, ns, name, "exec"),
-        params={"command": command, "stdin": "true", "stdout": "true", "tty": "true"},
-    )
-    if status >= 400:
-        raise _error(status, raw)
+    argv = [sys.executable, "-m", "console", "exec", "-it", *target, "-n", ns or "default", name]
+    if container:
+        argv += ["-c", container]
+    return [*argv, "--", *SHELL]
+
+
+def shell_container(pod: Obj | None) -> str | None:
+    """The container a shell goes to: the first, when there are several."""
+    containers = ((pod or {}).get("spec") or {}).get("containers") or []
+    if len(containers) > 1:
+        return str(containers[0].get("name") or "") or None
+    return None
 
 
 def _error(status: int, raw: bytes) -> ApiError:

@@ -12,14 +12,16 @@ import contextlib
 import functools
 import os
 import shlex
+import signal
 import subprocess
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from rich.text import Text
+from textual import events, work
+from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
@@ -46,6 +48,26 @@ from control.objects.columns import node_status
 from control.objects.kinds import ResourceType
 
 ClientFactory = Callable[[], Client]
+# Runs a command line with the terminal handed over: `x` runs the CLI's exec.
+ShellRunner = Callable[[list[str]], "subprocess.CompletedProcess[bytes]"]
+
+
+def run_with_terminal(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+    """The default ShellRunner: the terminal is the child's; its stderr is
+    kept for the notification when it fails (with a tty, the shell's own
+    output all goes to stdout). A ^C before the child's terminal is raw
+    interrupts the child only: the console waits it out (a Python handler,
+    unlike SIG_IGN, is not inherited)."""
+    previous = signal.signal(signal.SIGINT, _ignore_signal)
+    try:
+        return subprocess.run(argv, stderr=subprocess.PIPE, check=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    return None
+
 
 MUTATING = {
     "scale",
@@ -85,11 +107,13 @@ class Act:
     action: str
     description: str
     show: bool = True
+    # Taken as the key arrives, before keys typed after it are routed (see PromptInput).
+    priority: bool = False
 
 
 ACTIONS: tuple[Act, ...] = (
-    Act("colon", "command", "View"),
-    Act("slash", "filter", "Filter"),
+    Act("colon", "command", "View", priority=True),
+    Act("slash", "filter", "Filter", priority=True),
     Act("escape", "back", "Back"),
     Act("question_mark", "help", "Help"),
     Act("s", "scale", "Scale"),
@@ -136,9 +160,41 @@ class BurstFooter(Footer):
         super().bindings_changed(screen)
 
 
+class PromptInput(Input):
+    """The `:` and `/` prompt, taking keys typed ahead of the screen.
+
+    `:` and `/` open it and focus it as their key arrives, so the keys typed
+    right after them land here, not on the view (where `:deploy` would run
+    describe, edit and YAML). Enter is taken here, in order with the keys
+    before it, and closes the prompt at once; keys that reach it once closed
+    were typed after Enter and go to the view.
+    """
+
+    async def _on_key(self, event: events.Key) -> None:
+        app = self.app
+        if not isinstance(app, PilothouseApp):
+            return
+        if self.has_class("hidden"):
+            event.stop()
+            event.prevent_default()
+            # As if it arrived now: `:` and `/` may open the prompt again.
+            await app.on_event(events.Key(event.key, event.character))
+        elif event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            app.submit_prompt(self.value)
+
+
 class MainScreen(Screen[None]):
     BINDINGS = [
-        Binding(a.key, a.action, a.description, show=a.show, id=_binding_id(a.action))
+        Binding(
+            a.key,
+            a.action,
+            a.description,
+            show=a.show,
+            priority=a.priority,
+            id=_binding_id(a.action),
+        )
         for a in ACTIONS
     ]
 
@@ -159,7 +215,7 @@ class MainScreen(Screen[None]):
         with ContentSwitcher(initial=None, id="views"):
             for spec in VIEWS:
                 yield ResourceTable(spec, self.papp.ctx, id=f"view-{spec.name}")
-        yield Input(id="prompt", classes="hidden")
+        yield PromptInput(id="prompt", classes="hidden")
         yield BurstFooter()
 
     def on_mount(self) -> None:
@@ -177,6 +233,8 @@ class MainScreen(Screen[None]):
         papp = self.papp
         if papp.readonly and action in MUTATING:
             return False
+        if action in ("command", "filter") and papp.prompt_open():
+            return False  # `:` and `/` typed into the prompt are text
         views = APPLIES.get(action)
         if views is not None and papp.view.name not in views:
             return False
@@ -269,6 +327,8 @@ class PilothouseApp(App[None]):
         initial_view: str = "pods",
         info: str = "",
         keymap: dict[str, str] | None = None,
+        target: list[str] | None = None,
+        shell_runner: ShellRunner = run_with_terminal,
     ) -> None:
         super().__init__()
         self.client_factory = client_factory
@@ -276,6 +336,9 @@ class PilothouseApp(App[None]):
         self.readonly = readonly
         self.initial_view = initial_view
         self.info = info
+        # CLI flags that name this cluster, for commands run on its behalf.
+        self.target = target
+        self.shell_runner = shell_runner
         self.ctx = Context()
         self.caches: dict[str, WatchCache] = {}
         self.view: ViewSpec = find_view(initial_view) or VIEWS[0]
@@ -377,7 +440,7 @@ class PilothouseApp(App[None]):
             if rt is spec.rt and cache.synced.is_set():
                 self.table.mark_all()
         self.main.query_one("#views", ContentSwitcher).current = f"view-{spec.name}"
-        self.table.focus()
+        self.main.set_focus(self.table)  # now: keys typed ahead go where they belong
         self.update_title()
         self.main.refresh_bindings()
         return True
@@ -408,7 +471,8 @@ class PilothouseApp(App[None]):
             title += "  (loading…)"
         title += f"  {len(table.shown)} rows"
         with contextlib.suppress(NoMatches, LookupError):
-            self.main.query_one("#title", Static).update(title, layout=False)
+            # Plain text: "[read-only]" and a filter's own brackets are not markup.
+            self.main.query_one("#title", Static).update(Text(title), layout=False)
 
     def update_health(self) -> None:
         try:
@@ -441,6 +505,9 @@ class PilothouseApp(App[None]):
 
     # -- prompt (: and /) -------------------------------------------------------
 
+    def prompt_open(self) -> bool:
+        return bool(self._prompt_mode)
+
     def open_prompt(self, mode: str) -> None:
         prompt = self.main.query_one("#prompt", Input)
         self._prompt_mode = mode
@@ -451,17 +518,16 @@ class PilothouseApp(App[None]):
         else:
             prompt.placeholder = "/text, or a label selector such as app=web,tier!=db"
             prompt.value = self.table.filter_text
-        prompt.focus()
+        self.main.set_focus(prompt)  # now, not later: the next key may be on its way
 
     def close_prompt(self) -> None:
         prompt = self.main.query_one("#prompt", Input)
         prompt.add_class("hidden")
         self._prompt_mode = ""
-        self.table.focus()
+        self.main.set_focus(self.table)
 
-    @on(Input.Submitted, "#prompt")
-    def prompt_submitted(self, event: Input.Submitted) -> None:
-        mode, value = self._prompt_mode, event.value.strip()
+    def submit_prompt(self, value: str) -> None:
+        mode, value = self._prompt_mode, value.strip()
         self.close_prompt()
         if mode == "command":
             self.run_command(value)
@@ -644,7 +710,12 @@ class PilothouseApp(App[None]):
             except (ApiError, ClusterUnreachable) as e:
                 self.notify(error_text(e), title="describe", severity="error")
                 return
-            self.push_screen(TextScreen(f" describe {rt.singular}/{key}", text))
+            shell = (
+                functools.partial(self.open_shell, key)
+                if rt is kinds.POD and not self.readonly
+                else None
+            )
+            self.push_screen(TextScreen(f" describe {rt.singular}/{key}", text, shell=shell))
 
         self.run_worker(job(), group="api", exit_on_error=False)
 
@@ -661,12 +732,39 @@ class PilothouseApp(App[None]):
     def act_shell(self) -> None:
         key = self.selected()
         if key is not None:
+            self.open_shell(key)
 
-            async def call() -> str:
-                await actions.exec_check(self.client, key)
-                return f"exec into pod/{key}: the server accepted, but the console has no terminal bridge yet"
-
-            self.run_api("shell", call)
+    def open_shell(self, key: str) -> None:
+        """A shell in the pod (`pilothouse exec -it`), with the terminal
+        handed over until it exits; then the console comes back."""
+        target = self.target
+        if target is None and self.client.server.startswith(("/", "unix://")):
+            target = ["--server", self.client.server.removeprefix("unix://")]
+        if target is None:
+            self.notify(
+                "shell: the console does not know how the CLI reaches this cluster",
+                title="shell",
+                severity="error",
+            )
+            return
+        pod = self.ctx.of(kinds.POD).get(key)
+        argv = actions.shell_argv(target, key, actions.shell_container(pod))
+        try:
+            with self.suspend():
+                done = self.shell_runner(argv)
+        except SuspendNotSupported:
+            self.notify(
+                "shell: this terminal cannot be handed over", title="shell", severity="error"
+            )
+            return
+        except OSError as e:
+            self.notify(f"shell: {e}", title="shell", severity="error")
+            return
+        lines = (done.stderr or b"").decode(errors="replace").strip().splitlines()
+        if done.returncode and lines:
+            self.notify(lines[-1], title=f"shell pod/{key}", severity="error", timeout=8)
+        elif done.returncode:
+            self.notify(f"exited with code {done.returncode}", title=f"shell pod/{key}")
 
     def act_apply(self) -> None:
         def done(path: str | None) -> None:

@@ -36,10 +36,14 @@ def socket_answers(path: Path, timeout: float = 0.5) -> bool:
 
 
 class HostedControlPlane:
-    """Runs `ControlPlane(config)` in a daemon thread; `start()` returns its socket path."""
+    """Runs `ControlPlane(config)` in a daemon thread; `start()` returns its socket path.
 
-    def __init__(self, config: Config) -> None:
+    `components=False` serves the API alone (see ControlPlane), for tests that
+    need objects nobody else changes."""
+
+    def __init__(self, config: Config, *, components: bool = True) -> None:
         self.config = config
+        self.components = components
         self.plane: ControlPlane | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -70,7 +74,7 @@ class HostedControlPlane:
     async def _main(self, ready: Future[Path]) -> None:
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self.plane = ControlPlane(self.config)
+        self.plane = ControlPlane(self.config, components=self.components)
         await self.plane.start()
         try:
             ready.set_result(self.plane.socket_path)

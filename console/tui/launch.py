@@ -52,19 +52,26 @@ async def run_console(args: argparse.Namespace) -> int:
         make_client(server, kubeconfig)  # fail early, with the CLI's message
         factory = lambda: make_client(server, kubeconfig)  # noqa: E731
         info = "attached"
+        target = ["--server", server] if server else ["--kubeconfig", kubeconfig]
     elif socket_answers(config.api.socket):
         socket = str(config.api.socket)
         factory = lambda: Client(socket)  # noqa: E731
         info = f"attached to {config.data_dir}"
+        target = ["--server", socket]
     else:
         _log_to_file(config.data_dir / "console.log")
         hosted = HostedControlPlane(config)
         socket = str(hosted.start())
         factory = lambda: Client(socket)  # noqa: E731
         info = f"store {config.store.backend} · leader: this process (embedded)"
+        target = ["--server", socket]
     try:
         app = PilothouseApp(
-            factory, readonly=args.readonly, info=info, keymap=load_keymap(config.data_dir)
+            factory,
+            readonly=args.readonly,
+            info=info,
+            keymap=load_keymap(config.data_dir),
+            target=target,
         )
         await app.run_async()
     finally:

@@ -33,12 +33,22 @@ class TextScreen(Screen[None]):
 
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back", id="text.back"),
+        Binding("x", "shell", "Shell", id="text.shell"),
     ]
 
-    def __init__(self, title: str, text: str) -> None:
+    def __init__(self, title: str, text: str, shell: Callable[[], None] | None = None) -> None:
+        """`shell`, on a pod's describe: what `x` does (a shell in the pod)."""
         super().__init__()
         self.title_text = title
         self.text = text
+        self.shell = shell
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return action != "shell" or self.shell is not None
+
+    def action_shell(self) -> None:
+        if self.shell is not None:
+            self.shell()
 
     def compose(self) -> ComposeResult:
         yield Static(self.title_text, classes="screen-title")
@@ -202,8 +212,9 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         width = max(len(r[0]) for r in self.rows) + 2
-        idw = max(len(r[1]) for r in self.rows) + 2
-        lines = [f"{'KEY'.ljust(width)}{'ID (for keymap)'.ljust(idw)}ACTION"]
+        id_header = "ID (for keymap)"
+        idw = max(len(id_header), *(len(r[1]) for r in self.rows)) + 2
+        lines = [f"{'KEY'.ljust(width)}{id_header.ljust(idw)}ACTION"]
         lines += [f"{k.ljust(width)}{i.ljust(idw)}{d}" for k, i, d in self.rows]
         with Vertical(classes="dialog wide"):
             yield Label("Keys")

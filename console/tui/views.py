@@ -330,9 +330,14 @@ def _age_at(timestamp: str | None, now_s: int) -> str:
     return age(timestamp, datetime.fromtimestamp(now_s, UTC))
 
 
+def now() -> float:
+    """The views' clock for ages, in seconds since the epoch; snapshot tests fix it."""
+    return time.time()
+
+
 def cached_age(timestamp: str | None) -> str:
     """`columns.age`, cached per timestamp and second: thousands of pods share a few."""
-    return _age_at(timestamp, int(time.time()))
+    return _age_at(timestamp, int(now()))
 
 
 def _created(obj: Obj) -> str:

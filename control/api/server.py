@@ -30,12 +30,14 @@ from agent.protocol import (
     ExecResult,
     LogsParams,
     LogsResult,
+    Params,
     RpcError,
     StatsParams,
     StatsResult,
 )
 from control import errors
-from control.api import discovery
+from control.api import discovery, execws
+from control.api.images import IMAGE_IMPORT_PATH, import_images
 from control.api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from control.api.registry import Registry, now_rfc3339
 from control.errors import ApiError, Cause
@@ -54,6 +56,7 @@ _PATCHERS: dict[str, Callable[[Any, Any], Any]] = {
     "application/strategic-merge-patch+json": strategic_merge_patch,
 }
 _ROLE_KEY = web.AppKey("role", str)
+ROLE = web.RequestKey("role", str)  # the request's role, set by the auth middleware
 METRICS_PREFIX = "/apis/metrics.k8s.io/v1beta1"
 # How long a stats request to one node may take before `top` leaves it out.
 STATS_TIMEOUT = 5.0
@@ -70,6 +73,9 @@ class AgentLink(Protocol):
     async def exec(self, params: ExecParams, timeout: float | None = None) -> ExecResult: ...  # noqa: ASYNC109
 
     async def stats(self, params: StatsParams | None = None) -> StatsResult: ...
+
+    async def exec_session(self, params: ExecParams) -> execws.ExecStream: ...
+    async def request(self, method: str, params: Params, timeout: float | None = None) -> Any: ...  # noqa: ASYNC109
 
 
 class NodeAgents(Protocol):
@@ -217,6 +223,7 @@ class ApiServer:
             role = (self.role_of_token(token) if token and self.role_of_token else None) or ""
             if not role:
                 raise errors.unauthorized()
+        request[ROLE] = role
         if role == "readonly" and request.method not in _READ_METHODS:
             raise errors.forbidden(
                 f'User "readonly" cannot {request.method.lower()} {request.path}: the read-only role may only read'
@@ -235,6 +242,8 @@ class ApiServer:
                 return json_response(doc)
             if path.startswith(METRICS_PREFIX + "/"):
                 return await self._metrics(path.removeprefix(METRICS_PREFIX).strip("/"))
+        elif method == "POST" and path == IMAGE_IMPORT_PATH:
+            return await import_images(request, self.registry, self.nodes)
         target = parse_path(path)
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -258,6 +267,8 @@ class ApiServer:
             return await self._evict(request, ns or "default", name, dry_run)
         if sub == "log" and rt.kind == "Pod" and method == "GET":
             return await self._pod_log(request, ns or "default", name)
+        if sub == "exec" and rt.kind == "Pod" and execws.is_websocket(request):
+            return await self._pod_exec_stream(request, ns or "default", name)
         if sub == "exec" and rt.kind == "Pod" and method == "POST":
             return await self._pod_exec(request, ns or "default", name)
         if sub not in ("", "status"):
@@ -517,11 +528,11 @@ class ApiServer:
         answer is {"stdout": ..., "stderr": ..., "exitCode": N}."""
         content_type, raw = await _read_body(request)
         if not raw and "command" in request.query:
-            # Kubernetes' own exec: query parameters and a WebSocket upgrade.
+            # Kubernetes' own exec, without the WebSocket upgrade it needs.
             await self.registry.get(POD, ns, name)
             raise errors.bad_request(
-                "interactive exec (a terminal over a WebSocket) is not served; "
-                'POST a JSON body {"command": [...]} to run one command'
+                "Upgrade request required: exec with query parameters runs over a WebSocket "
+                '(v4.channel.k8s.io); or POST a JSON body {"command": [...]} to run one command'
             )
         if not raw:
             raise errors.bad_request("the request has no body")
@@ -562,6 +573,46 @@ class ApiServer:
                 "exitCode": int(result.get("exitCode", 0)),
             }
         )
+
+    async def _pod_exec_stream(
+        self, request: web.Request, ns: str, name: str
+    ) -> web.StreamResponse:
+        """Kubernetes' exec: `GET`/`POST pods/{name}/exec?command=..` upgraded
+        to a WebSocket (see control.api.execws). Admin only: a shell can change
+        anything the pod can reach. An error before the upgrade is a Status,
+        also summed up in headers (WebSocket clients rarely read the body)."""
+        try:
+            session, opts, what = await self._open_exec(request, ns, name)
+        except ApiError as e:
+            return execws.refuse(e)
+        return await execws.serve(request, session, opts, what)
+
+    async def _open_exec(
+        self, request: web.Request, ns: str, name: str
+    ) -> tuple[execws.ExecStream, execws.ExecOptions, str]:
+        if request.get(ROLE) != "admin":
+            raise errors.forbidden(
+                f'User "{request.get(ROLE) or "anonymous"}" cannot create pods/exec: '
+                "the read-only role may only read"
+            )
+        opts = execws.exec_options(request)
+        pod, link, node = await self._pod_link(ns, name)
+        params = ExecParams(
+            namespace=ns,
+            name=name,
+            command=opts.command,
+            container=_pick_container(pod, opts.container),
+            stdin=opts.stdin,
+            tty=opts.tty,
+        )
+        uid = (pod.get("metadata") or {}).get("uid")
+        if uid:
+            params["uid"] = uid
+        try:
+            session = await link.exec_session(params)
+        except (RpcError, ConnectionError, TimeoutError) as e:
+            raise _agent_error(e, node) from e
+        return session, opts, f"pod {ns}/{name} on node {node}"
 
     async def _metrics(self, rest: str) -> web.Response:
         """The metrics.k8s.io/v1beta1 API, read-only, from the agents' `stats`:

@@ -34,9 +34,12 @@ from control.localcluster.proc import (
     LocalClusterError,
     alive,
     cmdline,
+    exit_status,
+    is_zombie,
     kill_all,
     netns_inode,
     pids_in_netns,
+    processes_named,
     read_pid,
     run,
     start_daemon,
@@ -52,8 +55,29 @@ CONFIG_MARKER = "# Written by `pilothouse up`"
 DEFAULT_NODE_SUBNET = "172.31.250.0/24"
 DEFAULT_POD_CIDR = "10.244.0.0/16"
 MAX_NODES = 50
+DEFAULT_NODE_GRACE_PERIOD = 40.0  # Kubernetes' node-monitor-grace-period
+DEFAULT_BACKOFF_BASE = 10.0  # kubelet's first CrashLoopBackOff delay
 AGENT_LAUNCHER = "control.localcluster.agent_launcher"
 _CLUSTER_NAME = re.compile(r"^[a-z0-9]{1,8}$")
+
+
+def agent_flags(node_grace_period: float, backoff_base: float) -> list[str]:
+    """The agent options every local node runs with.
+
+    - `--offline-registry`: the nodes have no route to any registry, so the
+      agent never tries a pull; the images `up` imported are used as they are.
+    - `--heartbeat-interval`: four heartbeats per grace period, as a node link's
+      status writes, so that a live node never looks stale.
+    - `--backoff-base`: the first restart back-off.
+    """
+    beat = min(10.0, node_grace_period / 4)
+    return [
+        "--offline-registry",
+        "--heartbeat-interval",
+        f"{beat:g}",
+        "--backoff-base",
+        f"{backoff_base:g}",
+    ]
 
 
 @dataclass
@@ -184,6 +208,8 @@ async def up(
     agent_command: Sequence[str] | None = None,
     serve_command: Sequence[str] | None = None,
     api_listen: str | None = None,
+    node_grace_period: float = DEFAULT_NODE_GRACE_PERIOD,
+    backoff_base: float = DEFAULT_BACKOFF_BASE,
     progress: Progress = _quiet,
 ) -> UpResult:
     """Bring up (or complete, or resize) the local cluster in `data_dir`. Idempotent.
@@ -192,14 +218,26 @@ async def up(
     and busybox images with `python3 -m agent.images`. With `serve_command`,
     the control plane is started (or reused), after the Nodes are registered
     with the pod CIDRs the network was built for. `agent_command` defaults to
-    the local launcher, which passes each node's settings to `python3 -m agent`.
+    the local launcher, which passes each node's settings to `python3 -m agent`,
+    together with `agent_flags(...)`.
+
+    `node_grace_period` is the control plane's node_monitor_grace_period: how
+    long a silent node stays Ready. `backoff_base` is the agents' first
+    CrashLoopBackOff (and image pull back-off) delay, doubling to 5 minutes.
     """
     lay = Layout(_absolute(data_dir))
     data_dir = lay.data_dir
     with _locked(lay):
         t0 = time.monotonic()
+        if node_grace_period <= 0 or backoff_base <= 0:
+            raise LocalClusterError("the node grace period and back-off must be positive")
         if agent_command is None:
-            agent_command = (sys.executable, "-m", AGENT_LAUNCHER)
+            agent_command = (
+                sys.executable,
+                "-m",
+                AGENT_LAUNCHER,
+                *agent_flags(node_grace_period, backoff_base),
+            )
         if os.geteuid() != 0:
             raise LocalClusterError("`pilothouse up` needs root (network namespaces, containerd)")
         if not 1 <= nodes <= MAX_NODES:
@@ -296,7 +334,9 @@ async def up(
             for n, key in zip(node_list, host_keys, strict=True)
         )
         files.write_private(lay.known_hosts, known, 0o644)
-        config_changed = _write_config(lay, state, node_list, agent_command, api_listen)
+        config_changed = _write_config(
+            lay, state, node_list, agent_command, api_listen, node_grace_period
+        )
         serve_pid = None
         if serve_command is not None:
             serve_pid = await _ensure_serve(
@@ -316,6 +356,15 @@ async def build_images(out_dir: Path) -> list[Path]:
     if not paths:
         raise LocalClusterError(f"python3 -m agent.images built nothing: {out.strip()}")
     return paths
+
+
+async def import_images(socket: Path, archives: Sequence[Path]) -> list[str]:
+    """Import archives into a node's containerd with the agent's own import code
+    (`python3 -m agent.images --archive`); returns the image names stored."""
+    argv = [sys.executable, "-m", "agent.images", "--import-to", str(socket)]
+    argv += [f"--archive={a}" for a in archives]
+    out = await run(argv, within=120 * len(archives))
+    return sorted({line.split("\t", 1)[0] for line in out.splitlines() if "\t" in line})
 
 
 async def register_nodes(config: Config) -> list[str]:
@@ -555,18 +604,17 @@ async def _up_node(
     progress(f"{node.name}: containerd {version} on {nl.socket}")
 
     if images:
-        ctr = ["ctr", "-n", "k8s.io", "--address", str(nl.socket)]
-        have = set((await run([*ctr, "images", "list", "-q"])).split())
-        for archive in images:
-            await run([*ctr, "images", "import", "--all-platforms", str(archive)], within=120)
-        new = set((await run([*ctr, "images", "list", "-q"])).split()) - have
-        progress(f"{node.name}: images imported ({len(images)} archives, {len(new)} new names)")
+        names = await import_images(nl.socket, images)
+        progress(f"{node.name}: images imported ({len(images)} archives: {', '.join(names)})")
     return host_pub
 
 
 async def _start_sshd(node: NodeState, nl: NodeLayout) -> None:
     pid = read_pid(nl.sshd_pid)
     if pid is None or not alive(pid, str(nl.sshd_config)):
+        # Made by `up` when missing; made again if removed since (sshd refuses
+        # to start without it).
+        _ensure_dir(RUN_SSHD)
         argv = [*_in_netns(node.netns), "/usr/sbin/sshd", "-D", "-f", str(nl.sshd_config)]
         start_daemon(argv, nl.sshd_log, nl.sshd_pid)
     await _wait_ssh(node.ip, 22, nl.sshd_log)
@@ -679,6 +727,7 @@ def _write_config(
     nodes: Sequence[NodeState],
     agent_command: Sequence[str],
     api_listen: str | None,
+    node_grace_period: float,
 ) -> bool:
     """Write the control plane's config; returns True when it changed."""
     lines = [
@@ -698,6 +747,9 @@ def _write_config(
         "[network]",
         f"pod_cidr = {files.toml_str(state.pod_cidr)}",
         f"node_cidr_mask = {state.node_cidr_mask}",
+        "",
+        "[controllers]",
+        f'node_monitor_grace_period = "{node_grace_period:g}s"',
         "",
     ]
     for n in nodes:
@@ -747,8 +799,13 @@ async def _ensure_serve(
     pid = start_daemon(argv, lay.serve_log, lay.serve_pid)
     deadline = time.monotonic() + 30.0
     while not await _socket_answers(lay.api_socket):
-        if not alive(pid, marker):
-            raise LocalClusterError(f"the control plane exited; see {lay.serve_log}")
+        # Not alive(pid, marker): a child that is still in execve has an empty
+        # command line for a moment (the kernel sets it after closing the
+        # close-on-exec fds that Popen waits for). Until this process reaps it,
+        # the pid is its own and cannot be reused, so exiting is all to check.
+        if is_zombie(pid):
+            how = exit_status(pid) or "no exit status"
+            raise LocalClusterError(f"the control plane exited ({how}); see {lay.serve_log}")
         if time.monotonic() > deadline:
             raise LocalClusterError(f"the control plane did not start; see {lay.serve_log}")
         await asyncio.sleep(0.1)
@@ -789,7 +846,9 @@ async def _down(data_dir: Path, *, progress: Progress) -> bool:
     if state.bridge_created and await _link_exists(state.bridge):
         await run(["ip", "link", "del", state.bridge])
         progress(f"bridge {state.bridge}: removed")
-    if state.made_run_sshd:
+    # /run/sshd is shared: every sshd on the machine needs it for each new
+    # connection (privilege separation), other local clusters' included.
+    if state.made_run_sshd and not processes_named("sshd"):
         _rmdir(RUN_SSHD)
     if errors:
         state.save(lay.state)

@@ -58,7 +58,18 @@ def start_daemon(argv: Sequence[str], log: Path, pid_file: Path) -> int:
     # Not waited on here: the daemon outlives this process. Drop the handle quietly.
     proc.returncode = 0
     write_pid(pid_file, proc.pid)
+    _wait_exec(proc.pid)
     return proc.pid
+
+
+def _wait_exec(pid: int, within: float = 5.0) -> None:
+    """Until the new program's command line is readable. Popen returns once exec
+    is past its point of no return, but for a moment after that (long, on a
+    loaded machine) /proc/PID/cmdline is empty, and `alive` would take the
+    daemon for gone."""
+    deadline = time.monotonic() + within
+    while not cmdline(pid) and not is_zombie(pid) and time.monotonic() < deadline:
+        time.sleep(0.002)
 
 
 def write_pid(path: Path, pid: int) -> None:
@@ -81,12 +92,16 @@ def cmdline(pid: int) -> list[str]:
     return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
-def is_zombie(pid: int) -> bool:
+def proc_state(pid: int) -> str:
+    """The kernel's state letter for `pid` (R, S, D, Z, ...), or "gone"."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return "gone"
+
+
+def is_zombie(pid: int) -> bool:
+    return proc_state(pid) in ("Z", "X", "gone")
 
 
 def alive(pid: int, marker: str) -> bool:
@@ -94,6 +109,19 @@ def alive(pid: int, marker: str) -> bool:
     if is_zombie(pid):
         return False
     return any(marker in a for a in cmdline(pid))
+
+
+def exit_status(pid: int) -> str:
+    """How our child `pid` ended ("exit 1", "signal 9"), reaping it; "" if unknown."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, OSError):
+        return ""
+    if done == 0:
+        return ""
+    if os.WIFSIGNALED(status):
+        return f"signal {os.WTERMSIG(status)}"
+    return f"exit {os.waitstatus_to_exitcode(status)}"
 
 
 def reap(pid: int) -> None:
@@ -132,17 +160,27 @@ def netns_inode(name: str) -> int | None:
         return None
 
 
+def _pids() -> list[int]:
+    return [int(e.name) for e in os.scandir("/proc") if e.name.isdigit()]
+
+
 def pids_in_netns(inode: int) -> list[int]:
     """Every process whose network namespace is the one with this nsfs inode."""
     pids: list[int] = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.stat(f"/proc/{entry.name}/ns/net").st_ino == inode:
-                pids.append(int(entry.name))
-        except OSError:
-            continue
+    for pid in _pids():
+        with contextlib.suppress(OSError):
+            if os.stat(f"/proc/{pid}/ns/net").st_ino == inode:
+                pids.append(pid)
+    return pids
+
+
+def processes_named(comm: str) -> list[int]:
+    """Every live process whose command name (/proc/PID/comm) is `comm`."""
+    pids: list[int] = []
+    for pid in _pids():
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == comm and not is_zombie(pid):
+                pids.append(pid)
     return pids
 
 

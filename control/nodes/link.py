@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import enum
 import ipaddress
+import itertools
 import logging
 import random
 import socket
@@ -49,6 +50,7 @@ from control.api.registry import Registry, now_rfc3339
 from control.config import NodeConfig
 from control.controllers.events import EventRecorder
 from control.errors import ApiError
+from control.nodes.remoteexec import RemoteExec
 from control.nodes.transport import Transport
 from control.objects.kinds import NODE, POD
 
@@ -151,6 +153,9 @@ class NodeLink:
         # `stream` notifications (followed logs) by stream name; None ends one.
         self._streams: dict[str, asyncio.Queue[Params | None]] = {}
         self._closed_streams: set[str] = set()
+        # Interactive exec sessions by id (see control.nodes.remoteexec).
+        self._exec_sessions: dict[str, RemoteExec] = {}
+        self._exec_ids = itertools.count(1)
 
     # -- signals from the manager --------------------------------------------
 
@@ -215,6 +220,7 @@ class NodeLink:
                 "node_status": self._on_node_status,
                 "pod_status": self._on_pod_status,
                 "stream": self._on_stream,
+                "exec_io": self._on_exec_io,
             },
             request_timeout=t.request_timeout,
         )
@@ -560,13 +566,41 @@ class NodeLink:
     async def exec(self, params: ExecParams, timeout: float | None = None) -> ExecResult:  # noqa: ASYNC109
         return cast(ExecResult, await self.request("exec", cast(Params, params), timeout))
 
+    async def exec_session(self, params: ExecParams) -> RemoteExec:
+        """Start an interactive exec (`params` says stdin, tty and the first
+        terminal size); the caller reads and writes it, then closes it."""
+        peer = self._peer
+        if peer is None:
+            raise ConnectionClosed(
+                f"node {self.name}: not connected ({self.last_error or 'connecting'})"
+            )
+        sid = f"exec-{next(self._exec_ids)}"
+        session = RemoteExec(self.name, peer, sid, self._forget_exec)
+        self._exec_sessions[sid] = session
+        try:
+            result = await peer.request("exec", cast(Params, {**params, "session": sid}))
+        except BaseException:
+            await session.close()
+            raise
+        if isinstance(result, dict) and result.get("stdinClose") is False:
+            session.can_close_stdin = bool(params.get("tty"))
+        return session
+
+    def _forget_exec(self, sid: str) -> None:
+        self._exec_sessions.pop(sid, None)
+
+    async def _on_exec_io(self, params: Params) -> None:
+        session = self._exec_sessions.get(str(params.get("session") or ""))
+        if session is not None:
+            session.deliver(params)
+
     async def stats(self, params: StatsParams | None = None) -> StatsResult:
         return cast(StatsResult, await self.request("stats", cast(Params, params or {})))
 
     async def _on_stream(self, params: Params) -> None:
         stream = str(params.get("stream") or "")
         if not stream.startswith("logs-"):
-            return  # interactive exec sessions are not served yet
+            return  # only followed logs stream this way (exec sessions use exec_io)
         if stream in self._closed_streams:
             if params.get("eof"):
                 self._closed_streams.discard(stream)
@@ -577,6 +611,9 @@ class NodeLink:
         for queue in self._streams.values():
             queue.put_nowait(None)
         self._closed_streams.clear()
+        for session in self._exec_sessions.values():
+            session.lost()
+        self._exec_sessions.clear()
 
 
 def _merge_status(current: Obj, reported: Obj) -> Obj:

@@ -91,12 +91,12 @@ def _ports(svc: Obj) -> str:
 
 
 def node_status(node: Obj) -> str:
+    """As kubectl prints it: Ready=False and Ready=Unknown (the node stopped
+    reporting) are both NotReady; Unknown only when there is no Ready condition."""
     ready = "Unknown"
     for c in _get(node, "status", "conditions") or []:
         if c.get("type") == "Ready":
-            ready = {"True": "Ready", "False": "NotReady"}.get(c.get("status"), "Unknown")
-    if ready == "Unknown" and not _get(node, "status", "conditions"):
-        ready = "NotReady"
+            ready = "Ready" if c.get("status") == "True" else "NotReady"
     if _get(node, "spec", "unschedulable"):
         ready += ",SchedulingDisabled"
     return ready

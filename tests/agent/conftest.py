@@ -50,6 +50,7 @@ class AgentProc:
         self.history: list[tuple[float, dict[str, Any]]] = []
         self.node_status: list[dict[str, Any]] = []
         self.streams: dict[str, list[dict[str, Any]]] = {}
+        self.io: dict[str, list[dict[str, Any]]] = {}  # exec_io by session
         self.changed = asyncio.Event()
 
     async def start(self) -> None:
@@ -87,6 +88,7 @@ class AgentProc:
         self.peer.on("pod_status", self._on_pod_status)
         self.peer.on("node_status", self._on_node_status)
         self.peer.on("stream", self._on_stream)
+        self.peer.on("exec_io", self._on_exec_io)
         self.runner = asyncio.create_task(self.peer.run())
         await hello(self.peer, "node-1")
 
@@ -101,6 +103,10 @@ class AgentProc:
 
     async def _on_stream(self, params: dict[str, Any]) -> None:
         self.streams.setdefault(params["stream"], []).append(params)
+        self.changed.set()
+
+    async def _on_exec_io(self, params: dict[str, Any]) -> None:
+        self.io.setdefault(params["session"], []).append(params)
         self.changed.set()
 
     async def request(self, method: str, params: dict[str, Any], limit: float = 30) -> Any:

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +23,9 @@ from pathlib import Path
 
 from agent.cri.client import CRIClient
 from agent.images import PAUSE_IMAGE, build_images, import_archive
+from control.config import load_config
+from control.controlplane import ControlPlane
+from control.nodes.transport import CommandTransport
 
 POD_CIDR = "10.244.250.0/24"
 BRIDGE = "phtbr0"
@@ -259,3 +263,36 @@ def in_netns(node: Node, fn: Callable[[], object]) -> object:
     if errors:
         raise errors[0]
     return result[0] if result else None
+
+
+def linked_plane(node: Node, tmp_path: Path) -> ControlPlane:
+    """A control plane (not started) whose one node link, node-1, runs the real
+    agent (`python -m agent`) in the node's netns on its containerd."""
+    (tmp_path / "config.toml").write_text(
+        '[api]\nlisten = ""\n\n'
+        "[ssh]\nreconnect_backoff_initial = 0.2\nreconnect_backoff_max = 1\n\n"
+        f'[network]\npod_cidr = "{POD_CIDR}"\nnode_cidr_mask = 24\n'
+    )
+    argv = [
+        "nsenter",
+        f"--net=/run/netns/{node.name}",
+        sys.executable,
+        "-m",
+        "agent",
+        "--containerd-socket",
+        str(node.socket),
+        "--node-name",
+        "node-1",
+        "--state-dir",
+        str(tmp_path / "agent-state"),
+        "--cgroup-parent",
+        node.cgroup_parent,
+        "--sync-interval",
+        "0.3",
+        "--heartbeat-interval",
+        "1",
+    ]
+    return ControlPlane(
+        load_config(None, data_dir=tmp_path),
+        transports={"node-1": CommandTransport(argv, name="node-1")},
+    )

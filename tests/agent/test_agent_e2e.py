@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -435,22 +436,33 @@ async def test_interactive_exec_session(agent: AgentProc) -> None:
             "namespace": "default",
             "name": "shell",
             "command": ["sh"],
+            "session": "s1",
+            "stdin": True,
             "tty": True,
             "cols": 100,
             "rows": 30,
         },
     )
-    stream = r["stream"]
+    assert r == {"session": "s1", "stdinClose": False}  # containerd 1.6 speaks v4
     assert agent.peer is not None
-    await agent.peer.notify("stream", {"stream": stream, "data": "echo hi-$((40+2)); stty size\n"})
+
+    async def send(text: str) -> None:
+        assert agent.peer is not None
+        data = base64.b64encode(text.encode()).decode()
+        await agent.peer.notify("exec_io", {"session": "s1", "data": data})
 
     def output() -> str:
-        return "".join(m["data"] for m in agent.streams.get(stream, []))
+        return b"".join(
+            base64.b64decode(m.get("data", "")) for m in agent.io.get("s1", [])
+        ).decode()
 
+    await send("echo hi-$((40+2)); stty size\n")
     await agent.wait(lambda: "hi-42" in output() and "30 100" in output(), 15, "shell output")
-    await agent.peer.notify("stream", {"stream": stream, "data": "exit 3\n"})
-    await agent.wait(lambda: any(m.get("eof") for m in agent.streams.get(stream, [])), 15, "eof")
-    assert agent.streams[stream][-1]["exitCode"] == 3
+    await agent.peer.notify("exec_io", {"session": "s1", "resize": {"cols": 90, "rows": 20}})
+    await send("stty size; exit 3\n")
+    await agent.wait(lambda: "exit" in agent.io.get("s1", [{}])[-1], 15, "the exit")
+    assert "20 90" in output()
+    assert agent.io["s1"][-1]["exit"] == {"exitCode": 3}
 
 
 async def test_host_network_pod_uses_the_node_address(node: Node, agent: AgentProc) -> None:

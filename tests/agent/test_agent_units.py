@@ -11,17 +11,22 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
+import grpc
 import pytest
 
 from agent.cri import api_pb2 as pb
+from agent.cri.client import CRIClient, CRIError
 from agent.images import BUSYBOX, PAUSE, busybox_layer, oci_archive
 from agent.pods import logs as L
 from agent.pods import spec as S
 from agent.pods.backoff import Backoff
 from agent.pods.network import Routes, write_conflist
 from agent.pods.probes import ContainerProbes, ProbeSpec, run_once
-from agent.pods.stream import ExecSession, exit_code
+from agent.pods.pull import REFRESH_TIMEOUT, ImagePuller
+from agent.pods.stream import ExecSession
+from agent.protocol import exec_exit_code, exec_status
 
 
 @pytest.mark.parametrize(
@@ -291,15 +296,18 @@ async def test_routes_follow_the_desired_set() -> None:
 
 
 def test_exec_status_exit_codes() -> None:
-    assert exit_code(b'{"status":"Success"}') == 0
+    assert exec_exit_code(exec_status(0)) == 0
+    assert exec_exit_code(exec_status(7)) == 7
+    assert exec_exit_code(exec_status(-1, "link down")) is None
+    assert exec_exit_code(b'{"status":"Success"}') == 0
     failure = {
         "status": "Failure",
         "reason": "NonZeroExitCode",
         "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
     }
-    assert exit_code(json.dumps(failure).encode()) == 3
-    assert exit_code(b'{"status":"Failure","message":"boom"}') is None
-    assert exit_code(b"not json") is None
+    assert exec_exit_code(json.dumps(failure).encode()) == 3
+    assert exec_exit_code(b'{"status":"Failure","message":"boom"}') is None
+    assert exec_exit_code(b"not json") is None
 
 
 async def test_exec_session_frames_round_trip() -> None:
@@ -327,10 +335,93 @@ async def test_exec_session_frames_round_trip() -> None:
         await s.send(0, b"hello")
         assert await s.recv() == (1, b"hello")
         ch, data = await s.recv() or (None, b"")
-        assert ch == 3 and exit_code(data) == 0
+        assert ch == 3 and exec_exit_code(data) == 0
         assert await s.recv() is None
         await s.close()
     finally:
         server.close()
         await server.wait_closed()
     assert got == [b"\x00hello"]
+
+
+class _FakeImages:
+    """The two ImageService calls ImagePuller makes, recorded."""
+
+    def __init__(self, present: set[str], pull_error: str | None = None) -> None:
+        self.present = present
+        self.pull_error = pull_error
+        self.pulls: list[tuple[str, float]] = []
+
+    async def image_status(self, image: str) -> pb.Image | None:
+        return pb.Image(id="sha256:1") if image in self.present else None
+
+    async def pull_image(self, image: str, deadline: float = 0.0) -> str:
+        self.pulls.append((image, deadline))
+        if self.pull_error is not None:
+            raise CRIError("PullImage", grpc.StatusCode.UNKNOWN, self.pull_error)
+        self.present.add(image)
+        return "sha256:1"
+
+
+def _puller(fake: _FakeImages, *, offline: bool = False) -> ImagePuller:
+    return ImagePuller(cast(CRIClient, fake), backoff_base=10.0, offline=offline)
+
+
+LATEST = "docker.io/pilothouse/busybox:latest"
+
+
+def test_pull_policy_defaults_as_kubernetes() -> None:
+    assert ImagePuller.policy(LATEST, None) == "Always"
+    assert ImagePuller.policy("docker.io/library/busybox:1.36", None) == "IfNotPresent"
+    assert ImagePuller.policy(LATEST, "Never") == "Never"
+
+
+async def test_if_not_present_uses_a_present_image_without_pulling() -> None:
+    fake = _FakeImages({LATEST})
+    assert (await _puller(fake).ensure(LATEST, "IfNotPresent")).ok
+    assert fake.pulls == []
+
+
+async def test_always_refreshes_a_present_image_and_keeps_it_when_the_registry_fails() -> None:
+    fake = _FakeImages({LATEST}, pull_error="dial tcp: no route to host")
+    r = await _puller(fake).ensure(LATEST, "Always")
+    assert r.ok
+    assert fake.pulls == [(LATEST, REFRESH_TIMEOUT)]
+
+
+async def test_an_absent_image_whose_pull_fails_is_errimagepull_then_backoff() -> None:
+    fake = _FakeImages(set(), pull_error="not found")
+    puller = _puller(fake)
+    r = await puller.ensure("docker.io/x/y:v1", "IfNotPresent")
+    assert (r.ok, r.reason, r.message) == (False, "ErrImagePull", "not found")
+    r = await puller.ensure("docker.io/x/y:v1", "IfNotPresent")
+    assert (r.ok, r.reason) == (False, "ImagePullBackOff")
+    assert len(fake.pulls) == 1  # no second pull inside the back-off
+
+
+async def test_never_does_not_pull() -> None:
+    fake = _FakeImages(set())
+    r = await _puller(fake).ensure("docker.io/x/y:v1", "Never")
+    assert (r.ok, r.reason) == (False, "ErrImageNeverPull")
+    assert fake.pulls == []
+
+
+async def test_offline_registry_uses_present_images_whatever_the_policy() -> None:
+    fake = _FakeImages({LATEST})
+    puller = _puller(fake, offline=True)
+    for policy in ("Always", "IfNotPresent", "Never"):
+        assert (await puller.ensure(LATEST, policy)).ok
+    assert fake.pulls == []
+
+
+async def test_offline_registry_fails_an_absent_image_at_once_with_the_reason() -> None:
+    fake = _FakeImages(set())
+    puller = _puller(fake, offline=True)
+    r = await puller.ensure("docker.io/x/y:v1", "Always")
+    assert (r.ok, r.reason) == (False, "ErrImagePull")
+    assert '"docker.io/x/y:v1" is not present' in r.message
+    assert "--offline-registry" in r.message
+    r = await puller.ensure("docker.io/x/y:v1", "Always")
+    assert (r.ok, r.reason) == (False, "ImagePullBackOff")
+    assert "--offline-registry" in r.message
+    assert fake.pulls == []

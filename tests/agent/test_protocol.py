@@ -4,6 +4,7 @@ errors, timeouts, and the versioned hello."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -14,6 +15,8 @@ import pytest
 
 from agent.hollow import HollowAgent
 from agent.protocol import (
+    EXEC_CHUNK_BYTES,
+    EXEC_WINDOW_BYTES,
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -254,7 +257,14 @@ async def test_hello_with_a_hollow_agent() -> None:
         assert e.value.code == NOT_FOUND and "not running on node node-7" in e.value.message
         with pytest.raises(RpcError) as e:
             await control.request(
-                "exec", {"namespace": "default", "name": "p", "command": ["sh"], "tty": True}
+                "exec",
+                {
+                    "namespace": "default",
+                    "name": "p",
+                    "command": ["sh"],
+                    "tty": True,
+                    "session": "s",
+                },
             )
         assert e.value.code == NOT_FOUND
     finally:
@@ -296,3 +306,69 @@ async def test_control_sees_the_agents_version_error(pair: Pair) -> None:
     pair.b.on("hello", strict)
     with pytest.raises(ProtocolVersionError, match="agent speaks version 2"):
         await hello(pair.a, "n")
+
+
+async def test_exec_session_output_waits_for_acknowledgements() -> None:
+    """An interactive session sends at most EXEC_WINDOW_BYTES of output, in
+    chunks of at most EXEC_CHUNK_BYTES, until the control plane acknowledges
+    it; hanging up ends the session on the agent."""
+    (r1, w1), (r2, w2) = await _streams()
+    agent = HollowAgent("node-7")
+    serving = asyncio.create_task(agent.serve(r2, w2))
+    got: list[Params] = []
+    arrived = asyncio.Event()
+
+    async def on_io(params: Params) -> None:
+        got.append(params)
+        arrived.set()
+
+    control = Peer(r1, w1, name="control", handlers={"exec_io": on_io})
+    reading = asyncio.create_task(control.run())
+
+    def received() -> int:
+        return sum(len(base64.b64decode(m["data"])) for m in got if "data" in m)
+
+    async def until_received(n: int) -> None:
+        async with asyncio.timeout(10):
+            while received() < n:
+                arrived.clear()
+                await arrived.wait()
+
+    try:
+        await hello(control, "node-7")
+        pod = {"metadata": {"name": "p", "namespace": "default", "uid": "u1"}}
+        pod["spec"] = {"containers": [{"name": "c", "image": "busybox"}]}
+        await control.request("sync_pods", {"pods": [pod]})
+        await control.request(
+            "exec",
+            {
+                "namespace": "default",
+                "name": "p",
+                "command": ["cat"],
+                "stdin": True,
+                "session": "s",
+            },
+        )
+        data = b"x" * (2 * EXEC_WINDOW_BYTES)
+        for i in range(0, len(data), EXEC_CHUNK_BYTES):
+            chunk = base64.b64encode(data[i : i + EXEC_CHUNK_BYTES]).decode()
+            await control.notify("exec_io", {"session": "s", "data": chunk})
+        await until_received(EXEC_WINDOW_BYTES)
+        for _ in range(50):  # give the agent every chance to send more than its window
+            await asyncio.sleep(0)
+        assert received() == EXEC_WINDOW_BYTES
+        assert all(len(base64.b64decode(m["data"])) <= EXEC_CHUNK_BYTES for m in got)
+        await control.notify("exec_io", {"session": "s", "ack": EXEC_WINDOW_BYTES})
+        await until_received(2 * EXEC_WINDOW_BYTES)
+        assert agent.sessions is not None and len(agent.sessions) == 1
+        await control.notify("exec_io", {"session": "s", "close": True})
+        async with asyncio.timeout(10):
+            while "exit" not in got[-1]:  # the session's last message
+                arrived.clear()
+                await arrived.wait()
+        assert not len(agent.sessions)
+    finally:
+        control.close()
+        await asyncio.wait_for(serving, 5)
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)

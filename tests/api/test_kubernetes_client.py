@@ -55,7 +55,11 @@ def test_list_create_watch_patch_scale(k8s: client.ApiClient) -> None:
     w = watch.Watch()
     seen = []
     for event in w.stream(
-        core.list_namespaced_pod, "default", resource_version=rv, timeout_seconds=5
+        core.list_namespaced_pod,
+        "default",
+        label_selector="app=x",
+        resource_version=rv,
+        timeout_seconds=5,
     ):
         seen.append(
             (

@@ -6,43 +6,20 @@ SSH, so the node turns Ready. `down` always runs, even when a step fails.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.localcluster.names import unique
+from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, cli, unique
 
 NAMES = unique("cli")
 
 pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(
-        not all(shutil.which(t) for t in ("containerd", "ctr", "runc", "nsenter"))
-        or not Path("/usr/sbin/sshd").exists()
-        or not Path("/usr/lib/cni/bridge").exists(),
-        reason="needs containerd, runc, openssh-server and containernetworking-plugins",
-    ),
+    *NEEDS_LOCAL_CLUSTER,
 ]
-
-
-def _cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PILOTHOUSE_HOME": str(home)}
-    env.pop("KUBECONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "console", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture
@@ -51,26 +28,12 @@ def home(tmp_path: Path) -> Iterator[Path]:
     try:
         yield home
     finally:
-        r = _cli(home, "down")
+        r = cli(home, "down")
         assert r.returncode == 0, r.stderr
 
 
 def test_up_serves_a_ready_node_then_down_removes_it(home: Path) -> None:
-    r = _cli(
-        home,
-        "up",
-        "--nodes",
-        "1",
-        "--no-console",
-        "--name",
-        NAMES.cluster,
-        "--node-subnet",
-        NAMES.node_subnet,
-        "--pod-cidr",
-        NAMES.pod_cidr,
-        "--listen",
-        "",
-    )
+    r = cli(home, "up", "--nodes", "1", "--no-console", *NAMES.up_args())
     assert r.returncode == 0, r.stderr
     assert f"config: {home / 'config.toml'}" in r.stdout
     assert f"node1: sshd listening on {NAMES.node_ip(1)}:22" in r.stderr
@@ -78,23 +41,21 @@ def test_up_serves_a_ready_node_then_down_removes_it(home: Path) -> None:
     # No flags: the CLI finds the cluster that `up` made, through PILOTHOUSE_HOME.
     deadline = time.monotonic() + 45
     while True:
-        got = _cli(home, "get", "nodes")
+        got = cli(home, "get", "nodes")
         assert got.returncode == 0, got.stderr
         if " Ready " in got.stdout:
             break
         assert time.monotonic() < deadline, got.stdout
         time.sleep(0.5)
 
-    check = _cli(home, "node", "check", "node1")
+    check = cli(home, "node", "check", "node1")
     assert check.returncode == 0, check.stdout + check.stderr
     assert "MISSING" not in check.stdout
 
-    again = _cli(
-        home, "up", "--nodes", "1", "--no-console", "--name", NAMES.cluster, "--listen", ""
-    )
+    again = cli(home, "up", "--nodes", "1", "--no-console", "--name", NAMES.cluster, "--listen", "")
     assert again.returncode == 0, again.stderr
 
-    down = _cli(home, "down")
+    down = cli(home, "down")
     assert down.returncode == 0, down.stderr
     assert "removed" in down.stdout
     assert (
@@ -104,7 +65,7 @@ def test_up_serves_a_ready_node_then_down_removes_it(home: Path) -> None:
         ).stdout
     )
     assert list(home.iterdir()) == []
-    assert "no local cluster" in _cli(home, "down").stdout
+    assert "no local cluster" in cli(home, "down").stdout
 
 
 def test_node_check_names_what_is_missing(tmp_path: Path) -> None:
@@ -113,10 +74,10 @@ def test_node_check_names_what_is_missing(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text(
         '[ssh]\nconnect_timeout = "2s"\n\n[[nodes]]\nname = "gone"\nhost = "127.0.0.1"\nport = 1\n'
     )
-    r = _cli(tmp_path, "node", "check", "gone")
+    r = cli(tmp_path, "node", "check", "gone")
     assert r.returncode == 1
     assert "MISSING  ssh" in r.stdout
     assert "fix:" in r.stdout
-    r = _cli(tmp_path, "node", "check", "nope")
+    r = cli(tmp_path, "node", "check", "nope")
     assert r.returncode == 1
     assert "no node 'nope'" in r.stderr

@@ -8,8 +8,8 @@ container that answers HTTP from the host.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
+import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -23,19 +23,12 @@ from control.controlplane import ControlPlane
 from control.localcluster.cluster import down, register_nodes, up
 from control.nodes.ssh import ssh_transports
 from control.objects.kinds import NODE, POD
-from tests.localcluster.names import unique
+from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
 
 NAMES = unique("ln")
 
 pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(
-        not all(shutil.which(t) for t in ("containerd", "ctr", "runc", "nsenter"))
-        or not Path("/usr/sbin/sshd").exists()
-        or not Path("/usr/lib/cni/bridge").exists(),
-        reason="needs containerd, runc, openssh-server and containernetworking-plugins",
-    ),
+    *NEEDS_LOCAL_CLUSTER,
 ]
 
 
@@ -74,9 +67,18 @@ def _ready(node: Obj) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return r.read().decode().strip()
+def _get(url: str, within: float = 15.0) -> str:
+    """GET `url`, again while the connection is refused: Running means the
+    container started, not that its server listens yet (there is no probe)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return r.read().decode().strip()
+        except urllib.error.URLError as e:
+            if not isinstance(e.reason, ConnectionRefusedError) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
 
 
 async def _poll(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from control.localcluster import cluster as lc
 from control.localcluster import cri, files
 from control.localcluster.agent_launcher import agent_argv
 from control.localcluster.cluster import Layout, NodeState, State
+from control.localcluster.proc import processes_named
 
 
 def _state() -> State:
@@ -34,18 +36,30 @@ def test_state_round_trips(tmp_path: Path) -> None:
 def test_written_config_loads(tmp_path: Path) -> None:
     lay = Layout(tmp_path)
     s = _state()
-    cmd = [sys.executable, "-m", lc.AGENT_LAUNCHER]
-    assert lc._write_config(lay, s, list(s.nodes.values()), cmd, "")
-    assert not lc._write_config(lay, s, list(s.nodes.values()), cmd, "")  # unchanged
+    cmd = [sys.executable, "-m", lc.AGENT_LAUNCHER, *lc.agent_flags(12.0, 3.0)]
+    assert lc._write_config(lay, s, list(s.nodes.values()), cmd, "", 12.0)
+    assert not lc._write_config(lay, s, list(s.nodes.values()), cmd, "", 12.0)  # unchanged
     config = load_config(None, data_dir=tmp_path)
     assert config.api.listen == ""
     assert config.ssh.agent_command == tuple(cmd)
+    assert config.controllers.node_monitor_grace_period == 12.0
     assert config.ssh.identity_files == (lay.client_key,)
     assert config.ssh.known_hosts == lay.known_hosts
     assert config.network.pod_cidr == "10.250.0.0/16"
     (node,) = config.nodes
     assert (node.name, node.host, node.port, node.user) == ("node1", "172.31.240.11", 22, "root")
     lc._check_config_is_ours(lay.config)
+
+
+def test_local_agents_never_pull_and_beat_four_times_per_grace_period() -> None:
+    flags = lc.agent_flags(12.0, 3.0)
+    assert "--offline-registry" in flags
+    assert flags[flags.index("--heartbeat-interval") + 1] == "3"
+    assert flags[flags.index("--backoff-base") + 1] == "3"
+    # Kubernetes' defaults: a 40 s grace period keeps the agent's 10 s heartbeat.
+    default = lc.agent_flags(lc.DEFAULT_NODE_GRACE_PERIOD, lc.DEFAULT_BACKOFF_BASE)
+    assert default[default.index("--heartbeat-interval") + 1] == "10"
+    assert default[default.index("--backoff-base") + 1] == "10"
 
 
 def test_a_foreign_config_is_not_overwritten(tmp_path: Path) -> None:
@@ -156,3 +170,9 @@ async def test_forwarding_rule_only_when_the_host_drops(monkeypatch: pytest.Monk
     assert calls[-1] == ["iptables", "-I", *rule]
     await lc._ensure_forwarding_rule(s)  # idempotent
     assert s.iptables_rules == [rule]
+
+
+def test_processes_named_finds_this_process() -> None:
+    comm = Path(f"/proc/{os.getpid()}/comm").read_text().strip()
+    assert os.getpid() in processes_named(comm)
+    assert processes_named("no-such-command-here") == []

@@ -8,10 +8,6 @@ and pod CIDRs are the test's own, apart from the default cluster's.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import json
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -27,60 +23,25 @@ from control.localcluster.cluster import (
     Layout,
     UpResult,
     down,
-    mounts_under,
-    read_state,
     start_node_sshd,
     stop_node_sshd,
     up,
 )
-from control.localcluster.cri import CriClient
-from control.localcluster.proc import is_zombie, netns_inode, pids_in_netns, read_pid
+from control.localcluster.proc import read_pid
 from control.nodes.ssh import AuthError, HostKeyError, SshTransport, check_node
 from control.nodes.transport import TransportError
-from tests.localcluster.names import unique
+from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
+from tests.localcluster.traces import Snapshot, leftovers, runc_ids, runc_state, running
 
 pytestmark = [
-    pytest.mark.e2e,
+    *NEEDS_LOCAL_CLUSTER,
     pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(
-        not all(shutil.which(t) for t in ("containerd", "ctr", "runc", "nsenter"))
-        or not Path("/usr/sbin/sshd").exists()
-        or not Path("/usr/lib/cni/bridge").exists(),
-        reason="needs containerd, runc, openssh-server and containernetworking-plugins",
-    ),
 ]
 
 NAMES = unique("ud")
 CLUSTER = NAMES.cluster
 SUBNET = NAMES.node_subnet
 POD_CIDR = NAMES.pod_cidr
-
-
-def _netns() -> set[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
-    return {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
-
-
-def _links() -> set[str]:
-    out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True, check=True)
-    return {link["ifname"] for link in json.loads(out.stdout)}
-
-
-def _routes() -> set[str]:
-    out = subprocess.run(["ip", "-j", "route", "show"], capture_output=True, text=True, check=True)
-    return {r.get("dst", "") for r in json.loads(out.stdout)}
-
-
-@dataclass
-class Snapshot:
-    netns: set[str]
-    links: set[str]
-    routes: set[str]
-
-    @staticmethod
-    def take() -> Snapshot:
-        return Snapshot(_netns(), _links(), _routes())
 
 
 @dataclass
@@ -247,33 +208,9 @@ async def test_pods_on_different_nodes_reach_each_other(cluster: Cluster) -> Non
     assert await fetch(ips["node1"], ["nsenter", f"--net={pod2}", "--"]) == "web-node1"
 
 
-def _ours(route: str) -> bool:
-    if route in ("", "default"):
-        return False
-    net = ipaddress.ip_network(route, strict=False)
-    return net.overlaps(ipaddress.ip_network(SUBNET)) or net.overlaps(
-        ipaddress.ip_network(POD_CIDR)
-    )
-
-
-def _cgroups_left() -> list[Path]:
-    return list(Path("/sys/fs/cgroup").glob(f"*/pilothouse-{CLUSTER}-*"))
-
-
 def _pod_netns(lay: Layout, node: str) -> str:
     """A running container's network namespace on `node`, via its runc root."""
-    root = lay.node(node).runc_root / "k8s.io"
-    ids = subprocess.run(
-        ["runc", "--root", str(root), "list", "-q"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    state = json.loads(
-        subprocess.run(
-            ["runc", "--root", str(root), "state", ids[0]],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    state = runc_state(lay, node, runc_ids(lay, node)[0])
     return f"/proc/{state['pid']}/ns/net"
 
 
@@ -323,47 +260,12 @@ async def test_a_node_sshd_stops_and_starts(cluster: Cluster) -> None:
 
 async def test_down_leaves_nothing_behind(cluster: Cluster) -> None:
     """Runs last in this module: takes the cluster down and compares with before."""
-    lay = Layout(cluster.data_dir)
-    state = read_state(cluster.data_dir)
-    assert state is not None
-    started: set[int] = set()
-    for n in state.nodes.values():
-        for pid_file in (lay.node(n.name).sshd_pid, lay.node(n.name).containerd_pid):
-            pid = read_pid(pid_file)
-            assert pid is not None
-            started.add(pid)
-        inode = netns_inode(n.netns)
-        assert inode is not None
-        started |= set(pids_in_netns(inode))  # sessions, shims
-    serve = read_pid(lay.serve_pid)
-    assert serve is not None
-    started.add(serve)
-
-    # The pods' namespaces, which only their containerd knows about.
-    pod_netns: set[str] = set()
-    for n in state.nodes.values():
-        cri = CriClient(str(lay.node(n.name).socket))
-        try:
-            for sid in await cri.list_sandboxes():
-                path = await cri.sandbox_netns(sid)
-                assert path
-                pod_netns.add(Path(path).name)
-        finally:
-            await cri.close()
+    started, pod_netns = await running(cluster.data_dir)
     assert len(pod_netns) == 2  # from test_pods_on_different_nodes_reach_each_other
 
     assert await down(cluster.data_dir)
     # Other tests may be making namespaces and links meanwhile: look at ours.
-    after = Snapshot.take()
     assert not any(n.startswith(f"ph-{CLUSTER}-") for n in cluster.before.netns)
-    assert after.netns & pod_netns == set()
-    assert {n for n in after.netns if n.startswith(f"ph-{CLUSTER}-")} == set()
-    assert {
-        link for link in after.links if link.startswith((f"phbr-{CLUSTER}", f"ph{CLUSTER}"))
-    } == set()
-    assert {r for r in after.routes if _ours(r)} == set()
-    assert mounts_under(cluster.data_dir) == []
-    assert [p for p in started if not is_zombie(p)] == []
-    assert not _cgroups_left()
-    assert sorted(p.name for p in cluster.data_dir.iterdir()) == []
+    left = leftovers(NAMES, cluster.data_dir, cluster.before, pids=started, pod_netns=pod_netns)
+    assert left == {}
     assert not await down(cluster.data_dir)  # a second down finds nothing to do

@@ -99,6 +99,86 @@ async def make_deployment(client: Client, name: str, replicas: int = 2) -> Obj:
     )
 
 
+def service_manifest(
+    name: str, *, port: int = 80, target: int = 8080, selector: bool = True, ip: str | None = None
+) -> Obj:
+    """A ClusterIP Service; with `selector`, one for the pods labelled app=`name`."""
+    spec: Obj = {"ports": [{"port": port, "targetPort": target}]}
+    if selector:
+        spec["selector"] = {"app": name}
+    if ip:
+        spec["clusterIP"] = ip
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": spec,
+    }
+
+
+def endpoints_manifest(name: str, ips: list[str], port: int = 8080) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": name, "namespace": "default"},
+        "subsets": [{"addresses": [{"ip": ip} for ip in ips], "ports": [{"port": port}]}],
+    }
+
+
+Route = tuple[str, str, str, int]  # path, pathType, service, port
+
+
+def ingress_manifest(name: str, rules: dict[str, list[Route]], tls: list[str] | None = None) -> Obj:
+    """An Ingress with one rule per host; `tls` lists the hosts it terminates TLS for."""
+
+    def path(route: Route) -> Obj:
+        p, kind, svc, port = route
+        backend = {"service": {"name": svc, "port": {"number": port}}}
+        return {"path": p, "pathType": kind, "backend": backend}
+
+    spec: Obj = {
+        "rules": [
+            {"host": host, "http": {"paths": [path(r) for r in routes]}}
+            for host, routes in rules.items()
+        ]
+    }
+    if tls:
+        spec["tls"] = [{"hosts": tls, "secretName": f"{name}-tls"}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": spec,
+    }
+
+
+def event_manifest(
+    name: str,
+    about: str,
+    reason: str,
+    message: str,
+    *,
+    type_: str = "Normal",
+    last: str | None = None,
+    count: int = 1,
+) -> Obj:
+    """An Event about `about`, written `Kind/name` (in the default namespace)."""
+    kind, _, involved = about.partition("/")
+    event: Obj = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": "default"},
+        "involvedObject": {"kind": kind, "name": involved, "namespace": "default"},
+        "type": type_,
+        "reason": reason,
+        "message": message,
+        "count": count,
+    }
+    if last:
+        event["lastTimestamp"] = last
+    return event
+
+
 async def until(check: Callable[[], Any], within: float = 5.0, step: float = 0.05) -> Any:
     """Wait until `check()` is truthy; fail the test after `within` seconds."""
     deadline = time.monotonic() + within

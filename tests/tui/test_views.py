@@ -7,7 +7,16 @@ from control.client import Client
 from control.controlplane import ControlPlane
 from control.objects import kinds
 from tests.tui.conftest import console
-from tests.tui.helpers import make_deployment, make_node, make_pod, until
+from tests.tui.helpers import (
+    endpoints_manifest,
+    event_manifest,
+    ingress_manifest,
+    make_deployment,
+    make_node,
+    make_pod,
+    service_manifest,
+    until,
+)
 
 
 def rows_without_age(table: ResourceTable) -> list[list[str]]:
@@ -90,67 +99,25 @@ async def test_deployments_view_rows(plane: ControlPlane, client: Client) -> Non
 
 async def test_services_view_counts_endpoints(plane: ControlPlane, client: Client) -> None:
     # No selector: its Endpoints are the user's to write, not the controller's.
-    await client.create(
-        kinds.SERVICE,
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "ext", "namespace": "default"},
-            "spec": {"ports": [{"port": 80, "targetPort": 8080}]},
-        },
-    )
+    await client.create(kinds.SERVICE, service_manifest("ext", selector=False))
     async with console(plane, view="svc") as (app, _pilot):
         await until(lambda: len(app.table.shown) == 1)
         row = app.table.visible_rows()[0]
         assert row[:3] == ["default", "ext", "ClusterIP"]
         assert row[3].count(".") == 3  # an allocated ClusterIP
         assert row[4:6] == ["80/TCP", "0"]
-        await client.create(
-            kinds.ENDPOINTS,
-            {
-                "apiVersion": "v1",
-                "kind": "Endpoints",
-                "metadata": {"name": "ext", "namespace": "default"},
-                "subsets": [
-                    {
-                        "addresses": [{"ip": "192.0.2.5"}, {"ip": "192.0.2.6"}],
-                        "ports": [{"port": 8080}],
-                    }
-                ],
-            },
-        )
+        await client.create(kinds.ENDPOINTS, endpoints_manifest("ext", ["192.0.2.5", "192.0.2.6"]))
         await until(lambda: app.table.visible_rows()[0][5] == "2")
 
 
 async def test_ingress_view_has_a_row_per_host_and_path(
     plane: ControlPlane, client: Client
 ) -> None:
-    await client.create(
-        kinds.INGRESS,
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": {"name": "site", "namespace": "default"},
-            "spec": {
-                "tls": [{"hosts": ["a.test"], "secretName": "a-tls"}],
-                "rules": [
-                    {
-                        "host": "a.test",
-                        "http": {
-                            "paths": [
-                                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
-                                {"path": "/api", "pathType": "Exact", "backend": {"service": {"name": "api", "port": {"number": 8080}}}},
-                            ]
-                        },
-                    },
-                    {
-                        "host": "b.test",
-                        "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]},
-                    },
-                ],
-            },
-        },
-    )  # fmt: skip
+    rules = {
+        "a.test": [("/", "Prefix", "web", 80), ("/api", "Exact", "api", 8080)],
+        "b.test": [("/", "Prefix", "web", 80)],
+    }
+    await client.create(kinds.INGRESS, ingress_manifest("site", rules, tls=["a.test"]))
     async with console(plane, view="ing") as (app, _pilot):
         await until(lambda: len(app.table.shown) == 3)
         assert app.table.visible_rows() == [
@@ -170,17 +137,7 @@ async def test_events_view_sorted_by_last_seen_with_warnings(
     ]:
         await client.create(
             kinds.EVENT,
-            {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"name": name, "namespace": "default"},
-                "involvedObject": {"kind": "Pod", "name": "web-1", "namespace": "default"},
-                "type": typ,
-                "reason": reason,
-                "message": f"{reason} happened",
-                "count": 1,
-                "lastTimestamp": last,
-            },
+            event_manifest(name, "Pod/web-1", reason, f"{reason} happened", type_=typ, last=last),
         )
     async with console(plane, view="ev") as (app, _pilot):
         table = app.table

@@ -12,6 +12,7 @@ import pytest
 from control.errors import ApiError
 from control.objects import kinds
 from control.objects.admission import MODELS, admit
+from control.objects.columns import node_status
 from control.objects.core import default_pull_policy
 from control.objects.manifest import ManifestError, load_manifests, load_paths
 from control.objects.meta import LabelSelector
@@ -798,3 +799,21 @@ def test_load_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ]
     with pytest.raises(ManifestError, match=r"missing\.yaml: no such file or directory"):
         load_paths([str(tmp_path / "missing.yaml")])
+
+
+@pytest.mark.parametrize(
+    ("conditions", "unschedulable", "want"),
+    [
+        ([{"type": "Ready", "status": "True"}], False, "Ready"),
+        ([{"type": "Ready", "status": "False"}], False, "NotReady"),
+        # The node stopped reporting: kubectl prints NotReady, not Unknown.
+        ([{"type": "Ready", "status": "Unknown"}], False, "NotReady"),
+        ([], False, "Unknown"),
+        ([{"type": "Ready", "status": "True"}], True, "Ready,SchedulingDisabled"),
+    ],
+)
+def test_node_status_column_as_kubectl(
+    conditions: list[dict[str, str]], unschedulable: bool, want: str
+) -> None:
+    node = {"spec": {"unschedulable": unschedulable}, "status": {"conditions": conditions}}
+    assert node_status(node) == want

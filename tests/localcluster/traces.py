@@ -1,0 +1,145 @@
+"""What a local test cluster leaves on the machine, for tests that check that
+`down` removed it all: namespaces, links, routes, firewall rules, mounts,
+processes, cgroups and files. Each check looks only at this cluster's names
+and ranges, because other tests may make their own meanwhile."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from control.localcluster.cluster import Layout, mounts_under, read_state
+from control.localcluster.cri import CriClient
+from control.localcluster.proc import is_zombie, netns_inode, pids_in_netns, read_pid
+from tests.localcluster.names import ClusterNames
+
+
+def _run(*argv: str) -> str:
+    return subprocess.run(list(argv), capture_output=True, text=True, check=True, timeout=30).stdout
+
+
+def netns_names() -> set[str]:
+    return {line.split()[0] for line in _run("ip", "netns", "list").splitlines() if line.strip()}
+
+
+def link_names() -> set[str]:
+    return {link["ifname"] for link in json.loads(_run("ip", "-j", "link", "show"))}
+
+
+def route_destinations() -> set[str]:
+    return {r.get("dst", "") for r in json.loads(_run("ip", "-j", "route", "show"))}
+
+
+@dataclass
+class Snapshot:
+    netns: set[str]
+    links: set[str]
+    routes: set[str]
+
+    @staticmethod
+    def take() -> Snapshot:
+        return Snapshot(netns_names(), link_names(), route_destinations())
+
+
+def runc_state(lay: Layout, node: str, container_id: str) -> dict[str, object]:
+    """runc's state of a container on `node` (its `pid` is the host pid)."""
+    root = lay.node(node).runc_root / "k8s.io"
+    state: dict[str, object] = json.loads(
+        _run("runc", "--root", str(root), "state", container_id.removeprefix("containerd://"))
+    )
+    return state
+
+
+def runc_ids(lay: Layout, node: str) -> list[str]:
+    root = lay.node(node).runc_root / "k8s.io"
+    return _run("runc", "--root", str(root), "list", "-q").split()
+
+
+async def running(data_dir: Path) -> tuple[set[int], set[str]]:
+    """What the cluster runs now: the pids of its processes (control plane,
+    sshd, containerd, and all in its nodes' namespaces: SSH sessions, agents,
+    shims), and its pods' network namespaces, which only containerd knows."""
+    lay = Layout(data_dir)
+    state = read_state(data_dir)
+    assert state is not None
+    pids: set[int] = set()
+    pod_netns: set[str] = set()
+    for n in state.nodes.values():
+        for pid_file in (lay.node(n.name).sshd_pid, lay.node(n.name).containerd_pid):
+            pid = read_pid(pid_file)
+            assert pid is not None, pid_file
+            pids.add(pid)
+        inode = netns_inode(n.netns)
+        assert inode is not None, n.netns
+        pids |= set(pids_in_netns(inode))
+        cri = CriClient(str(lay.node(n.name).socket))
+        try:
+            for sid in await cri.list_sandboxes():
+                path = await cri.sandbox_netns(sid)
+                if path:  # a stopped sandbox may have none left
+                    pod_netns.add(Path(path).name)
+        finally:
+            await cri.close()
+    serve = read_pid(lay.serve_pid)
+    assert serve is not None
+    pids.add(serve)
+    return pids, pod_netns
+
+
+def _our_route(route: str, names: ClusterNames) -> bool:
+    if route in ("", "default"):
+        return False
+    net = ipaddress.ip_network(route, strict=False)
+    return net.overlaps(ipaddress.ip_network(names.node_subnet)) or net.overlaps(
+        ipaddress.ip_network(names.pod_cidr)
+    )
+
+
+def _firewall_rules(names: ClusterNames) -> list[str]:
+    """iptables and nftables rules that name this cluster's bridge, links or ranges."""
+    marks = (f"phbr-{names.cluster}", f"ph{names.cluster}n", names.node_subnet, names.pod_cidr)
+    text = ""
+    if shutil.which("iptables"):
+        text += _run("iptables-save")
+    if shutil.which("nft"):
+        text += _run("nft", "list", "ruleset")
+    return [line for line in text.splitlines() if any(m in line for m in marks)]
+
+
+def leftovers(
+    names: ClusterNames,
+    data_dir: Path,
+    before: Snapshot,
+    *,
+    pids: set[int],
+    pod_netns: set[str],
+) -> dict[str, object]:
+    """Everything of this cluster still on the machine; {} when `down` left nothing.
+    `pids` are the processes the cluster ran, `pod_netns` its pods' namespaces."""
+    after = Snapshot.take()
+    prefix = f"ph-{names.cluster}-"
+    found: dict[str, object] = {
+        "netns": sorted(
+            n for n in after.netns if n.startswith(prefix) or n in pod_netns - before.netns
+        ),
+        "links": sorted(
+            link
+            for link in after.links
+            if link.startswith((f"phbr-{names.cluster}", f"ph{names.cluster}n"))
+        ),
+        "routes": sorted(r for r in after.routes if _our_route(r, names)),
+        "firewall": _firewall_rules(names),
+        "mounts": mounts_under(data_dir),
+        "processes": sorted(p for p in pids if not is_zombie(p)),
+        "cgroups": [
+            str(p)
+            for pattern in (f"pilothouse-{names.cluster}-*", f"*/pilothouse-{names.cluster}-*")
+            for p in Path("/sys/fs/cgroup").glob(pattern)
+        ],
+        "files": sorted(p.name for p in data_dir.iterdir()) if data_dir.exists() else [],
+    }
+    return {k: v for k, v in found.items() if v}
