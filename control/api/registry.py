@@ -541,7 +541,8 @@ class Registry:
         ns = await self.store.get(NAMESPACE.key(None, namespace))
         if ns is None:
             raise errors.not_found("namespaces", namespace)
-        if _meta(ns.obj).get("deletionTimestamp"):
+        # Every create in the namespace asks: look in the raw bytes before parsing.
+        if b'"deletionTimestamp"' in ns.raw and _meta(ns.obj).get("deletionTimestamp"):
             raise errors.forbidden(
                 f"unable to create new content in namespace {namespace} because it is being terminated"
             )
