@@ -173,6 +173,10 @@ class Scheduler:
             if queued is not None:
                 queued.info.obj = new  # keep the latest status for the condition check
             return
+        key = object_key(new)
+        if self.cache.confirm(key, new):
+            self.queue.delete(key)
+            return  # our binding, seen in the watch: nothing to recount
         info = pod_info(new)
         if info.node_name:
             self.queue.delete(info.key)
