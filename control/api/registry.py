@@ -62,18 +62,32 @@ def now_rfc3339() -> str:
     return _stamp_text
 
 
-_uid_pool = memoryview(b"")
+_random_pool = memoryview(b"")
+
+
+def random_bytes(n: int) -> bytes:
+    """`n` random bytes from the OS (as os.urandom gives), drawn 4 KiB at a
+    time rather than with a system call for each uid or event name."""
+    global _random_pool
+    if len(_random_pool) < n:
+        _random_pool = memoryview(os.urandom(max(4096, n)))
+    out = bytes(_random_pool[:n])
+    _random_pool = _random_pool[n:]
+    return out
+
+
+def _drop_random_pool() -> None:
+    global _random_pool
+    _random_pool = memoryview(b"")
+
+
+# A forked child must not hand out the same bytes as its parent.
+os.register_at_fork(after_in_child=_drop_random_pool)
 
 
 def new_uid() -> str:
-    """A random (version 4, RFC 4122 variant) UUID string, as str(uuid.uuid4())
-    gives, drawing the random bytes from the OS 256 at a time rather than with
-    a system call each."""
-    global _uid_pool
-    if not _uid_pool:
-        _uid_pool = memoryview(os.urandom(16 * 256))
-    b = bytearray(_uid_pool[:16])
-    _uid_pool = _uid_pool[16:]
+    """A random (version 4, RFC 4122 variant) UUID string, as str(uuid.uuid4()) gives."""
+    b = bytearray(random_bytes(16))
     b[6] = (b[6] & 0x0F) | 0x40
     b[8] = (b[8] & 0x3F) | 0x80
     x = b.hex()
