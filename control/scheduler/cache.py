@@ -12,7 +12,7 @@ import enum
 from typing import Any, Protocol
 
 from control.objects.quantity import cpu_millis, value
-from control.scheduler.podinfo import PodInfo
+from control.scheduler.podinfo import PodInfo, same_for_scheduling
 
 Obj = dict[str, Any]
 HARD_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
@@ -301,23 +301,13 @@ class SchedulerCache:
 
 def _bound_as_assumed(old: Obj, new: Obj, node: str) -> bool:
     """`new` is `old` with spec.nodeName set to `node`, and nothing else that
-    the scheduler reads changed (status other than the phase, and labels, may)."""
+    the scheduler reads changed."""
     old_spec = old.get("spec") or {}
     new_spec = new.get("spec") or {}
     if old_spec.get("nodeName") or new_spec.get("nodeName") != node:
         return False
-    if len(new_spec) != len(old_spec) + ("nodeName" not in old_spec):
-        return False
-    if any(new_spec.get(k) != v for k, v in old_spec.items() if k != "nodeName"):
-        return False
-    old_meta = old.get("metadata") or {}
-    new_meta = new.get("metadata") or {}
-    return (
-        (old.get("status") or {}).get("phase") == (new.get("status") or {}).get("phase")
-        and old_meta.get("uid") == new_meta.get("uid")
-        and old_meta.get("deletionTimestamp") == new_meta.get("deletionTimestamp")
-        and old_meta.get("ownerReferences") == new_meta.get("ownerReferences")
-    )
+    unbound = {k: v for k, v in new_spec.items() if k != "nodeName"}
+    return same_for_scheduling(old, {**new, "spec": unbound})
 
 
 def _shrank(old: PodInfo, new: PodInfo) -> bool:
