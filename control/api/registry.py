@@ -225,11 +225,16 @@ class Registry:
         *,
         subresource: str = "",
         dry_run: bool = False,
+        pure: bool = False,
     ) -> KV:
-        """Read, patch, write; retried when another writer got in between."""
+        """Read, patch, write; retried when another writer got in between.
 
-        def build(current: KV, _old: Obj) -> Obj:
-            patched = apply_patch(current.obj)
+        `apply_patch` gets a copy of the stored object that it may change; with
+        `pure` (it changes nothing it is given, and its result is not kept
+        elsewhere) it gets the object parsed once for the whole write."""
+
+        def build(current: KV, old: Obj) -> Obj:
+            patched = apply_patch(old if pure else current.obj)
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch did not produce an object")
             return patched

@@ -280,6 +280,7 @@ class ApiServer:
                 lambda obj: _apply(patcher, obj, patch),
                 subresource=sub,
                 dry_run=dry_run,
+                pure=True,  # the patchers leave their target as it is
             )
             return raw_response(kv.raw)
         if method == "DELETE" and not sub:
