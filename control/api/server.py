@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -49,7 +50,8 @@ JSON = "application/json"
 _TRUE = {"1", "true", "True"}
 _READ_METHODS = {"GET", "HEAD"}
 _PATCHERS: dict[str, Callable[[Any, Any], Any]] = {
-    "application/merge-patch+json": merge_patch,
+    # The registry builds the object it stores anew from a patch's result.
+    "application/merge-patch+json": functools.partial(merge_patch, share=True),
     "application/json-patch+json": json_patch,
     "application/strategic-merge-patch+json": strategic_merge_patch,
 }
