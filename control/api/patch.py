@@ -31,16 +31,26 @@ def _copy(v: Any) -> Any:
 # --- RFC 7386 ----------------------------------------------------------------
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """Apply a JSON merge patch (RFC 7386): objects merge, null deletes, all else replaces."""
+def merge_patch(target: Any, patch: Any, *, share: bool = False) -> Any:
+    """Apply a JSON merge patch (RFC 7386): objects merge, null deletes, all else replaces.
+
+    Neither argument is changed, and the result shares nothing with them;
+    with `share`, it shares with `target` the values the patch leaves alone
+    (for a caller that only reads the result, or builds a new object from it).
+    """
     if not isinstance(patch, dict):
         return _copy(patch)
-    result = {k: _copy(v) for k, v in target.items()} if isinstance(target, dict) else {}
+    if not isinstance(target, dict):
+        result = {}
+    elif share:
+        result = dict(target)
+    else:
+        result = {k: _copy(v) for k, v in target.items()}
     for k, v in patch.items():
         if v is None:
             result.pop(k, None)
         elif isinstance(v, dict):
-            result[k] = merge_patch(result.get(k), v)
+            result[k] = merge_patch(result.get(k), v, share=share)
         else:
             result[k] = _copy(v)
     return result

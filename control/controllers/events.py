@@ -5,10 +5,9 @@ instead of adding another Event."""
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any
 
-from control.api.registry import Registry, now_rfc3339
+from control.api.registry import Registry, now_rfc3339, random_bytes
 from control.errors import ApiError
 from control.objects.kinds import EVENT
 
@@ -51,7 +50,7 @@ class EventRecorder:
 
                 await self.registry.patch(EVENT, known[0], known[1], bump)
                 return
-        name = f"{ref.get('name')}.{secrets.token_hex(8)}"
+        name = f"{ref.get('name')}.{random_bytes(8).hex()}"
         event = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -12,7 +12,7 @@ import enum
 from typing import Any, Protocol
 
 from control.objects.quantity import cpu_millis, value
-from control.scheduler.podinfo import PodInfo
+from control.scheduler.podinfo import PodInfo, same_for_scheduling
 
 Obj = dict[str, Any]
 HARD_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
@@ -242,6 +242,21 @@ class SchedulerCache:
         self._place(pod, node_name)
         self._assumed.add(pod.key)
 
+    def confirm(self, key: str, obj: Obj) -> bool:
+        """The watch shows `obj`, the pod assumed under `key`, bound to the node
+        it was assumed onto and otherwise as it was: the assumption stands as
+        is, with no recount. False (nothing done) if that is not the case."""
+        entry = self._pods.get(key)
+        if key not in self._assumed or entry is None:
+            return False
+        pod, node = entry
+        if not _bound_as_assumed(pod.obj, obj, node.name):
+            return False
+        self._assumed.discard(key)
+        pod.obj = obj
+        pod.node_name = node.name
+        return True
+
     def forget(self, key: str) -> bool:
         """Undo an assumption whose binding failed. True if it was still assumed."""
         if key not in self._assumed:
@@ -282,6 +297,17 @@ class SchedulerCache:
         if node.index >= 0:
             for listener in self.listeners:
                 listener.node_changed(node.index)
+
+
+def _bound_as_assumed(old: Obj, new: Obj, node: str) -> bool:
+    """`new` is `old` with spec.nodeName set to `node`, and nothing else that
+    the scheduler reads changed."""
+    old_spec = old.get("spec") or {}
+    new_spec = new.get("spec") or {}
+    if old_spec.get("nodeName") or new_spec.get("nodeName") != node:
+        return False
+    unbound = {k: v for k, v in new_spec.items() if k != "nodeName"}
+    return same_for_scheduling(old, {**new, "spec": unbound})
 
 
 def _shrank(old: PodInfo, new: PodInfo) -> bool:

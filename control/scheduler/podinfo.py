@@ -286,3 +286,18 @@ def _controller_uid(meta: Obj) -> str:
         if isinstance(ref, dict) and ref.get("controller"):
             return str(ref.get("uid") or "")
     return ""
+
+
+def same_for_scheduling(old: Obj, new: Obj) -> bool:
+    """Nothing the scheduler reads changed (most updates: pod status from nodes)."""
+    old_meta = old.get("metadata") or {}
+    new_meta = new.get("metadata") or {}
+    old_phase = (old.get("status") or {}).get("phase")
+    new_phase = (new.get("status") or {}).get("phase")
+    return (
+        old.get("spec") == new.get("spec")
+        and old_phase == new_phase
+        and old_meta.get("uid") == new_meta.get("uid")
+        and old_meta.get("deletionTimestamp") == new_meta.get("deletionTimestamp")
+        and old_meta.get("ownerReferences") == new_meta.get("ownerReferences")
+    )

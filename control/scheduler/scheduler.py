@@ -29,7 +29,7 @@ from control.errors import ApiError
 from control.objects.kinds import NODE, POD, ResourceType
 from control.scheduler.cache import NodeChange, SchedulerCache
 from control.scheduler.filters import FILTERS, find_feasible
-from control.scheduler.podinfo import PodInfo, pod_info
+from control.scheduler.podinfo import PodInfo, pod_info, same_for_scheduling
 from control.scheduler.queue import ClusterEvent, QueuedPod, SchedulingQueue
 from control.scheduler.scoreboard import ScoreBoard
 
@@ -168,11 +168,15 @@ class Scheduler:
                 if self.cache.remove_pod(key):
                     self.queue.move(ClusterEvent.POD_FREED)
             return
-        if old is not None and _same_for_scheduling(old, new):
+        if old is not None and same_for_scheduling(old, new):
             queued = self.queue.get(object_key(new))
             if queued is not None:
                 queued.info.obj = new  # keep the latest status for the condition check
             return
+        key = object_key(new)
+        if self.cache.confirm(key, new):
+            self.queue.delete(key)
+            return  # our binding, seen in the watch: nothing to recount
         info = pod_info(new)
         if info.node_name:
             self.queue.delete(info.key)
@@ -334,18 +338,3 @@ def _scheduled_condition_message(obj: Obj) -> str | None:
         if c.get("type") == "PodScheduled" and c.get("status") == "False":
             return str(c.get("message") or "")
     return None
-
-
-def _same_for_scheduling(old: Obj, new: Obj) -> bool:
-    """Nothing the scheduler reads changed (most updates: pod status from nodes)."""
-    old_meta = old.get("metadata") or {}
-    new_meta = new.get("metadata") or {}
-    old_phase = (old.get("status") or {}).get("phase")
-    new_phase = (new.get("status") or {}).get("phase")
-    return (
-        old.get("spec") == new.get("spec")
-        and old_phase == new_phase
-        and old_meta.get("uid") == new_meta.get("uid")
-        and old_meta.get("deletionTimestamp") == new_meta.get("deletionTimestamp")
-        and old_meta.get("ownerReferences") == new_meta.get("ownerReferences")
-    )

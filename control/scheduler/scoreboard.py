@@ -38,6 +38,7 @@ from control.scheduler.scores import (
 # Below any score, even with the spread score added.
 INFEASIBLE = -(10**6)
 _FEASIBLE = (INFEASIBLE).__lt__
+_COMPACT_AFTER = 64  # stale entries refreshed at once after which `stale` is rebuilt
 DEFAULT_SHAPES = 64  # lists kept per kind; the least recently used goes first
 
 
@@ -149,6 +150,10 @@ class ScoreBoard:
         for i in due:
             board.entries[i] = self._entry(pod, nodes[i])
             stale.discard(i)
+        if len(due) > _COMPACT_AFTER:
+            # A set never shrinks its table, and iterating it walks the whole
+            # table: after a big refresh, copy it into one sized for what is left.
+            board.stale = set(stale)
 
     def _entry(self, pod: PodInfo, node: NodeInfo) -> int:
         self.computed += 1

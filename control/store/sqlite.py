@@ -155,7 +155,7 @@ class _Stop:
     """Tells a store thread to close its connection and exit."""
 
 
-_Item = _Op | _Call | _Stop
+_Item = _Batch | _Call | _Stop
 
 
 class _Watcher:
@@ -609,8 +609,8 @@ class SqliteStore(Store):
 
     def _flush_writes(self) -> None:
         pending, self._pending = self._pending, []
-        for op in pending:
-            self._wqueue.put(op)
+        if pending:
+            self._wqueue.put(pending)
 
     async def _write_call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn` in the writer thread, after the writes queued before it."""
@@ -638,20 +638,22 @@ class SqliteStore(Store):
 
     def _serve_writes(self, loop: asyncio.AbstractEventLoop) -> None:
         q = self._wqueue
+        limit = self._max_batch
         while True:
             item: _Item | None = q.get()
             # Group commit: everything queued meanwhile goes in one transaction.
             batch: list[_Op] = []
-            while isinstance(item, _Op):
-                batch.append(item)
-                item = q.get() if len(batch) < self._max_batch and not q.empty() else None
-            if batch:
+            while isinstance(item, list):
+                batch.extend(item)
+                item = q.get() if len(batch) < limit and not q.empty() else None
+            for start in range(0, len(batch), limit):
+                chunk = batch[start : start + limit]
                 try:
-                    outcomes = self._apply_batch(batch)
+                    outcomes = self._apply_batch(chunk)
                 except Exception as e:
                     log.error("store %s: write transaction failed: %s", self.path, e)
-                    outcomes = [_write_failed(e) for _ in batch]
-                _post(loop, self._finish, batch, outcomes)
+                    outcomes = [_write_failed(e) for _ in chunk]
+                _post(loop, self._finish, chunk, outcomes)
             if isinstance(item, _Call):
                 _run_call(loop, item)
             elif isinstance(item, _Stop):

@@ -71,6 +71,20 @@ def test_merge_patch_result_shares_nothing_with_inputs() -> None:
     assert patch == {"spec": {"b": {"c": [2]}}}
 
 
+def test_a_sharing_merge_patch_leaves_its_inputs_alone() -> None:
+    target: dict[str, Any] = {"spec": {"a": [1], "d": 1}, "keep": {"x": 1}, "gone": 1}
+    patch: dict[str, Any] = {"spec": {"b": {"c": [2]}, "d": None}, "gone": None}
+    out = merge_patch(target, patch, share=True)
+    assert (
+        out == merge_patch(target, patch) == {"spec": {"a": [1], "b": {"c": [2]}}, "keep": {"x": 1}}
+    )
+    assert out["keep"] is target["keep"]  # untouched: shared
+    out["spec"]["e"] = 3  # a patched object is a new one
+    out["spec"]["b"]["c"].append(9)  # so are the patch's values
+    assert target == {"spec": {"a": [1], "d": 1}, "keep": {"x": 1}, "gone": 1}
+    assert patch == {"spec": {"b": {"c": [2]}, "d": None}, "gone": None}
+
+
 # --- RFC 6902 ----------------------------------------------------------------
 
 # Appendix A of RFC 6902 (A.13, a duplicate-member document, is a JSON parsing matter).
