@@ -23,7 +23,6 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import pytest
 from textual.pilot import Pilot
@@ -102,7 +101,7 @@ def socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(registry, "now_rfc3339", lambda: CREATED)
         uids = itertools.count(1)
-        mp.setattr(registry, "uuid", SimpleNamespace(uuid4=lambda: uuid.UUID(int=next(uids))))
+        mp.setattr(registry, "new_uid", lambda: str(uuid.UUID(int=next(uids))))
         mp.setattr(views, "now", NOW.timestamp)
         mp.setattr(PilothouseApp, "_sample_nodes", lambda self: None)
         hosted = HostedControlPlane(load_config(None, data_dir=data_dir), components=False)
