@@ -186,10 +186,13 @@ def parse_time(value: Any) -> float | None:
         return None
 
 
+_TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
 def is_pod_active(pod: Obj) -> bool:
     """Counts toward replicas: not terminating, not Succeeded or Failed."""
     phase = (pod.get("status") or {}).get("phase")
-    return phase not in ("Succeeded", "Failed") and not is_deleting(pod)
+    return phase not in _TERMINAL_PHASES and not is_deleting(pod)
 
 
 def _ready_condition(pod: Obj) -> dict[str, Any] | None:
@@ -201,15 +204,15 @@ def _ready_condition(pod: Obj) -> dict[str, Any] | None:
 
 def _sync_view(pod: Obj) -> tuple[Any, ...]:
     """What of a pod a ReplicaSet's sync reads to decide and to count: owners,
-    labels, deletion, whether it is active, and its readiness (with its time,
-    for availability). A change elsewhere needs no sync."""
+    labels, deletion, a terminal phase (these three make it active or not), and
+    its readiness with its time (for availability). A change elsewhere needs no sync."""
     m = meta(pod)
     ready = _ready_condition(pod) or {}
     return (
         m.get("ownerReferences"),
         m.get("labels"),
         bool(m.get("deletionTimestamp")),
-        is_pod_active(pod),
+        (pod.get("status") or {}).get("phase") in _TERMINAL_PHASES,
         ready.get("status"),
         ready.get("lastTransitionTime"),
     )
@@ -397,9 +400,9 @@ class ReplicaSetController:
             self.queue.add(key)
         elif kind == "MODIFIED":
             assert old is not None and new is not None
-            if _sync_view(old) == _sync_view(new):
-                return  # a change a sync would not see (a binding, a container's state)
             ref, old_ref = controller_ref(new), controller_ref(old)
+            if (ref is not None or old_ref is not None) and _sync_view(old) == _sync_view(new):
+                return  # a change a sync would not see (a binding, a container's state)
             key = self._owner_key(new, ref)
             if is_deleting(new) and not is_deleting(old) and key is not None:
                 self.expectations.deletion_observed(key, object_key(new))
