@@ -457,12 +457,12 @@ class DeploymentController:
                     self.queue.add(object_key(d))
 
     def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        if old is not None and new is not None and _pod_state(old) == _pod_state(new):
-            return
         pod = new if new is not None else old
         assert pod is not None
         ref = controller_ref(pod)
         if ref is None or ref.get("kind") != "ReplicaSet":
+            return
+        if old is not None and new is not None and _pod_state(old) == _pod_state(new):
             return
         rs = self.replicasets.get(f"{meta(pod).get('namespace')}/{ref.get('name')}")
         if rs is not None and meta(rs).get("uid") == ref.get("uid"):

@@ -176,19 +176,27 @@ class EndpointsController:
             self.queue.add(key)
 
     def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        pod = new if new is not None else old
+        assert pod is not None
+        # Old and new share the key, so the namespace: its services with a
+        # selector are the only ones either could be in.
+        namespace = str((pod.get("metadata") or {}).get("namespace") or "")
+        services = [
+            svc
+            for svc in self.services.by_index(NAMESPACE_INDEX, namespace)
+            if (svc.get("spec") or {}).get("selector")
+        ]
+        if not services:
+            return
         if old is not None and new is not None and _endpoint_view(old) == _endpoint_view(new):
             return
         for pod in (old, new):
             if pod is not None:
-                self._enqueue_services_of(pod)
-
-    def _enqueue_services_of(self, pod: Obj) -> None:
-        meta = pod.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        for svc in self.services.by_index(NAMESPACE_INDEX, str(meta.get("namespace") or "")):
-            selector = (svc.get("spec") or {}).get("selector")
-            if selector and all(labels.get(k) == v for k, v in selector.items()):
-                self.queue.add(object_key(svc))
+                labels = (pod.get("metadata") or {}).get("labels") or {}
+                for svc in services:
+                    selector = svc["spec"]["selector"]
+                    if all(labels.get(k) == v for k, v in selector.items()):
+                        self.queue.add(object_key(svc))
 
     # -- reconciling ---------------------------------------------------------
 

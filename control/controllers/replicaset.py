@@ -186,10 +186,13 @@ def parse_time(value: Any) -> float | None:
         return None
 
 
+_TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
 def is_pod_active(pod: Obj) -> bool:
     """Counts toward replicas: not terminating, not Succeeded or Failed."""
     phase = (pod.get("status") or {}).get("phase")
-    return phase not in ("Succeeded", "Failed") and not is_deleting(pod)
+    return phase not in _TERMINAL_PHASES and not is_deleting(pod)
 
 
 def _ready_condition(pod: Obj) -> dict[str, Any] | None:
@@ -197,6 +200,22 @@ def _ready_condition(pod: Obj) -> dict[str, Any] | None:
         if c.get("type") == "Ready":
             return c
     return None
+
+
+def _sync_view(pod: Obj) -> tuple[Any, ...]:
+    """What of a pod a ReplicaSet's sync reads to decide and to count: owners,
+    labels, deletion, a terminal phase (these three make it active or not), and
+    its readiness with its time (for availability). A change elsewhere needs no sync."""
+    m = meta(pod)
+    ready = _ready_condition(pod) or {}
+    return (
+        m.get("ownerReferences"),
+        m.get("labels"),
+        bool(m.get("deletionTimestamp")),
+        (pod.get("status") or {}).get("phase") in _TERMINAL_PHASES,
+        ready.get("status"),
+        ready.get("lastTransitionTime"),
+    )
 
 
 def is_pod_ready(pod: Obj) -> bool:
@@ -344,9 +363,9 @@ class ReplicaSetController:
             self.expectations.forget(key)
         self.queue.add(key)
 
-    def _owner_key(self, pod: Obj) -> str | None:
-        """The key of the ReplicaSet controlling `pod`, if it is one we know."""
-        ref = controller_ref(pod)
+    def _owner_key(self, pod: Obj, ref: dict[str, Any] | None) -> str | None:
+        """The key of the ReplicaSet controlling `pod` (`ref` is its controller
+        reference), if it is one we know."""
         if ref is None or ref.get("kind") != "ReplicaSet":
             return None
         key = f"{meta(pod).get('namespace')}/{ref.get('name')}"
@@ -368,9 +387,10 @@ class ReplicaSetController:
     def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         if kind == "ADDED":
             assert new is not None
-            key = self._owner_key(new)
+            ref = controller_ref(new)
+            key = self._owner_key(new, ref)
             if key is None:
-                if controller_ref(new) is None:
+                if ref is None:
                     self._enqueue_matching(new)
                 return
             if is_deleting(new):
@@ -380,26 +400,25 @@ class ReplicaSetController:
             self.queue.add(key)
         elif kind == "MODIFIED":
             assert old is not None and new is not None
-            key = self._owner_key(new)
+            ref, old_ref = controller_ref(new), controller_ref(old)
+            if (ref is not None or old_ref is not None) and _sync_view(old) == _sync_view(new):
+                return  # a change a sync would not see (a binding, a container's state)
+            key = self._owner_key(new, ref)
             if is_deleting(new) and not is_deleting(old) and key is not None:
                 self.expectations.deletion_observed(key, object_key(new))
-            old_key = self._owner_key(old)
+            old_key = self._owner_key(old, old_ref)
             if old_key is not None and old_key != key:
                 self.queue.add(old_key)
             if key is not None:
                 self.queue.add(key)
-            elif controller_ref(new) is None and (
-                labels_of(old) != labels_of(new) or controller_ref(old) is not None
-            ):
+            elif ref is None and (labels_of(old) != labels_of(new) or old_ref is not None):
                 self._enqueue_matching(new)
         else:
             assert old is not None
-            key = self._owner_key(old)
+            key = self._owner_key(old, controller_ref(old))
             if key is not None:
                 self.expectations.deletion_observed(key, object_key(old))
                 self.queue.add(key)
-
-    # -- reconcile -----------------------------------------------------------
 
     async def reconcile(self, key: str) -> float | None:
         rs = self.replicasets.get(key)
