@@ -34,6 +34,10 @@ from console.tui.views import Cell, Context, ViewSpec
 from control.objects.selectors import LabelSelector, SelectorError, parse_label_selector
 
 FLUSH_SECONDS = 0.1
+# While the first list is arriving, ticks flush at most this often: each flush
+# of a page re-lays out and repaints the screen, and the first page and the
+# last are flushed at once anyway.
+LOADING_FLUSH_SECONDS = 0.5
 # More new rows than this in one flush sort the whole table rather than insert.
 INSERT_MAX = 64
 STRIP_CACHE = 512
@@ -102,6 +106,8 @@ class ResourceTable(ScrollView, can_focus=True):
         self._refilter = False
         self.flushes = 0
         self.last_flush_s = 0.0
+        self.loading = False  # the first list of this view's kind is still arriving
+        self._flushed_at = 0.0
         self._strips: dict[str, Strip] = {}  # rendered rows off the cursor, full width
         self._styles: tuple[Style, Style, Style] | None = None
         self._cell_styles: dict[str, Style] = {}
@@ -265,6 +271,9 @@ class ResourceTable(ScrollView, can_focus=True):
             return
         if not (force or self.display):
             return  # hidden: keep the marks until shown
+        if self.loading and self.order and not force:
+            if time.monotonic() - self._flushed_at < LOADING_FLUSH_SECONDS:
+                return
         if len(self._dirty) > 1000 or self._dirty_all or self._refilter:
             with bulk():
                 self._flush()
@@ -273,6 +282,7 @@ class ResourceTable(ScrollView, can_focus=True):
 
     def _flush(self) -> None:
         t0 = time.perf_counter()
+        self._flushed_at = time.monotonic()
         objects = self.ctx.of(self.spec.rt)
         dirty = set(objects) | set(self.obj_rows) if self._dirty_all else self._dirty
         self._dirty, self._dirty_all = set(), False
