@@ -398,17 +398,17 @@ class PilothouseApp(App[None]):
             return  # the main screen marks everything cached when it mounts
         if rt is kinds.NODE:
             self.update_health()
-        loading = not cache.synced.is_set()
+        listing = not cache.synced.is_set()
         for spec in VIEWS:
             if spec.rt is rt:
-                self.tables[spec.name].loading = loading
+                self.tables[spec.name].listing = listing
                 self.tables[spec.name].mark(keys)
             elif rt in spec.depends:
                 self.tables[spec.name].mark_all()
         table = self.table
-        if len(keys) > FLUSH_NOW and not (table.loading and table.row_count):
+        if len(keys) > FLUSH_NOW and not (table.listing and table.row_count):
             # A list: show its first page and its last now rather than at the next
-            # tick; the pages between go in at the (slower) loading ticks.
+            # tick; the pages between go in at the (slower) listing ticks.
             table.flush()
 
     def _sample_nodes(self) -> None:

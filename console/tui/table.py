@@ -34,10 +34,10 @@ from console.tui.views import Cell, Context, ViewSpec
 from control.objects.selectors import LabelSelector, SelectorError, parse_label_selector
 
 FLUSH_SECONDS = 0.1
-# While the first list is arriving, ticks flush at most this often: each flush
+# While the first list is arriving (`listing`), ticks flush at most this often: each flush
 # of a page re-lays out and repaints the screen, and the first page and the
 # last are flushed at once anyway.
-LOADING_FLUSH_SECONDS = 0.5
+LISTING_FLUSH_SECONDS = 0.5
 # More new rows than this in one flush sort the whole table rather than insert.
 INSERT_MAX = 64
 STRIP_CACHE = 512
@@ -106,7 +106,7 @@ class ResourceTable(ScrollView, can_focus=True):
         self._refilter = False
         self.flushes = 0
         self.last_flush_s = 0.0
-        self.loading = False  # the first list of this view's kind is still arriving
+        self.listing = False  # the first list of this view's kind is still arriving
         self._flushed_at = 0.0
         self._strips: dict[str, Strip] = {}  # rendered rows off the cursor, full width
         self._styles: tuple[Style, Style, Style] | None = None
@@ -271,8 +271,8 @@ class ResourceTable(ScrollView, can_focus=True):
             return
         if not (force or self.display):
             return  # hidden: keep the marks until shown
-        if self.loading and self.order and not force:
-            if time.monotonic() - self._flushed_at < LOADING_FLUSH_SECONDS:
+        if self.listing and self.order and not force:
+            if time.monotonic() - self._flushed_at < LISTING_FLUSH_SECONDS:
                 return
         if len(self._dirty) > 1000 or self._dirty_all or self._refilter:
             with bulk():
