@@ -398,13 +398,18 @@ class PilothouseApp(App[None]):
             return  # the main screen marks everything cached when it mounts
         if rt is kinds.NODE:
             self.update_health()
+        listing = not cache.synced.is_set()
         for spec in VIEWS:
             if spec.rt is rt:
+                self.tables[spec.name].listing = listing
                 self.tables[spec.name].mark(keys)
             elif rt in spec.depends:
                 self.tables[spec.name].mark_all()
-        if len(keys) > FLUSH_NOW:
-            self.table.flush()  # a list: show it now rather than at the next tick
+        table = self.table
+        if len(keys) > FLUSH_NOW and not (table.listing and table.row_count):
+            # A list: show its first page and its last now rather than at the next
+            # tick; the pages between go in at the (slower) listing ticks.
+            table.flush()
 
     def _sample_nodes(self) -> None:
         self.ctx.sample_nodes()

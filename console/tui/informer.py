@@ -106,16 +106,18 @@ class WatchCache:
                     key = object_key(obj)
                     fresh[key] = project(obj)
                     keys.add(key)
+                if following is None:
+                    self._rv = str((page.get("metadata") or {}).get("resourceVersion") or "")
+                    self.error = None
                 if first:
+                    if following is None:
+                        self.synced.set()  # before the last page's news: it completes the list
                     self._notify(keys)
             if following is None:
                 break
             with bulk():
                 page = await following
-        self._rv = str((page.get("metadata") or {}).get("resourceVersion") or "")
-        self.error = None
         if first:
-            self.synced.set()
             return
         changed = set(self.objects.keys() - fresh.keys())
         for key, obj in fresh.items():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from bisect import insort
+from collections.abc import Callable
 from operator import itemgetter
 from typing import Any, ClassVar
 
@@ -33,6 +34,10 @@ from console.tui.views import Cell, Context, ViewSpec
 from control.objects.selectors import LabelSelector, SelectorError, parse_label_selector
 
 FLUSH_SECONDS = 0.1
+# While the first list is arriving (`listing`), ticks flush at most this often: each flush
+# of a page re-lays out and repaints the screen, and the first page and the
+# last are flushed at once anyway.
+LISTING_FLUSH_SECONDS = 0.5
 # More new rows than this in one flush sort the whole table rather than insert.
 INSERT_MAX = 64
 STRIP_CACHE = 512
@@ -101,6 +106,8 @@ class ResourceTable(ScrollView, can_focus=True):
         self._refilter = False
         self.flushes = 0
         self.last_flush_s = 0.0
+        self.listing = False  # the first list of this view's kind is still arriving
+        self._flushed_at = 0.0
         self._strips: dict[str, Strip] = {}  # rendered rows off the cursor, full width
         self._styles: tuple[Style, Style, Style] | None = None
         self._cell_styles: dict[str, Style] = {}
@@ -221,28 +228,42 @@ class ResourceTable(ScrollView, can_focus=True):
             return self.filter_text.lower() in text
         return True
 
-    def _render_obj(self, key: str, obj: dict[str, Any] | None) -> tuple[set[str], set[str]]:
-        """Recompute one object's rows; returns (changed row keys, removed row keys)."""
-        old = self.obj_rows.pop(key, [])
+    def _render_objs(self, keys: set[str]) -> tuple[set[str], set[str]]:
+        """Recompute these objects' rows; returns (changed row keys, removed row keys).
+
+        The hot path of opening a view (20,000 pods in one flush): locals only,
+        and a row's sort key is kept only when the view sorts by more than it.
+        """
+        objects = self.ctx.of(self.spec.rt)
+        rows, ctx, sort = self.spec.rows, self.ctx, self.spec.sort
+        obj_rows, rows_all, row_obj = self.obj_rows, self.rows_all, self.row_obj
+        sort_of, search_of = self.sort_of, self.search_of
         changed: set[str] = set()
-        new_keys: list[str] = []
-        if obj is not None:
-            order = self.spec.sort(obj) if self.spec.sort else ""
-            for row_key, cells in self.spec.rows(obj, self.ctx):
-                new_keys.append(row_key)
-                if self.rows_all.get(row_key) != cells:
-                    changed.add(row_key)
-                    self.rows_all[row_key] = cells
-                    self.search_of.pop(row_key, None)
-                self.row_obj[row_key] = key
-                self.sort_of[row_key] = (order, row_key)
-            self.obj_rows[key] = new_keys
-        removed = set(old) - set(new_keys)
-        for row_key in removed:
-            self.rows_all.pop(row_key, None)
-            self.row_obj.pop(row_key, None)
-            self.sort_of.pop(row_key, None)
-            self.search_of.pop(row_key, None)
+        removed: set[str] = set()
+        for key in keys:
+            old = obj_rows.pop(key, None)
+            obj = objects.get(key)
+            new_keys: list[str] = []
+            if obj is not None:
+                order = sort(obj) if sort is not None else None
+                for row_key, cells in rows(obj, ctx):
+                    new_keys.append(row_key)
+                    if rows_all.get(row_key) != cells:
+                        changed.add(row_key)
+                        rows_all[row_key] = cells
+                        search_of.pop(row_key, None)
+                    row_obj[row_key] = key
+                    if order is not None:
+                        sort_of[row_key] = (order, row_key)
+                obj_rows[key] = new_keys
+            if old:
+                for row_key in old:
+                    if row_key not in new_keys:
+                        removed.add(row_key)
+                        rows_all.pop(row_key, None)
+                        row_obj.pop(row_key, None)
+                        sort_of.pop(row_key, None)
+                        search_of.pop(row_key, None)
         return changed, removed
 
     def flush(self, force: bool = False) -> None:
@@ -250,6 +271,9 @@ class ResourceTable(ScrollView, can_focus=True):
             return
         if not (force or self.display):
             return  # hidden: keep the marks until shown
+        if self.listing and self.order and not force:
+            if time.monotonic() - self._flushed_at < LISTING_FLUSH_SECONDS:
+                return
         if len(self._dirty) > 1000 or self._dirty_all or self._refilter:
             with bulk():
                 self._flush()
@@ -258,15 +282,11 @@ class ResourceTable(ScrollView, can_focus=True):
 
     def _flush(self) -> None:
         t0 = time.perf_counter()
+        self._flushed_at = time.monotonic()
         objects = self.ctx.of(self.spec.rt)
         dirty = set(objects) | set(self.obj_rows) if self._dirty_all else self._dirty
         self._dirty, self._dirty_all = set(), False
-        changed: set[str] = set()
-        removed: set[str] = set()
-        for key in dirty:
-            c, r = self._render_obj(key, objects.get(key))
-            changed |= c
-            removed |= r
+        changed, removed = self._render_objs(dirty)
         candidates = set(self.rows_all) if self._refilter else changed
         self._refilter = False
         to_remove = {k for k in removed if k in self.shown}
@@ -328,17 +348,29 @@ class ResourceTable(ScrollView, can_focus=True):
     def _reorder(self, added: list[str], removed: set[str]) -> None:
         self.shown.difference_update(removed)
         self.shown.update(added)
-        sort_of = self.sort_of
+        # Rows sort by (sort(obj), row key), or by row key alone.
+        key = self.sort_of.__getitem__ if self.spec.sort is not None else None
+        reverse, resort = self.spec.reverse, self.spec.resort_on_update
         if removed:
             self.order = [k for k in self.order if k not in removed]
-        if self.spec.sort is None and len(added) > INSERT_MAX:
-            self.order = sorted(self.shown, reverse=self.spec.reverse)  # by row key alone
-        elif self.spec.reverse or len(added) > INSERT_MAX or self.spec.resort_on_update:
-            self.order = sorted(self.shown, key=sort_of.__getitem__, reverse=self.spec.reverse)
+        if reverse or resort or len(added) > INSERT_MAX:
+            new = sorted(added, key=key, reverse=reverse)
+            order = self.order
+            if new and order and not (removed or resort) and self._before(order[-1], new[0], key):
+                # They all go after the last row (a list arrives in key order): append.
+                self.index.update((k, i) for i, k in enumerate(new, len(order)))
+                order.extend(new)
+                return
+            self.order = new if not order else sorted(self.shown, key=key, reverse=reverse)
         else:
-            for key in added:
-                insort(self.order, key, key=sort_of.__getitem__)
+            for k in added:
+                insort(self.order, k, key=key)
         self.index = {k: i for i, k in enumerate(self.order)}
+
+    def _before(self, a: str, b: str, key: Callable[[str], Any] | None) -> bool:
+        """Whether row `a` is shown before row `b`."""
+        ka, kb = (a, b) if key is None else (key(a), key(b))
+        return bool(ka > kb) if self.spec.reverse else bool(ka < kb)
 
     def refresh_ages(self) -> None:
         """Re-render the rows in view, so AGE and LAST SEEN keep counting."""

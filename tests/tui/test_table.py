@@ -80,6 +80,27 @@ async def test_bulk_changes_keep_the_table_consistent_and_sorted() -> None:
         _consistent(table)
 
 
+async def test_pages_in_key_order_append_and_a_page_out_of_order_merges() -> None:
+    ctx = Context()
+    objs: dict[str, dict[str, Any]] = {}
+    ctx.objects[kinds.POD.plural] = objs
+    app = TableApp(ctx)
+    async with app.run_test() as pilot:
+        table = app.query_one(ResourceTable)
+        # Pages of a list arrive in key order; then one that sorts among them.
+        pages = [[f"p-{i:04d}" for i in range(start, start + 100)] for start in (0, 100, 200)]
+        pages.append([f"p-{i:04d}x" for i in range(50, 150)])
+        for page in pages:
+            new = {f"default/{name}": pod(name) for name in page}
+            objs.update(new)
+            table.mark(set(new))
+            table.flush()
+            _consistent(table)
+            assert table.row_keys() == sorted(objs)
+        await pilot.pause()
+        assert table.row_count == 400
+
+
 def test_pod_rows_show_waiting_reasons_plainly() -> None:
     obj = pod("crash")
     obj["status"]["containerStatuses"] = [
