@@ -15,6 +15,7 @@ ENV_FLAGS = {
     "PILOTHOUSE_CONTAINERD_SOCKET": "--containerd-socket",
     "PILOTHOUSE_POD_CIDR": "--pod-cidr",
     "PILOTHOUSE_CGROUP_PARENT": "--cgroup-parent",
+    "PILOTHOUSE_CNI_CONF_DIR": "--cni-conf-dir",
     "PILOTHOUSE_AGENT_STATE_DIR": "--state-dir",
 }
 

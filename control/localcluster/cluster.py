@@ -165,7 +165,6 @@ class NodeLayout:
         self.socket = d / "containerd.sock"
         self.runc_root = d / "runc"
         self.cni_conf_dir = d / "cni" / "net.d"
-        self.cni_ipam_dir = d / "cni" / "ipam"
 
 
 def _quiet(_: str) -> None:
@@ -572,15 +571,8 @@ async def _up_node(
     await _start_sshd(node, nl)
     progress(f"{node.name}: sshd listening on {node.ip}:22")
 
-    pods = ipaddress.ip_network(node.pod_cidr)
+    # The agent writes the CNI conflist for its pod CIDR (--cni-conf-dir), as on a real node.
     nl.cni_conf_dir.mkdir(parents=True, exist_ok=True)
-    files.write_private(
-        nl.cni_conf_dir / "10-pilothouse.conflist",
-        files.cni_conflist(
-            pod_cidr=node.pod_cidr, gateway=str(pods.network_address + 1), ipam_dir=nl.cni_ipam_dir
-        ),
-        0o644,
-    )
     files.write_private(
         nl.containerd_config,
         files.containerd_config(

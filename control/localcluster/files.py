@@ -1,4 +1,4 @@
-"""The files a local cluster generates: keys, sshd and containerd configs, CNI conflists."""
+"""The files a local cluster generates: keys, and sshd and containerd configs."""
 
 from __future__ import annotations
 
@@ -134,29 +134,6 @@ disabled_plugins = [
     conf_dir = {q(cni_conf_dir)}
     max_conf_num = 1
 """
-
-
-def cni_conflist(*, pod_cidr: str, gateway: str, ipam_dir: Path) -> str:
-    conf = {
-        "cniVersion": "0.4.0",
-        "name": "pilothouse",
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": "cni0",
-                "isGateway": True,
-                "ipMasq": False,
-                "hairpinMode": True,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": pod_cidr, "gateway": gateway}]],
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                    "dataDir": str(ipam_dir),
-                },
-            }
-        ],
-    }
-    return json.dumps(conf, indent=2) + "\n"
 
 
 def toml_str(v: str) -> str:

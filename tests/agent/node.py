@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import json
 import os
 import shutil
 import signal
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from agent.cri.client import CRIClient
 from agent.images import PAUSE_IMAGE, build_images, import_archive
+from agent.pods.network import write_conflist
 from control.config import load_config
 from control.controlplane import ControlPlane
 from control.nodes.transport import CommandTransport
@@ -80,28 +80,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 """
 
 
-def bridge_conflist(root: Path, cidr: str = POD_CIDR, bridge: str = BRIDGE) -> dict[str, object]:
-    return {
-        "cniVersion": "0.4.0",
-        "name": "pilothouse-test",
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": bridge,
-                "isGateway": True,
-                "ipMasq": False,
-                "hairpinMode": True,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": cidr}]],
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                    "dataDir": str(root / "cni" / "ipam"),
-                },
-            }
-        ],
-    }
-
-
 def run(
     argv: list[str], check: bool = True, timeout: float = 30
 ) -> subprocess.CompletedProcess[str]:
@@ -133,10 +111,7 @@ class Node:
         run(["ip", "netns", "add", self.name])
         self.netns_made = True
         run(self.ns("ip", "link", "set", "lo", "up"))
-        (self.root / "cni" / "net.d").mkdir(parents=True)
-        (self.root / "cni" / "net.d" / "10-pilothouse.conflist").write_text(
-            json.dumps(bridge_conflist(self.root))
-        )
+        write_conflist(self.root / "cni" / "net.d", POD_CIDR, self.root / "cni" / "ipam", BRIDGE)
         (self.root / "containerd.toml").write_text(containerd_config(self.root))
         log = open(self.root / "containerd.log", "ab")
         # nsenter joins only the netns: `ip netns exec` also remounts /sys, which
