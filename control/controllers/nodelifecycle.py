@@ -25,7 +25,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, Protocol
 
 from control.api.registry import Registry, now_rfc3339
@@ -34,6 +33,7 @@ from control.controllers.base import run_workers
 from control.controllers.events import EventRecorder
 from control.controllers.informer import Informer
 from control.controllers.queue import WorkQueue
+from control.controllers.replicaset import parse_time
 from control.errors import ApiError
 from control.nodes.manager import NODE_NAME_INDEX, pod_node_name
 from control.objects.kinds import NODE, POD, ResourceType
@@ -104,15 +104,6 @@ def toleration_seconds(pod: Obj, taints: list[Obj], default: float) -> float | N
         if seconds is not None:
             limit = seconds if limit is None else min(limit, seconds)
     return limit
-
-
-def _parse_time(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 class NodeLifecycleController:
@@ -332,7 +323,7 @@ class NodeLifecycleController:
         since = self._taint_since.get(k)
         if since is None:
             now = self._now()
-            added = _parse_time(taint.get("timeAdded"))
+            added = parse_time(taint.get("timeAdded"))
             since = now - max(0.0, self._wall() - added) if added is not None else now
             self._taint_since[k] = since
         return since
@@ -374,7 +365,7 @@ class NodeLifecycleController:
         again: float | None = None
         wall = self._wall()
         for pod in self.pods.by_index(NODE_NAME_INDEX, name):
-            deadline = _parse_time(pod["metadata"].get("deletionTimestamp"))
+            deadline = parse_time(pod["metadata"].get("deletionTimestamp"))
             if deadline is None:
                 continue
             if deadline > wall:
