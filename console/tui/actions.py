@@ -13,7 +13,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import yaml
 
 from console.cli.output import to_yaml
@@ -187,19 +186,14 @@ async def logs(
     tail: int = 1000,
 ) -> str:
     ns, name = split_key(key)
-    params = {"tailLines": str(tail)}
-    if container:
-        params["container"] = container
-    if previous:
-        params["previous"] = "true"
-    if timestamps:
-        params["timestamps"] = "true"
-    status, raw = await client.request_raw(
-        "GET", client.path(kinds.POD, ns, name, "log"), params=params
+    return await client.logs(
+        name,
+        ns or "default",
+        container=container,
+        previous=previous,
+        tail_lines=tail,
+        timestamps=timestamps,
     )
-    if status >= 400:
-        raise _error(status, raw)
-    return raw.decode(errors="replace")
 
 
 # What `x` runs: bash where the image has it, else sh.
@@ -222,16 +216,6 @@ def shell_container(pod: Obj | None) -> str | None:
     if len(containers) > 1:
         return str(containers[0].get("name") or "") or None
     return None
-
-
-def _error(status: int, raw: bytes) -> ApiError:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        body = None
-    if isinstance(body, dict) and body.get("kind") == "Status":
-        return ApiError.from_status(body, status)
-    return ApiError(status, "Unknown", f"HTTP {status}: {raw[:200].decode(errors='replace')}")
 
 
 def as_yaml(obj: Obj) -> str:
