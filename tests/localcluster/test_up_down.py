@@ -44,6 +44,11 @@ SUBNET = NAMES.node_subnet
 POD_CIDR = NAMES.pod_cidr
 
 
+def _serve_argv(data_dir: Path) -> tuple[str, ...]:
+    """`pilothouse serve` on the cluster's data dir, as `pilothouse up` starts it."""
+    return (sys.executable, "-m", "console", "serve", "--data-dir", str(data_dir))
+
+
 @dataclass
 class Cluster:
     data_dir: Path
@@ -64,14 +69,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
                 cluster=CLUSTER,
                 node_subnet=SUBNET,
                 pod_cidr=POD_CIDR,
-                serve_command=(
-                    sys.executable,
-                    "-m",
-                    "console",
-                    "serve",
-                    "--data-dir",
-                    str(data_dir),
-                ),
+                serve_command=_serve_argv(data_dir),
                 api_listen="",
             ),
             180,
@@ -225,14 +223,7 @@ async def test_up_again_changes_nothing(cluster: Cluster) -> None:
         cluster.data_dir,
         cluster=CLUSTER,
         images=(),
-        serve_command=(
-            sys.executable,
-            "-m",
-            "console",
-            "serve",
-            "--data-dir",
-            str(cluster.data_dir),
-        ),
+        serve_command=_serve_argv(cluster.data_dir),
         api_listen="",
     )
     after = {
