@@ -16,8 +16,8 @@ import orjson
 from control.client import Client
 from control.errors import ApiError
 from control.objects.kinds import by_kind
+from control.objects.revisions import LAST_APPLIED
 
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 Outcome = Literal["created", "configured", "unchanged"]
 
 

@@ -20,10 +20,10 @@ import aiohttp
 import orjson
 
 from control import execclient
-from control.api.images import IMAGE_IMPORT_PATH
-from control.api.pki import client_ssl_context
 from control.errors import ApiError
+from control.kubeconfig import client_ssl_context
 from control.objects.kinds import POD, ResourceType
+from control.wire import IMAGE_IMPORT_PATH
 
 JSON = "application/json"
 METRICS = "/apis/metrics.k8s.io/v1beta1"

@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class DataDirLocked(Exception):
+    """Another control plane holds this data dir (the store raises it)."""
+
+
 @dataclass(frozen=True)
 class Cause:
     """One reason an object is invalid: a field path and what is wrong with it."""

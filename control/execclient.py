@@ -21,8 +21,8 @@ from agent.protocol import (
     EXEC_CHUNK_BYTES,
     exec_exit_code,
 )
-from control.api.execws import CLOSE_CHANNEL, MAX_MESSAGE_BYTES, MESSAGE_HEADER, REASON_HEADER, V5
 from control.errors import ApiError
+from control.wire import CLOSE_CHANNEL, MAX_MESSAGE_BYTES, MESSAGE_HEADER, REASON_HEADER, V5
 
 # Ours first: v5 can say that stdin ended.
 PROTOCOLS = (V5, CHANNEL_PROTOCOL)

@@ -338,8 +338,8 @@ async def _follow_rollout(client: Client, rt: ResourceType, name: str, ns: str, 
 
 async def _revisions(client: Client, d: dict[str, Any], ns: str) -> dict[int, dict[str, Any]]:
     """The Deployment's ReplicaSets by revision."""
-    from control.controllers.deployment import revision
     from control.objects.kinds import REPLICASET
+    from control.objects.revisions import revision
 
     uid = (d.get("metadata") or {}).get("uid")
     out: dict[int, dict[str, Any]] = {}
@@ -351,7 +351,7 @@ async def _revisions(client: Client, d: dict[str, Any], ns: str) -> dict[int, di
 
 
 async def rollout_history(args: argparse.Namespace) -> int:
-    from control.controllers.deployment import CHANGE_CAUSE
+    from control.objects.revisions import CHANGE_CAUSE
 
     rt, name, ns = _deployment_target(args)
     async with _client(args) as client:
@@ -389,7 +389,7 @@ async def rollout_history(args: argparse.Namespace) -> int:
 async def rollout_undo(args: argparse.Namespace) -> int:
     """Roll back client-side, as modern kubectl does: copy the revision's template
     (without its pod-template-hash label) and annotations into the Deployment."""
-    from control.controllers.deployment import (
+    from control.objects.revisions import (
         SKIP_ANNOTATIONS,
         equal_ignore_hash,
         template_without_hash,
@@ -437,7 +437,7 @@ async def rollout_undo(args: argparse.Namespace) -> int:
 
 async def rollout_restart(args: argparse.Namespace) -> int:
     from control.api.registry import now_rfc3339
-    from control.controllers.deployment import RESTARTED_AT
+    from control.objects.revisions import RESTARTED_AT
 
     rt, name, ns = _deployment_target(args)
     async with _client(args) as client:

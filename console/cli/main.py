@@ -15,11 +15,10 @@ from console.cli import commands
 from console.cli.target import TargetError
 from control.client import ClusterUnreachable
 from control.config import ConfigError
-from control.errors import ApiError
+from control.errors import ApiError, DataDirLocked
 from control.localcluster.proc import LocalClusterError
 from control.nodes.transport import TransportError
 from control.objects.manifest import ManifestError
-from control.store.interface import StoreLocked
 
 Handler = Callable[[argparse.Namespace], Awaitable[int]]
 # Commands that run on uvloop: the control plane spends a fifth less CPU per
@@ -419,7 +418,7 @@ def run(func: Handler, args: argparse.Namespace) -> int:
         TargetError,
         ConfigError,
         ManifestError,
-        StoreLocked,
+        DataDirLocked,
         commands.UsageError,
         LocalClusterError,
         TransportError,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from control.api.pki import KubeconfigError, read_kubeconfig
 from control.client import Client
 from control.config import default_data_dir
+from control.kubeconfig import KubeconfigError, read_kubeconfig
 
 DEFAULT_SOCKET = "api.sock"
 DEFAULT_KUBECONFIG = "kubeconfig"

@@ -18,9 +18,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from control.client import Client, ClusterUnreachable
-from control.controllers.informer import object_key
 from control.errors import ApiError
-from control.objects.kinds import ResourceType
+from control.objects.kinds import ResourceType, object_key
 
 log = logging.getLogger(__name__)
 

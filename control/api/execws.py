@@ -31,30 +31,23 @@ from agent.protocol import (
     CHANNEL_STDERR,
     CHANNEL_STDIN,
     CHANNEL_STDOUT,
-    EXEC_CHUNK_BYTES,
     ExecExit,
     exec_status,
 )
 from control import errors
 from control.errors import ApiError
+from control.wire import (
+    CLOSE_CHANNEL,
+    MAX_MESSAGE_BYTES,
+    MESSAGE_HEADER,
+    PROTOCOLS,
+    REASON_HEADER,
+    V5,
+)
 
 log = logging.getLogger(__name__)
 
-V5 = "v5.channel.k8s.io"
-PROTOCOLS = (
-    V5,
-    "v4.channel.k8s.io",
-    "channel.k8s.io",
-    "v4.base64.channel.k8s.io",
-    "base64.channel.k8s.io",
-)
-CLOSE_CHANNEL = 255
-# A stdin message may carry this much (kubectl sends 4 KiB or less).
-MAX_MESSAGE_BYTES = 4 * EXEC_CHUNK_BYTES
 _TRUE = {"1", "true", "True"}
-# A refused upgrade's Status, in headers: WebSocket clients rarely read the body.
-REASON_HEADER = "X-Pilothouse-Reason"
-MESSAGE_HEADER = "X-Pilothouse-Message"
 
 
 class ExecStream(Protocol):

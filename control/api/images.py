@@ -4,7 +4,7 @@ an OCI or docker image archive onto nodes.
 The body is the archive (with a Content-Length); `?node=NAME` (repeatable)
 names the nodes, all Ready nodes by default. The answer streams as
 `application/x-ndjson`, one event per line, while the upload goes to the
-agents (control.nodes.images):
+agents (control.api.imagepush):
 
     {"phase": "started", "nodes": [...], "size": N}
     {"node": "n1", "phase": "sending", "sent": N, "size": N}
@@ -28,14 +28,13 @@ from aiohttp import web
 
 from control import errors
 from control.api.registry import Registry
-from control.controllers.nodelifecycle import ready_condition
 from control.errors import ApiError
-from control.nodes.images import ImageLink, push_image, read_chunks
+from control.api.imagepush import ImageLink, push_image, read_chunks
+from control.objects.conditions import ready_condition
 from control.objects.kinds import NODE
 
 log = logging.getLogger(__name__)
 
-IMAGE_IMPORT_PATH = "/apis/pilothouse.io/v1/images/import"
 NDJSON = "application/x-ndjson"
 
 

@@ -38,13 +38,14 @@ from agent.protocol import (
 )
 from control import errors
 from control.api import discovery, execws
-from control.api.images import IMAGE_IMPORT_PATH, import_images
+from control.api.images import import_images
 from control.api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from control.api.registry import Registry, now_rfc3339
 from control.errors import ApiError, Cause
 from control.objects.kinds import NODE, POD, ResourceType, by_path
 from control.objects.selectors import SelectorError, build_matcher
 from control.store.interface import Matcher
+from control.wire import IMAGE_IMPORT_PATH
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from control.controllers.queue import WorkQueue
 from control.errors import ApiError
+from control.machinery.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 

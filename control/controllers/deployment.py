@@ -28,12 +28,8 @@ import orjson
 
 from control import errors
 from control.api.registry import now_rfc3339
-from control.apply import LAST_APPLIED
 from control.config import Config
 from control.controllers.base import run_workers
-from control.controllers.events import EventRecorder
-from control.controllers.informer import object_key
-from control.controllers.queue import WorkQueue
 from control.controllers.replicaset import (
     CONTROLLER_UID_INDEX,
     ORPHAN_INDEX,
@@ -52,7 +48,19 @@ from control.controllers.replicaset import (
     selector_of,
 )
 from control.errors import ApiError
-from control.objects.kinds import DEPLOYMENT, POD, REPLICASET
+from control.machinery.events import EventRecorder
+from control.machinery.queue import WorkQueue
+from control.objects.kinds import DEPLOYMENT, POD, REPLICASET, object_key
+from control.objects.revisions import (
+    DESIRED_REPLICAS,
+    HASH_LABEL,
+    MAX_REPLICAS,
+    REVISION,
+    REVISION_HISTORY,
+    SKIP_ANNOTATIONS,
+    equal_ignore_hash,
+    revision,
+)
 from control.objects.selectors import LabelSelector
 
 if TYPE_CHECKING:
@@ -63,24 +71,6 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 COMPONENT = "deployment-controller"
-HASH_LABEL = "pod-template-hash"
-REVISION = "deployment.kubernetes.io/revision"
-REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
-DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
-MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-CHANGE_CAUSE = "kubernetes.io/change-cause"
-# Deployment annotations that are not copied onto its ReplicaSets (nor back by a rollback).
-SKIP_ANNOTATIONS = frozenset(
-    (
-        LAST_APPLIED,
-        REVISION,
-        REVISION_HISTORY,
-        DESIRED_REPLICAS,
-        MAX_REPLICAS,
-        "deprecated.deployment.rollback.to",
-    )
-)
 NO_PROGRESS_DEADLINE = 2**31 - 1
 _MAX_REVISION_HISTORY_CHARS = 2000
 
@@ -114,20 +104,6 @@ def pod_template_hash(template: Obj, collision_count: int | None = None) -> str:
     if collision_count is not None:
         data += (collision_count & 0xFFFFFFFF).to_bytes(4, "little") + b"\0\0\0\0"
     return "".join(_SAFE_ALPHABET[ord(c) % len(_SAFE_ALPHABET)] for c in str(_fnv32a(data)))
-
-
-def template_without_hash(template: Obj) -> Obj:
-    t = copy.deepcopy(template)
-    labels = (t.get("metadata") or {}).get("labels")
-    if isinstance(labels, dict):
-        labels.pop(HASH_LABEL, None)
-        if not labels:
-            t["metadata"].pop("labels")
-    return t
-
-
-def equal_ignore_hash(a: Obj, b: Obj) -> bool:
-    return template_without_hash(a) == template_without_hash(b)
 
 
 # -- numbers -----------------------------------------------------------------------
@@ -184,13 +160,6 @@ def max_unavailable(d: Obj) -> int:
     if not is_rolling(d) or replicas(d) == 0:
         return 0
     return min(_fenceposts(d)[1], replicas(d))
-
-
-def revision(rs: Obj) -> int:
-    try:
-        return int((meta(rs).get("annotations") or {}).get(REVISION, 0))
-    except ValueError:
-        return 0
 
 
 def _created(obj: Obj) -> tuple[float, str]:

@@ -16,11 +16,10 @@ from typing import Any
 
 from control.config import Config
 from control.controllers.base import run_workers
-from control.controllers.informer import object_key
 from control.controllers.nodelifecycle import Informers
-from control.controllers.queue import WorkQueue
 from control.errors import ApiError
-from control.objects.kinds import ENDPOINTS, POD, SERVICE
+from control.machinery.queue import WorkQueue
+from control.objects.kinds import ENDPOINTS, POD, SERVICE, object_key
 from control.objects.selectors import selector_from_labels
 
 log = logging.getLogger(__name__)

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from control.config import Config
 from control.controllers.base import run_workers
-from control.controllers.informer import Handler, Informer, object_key
-from control.controllers.queue import WorkQueue
 from control.controllers.replicaset import is_deleting, meta
 from control.errors import ApiError
-from control.objects.kinds import EVENT, RESOURCES, ResourceType, by_kind
+from control.machinery.informer import Handler, Informer
+from control.machinery.queue import WorkQueue
+from control.objects.kinds import EVENT, RESOURCES, ResourceType, by_kind, object_key
 
 if TYPE_CHECKING:
     from control.controllers.manager import ControllerManager

@@ -18,8 +18,8 @@ from control.api.registry import Registry
 from control.config import Config
 from control.controllers.deployment import DeploymentController
 from control.controllers.gc import GarbageCollector
-from control.controllers.informer import Informer
 from control.controllers.replicaset import ReplicaSetController
+from control.machinery.informer import Informer
 from control.objects.kinds import ResourceType
 
 log = logging.getLogger(__name__)

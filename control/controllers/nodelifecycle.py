@@ -30,12 +30,13 @@ from typing import Any, Protocol
 from control.api.registry import Registry, now_rfc3339
 from control.config import Config
 from control.controllers.base import run_workers
-from control.controllers.events import EventRecorder
-from control.controllers.informer import Informer
-from control.controllers.queue import WorkQueue
 from control.controllers.replicaset import parse_time
 from control.errors import ApiError
-from control.nodes.manager import NODE_NAME_INDEX, pod_node_name
+from control.machinery.events import EventRecorder
+from control.machinery.indexes import NODE_NAME_INDEX, pod_node_name
+from control.machinery.informer import Informer
+from control.machinery.queue import WorkQueue
+from control.objects.conditions import ready_condition
 from control.objects.kinds import NODE, POD, ResourceType
 
 log = logging.getLogger(__name__)
@@ -62,13 +63,6 @@ class Informers(Protocol):
 
 class _Changed(Exception):
     """The node changed since the decision was made; look again."""
-
-
-def ready_condition(node: Obj) -> Obj | None:
-    for c in (node.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c
-    return None
 
 
 def tolerates(toleration: Obj, taint: Obj) -> bool:

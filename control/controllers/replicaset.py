@@ -20,11 +20,10 @@ from control import errors
 from control.api.registry import Registry
 from control.config import Config
 from control.controllers.base import run_workers
-from control.controllers.events import EventRecorder
-from control.controllers.informer import object_key
-from control.controllers.queue import WorkQueue
 from control.errors import ApiError
-from control.objects.kinds import POD, REPLICASET, ResourceType
+from control.machinery.events import EventRecorder
+from control.machinery.queue import WorkQueue
+from control.objects.kinds import POD, REPLICASET, ResourceType, object_key
 from control.objects.selectors import LabelSelector, SelectorError, selector_from_match
 
 if TYPE_CHECKING:

@@ -48,8 +48,8 @@ from agent.protocol import (
 )
 from control.api.registry import Registry, now_rfc3339
 from control.config import NodeConfig
-from control.controllers.events import EventRecorder
 from control.errors import ApiError
+from control.machinery.events import EventRecorder
 from control.nodes.remoteexec import RemoteExec
 from control.nodes.transport import Transport
 from control.objects.kinds import NODE, POD

@@ -19,24 +19,17 @@ from typing import Any
 from agent.protocol import NetworkConfigParams, Route
 from control.api.registry import Registry
 from control.config import Config, NodeConfig
-from control.controllers.events import EventRecorder
-from control.controllers.informer import Informer, object_key
+from control.machinery.events import EventRecorder
+from control.machinery.indexes import NODE_NAME_INDEX, pod_node_name
+from control.machinery.informer import Informer
 from control.nodes.link import LinkTiming, NodeLink, desired_changed
 from control.nodes.transport import Transport
-from control.objects.kinds import NODE, POD, ResourceType
+from control.objects.kinds import NODE, POD, ResourceType, object_key
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 InformerFor = Callable[[ResourceType], Informer]
-
-NODE_NAME_INDEX = "spec.nodeName"
-
-
-def pod_node_name(pod: Obj) -> list[str]:
-    """Index function: the node a pod is bound to."""
-    node = (pod.get("spec") or {}).get("nodeName")
-    return [node] if node else []
 
 
 def _network_view(node: Obj) -> tuple[str, str]:

@@ -7,6 +7,7 @@ and which subresources it has. Models live beside this file, keyed by kind.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +123,10 @@ EVENT = _require("v1", "Event")
 DEPLOYMENT = _require("apps/v1", "Deployment")
 REPLICASET = _require("apps/v1", "ReplicaSet")
 INGRESS = _require("networking.k8s.io/v1", "Ingress")
+
+
+def object_key(obj: dict[str, Any]) -> str:
+    """`namespace/name`, or `name` for cluster-scoped objects."""
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{ns}/{meta.get('name')}" if ns else str(meta.get("name"))

@@ -23,10 +23,10 @@ from typing import Any
 
 from control.api.registry import Registry, now_rfc3339
 from control.config import Config
-from control.controllers.events import EventRecorder
-from control.controllers.informer import Informer, object_key
 from control.errors import ApiError
-from control.objects.kinds import NODE, POD, ResourceType
+from control.machinery.events import EventRecorder
+from control.machinery.informer import Informer
+from control.objects.kinds import NODE, POD, ResourceType, object_key
 from control.scheduler.cache import NodeChange, SchedulerCache
 from control.scheduler.filters import FILTERS, find_feasible
 from control.scheduler.podinfo import PodInfo, pod_info, same_for_scheduling

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import orjson
 
+from control.errors import DataDirLocked
+
 Obj = dict[str, Any]
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 
@@ -59,7 +61,7 @@ class Compacted(StoreError):
         self.compacted = compacted
 
 
-class StoreLocked(StoreError):
+class StoreLocked(StoreError, DataDirLocked):
     """Another process holds this store's data dir."""
 
 

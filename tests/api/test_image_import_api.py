@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from control.api.pki import read_kubeconfig
 from control.client import Client
 from control.controlplane import ControlPlane
 from control.errors import ApiError
+from control.kubeconfig import read_kubeconfig
 from tests.unit.test_image_import import write_oci
 
 

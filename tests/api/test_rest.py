@@ -11,10 +11,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from control.api.pki import client_ssl_context
 from control.client import Client
 from control.controlplane import ControlPlane
 from control.errors import ApiError
+from control.kubeconfig import client_ssl_context
 from control.objects.kinds import by_name
 
 POD = by_name("pods")
@@ -335,7 +335,7 @@ async def test_unix_socket_is_private(plane: ControlPlane) -> None:
 
 
 async def test_tls_tokens_and_roles(plane: ControlPlane) -> None:
-    from control.api.pki import read_kubeconfig
+    from control.kubeconfig import read_kubeconfig
 
     target = read_kubeconfig(plane.kubeconfig_path)
     ro = read_kubeconfig(plane.config.data_dir / "kubeconfig-readonly")

@@ -8,18 +8,17 @@ from typing import Any
 import pytest
 
 from console.cli.commands import UsageError
-from control.controllers.deployment import (
+from control.controllers.deployment import pod_template_hash, resolve_fenceposts
+from control.controllers.replicaset import controller_ref
+from control.controlplane import ControlPlane
+from control.objects.kinds import DEPLOYMENT
+from control.objects.revisions import (
     HASH_LABEL,
     RESTARTED_AT,
     REVISION,
     REVISION_HISTORY,
     equal_ignore_hash,
-    pod_template_hash,
-    resolve_fenceposts,
 )
-from control.controllers.replicaset import controller_ref
-from control.controlplane import ControlPlane
-from control.objects.kinds import DEPLOYMENT
 from tests.controllers.helpers import (
     NS,
     Observer,

@@ -9,7 +9,7 @@ from typing import Any, cast
 import orjson
 
 from control.api.registry import Registry
-from control.controllers.informer import Informer
+from control.machinery.informer import Informer
 from control.objects.kinds import POD, ResourceType
 from control.store.interface import KV, ListResult, WatchEvent
 

@@ -11,10 +11,10 @@ from control.api.registry import Registry
 from control.config import load_config
 from control.controllers.deployment import DeploymentController
 from control.controllers.endpoints import EndpointsController
-from control.controllers.informer import Informer
 from control.controllers.manager import ControllerManager
-from control.controllers.queue import WorkQueue
 from control.controllers.replicaset import ReplicaSetController
+from control.machinery.informer import Informer
+from control.machinery.queue import WorkQueue
 from control.objects.kinds import DEPLOYMENT, POD, REPLICASET, SERVICE
 
 Obj = dict[str, Any]

@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 
 from agent.protocol import EXEC_WINDOW_BYTES
-from control.api.pki import read_kubeconfig
 from control.client import Client
 from control.errors import ApiError
 from control.execclient import ExecConnection
+from control.kubeconfig import read_kubeconfig
 from control.nodes.link import LinkState
 from tests.cluster import HollowCluster, eventually, hollow_pod
 

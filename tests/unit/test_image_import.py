@@ -30,7 +30,7 @@ from agent.protocol import (
     image_chunk,
     image_chunk_data,
 )
-from control.nodes.images import push_image, read_chunks
+from control.api.imagepush import push_image, read_chunks
 
 NAME = "docker.io/pilothouse/imported:test"
 

@@ -12,16 +12,18 @@ import yaml
 from cryptography import x509
 
 from control.api.pki import (
-    KubeconfigError,
-    KubeconfigTarget,
     PkiError,
-    client_ssl_context,
     ensure_pki,
     ensure_tokens,
     load_tokens,
-    read_kubeconfig,
     server_ssl_context,
     write_kubeconfig,
+)
+from control.kubeconfig import (
+    KubeconfigError,
+    KubeconfigTarget,
+    client_ssl_context,
+    read_kubeconfig,
 )
 
 

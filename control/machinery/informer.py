@@ -14,20 +14,13 @@ from typing import Any
 
 from control.api.registry import Registry
 from control.errors import ApiError
-from control.objects.kinds import ResourceType
+from control.objects.kinds import ResourceType, object_key
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 Handler = Callable[[str, Obj | None, Obj | None], None]
 IndexFunc = Callable[[Obj], Iterable[str]]
-
-
-def object_key(obj: Obj) -> str:
-    """`namespace/name`, or `name` for cluster-scoped objects."""
-    meta = obj.get("metadata") or {}
-    ns = meta.get("namespace")
-    return f"{ns}/{meta.get('name')}" if ns else str(meta.get("name"))
 
 
 class Informer:

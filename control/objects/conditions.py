@@ -1,0 +1,20 @@
+"""Reading the `status.conditions` of stored objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+def get_condition(status: Obj, type_: str) -> Obj | None:
+    """The condition of `type_` in a status, or None."""
+    for c in status.get("conditions") or ():
+        if c.get("type") == type_:
+            return c
+    return None
+
+
+def ready_condition(obj: Obj) -> Obj | None:
+    """The Ready condition of a node or a pod, or None."""
+    return get_condition(obj.get("status") or {}, "Ready")

@@ -1,0 +1,29 @@
+"""What the API server and its clients agree on beyond object shapes.
+
+Kubernetes' streaming channel protocol for exec (subprotocols, the close
+channel, the headers that carry a refused upgrade's Status), and the paths of
+pilothouse's own API extensions. Both sides import it; neither imports the
+other.
+"""
+
+from __future__ import annotations
+
+from agent.protocol import EXEC_CHUNK_BYTES
+
+V5 = "v5.channel.k8s.io"
+PROTOCOLS = (
+    V5,
+    "v4.channel.k8s.io",
+    "channel.k8s.io",
+    "v4.base64.channel.k8s.io",
+    "base64.channel.k8s.io",
+)
+CLOSE_CHANNEL = 255
+# A stdin message may carry this much (kubectl sends 4 KiB or less).
+MAX_MESSAGE_BYTES = 4 * EXEC_CHUNK_BYTES
+# A refused upgrade's Status, in headers: WebSocket clients rarely read the body.
+REASON_HEADER = "X-Pilothouse-Reason"
+MESSAGE_HEADER = "X-Pilothouse-Message"
+
+# `pilothouse image import`: an archive streamed to the node agents.
+IMAGE_IMPORT_PATH = "/apis/pilothouse.io/v1/images/import"
