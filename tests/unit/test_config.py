@@ -259,7 +259,7 @@ def test_example_file_documents_every_key() -> None:
         ("ssh = 3\n", "config.toml: ssh: expected a table, got integer 3"),
         (
             '[store]\nbackend = "redis"\n',
-            'config.toml: store.backend: unknown backend \'redis\'; the only backend is "sqlite"',
+            "config.toml: store.backend: unknown backend 'redis'; the only backend is \"sqlite\"",
         ),
         (
             '[store]\nbackend = "etcd"\n',
