@@ -1,1 +1,1 @@
-"""The operator's side: the `pilothouse` CLI and (later) the Textual console."""
+"""The operator's side: the `pilothouse` CLI and the Textual console."""

@@ -1,4 +1,4 @@
-"""The pilothouse control plane: objects, store, API server, and (later) scheduler and controllers.
+"""The pilothouse control plane: objects, store, API server, scheduler, controllers and node links.
 
 This package is headless: it never imports textual.
 """

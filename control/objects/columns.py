@@ -1,7 +1,6 @@
 """The columns `get` shows for each kind, as kubectl shows them.
 
-One place for them, so the CLI, the console and (later) server-side Table
-responses agree.
+One place for them, so that the CLI and the console agree.
 """
 
 from __future__ import annotations

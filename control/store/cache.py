@@ -57,10 +57,7 @@ from control.store.interface import (
     StoreError,
     WatchEvent,
 )
-
-# The token codec and prefix bound are shared so that tokens pass between the
-# cache and the backend; they belong in a backend-neutral module once etcd lands.
-from control.store.sqlite import _decode_token, _encode_token, _prefix_end
+from control.store.keyspace import decode_token, encode_token, prefix_end
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +177,7 @@ class CachedStore(Store):
         self._check_open()
         kvs = self._kvs
         if continue_token:
-            token_rev, rel = _decode_token(continue_token)
+            token_rev, rel = decode_token(continue_token)
             if token_rev != self._synced or token_rev != self._rev:
                 return await self.backend.list(
                     prefix, match=match, limit=limit, continue_token=continue_token
@@ -188,14 +185,14 @@ class CachedStore(Store):
             lo = bisect_right(kvs, prefix + rel, key=_key_of)
         else:
             lo = bisect_left(kvs, prefix, key=_key_of)
-        end = _prefix_end(prefix)
+        end = prefix_end(prefix)
         hi = len(kvs) if end is None else bisect_left(kvs, end, lo, key=_key_of)
         revision = self._synced
         if match is None:
             if limit <= 0 or hi - lo <= limit:
                 return ListResult(kvs[lo:hi], revision, None, None)
             page = kvs[lo : lo + limit]
-            token = _encode_token(revision, prefix, page[-1].key)
+            token = encode_token(revision, prefix, page[-1].key)
             return ListResult(page, revision, token, hi - lo - limit)
 
         # `match` runs on the event loop now: orjson keeps the parse per object
@@ -210,7 +207,7 @@ class CachedStore(Store):
                     more = True
                     break
                 items.append(kv)
-        token_or_none = _encode_token(revision, prefix, items[-1].key) if more else None
+        token_or_none = encode_token(revision, prefix, items[-1].key) if more else None
         return ListResult(items, revision, token_or_none, None)
 
     # -- writes ------------------------------------------------------------

@@ -25,23 +25,23 @@ Compaction keeps, for each key, its latest write at or below the compacted
 revision (as etcd does), so that paged lists can be served at their first
 page's revision. It runs by itself every `compact_every` writes, keeping the
 last `compact_keep` revisions.
+
+Pieces in modules of their own: continue tokens and key prefixes (`keyspace`,
+shared with the cache), calls into the store threads (`storethread`), the
+watchers' buffers (`watchbuffer`) and the data dir lock (`lockfile`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import concurrent.futures
 import contextlib
-import fcntl
 import heapq
 import logging
 import os
 import queue
 import sqlite3
 import threading
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from itertools import starmap
 from operator import itemgetter
@@ -62,9 +62,12 @@ from control.store.interface import (
     RevisionConflict,
     Store,
     StoreError,
-    StoreLocked,
     WatchEvent,
 )
+from control.store.keyspace import decode_token, encode_token, prefix_end
+from control.store.lockfile import acquire_lock
+from control.store.storethread import Call, Stop, call_in, noop, post, run_call
+from control.store.watchbuffer import WatchBuffer
 
 log = logging.getLogger(__name__)
 
@@ -138,87 +141,13 @@ class _Op:
 _Batch = list[_Op]
 
 
-class _Call:
-    """A function to run in a store thread (in the writer: between transactions)."""
-
-    __slots__ = ("args", "fn", "fut")
-
-    def __init__(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], fut: asyncio.Future[Any]
-    ) -> None:
-        self.fn = fn
-        self.args = args
-        self.fut = fut
-
-
-class _Stop:
-    """Tells a store thread to close its connection and exit."""
-
-
-_Item = _Batch | _Call | _Stop
-
-
-class _Watcher:
-    """One watch's live buffer. Only touched on the event loop."""
-
-    __slots__ = ("buf", "closed", "limit", "overflowed", "prefix", "wake")
-
-    def __init__(self, prefix: str, limit: int) -> None:
-        self.prefix = prefix
-        self.limit = limit
-        self.buf: deque[WatchEvent] = deque()
-        self.overflowed = False
-        self.closed = False
-        self.wake = asyncio.Event()
-
-    def push(self, ev: WatchEvent) -> None:
-        if self.overflowed or self.closed:
-            return
-        if len(self.buf) >= self.limit:
-            # Too slow: drop the buffer; the watch re-reads from the event log.
-            self.buf.clear()
-            self.overflowed = True
-        else:
-            self.buf.append(ev)
-        self.wake.set()
-
-    def close(self) -> None:
-        self.closed = True
-        self.wake.set()
+_Item = _Batch | Call | Stop
 
 
 def _revisions(conn: sqlite3.Connection) -> tuple[int, int]:
     """(current, compacted) revisions, read in the caller's transaction."""
     current, compacted = conn.execute(_REVISIONS_SQL).fetchone()
     return int(current), int(compacted)
-
-
-def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
-    """From a store thread: run `fn` on the loop, unless the loop is gone."""
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(fn, *args)
-
-
-def _run_call(loop: asyncio.AbstractEventLoop, call: _Call) -> None:
-    try:
-        result = call.fn(*call.args)
-    except Exception as e:
-        _post(loop, _resolve, call.fut, None, e)
-    else:
-        _post(loop, _resolve, call.fut, result, None)
-
-
-def _noop() -> None:
-    pass
-
-
-def _resolve(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if fut.done():
-        return
-    if error is not None:
-        fut.set_exception(error)
-    else:
-        fut.set_result(result)
 
 
 def _write_failed(cause: Exception) -> StoreError:
@@ -235,18 +164,6 @@ def _stamp(obj: Obj, revision: int) -> bytes:
     return orjson.dumps({**obj, "metadata": stamped})
 
 
-def _prefix_end(prefix: str) -> str | None:
-    """The smallest string greater than every string starting with `prefix`."""
-    while prefix:
-        nxt = ord(prefix[-1]) + 1
-        if nxt <= 0x10FFFF:
-            if 0xD800 <= nxt <= 0xDFFF:
-                nxt = 0xE000
-            return prefix[:-1] + chr(nxt)
-        prefix = prefix[:-1]
-    return None
-
-
 def _key_range(lo: str, inclusive: bool, hi: str | None) -> tuple[str, list[Any]]:
     """A WHERE fragment for `lo <(=) key < hi`. SQLite's BINARY order is code point order."""
     sql = "key >= ?" if inclusive else "key > ?"
@@ -255,23 +172,6 @@ def _key_range(lo: str, inclusive: bool, hi: str | None) -> tuple[str, list[Any]
         sql += " AND key < ?"
         params.append(hi)
     return sql, params
-
-
-def _encode_token(revision: int, prefix: str, last_key: str) -> str:
-    body = orjson.dumps({"rev": revision, "start": last_key[len(prefix) :]})
-    return base64.urlsafe_b64encode(body).decode()
-
-
-def _decode_token(token: str) -> tuple[int, str]:
-    """(revision, start relative to prefix). Raises ValueError for a malformed token."""
-    try:
-        body = orjson.loads(base64.urlsafe_b64decode(token.encode()))
-        rev, start = body["rev"], body["start"]
-    except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise ValueError("invalid continue token") from None
-    if not isinstance(rev, int) or rev < 0 or not isinstance(start, str):
-        raise ValueError("invalid continue token")
-    return rev, start
 
 
 class SqliteStore(Store):
@@ -305,7 +205,7 @@ class SqliteStore(Store):
         self._wdone: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._rqueue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._rdone: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._watchers: set[_Watcher] = set()
+        self._watchers: set[WatchBuffer] = set()
         # Loop side: what has been committed and announced.
         self._rev = 0
         self._compacted = 0
@@ -335,10 +235,10 @@ class SqliteStore(Store):
         ).start()
         try:
             self._rev, self._compacted = await asyncio.wrap_future(opened)
-            await self._call_in(self._rqueue, self._open_reader)
+            await call_in(self._rqueue, self._open_reader)
         except BaseException:
-            self._wqueue.put(_Stop())
-            self._rqueue.put(_Stop())
+            self._wqueue.put(Stop())
+            self._rqueue.put(Stop())
             await asyncio.wrap_future(self._wdone)
             await asyncio.wrap_future(self._rdone)
             self._state = "closed"
@@ -351,20 +251,20 @@ class SqliteStore(Store):
         self._state = "closing"
         # Writes queued before this are committed and answered first.
         self._flush_writes()
-        await self._call_in(self._wqueue, _noop)
+        await call_in(self._wqueue, noop)
         self._state = "closed"
         for w in self._watchers:
             w.close()
         # Reads in flight finish first. The writer goes last, so the lock is
         # released only once neither connection is open.
-        self._rqueue.put(_Stop())
+        self._rqueue.put(Stop())
         await asyncio.wrap_future(self._rdone)
-        self._wqueue.put(_Stop())
+        self._wqueue.put(Stop())
         await asyncio.wrap_future(self._wdone)
 
     def _open_writer(self) -> tuple[int, int]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._acquire_lock()
+        self._lock_fd = acquire_lock(self.lock_path, self.path)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._wconn = conn
         if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
@@ -386,29 +286,6 @@ class SqliteStore(Store):
             )
         self._wrev, self._wcompacted = _revisions(conn)
         return self._wrev, self._wcompacted
-
-    def _acquire_lock(self) -> None:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            # flock locks belong to the open file, so a second open in this same
-            # process is refused too.
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = ""
-            with contextlib.suppress(OSError, ValueError):
-                pid = int(os.pread(fd, 32, 0).decode().strip())
-                holder = f" by pid {pid}"
-            os.close(fd)
-            raise StoreLocked(
-                f"store {self.path} is locked{holder} (lock file {self.lock_path}); "
-                "is another pilothouse control plane running on this data dir?"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._lock_fd = fd
 
     def _close_writer(self) -> None:
         if self._wconn is not None:
@@ -443,21 +320,14 @@ class SqliteStore(Store):
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         if self._state != "open":
             raise _StoreClosed()
-        return await self._call_in(self._rqueue, fn, *args)
-
-    @staticmethod
-    async def _call_in(q: queue.SimpleQueue[_Item], fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn` in the thread serving `q`, after what is queued before it."""
-        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        q.put(_Call(fn, args, fut))
-        return await fut
+        return await call_in(self._rqueue, fn, *args)
 
     def _reader_main(self, loop: asyncio.AbstractEventLoop) -> None:
         """The reader thread: owns the read connection."""
         try:
-            while not isinstance(item := self._rqueue.get(), _Stop):
-                if isinstance(item, _Call):
-                    _run_call(loop, item)
+            while not isinstance(item := self._rqueue.get(), Stop):
+                if isinstance(item, Call):
+                    run_call(loop, item)
         finally:
             try:
                 self._close_reader()
@@ -487,7 +357,7 @@ class SqliteStore(Store):
         `match` runs in the reader thread, so it must not touch loop state.
         Pages after the first are read at the first page's revision.
         """
-        start = _decode_token(continue_token) if continue_token else None
+        start = decode_token(continue_token) if continue_token else None
         return await self._read(self._list_sync, prefix, match, limit, start)
 
     def _list_sync(
@@ -495,7 +365,7 @@ class SqliteStore(Store):
     ) -> ListResult:
         conn = self._rconn
         assert conn is not None
-        end = _prefix_end(prefix)
+        end = prefix_end(prefix)
         cursors: list[sqlite3.Cursor] = []
         conn.execute("BEGIN")
         try:
@@ -535,7 +405,7 @@ class SqliteStore(Store):
             remaining: int | None = None
             if more:
                 last = items[-1].key
-                token = _encode_token(revision, prefix, last)
+                token = encode_token(revision, prefix, last)
                 if match is None and start is None:
                     where, params = _key_range(last, False, end)
                     remaining = conn.execute(
@@ -617,7 +487,7 @@ class SqliteStore(Store):
         if self._state != "open":
             raise _StoreClosed()
         self._flush_writes()
-        return await self._call_in(self._wqueue, fn, *args)
+        return await call_in(self._wqueue, fn, *args)
 
     def _writer_main(
         self, loop: asyncio.AbstractEventLoop, opened: concurrent.futures.Future[tuple[int, int]]
@@ -653,10 +523,10 @@ class SqliteStore(Store):
                 except Exception as e:
                     log.error("store %s: write transaction failed: %s", self.path, e)
                     outcomes = [_write_failed(e) for _ in chunk]
-                _post(loop, self._finish, chunk, outcomes)
-            if isinstance(item, _Call):
-                _run_call(loop, item)
-            elif isinstance(item, _Stop):
+                post(loop, self._finish, chunk, outcomes)
+            if isinstance(item, Call):
+                run_call(loop, item)
+            elif isinstance(item, Stop):
                 return
             if (
                 self._compact_keep > 0
@@ -667,7 +537,7 @@ class SqliteStore(Store):
                 except Exception as e:
                     log.error("store %s: compaction failed: %s", self.path, e)
                 else:
-                    _post(loop, self._set_compacted, compacted)
+                    post(loop, self._set_compacted, compacted)
 
     def _set_compacted(self, revision: int) -> None:
         self._compacted = max(self._compacted, revision)
@@ -804,7 +674,7 @@ class SqliteStore(Store):
         """See `Store.watch`. A slow watcher catches up from the event log."""
         if self._state != "open":
             return
-        w = _Watcher(prefix, self._watch_buffer)
+        w = WatchBuffer(prefix, self._watch_buffer)
         # Registered before reading history, so nothing falls between the two;
         # events seen in both are dropped by revision.
         self._watchers.add(w)
@@ -841,7 +711,7 @@ class SqliteStore(Store):
     def _replay_sync(self, prefix: str, after: int) -> _Events:
         conn = self._rconn
         assert conn is not None
-        where, params = _key_range(prefix, True, _prefix_end(prefix))
+        where, params = _key_range(prefix, True, prefix_end(prefix))
         conn.execute("BEGIN")
         try:
             (compacted,) = conn.execute("SELECT value FROM meta WHERE key = 'compacted'").fetchone()

@@ -114,7 +114,6 @@ listen = ""
 tls_cert = "c.pem"
 tls_key = "k.pem"
 [store]
-backend = "etcd"
 etcd_endpoints = ["https://10.0.0.1:2379", "10.0.0.2:2379"]
 """,
     )
@@ -125,7 +124,6 @@ etcd_endpoints = ["https://10.0.0.1:2379", "10.0.0.2:2379"]
     assert c.controllers == ControllersConfig(2.0, 3600.0)
     assert c.api.listen_address is None
     assert c.api.tls_cert == tmp_path / "data" / "c.pem"
-    assert c.store.backend == "etcd"
     assert c.store.etcd_endpoints == ("https://10.0.0.1:2379", "10.0.0.2:2379")
 
 
@@ -261,11 +259,15 @@ def test_example_file_documents_every_key() -> None:
         ("ssh = 3\n", "config.toml: ssh: expected a table, got integer 3"),
         (
             '[store]\nbackend = "redis"\n',
-            'config.toml: store.backend: must be "sqlite" or "etcd", got \'redis\'',
+            "config.toml: store.backend: unknown backend 'redis'; the only backend is \"sqlite\"",
         ),
         (
-            '[store]\nbackend = "etcd"\netcd_endpoints = []\n',
-            'config.toml: store.etcd_endpoints: must not be empty when backend is "etcd"',
+            '[store]\nbackend = "etcd"\n',
+            'config.toml: store.backend: "etcd" is not available yet; the only backend is "sqlite"',
+        ),
+        (
+            '[store]\netcd_endpoints = ["http://etcd"]\n',
+            "config.toml: store.etcd_endpoints: not a valid endpoint (want host:port): 'http://etcd'",
         ),
         (
             "[store]\ncompaction_keep = true\n",
