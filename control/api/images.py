@@ -27,9 +27,9 @@ import orjson
 from aiohttp import web
 
 from control import errors
+from control.api.imagepush import ImageLink, push_image, read_chunks
 from control.api.registry import Registry
 from control.errors import ApiError
-from control.api.imagepush import ImageLink, push_image, read_chunks
 from control.objects.conditions import ready_condition
 from control.objects.kinds import NODE
 
