@@ -15,13 +15,11 @@ False`) or the transports (`cluster.transports[name].refuse = True`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from agent.hollow import HollowAgent
 from control.api.registry import Registry
@@ -32,30 +30,11 @@ from control.errors import ApiError
 from control.nodes.link import LinkState
 from control.nodes.transport import InProcessTransport
 from control.objects.kinds import NODE, POD
+from tests.polling import eventually
 
-T = TypeVar("T")
 Obj = dict[str, Any]
 
 DEFAULT_TIMEOUT = 15.0
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T | None]],
-    *,
-    within: float = DEFAULT_TIMEOUT,
-    interval: float = 0.02,
-    what: str = "the condition",
-) -> T:
-    """Wait until `check()` returns something other than None or False; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    last: Any = None
-    while True:
-        last = await check()
-        if last is not None and last is not False:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 def condition(obj: Obj, kind: str) -> Obj | None:
@@ -127,7 +106,7 @@ class HollowCluster:
         async def down() -> bool:
             return link.state is not LinkState.CONNECTED
 
-        await eventually(down, within=within, what=f"the link to {name} to go down")
+        await eventually(down, f"the link to {name} to go down", within=within)
 
     # -- reads ---------------------------------------------------------------
 
@@ -158,7 +137,7 @@ class HollowCluster:
             c = condition(node, "Ready") if node else None
             return node if c and c.get("status") == "True" else None
 
-        return await eventually(ready, within=within, what=f"node {name} Ready")
+        return await eventually(ready, f"node {name} Ready", within=within)
 
     async def wait_nodes_ready(self, within: float = DEFAULT_TIMEOUT) -> list[Obj]:
         return [await self.wait_node_ready(n, within) for n in self.agents]
@@ -172,7 +151,7 @@ class HollowCluster:
                 return None
             return pod if (pod["status"].get("podIP")) else None
 
-        return await eventually(running, within=within, what=f"pod {namespace}/{name} Running")
+        return await eventually(running, f"pod {namespace}/{name} Running", within=within)
 
     async def wait_pod_gone(
         self, name: str, namespace: str = "default", within: float = DEFAULT_TIMEOUT
@@ -180,7 +159,7 @@ class HollowCluster:
         async def gone() -> bool:
             return await self.pod(name, namespace) is None
 
-        await eventually(gone, within=within, what=f"pod {namespace}/{name} deleted")
+        await eventually(gone, f"pod {namespace}/{name} deleted", within=within)
 
 
 @contextlib.asynccontextmanager

@@ -31,10 +31,8 @@ from console.bench.load import drive
 from console.bench.machine import describe_machine
 from console.bench.report import median, percentile, print_report
 from control.client import Client
-from control.objects.kinds import by_kind
+from control.objects.kinds import POD
 
-POD = by_kind("v1", "Pod")
-assert POD is not None
 WATCH_SAMPLES = 500
 WATCH_RATE = 200.0  # updates per second while measuring watch latency
 

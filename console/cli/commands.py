@@ -740,7 +740,7 @@ async def up(args: argparse.Namespace) -> int:
     env = "" if data_dir == default_data_dir() else f"PILOTHOUSE_HOME={data_dir} "
     if not args.no_console and sys.stdin.isatty() and sys.stdout.isatty():
         try:
-            import console.tui.launch
+            from console.tui.launch import run_console
         except ImportError:
             pass
         else:
@@ -748,7 +748,7 @@ async def up(args: argparse.Namespace) -> int:
             args.tui_data_dir, args.tui_config = str(data_dir), None
             args.tui_server = args.tui_kubeconfig = None
             args.readonly = getattr(args, "readonly", False)
-            return await console(args)
+            return await run_console(args)
     print("next:")
     print(f"  {env}pilothouse get nodes")
     print(f"  {env}pilothouse apply -f examples/")

@@ -16,19 +16,18 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
-from textual import events, work
+from textual import work
 from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
-from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Input, Static
+from textual.widgets import ContentSwitcher, Input, Static
 
 from console.tui import actions
+from console.tui.bindings import ACTIONS, APPLIES, MUTATING, Act, main_bindings
 from console.tui.informer import WatchCache
 from console.tui.screens import (
     ConfirmScreen,
@@ -41,6 +40,7 @@ from console.tui.screens import (
 )
 from console.tui.table import ResourceTable
 from console.tui.views import PROJECTIONS, VIEWS, Context, ViewSpec, find_view
+from console.tui.widgets import BurstFooter, PromptInput
 from control.client import Client, ClusterUnreachable
 from control.errors import ApiError
 from control.objects import kinds
@@ -69,134 +69,12 @@ def _ignore_signal(signum: int, frame: object) -> None:
     return None
 
 
-MUTATING = {
-    "scale",
-    "scale_up",
-    "scale_down",
-    "edit",
-    "delete",
-    "restart",
-    "undo",
-    "cordon",
-    "uncordon",
-    "drain",
-    "shell",
-    "apply",
-}
-SCALABLE = {"deployments"}
 # A change of more keys than this (a list) is flushed at once.
 FLUSH_NOW = 1000
-# Which views each action applies to; absent means every view.
-APPLIES: dict[str, set[str]] = {
-    "scale": SCALABLE,
-    "scale_up": SCALABLE,
-    "scale_down": SCALABLE,
-    "logs": {"pods"},
-    "shell": {"pods"},
-    "restart": {"deployments"},
-    "undo": {"deployments"},
-    "cordon": {"nodes"},
-    "uncordon": {"nodes"},
-    "drain": {"nodes"},
-}
-
-
-@dataclass(frozen=True)
-class Act:
-    key: str
-    action: str
-    description: str
-    show: bool = True
-    # Taken as the key arrives, before keys typed after it are routed (see PromptInput).
-    priority: bool = False
-
-
-ACTIONS: tuple[Act, ...] = (
-    Act("colon", "command", "View", priority=True),
-    Act("slash", "filter", "Filter", priority=True),
-    Act("escape", "back", "Back"),
-    Act("question_mark", "help", "Help"),
-    Act("s", "scale", "Scale"),
-    Act("plus", "scale_up", "+1"),
-    Act("minus", "scale_down", "-1"),
-    Act("l", "logs", "Logs"),
-    Act("d", "describe", "Describe"),
-    Act("y", "yaml", "YAML"),
-    Act("e", "edit", "Edit"),
-    Act("ctrl+d", "delete", "Delete"),
-    Act("r", "restart", "Restart"),
-    Act("u", "undo", "Undo"),
-    Act("c", "cordon", "Cordon"),
-    Act("u", "uncordon", "Uncordon"),
-    Act("r", "drain", "Drain"),
-    Act("x", "shell", "Shell"),
-    Act("a", "apply", "Apply"),
-    Act("q", "app.quit", "Quit", show=False),
-)
-
-
-def _binding_id(action: str) -> str:
-    return action.removeprefix("app.")
-
-
-class BurstFooter(Footer):
-    """A Footer that rebuilds once per burst of binding changes.
-
-    Textual's rebuilds (mounting every key) once per change, and opening the
-    console changes the bindings several times in one go.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._queued = False
-
-    def bindings_changed(self, screen: Screen[Any]) -> None:
-        if not self._queued:
-            self._queued = True
-            self.call_after_refresh(self._changed_once, screen)
-
-    def _changed_once(self, screen: Screen[Any]) -> None:
-        self._queued = False
-        super().bindings_changed(screen)
-
-
-class PromptInput(Input):
-    """The `:` and `/` prompt, taking keys typed ahead of the screen.
-
-    `:` and `/` open it and focus it as their key arrives, so the keys typed
-    right after them land here, not on the view (where `:deploy` would run
-    describe, edit and YAML). Enter is taken here, in order with the keys
-    before it, and closes the prompt at once; keys that reach it once closed
-    were typed after Enter and go to the view.
-    """
-
-    async def _on_key(self, event: events.Key) -> None:
-        app = self.app
-        if not isinstance(app, PilothouseApp):
-            return
-        if self.has_class("hidden"):
-            event.stop()
-            event.prevent_default()
-            # As if it arrived now: `:` and `/` may open the prompt again.
-            await app.on_event(events.Key(event.key, event.character))
-        elif event.key == "enter":
-            event.stop()
-            event.prevent_default()
-            app.submit_prompt(self.value)
 
 
 class MainScreen(Screen[None]):
-    BINDINGS = [
-        Binding(
-            a.key,
-            a.action,
-            a.description,
-            show=a.show,
-            priority=a.priority,
-            id=_binding_id(a.action),
-        )
-        for a in ACTIONS
-    ]
+    BINDINGS = main_bindings()
 
     def __init__(self, initial_view: str = "pods") -> None:
         super().__init__()
@@ -215,7 +93,7 @@ class MainScreen(Screen[None]):
         with ContentSwitcher(initial=None, id="views"):
             for spec in VIEWS:
                 yield ResourceTable(spec, self.papp.ctx, id=f"view-{spec.name}")
-        yield PromptInput(id="prompt", classes="hidden")
+        yield PromptInput(self.papp.submit_prompt, id="prompt", classes="hidden")
         yield BurstFooter()
 
     def on_mount(self) -> None:
@@ -304,20 +182,7 @@ class MainScreen(Screen[None]):
 
 class PilothouseApp(App[None]):
     TITLE = "pilothouse"
-    CSS = """
-    #header { height: 1; background: $panel; }
-    #health { width: 1fr; height: 1; }
-    #title { height: 1; width: 1fr; background: $boost; color: $text; text-style: bold; }
-    #views { height: 1fr; }
-    #views > ResourceTable { height: 1fr; }
-    #prompt { dock: bottom; margin-bottom: 1; }
-    .hidden { display: none; }
-    .screen-title { height: 1; background: $boost; text-style: bold; }
-    .dialog { width: 60; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
-    .dialog.wide { width: 100; max-height: 80%; }
-    .dialog Horizontal { height: auto; }
-    ModalScreen { align: center middle; }
-    """
+    CSS_PATH = "app.tcss"
 
     def __init__(
         self,

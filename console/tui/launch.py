@@ -9,26 +9,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import tomllib
 from pathlib import Path
 
 from console.cli.target import make_client
 from console.tui.app import PilothouseApp
+from console.tui.bindings import load_keymap
 from console.tui.hosted import HostedControlPlane, socket_answers
 from control.client import Client
 from control.config import load_config
-
-KEYMAP_FILE = "keymap.toml"
-
-
-def load_keymap(data_dir: Path) -> dict[str, str]:
-    """`<data_dir>/keymap.toml`: binding id = "key", e.g. `scale_up = "ctrl+up"`."""
-    path = data_dir / KEYMAP_FILE
-    if not path.exists():
-        return {}
-    with open(path, "rb") as f:
-        raw = tomllib.load(f)
-    return {str(k): str(v) for k, v in raw.items() if isinstance(v, str)}
 
 
 def _log_to_file(path: Path) -> None:

@@ -16,7 +16,8 @@ from console.cli import main as cli
 from console.cli.commands import UsageError
 from control.client import Client
 from control.objects.kinds import NODE, POD
-from tests.cluster import condition, eventually
+from tests.cluster import condition
+from tests.polling import eventually
 
 from .node import Node, linked_plane, run
 
@@ -69,7 +70,7 @@ async def test_import_then_run_a_pod_from_the_image(
                 c = condition(n[0], "Ready") if n else None
                 return bool(c and c.get("status") == "True")
 
-            await eventually(ready, within=60, what="node-1 Ready")
+            await eventually(ready, "node-1 Ready", within=60)
 
             # A bad file: the CLI refuses it; sent anyway, the agent refuses it.
             args = cli.parse_args(["image", "import", "--server", client.server, str(bad)])
@@ -97,21 +98,19 @@ async def test_import_then_run_a_pod_from_the_image(
                 p = await client.get(POD, "imported", "default")
                 return (p.get("status") or {}).get("phase") == "Running"
 
-            await eventually(running, within=60, what="the pod on the imported image Running")
+            await eventually(running, "the pod on the imported image Running", within=60)
 
             async def logged() -> str | None:
                 text = await client.logs("imported")
                 return text or None
 
-            assert await eventually(logged, within=20, what="its log") == (
-                "from the imported image\n"
-            )
+            assert await eventually(logged, "its log", within=20) == ("from the imported image\n")
             await client.delete(POD, "imported", "default")
 
             async def gone() -> bool:
                 return not (await client.list(POD, "default"))["items"]
 
-            await eventually(gone, within=60, what="the pod deleted")
+            await eventually(gone, "the pod deleted", within=60)
     finally:
         await plane.stop()
         await node.remove_all_sandboxes()

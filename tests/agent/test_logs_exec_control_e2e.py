@@ -10,7 +10,7 @@ import pytest
 
 from control.client import Client
 from control.objects.kinds import POD
-from tests.cluster import eventually
+from tests.polling import eventually
 
 from .node import Node, linked_plane
 
@@ -49,13 +49,13 @@ async def test_logs_exec_and_top_through_the_api(node: Node, tmp_path: Path) -> 
                 p = await client.get(POD, "talker", "default")
                 return (p.get("status") or {}).get("phase") == "Running"
 
-            await eventually(running, within=60, what="talker Running")
+            await eventually(running, "talker Running", within=60)
 
             async def logged() -> str | None:
                 text = await client.logs("talker")
                 return text if text.count("\n") >= 3 else None
 
-            text = await eventually(logged, within=20, what="three log lines")
+            text = await eventually(logged, "three log lines", within=20)
             assert sorted(text.splitlines()) == ["err", "one", "two"]
             assert (await client.logs("talker", tail_lines=1)).count("\n") == 1
             stamped = await client.logs("talker", timestamps=True, tail_lines=1)
@@ -82,16 +82,14 @@ async def test_logs_exec_and_top_through_the_api(node: Node, tmp_path: Path) -> 
                 assert await anext(out) == (1, b"piped\n")
                 await out.aclose()
             link = plane.node_links.links["node-1"]
-            await eventually(
-                lambda: _now(not link._exec_sessions), within=10, what="sessions released"
-            )
+            await eventually(lambda: not link._exec_sessions, "sessions released", within=10)
 
             async def no_cat() -> bool:
                 ps = (await client.exec("talker", ["ps", "-o", "args"]))["stdout"]
                 return "cat" not in ps.split()
 
             # Hanging up closed cat's stdin, so it ended.
-            await eventually(no_cat, within=10, what="the hung-up cat to exit")
+            await eventually(no_cat, "the hung-up cat to exit", within=10)
 
             chunks = client.follow_logs("talker")
             lines = [await anext(chunks) for _ in range(3)]
@@ -109,11 +107,7 @@ async def test_logs_exec_and_top_through_the_api(node: Node, tmp_path: Path) -> 
                 listed = await client.list(POD, "default")
                 return not listed["items"]
 
-            await eventually(gone, within=60, what="talker deleted")
+            await eventually(gone, "talker deleted", within=60)
     finally:
         await plane.stop()
         await node.remove_all_sandboxes()
-
-
-async def _now(value: bool) -> bool:
-    return value

@@ -10,8 +10,6 @@ import json
 import secrets
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import pytest
 from agent.cri.client import CRIClient
 from agent.pods import spec as S
 from agent.pods.worker import PodWorker
+from tests.polling import eventually
 
 from .node import Node
 
@@ -38,14 +37,6 @@ class CountingCRI(CRIClient):
     ) -> object:
         self.calls[method] += 1
         return await super()._call(method, stub_method, req, deadline)
-
-
-async def _until(cond: Callable[[], bool], what: str, limit: float = 30.0) -> None:
-    deadline = time.monotonic() + limit
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def test_running_container_status_is_read_once(node: Node, tmp_path: Path) -> None:
@@ -67,21 +58,26 @@ async def test_running_container_status_is_read_once(node: Node, tmp_path: Path)
     w = PodWorker(cri, cfg, pod, notify, sync_interval=0.05)
     w.start()
     try:
-        await _until(lambda: bool(reports) and reports[-1]["phase"] == "Running", "Running")
+        await eventually(
+            lambda: bool(reports) and reports[-1]["phase"] == "Running", "Running", within=30.0
+        )
         lists = cri.calls["ListContainers"]
         reads = cri.calls["ContainerStatus"]
-        await _until(lambda: cri.calls["ListContainers"] >= lists + 5, "five more passes")
+        await eventually(
+            lambda: cri.calls["ListContainers"] >= lists + 5, "five more passes", within=30.0
+        )
         assert cri.calls["ContainerStatus"] == reads
 
         # The container exits: the next pass sees the new state and reads its status.
         cid = reports[-1]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
         await cri.stop_container(cid, 0)
-        await _until(
+        await eventually(
             lambda: (
                 reports[-1]["containerStatuses"][0]["restartCount"] >= 1
                 or "terminated" in reports[-1]["containerStatuses"][0]["lastState"]
             ),
             "the exit to be reported",
+            within=30.0,
         )
         assert cri.calls["ContainerStatus"] > reads
     finally:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from console.cli.main import build_parser
 from control.api.registry import Registry
@@ -13,9 +12,9 @@ from control.controllers.deployment import deployment_complete
 from control.controlplane import ControlPlane
 from control.errors import ApiError
 from control.objects.kinds import DEPLOYMENT, EVENT, POD, REPLICASET
+from tests.polling import eventually
 
 Obj = dict[str, Any]
-T = TypeVar("T")
 NS = "default"
 
 
@@ -61,18 +60,6 @@ def replicaset(name: str = "rs", replicas: int = 3, **spec: Any) -> Obj:
     }
 
 
-async def wait_for(check: Callable[[], Awaitable[T | None]], what: str, within: float = 10.0) -> T:
-    """Poll `check` until it returns something truthy, for at most `within` seconds."""
-    deadline = time.monotonic() + within
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out after {within}s waiting for {what} (last: {last!r})")
-
-
 async def get(registry: Registry, kind: Any, name: str) -> Obj:
     return (await registry.get(kind, NS, name)).obj
 
@@ -106,7 +93,7 @@ async def rolled_out(registry: Registry, name: str, within: float = 15.0) -> Obj
         sized = [rs for rs in await replicasets(registry, name) if rs["spec"]["replicas"]]
         return d if len(sized) <= 1 else None
 
-    return await wait_for(check, f"deployment {name} to roll out", within)
+    return await eventually(check, f"deployment {name} to roll out", within=within)
 
 
 async def update(registry: Registry, kind: Any, name: str, change: Callable[[Obj], None]) -> Obj:

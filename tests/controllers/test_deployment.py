@@ -32,9 +32,9 @@ from tests.controllers.helpers import (
     rolled_out,
     set_image,
     update,
-    wait_for,
 )
 from tests.controllers.hollow_nodes import HollowNodes
+from tests.polling import eventually
 
 Obj = dict[str, Any]
 
@@ -232,7 +232,7 @@ async def test_revision_history_limit(plane: ControlPlane, kubelet: HollowNodes)
         rss = by_revision(await replicasets(reg, "web"))
         return rss if len(rss) == 2 else None
 
-    rss = await wait_for(pruned, "old ReplicaSets beyond the limit to be deleted")
+    rss = await eventually(pruned, "old ReplicaSets beyond the limit to be deleted", within=10.0)
     assert set(rss) == {"3", "4"}
     assert rss["3"]["spec"]["replicas"] == 0
 
@@ -251,7 +251,7 @@ async def test_paused_deployment_scales_but_does_not_roll(
         seen = d2["status"]["observedGeneration"] == d["metadata"]["generation"]
         return d2 if seen else None
 
-    d = await wait_for(observed, "the paused change to be observed")
+    d = await eventually(observed, "the paused change to be observed", within=10.0)
     assert condition(d, "Progressing")["reason"] == "DeploymentPaused"
     assert len(await replicasets(reg, "web")) == 1
 
@@ -264,7 +264,7 @@ async def test_paused_deployment_scales_but_does_not_roll(
         (rs,) = await replicasets(reg, "web")
         return rs["spec"]["replicas"] == 5 and len(await pods(reg, "web")) == 5
 
-    await wait_for(scaled, "the paused deployment to scale")
+    await eventually(scaled, "the paused deployment to scale", within=10.0)
     assert all(image(p) == "nginx:1.25" for p in await pods(reg, "web"))
     with pytest.raises(UsageError, match="paused"):
         await cli(plane, "rollout", "restart", "deployment/web")
@@ -293,14 +293,14 @@ async def test_scaling_mid_rollout_is_proportional(plane: ControlPlane) -> None:
             return got == (old, new)
 
         # The new pods never become ready, and maxUnavailable is 0: the rollout stalls.
-        await wait_for(lambda: sizes(10, 3), "the rollout to stall at 10 + 3")
+        await eventually(lambda: sizes(10, 3), "the rollout to stall at 10 + 3", within=10.0)
 
         def bigger(obj: Obj) -> None:
             obj["spec"]["replicas"] = 20
 
         await update(reg, DEPLOYMENT, "web", bigger)
         # 23 allowed, 13 there: the 10 more go 10:3 (Kubernetes rounds 17.7 and 5.3).
-        await wait_for(lambda: sizes(18, 5), "proportional scaling to 18 + 5")
+        await eventually(lambda: sizes(18, 5), "proportional scaling to 18 + 5", within=10.0)
         await kubelet.release()
         await rolled_out(reg, "web")
     assert len(await pods(reg, "web")) == 20
@@ -320,7 +320,7 @@ async def test_progress_deadline_exceeded(
             progressing = condition(d, "Progressing")
             return progressing if progressing["reason"] == "ProgressDeadlineExceeded" else None
 
-        c = await wait_for(timed_out, "the progress deadline to pass", within=6)
+        c = await eventually(timed_out, "the progress deadline to pass", within=6)
         assert c["status"] == "False"
         assert c["message"].endswith("has timed out progressing.")
         with pytest.raises(UsageError, match='deployment "web" exceeded its progress deadline'):
@@ -346,7 +346,7 @@ async def test_rollout_status_follows_the_rollout(
             printed += capsys.readouterr().out
             return "of 2 updated replicas are available..." in printed
 
-        await wait_for(waiting, "rollout status to report the wait")
+        await eventually(waiting, "rollout status to report the wait", within=10.0)
         await kubelet.release()
         assert await asyncio.wait_for(status, 10) == 0
     printed += capsys.readouterr().out

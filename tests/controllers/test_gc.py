@@ -26,9 +26,9 @@ from tests.controllers.helpers import (
     replicasets,
     rolled_out,
     set_image,
-    wait_for,
 )
 from tests.controllers.hollow_nodes import HollowNodes
+from tests.polling import eventually
 
 Obj = dict[str, Any]
 
@@ -71,7 +71,7 @@ async def test_deleting_a_deployment_deletes_its_replicasets_and_pods(
     async def collected() -> bool:
         return not await replicasets(reg, "web") and not await pods(reg, "web", terminating=True)
 
-    await wait_for(collected, "the ReplicaSets and pods of the deployment to go")
+    await eventually(collected, "the ReplicaSets and pods of the deployment to go", within=10.0)
     assert len(await pods(reg, "other")) == 1  # others' dependents stay
     assert len(await replicasets(reg, "other")) == 1
 
@@ -97,7 +97,7 @@ async def test_dangling_owner_uids_are_collected(plane: ControlPlane) -> None:
             reg, CONFIGMAP, "impostor"
         )
 
-    await wait_for(gone, "objects with dangling owners to be deleted")
+    await eventually(gone, "objects with dangling owners to be deleted", within=10.0)
     assert await exists(reg, CONFIGMAP, "unowned")
     assert await exists(reg, DEPLOYMENT, "real")
 
@@ -122,7 +122,7 @@ async def test_a_live_owner_keeps_its_dependent(plane: ControlPlane) -> None:
         refs = (await get(reg, CONFIGMAP, "shared"))["metadata"].get("ownerReferences")
         return refs if refs == [live] else None
 
-    await wait_for(dropped, "the dangling reference to be dropped")
+    await eventually(dropped, "the dangling reference to be dropped", within=10.0)
     assert await exists(reg, CONFIGMAP, "unknown-kind")
 
     await reg.delete(SECRET, NS, "owner")
@@ -130,7 +130,7 @@ async def test_a_live_owner_keeps_its_dependent(plane: ControlPlane) -> None:
     async def followed() -> bool:
         return not await exists(reg, CONFIGMAP, "shared")
 
-    await wait_for(followed, "the dependent to follow its owner")
+    await eventually(followed, "the dependent to follow its owner", within=10.0)
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ async def test_startup_pass_collects_existing_garbage(bare: tuple[Registry, Conf
         async def collected() -> bool:
             return not await exists(reg, CONFIGMAP, "garbage")
 
-        await wait_for(collected, "the startup pass to delete the garbage")
+        await eventually(collected, "the startup pass to delete the garbage", within=10.0)
         assert await exists(reg, CONFIGMAP, "kept")
     finally:
         task.cancel()
@@ -194,9 +194,9 @@ async def test_manager_shares_informers_and_runs_registered_controllers(
         async def ran(name: str) -> bool:
             return name in started
 
-        await wait_for(lambda: ran("before"), "a controller registered before run")
+        await eventually(lambda: ran("before"), "a controller registered before run", within=10.0)
         manager.register(Probe("after", manager))
-        await wait_for(lambda: ran("after"), "a controller registered while running")
+        await eventually(lambda: ran("after"), "a controller registered while running", within=10.0)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

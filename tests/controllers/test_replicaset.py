@@ -31,9 +31,9 @@ from tests.controllers.helpers import (
     replicasets,
     rolled_out,
     update,
-    wait_for,
 )
 from tests.controllers.hollow_nodes import HollowNodes, node_manifest, running_status
+from tests.polling import eventually
 
 Obj = dict[str, Any]
 
@@ -126,7 +126,7 @@ async def test_scale_down_order(plane: ControlPlane) -> None:
     async def ticked() -> bool:
         return now_rfc3339() > first
 
-    await wait_for(ticked, "the next second", within=3)
+    await eventually(ticked, "the next second", within=3)
     await reg.create(POD, NS, _pod("new-ready", nodeName="node-1"))
     await _set_status(reg, "new-ready", ready=True)
     await reg.create(POD, NS, _pod("running-unready", nodeName="node-1"))
@@ -141,7 +141,7 @@ async def test_scale_down_order(plane: ControlPlane) -> None:
     async def seen() -> bool:
         return all(informer.get(f"{NS}/{n}") for n in names)
 
-    await wait_for(seen, "the informer to see the pods")
+    await eventually(seen, "the informer to see the pods", within=10.0)
     rs = (await reg.create(REPLICASET, NS, replicaset(replicas=6))).obj
 
     async def adopted() -> bool:
@@ -149,7 +149,7 @@ async def test_scale_down_order(plane: ControlPlane) -> None:
         refs = [controller_ref(p) for p in live]
         return len(live) == 6 and all(r and r["uid"] == rs["metadata"]["uid"] for r in refs)
 
-    await wait_for(adopted, "the orphans to be adopted")
+    await eventually(adopted, "the orphans to be adopted", within=10.0)
     assert {p["metadata"]["name"] for p in await pods(reg, "rs")} == names
 
     async def left() -> set[str] | None:
@@ -159,7 +159,7 @@ async def test_scale_down_order(plane: ControlPlane) -> None:
     for gone in ("unscheduled", "pending", "running-unready", "new-ready", "old-restarts"):
         await scale(reg, REPLICASET, "rs", len(names) - 1)
         names.discard(gone)
-        await wait_for(left, f"{gone} to be deleted next")
+        await eventually(left, f"{gone} to be deleted next", within=10.0)
     assert names == {"old-ready"}
 
 
@@ -173,7 +173,7 @@ async def test_adopts_orphans_and_releases_mismatches(
     async def seen() -> bool:
         return informer.get(f"{NS}/stray") is not None
 
-    await wait_for(seen, "the informer to see the orphan")
+    await eventually(seen, "the informer to see the orphan", within=10.0)
     rs = (await reg.create(REPLICASET, NS, replicaset(replicas=2))).obj
     uid = rs["metadata"]["uid"]
 
@@ -182,7 +182,7 @@ async def test_adopts_orphans_and_releases_mismatches(
         ok = len(live) == 2 and all((controller_ref(p) or {}).get("uid") == uid for p in live)
         return live if ok and all(is_ready(p) for p in live) else None
 
-    live = await wait_for(owned, "two owned, ready pods")
+    live = await eventually(owned, "two owned, ready pods", within=10.0)
     assert "stray" in {p["metadata"]["name"] for p in live}
     ref = controller_ref(live[0])
     assert ref is not None
@@ -209,7 +209,7 @@ async def test_adopts_orphans_and_releases_mismatches(
         stray = await get(reg, POD, "stray")
         return not stray["metadata"].get("ownerReferences") and len(await owned() or []) == 2
 
-    await wait_for(released, "the relabelled pod to be released and replaced")
+    await eventually(released, "the relabelled pod to be released and replaced", within=10.0)
     assert "stray" not in {p["metadata"]["name"] for p in await pods(reg, "rs")}
 
 
@@ -221,7 +221,7 @@ async def test_replaces_deleted_and_failed_pods(plane: ControlPlane, kubelet: Ho
         live = await pods(reg, "rs", terminating=True)
         return live if len(live) == 2 and all(is_ready(p) for p in live) else None
 
-    first = await wait_for(ready_pods, "two ready pods")
+    first = await eventually(ready_pods, "two ready pods", within=10.0)
     victim, failing = (p["metadata"]["name"] for p in first)
     await reg.delete(POD, NS, victim)
 
@@ -237,14 +237,14 @@ async def test_replaces_deleted_and_failed_pods(plane: ControlPlane, kubelet: Ho
         ok = len(live) == 2 and not names & {victim, failing} and all(is_ready(p) for p in live)
         return live if ok else None
 
-    await wait_for(replaced, "replacements for the deleted and the failed pod")
+    await eventually(replaced, "replacements for the deleted and the failed pod", within=10.0)
 
     async def counted() -> bool:
         status = (await get(reg, REPLICASET, "rs"))["status"]
         return bool(status["replicas"] == status["readyReplicas"] == 2)
 
     # The Failed pod still exists, but no longer counts.
-    await wait_for(counted, "the status to count the two replacements only")
+    await eventually(counted, "the status to count the two replacements only", within=10.0)
     assert failing in {p["metadata"]["name"] for p in await pods(reg, "rs")}
 
 
@@ -258,8 +258,8 @@ async def test_available_replicas_honour_min_ready_seconds(
         s = (await get(reg, REPLICASET, "rs")).get("status") or {}
         return s.get("readyReplicas") == ready and s.get("availableReplicas") == available
 
-    await wait_for(lambda: status(2, 0), "ready but not yet available", within=5)
-    await wait_for(lambda: status(2, 2), "available after minReadySeconds", within=5)
+    await eventually(lambda: status(2, 0), "ready but not yet available", within=5)
+    await eventually(lambda: status(2, 2), "available after minReadySeconds", within=5)
 
 
 async def test_expectations_hold_back_until_own_writes_are_seen(tmp_path: Path) -> None:

@@ -15,14 +15,14 @@ The tmux server is always killed and `down` always runs, even on failure.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, cli, unique
+from tests.polling import eventually_blocking
 
 NAMES = unique("tx")
 PILOTHOUSE = Path(sys.executable).with_name("pilothouse")
@@ -80,18 +81,8 @@ def _get(home: Path, *args: str) -> Any:
     return json.loads(r.stdout)
 
 
-def _wait(what: str, check: Callable[[], object], describe: Callable[[], str]) -> object:
-    """Poll `check` until truthy; fail after DEADLINE seconds with `describe()`."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {DEADLINE:.0f}s waiting for {what}:\n{describe()}"
-            )
-        time.sleep(0.5)
+# The screen follows the cluster within DEADLINE; tmux is read twice a second.
+poll = functools.partial(eventually_blocking, within=DEADLINE, every=0.5)
 
 
 @dataclass
@@ -194,22 +185,22 @@ def _prompt(tmux: Tmux, key: str, text: str) -> None:
 
 def _view(tmux: Tmux, alias: str, title: str) -> None:
     _prompt(tmux, ":", alias)
-    _wait(f"the {title} view", lambda: f" {title} " in tmux.screen(), tmux.screen)
+    poll(lambda: f" {title} " in tmux.screen(), f"the {title} view", describe=tmux.screen)
 
 
 def _select_deployment(tmux: Tmux, name: str) -> None:
     """The Deployments view, filtered to deployment `name` (the row under the cursor) at 1/1."""
     # The console attached to the cluster that `up` started, rather than hosting one.
-    _wait("the console", lambda: "attached to" in tmux.screen(), tmux.screen)
+    poll(lambda: "attached to" in tmux.screen(), "the console", describe=tmux.screen)
     _view(tmux, "deploy", "Deployments")
     _prompt(tmux, "/", name)
-    _wait(
-        f"deployment {name} alone, at 1/1",
+    poll(
         lambda: (
             f" Deployments  /{name}  1 rows" in (screen := tmux.screen())
             and [r[:3] for r in _rows(screen, name)] == [["default", name, "1/1"]]
         ),
-        tmux.screen,
+        f"deployment {name} alone, at 1/1",
+        describe=tmux.screen,
     )
 
 
@@ -237,14 +228,14 @@ def test_plus_adds_a_running_pod_and_cordon_shows(
     def pods_text() -> str:
         return cli(home, "get", "pods", "-o", "wide").stdout
 
-    (first,) = _wait("the first pod Running", running_pods, pods_text)
+    (first,) = poll(running_pods, "the first pod Running", describe=pods_text)
 
     _select_deployment(console, name)
     console.type("+")
-    _wait(
-        "replicas 2 in the API",
+    poll(
         lambda: _get(home, "deploy", name)["spec"]["replicas"] == 2,
-        console.screen,
+        "replicas 2 in the API",
+        describe=console.screen,
     )
 
     _view(console, "po", "Pods")
@@ -255,17 +246,19 @@ def test_plus_adds_a_running_pod_and_cordon_shows(
         return first in pods and len(pods) == 2
 
     # No key pressed from here on: the view follows the watch.
-    _wait("a second Running pod in the Pods view", new_pod_running_on_screen, console.screen)
+    poll(
+        new_pod_running_on_screen, "a second Running pod in the Pods view", describe=console.screen
+    )
     assert len(running_pods()) == 2
 
     _view(console, "no", "Nodes")
-    _wait(
-        "node1 and node2 Ready",
+    poll(
         lambda: (
             [r[:2] for r in _rows(console.screen(), "Ready")]
             == [["node1", "Ready"], ["node2", "Ready"]]
         ),
-        console.screen,
+        "node1 and node2 Ready",
+        describe=console.screen,
     )
     console.type("c")  # the cursor is on the first row, node1
 
@@ -273,7 +266,7 @@ def test_plus_adds_a_running_pod_and_cordon_shows(
         rows = _rows(console.screen(), "node1")
         return any(r[1] == "Ready,SchedulingDisabled" and "cordoned" in r for r in rows)
 
-    _wait("node1 cordoned in the Nodes view", cordoned_on_screen, console.screen)
+    poll(cordoned_on_screen, "node1 cordoned in the Nodes view", describe=console.screen)
     assert _get(home, "node", "node1")["spec"].get("unschedulable") is True
     assert not _get(home, "node", "node2")["spec"].get("unschedulable")
 
@@ -284,19 +277,19 @@ def test_e_edits_in_the_editor_and_applies(home: Path, console: Tmux, tmp_path: 
     _apply_deployment(home, tmp_path, name)
     _select_deployment(console, name)  # at 1/1: settled, no status write races the edit
     console.type("e")
-    _wait(
-        "replicas 3 in the API",
+    poll(
         lambda: _get(home, "deploy", name)["spec"]["replicas"] == 3,
-        console.screen,
+        "replicas 3 in the API",
+        describe=console.screen,
     )
-    _wait(
-        "the edit's notification",
+    poll(
         lambda: f"deployment.apps/{name} edited" in console.screen(),
-        console.screen,
+        "the edit's notification",
+        describe=console.screen,
     )
     # The console has its screen back, live.
-    _wait(
-        f"{name} wanting 3",
+    poll(
         lambda: any(r[2].endswith("/3") for r in _rows(console.screen(), name)),
-        console.screen,
+        f"{name} wanting 3",
+        describe=console.screen,
     )

@@ -24,6 +24,7 @@ from control.localcluster.cluster import down, register_nodes, up
 from control.nodes.ssh import ssh_transports
 from control.objects.kinds import NODE, POD
 from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
+from tests.polling import eventually
 
 NAMES = unique("ln")
 
@@ -82,20 +83,20 @@ def _get(url: str, within: float = 15.0) -> str:
 
 
 async def _poll(
-    get: Callable[[], Awaitable[Obj]], done: Callable[[Obj], bool], within: float
+    get: Callable[[], Awaitable[Obj]], done: Callable[[Obj], bool], what: str, within: float
 ) -> Obj:
     """Poll `get` until `done` holds (the client has no watch helper for one object)."""
-    async with asyncio.timeout(within):
-        while True:
-            obj = await get()
-            if done(obj):
-                return obj
-            await asyncio.sleep(0.2)
+
+    async def check() -> Obj | None:
+        obj = await get()
+        return obj if done(obj) else None
+
+    return await eventually(check, what, within=within, every=0.2)
 
 
 async def test_node_registers_and_runs_a_pod_over_ssh(plane: ControlPlane) -> None:
     async with Client(str(plane.socket_path)) as client:
-        node = await _poll(lambda: client.get(NODE, "node1"), _ready, 30)
+        node = await _poll(lambda: client.get(NODE, "node1"), _ready, "node1 Ready", 30)
         assert node["spec"]["podCIDR"] == NAMES.pod_prefix(1) + "0/24"
         pod = {
             "apiVersion": "v1",
@@ -117,6 +118,7 @@ async def test_node_registers_and_runs_a_pod_over_ssh(plane: ControlPlane) -> No
             lambda p: (
                 p.get("status", {}).get("phase") == "Running" and bool(p["status"].get("podIP"))
             ),
+            "pod web Running with an IP",
             60,
         )
     ip = p["status"]["podIP"]

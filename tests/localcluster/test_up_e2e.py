@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import os
 import shutil
@@ -20,11 +21,11 @@ import signal
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -42,6 +43,7 @@ from control.localcluster.proc import (
 from control.objects.kinds import NODE, POD
 from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
 from tests.localcluster.traces import Snapshot, leftovers, runc_state, running
+from tests.polling import eventually
 
 pytestmark = [
     *NEEDS_LOCAL_CLUSTER,
@@ -102,8 +104,6 @@ spec:
     command: ["sh", "-c", "echo crash-output from attempt at $(date +%s); exit 1"]
 """
 
-T = TypeVar("T")
-
 
 @dataclass
 class Cluster:
@@ -155,21 +155,8 @@ async def ok(data_dir: Path, *args: str, within: float = 120.0) -> str:
     return r.out
 
 
-async def wait_for(
-    what: str, probe: Callable[[], Awaitable[T | None]], within: float, every: float = 0.3
-) -> T:
-    """Poll `probe` until it returns something other than None (bounded in time)."""
-    deadline = time.monotonic() + within
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            got = await probe()
-        except AssertionError as e:  # a probe's check that has not come true yet
-            got, last = None, e
-        if got is not None:
-            return got
-        await asyncio.sleep(every)
-    raise AssertionError(f"timed out after {within:.0f}s waiting for {what}; last: {last}")
+# The daemons answer slowly: poll them every 0.3 s; an assertion in a probe means "not yet".
+poll = functools.partial(eventually)
 
 
 def http_get(url: str) -> str:
@@ -292,7 +279,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
             nodes = (await api.list(NODE))["items"]
             return True if [node_ready(n) for n in nodes] == ["True"] * 3 else None
 
-        await wait_for("3 Ready nodes", three_ready, 90)
+        await poll(three_ready, "3 Ready nodes", within=90)
         yield Cluster(data_dir, api, before)
     finally:
         await api.close()
@@ -308,7 +295,9 @@ async def test_a_deployment_spreads_over_nodes_and_every_pod_answers(cluster: Cl
     (cluster.data_dir.parent / "web.yaml").write_text(WEB)
     t0 = time.monotonic()
     await ok(cluster.data_dir, "apply", "-f", str(cluster.data_dir.parent / "web.yaml"))
-    pods = await wait_for(f"{REPLICAS} web pods Running", lambda: all_web_ready(cluster.api), 120)
+    pods = await poll(
+        lambda: all_web_ready(cluster.api), f"{REPLICAS} web pods Running", within=120
+    )
     print(f"apply -> {REPLICAS} pods Running and Ready: {time.monotonic() - t0:.1f}s")
     by_node: dict[str, list[str]] = {}
     for p in pods:
@@ -345,7 +334,7 @@ async def test_a_deployment_spreads_over_nodes_and_every_pod_answers(cluster: Cl
 
 
 async def test_a_killed_container_process_restarts(cluster: Cluster) -> None:
-    pod = (await wait_for("web pods", lambda: all_web_ready(cluster.api), 60))[0]
+    pod = (await poll(lambda: all_web_ready(cluster.api), "web pods", within=60))[0]
     name, before = pod["metadata"]["name"], container(pod)
     pid = container_pid(cluster, pod)
     assert "httpd" in cmdline(pid), cmdline(pid)
@@ -357,12 +346,12 @@ async def test_a_killed_container_process_restarts(cluster: Cluster) -> None:
             return c
         return None
 
-    after = await wait_for(f"{name} to restart", restarted, 60)
+    after = await poll(restarted, f"{name} to restart", within=60)
     assert after["restartCount"] == before["restartCount"] + 1
     assert after["containerID"] != before["containerID"]
     assert after["lastState"]["terminated"]["exitCode"] == 137, after
     assert after["lastState"]["terminated"]["containerID"] == before["containerID"]
-    new = await wait_for("web pods Ready again", lambda: all_web_ready(cluster.api), 60)
+    new = await poll(lambda: all_web_ready(cluster.api), "web pods Ready again", within=60)
     pod = next(p for p in new if p["metadata"]["name"] == name)
     assert container_pid(cluster, pod) != pid
     assert PAGE in await asyncio.to_thread(http_get, f"http://{pod['status']['podIP']}/")
@@ -389,7 +378,7 @@ async def test_a_failing_command_ends_in_crashloopbackoff_with_growing_delays(
             )
         return True if len(attempts) >= 5 else None
 
-    await wait_for("crasher's first 5 attempts to end", five_attempts, 150, every=0.2)
+    await poll(five_attempts, "crasher's first 5 attempts to end", within=150, every=0.2)
     assert "CrashLoopBackOff" in reasons, reasons
     # The delay before each restart: from one attempt's end to the next one's start.
     runs = sorted(attempts.values())
@@ -412,7 +401,7 @@ async def test_logs_show_the_crashing_commands_output(cluster: Cluster) -> None:
 async def test_a_node_whose_sshd_stops_goes_notready_and_its_pods_move(
     cluster: Cluster,
 ) -> None:
-    pods = await wait_for("web pods", lambda: all_web_ready(cluster.api), 60)
+    pods = await poll(lambda: all_web_ready(cluster.api), "web pods", within=60)
     counts: dict[str, int] = {}
     for p in pods:
         counts[p["spec"]["nodeName"]] = counts.get(p["spec"]["nodeName"], 0) + 1
@@ -429,16 +418,16 @@ async def test_a_node_whose_sshd_stops_goes_notready_and_its_pods_move(
             status = node_ready(await cluster.api.get(NODE, node))
             return status if status != "True" else None
 
-        status = await wait_for(f"{node} NotReady", not_ready, GRACE_PERIOD + 60)
+        status = await poll(not_ready, f"{node} NotReady", within=GRACE_PERIOD + 60)
         print(f"{node}: sshd stopped -> Ready={status} in {time.monotonic() - t0:.1f}s")
         out = await ok(cluster.data_dir, "get", "nodes")
         line = next(line for line in out.splitlines() if line.startswith(node + " "))
         assert "NotReady" in line, out
 
-        pods = await wait_for(
-            f"{REPLICAS} web pods Running off {node}",
+        pods = await poll(
             lambda: all_web_ready(cluster.api, avoid=node),
-            120,
+            f"{REPLICAS} web pods Running off {node}",
+            within=120,
         )
         print(
             f"{node}: sshd stopped -> {REPLICAS} pods Ready elsewhere in {time.monotonic() - t0:.1f}s"
@@ -455,18 +444,18 @@ async def test_a_node_whose_sshd_stops_goes_notready_and_its_pods_move(
     async def ready_again() -> bool | None:
         return True if node_ready(await cluster.api.get(NODE, node)) == "True" else None
 
-    await wait_for(f"{node} Ready again", ready_again, 90)
+    await poll(ready_again, f"{node} Ready again", within=90)
 
 
 async def test_a_killed_agent_is_replaced_and_adopts_its_running_containers(
     cluster: Cluster,
 ) -> None:
-    pods = await wait_for("web pods", lambda: all_web_ready(cluster.api), 60)
+    pods = await poll(lambda: all_web_ready(cluster.api), "web pods", within=60)
     node = pods[0]["spec"]["nodeName"]
     mine = {p["metadata"]["name"]: p for p in pods if p["spec"]["nodeName"] == node}
     before = {name: container(p) for name, p in mine.items()}
     processes = {name: container_pid(cluster, p) for name, p in mine.items()}
-    agents = await wait_for(f"{node}'s agent", lambda: _some(agent_pids(cluster, node)), 30)
+    agents = await poll(lambda: agent_pids(cluster, node), f"{node}'s agent", within=30)
     assert len(agents) == 1, agents
     cluster.pids.update(agents)
     os.kill(agents[0], signal.SIGKILL)
@@ -475,10 +464,10 @@ async def test_a_killed_agent_is_replaced_and_adopts_its_running_containers(
     assert all(not is_zombie(pid) for pid in processes.values())
 
     # The control plane reconnects; a new agent starts and takes over.
-    new = await wait_for(
+    new = await poll(
+        lambda: [p for p in agent_pids(cluster, node) if p not in agents],
         f"a new agent on {node}",
-        lambda: _some([p for p in agent_pids(cluster, node) if p not in agents]),
-        60,
+        within=60,
     )
     cluster.pids.update(new)
 
@@ -491,7 +480,7 @@ async def test_a_killed_agent_is_replaced_and_adopts_its_running_containers(
         fresh = [await cluster.api.get(POD, name, "default") for name in mine]
         return fresh if all(running_ready(p) for p in fresh) else None
 
-    fresh = await wait_for("the pods reported Ready", reported_by_new_agent, 60)
+    fresh = await poll(reported_by_new_agent, "the pods reported Ready", within=60)
     for p in fresh:
         name = p["metadata"]["name"]
         after = container(p)
@@ -499,10 +488,6 @@ async def test_a_killed_agent_is_replaced_and_adopts_its_running_containers(
         assert after["containerID"] == before[name]["containerID"]
         assert container_pid(cluster, p) == processes[name]
     assert len(await web_pods(cluster.api)) == REPLICAS
-
-
-async def _some(items: list[int]) -> list[int] | None:
-    return items or None
 
 
 async def test_down_leaves_nothing_behind(cluster: Cluster) -> None:

@@ -18,7 +18,8 @@ from console.cli import main as cli
 from control.nodes.link import LinkState
 from control.nodes.transport import CommandTransport, InProcessTransport
 from control.objects.kinds import ENDPOINTS, EVENT, NODE, POD, REPLICASET, SERVICE
-from tests.cluster import HollowCluster, condition, eventually, hollow_cluster, make_pod
+from tests.cluster import DEFAULT_TIMEOUT, HollowCluster, condition, hollow_cluster, make_pod
+from tests.polling import eventually
 
 Obj = dict[str, Any]
 
@@ -90,7 +91,9 @@ async def test_delete_is_graceful_and_the_agent_confirms(hollow_cluster: HollowC
                 break
     assert seen[0] == ("MODIFIED", True) and seen[-1][0] == "DELETED"
     assert "default/job" not in hollow_cluster.agents["node-1"].running()
-    killing = await eventually(lambda: _events(hollow_cluster, "Killing"), what="a Killing event")
+    killing = await eventually(
+        lambda: _events(hollow_cluster, "Killing"), "a Killing event", within=DEFAULT_TIMEOUT
+    )
     assert killing[0]["message"] == "Stopping container main"
 
 
@@ -122,7 +125,9 @@ async def test_endpoints_list_ready_pod_ips(hollow_cluster: HollowCluster) -> No
         got_not = {a["ip"] for s in subsets for a in s.get("notReadyAddresses") or []}
         return ep if (got_ready, got_not) == (ready, not_ready) else None
 
-    ep = await eventually(lambda: endpoints(set(ips.values()), set()), what="two ready endpoints")
+    ep = await eventually(
+        lambda: endpoints(set(ips.values()), set()), "two ready endpoints", within=DEFAULT_TIMEOUT
+    )
     (subset,) = ep["subsets"]
     assert subset["ports"] == [{"port": 8080, "protocol": "TCP"}]
     by_ip = {a["ip"]: a for a in subset["addresses"]}
@@ -132,9 +137,13 @@ async def test_endpoints_list_ready_pod_ips(hollow_cluster: HollowCluster) -> No
 
     # A failing readiness probe moves the pod to notReadyAddresses.
     await hollow_cluster.agents["node-2"].set_pod_ready("default", "web-2", False)
-    await eventually(lambda: endpoints({ips["web-1"]}, {ips["web-2"]}), what="web-2 not ready")
+    await eventually(
+        lambda: endpoints({ips["web-1"]}, {ips["web-2"]}), "web-2 not ready", within=DEFAULT_TIMEOUT
+    )
     await hollow_cluster.agents["node-2"].set_pod_ready("default", "web-2", True)
-    await eventually(lambda: endpoints(set(ips.values()), set()), what="web-2 ready again")
+    await eventually(
+        lambda: endpoints(set(ips.values()), set()), "web-2 ready again", within=DEFAULT_TIMEOUT
+    )
     # Deleting the service deletes its endpoints.
     await registry.delete(SERVICE, "default", "web")
 
@@ -145,7 +154,7 @@ async def test_endpoints_list_ready_pod_ips(hollow_cluster: HollowCluster) -> No
             if kv.obj["metadata"]["name"] == "web"
         ]
 
-    await eventually(no_endpoints, what="the endpoints deleted")
+    await eventually(no_endpoints, "the endpoints deleted", within=DEFAULT_TIMEOUT)
 
 
 async def test_silent_node_is_tainted_and_its_pods_evicted(hollow_cluster: HollowCluster) -> None:
@@ -170,14 +179,16 @@ async def test_silent_node_is_tainted_and_its_pods_evicted(hollow_cluster: Hollo
         ok = {(unreachable, "NoExecute"), (unreachable, "NoSchedule")} <= _taints(node)
         return node if ok else None
 
-    node = await eventually(tainted, what="the unreachable taints")
+    node = await eventually(tainted, "the unreachable taints", within=DEFAULT_TIMEOUT)
     tainted_at = time.monotonic()
     ready = condition(node, "Ready")
     assert ready is not None and ready["status"] == "Unknown"
     assert ready["reason"] == "NodeStatusUnknown"
     assert ready["message"] == "Kubelet stopped posting node status."
     assert condition(node, "MemoryPressure")["status"] == "Unknown"  # type: ignore[index]
-    assert await eventually(lambda: _events(hollow_cluster, "NodeNotReady"), what="NodeNotReady")
+    assert await eventually(
+        lambda: _events(hollow_cluster, "NodeNotReady"), "NodeNotReady", within=DEFAULT_TIMEOUT
+    )
 
     await hollow_cluster.wait_pod_gone("plain")  # after the 1 s default toleration
     plain_gone = time.monotonic()
@@ -206,7 +217,7 @@ async def test_silent_node_is_tainted_and_its_pods_evicted(hollow_cluster: Hollo
         c = condition(node, "Ready")
         return c is not None and c["status"] == "True" and not _taints(node)
 
-    await eventually(recovered, what="node-3 to recover")
+    await eventually(recovered, "node-3 to recover", within=DEFAULT_TIMEOUT)
 
 
 async def test_not_ready_node_gets_not_ready_taints(hollow_cluster: HollowCluster) -> None:
@@ -218,7 +229,7 @@ async def test_not_ready_node_gets_not_ready_taints(hollow_cluster: HollowCluste
         assert node is not None
         return {(not_ready, "NoSchedule"), (not_ready, "NoExecute")} <= _taints(node)
 
-    await eventually(tainted, what="the not-ready taints")
+    await eventually(tainted, "the not-ready taints", within=DEFAULT_TIMEOUT)
     node = await hollow_cluster.node("node-2")
     assert node is not None and condition(node, "Ready")["status"] == "False"  # type: ignore[index]
     hollow_cluster.agents["node-2"].node_ready = True
@@ -227,7 +238,7 @@ async def test_not_ready_node_gets_not_ready_taints(hollow_cluster: HollowCluste
         node = await hollow_cluster.node("node-2")
         return node is not None and not _taints(node)
 
-    await eventually(clean, what="the taints removed")
+    await eventually(clean, "the taints removed", within=DEFAULT_TIMEOUT)
 
 
 async def test_replicaset_pods_are_replaced_on_other_nodes(hollow_cluster: HollowCluster) -> None:
@@ -262,7 +273,7 @@ async def test_replicaset_pods_are_replaced_on_other_nodes(hollow_cluster: Hollo
             counts[p["spec"]["nodeName"]] = counts.get(p["spec"]["nodeName"], 0) + 1
         return counts
 
-    before = await eventually(placement, what="6 replicas running")
+    before = await eventually(placement, "6 replicas running", within=DEFAULT_TIMEOUT)
     victim = max(before, key=lambda n: before[n])
     hollow_cluster.agents[victim].heartbeating = False
 
@@ -270,7 +281,7 @@ async def test_replicaset_pods_are_replaced_on_other_nodes(hollow_cluster: Hollo
         counts = await placement()
         return counts if counts is not None and victim not in counts else None
 
-    after = await eventually(moved, within=30, what=f"the replicas to leave {victim}")
+    after = await eventually(moved, f"the replicas to leave {victim}", within=30)
     assert sum(after.values()) == 6
 
 
@@ -371,24 +382,22 @@ async def test_link_reconnects_after_a_cut(hollow_cluster: HollowCluster) -> Non
     transport.refuse = True
     await transport.cut()
     await eventually(
-        lambda: _true(link.state is LinkState.BACKOFF and "refused" in link.last_error),
-        what="the link to back off",
+        lambda: link.state is LinkState.BACKOFF and "refused" in link.last_error,
+        "the link to back off",
+        within=DEFAULT_TIMEOUT,
     )
     sessions = link.sessions
     transport.refuse = False
     await eventually(
-        lambda: _true(link.sessions > sessions and link.state is LinkState.CONNECTED),
-        what="the link to reconnect",
+        lambda: link.sessions > sessions and link.state is LinkState.CONNECTED,
+        "the link to reconnect",
+        within=DEFAULT_TIMEOUT,
     )
     # The pod kept running; the new session sent the desired set again.
     await hollow_cluster.registry.create(POD, "default", make_pod("newcomer", "node-1"))
     await hollow_cluster.wait_pod_running("newcomer")
     pod = await hollow_cluster.pod("survivor")
     assert pod is not None and pod["status"]["podIP"] == first["status"]["podIP"]
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_version_mismatch_is_reported(tmp_path: Path) -> None:
@@ -404,7 +413,9 @@ async def test_version_mismatch_is_reported(tmp_path: Path) -> None:
     async with hollow_cluster(tmp_path, nodes=0) as cluster:
         link = cluster.plane.node_links.add("old", InProcessTransport(old_agent, "old"))
         await eventually(
-            lambda: _true("protocol version mismatch" in link.last_error), what="the mismatch"
+            lambda: "protocol version mismatch" in link.last_error,
+            "the mismatch",
+            within=DEFAULT_TIMEOUT,
         )
         assert "0.0.1" in link.last_error
         assert await cluster.node("old") is None  # never registered

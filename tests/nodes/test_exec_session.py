@@ -20,7 +20,8 @@ from control.errors import ApiError
 from control.execclient import ExecConnection
 from control.kubeconfig import read_kubeconfig
 from control.nodes.link import LinkState
-from tests.cluster import HollowCluster, eventually, hollow_pod
+from tests.cluster import DEFAULT_TIMEOUT, HollowCluster, hollow_pod
+from tests.polling import eventually
 
 Obj = dict[str, Any]
 EXEC = "/api/v1/namespaces/default/pods/web/exec"
@@ -37,10 +38,6 @@ async def _collect(conn: ExecConnection) -> bytes:
     return b"".join([data async for _fd, data in conn.output()])
 
 
-async def _settled(value: bool) -> bool:
-    return value
-
-
 async def _no_sessions(cluster: HollowCluster) -> None:
     """Neither the node link nor the agent keeps a finished session."""
     link = cluster.plane.node_links.links["node-1"]
@@ -49,7 +46,7 @@ async def _no_sessions(cluster: HollowCluster) -> None:
     async def released() -> bool:
         return not link._exec_sessions and (agent.sessions is None or not len(agent.sessions))
 
-    await eventually(released, what="the exec session to be released")
+    await eventually(released, "the exec session to be released", within=DEFAULT_TIMEOUT)
 
 
 async def test_tty_shell_echo_resize_and_exit_code(cluster: HollowCluster) -> None:
@@ -183,7 +180,9 @@ async def test_a_session_cut_short_is_released(cluster: HollowCluster, ending: s
             assert conn.exit_code is None
             assert conn.status is not None and conn.status["status"] == "Failure"
             assert "link dropped" in conn.error
-    await eventually(lambda: _settled(link.state is LinkState.CONNECTED), what="the link up")
+    await eventually(
+        lambda: link.state is LinkState.CONNECTED, "the link up", within=DEFAULT_TIMEOUT
+    )
     await _no_sessions(cluster)
 
 

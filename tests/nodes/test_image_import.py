@@ -14,7 +14,8 @@ from agent.protocol import IMAGE_CHUNK_BYTES
 from console.cli import main as cli
 from console.cli.commands import UsageError
 from control.errors import ApiError
-from tests.cluster import HollowCluster, eventually
+from tests.cluster import DEFAULT_TIMEOUT, HollowCluster
+from tests.polling import eventually
 from tests.unit.test_image_import import NAME, write_oci, write_tar
 
 
@@ -169,7 +170,7 @@ async def test_unknown_nodes_and_missing_nodes(
                     return False
             return True
 
-        await eventually(none_ready, what="every node NotReady")
+        await eventually(none_ready, "every node NotReady", within=DEFAULT_TIMEOUT)
         with pytest.raises(ApiError) as e:
             [ev async for ev in client.import_image(archive)]
         assert e.value.code == 400 and "no Ready node" in e.value.message

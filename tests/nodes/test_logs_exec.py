@@ -13,7 +13,8 @@ from console.cli import main as cli
 from control.errors import ApiError
 from control.nodes.link import LinkState
 from control.objects.kinds import POD
-from tests.cluster import HollowCluster, eventually, make_pod
+from tests.cluster import DEFAULT_TIMEOUT, HollowCluster, make_pod
+from tests.polling import eventually
 
 Obj = dict[str, Any]
 
@@ -73,11 +74,7 @@ async def test_logs_follow_client_may_leave_early(hollow_cluster: HollowCluster)
         # The server and link are fine afterwards.
         assert await client.logs("web", tail_lines=1) == LINES[-1]
     link = hollow_cluster.plane.node_links.links["node-1"]
-    await eventually(lambda: _async(not link._streams), what="the stream to be released")
-
-
-async def _async(value: Any) -> Any:
-    return value
+    await eventually(lambda: not link._streams, "the stream to be released", within=DEFAULT_TIMEOUT)
 
 
 async def test_logs_errors(hollow_cluster: HollowCluster) -> None:
@@ -132,7 +129,7 @@ async def test_logs_and_exec_when_the_node_link_is_down(hollow_cluster: HollowCl
         nodes = await client.node_metrics()
         assert sorted(m["metadata"]["name"] for m in nodes["items"]) == ["node-2", "node-3"]
     transport.refuse = False
-    await eventually(lambda: _async(link.state is LinkState.CONNECTED), what="reconnect")
+    await eventually(lambda: link.state is LinkState.CONNECTED, "reconnect", within=DEFAULT_TIMEOUT)
     async with hollow_cluster.client() as client:
         assert await client.logs("web", tail_lines=1) == LINES[-1]
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -17,23 +16,10 @@ from control.controlplane import ControlPlane, open_store
 from control.errors import ApiError
 from control.objects.kinds import EVENT, NODE, POD
 from control.scheduler.scheduler import Scheduler
+from tests.polling import eventually
 from tests.scheduler.helpers import node_obj, pod_obj
 
-T = TypeVar("T")
 Obj = dict[str, Any]
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 5.0) -> T:
-    """Poll `check` until it returns something truthy; fail after `within` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(0.02)
 
 
 async def add_nodes(plane: ControlPlane, *nodes: Obj) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 from control.store.cache import CachedStore
 from control.store.interface import KV, ListResult, RevisionConflict, Store, StoreError, WatchEvent
 from control.store.sqlite import SqliteStore
+from tests.polling import eventually
 from tests.store.contract import TIMEOUT, StoreContract, close_iter, key, pod
 
 
@@ -75,14 +76,6 @@ async def cache(backend: ProbeStore) -> AsyncIterator[CachedStore]:
         await c.close()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {TIMEOUT}s: {what}")
-        await asyncio.sleep(0.01)
-
-
 async def caught_up(cache: CachedStore, backend: Store) -> None:
     """Write a marker key past the cache and wait until the cache's watch shows it."""
     marker = await backend.create(f"/registry/markers/{time.monotonic_ns()}", {"metadata": {}})
@@ -90,7 +83,7 @@ async def caught_up(cache: CachedStore, backend: Store) -> None:
     async def seen() -> bool:
         return await cache.get(marker.key) == marker
 
-    await eventually(seen, "the cache's watch reaches the marker")
+    await eventually(seen, "the cache's watch reaches the marker", within=TIMEOUT)
 
 
 async def test_reads_own_writes_while_the_watch_lags(
@@ -122,12 +115,12 @@ async def test_backend_writes_become_visible(cache: CachedStore, backend: ProbeS
     async def shows(expected: KV | None) -> bool:
         return await cache.get(key("a")) == expected
 
-    await eventually(lambda: shows(created), "a backend create shows")
+    await eventually(lambda: shows(created), "a backend create shows", within=TIMEOUT)
     assert [kv.key for kv in (await cache.list("/registry/pods/")).items] == [key("a")]
     updated = await backend.update(key("a"), pod("a", v="2"))
-    await eventually(lambda: shows(updated), "a backend update shows")
+    await eventually(lambda: shows(updated), "a backend update shows", within=TIMEOUT)
     deleted = await backend.delete(key("a"))
-    await eventually(lambda: shows(None), "a backend delete shows")
+    await eventually(lambda: shows(None), "a backend delete shows", within=TIMEOUT)
     assert (await cache.list("/registry/pods/")).items == []
     assert await cache.revision() == deleted.mod_revision
 
@@ -149,7 +142,7 @@ async def test_late_watch_events_neither_resurrect_nor_regress(
         async def applied(r: int = revision) -> bool:
             return cache._watch_rev >= r
 
-        await eventually(applied, f"the watch applies revision {revision}")
+        await eventually(applied, f"the watch applies revision {revision}", within=TIMEOUT)
         assert await cache.get(key("a")) is None
         assert await cache.get(key("b")) == b
         assert [kv.key for kv in (await cache.list("/registry/pods/")).items] == [key("b")]
@@ -249,7 +242,7 @@ async def test_relists_after_falling_behind_compaction(
     async def relisted() -> bool:
         return await cache.get(key("p19")) == kvs[-1] and await cache.get(key("gone")) is None
 
-    await eventually(relisted, "the cache lists again")
+    await eventually(relisted, "the cache lists again", within=TIMEOUT)
     listed = await cache.list("/registry/pods/")
     assert listed.items == kvs
     assert listed.revision == await backend.revision()

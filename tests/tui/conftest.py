@@ -34,7 +34,7 @@ def notes(app: PilothouseApp, severity: str | None = None) -> list[str]:
 
 
 class noted:
-    """A check for `until`: a notification holding `text` was shown."""
+    """A check for `eventually`: a notification holding `text` was shown."""
 
     def __init__(self, app: PilothouseApp, text: str, severity: str | None = None) -> None:
         self.app, self.text, self.severity = app, text, severity

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from typing import Any
 
 from control.client import Client
@@ -177,15 +174,3 @@ def event_manifest(
     if last:
         event["lastTimestamp"] = last
     return event
-
-
-async def until(check: Callable[[], Any], within: float = 5.0, step: float = 0.05) -> Any:
-    """Wait until `check()` is truthy; fail the test after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {check}")
-        await asyncio.sleep(step)

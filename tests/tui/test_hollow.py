@@ -33,9 +33,10 @@ from console.tui.table import ResourceTable
 from control.client import Client
 from control.errors import ApiError
 from control.objects import kinds
-from tests.cluster import HollowCluster, eventually, hollow_cluster
+from tests.cluster import DEFAULT_TIMEOUT, HollowCluster, hollow_cluster
+from tests.polling import eventually
 from tests.tui.conftest import console, noted
-from tests.tui.helpers import ingress_manifest, make_deployment, service_manifest, until
+from tests.tui.helpers import ingress_manifest, make_deployment, service_manifest
 
 Obj = dict[str, Any]
 
@@ -63,7 +64,7 @@ class Hollow:
             pods = await self.running(app_label)
             return pods if len(pods) == n else None
 
-        return await eventually(check, what=f"{n} Running pods of {app_label}")
+        return await eventually(check, f"{n} Running pods of {app_label}", within=DEFAULT_TIMEOUT)
 
     async def deployment(self, name: str = "web") -> Obj:
         return await self.client.get(kinds.DEPLOYMENT, name, "default")
@@ -120,24 +121,26 @@ async def test_colon_jumps_to_each_view_showing_the_cluster(tmp_path: Path) -> N
         await h.client.create(kinds.INGRESS, ingress_manifest("site", rules))
         app = h.app
         running = await h.running("web")
-        await until(lambda: names(app.table.visible_rows()) == set(running))
+        await eventually(lambda: names(app.table.visible_rows()) == set(running))
         await h.jump("deploy")
         assert app.view.name == "deployments"
-        await until(lambda: row(app.table, 0)[1:3] == ["web", "3/3"])
+        await eventually(lambda: row(app.table, 0)[1:3] == ["web", "3/3"])
         await h.jump("svc")
         # The endpoints controller found the three hollow pods.
-        await until(lambda: row(app.table, 0)[1 : 1 + 1] == ["web"])
-        await until(lambda: row(app.table, 0)[5 : 5 + 1] == ["3"], within=15)
+        await eventually(lambda: row(app.table, 0)[1 : 1 + 1] == ["web"])
+        await eventually(lambda: row(app.table, 0)[5 : 5 + 1] == ["3"], within=15)
         await h.jump("ing")
-        await until(
-            lambda: app.table.visible_rows() == [["default", "site", "web.test", "/ (Prefix)", "web:80", "no", "3"]]
-        )  # fmt: skip
+        await eventually(lambda: app.table.visible_rows() == [["default", "site", "web.test", "/ (Prefix)", "web:80", "no", "3"]])  # fmt: skip
         await h.jump("no")
-        await until(lambda: sorted(r[0] for r in app.table.visible_rows()) == ["node-1", "node-2"])
-        await until(lambda: sum(int(r[5].split("/")[0]) for r in app.table.visible_rows()) == 3)
+        await eventually(
+            lambda: sorted(r[0] for r in app.table.visible_rows()) == ["node-1", "node-2"]
+        )
+        await eventually(
+            lambda: sum(int(r[5].split("/")[0]) for r in app.table.visible_rows()) == 3
+        )
         await h.jump("ev")
         # The scheduler's events, one per pod.
-        await until(
+        await eventually(
             lambda: sum(1 for r in app.table.visible_rows() if r[3] == "Scheduled") == 3, within=10
         )
         assert {r[4] for r in app.table.visible_rows() if r[3] == "Scheduled"} == {
@@ -154,20 +157,20 @@ async def test_slash_filters_pods_by_text_and_label(tmp_path: Path) -> None:
         app, table = h.app, h.app.table
         db = set(await h.running("db"))
         web = set(await h.running("web"))
-        await until(lambda: names(table.visible_rows()) == db | web)
+        await eventually(lambda: names(table.visible_rows()) == db | web)
         await h.filter("app=db")
         assert names(table.visible_rows()) == db
         assert "/app=db" in str(app.main.query_one("#title", Static).render())
         # A pod that starts to match while filtered shows up, live.
         await h.client.scale(kinds.DEPLOYMENT, "db", 2, "default")
         db = set(await h.wait_running("db", 2))
-        await until(lambda: names(table.visible_rows()) == db)
+        await eventually(lambda: names(table.visible_rows()) == db)
         await h.filter("web-")
-        await until(lambda: names(table.visible_rows()) == web)
+        await eventually(lambda: names(table.visible_rows()) == web)
         await h.press("escape")  # clears the filter
-        await until(lambda: names(table.visible_rows()) == db | web)
+        await eventually(lambda: names(table.visible_rows()) == db | web)
         await h.filter("tier in (x")
-        await until(noted(app, "filter:", "error"))
+        await eventually(noted(app, "filter:", "error"))
 
 
 # -- scaling -----------------------------------------------------------------
@@ -175,21 +178,21 @@ async def test_slash_filters_pods_by_text_and_label(tmp_path: Path) -> None:
 
 async def test_s_scales_to_a_typed_number(tmp_path: Path) -> None:
     async with hollow_console(tmp_path, "deploy", {"web": 1}) as h:
-        await until(lambda: row(h.app.table, 0)[2 : 2 + 1] == ["1/1"])
+        await eventually(lambda: row(h.app.table, 0)[2 : 2 + 1] == ["1/1"])
         await h.press("s")
-        await until(lambda: isinstance(h.app.screen, PromptScreen))
+        await eventually(lambda: isinstance(h.app.screen, PromptScreen))
         assert h.app.screen.query_one(Input).value == "1"  # the current count, to edit
         h.app.screen.query_one(Input).value = ""
         await h.press("4", "enter")
-        await until(noted(h.app, "deployment.apps/web scaled to 4"))
+        await eventually(noted(h.app, "deployment.apps/web scaled to 4"))
         assert (await h.deployment())["spec"]["replicas"] == 4
         await h.wait_running("web", 4)
-        await until(lambda: row(h.app.table, 0)[2 : 2 + 1] == ["4/4"], within=15)
+        await eventually(lambda: row(h.app.table, 0)[2 : 2 + 1] == ["4/4"], within=15)
         await h.press("s")
-        await until(lambda: isinstance(h.app.screen, PromptScreen))
+        await eventually(lambda: isinstance(h.app.screen, PromptScreen))
         h.app.screen.query_one(Input).value = "many"
         await h.press("enter")
-        await until(noted(h.app, "'many' is not a number", "error"))
+        await eventually(noted(h.app, "'many' is not a number", "error"))
         assert (await h.deployment())["spec"]["replicas"] == 4
 
 
@@ -197,32 +200,34 @@ async def test_plus_adds_a_running_pod_shown_live(tmp_path: Path) -> None:
     async with hollow_console(tmp_path, "deploy", {"web": 1}) as h:
         app = h.app
         (first,) = await h.running("web")
-        await until(lambda: row(app.table, 0)[2 : 2 + 1] == ["1/1"])
+        await eventually(lambda: row(app.table, 0)[2 : 2 + 1] == ["1/1"])
         await h.press("plus")
-        await until(noted(app, "deployment.apps/web scaled to 2"))
-        await until(lambda: row(app.table, 0)[2 : 2 + 1] == ["2/2"], within=15)
+        await eventually(noted(app, "deployment.apps/web scaled to 2"))
+        await eventually(lambda: row(app.table, 0)[2 : 2 + 1] == ["2/2"], within=15)
         await h.jump("po")
         pods = app.tables["pods"]
-        await until(lambda: len(names(pods.visible_rows())) == 2, within=15)
+        await eventually(lambda: len(names(pods.visible_rows())) == 2, within=15)
         assert first in names(pods.visible_rows())
         assert {r[5] for r in pods.visible_rows()} <= {"node-1", "node-2"}
         assert set(await h.running("web")) == names(pods.visible_rows())
         await h.jump("no")
         nodes = app.tables["nodes"]
-        await until(lambda: sum(int(r[5].split("/")[0]) for r in nodes.visible_rows()) == 2)
+        await eventually(lambda: sum(int(r[5].split("/")[0]) for r in nodes.visible_rows()) == 2)
 
 
 async def test_minus_removes_a_pod_shown_live(tmp_path: Path) -> None:
     async with hollow_console(tmp_path, "deploy", {"web": 3}) as h:
         app = h.app
-        await until(lambda: row(app.table, 0)[2 : 2 + 1] == ["3/3"])
+        await eventually(lambda: row(app.table, 0)[2 : 2 + 1] == ["3/3"])
         await h.press("minus")
-        await until(noted(app, "deployment.apps/web scaled to 2"))
+        await eventually(noted(app, "deployment.apps/web scaled to 2"))
         assert (await h.deployment())["spec"]["replicas"] == 2
         left = await h.wait_running("web", 2)
-        await until(lambda: row(app.table, 0)[2 : 2 + 1] == ["2/2"], within=15)
+        await eventually(lambda: row(app.table, 0)[2 : 2 + 1] == ["2/2"], within=15)
         await h.jump("po")
-        await until(lambda: [r[1] for r in app.table.visible_rows()] == sorted(left), within=15)
+        await eventually(
+            lambda: [r[1] for r in app.table.visible_rows()] == sorted(left), within=15
+        )
 
 
 # -- logs, describe, YAML ------------------------------------------------------
@@ -232,29 +237,33 @@ async def test_l_shows_logs_with_follow_wrap_timestamps_previous(tmp_path: Path)
     async with hollow_console(tmp_path, "pods", {"web": 1}) as h:
         app = h.app
         (pod,) = await h.running("web")
-        await until(lambda: names(app.table.visible_rows()) == {pod})
+        await eventually(lambda: names(app.table.visible_rows()) == {pod})
         await h.press("l")
-        await until(lambda: isinstance(app.screen, LogScreen))
+        await eventually(lambda: isinstance(app.screen, LogScreen))
         screen = app.screen
         assert isinstance(screen, LogScreen)
         lines = [f"{pod}/web line {i}" for i in range(1, HOLLOW_LOG_LINES + 1)]
-        await until(lambda: screen.text.splitlines() == lines)
+        await eventually(lambda: screen.text.splitlines() == lines)
         log = screen.query_one(RichLog)
-        await until(lambda: len(log.lines) == HOLLOW_LOG_LINES)
+        await eventually(lambda: len(log.lines) == HOLLOW_LOG_LINES)
 
         def title() -> str:
             return str(screen.query_one("#logs-title", Static).render())
 
         assert "follow:on" in title() and "wrap:off" in title()
         await h.press("t")
-        await until(lambda: screen.text.splitlines() == [f"{HOLLOW_LOG_TIME} {x}" for x in lines])
+        await eventually(
+            lambda: screen.text.splitlines() == [f"{HOLLOW_LOG_TIME} {x}" for x in lines]
+        )
         assert "timestamps:on" in title()
         await h.press("w")
         assert log.wrap and "wrap:on" in title()
         await h.press("f")
         assert "follow:off" in title()
         await h.press("p")
-        await until(noted(app, f'previous terminated container "web" in pod "{pod}" not found'))
+        await eventually(
+            noted(app, f'previous terminated container "web" in pod "{pod}" not found')
+        )
         assert "previous:on" in title()
         await h.press("escape")
         assert app.screen is app.main
@@ -264,18 +273,18 @@ async def test_d_describes_with_the_cluster_events(tmp_path: Path) -> None:
     async with hollow_console(tmp_path, "pods", {"web": 1}) as h:
         app = h.app
         ((pod, node),) = (await h.running("web")).items()
-        await until(lambda: names(app.table.visible_rows()) == {pod})
+        await eventually(lambda: names(app.table.visible_rows()) == {pod})
         await h.press("d")
-        await until(lambda: isinstance(app.screen, TextScreen))
+        await eventually(lambda: isinstance(app.screen, TextScreen))
         text = app.screen.text
         assert f"Name:         {pod}" in text and "Kind:         Pod" in text
         assert "phase: Running" in text
         assert f"Successfully assigned default/{pod} to {node}" in text  # the scheduler's event
         await h.press("escape")
         await h.jump("deploy")
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         await h.press("d")
-        await until(lambda: isinstance(app.screen, TextScreen))
+        await eventually(lambda: isinstance(app.screen, TextScreen))
         assert "ScalingReplicaSet" in app.screen.text  # the deployment controller's event
 
 
@@ -284,9 +293,9 @@ async def test_y_shows_the_live_yaml(tmp_path: Path) -> None:
         app = h.app
         ((pod, node),) = (await h.running("web")).items()
         obj = await h.client.get(kinds.POD, pod, "default")
-        await until(lambda: names(app.table.visible_rows()) == {pod})
+        await eventually(lambda: names(app.table.visible_rows()) == {pod})
         await h.press("y")
-        await until(lambda: isinstance(app.screen, TextScreen))
+        await eventually(lambda: isinstance(app.screen, TextScreen))
         text = app.screen.text
         assert f"  name: {pod}" in text and f"nodeName: {node}" in text
         assert f"podIP: {obj['status']['podIP']}" in text and "phase: Running" in text
@@ -300,7 +309,7 @@ async def test_e_edits_in_the_editor_and_applies(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with hollow_console(tmp_path, "deploy", {"web": 1}) as h:
-        await until(lambda: row(h.app.table, 0)[2 : 2 + 1] == ["1/1"])
+        await eventually(lambda: row(h.app.table, 0)[2 : 2 + 1] == ["1/1"])
         seen: list[str] = []
 
         def editor(text: str) -> str:  # the headless driver cannot hand over the terminal
@@ -309,30 +318,30 @@ async def test_e_edits_in_the_editor_and_applies(
 
         monkeypatch.setattr(h.app, "run_editor", editor)
         await h.press("e")
-        await until(noted(h.app, "deployment.apps/web edited"))
+        await eventually(noted(h.app, "deployment.apps/web edited"))
         assert "kind: Deployment" in seen[0] and "status:" not in seen[0]
         await h.wait_running("web", 3)
-        await until(lambda: row(h.app.table, 0)[2 : 2 + 1] == ["3/3"], within=15)
+        await eventually(lambda: row(h.app.table, 0)[2 : 2 + 1] == ["3/3"], within=15)
 
 
 async def test_ctrl_d_deletes_a_pod_and_its_replacement_shows(tmp_path: Path) -> None:
     async with hollow_console(tmp_path, "pods", {"web": 2}) as h:
         app = h.app
         before = set(await h.running("web"))
-        await until(lambda: names(app.table.visible_rows()) == before)
+        await eventually(lambda: names(app.table.visible_rows()) == before)
         victim = sorted(before)[0]  # the first row, under the cursor
         await h.press("ctrl+d")
-        await until(lambda: isinstance(app.screen, ConfirmScreen))
+        await eventually(lambda: isinstance(app.screen, ConfirmScreen))
         assert victim in app.screen.message
         await h.press("n")
         assert set(await h.running("web")) == before
         await h.press("ctrl+d")
-        await until(lambda: isinstance(app.screen, ConfirmScreen))
+        await eventually(lambda: isinstance(app.screen, ConfirmScreen))
         await h.press("y")
-        await until(noted(app, f'pod "{victim}" deleted'))
+        await eventually(noted(app, f'pod "{victim}" deleted'))
         after = set(await h.wait_running("web", 2))
         assert victim not in after and len(after - before) == 1
-        await until(lambda: names(app.table.visible_rows()) == after, within=15)
+        await eventually(lambda: names(app.table.visible_rows()) == after, within=15)
         with pytest.raises(ApiError) as e:
             await h.client.get(kinds.POD, victim, "default")
         assert e.value.code == 404
@@ -342,20 +351,20 @@ async def test_r_restarts_the_rollout_with_new_pods(tmp_path: Path) -> None:
     async with hollow_console(tmp_path, "deploy", {"web": 2}) as h:
         app = h.app
         before = set(await h.running("web"))
-        await until(lambda: row(app.table, 0)[2 : 2 + 1] == ["2/2"])
+        await eventually(lambda: row(app.table, 0)[2 : 2 + 1] == ["2/2"])
         await h.press("r")
-        await until(noted(app, "deployment.apps/web restarted"))
+        await eventually(noted(app, "deployment.apps/web restarted"))
 
         async def replaced() -> bool:
             now = set(await h.running("web"))
             return len(now) == 2 and not now & before
 
-        await eventually(replaced, what="every pod replaced")
+        await eventually(replaced, "every pod replaced", within=DEFAULT_TIMEOUT)
         template = (await h.deployment())["spec"]["template"]
         assert actions.RESTARTED_AT in template["metadata"]["annotations"]
         await h.jump("po")
         after = set(await h.running("web"))
-        await until(lambda: names(app.table.visible_rows()) == after, within=15)
+        await eventually(lambda: names(app.table.visible_rows()) == after, within=15)
 
 
 async def test_u_undoes_the_rollout_to_the_previous_image(tmp_path: Path) -> None:
@@ -369,10 +378,10 @@ async def test_u_undoes_the_rollout_to_the_previous_image(tmp_path: Path) -> Non
         def image(obj: Obj) -> str:
             return str(obj["spec"]["containers"][0]["image"])
 
-        await eventually(lambda: _is(revision(), "1"), what="revision 1")
+        await eventually(lambda: _is(revision(), "1"), "revision 1", within=DEFAULT_TIMEOUT)
         patch = {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "pilothouse/busybox:2"}]}}}}  # fmt: skip
         await h.client.patch(kinds.DEPLOYMENT, "web", patch, "default", patch_type="strategic")
-        await eventually(lambda: _is(revision(), "2"), what="revision 2")
+        await eventually(lambda: _is(revision(), "2"), "revision 2", within=DEFAULT_TIMEOUT)
 
         async def images() -> set[str] | None:
             pods = (await h.client.list(kinds.POD, "default"))["items"]
@@ -380,13 +389,21 @@ async def test_u_undoes_the_rollout_to_the_previous_image(tmp_path: Path) -> Non
             found = {image(p) for p in live if not p["metadata"].get("deletionTimestamp")}
             return found if len(live) == 2 else None
 
-        await eventually(lambda: _is(images(), {"pilothouse/busybox:2"}), what="image 2 rolled out")
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(
+            lambda: _is(images(), {"pilothouse/busybox:2"}),
+            "image 2 rolled out",
+            within=DEFAULT_TIMEOUT,
+        )
+        await eventually(lambda: len(app.table.shown) == 1)
         await h.press("u")
-        await until(noted(app, "deployment.apps/web rolled back to revision 1"))
-        await eventually(lambda: _is(images(), {"pilothouse/busybox:latest"}), what="rolled back")
+        await eventually(noted(app, "deployment.apps/web rolled back to revision 1"))
+        await eventually(
+            lambda: _is(images(), {"pilothouse/busybox:latest"}),
+            "rolled back",
+            within=DEFAULT_TIMEOUT,
+        )
         assert await revision() == "3"
-        await until(lambda: row(app.table, 0)[2 : 2 + 1] == ["2/2"], within=15)
+        await eventually(lambda: row(app.table, 0)[2 : 2 + 1] == ["2/2"], within=15)
 
 
 async def _is(coro: Any, value: Any) -> bool:
@@ -399,20 +416,20 @@ async def _is(coro: Any, value: Any) -> bool:
 async def test_c_cordons_and_u_uncordons_a_node(tmp_path: Path) -> None:
     async with hollow_console(tmp_path, "no") as h:
         app, table = h.app, h.app.table
-        await until(lambda: [r[1] for r in table.visible_rows()] == ["Ready", "Ready"])
+        await eventually(lambda: [r[1] for r in table.visible_rows()] == ["Ready", "Ready"])
         await h.press("c")  # the cursor is on node-1
-        await until(noted(app, "node/node-1 cordoned"))
-        await until(lambda: row(table, 0)[1 : 1 + 1] == ["Ready,SchedulingDisabled"])
+        await eventually(noted(app, "node/node-1 cordoned"))
+        await eventually(lambda: row(table, 0)[1 : 1 + 1] == ["Ready,SchedulingDisabled"])
         assert row(table, 0)[6 : 6 + 1] == ["cordoned"] and row(table, 1)[6 : 6 + 1] == [""]
         assert (await h.client.get(kinds.NODE, "node-1"))["spec"]["unschedulable"] is True
         # The scheduler agrees: new pods go to node-2 only.
         await make_deployment(h.client, "web", replicas=3)
         placed = await h.wait_running("web", 3)
         assert set(placed.values()) == {"node-2"}
-        await until(lambda: row(table, 1)[5 : 5 + 1] == ["3/110"])
+        await eventually(lambda: row(table, 1)[5 : 5 + 1] == ["3/110"])
         await h.press("u")
-        await until(noted(app, "node/node-1 uncordoned"))
-        await until(lambda: row(table, 0)[1:2] == ["Ready"])
+        await eventually(noted(app, "node/node-1 uncordoned"))
+        await eventually(lambda: row(table, 0)[1:2] == ["Ready"])
         assert row(table, 0)[6 : 6 + 1] == [""]
         assert not (await h.client.get(kinds.NODE, "node-1"))["spec"].get("unschedulable")
 
@@ -422,25 +439,27 @@ async def test_a_node_that_stops_heartbeating_shows_not_ready(tmp_path: Path) ->
         await cluster.wait_nodes_ready()
         async with console(cluster.plane, view="no") as (app, _pilot):
             table = app.table
-            await until(lambda: [r[1] for r in table.visible_rows()] == ["Ready", "Ready"])
+            await eventually(lambda: [r[1] for r in table.visible_rows()] == ["Ready", "Ready"])
             cluster.agents["node-2"].heartbeating = False
-            await until(lambda: table.visible_rows()[1][1] in ("NotReady", "Unknown"), within=10)
+            await eventually(
+                lambda: table.visible_rows()[1][1] in ("NotReady", "Unknown"), within=10
+            )
             health = app.main.query_one("#health")
-            await until(lambda: "nodes 1/2 ready" in str(health.render()), within=10)
+            await eventually(lambda: "nodes 1/2 ready" in str(health.render()), within=10)
 
 
 async def test_drain_evicts_with_progress_and_pods_move(tmp_path: Path) -> None:
     async with hollow_console(tmp_path, "no", {"web": 4}) as h:
         app = h.app
         on_1 = {p for p, n in (await h.running("web")).items() if n == "node-1"}
-        await until(lambda: len(app.table.shown) == 2)
+        await eventually(lambda: len(app.table.shown) == 2)
         await h.press("r")  # drain, on the nodes view
-        await until(lambda: isinstance(app.screen, ConfirmScreen))
+        await eventually(lambda: isinstance(app.screen, ConfirmScreen))
         await h.press("y")
-        await until(lambda: isinstance(app.screen, ProgressScreen))
+        await eventually(lambda: isinstance(app.screen, ProgressScreen))
         screen = app.screen
         assert isinstance(screen, ProgressScreen)
-        await until(noted(app, f"node/node-1 drained ({len(on_1)} pods evicted)"), within=20)
+        await eventually(noted(app, f"node/node-1 drained ({len(on_1)} pods evicted)"), within=20)
         steps = "\n".join(str(line.text) for line in screen.query_one(RichLog).lines)
         assert f"evicting {len(on_1)} pods" in steps
         for pod in on_1:
@@ -451,9 +470,9 @@ async def test_drain_evicts_with_progress_and_pods_move(tmp_path: Path) -> None:
             placed = await h.running("web")
             return len(placed) == 4 and set(placed.values()) == {"node-2"}
 
-        await eventually(all_on_node_2, what="every pod on node-2")
+        await eventually(all_on_node_2, "every pod on node-2", within=DEFAULT_TIMEOUT)
         await h.press("enter")  # closes the progress screen
-        await until(lambda: row(app.table, 0)[5 : 5 + 1] == ["0/110"], within=10)
+        await eventually(lambda: row(app.table, 0)[5 : 5 + 1] == ["0/110"], within=10)
 
 
 # -- apply, palette, help, read-only --------------------------------------------
@@ -469,23 +488,23 @@ async def test_a_applies_a_manifest_file_and_its_pods_run(tmp_path: Path) -> Non
     )
     async with hollow_console(tmp_path, "pods") as h:
         await h.press("a")
-        await until(lambda: isinstance(h.app.screen, PromptScreen))
+        await eventually(lambda: isinstance(h.app.screen, PromptScreen))
         h.app.screen.query_one(Input).value = str(manifest)
         await h.press("enter")
-        await until(noted(h.app, "deployment.apps/api created"))
+        await eventually(noted(h.app, "deployment.apps/api created"))
         running = await h.wait_running("api", 2)
-        await until(lambda: names(h.app.table.visible_rows()) == set(running), within=15)
+        await eventually(lambda: names(h.app.table.visible_rows()) == set(running), within=15)
         await h.press("a")
-        await until(lambda: isinstance(h.app.screen, PromptScreen))
+        await eventually(lambda: isinstance(h.app.screen, PromptScreen))
         h.app.screen.query_one(Input).value = str(tmp_path / "missing.yaml")
         await h.press("enter")
-        await until(noted(h.app, "missing.yaml", "error"))
+        await eventually(noted(h.app, "missing.yaml", "error"))
 
 
 async def test_command_palette_runs_node_actions(tmp_path: Path) -> None:
     async with hollow_console(tmp_path, "no") as h:
         app = h.app
-        await until(lambda: len(app.table.shown) == 2)
+        await eventually(lambda: len(app.table.shown) == 2)
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for title in ("Cordon (cordon)", "Uncordon (uncordon)", "Drain (drain)", "YAML (yaml)"):
             assert title in titles
@@ -493,15 +512,15 @@ async def test_command_palette_runs_node_actions(tmp_path: Path) -> None:
         assert {f"View: {v}" for v in ("Pods", "Nodes", "Events")} <= set(titles)
         (cordon,) = [c for c in app.get_system_commands(app.screen) if c.title.startswith("Cordon")]
         cordon.callback()
-        await until(noted(app, "node/node-1 cordoned"))
+        await eventually(noted(app, "node/node-1 cordoned"))
         assert (await h.client.get(kinds.NODE, "node-1"))["spec"]["unschedulable"] is True
-        await until(lambda: row(app.table, 0)[6 : 6 + 1] == ["cordoned"])
+        await eventually(lambda: row(app.table, 0)[6 : 6 + 1] == ["cordoned"])
 
 
 async def test_question_mark_lists_the_view_keys(tmp_path: Path) -> None:
     async with hollow_console(tmp_path, "no") as h:
         await h.press("question_mark")
-        await until(lambda: isinstance(h.app.screen, HelpScreen))
+        await eventually(lambda: isinstance(h.app.screen, HelpScreen))
         rows = {(r[0], r[1]) for r in h.app.screen.rows}
         assert {("c", "cordon"), ("u", "uncordon"), ("r", "drain")} <= rows
         assert not {r[1] for r in h.app.screen.rows} & {"scale", "logs", "restart", "undo"}
@@ -512,11 +531,11 @@ async def test_question_mark_lists_the_view_keys(tmp_path: Path) -> None:
 async def test_readonly_hides_and_refuses_every_mutating_key(tmp_path: Path) -> None:
     async with hollow_console(tmp_path, "deploy", {"web": 1}, readonly=True) as h:
         app = h.app
-        await until(lambda: row(app.table, 0)[2 : 2 + 1] == ["1/1"])
+        await eventually(lambda: row(app.table, 0)[2 : 2 + 1] == ["1/1"])
         assert "[read-only]" in str(app.main.query_one("#title", Static).render())
         await h.press("plus", "minus", "s", "ctrl+d", "r", "u", "e", "a")
         await h.jump("no")
-        await until(lambda: len(app.table.shown) == 2)
+        await eventually(lambda: len(app.table.shown) == 2)
         await h.press("c", "r")
         await h.pilot.pause(0.3)
         assert app.screen is app.main and not app._notifications

@@ -15,8 +15,9 @@ from control.client import Client
 from control.controlplane import ControlPlane
 from control.errors import ApiError
 from control.objects import kinds
+from tests.polling import eventually
 from tests.tui.conftest import console, noted, notes
-from tests.tui.helpers import event_manifest, make_deployment, make_node, make_pod, until
+from tests.tui.helpers import event_manifest, make_deployment, make_node, make_pod
 
 
 async def replicas(client: Client, name: str = "web") -> int:
@@ -25,17 +26,6 @@ async def replicas(client: Client, name: str = "web") -> int:
 
 async def unschedulable(client: Client, name: str) -> bool:
     return bool((await client.get(kinds.NODE, name))["spec"].get("unschedulable"))
-
-
-async def eventually(check, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {check}")
-        await asyncio.sleep(0.05)
 
 
 async def test_colon_jumps_to_views_by_alias(plane: ControlPlane, client: Client) -> None:
@@ -52,7 +42,7 @@ async def test_colon_jumps_to_views_by_alias(plane: ControlPlane, client: Client
             await pilot.press("colon", *alias, "enter")
             assert app.view.name == name
         await pilot.press("colon", *"nosuch", "enter")
-        await until(noted(app, "no view 'nosuch'", "error"))
+        await eventually(noted(app, "no view 'nosuch'", "error"))
         assert app.view.name == "pods"
 
 
@@ -66,13 +56,13 @@ async def test_keys_typed_ahead_go_where_they_were_typed(
     await make_deployment(client, "api", replicas=2)
     async with console(plane, view="deploy") as (app, pilot):
         # The rows are there to act on: a key typed ahead of them has nothing selected.
-        await until(lambda: len(app.table.shown) == 2)
+        await eventually(lambda: len(app.table.shown) == 2)
         await pilot.press("colon", *"po", "enter")
         typed = [("colon", ":"), *((c, c) for c in "deploy"), ("enter", "\r")]
         typed += [("slash", "/"), *((c, c) for c in "web"), ("enter", "\r"), ("plus", "+")]
         for key, character in typed:  # all queued at once, none handled yet
             app.post_message(events.Key(key, character))
-        await until(noted(app, "deployment.apps/web scaled to 3"), within=15)
+        await eventually(noted(app, "deployment.apps/web scaled to 3"), within=15)
         assert app.view.name == "deployments" and app.table.filter_text == "web"
         assert app.screen is app.main and notes(app) == ["scale: deployment.apps/web scaled to 3"]
         assert await replicas(client, "api") == 2
@@ -94,7 +84,7 @@ async def test_slash_filters_by_text_and_label(plane: ControlPlane, client: Clie
     await make_pod(client, "db-1", labels={"app": "db"})
     async with console(plane) as (app, pilot):
         table = app.table
-        await until(lambda: len(table.shown) == 3)
+        await eventually(lambda: len(table.shown) == 3)
         await pilot.press("slash", *"web-2", "enter")
         assert [r[1] for r in table.visible_rows()] == ["web-2"]
         await pilot.press("slash")
@@ -103,23 +93,23 @@ async def test_slash_filters_by_text_and_label(plane: ControlPlane, client: Clie
         assert [r[1] for r in table.visible_rows()] == ["db-1"]
         # A pod that starts to match while filtered appears; one that stops matching goes.
         await make_pod(client, "db-2", labels={"app": "db"})
-        await until(lambda: [r[1] for r in table.visible_rows()] == ["db-1", "db-2"])
+        await eventually(lambda: [r[1] for r in table.visible_rows()] == ["db-1", "db-2"])
         await client.patch(kinds.POD, "db-1", {"metadata": {"labels": {"app": "x"}}}, "default")
-        await until(lambda: [r[1] for r in table.visible_rows()] == ["db-2"])
+        await eventually(lambda: [r[1] for r in table.visible_rows()] == ["db-2"])
         await pilot.press("escape")  # clears the filter
-        await until(lambda: len(table.shown) == 4)
+        await eventually(lambda: len(table.shown) == 4)
 
 
 async def test_plus_minus_scale_by_one(plane: ControlPlane, client: Client) -> None:
     await make_deployment(client, "web", replicas=2)
     async with console(plane, view="deploy") as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         await pilot.press("plus")
         await eventually(lambda: _eq(replicas(client), 3))
-        await until(lambda: app.table.visible_rows()[0][2] == "0/3")  # live, no refresh key
+        await eventually(lambda: app.table.visible_rows()[0][2] == "0/3")  # live, no refresh key
         await pilot.press("minus")
         await eventually(lambda: _eq(replicas(client), 2))
-        await until(noted(app, "scaled to 2"))
+        await eventually(noted(app, "scaled to 2"))
 
 
 async def _eq(coro, value) -> bool:  # type: ignore[no-untyped-def]
@@ -129,24 +119,24 @@ async def _eq(coro, value) -> bool:  # type: ignore[no-untyped-def]
 async def test_s_scales_to_a_typed_number(plane: ControlPlane, client: Client) -> None:
     await make_deployment(client, "web", replicas=2)
     async with console(plane, view="deploy") as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         await pilot.press("s")
-        await until(lambda: isinstance(app.screen, PromptScreen))
+        await eventually(lambda: isinstance(app.screen, PromptScreen))
         app.screen.query_one(Input).value = ""
         await pilot.press(*"7", "enter")
         await eventually(lambda: _eq(replicas(client), 7))
         await pilot.press("s")
-        await until(lambda: isinstance(app.screen, PromptScreen))
+        await eventually(lambda: isinstance(app.screen, PromptScreen))
         app.screen.query_one(Input).value = ""
         await pilot.press(*"-3", "enter")
-        await until(noted(app, "replicas must be >= 0", "error"))
+        await eventually(noted(app, "replicas must be >= 0", "error"))
         assert await replicas(client) == 7
 
 
 async def test_scale_keys_only_where_they_apply(plane: ControlPlane, client: Client) -> None:
     await make_pod(client, "web-1")
     async with console(plane) as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         await pilot.press("plus")
         await pilot.pause(0.2)
         assert not app._notifications
@@ -156,14 +146,14 @@ async def test_scale_keys_only_where_they_apply(plane: ControlPlane, client: Cli
 async def test_c_and_u_cordon_and_uncordon(plane: ControlPlane, client: Client) -> None:
     await make_node(client, "node-1")
     async with console(plane, view="no") as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         await pilot.press("c")
         await eventually(lambda: unschedulable(client, "node-1"))
-        await until(lambda: app.table.visible_rows()[0][6] == "cordoned")
+        await eventually(lambda: app.table.visible_rows()[0][6] == "cordoned")
         await pilot.press("u")
         await eventually(lambda: _not(unschedulable(client, "node-1")))
-        await until(lambda: app.table.visible_rows()[0][6] == "")
-        await until(noted(app, "node/node-1 uncordoned"))
+        await eventually(lambda: app.table.visible_rows()[0][6] == "")
+        await eventually(noted(app, "node/node-1 uncordoned"))
 
 
 async def _not(coro) -> bool:  # type: ignore[no-untyped-def]
@@ -173,28 +163,28 @@ async def _not(coro) -> bool:  # type: ignore[no-untyped-def]
 async def test_ctrl_d_deletes_after_confirmation(plane: ControlPlane, client: Client) -> None:
     await make_pod(client, "web-1")
     async with console(plane) as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         await pilot.press("ctrl+d")
-        await until(lambda: isinstance(app.screen, ConfirmScreen))
+        await eventually(lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("n")
         await pilot.pause(0.2)
         assert (await client.get(kinds.POD, "web-1", "default"))["metadata"]["name"] == "web-1"
         await pilot.press("ctrl+d")
-        await until(lambda: isinstance(app.screen, ConfirmScreen))
+        await eventually(lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
-        await until(lambda: len(app.table.shown) == 0)
+        await eventually(lambda: len(app.table.shown) == 0)
         with pytest.raises(ApiError) as e:
             await client.get(kinds.POD, "web-1", "default")
         assert e.value.code == 404
-        await until(noted(app, 'pod "web-1" deleted'))
+        await eventually(noted(app, 'pod "web-1" deleted'))
 
 
 async def test_y_shows_yaml(plane: ControlPlane, client: Client) -> None:
     await make_deployment(client, "web")
     async with console(plane, view="deploy") as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         await pilot.press("y")
-        await until(lambda: isinstance(app.screen, TextScreen))
+        await eventually(lambda: isinstance(app.screen, TextScreen))
         text = app.screen.text
         assert "kind: Deployment" in text and "name: web" in text and "replicas: 2" in text
         await pilot.press("escape")
@@ -214,9 +204,9 @@ async def test_d_describes_with_events(plane: ControlPlane, client: Client) -> N
         ),
     )
     async with console(plane) as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         await pilot.press("d")
-        await until(lambda: isinstance(app.screen, TextScreen))
+        await eventually(lambda: isinstance(app.screen, TextScreen))
         text = app.screen.text
         assert "Name:         web-1" in text
         assert "BackOff" in text and "Back-off restarting failed container" in text
@@ -225,9 +215,9 @@ async def test_d_describes_with_events(plane: ControlPlane, client: Client) -> N
 async def test_r_restarts_a_rollout(plane: ControlPlane, client: Client) -> None:
     await make_deployment(client, "web")
     async with console(plane, view="deploy") as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         await pilot.press("r")
-        await until(noted(app, "deployment.apps/web restarted"))
+        await eventually(noted(app, "deployment.apps/web restarted"))
         obj = await client.get(kinds.DEPLOYMENT, "web", "default")
         annotations = obj["spec"]["template"]["metadata"]["annotations"]
         assert "kubectl.kubernetes.io/restartedAt" in annotations
@@ -252,9 +242,9 @@ async def test_u_undoes_a_rollout(plane: ControlPlane, client: Client) -> None:
     await client.patch(kinds.DEPLOYMENT, "web", patch, "default", patch_type="strategic")
     await eventually(lambda: _eq(revision(), "2"))
     async with console(plane, view="deploy") as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         await pilot.press("u")
-        await until(noted(app, "rolled back to revision 1"))
+        await eventually(noted(app, "rolled back to revision 1"))
         assert await image() == "pilothouse/busybox:latest"
         await eventually(lambda: _eq(revision(), "3"))
 
@@ -262,19 +252,22 @@ async def test_u_undoes_a_rollout(plane: ControlPlane, client: Client) -> None:
 async def test_u_without_history_says_so(plane: ControlPlane, client: Client) -> None:
     await make_deployment(client, "web")
     async with console(plane, view="deploy") as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         await pilot.press("u")
-        await until(noted(app, "no rollout history", "error"))
+        await eventually(noted(app, "no rollout history", "error"))
 
 
 async def test_l_logs_reports_the_api_error(plane: ControlPlane, client: Client) -> None:
     await make_pod(client, "web-1")
     async with console(plane) as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         await pilot.press("l")
-        await until(lambda: isinstance(app.screen, LogScreen))
-        # The API server has no pods/log yet: the console must say so, not hang.
-        await until(lambda: any(n.severity == "error" for n in app._notifications))
+        await eventually(lambda: isinstance(app.screen, LogScreen))
+        # The pod has no node, so the API server has no logs to give: the console
+        # shows the API's own error, not hang.
+        await eventually(
+            noted(app, "logs: BadRequest (400): pod web-1 does not have a host assigned", "error")
+        )
         screen = app.screen
         assert isinstance(screen, LogScreen)
         assert screen.options["follow"] is False
@@ -287,10 +280,10 @@ async def test_x_says_when_the_terminal_cannot_be_handed_over(
 ) -> None:
     await make_pod(client, "web-1")
     async with console(plane) as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         await pilot.press("x")
         # Pilot's headless driver cannot suspend (tests/tui/test_shell.py pretends it can).
-        await until(noted(app, "cannot be handed over", "error"))
+        await eventually(noted(app, "cannot be handed over", "error"))
 
 
 async def test_a_applies_a_manifest(plane: ControlPlane, client: Client, tmp_path: Path) -> None:
@@ -303,16 +296,16 @@ async def test_a_applies_a_manifest(plane: ControlPlane, client: Client, tmp_pat
     bad.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: broken\nspec: {}\n")
     async with console(plane) as (app, pilot):
         await pilot.press("a")
-        await until(lambda: isinstance(app.screen, PromptScreen))
+        await eventually(lambda: isinstance(app.screen, PromptScreen))
         app.screen.query_one(Input).value = str(manifest)
         await pilot.press("enter")
-        await until(noted(app, "configmap/conf created"))
+        await eventually(noted(app, "configmap/conf created"))
         assert (await client.get(kinds.CONFIGMAP, "conf", "default"))["data"] == {"a": "1"}
         await pilot.press("a")
-        await until(lambda: isinstance(app.screen, PromptScreen))
+        await eventually(lambda: isinstance(app.screen, PromptScreen))
         app.screen.query_one(Input).value = str(bad)
         await pilot.press("enter")
-        await until(noted(app, "Invalid", "error"))
+        await eventually(noted(app, "Invalid", "error"))
 
 
 async def test_e_edits_and_applies(
@@ -320,13 +313,13 @@ async def test_e_edits_and_applies(
 ) -> None:
     await make_deployment(client, "web", replicas=2)
     async with console(plane, view="deploy") as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         # The headless driver cannot suspend; stand in for the editor.
         monkeypatch.setattr(
             app, "run_editor", lambda text: text.replace("replicas: 2", "replicas: 6")
         )
         await pilot.press("e")
-        await until(noted(app, "deployment.apps/web edited"))
+        await eventually(noted(app, "deployment.apps/web edited"))
         assert await replicas(client) == 6
 
 
@@ -335,7 +328,7 @@ async def test_e_reports_a_conflict(
 ) -> None:
     await make_deployment(client, "web", replicas=2)
     async with console(plane, view="deploy") as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
 
         def edit_while_someone_scales(text: str) -> str:
             import asyncio
@@ -355,14 +348,14 @@ async def test_e_reports_a_conflict(
         monkeypatch.setattr(actions, "replace_edited", slow_replace)
         monkeypatch.setattr(app, "run_editor", edit_while_someone_scales)
         await pilot.press("e")
-        await until(noted(app, "Conflict", "error"))
+        await eventually(noted(app, "Conflict", "error"))
         assert await replicas(client) == 9
 
 
 async def test_question_mark_shows_keys_with_ids(plane: ControlPlane) -> None:
     async with console(plane, view="deploy") as (app, pilot):
         await pilot.press("question_mark")
-        await until(lambda: isinstance(app.screen, HelpScreen))
+        await eventually(lambda: isinstance(app.screen, HelpScreen))
         ids = {row[1] for row in app.screen.rows}
         assert {"scale_up", "scale_down", "scale", "delete", "restart", "undo", "yaml"} <= ids
         assert "cordon" not in ids  # not on deployments
@@ -371,7 +364,7 @@ async def test_question_mark_shows_keys_with_ids(plane: ControlPlane) -> None:
 async def test_keymap_remaps_by_binding_id(plane: ControlPlane, client: Client) -> None:
     await make_deployment(client, "web", replicas=2)
     async with console(plane, view="deploy", keymap={"scale_up": "ctrl+up"}) as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         await pilot.press("ctrl+up")
         await eventually(lambda: _eq(replicas(client), 3))
 
@@ -379,7 +372,7 @@ async def test_keymap_remaps_by_binding_id(plane: ControlPlane, client: Client) 
 async def test_readonly_hides_mutating_actions(plane: ControlPlane, client: Client) -> None:
     await make_deployment(client, "web", replicas=2)
     async with console(plane, view="deploy", readonly=True) as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         footer_keys = {b.binding.action for b in app.main.active_bindings.values()}
         assert "scale_up" not in footer_keys and "delete" not in footer_keys
         assert "yaml" in footer_keys and "describe" in footer_keys
@@ -422,9 +415,9 @@ async def test_the_footer_follows_the_view(plane: ControlPlane) -> None:
         return {str(k.key) for k in app.main.query_one(Footer).children}
 
     async with console(plane) as (app, pilot):
-        await until(lambda: "l" in shown(app))  # logs, on pods
+        await eventually(lambda: "l" in shown(app))  # logs, on pods
         assert "plus" not in shown(app)
         await pilot.press("colon", *"deploy", "enter")
-        await until(lambda: "plus" in shown(app) and "l" not in shown(app))
+        await eventually(lambda: "plus" in shown(app) and "l" not in shown(app))
         await pilot.press("colon", *"no", "enter")
-        await until(lambda: "c" in shown(app) and "plus" not in shown(app))
+        await eventually(lambda: "c" in shown(app) and "plus" not in shown(app))

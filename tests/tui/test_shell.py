@@ -18,9 +18,9 @@ from textual.drivers.headless_driver import HeadlessDriver
 from console.tui.app import run_with_terminal
 from console.tui.screens import TextScreen
 from tests.cluster import HollowCluster, hollow_pod
+from tests.polling import eventually
 from tests.terminal import Terminal
 from tests.tui.conftest import console, noted
-from tests.tui.helpers import until
 
 
 @pytest.fixture
@@ -63,17 +63,17 @@ async def test_x_runs_a_shell_with_the_terminal_handed_over(
     calls: list[list[str]] = []
     runner = recorder(driver_events, calls)
     async with console(cluster.plane, shell_runner=runner) as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         await pilot.press("x")
-        await until(lambda: calls)
+        await eventually(lambda: calls)
         assert driver_events == ["suspend", "run", "resume"]
         await pilot.pause()
         assert app.screen is app.main and app.view.name == "pods"  # back where it was
         # The same from the pod's describe screen.
         await pilot.press("d")
-        await until(lambda: isinstance(app.screen, TextScreen))
+        await eventually(lambda: isinstance(app.screen, TextScreen))
         await pilot.press("x")
-        await until(lambda: len(calls) == 2)
+        await eventually(lambda: len(calls) == 2)
     argv = calls[0]
     assert argv == calls[1]
     assert argv[argv.index("exec") :][:7] == [
@@ -109,9 +109,9 @@ async def test_x_shows_why_the_shell_failed(
     error = b'Error from server (NotFound): pods "web" not found\n'
     runner = recorder(driver_events, calls, code=1, stderr=error)
     async with console(cluster.plane, shell_runner=runner) as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         await pilot.press("x")
-        await until(noted(app, 'pods "web" not found', "error"))
+        await eventually(noted(app, 'pods "web" not found', "error"))
         assert driver_events == ["suspend", "run", "resume"]
 
 
@@ -120,11 +120,11 @@ async def test_x_is_hidden_when_read_only(cluster: HollowCluster, driver_events:
     async with console(
         cluster.plane, readonly=True, shell_runner=recorder(driver_events, calls)
     ) as (app, pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         assert app.main.check_action("shell", ()) is False
         await pilot.press("x")
         await pilot.press("d")
-        await until(lambda: isinstance(app.screen, TextScreen))
+        await eventually(lambda: isinstance(app.screen, TextScreen))
         assert app.screen.check_action("shell", ()) is False
         await pilot.press("x")
         await pilot.pause()

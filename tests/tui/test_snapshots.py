@@ -36,6 +36,7 @@ from control.api import registry
 from control.client import Client
 from control.config import load_config
 from control.objects import kinds
+from tests.polling import eventually
 from tests.tui.helpers import (
     endpoints_manifest,
     event_manifest,
@@ -44,7 +45,6 @@ from tests.tui.helpers import (
     make_node,
     make_pod,
     service_manifest,
-    until,
 )
 
 SIZE = (160, 32)
@@ -131,11 +131,11 @@ def columns_fit(table: ResourceTable) -> bool:
 
 async def settled(app: PilothouseApp, rows: int) -> None:
     """Every row listed and drawn, the header filled in."""
-    await until(lambda: app.server_version and len(app.table.shown) == rows, within=15)
-    await until(lambda: columns_fit(app.table))
-    await until(lambda: all(c.synced.is_set() for c in app.caches.values()), within=15)
+    await eventually(lambda: app.server_version and len(app.table.shown) == rows, within=15)
+    await eventually(lambda: columns_fit(app.table))
+    await eventually(lambda: all(c.synced.is_set() for c in app.caches.values()), within=15)
     app.update_health()
-    await until(lambda: "(loading" not in str(app.main.query_one("#title").render()))
+    await eventually(lambda: "(loading" not in str(app.main.query_one("#title").render()))
 
 
 Snap = Callable[..., bool]
@@ -159,7 +159,7 @@ def test_help(snap_compare: Snap, socket: str) -> None:
         assert isinstance(app, PilothouseApp)
         await settled(app, ROWS["deployments"])
         await pilot.press("question_mark")
-        await until(lambda: isinstance(app.screen, HelpScreen))
+        await eventually(lambda: isinstance(app.screen, HelpScreen))
 
     assert snap_compare(make_app(socket, "deployments"), terminal_size=SIZE, run_before=run_before)
 
@@ -170,7 +170,7 @@ def test_yaml(snap_compare: Snap, socket: str) -> None:
         assert isinstance(app, PilothouseApp)
         await settled(app, ROWS["deployments"])
         await pilot.press("y")  # on api, the first row
-        await until(lambda: isinstance(app.screen, TextScreen))
+        await eventually(lambda: isinstance(app.screen, TextScreen))
 
     assert snap_compare(make_app(socket, "deployments"), terminal_size=SIZE, run_before=run_before)
 
@@ -181,6 +181,6 @@ def test_describe(snap_compare: Snap, socket: str) -> None:
         assert isinstance(app, PilothouseApp)
         await settled(app, ROWS["pods"])
         await pilot.press("d")  # on api-1, the first row
-        await until(lambda: isinstance(app.screen, TextScreen))
+        await eventually(lambda: isinstance(app.screen, TextScreen))
 
     assert snap_compare(make_app(socket, "pods"), terminal_size=SIZE, run_before=run_before)

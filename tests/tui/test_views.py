@@ -6,6 +6,7 @@ from console.tui.table import ResourceTable
 from control.client import Client
 from control.controlplane import ControlPlane
 from control.objects import kinds
+from tests.polling import eventually
 from tests.tui.conftest import console
 from tests.tui.helpers import (
     endpoints_manifest,
@@ -15,7 +16,6 @@ from tests.tui.helpers import (
     make_node,
     make_pod,
     service_manifest,
-    until,
 )
 
 
@@ -34,7 +34,7 @@ async def test_pods_view_rows(plane: ControlPlane, client: Client) -> None:
         assert table.spec.headers == [
             "NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "NODE", "IP", "AGE",
         ]  # fmt: skip
-        await until(lambda: len(table.shown) == 3)
+        await eventually(lambda: len(table.shown) == 3)
         assert rows_without_age(table) == [
             ["default", "crash-1", "0/1", "CrashLoopBackOff", "4", "node-1", "10.244.0.5"],
             ["default", "pull-1", "0/1", "ErrImagePull", "0", "node-1", "10.244.0.5"],
@@ -48,10 +48,10 @@ async def test_pods_view_follows_the_watch_by_keyed_diffs(
     await make_pod(client, "a")
     async with console(plane) as (app, _pilot):
         table = app.table
-        await until(lambda: len(table.shown) == 1)
+        await eventually(lambda: len(table.shown) == 1)
         row_a = table.rows_all["default/a"]
         await make_pod(client, "b", phase="Pending", waiting="ContainerCreating")
-        await until(lambda: [r[1] for r in table.visible_rows()] == ["a", "b"])
+        await eventually(lambda: [r[1] for r in table.visible_rows()] == ["a", "b"])
         assert table.rows_all["default/a"] is row_a  # an unchanged row is left alone
         await client.patch(
             kinds.POD,
@@ -60,10 +60,10 @@ async def test_pods_view_follows_the_watch_by_keyed_diffs(
             "default",
             sub="status",
         )  # fmt: skip
-        await until(lambda: table.visible_rows()[1][3] == "Running")
+        await eventually(lambda: table.visible_rows()[1][3] == "Running")
         assert table.visible_rows()[1][2] == "1/1"
         await client.delete(kinds.POD, "a", "default")
-        await until(lambda: [r[1] for r in table.visible_rows()] == ["b"])
+        await eventually(lambda: [r[1] for r in table.visible_rows()] == ["b"])
 
 
 async def test_nodes_view_rows(plane: ControlPlane, client: Client) -> None:
@@ -74,7 +74,7 @@ async def test_nodes_view_rows(plane: ControlPlane, client: Client) -> None:
     await make_pod(client, "p2", node="node-1")
     async with console(plane, view="nodes") as (app, _pilot):
         table = app.table
-        await until(lambda: len(table.shown) == 2 and table.visible_rows()[0][5] == "2/110")
+        await eventually(lambda: len(table.shown) == 2 and table.visible_rows()[0][5] == "2/110")
         rows = rows_without_age(table)
         name, status, roles, cpu, mem, pods, cordon = rows[0]
         assert (name, status, roles, pods, cordon) == ("node-1", "Ready", "worker", "2/110", "")
@@ -82,7 +82,7 @@ async def test_nodes_view_rows(plane: ControlPlane, client: Client) -> None:
         assert cpu[-1] in "▁▂▃▄▅▆▇█"  # the sparkline
         assert rows[1][:3] == ["node-2", "NotReady,SchedulingDisabled", "worker"]
         assert rows[1][5:] == ["0/110", "cordoned"]
-        await until(lambda: "nodes 1/2 ready" in str(app.main.query_one("#health").render()))
+        await eventually(lambda: "nodes 1/2 ready" in str(app.main.query_one("#health").render()))
 
 
 async def test_deployments_view_rows(plane: ControlPlane, client: Client) -> None:
@@ -94,20 +94,20 @@ async def test_deployments_view_rows(plane: ControlPlane, client: Client) -> Non
             ["default", "api", "0/0", "0", "0", "scaled to 0"],
             ["default", "web", "0/2", "2", "0", "░░░░░░░░░░ 0/2"],
         ]
-        await until(lambda: rows_without_age(app.table) == want)
+        await eventually(lambda: rows_without_age(app.table) == want)
 
 
 async def test_services_view_counts_endpoints(plane: ControlPlane, client: Client) -> None:
     # No selector: its Endpoints are the user's to write, not the controller's.
     await client.create(kinds.SERVICE, service_manifest("ext", selector=False))
     async with console(plane, view="svc") as (app, _pilot):
-        await until(lambda: len(app.table.shown) == 1)
+        await eventually(lambda: len(app.table.shown) == 1)
         row = app.table.visible_rows()[0]
         assert row[:3] == ["default", "ext", "ClusterIP"]
         assert row[3].count(".") == 3  # an allocated ClusterIP
         assert row[4:6] == ["80/TCP", "0"]
         await client.create(kinds.ENDPOINTS, endpoints_manifest("ext", ["192.0.2.5", "192.0.2.6"]))
-        await until(lambda: app.table.visible_rows()[0][5] == "2")
+        await eventually(lambda: app.table.visible_rows()[0][5] == "2")
 
 
 async def test_ingress_view_has_a_row_per_host_and_path(
@@ -119,7 +119,7 @@ async def test_ingress_view_has_a_row_per_host_and_path(
     }
     await client.create(kinds.INGRESS, ingress_manifest("site", rules, tls=["a.test"]))
     async with console(plane, view="ing") as (app, _pilot):
-        await until(lambda: len(app.table.shown) == 3)
+        await eventually(lambda: len(app.table.shown) == 3)
         assert app.table.visible_rows() == [
             ["default", "site", "a.test", "/ (Prefix)", "web:80", "yes", "0"],
             ["default", "site", "a.test", "/api (Exact)", "api:8080", "yes", "0"],
@@ -141,7 +141,7 @@ async def test_events_view_sorted_by_last_seen_with_warnings(
         )
     async with console(plane, view="ev") as (app, _pilot):
         table = app.table
-        await until(lambda: len(table.shown) == 3)
+        await eventually(lambda: len(table.shown) == 3)
         assert [r[3] for r in table.visible_rows()] == ["BackOff", "Pulled", "Scheduled"]
         first = table.get_row_at(0)
         assert "yellow" in str(first[2].style)  # the warning is highlighted
