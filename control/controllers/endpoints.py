@@ -17,6 +17,7 @@ from typing import Any
 from control.config import Config
 from control.controllers.base import run_workers
 from control.controllers.nodelifecycle import Informers
+from control.controllers.podstate import is_pod_active, is_pod_ready
 from control.errors import ApiError
 from control.machinery.queue import WorkQueue
 from control.objects.kinds import ENDPOINTS, POD, SERVICE, object_key
@@ -34,13 +35,6 @@ def namespace_index(obj: Obj) -> list[str]:
     return [str((obj.get("metadata") or {}).get("namespace") or "")]
 
 
-def pod_ready(pod: Obj) -> bool:
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return bool(c.get("status") == "True")
-    return False
-
-
 def _endpoint_view(pod: Obj) -> tuple[Any, ...]:
     """What of a pod its endpoints depend on."""
     meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
@@ -49,7 +43,7 @@ def _endpoint_view(pod: Obj) -> tuple[Any, ...]:
         meta.get("deletionTimestamp"),
         status.get("podIP"),
         status.get("phase"),
-        pod_ready(pod),
+        is_pod_ready(pod),
         spec.get("nodeName"),
         spec.get("hostname"),
         spec.get("subdomain"),
@@ -79,11 +73,7 @@ def desired_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
     for pod in pods:
         meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
         ip = status.get("podIP")
-        if (
-            not ip
-            or meta.get("deletionTimestamp")
-            or status.get("phase") in ("Succeeded", "Failed")
-        ):
+        if not ip or not is_pod_active(pod):
             continue
         ports: list[tuple[str, int, str]] = []
         for sp in svc_spec.get("ports") or []:
@@ -106,7 +96,7 @@ def desired_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
         if spec.get("hostname") and spec.get("subdomain") == svc_name:
             address["hostname"] = spec["hostname"]
         ready, not_ready = groups.setdefault(tuple(sorted(ports)), ([], []))
-        (ready if publish_not_ready or pod_ready(pod) else not_ready).append(address)
+        (ready if publish_not_ready or is_pod_ready(pod) else not_ready).append(address)
     subsets: list[Obj] = []
     for ports_key, (ready, not_ready) in sorted(groups.items()):
         subset: Obj = {}

@@ -30,7 +30,9 @@ from typing import Any, Protocol
 from control.api.registry import Registry, now_rfc3339
 from control.config import Config
 from control.controllers.base import run_workers
-from control.controllers.replicaset import parse_time
+from control.controllers.objectmeta import is_deleting
+from control.controllers.podstate import is_pod_ready
+from control.controllers.timestamps import parse_time
 from control.errors import ApiError
 from control.machinery.events import EventRecorder
 from control.machinery.indexes import NODE_NAME_INDEX, pod_node_name
@@ -252,8 +254,7 @@ class NodeLifecycleController:
         now = now_rfc3339()
         for pod in self.pods.by_index(NODE_NAME_INDEX, node):
             meta = pod["metadata"]
-            conditions = (pod.get("status") or {}).get("conditions") or []
-            if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+            if not is_pod_ready(pod):
                 continue
             uid = meta.get("uid")
 
@@ -334,7 +335,7 @@ class NodeLifecycleController:
         force = status == "Unknown"  # nobody can confirm the pod stopped
         again: float | None = None
         for pod in self.pods.by_index(NODE_NAME_INDEX, name):
-            if pod["metadata"].get("deletionTimestamp"):
+            if is_deleting(pod):
                 continue
             allowed = toleration_seconds(pod, taints, self.eviction_timeout)
             if allowed is None:

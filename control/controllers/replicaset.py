@@ -1,9 +1,4 @@
-"""The ReplicaSet controller: keeps `spec.replicas` active pods per ReplicaSet.
-
-It also holds what the workload controllers share: controller references and
-claiming (adopt orphans, release strays), pod activity, readiness and
-availability, and client-go's expectations.
-"""
+"""The ReplicaSet controller: keeps `spec.replicas` active pods per ReplicaSet."""
 
 from __future__ import annotations
 
@@ -11,20 +6,35 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from control import errors
-from control.api.registry import Registry
 from control.config import Config
 from control.controllers.base import run_workers
+from control.controllers.expectations import Expectations
+from control.controllers.objectmeta import is_deleting, labels_of, meta
+from control.controllers.ownership import (
+    CONTROLLER_UID_INDEX,
+    ORPHAN_INDEX,
+    claim,
+    controller_ref,
+    controller_uid_index,
+    orphan_index,
+    owner_reference,
+    selector_of,
+)
+from control.controllers.podstate import (
+    TERMINAL_PHASES,
+    available_in,
+    is_pod_active,
+    is_pod_ready,
+)
+from control.controllers.timestamps import parse_time
 from control.errors import ApiError
 from control.machinery.events import EventRecorder
 from control.machinery.queue import WorkQueue
-from control.objects.kinds import POD, REPLICASET, ResourceType, object_key
-from control.objects.selectors import LabelSelector, SelectorError, selector_from_match
+from control.objects.conditions import ready_condition
+from control.objects.kinds import POD, REPLICASET, object_key
 
 if TYPE_CHECKING:
     from control.controllers.manager import ControllerManager
@@ -34,171 +44,11 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 COMPONENT = "replicaset-controller"
-# Index of objects by the uid of their controller (ownerReference with controller: true).
-CONTROLLER_UID_INDEX = "controller-uid"
-# Index of objects without a controller, by namespace: candidates for adoption.
-ORPHAN_INDEX = "orphans"
 # At most this many creates or deletes per sync, as Kubernetes' burstReplicas.
 BURST_REPLICAS = 500
-# Expectations older than this are presumed lost (a missed watch event) and ignored.
-EXPECTATIONS_TTL = 300.0
-
-
-# -- ownership ---------------------------------------------------------------
-
-
-def meta(obj: Obj) -> dict[str, Any]:
-    m = obj.get("metadata")
-    return m if isinstance(m, dict) else {}
-
-
-def controller_ref(obj: Obj) -> dict[str, Any] | None:
-    for ref in meta(obj).get("ownerReferences") or ():
-        if isinstance(ref, dict) and ref.get("controller"):
-            return ref
-    return None
-
-
-def controller_uid_index(obj: Obj) -> list[str]:
-    ref = controller_ref(obj)
-    return [str(ref["uid"])] if ref and ref.get("uid") else []
-
-
-def orphan_index(obj: Obj) -> list[str]:
-    return [] if controller_ref(obj) else [str(meta(obj).get("namespace") or "")]
-
-
-def owner_reference(owner: Obj, rt: ResourceType) -> dict[str, Any]:
-    """A controller ownerReference to `owner`, as a workload controller sets it."""
-    m = meta(owner)
-    return {
-        "apiVersion": rt.api_version,
-        "kind": rt.kind,
-        "name": m.get("name"),
-        "uid": m.get("uid"),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def is_deleting(obj: Obj) -> bool:
-    return bool(meta(obj).get("deletionTimestamp"))
-
-
-def labels_of(obj: Obj) -> dict[str, str]:
-    return meta(obj).get("labels") or {}
-
-
-def selector_of(obj: Obj) -> LabelSelector | None:
-    """The compiled `spec.selector`, or None when it is unusable."""
-    try:
-        return selector_from_match((obj.get("spec") or {}).get("selector"))
-    except SelectorError as e:
-        log.warning("%s: invalid selector: %s", object_key(obj), e)
-        return None
-
-
-async def claim(
-    registry: Registry,
-    rt: ResourceType,
-    owner: Obj,
-    owner_rt: ResourceType,
-    selector: LabelSelector,
-    candidates: Iterable[Obj],
-) -> list[Obj]:
-    """The candidates `owner` controls, after adopting matching orphans and
-    releasing owned objects the selector no longer matches (client-go's
-    ControllerRefManager)."""
-    uid = meta(owner).get("uid")
-    owner_deleting = is_deleting(owner)
-    claimed: list[Obj] = []
-    for obj in candidates:
-        ref = controller_ref(obj)
-        matches = selector.matches(labels_of(obj))
-        if ref is not None:
-            if ref.get("uid") != uid:
-                continue
-            if matches:
-                claimed.append(obj)
-            elif not owner_deleting:
-                await _release(registry, rt, obj, str(uid))
-            continue
-        if owner_deleting or is_deleting(obj) or not matches:
-            continue
-        adopted = await _adopt(registry, rt, obj, owner_reference(owner, owner_rt), selector)
-        if adopted is not None:
-            claimed.append(adopted)
-    return claimed
-
-
-async def _adopt(
-    registry: Registry, rt: ResourceType, obj: Obj, ref: dict[str, Any], selector: LabelSelector
-) -> Obj | None:
-    m = meta(obj)
-
-    def add_ref(current: Obj) -> Obj:
-        if controller_ref(current) is not None or not selector.matches(labels_of(current)):
-            raise errors.conflict(rt.plural, str(m.get("name")), rt.group, "no longer an orphan")
-        cm = current.setdefault("metadata", {})
-        cm["ownerReferences"] = [*(cm.get("ownerReferences") or []), ref]
-        return current
-
-    try:
-        kv = await registry.patch(rt, m.get("namespace"), str(m.get("name")), add_ref)
-    except ApiError as e:
-        if e.code in (404, 409):
-            return None
-        raise
-    log.info("%s %s adopted by %s %s", rt.kind, object_key(obj), ref["kind"], ref["name"])
-    return kv.obj
-
-
-async def _release(registry: Registry, rt: ResourceType, obj: Obj, owner_uid: str) -> None:
-    m = meta(obj)
-
-    def drop_ref(current: Obj) -> Obj:
-        cm = current.setdefault("metadata", {})
-        refs = [r for r in cm.get("ownerReferences") or [] if r.get("uid") != owner_uid]
-        if refs:
-            cm["ownerReferences"] = refs
-        else:
-            cm.pop("ownerReferences", None)
-        return current
-
-    try:
-        await registry.patch(rt, m.get("namespace"), str(m.get("name")), drop_ref)
-    except ApiError as e:
-        if e.code != 404:
-            raise
 
 
 # -- pods ----------------------------------------------------------------------
-
-
-def parse_time(value: Any) -> float | None:
-    """Seconds since the epoch of an RFC 3339 timestamp, or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-_TERMINAL_PHASES = ("Succeeded", "Failed")
-
-
-def is_pod_active(pod: Obj) -> bool:
-    """Counts toward replicas: not terminating, not Succeeded or Failed."""
-    phase = (pod.get("status") or {}).get("phase")
-    return phase not in _TERMINAL_PHASES and not is_deleting(pod)
-
-
-def _ready_condition(pod: Obj) -> dict[str, Any] | None:
-    for c in (pod.get("status") or {}).get("conditions") or ():
-        if c.get("type") == "Ready":
-            return c
-    return None
 
 
 def _sync_view(pod: Obj) -> tuple[Any, ...]:
@@ -206,37 +56,15 @@ def _sync_view(pod: Obj) -> tuple[Any, ...]:
     labels, deletion, a terminal phase (these three make it active or not), and
     its readiness with its time (for availability). A change elsewhere needs no sync."""
     m = meta(pod)
-    ready = _ready_condition(pod) or {}
+    ready = ready_condition(pod) or {}
     return (
         m.get("ownerReferences"),
         m.get("labels"),
         bool(m.get("deletionTimestamp")),
-        (pod.get("status") or {}).get("phase") in _TERMINAL_PHASES,
+        (pod.get("status") or {}).get("phase") in TERMINAL_PHASES,
         ready.get("status"),
         ready.get("lastTransitionTime"),
     )
-
-
-def is_pod_ready(pod: Obj) -> bool:
-    c = _ready_condition(pod)
-    return c is not None and c.get("status") == "True"
-
-
-def available_in(pod: Obj, min_ready_seconds: int, now: float) -> float | None:
-    """Seconds until a ready pod counts as available (0: it is), or None if it is not ready."""
-    c = _ready_condition(pod)
-    if c is None or c.get("status") != "True":
-        return None
-    if min_ready_seconds <= 0:
-        return 0.0
-    since = parse_time(c.get("lastTransitionTime"))
-    if since is None:
-        return 0.0
-    return max(0.0, since + min_ready_seconds - now)
-
-
-def is_pod_available(pod: Obj, min_ready_seconds: int, now: float) -> bool:
-    return available_in(pod, min_ready_seconds, now) == 0.0
 
 
 def restart_count(pod: Obj) -> int:
@@ -261,51 +89,6 @@ def deletion_rank(pod: Obj) -> tuple[int, int, int, float, int]:
         -(created if created is not None else float("inf")),
         -restart_count(pod),
     )
-
-
-# -- expectations --------------------------------------------------------------
-
-
-@dataclass
-class _Expected:
-    adds: int = 0
-    deletes: set[str] = field(default_factory=set)
-    since: float = field(default_factory=time.monotonic)
-
-
-class Expectations:
-    """client-go's (UID-tracking) ControllerExpectations.
-
-    A controller records the creates and deletes it issues; its informer's
-    events lower them. Until they are all seen, the cache does not reflect the
-    controller's own writes, and acting on it would create or delete twice.
-    """
-
-    def __init__(self, ttl: float = EXPECTATIONS_TTL) -> None:
-        self._ttl = ttl
-        self._by_key: dict[str, _Expected] = {}
-
-    def satisfied(self, key: str) -> bool:
-        e = self._by_key.get(key)
-        if e is None or (e.adds <= 0 and not e.deletes):
-            return True
-        return time.monotonic() - e.since > self._ttl
-
-    def expect(self, key: str, adds: int = 0, deletes: Iterable[str] = ()) -> None:
-        self._by_key[key] = _Expected(adds, set(deletes))
-
-    def creation_observed(self, key: str) -> None:
-        e = self._by_key.get(key)
-        if e is not None and e.adds > 0:
-            e.adds -= 1
-
-    def deletion_observed(self, key: str, pod_key: str) -> None:
-        e = self._by_key.get(key)
-        if e is not None:
-            e.deletes.discard(pod_key)
-
-    def forget(self, key: str) -> None:
-        self._by_key.pop(key, None)
 
 
 async def slow_start(count: int, make: Callable[[], Awaitable[None]], initial: int = 1) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 from console.cli.main import build_parser
 from control.api.registry import Registry
-from control.controllers.deployment import deployment_complete
+from control.controllers.deployment.progress import deployment_complete
 from control.controlplane import ControlPlane
 from control.errors import ApiError
 from control.objects.kinds import DEPLOYMENT, EVENT, POD, REPLICASET

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from console.cli.commands import UsageError
-from control.controllers.deployment import pod_template_hash, resolve_fenceposts
-from control.controllers.replicaset import controller_ref
+from control.controllers.ownership import controller_ref
 from control.controlplane import ControlPlane
 from control.objects.kinds import DEPLOYMENT
 from control.objects.revisions import (
@@ -358,32 +357,3 @@ async def test_rollout_status_follows_the_rollout(
     assert lines[-1] == 'deployment "web" successfully rolled out'
     with pytest.raises(UsageError, match="rollout is not supported on pods"):
         await cli(plane, "rollout", "status", "pods/web")
-
-
-# -- units ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("surge", "unavailable", "desired", "expected"),
-    [
-        ("25%", "25%", 10, (3, 2)),
-        ("25%", "25%", 1, (1, 0)),
-        ("0%", "10%", 5, (0, 1)),  # rounded down to zero: at least one may be unavailable
-        (0, 0, 0, (0, 1)),
-        (2, "100%", 4, (2, 4)),
-    ],
-)
-def test_resolve_fenceposts(
-    surge: int | str, unavailable: int | str, desired: int, expected: tuple[int, int]
-) -> None:
-    assert resolve_fenceposts(surge, unavailable, desired) == expected
-
-
-def test_pod_template_hash_is_stable_and_short() -> None:
-    t1 = deployment()["spec"]["template"]
-    t2 = deployment(image="nginx:1.26")["spec"]["template"]
-    h = pod_template_hash(t1)
-    assert h == pod_template_hash(dict(reversed(list(t1.items()))))  # key order does not matter
-    assert h != pod_template_hash(t2)
-    assert h != pod_template_hash(t1, 1)  # a collision count gives another name
-    assert 1 <= len(h) <= 10 and not set(h) & set("aeiou")

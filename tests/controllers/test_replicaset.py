@@ -7,14 +7,10 @@ from typing import Any
 
 from control.api.registry import Registry, now_rfc3339
 from control.config import load_config
+from control.controllers.expectations import Expectations
 from control.controllers.manager import ControllerManager
-from control.controllers.replicaset import (
-    Expectations,
-    ReplicaSetController,
-    controller_ref,
-    deletion_rank,
-    slow_start,
-)
+from control.controllers.ownership import controller_ref
+from control.controllers.replicaset import ReplicaSetController, deletion_rank, slow_start
 from control.controlplane import ControlPlane
 from control.errors import ApiError
 from control.objects.kinds import DEPLOYMENT, NODE, POD, REPLICASET
