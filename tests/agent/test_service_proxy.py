@@ -1,0 +1,486 @@
+"""The service table, its nftables ruleset, and the proxy that loads it: units with a
+fake command runner, and e2e tests with the real nft in network namespaces the tests
+make and always delete."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from agent.network.conntrack import Flush, stale_flows
+from agent.network.nft import NftError, in_netns
+from agent.network.proxy import ServiceProxy
+from agent.network.proxyrules import ProxyConfig, plan, render_ruleset
+from agent.network.servicetable import (
+    Endpoint,
+    Service,
+    ServicePort,
+    ServiceTable,
+    ServiceTableError,
+    parse_endpoints,
+    parse_service,
+)
+
+log = logging.getLogger(__name__)
+
+
+def web_table() -> ServiceTable:
+    t = ServiceTable()
+    t.upsert_service(
+        Service(
+            "default",
+            "web",
+            type="NodePort",
+            cluster_ip="10.96.0.10",
+            ports=(ServicePort("http", "TCP", 80, 30080), ServicePort("dns", "UDP", 53)),
+        )
+    )
+    t.set_endpoints(
+        "default",
+        "web",
+        [
+            Endpoint("10.244.1.3", ports={"http": 8080, "dns": 5353}),
+            Endpoint("10.244.1.2", ports={"http": 8081}),
+            Endpoint("10.244.1.9", ready=False, serving=False, ports={"http": 8080}),
+        ],
+    )
+    return t
+
+
+def chain(ruleset: str, prefix: str, suffix: str = "") -> str:
+    """The rules of the one chain named prefix...suffix."""
+    pattern = r"\tchain (" + re.escape(prefix) + r"\S*" + re.escape(suffix) + r") \{\n(.*?)\n\t\}"
+    found = re.findall(pattern, ruleset, re.S)
+    assert len(found) == 1, f"{len(found)} chains match {prefix}...{suffix}"
+    return str(found[0][1])
+
+
+def map_elements(ruleset: str, name: str) -> list[str]:
+    m = re.search(r"\t(?:map|set) " + re.escape(name) + r" \{\n(.*?)\n\t\}", ruleset, re.S)
+    assert m, f"no map {name}"
+    body = m.group(1)
+    el = re.search(r"elements = \{\n(.*?)\n\t\t\}", body, re.S)
+    return [e.strip().rstrip(",") for e in el.group(1).splitlines()] if el else []
+
+
+# --- the table --------------------------------------------------------------------
+
+
+def test_wire_round_trip_and_defaults() -> None:
+    svc = parse_service(
+        {
+            "namespace": "default",
+            "name": "web",
+            "clusterIP": "10.96.0.10",
+            "ports": [{"name": "http", "port": 80}],
+        }
+    )
+    assert svc == Service(
+        "default", "web", cluster_ip="10.96.0.10", ports=(ServicePort("http", "TCP", 80),)
+    )
+    assert parse_service(svc.to_wire()) == svc
+    key, eps = parse_endpoints(
+        {"namespace": "default", "name": "web", "endpoints": [{"ip": "10.244.1.2", "ready": False}]}
+    )
+    assert key == ("default", "web")
+    assert eps == [Endpoint("10.244.1.2", ready=False, serving=False, terminating=False)]
+    headless = parse_service({"namespace": "a", "name": "b", "clusterIP": "None"})
+    assert headless.cluster_ip is None and headless.headless
+
+
+@pytest.mark.parametrize(
+    ("obj", "field"),
+    [
+        ({"namespace": "Default", "name": "web"}, "service.namespace"),
+        ({"namespace": "d", "name": "web", "clusterIP": "10.96.0.300"}, "service d/web.clusterIP"),
+        ({"namespace": "d", "name": "web", "type": "Magic"}, "service d/web.type"),
+        ({"namespace": "d", "name": "web", "ports": [{"port": 0}]}, "service d/web.ports[0].port"),
+        (
+            {"namespace": "d", "name": "web", "ports": [{"port": 80, "protocol": "ICMP"}]},
+            "ports[0].protocol",
+        ),
+        (
+            {"namespace": "d", "name": "web", "ports": [{"port": 80}, {"port": 80}]},
+            "service d/web.ports[1]",
+        ),
+        ({"namespace": "d", "name": "x", "type": "ExternalName"}, "service d/x.externalName"),
+        (
+            {"namespace": "d", "name": "x", "sessionAffinityTimeoutSeconds": 0},
+            "sessionAffinityTimeoutSeconds",
+        ),
+    ],
+)
+def test_bad_service_names_its_field(obj: dict[str, Any], field: str) -> None:
+    with pytest.raises(ServiceTableError, match=re.escape(field)):
+        parse_service(obj)
+
+
+def test_bad_endpoint_names_its_field() -> None:
+    with pytest.raises(ServiceTableError, match=r"endpoints d/web\.endpoints\[1\]\.ip"):
+        parse_endpoints(
+            {"namespace": "d", "name": "web", "endpoints": [{"ip": "10.0.0.1"}, {"ip": 7}]}
+        )
+    with pytest.raises(ServiceTableError, match=r"\.ports\['http'\]"):
+        parse_endpoints(
+            {
+                "namespace": "d",
+                "name": "web",
+                "endpoints": [{"ip": "10.0.0.1", "ports": {"http": "80"}}],
+            }
+        )
+
+
+def test_table_changes_count_generations() -> None:
+    t = ServiceTable()
+    svc = Service("default", "web", cluster_ip="10.96.0.10", ports=(ServicePort("", "TCP", 80),))
+    assert t.upsert_service(svc)
+    assert not t.upsert_service(svc)
+    assert t.set_endpoints("default", "web", [Endpoint("10.244.1.2", ports={"": 80})])
+    assert not t.set_endpoints("default", "web", [Endpoint("10.244.1.2", ports={"": 80})])
+    g = t.generation
+    assert t.delete_service("default", "web") and t.generation == g + 1
+    assert t.endpoints("default", "web") == () and len(t) == 0
+    assert not t.delete_service("default", "web")
+    # Endpoints may come before their Service.
+    t.set_endpoints("default", "late", [Endpoint("10.244.1.4")])
+    assert t.items() == []
+    t.upsert_service(Service("default", "late", cluster_ip="10.96.0.11"))
+    assert t.items()[0][1] == (Endpoint("10.244.1.4"),)
+
+
+def test_replace_from_wire_is_all_or_nothing() -> None:
+    t = web_table()
+    before = t.to_wire()
+    with pytest.raises(ServiceTableError, match=r"services\[1\]"):
+        t.replace_from_wire({"services": [before["services"][0], {"namespace": "x"}]})
+    assert t.to_wire() == before
+    fresh = ServiceTable()
+    fresh.replace_from_wire(before)
+    assert fresh.items() == t.items()
+
+
+# --- the ruleset ------------------------------------------------------------------
+
+
+def test_ruleset_replaces_the_whole_table_in_one_transaction() -> None:
+    text = render_ruleset(web_table().items())
+    assert text.startswith(
+        "table ip pilothouse {}\ndelete table ip pilothouse\ntable ip pilothouse {\n"
+    )
+    assert "type nat hook prerouting priority -100;" in chain(text, "nat-prerouting")
+    assert "type nat hook output priority -100;" in chain(text, "nat-output")
+    assert "ip daddr . meta l4proto . th dport vmap @service-ips" in chain(text, "services")
+    assert (
+        "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports"
+        in chain(text, "services")
+    )
+
+
+def test_clusterip_dnats_to_ready_endpoints_with_their_own_target_ports() -> None:
+    text = render_ruleset(web_table().items())
+    ips = map_elements(text, "service-ips")
+    assert len(ips) == 2
+    assert re.fullmatch(
+        r"10\.96\.0\.10 \. tcp \. 80 : goto svc-[A-Z2-7]{8}-default/web/tcp/http", ips[0]
+    )
+    http = chain(text, "svc-", "-default/web/tcp/http")
+    # The not-ready endpoint is left out; each target port comes from its endpoint.
+    assert (
+        "meta l4proto tcp dnat ip addr . port to numgen random mod 2 "
+        "map { 0 : 10.244.1.2 . 8081, 1 : 10.244.1.3 . 8080 }"
+    ) in http
+    # Only one endpoint has the "dns" port.
+    assert "meta l4proto udp dnat ip to 10.244.1.3:5353" in chain(
+        text, "svc-", "-default/web/udp/dns"
+    )
+    assert map_elements(text, "hairpin") == ["10.244.1.2 . 10.244.1.2", "10.244.1.3 . 10.244.1.3"]
+
+
+def test_terminating_endpoints_serve_only_when_none_is_ready() -> None:
+    t = ServiceTable()
+    t.upsert_service(
+        Service("d", "s", cluster_ip="10.96.0.20", ports=(ServicePort("", "TCP", 80),))
+    )
+    eps = [
+        Endpoint("10.244.1.2", ready=False, serving=True, terminating=True, ports={"": 80}),
+        Endpoint("10.244.1.3", ready=False, serving=False, terminating=True, ports={"": 80}),
+    ]
+    t.set_endpoints("d", "s", eps)
+    assert "dnat ip to 10.244.1.2:80" in chain(render_ruleset(t.items()), "svc-")
+    t.set_endpoints("d", "s", [*eps, Endpoint("10.244.1.4", ports={"": 80})])
+    assert "dnat ip to 10.244.1.4:80" in chain(render_ruleset(t.items()), "svc-")
+
+
+def test_service_without_endpoints_is_rejected_in_filter_chains() -> None:
+    t = web_table()
+    t.set_endpoints("default", "web", [])
+    text = render_ruleset(t.items())
+    assert map_elements(text, "service-ips") == []
+    assert map_elements(text, "no-endpoint-services") == [
+        "10.96.0.10 . tcp . 80 : goto reject-chain",
+        "10.96.0.10 . udp . 53 : goto reject-chain",
+    ]
+    assert map_elements(text, "no-endpoint-nodeports") == ["tcp . 30080 : goto reject-chain"]
+    assert "reject" in chain(text, "reject-chain")
+    for hook in ("input", "forward", "output"):
+        body = chain(text, f"filter-{hook}")
+        assert f"type filter hook {hook} priority -110;" in body
+        assert "ct state new jump service-endpoints-check" in body
+    assert "vmap @no-endpoint-services" in chain(text, "service-endpoints-check")
+
+
+def test_nodeport_goes_through_a_masquerading_chain() -> None:
+    text = render_ruleset(web_table().items())
+    [np] = map_elements(text, "service-nodeports")
+    assert re.fullmatch(r"tcp \. 30080 : goto ext-\S+-default/web/tcp/http", np)
+    ext = chain(text, "ext-")
+    assert ext.split("\n")[0].strip() == "jump mark-for-masquerade"
+    assert re.search(r"goto svc-\S+-default/web/tcp/http", ext)
+
+
+def test_masquerade_marks_off_cluster_and_hairpin_traffic() -> None:
+    text = render_ruleset(web_table().items(), ProxyConfig(cluster_cidr="10.244.0.0/16"))
+    assert chain(text, "svc-", "/web/tcp/http").split("\n")[0].strip() == (
+        "ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade"
+    )
+    post = chain(text, "nat-postrouting").split("\n")
+    assert [r.strip() for r in post] == [
+        "type nat hook postrouting priority 100; policy accept;",
+        "ct status dnat ip saddr . ip daddr @hairpin jump mark-for-masquerade",
+        "meta mark & 0x4000 == 0 return",
+        "meta mark set meta mark ^ 0x4000",
+        "masquerade fully-random",
+    ]
+    assert "meta mark set meta mark | 0x4000" in chain(text, "mark-for-masquerade")
+    no_cidr = render_ruleset(web_table().items())
+    assert "ip saddr !=" not in no_cidr
+
+
+def test_client_ip_affinity_remembers_the_endpoint_per_client() -> None:
+    t = web_table()
+    svc = t.service("default", "web")
+    assert svc is not None
+    t.upsert_service(
+        Service(
+            svc.namespace,
+            svc.name,
+            type=svc.type,
+            cluster_ip=svc.cluster_ip,
+            ports=svc.ports,
+            session_affinity="ClientIP",
+            affinity_timeout=600,
+        )
+    )
+    text = render_ruleset(t.items())
+    aff = re.search(r"\tmap (aff-\S+/tcp/http) \{\n(.*?)\n\t\}", text, re.S)
+    assert aff
+    name, body = aff.groups()
+    assert "type ipv4_addr : ipv4_addr . inet_service" in body
+    assert "flags dynamic,timeout" in body and "timeout 600s" in body
+    assert f"dnat ip addr . port to ip saddr map @{name}" in chain(text, "svc-", "/web/tcp/http")
+    # The UDP port has one endpoint, so one endpoint chain, and its own map.
+    assert re.search(r"goto ep-\S+/web/udp/dns__10\.244\.1\.3/5353", text)
+    assert len(re.findall(r"\tmap aff-", text)) == 2
+
+
+@pytest.fixture
+def affinity_text() -> str:
+    t = ServiceTable()
+    t.upsert_service(
+        Service(
+            "d",
+            "s",
+            cluster_ip="10.96.0.30",
+            ports=(ServicePort("", "TCP", 80),),
+            session_affinity="ClientIP",
+            affinity_timeout=600,
+        )
+    )
+    t.set_endpoints(
+        "d", "s", [Endpoint("10.244.1.2", ports={"": 80}), Endpoint("10.244.1.3", ports={"": 80})]
+    )
+    return render_ruleset(t.items())
+
+
+def test_affinity_chains(affinity_text: str) -> None:
+    text = affinity_text
+    [aff] = re.findall(r"\tmap (aff-\S+) \{", text)
+    svc = chain(text, "svc-").split("\n")
+    assert svc[0].strip() == f"meta l4proto tcp dnat ip addr . port to ip saddr map @{aff}"
+    assert re.fullmatch(
+        r"numgen random mod 2 vmap \{ 0 : goto (ep-\S+__10\.244\.1\.2/80), 1 : goto (ep-\S+__10\.244\.1\.3/80) \}",
+        svc[1].strip(),
+    )
+    ep = chain(text, "ep-", "__10.244.1.3/80").split("\n")
+    assert [r.strip() for r in ep] == [
+        f"update @{aff} {{ ip saddr timeout 600s : 10.244.1.3 . 80 }}",
+        "meta l4proto tcp dnat ip to 10.244.1.3:80",
+    ]
+
+
+def test_headless_and_externalname_get_no_rules() -> None:
+    t = ServiceTable()
+    t.upsert_service(Service("d", "headless", ports=(ServicePort("", "TCP", 80),)))
+    t.set_endpoints("d", "headless", [Endpoint("10.244.1.2", ports={"": 80})])
+    t.upsert_service(Service("d", "ext", type="ExternalName", external_name="example.org"))
+    assert plan(t.items()) == []
+    text = render_ruleset(t.items())
+    assert "svc-" not in text and map_elements(text, "no-endpoint-services") == []
+
+
+def test_a_clusterip_port_claimed_twice_goes_to_the_first() -> None:
+    t = ServiceTable()
+    for name in ("a", "b"):
+        t.upsert_service(
+            Service(
+                "d",
+                name,
+                type="NodePort",
+                cluster_ip="10.96.0.40",
+                ports=(ServicePort("", "TCP", 80, 30000),),
+            )
+        )
+    assert [p.service for p in plan(t.items())] == ["a"]
+
+
+def test_rendering_a_thousand_services_is_fast() -> None:
+    t = ServiceTable()
+    for i in range(1000):
+        name = f"svc-{i}"
+        t.upsert_service(
+            Service(
+                "bench",
+                name,
+                type="NodePort",
+                cluster_ip=f"10.96.{i // 250}.{i % 250 + 1}",
+                ports=(ServicePort("http", "TCP", 80, 30000 + i),),
+            )
+        )
+        t.set_endpoints(
+            "bench",
+            name,
+            [
+                Endpoint(f"10.244.{i // 25}.{(i % 25) * 10 + j + 1}", ports={"http": 8080})
+                for j in range(10)
+            ],
+        )
+    started = time.perf_counter()
+    text = render_ruleset(t.items(), ProxyConfig(cluster_cidr="10.244.0.0/16"))
+    took = time.perf_counter() - started
+    log.warning("rendered 1000 services x 10 endpoints (%d bytes) in %.3fs", len(text), took)
+    print(f"render 1000 services x 10 endpoints: {took:.3f}s, {len(text)} bytes")
+    assert len(map_elements(text, "service-ips")) == 1000
+    assert text.count("numgen random mod 10 map") == 1000
+
+
+# --- the proxy with a fake runner ---------------------------------------------------
+
+
+class FakeRunner:
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], bytes | None]] = []
+        self.fail_nft: str | None = None
+
+    async def __call__(self, argv: Sequence[str], data: bytes | None) -> tuple[int, str]:
+        self.calls.append((list(argv), data))
+        if "nft" in argv and self.fail_nft:
+            return 1, self.fail_nft
+        if "conntrack" in argv:
+            return 1, "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n"
+        return 0, ""
+
+
+async def test_proxy_loads_rules_through_nft_in_the_netns() -> None:
+    runner = FakeRunner()
+    proxy = ServiceProxy(netns="node-1", runner=runner)
+    t = web_table()
+    assert await proxy.sync(t) == []
+    argv, data = runner.calls[0]
+    assert argv == ["ip", "netns", "exec", "node-1", "nft", "-f", "-"]
+    assert data == render_ruleset(t.items()).encode()
+    # Unchanged: nothing to do, unless forced.
+    n = len(runner.calls)
+    await proxy.sync(t)
+    assert len(runner.calls) == n
+    await proxy.sync(t, force=True)
+    assert len(runner.calls) == n + 1
+    await proxy.cleanup()
+    assert runner.calls[-1] == (
+        ["ip", "netns", "exec", "node-1", "nft", "-f", "-"],
+        b"table ip pilothouse {}\ndelete table ip pilothouse\n",
+    )
+
+
+async def test_refused_rules_raise_with_nfts_message_and_keep_the_old_state() -> None:
+    runner = FakeRunner()
+    proxy = ServiceProxy(runner=runner)
+    t = web_table()
+    await proxy.sync(t)
+    applied = proxy.applied
+    t.set_endpoints("default", "web", [])
+    runner.fail_nft = "Error: Could not process rule: No such file or directory"
+    with pytest.raises(NftError, match="Could not process rule"):
+        await proxy.sync(t)
+    assert proxy.applied == applied
+    assert runner.calls[-1][0] == ["nft", "-f", "-"]
+
+
+async def test_removed_udp_endpoints_get_their_flows_flushed() -> None:
+    runner = FakeRunner()
+    proxy = ServiceProxy(runner=runner)
+    t = ServiceTable()
+    t.upsert_service(
+        Service(
+            "d",
+            "dns",
+            type="NodePort",
+            cluster_ip="10.96.0.53",
+            ports=(ServicePort("dns", "UDP", 53, 30053),),
+        )
+    )
+    eps = [Endpoint("10.244.1.2", ports={"dns": 53}), Endpoint("10.244.1.3", ports={"dns": 53})]
+    t.set_endpoints("d", "dns", eps)
+    await proxy.sync(t)
+    # First endpoints of a UDP port: flows made while it had none go.
+    assert [c[0] for c in runner.calls[1:]] == [
+        ["conntrack", "-D", "-p", "udp", "--orig-dst", "10.96.0.53", "--orig-port-dst", "53"],
+        ["conntrack", "-D", "-p", "udp", "--orig-port-dst", "30053"],
+    ]
+    runner.calls.clear()
+    t.set_endpoints("d", "dns", eps[:1])
+    assert await proxy.sync(t) == []  # "0 flow entries" is no error
+    assert [c[0] for c in runner.calls[1:]] == [
+        [
+            "conntrack",
+            "-D",
+            "-p",
+            "udp",
+            "--orig-dst",
+            "10.96.0.53",
+            "--orig-port-dst",
+            "53",
+            "--dst-nat",
+            "10.244.1.3",
+        ],
+        ["conntrack", "-D", "-p", "udp", "--orig-port-dst", "30053", "--dst-nat", "10.244.1.3"],
+    ]
+
+
+def test_stale_flows_ignore_tcp_and_unchanged_ports() -> None:
+    t = web_table()
+    before = plan(t.items())
+    assert stale_flows(before, before) == []
+    t.set_endpoints("default", "web", [Endpoint("10.244.1.2", ports={"http": 8081})])
+    # The TCP port lost 10.244.1.3 too, but only UDP flows are flushed.
+    assert stale_flows(before, plan(t.items())) == [Flush("10.96.0.10", 53, "10.244.1.3")]
+
+
+def test_netns_names_are_checked() -> None:
+    assert in_netns(None, ["nft"]) == ["nft"]
+    with pytest.raises(ValueError, match="netns"):
+        in_netns("../x", ["nft"])
