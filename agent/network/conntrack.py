@@ -86,10 +86,10 @@ class Conntrack:
             return [msg]
         errors = []
         for f in todo:
-            code, out = await self.runner(in_netns(self.netns, f.argv()), None)
+            code, out, err = await self.runner(in_netns(self.netns, f.argv()), None)
             # Exit 1 with "0 flow entries" just means there was nothing to delete.
-            if code != 0 and ": 0 flow entries" not in out:
-                errors.append(f"{' '.join(f.argv())}: {out.strip()}")
+            if code != 0 and ": 0 flow entries" not in err:
+                errors.append(f"{' '.join(f.argv())}: {(err or out).strip()}")
         for e in errors:
             log.warning("%s", e)
         return errors

@@ -4,10 +4,17 @@ make and always delete."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import os
 import re
+import shutil
+import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -386,13 +393,13 @@ class FakeRunner:
         self.calls: list[tuple[list[str], bytes | None]] = []
         self.fail_nft: str | None = None
 
-    async def __call__(self, argv: Sequence[str], data: bytes | None) -> tuple[int, str]:
+    async def __call__(self, argv: Sequence[str], data: bytes | None) -> tuple[int, str, str]:
         self.calls.append((list(argv), data))
         if "nft" in argv and self.fail_nft:
-            return 1, self.fail_nft
+            return 1, "", self.fail_nft
         if "conntrack" in argv:
-            return 1, "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n"
-        return 0, ""
+            return 1, "", "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n"
+        return 0, "", ""
 
 
 async def test_proxy_loads_rules_through_nft_in_the_netns() -> None:
@@ -484,3 +491,228 @@ def test_netns_names_are_checked() -> None:
     assert in_netns(None, ["nft"]) == ["nft"]
     with pytest.raises(ValueError, match="netns"):
         in_netns("../x", ["nft"])
+
+
+# --- e2e: the real nft, in network namespaces made here ----------------------------
+
+# Connects `count` times to host:port in the namespace it runs in; prints one JSON
+# list: the body of GET /who, or the error's class name, and how long each took.
+CLIENT = """
+import json, socket, sys, time
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out = []
+for _ in range(count):
+    start = time.monotonic()
+    try:
+        with socket.create_connection((host, port), timeout=5) as s:
+            s.sendall(b"GET /who HTTP/1.0\\r\\n\\r\\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        result = data.split(b"\\r\\n\\r\\n", 1)[-1].decode().strip()
+    except OSError as e:
+        result = type(e).__name__
+    out.append([result, time.monotonic() - start])
+print(json.dumps(out))
+"""
+
+
+def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, check=check, timeout=60)
+
+
+def _have_nft() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root"
+    for tool in ("nft", "ip"):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed"
+    return None
+
+
+@pytest.fixture
+def netns_factory() -> Iterator[Callable[[str], str]]:
+    """Makes network namespaces with unique names; all are deleted at the end."""
+    why = _have_nft()
+    if why:
+        pytest.skip(why)
+    made: list[str] = []
+
+    def make(role: str) -> str:
+        name = f"phsvc-{role}-{os.getpid()}-{len(made)}"
+        _run("ip", "netns", "add", name)
+        made.append(name)
+        _run("ip", "-n", name, "link", "set", "lo", "up")
+        return name
+
+    try:
+        yield make
+    finally:
+        for name in made:
+            _run("ip", "netns", "del", name, check=False)
+
+
+@pytest.mark.e2e
+async def test_nft_applies_lists_keeps_rules_on_failure_and_cleans_up(
+    netns_factory: Callable[[str], str],
+) -> None:
+    ns = netns_factory("nft")
+    proxy = ServiceProxy(ProxyConfig(cluster_cidr="10.244.0.0/16"), netns=ns)
+    t = web_table()
+    svc = t.service("default", "web")
+    assert svc is not None
+    t.upsert_service(
+        Service(
+            "default",
+            "sticky",
+            cluster_ip="10.96.0.11",
+            ports=(ServicePort("", "TCP", 80),),
+            session_affinity="ClientIP",
+        )
+    )
+    t.set_endpoints("default", "sticky", [Endpoint("10.244.1.2", ports={"": 80})])
+    t.upsert_service(
+        Service("default", "empty", cluster_ip="10.96.0.12", ports=(ServicePort("", "TCP", 80),))
+    )
+    await proxy.sync(t)
+    listed = await proxy.nft.list_table()
+    assert listed is not None
+    chains = {o["chain"]["name"] for o in listed["nftables"] if "chain" in o}
+    assert {"services", "nat-prerouting", "nat-postrouting", "reject-chain"} <= chains
+    assert any(c.startswith("svc-") and c.endswith("-default/web/tcp/http") for c in chains)
+    maps = {o["map"]["name"]: o["map"] for o in listed["nftables"] if "map" in o}
+    assert len(maps["service-ips"]["elem"]) == 3
+    assert len(maps["no-endpoint-services"]["elem"]) == 1
+
+    # A refused ruleset (even one that starts by deleting the table) changes nothing.
+    broken = render_ruleset(ServiceTable().items()).replace("reject\n", "reject with bogus\n")
+    with pytest.raises(NftError, match="Error"):
+        await proxy.nft.apply(broken)
+    assert await proxy.nft.list_table() == listed
+
+    # A changed table replaces the rules whole.
+    t.delete_service("default", "web")
+    await proxy.sync(t)
+    after = await proxy.nft.list_table()
+    assert after is not None
+    assert not any("/default/web/" in o["chain"]["name"] for o in after["nftables"] if "chain" in o)
+
+    await proxy.cleanup()
+    assert await proxy.nft.list_table() is None
+    await proxy.cleanup()  # twice is fine
+
+
+@pytest.mark.e2e
+async def test_traffic_is_dnated_rejected_and_sticky(
+    netns_factory: Callable[[str], str], tmp_path: Path
+) -> None:
+    """A "node" namespace with the rules, wired by a veth pair to a "pods"
+    namespace where two HTTP servers answer on 10.250.0.2 and 10.250.0.3."""
+    node, pods = netns_factory("node"), netns_factory("pods")
+    veth_node, veth_pods = f"phsvn{os.getpid() % 100000}", f"phsvp{os.getpid() % 100000}"
+    _run(
+        "ip",
+        "-n",
+        node,
+        "link",
+        "add",
+        veth_node,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        veth_pods,
+        "netns",
+        pods,
+    )
+    _run("ip", "-n", node, "addr", "add", "10.250.0.1/24", "dev", veth_node)
+    _run("ip", "-n", node, "link", "set", veth_node, "up")
+    for addr in ("10.250.0.2/24", "10.250.0.3/24"):
+        _run("ip", "-n", pods, "addr", "add", addr, "dev", veth_pods)
+    _run("ip", "-n", pods, "link", "set", veth_pods, "up")
+    # ClusterIPs need a route for the first packet to leave at all.
+    _run("ip", "-n", node, "route", "add", "10.96.0.0/16", "dev", veth_node)
+
+    servers: list[asyncio.subprocess.Process] = []
+    try:
+        for ip, who in (("10.250.0.2", "one"), ("10.250.0.3", "two")):
+            root = tmp_path / who
+            root.mkdir()
+            (root / "who").write_text(who)
+            server = await asyncio.create_subprocess_exec(
+                *("ip", "netns", "exec", pods, sys.executable, "-m", "http.server", "8080"),
+                *("--bind", ip, "--directory", str(root)),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            servers.append(server)
+
+        def connect(host: str, port: int, count: int = 1) -> list[tuple[str, float]]:
+            r = _run(
+                "ip",
+                "netns",
+                "exec",
+                node,
+                sys.executable,
+                "-c",
+                CLIENT,
+                host,
+                str(port),
+                str(count),
+            )
+            return [(str(a), float(b)) for a, b in json.loads(r.stdout)]
+
+        deadline = time.monotonic() + 20
+        while (
+            connect("10.250.0.3", 8080)[0][0] != "two" or connect("10.250.0.2", 8080)[0][0] != "one"
+        ):
+            assert time.monotonic() < deadline, "the test servers did not start"
+            await asyncio.sleep(0.2)
+
+        both = [
+            Endpoint("10.250.0.2", ports={"http": 8080}),
+            Endpoint("10.250.0.3", ports={"http": 8080}),
+        ]
+        t = ServiceTable()
+        port = (ServicePort("http", "TCP", 80, 30080),)
+        t.upsert_service(Service("d", "web", type="NodePort", cluster_ip="10.96.0.10", ports=port))
+        t.set_endpoints("d", "web", both)
+        t.upsert_service(
+            Service(
+                "d",
+                "sticky",
+                cluster_ip="10.96.0.11",
+                ports=(ServicePort("http", "TCP", 80),),
+                session_affinity="ClientIP",
+            )
+        )
+        t.set_endpoints("d", "sticky", both)
+        t.upsert_service(
+            Service("d", "empty", cluster_ip="10.96.0.12", ports=(ServicePort("http", "TCP", 80),))
+        )
+        proxy = ServiceProxy(ProxyConfig(cluster_cidr="10.244.0.0/16"), netns=node)
+        await proxy.sync(t)
+
+        spread = [r for r, _ in connect("10.96.0.10", 80, 24)]
+        assert set(spread) == {"one", "two"}, spread
+        sticky = [r for r, _ in connect("10.96.0.11", 80, 12)]
+        assert len(set(sticky)) == 1 and sticky[0] in ("one", "two"), sticky
+        [(refused, took)] = connect("10.96.0.12", 80)
+        assert refused == "ConnectionRefusedError" and took < 1, (refused, took)
+        # A NodePort on the node's own address.
+        assert {r for r, _ in connect("10.250.0.1", 30080, 8)} <= {"one", "two"}
+        # One endpoint gone: all traffic goes to the other.
+        t.set_endpoints("d", "web", both[1:])
+        await proxy.sync(t)
+        assert {r for r, _ in connect("10.96.0.10", 80, 8)} == {"two"}
+        await proxy.cleanup()
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            try:
+                async with asyncio.timeout(10):
+                    await server.wait()
+            except TimeoutError:
+                server.kill()
+                await server.wait()
