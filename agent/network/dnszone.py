@@ -143,7 +143,7 @@ class ClusterZone:
         if records is None:
             if name == self.domain and qtype in (QTYPE.SOA, QTYPE.ANY):
                 return Lookup(answers=[self.soa()])
-            if name in self._names or name.endswith(f".pod.{self.domain}"):
+            if name in self._names or self._is_pod_namespace(name):
                 return Lookup(authority=[self.soa()])
             return Lookup(rcode=RCODE.NXDOMAIN, authority=[self.soa()])
         cname = records.get(QTYPE.CNAME)
@@ -174,6 +174,11 @@ class ClusterZone:
                 for rd in self._records.get(target, {}).get(QTYPE.A, []):
                     result.additional.append(self._rr(target, QTYPE.A, rd))
         return result
+
+    def _is_pod_namespace(self, name: str) -> bool:
+        """`<ns>.pod.D`: the parent of pod names, which exists for any namespace."""
+        suffix = f".pod.{self.domain}"
+        return name.endswith(suffix) and "." not in name[: -len(suffix)]
 
     def _pod_ip(self, name: str) -> str | None:
         suffix = f".pod.{self.domain}"
