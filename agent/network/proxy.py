@@ -3,6 +3,7 @@ and deletes the UDP flows that its changes leave stale."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -34,11 +35,16 @@ class ServiceProxy:
         self.applied: list[PortPlan] | None = None  # None: not known (not synced yet)
         self._applied_text: str | None = None
         self.applied_generation = -1
+        self._lock = asyncio.Lock()  # one nft transaction at a time, applied state in step
 
     async def sync(self, table: ServiceTable, *, force: bool = False) -> list[str]:
         """Applies the table unless the same rules are already loaded (force: load
         them anyway, e.g. to repair rules changed behind our back). Returns
         conntrack error messages; raises NftError when nft refuses the rules."""
+        async with self._lock:
+            return await self._sync(table, force)
+
+    async def _sync(self, table: ServiceTable, force: bool) -> list[str]:
         generation = table.generation
         plans = plan(table.items())
         text = render_plans(plans, self.config)
@@ -59,6 +65,7 @@ class ServiceProxy:
 
     async def cleanup(self) -> None:
         """Removes our table (the agent is leaving the node)."""
-        await self.nft.delete_table()
-        self.applied, self._applied_text = None, None
-        self.applied_generation = -1
+        async with self._lock:
+            await self.nft.delete_table()
+            self.applied, self._applied_text = None, None
+            self.applied_generation = -1

@@ -13,7 +13,8 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -602,37 +603,49 @@ async def test_nft_applies_lists_keeps_rules_on_failure_and_cleans_up(
     await proxy.cleanup()  # twice is fine
 
 
-@pytest.mark.e2e
-async def test_traffic_is_dnated_rejected_and_sticky(
-    netns_factory: Callable[[str], str], tmp_path: Path
-) -> None:
-    """A "node" namespace with the rules, wired by a veth pair to a "pods"
-    namespace where two HTTP servers answer on 10.250.0.2 and 10.250.0.3."""
+@dataclass
+class Wired:
+    """A "node" namespace (where the rules go) wired by a veth pair to a "pods"
+    namespace where two HTTP servers answer GET /who on 10.250.0.2:8080 ("one")
+    and 10.250.0.3:8080 ("two")."""
+
+    node: str
+    pods: str
+
+    def connect(self, host: str, port: int, count: int = 1, *, ns: str = "") -> list[str]:
+        """Results of `count` connections from the node (or ns): body or error name."""
+        r = _run(
+            *("ip", "netns", "exec", ns or self.node, sys.executable, "-c", CLIENT),
+            *(host, str(port), str(count)),
+        )
+        return [str(result) for result, _ in json.loads(r.stdout)]
+
+    def timed(self, host: str, port: int) -> tuple[str, float]:
+        r = _run(
+            "ip", "netns", "exec", self.node, sys.executable, "-c", CLIENT, host, str(port), "1"
+        )
+        [(result, took)] = json.loads(r.stdout)
+        return str(result), float(took)
+
+
+@pytest.fixture
+async def wired(netns_factory: Callable[[str], str], tmp_path: Path) -> AsyncIterator[Wired]:
     node, pods = netns_factory("node"), netns_factory("pods")
     veth_node, veth_pods = f"phsvn{os.getpid() % 100000}", f"phsvp{os.getpid() % 100000}"
-    _run(
-        "ip",
-        "-n",
-        node,
-        "link",
-        "add",
-        veth_node,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        veth_pods,
-        "netns",
-        pods,
-    )
+    _run("ip", "-n", node, "link", "add", veth_node, "type", "veth", "peer", "name", veth_pods)
+    _run("ip", "-n", node, "link", "set", veth_pods, "netns", pods)
     _run("ip", "-n", node, "addr", "add", "10.250.0.1/24", "dev", veth_node)
     _run("ip", "-n", node, "link", "set", veth_node, "up")
     for addr in ("10.250.0.2/24", "10.250.0.3/24"):
         _run("ip", "-n", pods, "addr", "add", addr, "dev", veth_pods)
     _run("ip", "-n", pods, "link", "set", veth_pods, "up")
-    # ClusterIPs need a route for the first packet to leave at all.
+    # ClusterIPs need a route for the first packet to leave at all; pods reach
+    # them through the node, which forwards.
     _run("ip", "-n", node, "route", "add", "10.96.0.0/16", "dev", veth_node)
+    _run("ip", "-n", pods, "route", "add", "10.96.0.0/16", "via", "10.250.0.1")
+    _run("ip", "netns", "exec", node, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
 
+    w = Wired(node, pods)
     servers: list[asyncio.subprocess.Process] = []
     try:
         for ip, who in (("10.250.0.2", "one"), ("10.250.0.3", "two")):
@@ -646,66 +659,11 @@ async def test_traffic_is_dnated_rejected_and_sticky(
                 stderr=subprocess.DEVNULL,
             )
             servers.append(server)
-
-        def connect(host: str, port: int, count: int = 1) -> list[tuple[str, float]]:
-            r = _run(
-                "ip",
-                "netns",
-                "exec",
-                node,
-                sys.executable,
-                "-c",
-                CLIENT,
-                host,
-                str(port),
-                str(count),
-            )
-            return [(str(a), float(b)) for a, b in json.loads(r.stdout)]
-
         deadline = time.monotonic() + 20
-        while (
-            connect("10.250.0.3", 8080)[0][0] != "two" or connect("10.250.0.2", 8080)[0][0] != "one"
-        ):
+        while w.connect("10.250.0.2", 8080) != ["one"] or w.connect("10.250.0.3", 8080) != ["two"]:
             assert time.monotonic() < deadline, "the test servers did not start"
             await asyncio.sleep(0.2)
-
-        both = [
-            Endpoint("10.250.0.2", ports={"http": 8080}),
-            Endpoint("10.250.0.3", ports={"http": 8080}),
-        ]
-        t = ServiceTable()
-        port = (ServicePort("http", "TCP", 80, 30080),)
-        t.upsert_service(Service("d", "web", type="NodePort", cluster_ip="10.96.0.10", ports=port))
-        t.set_endpoints("d", "web", both)
-        t.upsert_service(
-            Service(
-                "d",
-                "sticky",
-                cluster_ip="10.96.0.11",
-                ports=(ServicePort("http", "TCP", 80),),
-                session_affinity="ClientIP",
-            )
-        )
-        t.set_endpoints("d", "sticky", both)
-        t.upsert_service(
-            Service("d", "empty", cluster_ip="10.96.0.12", ports=(ServicePort("http", "TCP", 80),))
-        )
-        proxy = ServiceProxy(ProxyConfig(cluster_cidr="10.244.0.0/16"), netns=node)
-        await proxy.sync(t)
-
-        spread = [r for r, _ in connect("10.96.0.10", 80, 24)]
-        assert set(spread) == {"one", "two"}, spread
-        sticky = [r for r, _ in connect("10.96.0.11", 80, 12)]
-        assert len(set(sticky)) == 1 and sticky[0] in ("one", "two"), sticky
-        [(refused, took)] = connect("10.96.0.12", 80)
-        assert refused == "ConnectionRefusedError" and took < 1, (refused, took)
-        # A NodePort on the node's own address.
-        assert {r for r, _ in connect("10.250.0.1", 30080, 8)} <= {"one", "two"}
-        # One endpoint gone: all traffic goes to the other.
-        t.set_endpoints("d", "web", both[1:])
-        await proxy.sync(t)
-        assert {r for r, _ in connect("10.96.0.10", 80, 8)} == {"two"}
-        await proxy.cleanup()
+        yield w
     finally:
         for server in servers:
             server.terminate()
@@ -716,3 +674,53 @@ async def test_traffic_is_dnated_rejected_and_sticky(
             except TimeoutError:
                 server.kill()
                 await server.wait()
+
+
+BOTH = [Endpoint("10.250.0.2", ports={"http": 8080}), Endpoint("10.250.0.3", ports={"http": 8080})]
+
+
+@pytest.mark.e2e
+async def test_traffic_is_dnated_rejected_and_sticky(wired: Wired) -> None:
+    t = ServiceTable()
+    port = (ServicePort("http", "TCP", 80, 30080),)
+    t.upsert_service(Service("d", "web", type="NodePort", cluster_ip="10.96.0.10", ports=port))
+    t.set_endpoints("d", "web", BOTH)
+    http = (ServicePort("http", "TCP", 80),)
+    t.upsert_service(
+        Service("d", "sticky", cluster_ip="10.96.0.11", ports=http, session_affinity="ClientIP")
+    )
+    t.set_endpoints("d", "sticky", BOTH)
+    t.upsert_service(Service("d", "empty", cluster_ip="10.96.0.12", ports=http))
+    proxy = ServiceProxy(ProxyConfig(cluster_cidr="10.244.0.0/16"), netns=wired.node)
+    await proxy.sync(t)
+
+    assert set(wired.connect("10.96.0.10", 80, 24)) == {"one", "two"}
+    sticky = wired.connect("10.96.0.11", 80, 12)
+    assert len(set(sticky)) == 1 and sticky[0] in ("one", "two"), sticky
+    refused, took = wired.timed("10.96.0.12", 80)
+    assert refused == "ConnectionRefusedError" and took < 1, (refused, took)
+    # A NodePort on the node's own address.
+    assert set(wired.connect("10.250.0.1", 30080, 8)) <= {"one", "two"}
+    # One endpoint gone: all traffic goes to the other.
+    t.set_endpoints("d", "web", BOTH[1:])
+    await proxy.sync(t)
+    assert set(wired.connect("10.96.0.10", 80, 8)) == {"two"}
+    await proxy.cleanup()
+    # No rules: the ClusterIP leads nowhere.
+    [nowhere] = wired.connect("10.96.0.10", 80)
+    assert nowhere.endswith("Error"), nowhere
+
+
+@pytest.mark.e2e
+async def test_a_pod_reaches_itself_through_its_service(wired: Wired) -> None:
+    """Hairpin: 10.250.0.2 connects to a ClusterIP whose one endpoint is itself.
+    The cluster CIDR holds the pods, so only the hairpin rule masquerades."""
+    t = ServiceTable()
+    t.upsert_service(
+        Service("d", "self", cluster_ip="10.96.0.20", ports=(ServicePort("http", "TCP", 80),))
+    )
+    t.set_endpoints("d", "self", BOTH[:1])
+    proxy = ServiceProxy(ProxyConfig(cluster_cidr="10.250.0.0/24"), netns=wired.node)
+    await proxy.sync(t)
+    assert wired.connect("10.96.0.20", 80, 3, ns=wired.pods) == ["one"] * 3
+    await proxy.cleanup()
