@@ -158,7 +158,8 @@ class ClusterDNS:
         return self._fit(request, reply, tcp)
 
     def _reply(self, request: Any, result: Lookup | None = None, rcode: int = 0) -> Any:
-        reply = request.reply(ra=1, aa=1)
+        """An answer from the zone (authoritative), or a bare error (not)."""
+        reply = request.reply(ra=1, aa=int(result is not None))
         if result is not None:
             rcode = result.rcode
             reply.rr, reply.auth, reply.ar = result.answers, result.authority, result.additional
@@ -176,7 +177,7 @@ class ClusterDNS:
         limit = 512 if opt is None else max(512, min(opt.rclass, 4096))
         if len(packed) <= limit:
             return packed
-        cut = request.reply(ra=1, aa=1)
+        cut = request.reply(ra=1, aa=reply.header.aa)
         cut.header.rcode = reply.header.rcode
         cut.header.tc = 1
         if opt is not None:
