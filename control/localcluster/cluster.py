@@ -14,7 +14,7 @@ import fcntl
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +47,13 @@ from control.localcluster.plan import (
     Plan,
     make_plan,
 )
-from control.localcluster.proc import LocalClusterError, processes_named, read_pid, stop_pid
+from control.localcluster.proc import (
+    LocalClusterError,
+    Progress,
+    processes_named,
+    read_pid,
+    stop_pid,
+)
 from control.localcluster.serve import ensure_serving
 from control.localcluster.state import State, read_state
 from control.localcluster.teardown import down_node
@@ -64,8 +70,6 @@ __all__ = [
     "stop_node_sshd",
     "up",
 ]
-
-Progress = Callable[[str], None]
 
 NODE_TOOLS = ("ip", "nsenter", "sshd", "containerd", "ctr", "runc", "sysctl")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from control.client import Client
 from control.errors import ApiError
@@ -22,6 +22,7 @@ from control.localcluster.layout import Layout
 from control.localcluster.plan import NodeState
 from control.localcluster.proc import (
     LocalClusterError,
+    Progress,
     alive,
     exit_status,
     is_zombie,
@@ -30,8 +31,6 @@ from control.localcluster.proc import (
     stop_pid,
 )
 from control.objects.kinds import NODE
-
-Progress = Callable[[str], None]
 
 
 async def register_nodes(client: Client, nodes: Sequence[NodeState]) -> list[str]:

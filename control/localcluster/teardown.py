@@ -6,17 +6,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 from control.localcluster.daemons import containerd_running, stop_containerd, stop_sshd
 from control.localcluster.layout import NodeLayout
 from control.localcluster.network import netns_names
 from control.localcluster.plan import NodeState
-from control.localcluster.proc import CommandError, kill_all, netns_inode, pids_in_netns, run
+from control.localcluster.proc import (
+    CommandError,
+    Progress,
+    kill_all,
+    netns_inode,
+    pids_in_netns,
+    run,
+)
 from control.nodes.cri import CriClient
-
-Progress = Callable[[str], None]
 
 
 async def down_node(node: NodeState, nl: NodeLayout, progress: Progress) -> None:
