@@ -1,4 +1,4 @@
-"""API errors, rendered as Kubernetes `Status` objects."""
+"""API errors, rendered as Kubernetes `Status` objects, and the error of an unreachable node."""
 
 from __future__ import annotations
 
@@ -81,6 +81,10 @@ class ApiError(Exception):
             group=str(details.get("group") or ""),
             causes=causes,
         )
+
+
+class TransportError(ConnectionError):
+    """The agent could not be reached; the message says why, for operators."""
 
 
 def not_found(resource: str, name: str, group: str = "") -> ApiError:

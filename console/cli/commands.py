@@ -769,7 +769,7 @@ async def down(args: argparse.Namespace) -> int:
 
 
 async def node_check(args: argparse.Namespace) -> int:
-    from control.nodes.ssh import SshTransport, check_node
+    from control.nodesetup.check import check_node
 
     data_dir = Path(args.data_dir).expanduser().absolute() if args.data_dir else None  # noqa: ASYNC240
     config = load_config(Path(args.config) if args.config else None, data_dir=data_dir)
@@ -777,7 +777,7 @@ async def node_check(args: argparse.Namespace) -> int:
     if node is None:
         known = ", ".join(n.name for n in config.nodes) or "none"
         raise UsageError(f"no node {args.name!r} in the config (nodes: {known})")
-    results = await check_node(SshTransport(node, config.ssh), containerd_socket=args.socket or "")
+    results = await check_node(node, config.ssh, containerd_socket=args.socket or "")
     for r in results:
         print(f"{'ok' if r.ok else 'MISSING':8} {r.name:12} {r.detail}")
         if not r.ok and r.fix:

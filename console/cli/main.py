@@ -15,9 +15,8 @@ from console.cli import commands
 from console.cli.target import TargetError
 from control.client import ClusterUnreachable
 from control.config import ConfigError
-from control.errors import ApiError, DataDirLocked
+from control.errors import ApiError, DataDirLocked, TransportError
 from control.localcluster.proc import LocalClusterError
-from control.nodes.transport import TransportError
 from control.objects.manifest import ManifestError
 
 Handler = Callable[[argparse.Namespace], Awaitable[int]]

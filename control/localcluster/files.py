@@ -9,8 +9,7 @@ from pathlib import Path
 
 import asyncssh
 
-PAUSE_IMAGE = "docker.io/pilothouse/pause:latest"
-CNI_BIN_DIR = "/usr/lib/cni"
+from control.nodes.cri import CNI_BIN_DIR, PAUSE_IMAGE
 
 
 def write_private(path: Path, data: bytes | str, mode: int = 0o600) -> None:

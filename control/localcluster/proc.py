@@ -8,8 +8,11 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+# How `up` and `down` report each step (one line each).
+Progress = Callable[[str], None]
 
 
 class LocalClusterError(Exception):

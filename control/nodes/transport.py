@@ -17,12 +17,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from agent.protocol import Reader, Writer
+from control.errors import TransportError as TransportError  # defined there for the console
 
 log = logging.getLogger(__name__)
-
-
-class TransportError(ConnectionError):
-    """The agent could not be reached; the message says why, for operators."""
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The control plane reaching real agents over SSH on a one-node local cluster.
 
-`up` without `serve`, then a control plane in this process whose node links
-use the SSH transport: the node registers Ready and a pod runs as a real
+`up` without `serve`, then a control plane in this process; the Node is
+registered through its API (as `up` does) before its link over the SSH
+transport is added: the node registers Ready and a pod runs as a real
 container that answers HTTP from the host.
 """
 
@@ -20,7 +21,8 @@ import pytest
 from control.client import Client
 from control.config import load_config
 from control.controlplane import ControlPlane
-from control.localcluster.cluster import down, register_nodes, up
+from control.localcluster.cluster import down, up
+from control.localcluster.serve import register_nodes
 from control.nodes.ssh import ssh_transports
 from control.objects.kinds import NODE, POD
 from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
@@ -37,7 +39,7 @@ pytestmark = [
 async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
     data_dir = tmp_path / "data"
     try:
-        await asyncio.wait_for(
+        result = await asyncio.wait_for(
             up(
                 1,
                 data_dir,
@@ -49,10 +51,13 @@ async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
             180,
         )
         config = load_config(None, data_dir=data_dir)
-        assert await register_nodes(config) == []
-        cp = ControlPlane(config, transports=ssh_transports(config))
+        cp = ControlPlane(config)
         await cp.start()
         try:
+            async with Client(str(cp.socket_path)) as client:
+                assert await register_nodes(client, result.nodes) == []
+            for name, transport in ssh_transports(config).items():
+                cp.node_links.add(name, transport)
             yield cp
         finally:
             await cp.stop()

@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 
 from control.config import load_config
-from control.localcluster import cluster as lc
-from control.localcluster import cri, files
+from control.localcluster import clusterconfig as cc
+from control.localcluster import files, network
 from control.localcluster.agent_launcher import agent_argv
-from control.localcluster.cluster import Layout, NodeState, State
-from control.localcluster.proc import processes_named
+from control.localcluster.layout import Layout
+from control.localcluster.plan import NodeState, make_plan
+from control.localcluster.proc import LocalClusterError, processes_named
+from control.localcluster.state import State
+from control.nodes import cri
 
 
 def _state() -> State:
@@ -35,10 +38,13 @@ def test_state_round_trips(tmp_path: Path) -> None:
 
 def test_written_config_loads(tmp_path: Path) -> None:
     lay = Layout(tmp_path)
-    s = _state()
-    cmd = [sys.executable, "-m", lc.AGENT_LAUNCHER, *lc.agent_flags(12.0, 3.0)]
-    assert lc._write_config(lay, s, list(s.nodes.values()), cmd, "", 12.0)
-    assert not lc._write_config(lay, s, list(s.nodes.values()), cmd, "", 12.0)  # unchanged
+    plan = make_plan("t", 1, node_subnet="172.31.240.0/24", pod_cidr="10.250.0.0/16")
+    assert plan.nodes == tuple(_state().nodes.values())
+    cmd = cc.default_agent_command(12.0, 3.0)
+    assert cmd == [sys.executable, "-m", cc.AGENT_LAUNCHER, *cc.agent_flags(12.0, 3.0)]
+    text = cc.render_config(lay, plan, plan.nodes, cmd, "", 12.0)
+    assert cc.write_config(lay.config, text)
+    assert not cc.write_config(lay.config, text)  # unchanged
     config = load_config(None, data_dir=tmp_path)
     assert config.api.listen == ""
     assert config.ssh.agent_command == tuple(cmd)
@@ -48,24 +54,35 @@ def test_written_config_loads(tmp_path: Path) -> None:
     assert config.network.pod_cidr == "10.250.0.0/16"
     (node,) = config.nodes
     assert (node.name, node.host, node.port, node.user) == ("node1", "172.31.240.11", 22, "root")
-    lc._check_config_is_ours(lay.config)
+    cc.check_config_is_ours(lay.config)
+
+
+def test_config_without_nodes_loads(tmp_path: Path) -> None:
+    """What a control plane serves while `up` registers the Nodes: no node links."""
+    lay = Layout(tmp_path)
+    plan = make_plan("t", 2, node_subnet="172.31.240.0/24", pod_cidr="10.250.0.0/16")
+    cc.write_config(lay.config, cc.render_config(lay, plan, [], ["agent"], "", 12.0))
+    config = load_config(None, data_dir=tmp_path)
+    assert config.nodes == ()
+    assert config.network.pod_cidr == "10.250.0.0/16"
+    cc.check_config_is_ours(lay.config)
 
 
 def test_local_agents_never_pull_and_beat_four_times_per_grace_period() -> None:
-    flags = lc.agent_flags(12.0, 3.0)
+    flags = cc.agent_flags(12.0, 3.0)
     assert "--offline-registry" in flags
     assert flags[flags.index("--heartbeat-interval") + 1] == "3"
     assert flags[flags.index("--backoff-base") + 1] == "3"
     # Kubernetes' defaults: a 40 s grace period keeps the agent's 10 s heartbeat.
-    default = lc.agent_flags(lc.DEFAULT_NODE_GRACE_PERIOD, lc.DEFAULT_BACKOFF_BASE)
+    default = cc.agent_flags(cc.DEFAULT_NODE_GRACE_PERIOD, cc.DEFAULT_BACKOFF_BASE)
     assert default[default.index("--heartbeat-interval") + 1] == "10"
     assert default[default.index("--backoff-base") + 1] == "10"
 
 
 def test_a_foreign_config_is_not_overwritten(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text("[api]\n")
-    with pytest.raises(lc.LocalClusterError, match="not written by `pilothouse up`"):
-        lc._check_config_is_ours(tmp_path / "config.toml")
+    with pytest.raises(LocalClusterError, match="not written by `pilothouse up`"):
+        cc.check_config_is_ours(tmp_path / "config.toml")
 
 
 def test_keys_and_known_hosts(tmp_path: Path) -> None:
@@ -135,16 +152,13 @@ def test_agent_launcher_maps_the_node_settings() -> None:
 
 def test_protobuf_helpers_round_trip() -> None:
     long_id = "a" * 200  # a two-byte length varint
-    msg = cri._field_bytes(1, long_id.encode()) + cri._field_bool(2, True)
-    assert list(cri._fields(msg)) == [(1, long_id.encode()), (2, 1)]
-    nested = cri._field_bytes(1, cri._field_bytes(1, b"id1")) + cri._field_bytes(
-        1, cri._field_bytes(1, b"id2")
+    msg = cri.field_bytes(1, long_id.encode()) + cri.field_bool(2, True)
+    assert list(cri.fields(msg)) == [(1, long_id.encode()), (2, 1)]
+    nested = cri.field_bytes(1, cri.field_bytes(1, b"id1")) + cri.field_bytes(
+        1, cri.field_bytes(1, b"id2")
     )
     ids = [
-        v
-        for n, item in cri._fields(nested)
-        if isinstance(item, bytes)
-        for _, v in cri._fields(item)
+        v for n, item in cri.fields(nested) if isinstance(item, bytes) for _, v in cri.fields(item)
     ]
     assert ids == [b"id1", b"id2"]
 
@@ -157,18 +171,18 @@ async def test_forwarding_rule_only_when_the_host_drops(monkeypatch: pytest.Monk
         calls.append(list(argv))
         return policy if list(argv[1:]) == ["-S", "FORWARD"] else ""
 
-    monkeypatch.setattr(lc, "run", fake_run)
-    monkeypatch.setattr(lc.shutil, "which", lambda _: "/usr/sbin/iptables")
-    monkeypatch.setattr(lc, "BR_NETFILTER", Path(__file__))  # exists
+    monkeypatch.setattr(network, "run", fake_run)
+    monkeypatch.setattr(network.shutil, "which", lambda _: "/usr/sbin/iptables")
+    monkeypatch.setattr(network, "BR_NETFILTER", Path(__file__))  # exists
     s = _state()
-    await lc._ensure_forwarding_rule(s)
+    await network.ensure_forwarding_rule(s)
     assert s.iptables_rules == []
     policy = "-P FORWARD DROP\n"
-    await lc._ensure_forwarding_rule(s)
+    await network.ensure_forwarding_rule(s)
     rule = ["FORWARD", "-i", "phbr-t", "-o", "phbr-t", "-j", "ACCEPT"]
     assert s.iptables_rules == [rule]
     assert calls[-1] == ["iptables", "-I", *rule]
-    await lc._ensure_forwarding_rule(s)  # idempotent
+    await network.ensure_forwarding_rule(s)  # idempotent
     assert s.iptables_rules == [rule]
 
 

@@ -19,17 +19,13 @@ import pytest
 import pytest_asyncio
 
 from control.config import load_config
-from control.localcluster.cluster import (
-    Layout,
-    UpResult,
-    down,
-    start_node_sshd,
-    stop_node_sshd,
-    up,
-)
+from control.errors import TransportError
+from control.localcluster.cluster import UpResult, down, up
+from control.localcluster.daemons import start_node_sshd, stop_node_sshd
+from control.localcluster.layout import Layout
 from control.localcluster.proc import read_pid
-from control.nodes.ssh import AuthError, HostKeyError, SshTransport, check_node
-from control.nodes.transport import TransportError
+from control.nodes.ssh import AuthError, HostKeyError, SshTransport
+from control.nodesetup.check import check_node
 from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
 from tests.localcluster.traces import Snapshot, leftovers, runc_ids, runc_state, running
 
@@ -146,7 +142,7 @@ async def test_sshd_rejects_an_unknown_client_key(cluster: Cluster, tmp_path: Pa
 
 async def test_node_check_finds_nothing_missing(cluster: Cluster) -> None:
     config = load_config(None, data_dir=cluster.data_dir)
-    results = await check_node(SshTransport(config.nodes[0], config.ssh))
+    results = await check_node(config.nodes[0], config.ssh)
     assert [r.name for r in results if not r.ok] == [], results
     names = [r.name for r in results]
     assert names == ["ssh", "python3", "agent", "containerd", "cri", "pause image", "cni plugins"]

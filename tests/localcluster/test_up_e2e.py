@@ -31,7 +31,8 @@ import pytest
 import pytest_asyncio
 
 from control.client import Client
-from control.localcluster.cluster import Layout, read_state, start_node_sshd, stop_node_sshd
+from control.localcluster.daemons import start_node_sshd, stop_node_sshd
+from control.localcluster.layout import Layout
 from control.localcluster.proc import (
     LocalClusterError,
     cmdline,
@@ -40,6 +41,7 @@ from control.localcluster.proc import (
     pids_in_netns,
     read_pid,
 )
+from control.localcluster.state import read_state
 from control.objects.kinds import NODE, POD
 from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
 from tests.localcluster.traces import Snapshot, leftovers, runc_state, running

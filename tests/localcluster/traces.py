@@ -12,9 +12,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from control.localcluster.cluster import Layout, mounts_under, read_state
-from control.localcluster.cri import CriClient
+from control.localcluster.layout import Layout
 from control.localcluster.proc import is_zombie, netns_inode, pids_in_netns, read_pid
+from control.localcluster.state import read_state
+from control.localcluster.teardown import mounts_under
+from control.nodes.cri import CriClient
 from tests.localcluster.names import ClusterNames
 
 
@@ -76,14 +78,11 @@ async def running(data_dir: Path) -> tuple[set[int], set[str]]:
         inode = netns_inode(n.netns)
         assert inode is not None, n.netns
         pids |= set(pids_in_netns(inode))
-        cri = CriClient(str(lay.node(n.name).socket))
-        try:
-            for sid in await cri.list_sandboxes():
-                path = await cri.sandbox_netns(sid)
+        with CriClient(str(lay.node(n.name).socket)) as cri:
+            for sid in cri.list_sandboxes():
+                path = cri.sandbox_netns(sid)
                 if path:  # a stopped sandbox may have none left
                     pod_netns.add(Path(path).name)
-        finally:
-            await cri.close()
     serve = read_pid(lay.serve_pid)
     assert serve is not None
     pids.add(serve)

@@ -1,0 +1,109 @@
+"""The control plane's config file for a local cluster, and its agents' command."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from control.localcluster import files
+from control.localcluster.layout import Layout
+from control.localcluster.plan import SSH_PORT, NodeState, Plan
+from control.localcluster.proc import LocalClusterError
+
+CONFIG_MARKER = "# Written by `pilothouse up`"
+DEFAULT_NODE_GRACE_PERIOD = 40.0  # Kubernetes' node-monitor-grace-period
+DEFAULT_BACKOFF_BASE = 10.0  # kubelet's first CrashLoopBackOff delay
+AGENT_LAUNCHER = "control.localcluster.agent_launcher"
+
+
+def agent_flags(node_grace_period: float, backoff_base: float) -> list[str]:
+    """The agent options every local node runs with.
+
+    - `--offline-registry`: the nodes have no route to any registry, so the
+      agent never tries a pull; the images `up` imported are used as they are.
+    - `--heartbeat-interval`: four heartbeats per grace period, as a node link's
+      status writes, so that a live node never looks stale.
+    - `--backoff-base`: the first restart back-off.
+    """
+    beat = min(10.0, node_grace_period / 4)
+    return [
+        "--offline-registry",
+        "--heartbeat-interval",
+        f"{beat:g}",
+        "--backoff-base",
+        f"{backoff_base:g}",
+    ]
+
+
+def default_agent_command(node_grace_period: float, backoff_base: float) -> list[str]:
+    """The local launcher, which passes each node's settings on to `python3 -m agent`."""
+    return [sys.executable, "-m", AGENT_LAUNCHER, *agent_flags(node_grace_period, backoff_base)]
+
+
+def render_config(
+    lay: Layout,
+    plan: Plan,
+    nodes: Sequence[NodeState],
+    agent_command: Sequence[str],
+    api_listen: str | None,
+    node_grace_period: float,
+) -> str:
+    """The config that reaches `nodes` over SSH (none: a control plane with no node links)."""
+    lines = [
+        f"{CONFIG_MARKER} for local cluster {plan.cluster!r}; `pilothouse down` removes it.",
+        "",
+    ]
+    if api_listen is not None:
+        lines += ["[api]", f"listen = {files.toml_str(api_listen)}", ""]
+    lines += [
+        "[ssh]",
+        'user = "root"',
+        f"identity_files = {files.toml_list([str(lay.client_key)])}",
+        f"known_hosts = {files.toml_str(str(lay.known_hosts))}",
+        "use_agent = false",
+        f"agent_command = {files.toml_list(agent_command)}",
+        "",
+        "[network]",
+        f"pod_cidr = {files.toml_str(plan.pod_cidr)}",
+        f"node_cidr_mask = {plan.node_cidr_mask}",
+        "",
+        "[controllers]",
+        f'node_monitor_grace_period = "{node_grace_period:g}s"',
+        "",
+    ]
+    for n in nodes:
+        lines += [
+            "[[nodes]]",
+            f"name = {files.toml_str(n.name)}",
+            f"host = {files.toml_str(n.ip)}",
+            f"port = {SSH_PORT}",
+            'user = "root"',
+            f'labels = {{ "pilothouse.io/local-cluster" = {files.toml_str(plan.cluster)} }}',
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def write_config(path: Path, text: str) -> bool:
+    """Write the config; True when it changed."""
+    try:
+        if path.read_text() == text:
+            return False
+    except FileNotFoundError:
+        pass
+    files.write_private(path, text)
+    return True
+
+
+def check_config_is_ours(path: Path) -> None:
+    """Refuse to overwrite a config that `up` did not write."""
+    try:
+        first = path.read_text().splitlines()[:1]
+    except FileNotFoundError:
+        return
+    if not first or not first[0].startswith(CONFIG_MARKER):
+        raise LocalClusterError(
+            f"{path} exists and was not written by `pilothouse up`; "
+            "move it away or use another --data-dir"
+        )

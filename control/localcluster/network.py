@@ -1,0 +1,163 @@
+"""The local cluster's network on the host: the bridge, each node's namespace
+and veth pair, the routes to the pod CIDRs, and a forwarding rule when the
+host needs one. Everything made is recorded in the state, for `down`."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from control.localcluster.plan import NodeState, Plan
+from control.localcluster.proc import CommandError, LocalClusterError, run
+from control.localcluster.state import State
+
+BR_NETFILTER = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+
+
+async def link_exists(name: str, netns: str | None = None) -> bool:
+    argv = ["ip", *(["-n", netns] if netns else []), "link", "show", "dev", name]
+    try:
+        await run(argv)
+    except CommandError:
+        return False
+    return True
+
+
+async def netns_names() -> set[str]:
+    return set((await run(["ip", "netns", "list"])).split())
+
+
+async def check_names_free(plan: Plan, node: NodeState, existing_netns: set[str]) -> None:
+    """A new node's namespace and host veth must not exist yet (another cluster's?)."""
+    if node.netns in existing_netns:
+        raise LocalClusterError(
+            f"network namespace {node.netns} exists but is not this cluster's "
+            f"(another data dir runs cluster {plan.cluster!r}?); use another --name"
+        )
+    if await link_exists(node.host_veth):
+        raise LocalClusterError(f"interface {node.host_veth} exists but is not this cluster's")
+
+
+async def ensure_bridge(plan: Plan, state: State, save_to: Path) -> None:
+    net = ipaddress.ip_network(plan.node_subnet)
+    if await link_exists(plan.bridge):
+        if not state.bridge_created:
+            raise LocalClusterError(
+                f"interface {plan.bridge} exists but was not made by this cluster; remove it "
+                "or use another cluster name"
+            )
+    else:
+        # The node subnet must be free on the host.
+        for route in json.loads(await run(["ip", "-j", "route", "show"]) or "[]"):
+            dst = route.get("dst", "")
+            if dst and dst != "default":
+                with contextlib.suppress(ValueError):
+                    if ipaddress.ip_network(dst, strict=False).overlaps(net):
+                        raise LocalClusterError(
+                            f"node subnet {net} overlaps host route {dst} "
+                            f"(dev {route.get('dev')}); choose another subnet"
+                        )
+        state.bridge_created = True
+        state.save(save_to)
+        await run(["ip", "link", "add", plan.bridge, "type", "bridge"])
+    addrs = await run(["ip", "-j", "addr", "show", "dev", plan.bridge])
+    if plan.gateway not in addrs:
+        await run(["ip", "addr", "add", f"{plan.gateway}/{plan.prefixlen}", "dev", plan.bridge])
+    await run(["ip", "link", "set", plan.bridge, "up"])
+
+
+async def ensure_forwarding_rule(state: State) -> None:
+    """Let node-to-node traffic cross the bridge when the host drops forwarding.
+
+    With br_netfilter, bridged frames pass the host's iptables FORWARD chain;
+    hosts with Docker set its policy to DROP. Only then is a rule added.
+    """
+    rule = ["FORWARD", "-i", state.bridge, "-o", state.bridge, "-j", "ACCEPT"]
+    if rule in state.iptables_rules or shutil.which("iptables") is None:
+        return
+    if not BR_NETFILTER.exists():  # noqa: ASYNC240  (procfs: never blocks)
+        return
+    listing = await run(["iptables", "-S", "FORWARD"], check=False)
+    if "-P FORWARD DROP" not in listing:
+        return
+    state.iptables_rules.append(rule)
+    await run(["iptables", "-I", *rule])
+
+
+async def ensure_netns(plan: Plan, node: NodeState) -> None:
+    """The node's namespace, with eth0 on the bridge at its address."""
+    if node.netns not in await netns_names():
+        await run(["ip", "netns", "add", node.netns])
+    if not await link_exists("eth0", node.netns):
+        peer = plan.peer_veth(node)
+        if await link_exists(node.host_veth):
+            await run(["ip", "link", "del", node.host_veth])
+        await run(["ip", "link", "add", node.host_veth, "type", "veth", "peer", "name", peer])
+        await run(["ip", "link", "set", peer, "netns", node.netns])
+        await run(["ip", "-n", node.netns, "link", "set", peer, "name", "eth0"])
+        await run(
+            ["ip", "-n", node.netns, "addr", "add", f"{node.ip}/{plan.prefixlen}", "dev", "eth0"]
+        )
+    await run(["ip", "link", "set", node.host_veth, "master", plan.bridge, "up"])
+    await run(["ip", "-n", node.netns, "link", "set", "lo", "up"])
+    await run(["ip", "-n", node.netns, "link", "set", "eth0", "up"])
+    await run(["ip", "-n", node.netns, "route", "replace", "default", "via", plan.gateway])
+    await run(["ip", "netns", "exec", node.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+
+
+async def ensure_routes(state: State, nodes: Sequence[NodeState]) -> None:
+    """Each node's pod CIDR via its IP: on the host and in every other node."""
+    for dst in nodes:
+        for src in nodes:
+            if src is not dst:
+                await run(
+                    [
+                        "ip",
+                        "-n",
+                        src.netns,
+                        "route",
+                        "replace",
+                        dst.pod_cidr,
+                        "via",
+                        dst.ip,
+                        "dev",
+                        "eth0",
+                    ]
+                )
+        if dst.pod_cidr not in state.host_routes:
+            current = await run(["ip", "-j", "route", "show", dst.pod_cidr])
+            routes = json.loads(current or "[]")
+            if routes and not any(r.get("gateway") == dst.ip for r in routes):
+                raise LocalClusterError(
+                    f"the host already routes {dst.pod_cidr} elsewhere ({routes[0]}); "
+                    "choose another pod CIDR"
+                )
+            state.host_routes.append(dst.pod_cidr)
+        await run(["ip", "route", "replace", dst.pod_cidr, "via", dst.ip, "dev", state.bridge])
+
+
+async def remove_routes_to(state: State, gone: NodeState) -> None:
+    """A removed node's pod CIDR: its routes in the other nodes and on the host."""
+    for other in state.nodes.values():
+        await run(["ip", "-n", other.netns, "route", "del", gone.pod_cidr], check=False)
+    if gone.pod_cidr in state.host_routes:
+        await run(["ip", "route", "del", gone.pod_cidr, "dev", state.bridge], check=False)
+        state.host_routes.remove(gone.pod_cidr)
+
+
+async def remove_host_network(state: State) -> bool:
+    """The host routes, forwarding rules and bridge this cluster made; True if
+    it removed the bridge."""
+    for dst in state.host_routes:
+        with contextlib.suppress(CommandError):
+            await run(["ip", "route", "del", dst, "dev", state.bridge])
+    for rule in state.iptables_rules:
+        await run(["iptables", "-D", *rule], check=False)
+    if state.bridge_created and await link_exists(state.bridge):
+        await run(["ip", "link", "del", state.bridge])
+        return True
+    return False

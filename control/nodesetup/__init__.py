@@ -1,0 +1,1 @@
+"""Setting up real nodes: `pilothouse node check` now, `node join` later."""
