@@ -29,6 +29,7 @@ from control.controllers.endpoints import EndpointsController
 from control.controllers.manager import ControllerManager
 from control.controllers.nodelifecycle import NodeLifecycleController
 from control.nodes.manager import NodeLinks
+from control.nodes.ssh import ssh_transports
 from control.nodes.transport import Transport
 from control.scheduler.scheduler import Scheduler
 from control.store.cache import CachedStore
@@ -177,3 +178,9 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def over_ssh(config: Config) -> ControlPlane:
+    """A control plane that reaches the configured [[nodes]] over SSH, as
+    `pilothouse serve` runs it."""
+    return ControlPlane(config, transports=ssh_transports(config))
