@@ -29,7 +29,6 @@ from control.controllers.endpoints import EndpointsController
 from control.controllers.manager import ControllerManager
 from control.controllers.nodelifecycle import NodeLifecycleController
 from control.nodes.manager import NodeLinks
-from control.nodes.ssh import ssh_transports
 from control.nodes.transport import Transport
 from control.scheduler.scheduler import Scheduler
 from control.store.cache import CachedStore
@@ -183,4 +182,6 @@ def _write_private(path: Path, text: str) -> None:
 def over_ssh(config: Config) -> ControlPlane:
     """A control plane that reaches the configured [[nodes]] over SSH, as
     `pilothouse serve` runs it."""
+    from control.nodes.ssh import ssh_transports  # asyncssh: only where SSH links are made
+
     return ControlPlane(config, transports=ssh_transports(config))
