@@ -27,6 +27,7 @@ from . import logs as L
 from . import spec as S
 from .pull import ImagePuller
 from .sessions import Sessions
+from .status import gone_status
 from .stream import ExecSession, StreamError
 from .worker import PodWorker
 
@@ -84,7 +85,7 @@ class PodManager:
                 existing.update(pod)
                 continue
             if deleting and not await self.cri.list_pod_sandboxes({S.POD_UID: uid}):
-                await self._notify(_terminated_status(pod, self.node.node_ip), True)
+                await self._notify(dict(gone_status(pod, self.node.node_ip)), True)
                 continue
             w = self._spawn(pod)
             if deleting:
@@ -324,33 +325,3 @@ class PodManager:
                 }
             )
         return out
-
-
-def _terminated_status(pod: Obj, node_ip: str) -> Obj:
-    meta = pod.get("metadata") or {}
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "namespace": str(meta.get("namespace", "default")),
-        "name": str(meta.get("name", "")),
-        "uid": str(meta.get("uid", "")),
-        "status": {
-            "phase": "Succeeded",
-            "hostIP": node_ip,
-            "conditions": [
-                {"type": t, "status": "False" if t in ("Ready", "ContainersReady") else "True", "lastTransitionTime": now}
-                for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
-            ],
-            "containerStatuses": [
-                {
-                    "name": c.get("name", ""),
-                    "image": c.get("image", ""),
-                    "imageID": "",
-                    "ready": False,
-                    "started": False,
-                    "restartCount": 0,
-                    "state": {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": now}},
-                }
-                for c in (pod.get("spec") or {}).get("containers") or []
-            ],
-        },
-    }  # fmt: skip
