@@ -31,6 +31,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import os
 import platform
 import socket
 import sys
@@ -42,6 +43,8 @@ from typing import Any
 
 from agent.cri import api_pb2 as pb
 from agent.images import ImageReceiver
+from agent.nodestatus import architecture, node_conditions
+from agent.pods.params import container_name, desired_pods, exec_command
 from agent.pods.sessions import Sessions
 from agent.pods.status import Observed, PodStatusBuilder, gone_status, ns_to_s
 from agent.protocol import (
@@ -58,7 +61,6 @@ from agent.protocol import (
     NodeCondition,
     NodeInfo,
     NodeStatusParams,
-    NotSupported,
     Params,
     Peer,
     PodStatusParams,
@@ -72,6 +74,7 @@ from agent.protocol import (
     image_archive_names,
 )
 from agent.protocol.primitives import format_rfc3339, quantity_value
+from agent.stdio import stdio
 
 log = logging.getLogger(__name__)
 
@@ -374,17 +377,8 @@ class HollowAgent:
                 "message": "hollow agent reports not ready",
             }
         )
-        conditions: list[NodeCondition] = [
-            {"type": t, "status": "False", "reason": f"KubeletHas{r}"}
-            for t, r in (
-                ("MemoryPressure", "SufficientMemory"),
-                ("DiskPressure", "NoDiskPressure"),
-                ("PIDPressure", "SufficientPID"),
-            )
-        ]
-        conditions.append(ready)
         status = NodeStatusParams(
-            conditions=conditions,
+            conditions=node_conditions(ready),
             capacity=dict(self.capacity),
             allocatable=dict(self.capacity),
             usage={"cpu": "0", "memory": "0", "pods": str(len(self.pods))},
@@ -402,13 +396,12 @@ class HollowAgent:
 
     def _hello(self, params: Params) -> NodeInfo:
         check_hello(params)
-        machine = platform.machine()
         return NodeInfo(
             hostname=self.name,
             os="linux",
             osImage="pilothouse hollow node",
             kernel=platform.release(),
-            architecture={"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine),
+            architecture=architecture(),
             cpus=int(float(self.capacity["cpu"])),
             memoryBytes=quantity_value(self.capacity["memory"]),
             containerdVersion="",
@@ -433,15 +426,7 @@ class HollowAgent:
         return {}
 
     async def _sync_pods(self, params: Params) -> SyncPodsResult:
-        pods = params.get("pods")
-        if not isinstance(pods, list):
-            raise InvalidParams("pods: expected an array of pods")
-        desired: dict[str, Obj] = {}
-        for pod in pods:
-            uid = (pod.get("metadata") or {}).get("uid") if isinstance(pod, dict) else None
-            if not uid:
-                raise InvalidParams("pods: every pod needs metadata.uid")
-            desired[uid] = pod
+        desired = desired_pods(params)
         for uid in [u for u in self.pods if u not in desired]:
             await self._stop(uid)
         for uid, obj in desired.items():
@@ -506,20 +491,7 @@ class HollowAgent:
         )
         if pod is None:
             raise RpcError(NOT_FOUND, f"pod {key} is not running on node {self.name}")
-        names = [c["name"] for c in pod.obj.get("spec", {}).get("containers", [])]
-        name = params.get("container")
-        if name:
-            if name not in names:
-                raise RpcError(
-                    NOT_FOUND, f"container {name} is not valid for pod {params.get('name')}"
-                )
-            return pod, str(name)
-        if len(names) == 1:
-            return pod, names[0]
-        raise InvalidParams(
-            f"a container name must be specified for pod {params.get('name')}, "
-            f"choose one of: [{' '.join(names)}]"
-        )
+        return pod, container_name(pod.obj, params.get("container"))
 
     async def _logs(self, params: Params) -> LogsResult:
         _pod, container = self._find(params)
@@ -566,18 +538,11 @@ class HollowAgent:
         return result
 
     async def _exec(self, params: Params) -> ExecResult | ExecSessionResult:
-        command = params.get("command")
-        if not isinstance(command, list) or not command:
-            raise InvalidParams("command: a non-empty array is required")
-        sid = params.get("session")
         sessions = self.sessions
-        if sid is not None and sessions is not None:
-            sid = sessions.check_new(sid)
-        elif params.get("tty") or params.get("stdin"):
-            raise NotSupported("stdin and tty need an interactive session")
+        assert sessions is not None  # set while serving
+        argv, sid = exec_command(params, sessions)
         self._find(params)
-        argv = [str(c) for c in command]
-        if sid is None or sessions is None:
+        if sid is None:
             return _fake_command(argv)
         tty = bool(params.get("tty"))
         shell = HollowShell(argv, tty, int(params.get("cols") or 80), int(params.get("rows") or 24))
@@ -668,17 +633,6 @@ class HollowAgent:
 # --- standalone ----------------------------------------------------------------
 
 
-async def _stdio() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=2**31 - 1)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
-    transport, protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, sys.stdout.buffer
-    )
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    return reader, writer
-
-
 async def _main(args: argparse.Namespace) -> None:
     agent = HollowAgent(
         args.name,
@@ -689,7 +643,7 @@ async def _main(args: argparse.Namespace) -> None:
         pod_cidr=args.pod_cidr,
         node_ip=args.node_ip,
     )
-    reader, writer = await _stdio()
+    reader, writer = await stdio(os.dup(sys.stdout.fileno()))
     await agent.serve(reader, writer)
 
 
