@@ -31,18 +31,22 @@ import hashlib
 import ipaddress
 import json
 import logging
+import os
 import platform
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.cri import api_pb2 as pb
 from agent.images import ImageReceiver
+from agent.nodestatus import architecture, node_conditions
+from agent.pods.params import container_name, desired_pods, exec_command
 from agent.pods.sessions import Sessions
-from agent.pods.spec import qos_class, quantity
+from agent.pods.status import Observed, PodStatusBuilder, gone_status, ns_to_s
 from agent.protocol import (
     AGENT_VERSION,
     CHANNEL_ERROR,
@@ -57,7 +61,6 @@ from agent.protocol import (
     NodeCondition,
     NodeInfo,
     NodeStatusParams,
-    NotSupported,
     Params,
     Peer,
     PodStatusParams,
@@ -70,6 +73,8 @@ from agent.protocol import (
     exec_status,
     image_archive_names,
 )
+from agent.protocol.primitives import format_rfc3339, quantity_value
+from agent.stdio import stdio
 
 log = logging.getLogger(__name__)
 
@@ -165,23 +170,93 @@ class HollowShell:
         self._out.put_nowait(None)
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _key(pod: Obj) -> str:
     meta = pod.get("metadata") or {}
     return f"{meta.get('namespace')}/{meta.get('name')}"
 
 
 @dataclass
+class _Readiness:
+    """What a hollow pod's probes say, for all its containers alike."""
+
+    ready: bool = True
+    started: bool = True
+
+
+@dataclass
 class _Pod:
     obj: Obj
     ip: str
-    started: str
-    ready: bool = True
-    ready_since: str = ""
+    observed: Observed  # what the pod runs, as a runtime would show it
+    status: PodStatusBuilder
+    readiness: _Readiness
+    probes: dict[str, _Readiness]  # by container id: the running containers
     reported: Obj = field(default_factory=dict)  # the last status sent
+
+
+def _image_id(image: str) -> str:
+    return "hollow://sha256:" + hashlib.sha256(image.encode()).hexdigest()
+
+
+def _container(
+    obs: Observed, uid: str, c: Obj, state: pb.ContainerState, started: int, finished: int
+) -> None:
+    cid = f"{uid}/{c['name']}"
+    obs.containers[c["name"]] = [
+        pb.Container(
+            id=cid,
+            pod_sandbox_id=uid,
+            state=state,
+            metadata=pb.ContainerMetadata(name=c["name"]),
+            image_ref=_image_id(str(c.get("image", ""))),
+        )
+    ]
+    obs.statuses[cid] = pb.ContainerStatus(
+        id=cid,
+        state=state,
+        started_at=started,
+        finished_at=finished,
+        exit_code=0,
+    )
+
+
+def _running(obj: Obj, ip: str, started: int) -> Observed:
+    """What a hollow node runs for a pod from `started` (nanoseconds) on: a ready
+    sandbox, every container running, the init containers done."""
+    uid = str(obj["metadata"]["uid"])
+    spec = obj.get("spec") or {}
+    sandbox = pb.PodSandbox(id=uid, state=pb.SANDBOX_READY, created_at=started)
+    obs = Observed(sandbox=sandbox, sandboxes=[sandbox], pod_ip=ip)
+    for c in spec.get("initContainers") or []:
+        _container(obs, uid, c, pb.CONTAINER_EXITED, started, started)
+    for c in spec.get("containers") or []:
+        _container(obs, uid, c, pb.CONTAINER_RUNNING, started, 0)
+    return obs
+
+
+def _stopped(running: Observed) -> Observed:
+    """What a stopped hollow pod leaves: its containers, exited with 0, no sandbox."""
+    now = time.time_ns()
+    obs = Observed()
+    for name, (c, *_) in running.containers.items():
+        st = running.statuses[c.id]
+        obs.containers[name] = [
+            pb.Container(
+                id=c.id,
+                pod_sandbox_id=c.pod_sandbox_id,
+                state=pb.CONTAINER_EXITED,
+                metadata=c.metadata,
+                image_ref=c.image_ref,
+            )
+        ]
+        obs.statuses[c.id] = pb.ContainerStatus(
+            id=c.id,
+            state=pb.CONTAINER_EXITED,
+            started_at=st.started_at,
+            finished_at=st.finished_at or now,
+            exit_code=0,
+        )
+    return obs
 
 
 class HollowAgent:
@@ -226,9 +301,8 @@ class HollowAgent:
     async def set_pod_ready(self, namespace: str, name: str, ready: bool) -> None:
         """Report a pod's containers (not) ready, as a failing readiness probe would."""
         for pod in self.pods.values():
-            if _key(pod.obj) == f"{namespace}/{name}" and pod.ready != ready:
-                pod.ready = ready
-                pod.ready_since = _now()
+            if _key(pod.obj) == f"{namespace}/{name}" and pod.readiness.ready != ready:
+                pod.readiness.ready = ready
                 await self._report(pod)
 
     def running(self) -> list[str]:
@@ -303,17 +377,8 @@ class HollowAgent:
                 "message": "hollow agent reports not ready",
             }
         )
-        conditions: list[NodeCondition] = [
-            {"type": t, "status": "False", "reason": f"KubeletHas{r}"}
-            for t, r in (
-                ("MemoryPressure", "SufficientMemory"),
-                ("DiskPressure", "NoDiskPressure"),
-                ("PIDPressure", "SufficientPID"),
-            )
-        ]
-        conditions.append(ready)
         status = NodeStatusParams(
-            conditions=conditions,
+            conditions=node_conditions(ready),
             capacity=dict(self.capacity),
             allocatable=dict(self.capacity),
             usage={"cpu": "0", "memory": "0", "pods": str(len(self.pods))},
@@ -331,15 +396,14 @@ class HollowAgent:
 
     def _hello(self, params: Params) -> NodeInfo:
         check_hello(params)
-        machine = platform.machine()
         return NodeInfo(
             hostname=self.name,
             os="linux",
             osImage="pilothouse hollow node",
             kernel=platform.release(),
-            architecture={"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine),
+            architecture=architecture(),
             cpus=int(float(self.capacity["cpu"])),
-            memoryBytes=int(quantity(self.capacity["memory"])),
+            memoryBytes=quantity_value(self.capacity["memory"]),
             containerdVersion="",
             agentVersion=f"{AGENT_VERSION}-hollow",
             protocolVersion=PROTOCOL_VERSION,
@@ -362,15 +426,7 @@ class HollowAgent:
         return {}
 
     async def _sync_pods(self, params: Params) -> SyncPodsResult:
-        pods = params.get("pods")
-        if not isinstance(pods, list):
-            raise InvalidParams("pods: expected an array of pods")
-        desired: dict[str, Obj] = {}
-        for pod in pods:
-            uid = (pod.get("metadata") or {}).get("uid") if isinstance(pod, dict) else None
-            if not uid:
-                raise InvalidParams("pods: every pod needs metadata.uid")
-            desired[uid] = pod
+        desired = desired_pods(params)
         for uid in [u for u in self.pods if u not in desired]:
             await self._stop(uid)
         for uid, obj in desired.items():
@@ -379,14 +435,13 @@ class HollowAgent:
                     await self._stop(uid)
                 else:
                     # Nothing runs for it here (a restart, or never started): confirm at once.
-                    await self._report_terminated(obj, None)
+                    await self._notify_pod(gone_status(obj, self.node_ip))
                 continue
             pod = self.pods.get(uid)
             if pod is None:
                 if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                     continue  # finished for good: nothing to start again
-                pod = _Pod(obj, self._allocate_ip(obj), _now())
-                pod.ready = self.start_ready is None or self.start_ready(obj)
+                pod = self._start(obj)
                 self.pods[uid] = pod
             else:
                 pod.obj = obj
@@ -436,20 +491,7 @@ class HollowAgent:
         )
         if pod is None:
             raise RpcError(NOT_FOUND, f"pod {key} is not running on node {self.name}")
-        names = [c["name"] for c in pod.obj.get("spec", {}).get("containers", [])]
-        name = params.get("container")
-        if name:
-            if name not in names:
-                raise RpcError(
-                    NOT_FOUND, f"container {name} is not valid for pod {params.get('name')}"
-                )
-            return pod, str(name)
-        if len(names) == 1:
-            return pod, names[0]
-        raise InvalidParams(
-            f"a container name must be specified for pod {params.get('name')}, "
-            f"choose one of: [{' '.join(names)}]"
-        )
+        return pod, container_name(pod.obj, params.get("container"))
 
     async def _logs(self, params: Params) -> LogsResult:
         _pod, container = self._find(params)
@@ -496,18 +538,11 @@ class HollowAgent:
         return result
 
     async def _exec(self, params: Params) -> ExecResult | ExecSessionResult:
-        command = params.get("command")
-        if not isinstance(command, list) or not command:
-            raise InvalidParams("command: a non-empty array is required")
-        sid = params.get("session")
         sessions = self.sessions
-        if sid is not None and sessions is not None:
-            sid = sessions.check_new(sid)
-        elif params.get("tty") or params.get("stdin"):
-            raise NotSupported("stdin and tty need an interactive session")
+        assert sessions is not None  # set while serving
+        argv, sid = exec_command(params, sessions)
         self._find(params)
-        argv = [str(c) for c in command]
-        if sid is None or sessions is None:
+        if sid is None:
             return _fake_command(argv)
         tty = bool(params.get("tty"))
         shell = HollowShell(argv, tty, int(params.get("cols") or 80), int(params.get("rows") or 24))
@@ -538,127 +573,54 @@ class HollowAgent:
             self._used_ips.discard(ip)
             self._free_ips.append(ip)
 
+    def _start(self, obj: Obj) -> _Pod:
+        started = time.time_ns()
+        ip = self._allocate_ip(obj)
+        observed = _running(obj, ip, started)
+        readiness = _Readiness(ready=self.start_ready is None or self.start_ready(obj))
+        running = [cs[0].id for cs in observed.containers.values()]
+        return _Pod(
+            obj,
+            ip,
+            observed,
+            PodStatusBuilder(start_time=format_rfc3339(ns_to_s(started)), runtime="hollow"),
+            readiness,
+            {
+                cid: readiness
+                for cid in running
+                if observed.statuses[cid].state == pb.CONTAINER_RUNNING
+            },
+        )
+
     async def _stop(self, uid: str) -> None:
         pod = self.pods.pop(uid)
         self._release_ip(pod.ip)
-        await self._report_terminated(pod.obj, pod)
-
-    def _status(self, pod: _Pod) -> Obj:
-        obj, now = pod.obj, pod.started
-        spec = obj.get("spec") or {}
-        ready = "True" if pod.ready else "False"
-        ready_since = pod.ready_since or now
-        uid = str(obj["metadata"]["uid"])
-        statuses = [
-            {
-                "name": c["name"],
-                "ready": pod.ready,
-                "started": True,
-                "restartCount": 0,
-                "image": c.get("image", ""),
-                "imageID": _image_id(c.get("image", "")),
-                "containerID": f"hollow://{uid}/{c['name']}",
-                "state": {"running": {"startedAt": now}},
-            }
-            for c in spec.get("containers") or []
-        ]
-        status: Obj = {
-            "phase": "Running",
-            "conditions": [
-                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-                {"type": "Ready", "status": ready, "lastTransitionTime": ready_since},
-                {"type": "ContainersReady", "status": ready, "lastTransitionTime": ready_since},
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-            ],
-            "hostIP": self.node_ip,
-            "podIP": pod.ip,
-            "podIPs": [{"ip": pod.ip}] if pod.ip else [],
-            "startTime": now,
-            "containerStatuses": statuses,
-            "qosClass": qos_class(obj),
-        }
-        if not pod.ip:
-            del status["podIP"]
-        if spec.get("initContainers"):
-            status["initContainerStatuses"] = [
-                {
-                    "name": c["name"],
-                    "ready": True,
-                    "restartCount": 0,
-                    "image": c.get("image", ""),
-                    "imageID": _image_id(c.get("image", "")),
-                    "containerID": f"hollow://{uid}/{c['name']}",
-                    "state": {
-                        "terminated": {
-                            "exitCode": 0,
-                            "reason": "Completed",
-                            "startedAt": now,
-                            "finishedAt": now,
-                        }
-                    },
-                }
-                for c in spec["initContainers"]
-            ]
-        return status
+        # Nothing restarts now: the containers read as terminated, as on a real node.
+        spec = {**(pod.obj.get("spec") or {}), "restartPolicy": "Never"}
+        status = pod.status.build(
+            {**pod.obj, "spec": spec}, _stopped(pod.observed), node_ip=self.node_ip
+        )
+        await self._notify_pod(self._params(pod.obj, status, terminated=True))
 
     async def _report(self, pod: _Pod) -> None:
-        status = self._status(pod)
+        status = pod.status.build(pod.obj, pod.observed, node_ip=self.node_ip, probes=pod.probes)
         if status == pod.reported:
             return
         pod.reported = status
-        meta = pod.obj["metadata"]
-        await self._notify_pod(
-            PodStatusParams(
-                namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], status=status
-            )
-        )
+        await self._notify_pod(self._params(pod.obj, status))
 
-    async def _report_terminated(self, obj: Obj, pod: _Pod | None) -> None:
+    @staticmethod
+    def _params(obj: Obj, status: Obj, terminated: bool = False) -> PodStatusParams:
         meta = obj.get("metadata") or {}
-        now = _now()
-        status: Obj = {
-            "phase": "Succeeded",
-            "conditions": [
-                {
-                    "type": t,
-                    "status": "False" if t in ("Ready", "ContainersReady") else "True",
-                    "lastTransitionTime": now,
-                }
-                for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
-            ],
-            "hostIP": self.node_ip,
-            "containerStatuses": [
-                {
-                    "name": c["name"],
-                    "ready": False,
-                    "started": False,
-                    "restartCount": 0,
-                    "image": c.get("image", ""),
-                    "imageID": _image_id(c.get("image", "")),
-                    "containerID": f"hollow://{meta.get('uid')}/{c['name']}",
-                    "state": {
-                        "terminated": {
-                            "exitCode": 0,
-                            "reason": "Completed",
-                            "startedAt": pod.started if pod else now,
-                            "finishedAt": now,
-                        }
-                    },
-                }
-                for c in (obj.get("spec") or {}).get("containers") or []
-            ],
-        }
-        if pod is not None:
-            status["startTime"] = pod.started
-        await self._notify_pod(
-            PodStatusParams(
-                namespace=str(meta.get("namespace")),
-                name=str(meta.get("name")),
-                uid=str(meta.get("uid")),
-                status=status,
-                terminated=True,
-            )
+        params = PodStatusParams(
+            namespace=str(meta.get("namespace")),
+            name=str(meta.get("name")),
+            uid=str(meta.get("uid")),
+            status=status,
         )
+        if terminated:
+            params["terminated"] = True
+        return params
 
     async def _notify_pod(self, params: PodStatusParams) -> None:
         peer = self._peer
@@ -668,22 +630,7 @@ class HollowAgent:
             await peer.notify("pod_status", params)
 
 
-def _image_id(image: str) -> str:
-    return "hollow://sha256:" + hashlib.sha256(image.encode()).hexdigest()
-
-
 # --- standalone ----------------------------------------------------------------
-
-
-async def _stdio() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=2**31 - 1)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
-    transport, protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, sys.stdout.buffer
-    )
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    return reader, writer
 
 
 async def _main(args: argparse.Namespace) -> None:
@@ -696,7 +643,7 @@ async def _main(args: argparse.Namespace) -> None:
         pod_cidr=args.pod_cidr,
         node_ip=args.node_ip,
     )
-    reader, writer = await _stdio()
+    reader, writer = await stdio(os.dup(sys.stdout.fileno()))
     await agent.serve(reader, writer)
 
 

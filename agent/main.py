@@ -14,7 +14,6 @@ import logging
 import os
 import platform
 import socket
-import stat
 import sys
 import time
 from pathlib import Path
@@ -22,8 +21,10 @@ from typing import Any
 
 from agent.cri.client import CRIClient, CRIError
 from agent.images import ImageReceiver, import_archive
+from agent.nodestatus import architecture, node_conditions
 from agent.pods.manager import PodManager
 from agent.pods.network import Routes, write_conflist
+from agent.pods.params import desired_pods
 from agent.pods.spec import NodeConfig
 from agent.protocol import (
     AGENT_VERSION,
@@ -42,6 +43,7 @@ from agent.protocol import (
     Writer,
     check_hello,
 )
+from agent.stdio import stdio
 
 log = logging.getLogger("agent")
 
@@ -76,11 +78,6 @@ def _os_image() -> str:
             if line.startswith("PRETTY_NAME="):
                 return line.split("=", 1)[1].strip().strip('"')
     return platform.system()
-
-
-def _arch() -> str:
-    m = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
 
 
 class Agent:
@@ -183,7 +180,7 @@ class Agent:
             os="linux",
             osImage=_os_image(),
             kernel=platform.release(),
-            architecture=_arch(),
+            architecture=architecture(),
             cpus=os.cpu_count() or 1,
             memoryBytes=mem.get("MemTotal", 0),
             containerdVersion=version,
@@ -223,10 +220,7 @@ class Agent:
             raise InvalidParams(f"podCIDR {self.pod_cidr}: {e}") from None
 
     async def _sync_pods(self, params: Params) -> SyncPodsResult:
-        pods = params.get("pods")
-        if not isinstance(pods, list):
-            raise InvalidParams("pods: expected an array of pods")
-        return SyncPodsResult(pods=await self.pods.sync_pods(pods))
+        return SyncPodsResult(pods=await self.pods.sync_pods(desired_pods(params)))
 
     async def _stats(self, params: Params) -> StatsResult:
         uids = params.get("pods")
@@ -295,14 +289,10 @@ class Agent:
         with contextlib.suppress(OSError):
             st = os.statvfs(self.node.state_dir)
             disk_low = st.f_bavail < st.f_blocks * 0.1
-        conditions: list[NodeCondition] = [
-            {"type": "MemoryPressure", "status": "True" if avail < 100 * 2**20 else "False", "reason": "KubeletHasSufficientMemory" if avail >= 100 * 2**20 else "KubeletHasInsufficientMemory"},
-            {"type": "DiskPressure", "status": "True" if disk_low else "False", "reason": "KubeletHasDiskPressure" if disk_low else "KubeletHasNoDiskPressure"},
-            {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID"},
-            ready,
-        ]  # fmt: skip
         return NodeStatusParams(
-            conditions=conditions,
+            conditions=node_conditions(
+                ready, memory_pressure=avail < 100 * 2**20, disk_pressure=disk_low
+            ),
             capacity=capacity,
             allocatable=dict(capacity),
             usage={
@@ -311,55 +301,6 @@ class Agent:
                 "pods": str(len(self.pods.workers)),
             },
         )
-
-
-class _FileReader:
-    """stdin when it is a regular file (asyncio pipes refuse those)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    async def read(self, n: int = -1) -> bytes:
-        return await asyncio.to_thread(os.read, self.fd, n if n > 0 else 1 << 16)
-
-
-class _FileWriter:
-    """stdout when it is a regular file."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
-
-    async def drain(self) -> None:
-        return None
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-
-
-def _is_file(fd: int) -> bool:
-    return stat.S_ISREG(os.fstat(fd).st_mode)
-
-
-async def _stdio(out_fd: int) -> tuple[Reader, Writer]:
-    loop = asyncio.get_running_loop()
-    reader: Reader
-    if _is_file(0):
-        reader = _FileReader(0)
-    else:
-        stream = asyncio.StreamReader(limit=2**31 - 1)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream), sys.stdin.buffer)
-        reader = stream
-    if _is_file(out_fd):
-        return reader, _FileWriter(out_fd)
-    out = os.fdopen(out_fd, "wb", buffering=0)
-    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, out)
-    return reader, asyncio.StreamWriter(transport, protocol, None, loop)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -395,7 +336,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def _main(args: argparse.Namespace, out_fd: int) -> None:
     agent = Agent(args)
-    reader, writer = await _stdio(out_fd)
+    reader, writer = await stdio(out_fd)
     await agent.serve(reader, writer)
 
 

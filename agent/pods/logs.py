@@ -7,20 +7,12 @@ that the next record continues.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-_FRACTION = re.compile(r"\.(\d+)")
-
-
-def parse_time(ts: str) -> datetime:
-    """RFC3339 with up to nanoseconds (Python keeps microseconds)."""
-    ts = ts.replace("Z", "+00:00")
-    ts = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), ts, count=1)
-    return datetime.fromisoformat(ts)
+from agent.protocol.primitives import parse_rfc3339
 
 
 @dataclass
@@ -82,7 +74,7 @@ def select(
         kept = []
         for ln in lines:
             try:
-                if parse_time(ln.time) >= since:
+                if parse_rfc3339(ln.time) >= since:
                     kept.append(ln)
             except ValueError:
                 kept.append(ln)

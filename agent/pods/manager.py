@@ -18,15 +18,15 @@ from agent.protocol import (
     INTERNAL_ERROR,
     NOT_FOUND,
     ExecSessionResult,
-    InvalidParams,
-    NotSupported,
     RpcError,
 )
 
 from . import logs as L
 from . import spec as S
+from .params import container_name, exec_command
 from .pull import ImagePuller
 from .sessions import Sessions
+from .status import gone_status
 from .stream import ExecSession, StreamError
 from .worker import PodWorker
 
@@ -64,13 +64,8 @@ class PodManager:
 
     # ---- sync ----
 
-    async def sync_pods(self, pods: list[Obj]) -> int:
-        desired: dict[str, Obj] = {}
-        for pod in pods:
-            uid = (pod.get("metadata") or {}).get("uid") if isinstance(pod, dict) else None
-            if not uid:
-                raise InvalidParams("pods: every pod needs metadata.uid")
-            desired[str(uid)] = pod
+    async def sync_pods(self, desired: dict[str, Obj]) -> int:
+        """Run the pods of `desired` (by uid, see params.desired_pods), and only them."""
         if not self._adopted:
             await self._adopt_orphans(desired)
             self._adopted = True
@@ -84,7 +79,7 @@ class PodManager:
                 existing.update(pod)
                 continue
             if deleting and not await self.cri.list_pod_sandboxes({S.POD_UID: uid}):
-                await self._notify(_terminated_status(pod, self.node.node_ip), True)
+                await self._notify(dict(gone_status(pod, self.node.node_ip)), True)
                 continue
             w = self._spawn(pod)
             if deleting:
@@ -173,22 +168,6 @@ class PodManager:
             NOT_FOUND, f'pod "{name}" not found in namespace "{namespace}" on {self.node.name}'
         )
 
-    def _container_name(self, w: PodWorker, name: str | None) -> str:
-        names = [c["name"] for c in w.containers]
-        if name:
-            if name not in names:
-                raise RpcError(
-                    NOT_FOUND,
-                    f"container {name} is not valid for pod {w.pod['metadata'].get('name')}",
-                )
-            return name
-        if len(names) == 1:
-            return names[0]
-        raise InvalidParams(
-            f"a container name must be specified for pod {w.pod['metadata'].get('name')}, "
-            f"choose one of: [{' '.join(names)}]"
-        )
-
     async def _containers(self, w: PodWorker, name: str) -> list[pb.Container]:
         cs = await self.cri.list_containers({S.POD_UID: w.uid, S.CONTAINER_NAME: name})
         return sorted(cs, key=lambda c: (-c.metadata.attempt, -c.created_at))
@@ -197,7 +176,7 @@ class PodManager:
 
     async def logs(self, params: Obj) -> Obj:
         w = self.find(str(params["namespace"]), str(params["name"]), params.get("uid"))
-        name = self._container_name(w, params.get("container"))
+        name = container_name(w.pod, params.get("container"))
         cs = await self._containers(w, name)
         index = 1 if params.get("previous") else 0
         if len(cs) <= index:
@@ -244,23 +223,15 @@ class PodManager:
     # ---- exec ----
 
     async def exec(self, params: Obj) -> Obj:
-        command = params.get("command")
-        if not isinstance(command, list) or not command:
-            raise InvalidParams("command: a non-empty array is required")
-        session = params.get("session")
-        if session is not None:
-            self.sessions.check_new(session)
-        elif params.get("tty") or params.get("stdin"):
-            raise NotSupported("stdin and tty need an interactive session")
+        argv, session = exec_command(params, self.sessions)
         w = self.find(str(params["namespace"]), str(params["name"]), params.get("uid"))
-        name = self._container_name(w, params.get("container"))
+        name = container_name(w.pod, params.get("container"))
         cs = await self._containers(w, name)
         if not cs or cs[0].state != pb.CONTAINER_RUNNING:
             raise RpcError(NOT_FOUND, f"container {name} is not running")
-        argv = [str(c) for c in command]
         try:
             if session is not None:
-                return dict(await self._exec_session(str(session), cs[0].id, argv, params))
+                return dict(await self._exec_session(session, cs[0].id, argv, params))
             timeout = int(params.get("timeoutSeconds") or 0)
             r = await self.cri.exec_sync(cs[0].id, argv, timeout)
         except CRIError as e:
@@ -324,33 +295,3 @@ class PodManager:
                 }
             )
         return out
-
-
-def _terminated_status(pod: Obj, node_ip: str) -> Obj:
-    meta = pod.get("metadata") or {}
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "namespace": str(meta.get("namespace", "default")),
-        "name": str(meta.get("name", "")),
-        "uid": str(meta.get("uid", "")),
-        "status": {
-            "phase": "Succeeded",
-            "hostIP": node_ip,
-            "conditions": [
-                {"type": t, "status": "False" if t in ("Ready", "ContainersReady") else "True", "lastTransitionTime": now}
-                for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
-            ],
-            "containerStatuses": [
-                {
-                    "name": c.get("name", ""),
-                    "image": c.get("image", ""),
-                    "imageID": "",
-                    "ready": False,
-                    "started": False,
-                    "restartCount": 0,
-                    "state": {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": now}},
-                }
-                for c in (pod.get("spec") or {}).get("containers") or []
-            ],
-        },
-    }  # fmt: skip

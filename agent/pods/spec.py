@@ -1,14 +1,14 @@
-"""Pod spec -> CRI configs: labels, image names, quantities, resources, env, DNS."""
+"""Pod spec -> CRI configs: labels, image names, resources, env, DNS."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from agent.cri import api_pb2 as pb
+from agent.protocol.primitives import quantity_milli_value, quantity_value
 
 Obj = dict[str, Any]
 
@@ -24,36 +24,6 @@ GRACE_PERIOD = "io.kubernetes.pod.terminationGracePeriod"
 
 DEFAULT_GRACE = 30
 CPU_PERIOD = 100_000
-
-_SUFFIX = {
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "": Decimal(1),
-    "k": Decimal(10**3),
-    "M": Decimal(10**6),
-    "G": Decimal(10**9),
-    "T": Decimal(10**12),
-    "P": Decimal(10**15),
-    "E": Decimal(10**18),
-    "Ki": Decimal(2**10),
-    "Mi": Decimal(2**20),
-    "Gi": Decimal(2**30),
-    "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50),
-    "Ei": Decimal(2**60),
-}
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
-
-
-def quantity(value: object) -> Decimal:
-    """A Kubernetes quantity ("100m", "64Mi", 2) as a Decimal."""
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    m = _QUANTITY.match(str(value).strip())
-    if not m or m.group(2) not in _SUFFIX:
-        raise ValueError(f"bad quantity {value!r}")
-    return Decimal(m.group(1)) * _SUFFIX[m.group(2)]
 
 
 def normalize_image(image: str) -> str:
@@ -190,16 +160,17 @@ def linux_resources(container: Obj) -> pb.LinuxContainerResources:
     res = container.get("resources") or {}
     limits, requests = res.get("limits") or {}, res.get("requests") or {}
     out = pb.LinuxContainerResources()
+    # In whole millicores and bytes, rounded up, as the kubelet converts them.
     cpu_req = requests.get("cpu", limits.get("cpu"))
     if cpu_req is not None:
-        out.cpu_shares = max(2, int(quantity(cpu_req) * 1024))
+        out.cpu_shares = max(2, quantity_milli_value(cpu_req) * 1024 // 1000)
     else:
         out.cpu_shares = 2
     if "cpu" in limits:
         out.cpu_period = CPU_PERIOD
-        out.cpu_quota = max(1000, int(quantity(limits["cpu"]) * CPU_PERIOD))
+        out.cpu_quota = max(1000, quantity_milli_value(limits["cpu"]) * CPU_PERIOD // 1000)
     if "memory" in limits:
-        out.memory_limit_in_bytes = int(quantity(limits["memory"]))
+        out.memory_limit_in_bytes = quantity_value(limits["memory"])
     return out
 
 

@@ -14,43 +14,23 @@ import logging
 import shutil
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agent.cri import api_pb2 as pb
 from agent.cri.client import CRIClient, CRIError
+from agent.protocol.primitives import format_rfc3339
 
 from . import spec as S
 from .backoff import Backoff
 from .probes import ContainerProbes, ProbeSpec, run_once
 from .pull import ImagePuller
+from .status import Observed, PodStatusBuilder, ns_to_s, wants_restart
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 Notify = Callable[[Obj, bool], Awaitable[None]]  # (status params, terminated)
-
-
-def rfc3339(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def ns_to_s(ns: int) -> float:
-    return ns / 1e9
-
-
-@dataclass
-class Observed:
-    """What containerd holds for the pod, gathered once per pass."""
-
-    sandbox: pb.PodSandbox | None = None  # the ready one, newest
-    sandboxes: list[pb.PodSandbox] = field(default_factory=list)
-    pod_ip: str = ""
-    # container name -> containers, newest attempt first
-    containers: dict[str, list[pb.Container]] = field(default_factory=dict)
-    statuses: dict[str, pb.ContainerStatus] = field(default_factory=dict)  # by container id
 
 
 # Container states whose ContainerStatus stays the same until the state changes.
@@ -87,14 +67,12 @@ class PodWorker:
         self.in_backoff: dict[str, float] = {}  # container name -> seconds left
         self.sandbox_config: pb.PodSandboxConfig | None = None
         self.reported: Obj | None = None
-        self.transitions: dict[str, tuple[str, str]] = {}
         self._ip_cache = ("", "")  # (sandbox id, pod IP)
         # ContainerStatus by id. A status does not change while the container stays
         # in the state it was read in (running, exited), so passes reuse it.
         self._status_cache: dict[str, pb.ContainerStatus] = {}
         self.created = time.time()
-        self.last_ip = ""
-        self.start_time = rfc3339(self.created)
+        self.status = PodStatusBuilder(start_time=format_rfc3339(self.created))
         self.timings: dict[str, float] = {}  # last sandbox/container start durations
         self.obs = Observed()
 
@@ -184,7 +162,7 @@ class PodWorker:
         obs = await self.observe()
         if obs.sandboxes and self.reported is None:
             first = min(sb.created_at for sb in obs.sandboxes)
-            self.start_time = rfc3339(min(self.created, ns_to_s(first)))
+            self.status.start_time = format_rfc3339(min(self.created, ns_to_s(first)))
         acted, next_in = await self.act(obs)
         if acted:
             obs = await self.observe()
@@ -198,10 +176,7 @@ class PodWorker:
         return list(self.spec.get("initContainers") or [])
 
     def _wants_restart(self, status: pb.ContainerStatus, init: bool = False) -> bool:
-        policy = self.spec.get("restartPolicy") or "Always"
-        if init:  # init containers rerun only when they fail
-            return policy != "Never" and status.exit_code != 0
-        return policy == "Always" or (policy == "OnFailure" and status.exit_code != 0)
+        return wants_restart(self.pod, status, init)
 
     def init_plan(self, obs: Observed) -> tuple[str, tuple[Obj, int, bool] | None, float]:
         """Init containers run one at a time, in order, each to success.
@@ -502,165 +477,17 @@ class PodWorker:
 
     # ---- status ----
 
-    def _terminated(self, st: pb.ContainerStatus) -> Obj:
-        reason = st.reason or ("Completed" if st.exit_code == 0 else "Error")
-        out: Obj = {
-            "exitCode": st.exit_code,
-            "reason": reason,
-            "startedAt": rfc3339(ns_to_s(st.started_at)) if st.started_at else None,
-            "finishedAt": rfc3339(ns_to_s(st.finished_at)) if st.finished_at else None,
-            "containerID": f"containerd://{st.id}",
-        }
-        if st.message:
-            out["message"] = st.message
-        return out
-
-    def container_status(
-        self, c: Obj, obs: Observed, init: bool = False, initializing: bool = False
-    ) -> tuple[Obj, str]:
-        """(containerStatus, phase hint: running|done-ok|done-failed|pending)."""
-        name = c["name"]
-        image = S.normalize_image(str(c.get("image") or ""))
-        cs = obs.containers.get(name) or []
-        latest = cs[0] if cs else None
-        st = obs.statuses.get(latest.id) if latest else None
-        prev = obs.statuses.get(cs[1].id) if len(cs) > 1 else None
-        out: Obj = {
-            "name": name,
-            "image": c.get("image", ""),
-            "imageID": "",
-            "restartCount": latest.metadata.attempt if latest else 0,
-            "ready": False,
-            "started": False,
-            "state": {},
-            "lastState": {},
-        }
-        if latest is not None:
-            out["containerID"] = f"containerd://{latest.id}"
-            out["imageID"] = latest.image_ref or image
-        hint = "pending"
-        waiting = self.waiting.get(name)
-        if latest is not None and latest.state == pb.CONTAINER_RUNNING and st is not None:
-            pr = self.probes.get(latest.id)
-            out["state"] = {"running": {"startedAt": rfc3339(ns_to_s(st.started_at))}}
-            out["ready"] = bool(pr.ready) if pr else False
-            out["started"] = bool(pr.started) if pr else True
-            if prev is not None and prev.state == pb.CONTAINER_EXITED:
-                out["lastState"] = {"terminated": self._terminated(prev)}
-            hint = "running"
-        elif latest is not None and latest.state == pb.CONTAINER_EXITED and st is not None:
-            term = self._terminated(st)
-            if name in self.in_backoff or (waiting and self._wants_restart(st, init)):
-                delay = int(self.backoff.delay(name))
-                out["state"] = {
-                    "waiting": {
-                        "reason": waiting[0] if waiting else "CrashLoopBackOff",
-                        "message": waiting[1]
-                        if waiting
-                        else f"back-off {delay}s restarting failed container={name} "
-                        f"pod={self.pod['metadata'].get('name')}_{self.pod['metadata'].get('namespace')}"
-                        f"({self.uid})",
-                    }
-                }
-                out["lastState"] = {"terminated": term}
-                hint = "running"
-            elif self._wants_restart(st, init):
-                out["state"] = {"waiting": {"reason": "ContainerCreating"}}
-                out["lastState"] = {"terminated": term}
-                hint = "running"
-            else:
-                out["state"] = {"terminated": term}
-                if prev is not None and prev.state == pb.CONTAINER_EXITED:
-                    out["lastState"] = {"terminated": self._terminated(prev)}
-                hint = "done-ok" if st.exit_code == 0 else "done-failed"
-                out["ready"] = init and st.exit_code == 0
-        else:
-            default = "PodInitializing" if initializing else "ContainerCreating"
-            reason, message = waiting or (default, "")
-            out["state"] = {
-                "waiting": {"reason": reason, **({"message": message} if message else {})}
-            }
-            hint = "pending" if latest is None else "running"
-        return out, hint
-
-    def _condition(self, type_: str, status: bool, reason: str = "", message: str = "") -> Obj:
-        value = "True" if status else "False"
-        prev = self.transitions.get(type_)
-        if prev is None or prev[0] != value:
-            self.transitions[type_] = (value, rfc3339(time.time()))
-        cond: Obj = {
-            "type": type_,
-            "status": value,
-            "lastProbeTime": None,
-            "lastTransitionTime": self.transitions[type_][1],
-        }
-        if reason and not status:
-            cond["reason"] = reason
-        if message and not status:
-            cond["message"] = message
-        return cond
-
     def build_status(self, obs: Observed) -> Obj:
-        plan = self.init_plan(obs)[0] if self.init_containers else "done"
-        init_statuses = [
-            self.container_status(c, obs, init=True, initializing=True)[0]
-            for c in self.init_containers
-        ]
-        statuses, hints = [], []
-        for c in self.containers:
-            cs, hint = self.container_status(c, obs, initializing=plan != "done")
-            statuses.append(cs)
-            hints.append(hint)
-        if plan == "failed":
-            phase = "Failed"
-        elif plan != "done":
-            phase = "Pending"
-        elif hints and all(h.startswith("done") for h in hints):
-            phase = "Failed" if "done-failed" in hints else "Succeeded"
-        elif "pending" in hints or (
-            obs.sandbox is None and not any(h.startswith("done") for h in hints)
-        ):
-            phase = "Pending"
-        else:
-            phase = "Running"
-        unready = [s["name"] for s in statuses if not s["ready"]]
-        ready = not unready and phase == "Running"
-        msg = f"containers with unready status: [{' '.join(unready)}]" if unready else ""
-        status: Obj = {
-            "phase": phase,
-            "conditions": [
-                self._condition("PodScheduled", True),
-                self._condition(
-                    "Initialized",
-                    plan == "done",
-                    "ContainersNotInitialized",
-                    "containers with incomplete status: ["
-                    + " ".join(s["name"] for s in init_statuses if not s["ready"])
-                    + "]",
-                ),
-                self._condition("ContainersReady", ready, "ContainersNotReady", msg),
-                self._condition("Ready", ready, "ContainersNotReady", msg),
-            ],
-            "hostIP": self.node.node_ip,
-            "startTime": self.start_time,
-            "containerStatuses": statuses,
-            "qosClass": S.qos_class(self.pod),
-        }
-        if init_statuses:
-            status["initContainerStatuses"] = init_statuses
-        if self.node.node_ip:
-            status["hostIPs"] = [{"ip": self.node.node_ip}]
-        ip = obs.pod_ip or (self.node.node_ip if self.spec.get("hostNetwork") else "")
-        if obs.sandbox is not None and ip:
-            self.last_ip = ip
-        elif phase in ("Succeeded", "Failed"):
-            ip = self.last_ip
-        else:
-            ip = ""
-        if ip:
-            status["podIP"] = ip
-            status["podIPs"] = [{"ip": ip}]
-        return status
+        return self.status.build(
+            self.pod,
+            obs,
+            node_ip=self.node.node_ip,
+            init_plan=self.init_plan(obs)[0] if self.init_containers else "done",
+            waiting=self.waiting,
+            in_backoff=self.in_backoff,
+            probes=self.probes,
+            backoff_delay=self.backoff.delay,
+        )
 
     def _finished(self, obs: Observed, plan: str) -> bool:
         """Nothing runs and nothing will run again."""

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.protocol.primitives import parse_rfc3339
+
 Obj = dict[str, Any]
 Column = tuple[str, Callable[[Obj], str], bool]  # header, cell, wide-only
 
@@ -27,7 +29,7 @@ def age(timestamp: str | None, now: datetime | None = None) -> str:
     if not timestamp:
         return "<unknown>"
     try:
-        then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        then = parse_rfc3339(timestamp)
     except ValueError:
         return "<unknown>"
     secs = int(((now or datetime.now(UTC)) - then).total_seconds())

@@ -18,6 +18,21 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
+from agent.protocol.primitives import (
+    DNS1123_LABEL,
+    DNS1123_LABEL_MAX_LENGTH,
+    DNS1123_SUBDOMAIN,
+    DNS1123_SUBDOMAIN_FMT,
+    DNS1123_SUBDOMAIN_MAX_LENGTH,
+    LABEL_VALUE_MAX_LENGTH,
+    QUALIFIED_NAME,
+    QUALIFIED_NAME_FMT,
+    QUALIFIED_NAME_MAX_LENGTH,
+    is_dns1123_subdomain,
+    is_label_value,
+    is_quantity,
+)
+
 # Cause reasons, as Kubernetes spells them.
 REQUIRED = "FieldValueRequired"
 INVALID = "FieldValueInvalid"
@@ -67,9 +82,6 @@ def unsupported(value: object, supported: Iterable[str]) -> str:
 
 # --- names -----------------------------------------------------------------------
 
-_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-DNS1123_LABEL = re.compile(_LABEL)
-DNS1123_SUBDOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})*")
 DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 
 LABEL_RULE = (
@@ -97,9 +109,14 @@ def _name_rule(pattern: re.Pattern[str], max_len: int, what: str, rule: str) -> 
     return Field(min_length=1, max_length=max_len, pattern=anchored)
 
 
-DNSLabel = Annotated[str, _name_rule(DNS1123_LABEL, 63, "DNS-1123 label", LABEL_RULE)]
+DNSLabel = Annotated[
+    str, _name_rule(DNS1123_LABEL, DNS1123_LABEL_MAX_LENGTH, "DNS-1123 label", LABEL_RULE)
+]
 DNSSubdomain = Annotated[
-    str, _name_rule(DNS1123_SUBDOMAIN, 253, "DNS-1123 subdomain", SUBDOMAIN_RULE)
+    str,
+    _name_rule(
+        DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX_LENGTH, "DNS-1123 subdomain", SUBDOMAIN_RULE
+    ),
 ]
 DNS1035Label = Annotated[str, _name_rule(DNS1035_LABEL, 63, "DNS-1035 label", DNS1035_RULE)]
 
@@ -125,7 +142,6 @@ PortName = Annotated[str, Field(min_length=1), AfterValidator(_port_name)]
 
 # --- labels and annotations ------------------------------------------------------
 
-_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 QUALIFIED_NAME_RULE = (
     "name part must consist of alphanumeric characters, '-', '_' or '.', "
     "and must start and end with an alphanumeric character"
@@ -143,19 +159,19 @@ def qualified_name_problem(key: str) -> str | None:
         prefix, name = "", key
     elif not prefix:
         return "prefix part must be non-empty"
-    elif len(prefix) > 253 or not DNS1123_SUBDOMAIN.fullmatch(prefix):
+    elif not is_dns1123_subdomain(prefix):
         return f"prefix part must be a DNS-1123 subdomain: {SUBDOMAIN_RULE}"
     if not name:
         return "name part must be non-empty"
-    if len(name) > 63:
-        return "name part must be no more than 63 characters"
-    if not _QUALIFIED_NAME.fullmatch(name):
+    if len(name) > QUALIFIED_NAME_MAX_LENGTH:
+        return f"name part must be no more than {QUALIFIED_NAME_MAX_LENGTH} characters"
+    if not QUALIFIED_NAME.fullmatch(name):
         return QUALIFIED_NAME_RULE
     return None
 
 
 # The common case in one match: an optional subdomain prefix, then a name part.
-_LABEL_KEY = re.compile(rf"({DNS1123_SUBDOMAIN.pattern}/)?{_QUALIFIED_NAME.pattern}")
+_LABEL_KEY = re.compile(rf"({DNS1123_SUBDOMAIN_FMT}/)?{QUALIFIED_NAME_FMT}")
 
 
 def _labels(labels: dict[str, str]) -> dict[str, str]:
@@ -164,10 +180,12 @@ def _labels(labels: dict[str, str]) -> dict[str, str]:
             why = qualified_name_problem(key)
             if why:
                 raise error(INVALID, f'invalid key "{key}": {why}')
-        if len(value) > 63:
-            raise error(INVALID, f'invalid value "{value}": must be no more than 63 characters')
-        if value and not _QUALIFIED_NAME.fullmatch(value):
-            raise error(INVALID, f'invalid value "{value}": {LABEL_VALUE_RULE}')
+        if not is_label_value(value):
+            if len(value) > LABEL_VALUE_MAX_LENGTH:
+                why = f"must be no more than {LABEL_VALUE_MAX_LENGTH} characters"
+            else:
+                why = LABEL_VALUE_RULE
+            raise error(INVALID, f'invalid value "{value}": {why}')
     return labels
 
 
@@ -218,14 +236,12 @@ def _port_or_name(value: object) -> int | str:
 
 PortOrName = Annotated[int | str, PlainValidator(_port_or_name)]
 
-_QUANTITY = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?")
-
 
 def _quantity(value: object) -> str:
     # YAML gives `cpu: 1` as a number; Kubernetes stores quantities as strings.
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = str(value)
-    if isinstance(value, str) and _QUANTITY.fullmatch(value):
+    if isinstance(value, str) and is_quantity(value):
         return value
     raise error(
         INVALID,

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
+from agent.protocol.primitives import is_dns1123_subdomain
 from control.objects.meta import (
-    DNS1123_SUBDOMAIN,
     FORBIDDEN,
     INVALID,
     REQUIRED,
@@ -33,7 +33,7 @@ def _host(value: str) -> str:
     else:
         raise error(INVALID, "must be a DNS name, not an IP address")
     name = value.removeprefix("*.")
-    if len(value) > 253 or not DNS1123_SUBDOMAIN.fullmatch(name):
+    if len(value) > 253 or not is_dns1123_subdomain(name):
         raise error(
             INVALID,
             f"must be a DNS-1123 subdomain, optionally with a leading '*.': {SUBDOMAIN_RULE}",

@@ -15,10 +15,17 @@ booleans compare as "true"/"false". `\\`, `,` and `=` may be escaped with `\\`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from agent.protocol.primitives import (
+    LABEL_VALUE_MAX_LENGTH,
+    QUALIFIED_NAME_MAX_LENGTH,
+    is_dns1123_subdomain,
+    is_label_value,
+    is_qualified_name,
+)
 
 Operator = Literal["=", "!=", "in", "notin", "exists", "!", "gt", "lt"]
 FieldOperator = Literal["=", "!="]
@@ -29,38 +36,34 @@ class SelectorError(ValueError):
     """A selector that cannot be parsed or is not valid."""
 
 
-_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
 def _key_error(key: str) -> str | None:
+    if is_qualified_name(key):
+        return None
     prefix, slash, name = key.rpartition("/")
     if slash:
         if not prefix:
             return "prefix part must be non-empty"
-        if len(prefix) > 253 or not all(_DNS_LABEL.match(p) for p in prefix.split(".")):
+        if not is_dns1123_subdomain(prefix):
             return "prefix part must be a lowercase DNS subdomain"
     if not name:
         return "name part must be non-empty"
-    if len(name) > 63:
-        return "name part must be no more than 63 characters"
-    if not _NAME.match(name):
-        return (
-            "name part must consist of alphanumeric characters, '-', '_' or '.', "
-            "and must start and end with an alphanumeric character"
-        )
-    return None
+    if len(name) > QUALIFIED_NAME_MAX_LENGTH:
+        return f"name part must be no more than {QUALIFIED_NAME_MAX_LENGTH} characters"
+    return (
+        "name part must consist of alphanumeric characters, '-', '_' or '.', "
+        "and must start and end with an alphanumeric character"
+    )
 
 
 def _value_error(value: str) -> str | None:
-    if len(value) > 63:
-        return "must be no more than 63 characters"
-    if value and not _NAME.match(value):
-        return (
-            "must consist of alphanumeric characters, '-', '_' or '.', "
-            "and must start and end with an alphanumeric character"
-        )
-    return None
+    if is_label_value(value):
+        return None
+    if len(value) > LABEL_VALUE_MAX_LENGTH:
+        return f"must be no more than {LABEL_VALUE_MAX_LENGTH} characters"
+    return (
+        "must consist of alphanumeric characters, '-', '_' or '.', "
+        "and must start and end with an alphanumeric character"
+    )
 
 
 # --- label selectors ---------------------------------------------------------

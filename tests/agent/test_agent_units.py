@@ -27,6 +27,7 @@ from agent.pods.probes import ContainerProbes, ProbeSpec, run_once
 from agent.pods.pull import REFRESH_TIMEOUT, ImagePuller
 from agent.pods.stream import ExecSession
 from agent.protocol import exec_exit_code, exec_status
+from agent.protocol.primitives import parse_quantity
 
 
 @pytest.mark.parametrize(
@@ -46,12 +47,12 @@ def test_normalize_image(given: str, want: str) -> None:
 
 
 def test_quantities() -> None:
-    assert S.quantity("100m") == Decimal("0.1")
-    assert S.quantity("64Mi") == 64 * 2**20
-    assert S.quantity("1G") == 10**9
-    assert S.quantity(2) == 2
+    assert parse_quantity("100m") == Decimal("0.1")
+    assert parse_quantity("64Mi") == 64 * 2**20
+    assert parse_quantity("1G") == 10**9
+    assert parse_quantity(2) == 2
     with pytest.raises(ValueError):
-        S.quantity("12xyz")
+        parse_quantity("12xyz")
 
 
 def test_linux_resources_from_limits_and_requests() -> None:

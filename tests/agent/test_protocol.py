@@ -7,8 +7,10 @@ import asyncio
 import base64
 import json
 import socket
+import tomllib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -372,3 +374,21 @@ async def test_exec_session_output_waits_for_acknowledgements() -> None:
         await asyncio.wait_for(serving, 5)
         reading.cancel()
         await asyncio.gather(reading, return_exceptions=True)
+
+
+def test_control_may_import_only_the_protocol_of_the_agent() -> None:
+    """The import contract forbids control and console every agent module but
+    agent.protocol: a new agent module must be added to its list."""
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    (contract,) = [
+        c
+        for c in config["tool"]["importlinter"]["contracts"]
+        if c["name"] == "control reaches the agent only through agent.protocol"
+    ]
+    modules = {
+        f"agent.{p.stem if p.suffix == '.py' else p.name}"
+        for p in (root / "agent").iterdir()
+        if (p.suffix == ".py" and p.name != "__init__.py") or (p / "__init__.py").is_file()
+    }
+    assert set(contract["forbidden_modules"]) == modules - {"agent.protocol"}

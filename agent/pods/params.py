@@ -1,0 +1,55 @@
+"""What the pod requests of the protocol ask for, checked the same way by the
+agent and the hollow agent: the desired pods of `sync_pods`, the container of
+`logs` and `exec`, the command and session of `exec`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.protocol import NOT_FOUND, InvalidParams, NotSupported, Params, RpcError
+
+from .sessions import Sessions
+
+Obj = dict[str, Any]
+
+
+def desired_pods(params: Params) -> dict[str, Obj]:
+    """`sync_pods`' pods by uid."""
+    pods = params.get("pods")
+    if not isinstance(pods, list):
+        raise InvalidParams("pods: expected an array of pods")
+    desired: dict[str, Obj] = {}
+    for pod in pods:
+        uid = (pod.get("metadata") or {}).get("uid") if isinstance(pod, dict) else None
+        if not uid:
+            raise InvalidParams("pods: every pod needs metadata.uid")
+        desired[str(uid)] = pod
+    return desired
+
+
+def container_name(pod: Obj, wanted: object) -> str:
+    """The container a `logs` or `exec` request names, or else the pod's only one."""
+    names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+    pod_name = (pod.get("metadata") or {}).get("name")
+    if wanted:
+        if wanted not in names:
+            raise RpcError(NOT_FOUND, f"container {wanted} is not valid for pod {pod_name}")
+        return str(wanted)
+    if len(names) == 1:
+        return str(names[0])
+    raise InvalidParams(
+        f"a container name must be specified for pod {pod_name}, choose one of: [{' '.join(names)}]"
+    )
+
+
+def exec_command(params: Params, sessions: Sessions) -> tuple[list[str], str | None]:
+    """An `exec`'s command, and its session id: None when it runs to completion."""
+    command = params.get("command")
+    if not isinstance(command, list) or not command:
+        raise InvalidParams("command: a non-empty array is required")
+    session = params.get("session")
+    if session is not None:
+        session = sessions.check_new(session)
+    elif params.get("tty") or params.get("stdin"):
+        raise NotSupported("stdin and tty need an interactive session")
+    return [str(c) for c in command], session

@@ -1,0 +1,168 @@
+"""The agent protocol: JSON-RPC 2.0, one JSON message per line.
+
+The control plane and a node agent talk over a pair of byte streams, in
+production the stdin and stdout of an agent started over SSH. Requests run
+from control to agent (`hello`, `sync_pods`, `network_config`, `logs`, `exec`,
+`stats`, `image_import_*`); notifications run from agent to control
+(`node_status`, `pod_status`, `stream`), and both ways for interactive exec
+sessions (`exec_io`). Either side uses one `Peer` to send, receive and dispatch.
+
+The modules: `messages` (versions, params and results), `errors` (codes and
+exceptions), `peer` (the connection), `hello` (the version handshake),
+`execio` (interactive exec and Kubernetes' channel protocol), `images` (image
+import), and `primitives` (Kubernetes quantities, durations, times, names and
+owner references, which both sides use).
+
+This is the one package `control/` imports from `agent/`, so it depends on the
+standard library only (orjson is used when it is installed). The names below
+are the package's interface; `agent.protocol.primitives` is imported as such.
+"""
+
+from .errors import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    NOT_FOUND,
+    NOT_SUPPORTED,
+    PARSE_ERROR,
+    VERSION_MISMATCH,
+    ConnectionClosed,
+    InvalidParams,
+    NotSupported,
+    ProtocolVersionError,
+    RpcError,
+)
+from .execio import (
+    CHANNEL_ERROR,
+    CHANNEL_PROTOCOL,
+    CHANNEL_RESIZE,
+    CHANNEL_STDERR,
+    CHANNEL_STDIN,
+    CHANNEL_STDOUT,
+    EXEC_CHUNK_BYTES,
+    EXEC_WINDOW_BYTES,
+    exec_exit_code,
+    exec_status,
+)
+from .hello import check_hello, hello
+from .images import (
+    IMAGE_CHUNK_BYTES,
+    IMAGE_COMMIT_TIMEOUT,
+    ImageArchiveError,
+    image_archive_names,
+    image_chunk,
+    image_chunk_data,
+)
+from .messages import (
+    AGENT_VERSION,
+    PROTOCOL_VERSION,
+    ContainerStats,
+    ExecExit,
+    ExecIO,
+    ExecParams,
+    ExecResult,
+    ExecSessionResult,
+    HelloParams,
+    ImageImportBeginParams,
+    ImageImportChunkParams,
+    ImageImportCommitParams,
+    ImageImportResult,
+    Json,
+    LogsParams,
+    LogsResult,
+    NetworkConfigParams,
+    NodeCondition,
+    NodeInfo,
+    NodeStatusParams,
+    Params,
+    PodStats,
+    PodStatusParams,
+    Route,
+    StatsParams,
+    StatsResult,
+    StreamParams,
+    SyncPodsParams,
+    SyncPodsResult,
+    TerminalSize,
+)
+from .peer import (
+    DEFAULT_TIMEOUT,
+    MAX_MESSAGE_BYTES,
+    Handler,
+    Peer,
+    Reader,
+    Writer,
+    encode,
+)
+
+__all__ = [
+    "AGENT_VERSION",
+    "CHANNEL_ERROR",
+    "CHANNEL_PROTOCOL",
+    "CHANNEL_RESIZE",
+    "CHANNEL_STDERR",
+    "CHANNEL_STDIN",
+    "CHANNEL_STDOUT",
+    "DEFAULT_TIMEOUT",
+    "EXEC_CHUNK_BYTES",
+    "EXEC_WINDOW_BYTES",
+    "IMAGE_CHUNK_BYTES",
+    "IMAGE_COMMIT_TIMEOUT",
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "MAX_MESSAGE_BYTES",
+    "METHOD_NOT_FOUND",
+    "NOT_FOUND",
+    "NOT_SUPPORTED",
+    "PARSE_ERROR",
+    "PROTOCOL_VERSION",
+    "VERSION_MISMATCH",
+    "ConnectionClosed",
+    "ContainerStats",
+    "ExecExit",
+    "ExecIO",
+    "ExecParams",
+    "ExecResult",
+    "ExecSessionResult",
+    "Handler",
+    "HelloParams",
+    "ImageArchiveError",
+    "ImageImportBeginParams",
+    "ImageImportChunkParams",
+    "ImageImportCommitParams",
+    "ImageImportResult",
+    "InvalidParams",
+    "Json",
+    "LogsParams",
+    "LogsResult",
+    "NetworkConfigParams",
+    "NodeCondition",
+    "NodeInfo",
+    "NodeStatusParams",
+    "NotSupported",
+    "Params",
+    "Peer",
+    "PodStats",
+    "PodStatusParams",
+    "ProtocolVersionError",
+    "Reader",
+    "Route",
+    "RpcError",
+    "StatsParams",
+    "StatsResult",
+    "StreamParams",
+    "SyncPodsParams",
+    "SyncPodsResult",
+    "TerminalSize",
+    "Writer",
+    "check_hello",
+    "encode",
+    "exec_exit_code",
+    "exec_status",
+    "hello",
+    "image_archive_names",
+    "image_chunk",
+    "image_chunk_data",
+]
