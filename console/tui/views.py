@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.text import Text
 
+from agent.protocol.primitives import quantity_milli_value, quantity_value
 from control.objects import kinds
 from control.objects.columns import age, columns_for
 from control.objects.kinds import ResourceType
@@ -43,43 +44,18 @@ WARN_STATUS = {"Pending", "ContainerCreating", "Terminating", "PodInitializing"}
 SPARK = "▁▂▃▄▅▆▇█"
 
 
-@lru_cache(maxsize=1024)
 def parse_cpu(q: Any) -> int:
-    """Millicores from a CPU quantity: `250m`, `2`, `0.5`."""
-    s = str(q or "0")
+    """Millicores from a CPU quantity (`250m`, `2`, `0.5`); 0 when absent or malformed."""
     try:
-        if s.endswith("m"):
-            return int(float(s[:-1]))
-        return int(float(s) * 1000)
+        return quantity_milli_value(q or 0)
     except ValueError:
         return 0
 
 
-_MEM = {
-    "Ki": 1024,
-    "Mi": 1024**2,
-    "Gi": 1024**3,
-    "Ti": 1024**4,
-    "k": 1000,
-    "K": 1000,
-    "M": 1000**2,
-    "G": 1000**3,
-    "T": 1000**4,
-}
-
-
-@lru_cache(maxsize=1024)
 def parse_mem(q: Any) -> int:
-    """Bytes from a memory quantity: `64Mi`, `1G`, `1048576`."""
-    s = str(q or "0")
-    for suffix in ("Ki", "Mi", "Gi", "Ti", "k", "K", "M", "G", "T"):
-        if s.endswith(suffix):
-            try:
-                return int(float(s[: -len(suffix)]) * _MEM[suffix])
-            except ValueError:
-                return 0
+    """Bytes from a memory quantity (`64Mi`, `1G`, `1048576`); 0 when absent or malformed."""
     try:
-        return int(float(s))
+        return quantity_value(q or 0)
     except ValueError:
         return 0
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from typing import Any, Protocol
 
-from control.objects.quantity import cpu_millis, value
+from agent.protocol.primitives import quantity_milli_value, quantity_value
 from control.scheduler.podinfo import PodInfo, same_for_scheduling
 
 Obj = dict[str, Any]
@@ -146,7 +146,7 @@ def _amount(resources: dict[str, Any], name: str) -> int:
     if q is None:
         return 0
     try:
-        return cpu_millis(q) if name == "cpu" else value(q)
+        return quantity_milli_value(q) if name == "cpu" else quantity_value(q)
     except ValueError:
         return 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from control.objects.quantity import cpu_millis, value
+from agent.protocol.primitives import controller_ref, quantity_milli_value, quantity_value
 
 Obj = dict[str, Any]
 
@@ -156,7 +156,7 @@ def pod_info(obj: Obj) -> PodInfo:
         tolerations=tolerations,
         node_selector=selector,
         required_terms=terms,
-        owner_uid=_controller_uid(meta),
+        owner_uid=_controller_uid(obj),
         plain=not (spec.get("nodeName") or ports or selector or terms is not None or scalars),
         shape=(
             cpu,
@@ -191,7 +191,7 @@ def _quantities(requests: dict[str, Any]) -> dict[str, int]:
         if name in _IGNORED_RESOURCES:
             continue
         try:
-            out[name] = cpu_millis(q) if name == "cpu" else value(q)
+            out[name] = quantity_milli_value(q) if name == "cpu" else quantity_value(q)
         except ValueError:
             continue  # admission rejects these; never let one stop the scheduler
     return out
@@ -281,11 +281,9 @@ def _host_ports(spec: Obj) -> tuple[tuple[str, str, int], ...]:
     return tuple(ports)
 
 
-def _controller_uid(meta: Obj) -> str:
-    for ref in meta.get("ownerReferences") or ():
-        if isinstance(ref, dict) and ref.get("controller"):
-            return str(ref.get("uid") or "")
-    return ""
+def _controller_uid(obj: Obj) -> str:
+    ref = controller_ref(obj)
+    return str(ref.get("uid") or "") if ref else ""
 
 
 def same_for_scheduling(old: Obj, new: Obj) -> bool:

@@ -50,6 +50,7 @@ from agent.protocol.primitives import (
         ("1e3", 1000),
         ("1E-2", Fraction(1, 100)),
         ("+5", 5),
+        ("0.1", Fraction(1, 10)),
         ("-1.5", Fraction(-3, 2)),
         (" 2 ", 2),
     ],
@@ -61,6 +62,7 @@ def test_quantity_values(text: str, want: Fraction | int) -> None:
 def test_quantities_from_yaml_numbers() -> None:
     assert parse_quantity(2) == 2
     assert parse_quantity(0.1) == Fraction(1, 10)
+    assert quantity_milli_value(2) == 2000
     assert quantity_milli_value(0.1) == 100
     assert quantity_value(1024) == 1024
 
@@ -93,6 +95,49 @@ def test_invalid_quantities(bad: str) -> None:
 def test_invalid_quantity_types(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_quantity(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "millis"),
+    [
+        ("100m", 100),
+        ("0.5", 500),
+        ("2", 2000),
+        ("1.5", 1500),
+        (".25", 250),
+        ("250000u", 250),
+        ("1k", 1_000_000),
+        ("1e-3", 1),
+        ("1n", 1),  # rounded up, as MilliValue() does
+        ("0", 0),
+    ],
+)
+def test_cpu_milli_values(text: str, millis: int) -> None:
+    assert quantity_milli_value(text) == millis
+
+
+@pytest.mark.parametrize(
+    ("text", "nbytes"),
+    [
+        ("64Mi", 64 * 2**20),
+        ("1Gi", 2**30),
+        ("128Gi", 128 * 2**30),
+        ("1Ki", 1024),
+        ("1G", 10**9),
+        ("1M", 10**6),
+        ("1k", 1000),
+        ("1e3", 1000),
+        ("1E3", 1000),
+        ("1.5Gi", 3 * 2**29),
+        ("12345", 12345),
+        ("1E", 10**18),  # exa, not an exponent without digits
+        ("1Ei", 2**60),
+        ("100m", 1),  # a tenth of a byte rounds up to one
+        ("+5", 5),
+    ],
+)
+def test_memory_values(text: str, nbytes: int) -> None:
+    assert quantity_value(text) == nbytes
 
 
 def test_values_round_up_away_from_zero() -> None:
