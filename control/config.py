@@ -12,11 +12,17 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+
+from agent.protocol.primitives import (
+    is_dns1123_subdomain,
+    is_label_value,
+    is_qualified_name,
+    parse_duration,
+)
 
 try:
     import tomllib
@@ -163,10 +169,6 @@ def load_config(path: Path | None, *, data_dir: Path | None = None) -> Config:
 # --- parsing -----------------------------------------------------------------
 
 _MISSING: Any = object()
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def _type_name(v: Any) -> str:
@@ -286,15 +288,11 @@ class _Table:
 
 
 def _parse_duration(s: str) -> float | None:
-    s = s.strip()
-    pos, total = 0, 0.0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        if not m:
-            return None
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    return total if s else None
+    """Seconds from a Go duration string, or None when `s` is not one."""
+    try:
+        return parse_duration(s)
+    except ValueError:
+        return None
 
 
 def _resolve(p: str, base: Path) -> Path:
@@ -313,17 +311,6 @@ def _split_host_port(s: str) -> tuple[str, int] | None:
     if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         return None
     return host, int(port)
-
-
-def _is_dns_subdomain(s: str) -> bool:
-    return 0 < len(s) <= 253 and all(_DNS_LABEL.match(p) for p in s.split("."))
-
-
-def _valid_label_key(k: str) -> bool:
-    prefix, slash, name = k.rpartition("/")
-    if slash and not _is_dns_subdomain(prefix):
-        return False
-    return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
 
 
 def _parse(raw: Mapping[str, Any], src: str, file_dir: Path, data_dir: Path | None) -> Config:
@@ -448,7 +435,7 @@ def _parse_nodes(top: _Table, data_dir: Path) -> tuple[NodeConfig, ...]:
         if "name" not in item:
             raise t.err("name", "required")
         name = t.string("name", "")
-        if not _is_dns_subdomain(name):
+        if not is_dns1123_subdomain(name):
             raise t.err("name", f"not a valid node name (lowercase DNS subdomain): {name!r}")
         if name in seen:
             raise t.err("name", f"duplicate node name {name!r}")
@@ -477,9 +464,9 @@ def _parse_labels(t: _Table) -> dict[str, str]:
     labels: dict[str, str] = {}
     for k in t.data:
         v = t.string(k, "")
-        if not _valid_label_key(k):
+        if not is_qualified_name(k):
             raise t.err(k, "not a valid label key")
-        if len(v) > 63 or not _LABEL_NAME.match(v):
+        if not is_label_value(v):
             raise t.err(k, f"not a valid label value: {v!r}")
         labels[k] = v
     return labels
@@ -510,7 +497,7 @@ def _parse_taints(t: _Table) -> tuple[Taint, ...]:
             sub.done()
         else:
             raise t.err(where, f"expected a string or a table, got {_type_name(item)} {item!r}")
-        if not _valid_label_key(key):
+        if not is_qualified_name(key):
             raise t.err(where, f"not a valid taint key: {key!r}")
         if effect not in TAINT_EFFECTS:
             raise t.err(where, f"effect must be one of {', '.join(TAINT_EFFECTS)}, got {effect!r}")
@@ -541,7 +528,7 @@ def _parse_network(t: _Table) -> NetworkConfig:
             f"must be between {pods.prefixlen} (the pod_cidr prefix) and {pods.max_prefixlen - 2}, got {mask}",
         )
     domain = t.string("cluster_domain", "cluster.local")
-    if not _is_dns_subdomain(domain):
+    if not is_dns1123_subdomain(domain):
         raise t.err("cluster_domain", f"not a valid DNS domain: {domain!r}")
     if "cluster_dns" not in t.data and services.num_addresses <= 11:
         raise t.err(

@@ -27,10 +27,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.protocol.primitives import now_rfc3339
 from console.bench.load import drive
 from console.bench.machine import describe_machine
 from console.bench.report import percentile, print_report
@@ -72,7 +72,7 @@ class Run:
 def _node(i: int) -> dict[str, Any]:
     name = f"hollow-{i:05d}"
     resources = {"cpu": "32", "memory": "128Gi", "pods": "110"}
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = now_rfc3339()
     return {
         "apiVersion": "v1",
         "kind": "Node",

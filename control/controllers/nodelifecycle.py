@@ -27,12 +27,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from control.api.registry import Registry, now_rfc3339
+from agent.protocol.primitives import now_rfc3339, rfc3339_seconds
+from control.api.registry import Registry
 from control.config import Config
 from control.controllers.base import run_workers
 from control.controllers.objectmeta import is_deleting
 from control.controllers.podstate import is_pod_ready
-from control.controllers.timestamps import parse_time
 from control.errors import ApiError
 from control.machinery.events import EventRecorder
 from control.machinery.indexes import NODE_NAME_INDEX, pod_node_name
@@ -318,7 +318,7 @@ class NodeLifecycleController:
         since = self._taint_since.get(k)
         if since is None:
             now = self._now()
-            added = parse_time(taint.get("timeAdded"))
+            added = rfc3339_seconds(taint.get("timeAdded"))
             since = now - max(0.0, self._wall() - added) if added is not None else now
             self._taint_since[k] = since
         return since
@@ -360,7 +360,7 @@ class NodeLifecycleController:
         again: float | None = None
         wall = self._wall()
         for pod in self.pods.by_index(NODE_NAME_INDEX, name):
-            deadline = parse_time(pod["metadata"].get("deletionTimestamp"))
+            deadline = rfc3339_seconds(pod["metadata"].get("deletionTimestamp"))
             if deadline is None:
                 continue
             if deadline > wall:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.protocol.primitives import rfc3339_seconds
 from control.controllers.objectmeta import is_deleting
-from control.controllers.timestamps import parse_time
 from control.objects.conditions import ready_condition
 
 Obj = dict[str, Any]
@@ -31,7 +31,7 @@ def available_in(pod: Obj, min_ready_seconds: int, now: float) -> float | None:
         return None
     if min_ready_seconds <= 0:
         return 0.0
-    since = parse_time(c.get("lastTransitionTime"))
+    since = rfc3339_seconds(c.get("lastTransitionTime"))
     if since is None:
         return 0.0
     return max(0.0, since + min_ready_seconds - now)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from agent.protocol.primitives import rfc3339_seconds
 from control.config import Config
 from control.controllers.base import run_workers
 from control.controllers.expectations import Expectations
@@ -29,7 +30,6 @@ from control.controllers.podstate import (
     is_pod_active,
     is_pod_ready,
 )
-from control.controllers.timestamps import parse_time
 from control.errors import ApiError
 from control.machinery.events import EventRecorder
 from control.machinery.queue import WorkQueue
@@ -81,7 +81,7 @@ def deletion_rank(pod: Obj) -> tuple[int, int, int, float, int]:
     """Sort key: the pods to delete first come first. Unscheduled before
     scheduled, Pending before Unknown before Running, not ready before ready,
     newest first, then the most restarted."""
-    created = parse_time(meta(pod).get("creationTimestamp"))
+    created = rfc3339_seconds(meta(pod).get("creationTimestamp"))
     return (
         1 if (pod.get("spec") or {}).get("nodeName") else 0,
         _PHASE_RANK.get(str((pod.get("status") or {}).get("phase")), 0),

@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from control.api.registry import Registry, now_rfc3339, random_bytes
+from agent.protocol.primitives import now_rfc3339
+from control.api.registry import Registry, random_bytes
 from control.errors import ApiError
 from control.objects.kinds import EVENT
 

@@ -46,7 +46,8 @@ from agent.protocol import (
     StatsResult,
     hello,
 )
-from control.api.registry import Registry, now_rfc3339
+from agent.protocol.primitives import now_rfc3339
+from control.api.registry import Registry
 from control.config import NodeConfig
 from control.errors import ApiError
 from control.machinery.events import EventRecorder

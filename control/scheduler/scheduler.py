@@ -21,7 +21,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from control.api.registry import Registry, now_rfc3339
+from agent.protocol.primitives import now_rfc3339
+from control.api.registry import Registry
 from control.config import Config
 from control.errors import ApiError
 from control.machinery.events import EventRecorder

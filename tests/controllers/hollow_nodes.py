@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.hollow import HollowAgent
-from control.api.registry import now_rfc3339
+from agent.protocol.primitives import now_rfc3339
 from control.controlplane import ControlPlane
 from control.errors import ApiError
 from control.nodes.transport import InProcessTransport

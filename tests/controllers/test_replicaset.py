@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from control.api.registry import Registry, now_rfc3339
+from agent.protocol.primitives import now_rfc3339
+from control.api.registry import Registry
 from control.config import load_config
 from control.controllers.expectations import Expectations
 from control.controllers.manager import ControllerManager

@@ -6,10 +6,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from control.api.registry import now_rfc3339
+from agent.protocol.primitives import now_rfc3339, rfc3339_seconds
 from control.controllers.deployment.replicas import replicas
 from control.controllers.objectmeta import meta
-from control.controllers.timestamps import parse_time
 from control.objects.conditions import get_condition
 
 Obj = dict[str, Any]
@@ -107,7 +106,7 @@ def deadline_left(d: Obj, status: Obj, now: float) -> float | None:
     cond = get_condition(status, "Progressing")
     if cond is None or cond.get("reason") in (NEW_RS_AVAILABLE, TIMED_OUT, PAUSED):
         return None
-    since = parse_time(cond.get("lastUpdateTime"))
+    since = rfc3339_seconds(cond.get("lastUpdateTime"))
     if since is None:
         return None
     return since + int((d.get("spec") or {}).get("progressDeadlineSeconds", 600)) - now

@@ -11,8 +11,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from agent.protocol.primitives import rfc3339_seconds
 from control.controllers.objectmeta import meta
-from control.controllers.timestamps import parse_time
 from control.objects.revisions import MAX_REPLICAS
 
 Obj = dict[str, Any]
@@ -29,7 +29,7 @@ def status_int(obj: Obj, name: str) -> int:
 
 def by_creation(obj: Obj) -> tuple[float, str]:
     """Sort key: oldest first, then by name."""
-    return (parse_time(meta(obj).get("creationTimestamp")) or 0.0, str(meta(obj).get("name")))
+    return (rfc3339_seconds(meta(obj).get("creationTimestamp")) or 0.0, str(meta(obj).get("name")))
 
 
 def active(rss: Iterable[Obj]) -> list[Obj]:
