@@ -25,13 +25,15 @@ from typing import Any
 
 from dnslib import CNAME, PTR, QTYPE, RCODE, RR, SOA, SRV, A
 
+from agent.protocol.primitives import DNS1123_LABEL_FMT, is_dns1123_subdomain
+
 from .servicetable import Service, ServiceTable
 
 DEFAULT_DOMAIN = "cluster.local"
 DEFAULT_TTL = 5
 REVERSE_SUFFIX = ".in-addr.arpa"
 _CHASE_LIMIT = 8
-_POD_NAME = re.compile(r"(\d{1,3}-\d{1,3}-\d{1,3}-\d{1,3})\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)")
+_POD_NAME = re.compile(rf"(\d{{1,3}}-\d{{1,3}}-\d{{1,3}}-\d{{1,3}})\.({DNS1123_LABEL_FMT})")
 
 
 @dataclass
@@ -51,9 +53,7 @@ class Lookup:
 class ClusterZone:
     def __init__(self, domain: str = DEFAULT_DOMAIN, ttl: int = DEFAULT_TTL) -> None:
         domain = domain.strip(".").lower()
-        if not domain or not all(
-            re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", p) for p in domain.split(".")
-        ):
+        if not is_dns1123_subdomain(domain):
             raise ValueError(f"domain: not a DNS name: {domain!r}")
         if not 0 <= ttl <= 86400:
             raise ValueError(f"ttl: must be 0 to 86400 seconds, got {ttl}")

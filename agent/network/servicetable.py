@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, TypedDict, cast, get_args
 
+from agent.protocol.primitives import is_dns1123_label
+
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]
 PortProtocol = Literal["TCP", "UDP", "SCTP"]
 SessionAffinity = Literal["None", "ClientIP"]
@@ -24,8 +26,6 @@ ServiceKey = tuple[str, str]  # (namespace, name)
 DEFAULT_AFFINITY_TIMEOUT = 10800
 MAX_AFFINITY_TIMEOUT = 86400
 
-# TODO(lead): use the DNS-1123 label check of agent.protocol.primitives once it exists.
-_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _DNS_NAME_LABEL = re.compile(r"[A-Za-z0-9_]([-A-Za-z0-9_]{0,61}[A-Za-z0-9])?")
 
 
@@ -401,7 +401,7 @@ def _port(value: Any, where: str) -> int:
 
 
 def _label(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _LABEL.fullmatch(value):
+    if not isinstance(value, str) or not is_dns1123_label(value):
         raise ServiceTableError(
             f"{where}: must be a DNS-1123 label (lower case letters, digits, '-'), got {value!r}"
         )

@@ -14,7 +14,6 @@ import datetime as dt
 import hmac
 import ipaddress
 import os
-import re
 import secrets
 import ssl
 import tempfile
@@ -29,6 +28,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from agent.protocol.primitives import is_dns1123_subdomain
 
 CA_DAYS = 3650
 SERVER_DAYS = 365
@@ -77,8 +78,6 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
 
 # --- certificates ------------------------------------------------------------
 
-_DNS_NAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
 
 def _normalize_hosts(hosts: Iterable[str]) -> tuple[set[str], set[IPAddress]]:
     names: set[str] = set()
@@ -92,7 +91,8 @@ def _normalize_hosts(hosts: Iterable[str]) -> tuple[set[str], set[IPAddress]]:
         try:
             ip = ipaddress.ip_address(h)
         except ValueError:
-            if not _DNS_NAME.match(h) or len(h) > 253:
+            # A DNS-1123 subdomain, or one under a "*." wildcard.
+            if len(h) > 253 or not is_dns1123_subdomain(h.removeprefix("*.")):
                 raise PkiError(
                     f"not a valid host name or IP address for the certificate: {h!r}"
                 ) from None

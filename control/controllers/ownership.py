@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from agent.protocol.primitives import controller_ref, new_controller_ref
 from control import errors
 from control.api.registry import Registry
 from control.controllers.objectmeta import is_deleting, labels_of, meta
@@ -28,13 +29,6 @@ CONTROLLER_UID_INDEX = "controller-uid"
 ORPHAN_INDEX = "orphans"
 
 
-def controller_ref(obj: Obj) -> dict[str, Any] | None:
-    for ref in meta(obj).get("ownerReferences") or ():
-        if isinstance(ref, dict) and ref.get("controller"):
-            return ref
-    return None
-
-
 def controller_uid_index(obj: Obj) -> list[str]:
     ref = controller_ref(obj)
     return [str(ref["uid"])] if ref and ref.get("uid") else []
@@ -42,19 +36,6 @@ def controller_uid_index(obj: Obj) -> list[str]:
 
 def orphan_index(obj: Obj) -> list[str]:
     return [] if controller_ref(obj) else [str(meta(obj).get("namespace") or "")]
-
-
-def owner_reference(owner: Obj, rt: ResourceType) -> dict[str, Any]:
-    """A controller ownerReference to `owner`, as a workload controller sets it."""
-    m = meta(owner)
-    return {
-        "apiVersion": rt.api_version,
-        "kind": rt.kind,
-        "name": m.get("name"),
-        "uid": m.get("uid"),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 def selector_of(obj: Obj) -> LabelSelector | None:
@@ -93,7 +74,8 @@ async def claim(
             continue
         if owner_deleting or is_deleting(obj) or not matches:
             continue
-        adopted = await _adopt(registry, rt, obj, owner_reference(owner, owner_rt), selector)
+        owner_ref = new_controller_ref(owner, owner_rt.api_version, owner_rt.kind)
+        adopted = await _adopt(registry, rt, obj, owner_ref, selector)
         if adopted is not None:
             claimed.append(adopted)
     return claimed

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from agent.protocol.primitives import rfc3339_seconds
+from agent.protocol.primitives import controller_ref, new_controller_ref, rfc3339_seconds
 from control.config import Config
 from control.controllers.base import run_workers
 from control.controllers.expectations import Expectations
@@ -18,10 +18,8 @@ from control.controllers.ownership import (
     CONTROLLER_UID_INDEX,
     ORPHAN_INDEX,
     claim,
-    controller_ref,
     controller_uid_index,
     orphan_index,
-    owner_reference,
     selector_of,
 )
 from control.controllers.podstate import (
@@ -244,7 +242,9 @@ class ReplicaSetController:
             "metadata": {
                 "generateName": f"{m.get('name')}-",
                 "namespace": ns,
-                "ownerReferences": [owner_reference(rs, REPLICASET)],
+                "ownerReferences": [
+                    new_controller_ref(rs, REPLICASET.api_version, REPLICASET.kind)
+                ],
             },
             "spec": template.get("spec") or {},
         }

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from agent.protocol.primitives import controller_ref
 from console.cli.commands import UsageError
-from control.controllers.ownership import controller_ref
 from control.controlplane import ControlPlane
 from control.objects.kinds import DEPLOYMENT
 from control.objects.revisions import (

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.protocol.primitives import now_rfc3339
+from agent.protocol.primitives import controller_ref, now_rfc3339
 from control.api.registry import Registry
 from control.config import load_config
 from control.controllers.expectations import Expectations
 from control.controllers.manager import ControllerManager
-from control.controllers.ownership import controller_ref
 from control.controllers.replicaset import ReplicaSetController, deletion_rank, slow_start
 from control.controlplane import ControlPlane
 from control.errors import ApiError

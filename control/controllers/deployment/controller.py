@@ -9,6 +9,7 @@ import asyncio
 import copy
 from typing import TYPE_CHECKING, Any
 
+from agent.protocol.primitives import controller_ref
 from control.config import Config
 from control.controllers.base import run_workers
 from control.controllers.deployment.recreate import Recreate
@@ -20,7 +21,6 @@ from control.controllers.ownership import (
     CONTROLLER_UID_INDEX,
     ORPHAN_INDEX,
     claim,
-    controller_ref,
     controller_uid_index,
     orphan_index,
     selector_of,

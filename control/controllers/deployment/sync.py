@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.protocol.primitives import controller_ref, new_controller_ref
 from control import errors
 from control.api.registry import Registry
 from control.controllers.deployment.annotations import (
@@ -51,8 +52,6 @@ from control.controllers.deployment.templatehash import pod_template_hash
 from control.controllers.objectmeta import is_deleting, meta
 from control.controllers.ownership import (
     CONTROLLER_UID_INDEX,
-    controller_ref,
-    owner_reference,
 )
 from control.controllers.podstate import is_pod_active, is_pod_available
 from control.errors import ApiError
@@ -216,7 +215,7 @@ class DeploymentSync:
                 "name": f"{dm.get('name')}-{h}",
                 "namespace": ns,
                 "labels": dict(tmeta["labels"]),
-                "ownerReferences": [owner_reference(d, DEPLOYMENT)],
+                "ownerReferences": [new_controller_ref(d, DEPLOYMENT.api_version, DEPLOYMENT.kind)],
             },
             "spec": {
                 "replicas": 0,
