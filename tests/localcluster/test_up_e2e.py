@@ -158,7 +158,7 @@ async def ok(data_dir: Path, *args: str, within: float = 120.0) -> str:
 
 
 # The daemons answer slowly: poll them every 0.3 s; an assertion in a probe means "not yet".
-poll = functools.partial(eventually)
+poll = functools.partial(eventually, every=0.3, retry_asserts=True)
 
 
 def http_get(url: str) -> str:
