@@ -9,6 +9,8 @@ from control.objects.kinds import GROUP_VERSIONS, RESOURCES, ResourceType
 
 KUBE_VERSION = (1, 30)
 _ALL = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+# Kubernetes serves no deletecollection for namespaces.
+_NAMESPACE_VERBS = [v for v in _ALL if v != "deletecollection"]
 
 
 def version() -> dict[str, Any]:
@@ -61,7 +63,7 @@ def _entries(rt: ResourceType) -> list[dict[str, Any]]:
         "singularName": rt.singular,
         "namespaced": rt.namespaced,
         "kind": rt.kind,
-        "verbs": _ALL,
+        "verbs": _NAMESPACE_VERBS if rt.kind == "Namespace" else _ALL,
     }
     if rt.short_names:
         main["shortNames"] = list(rt.short_names)

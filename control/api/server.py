@@ -38,7 +38,15 @@ from agent.protocol import (
 )
 from control import errors
 from control.api import discovery, execws
+from control.api.deletion import RETURNS_DELETED_OBJECT, Deletion
 from control.api.images import IMAGE_IMPORT_PATH, import_images
+from control.api.options import (
+    WRITE,
+    DeleteOptions,
+    WriteOptions,
+    delete_options,
+    write_options,
+)
 from control.api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from control.api.registry import Registry, now_rfc3339
 from control.errors import ApiError, Cause
@@ -248,23 +256,25 @@ class ApiServer:
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         rt, ns, name, sub = target.rt, target.namespace, target.name, target.subresource
-        q = request.query
-        dry_run = q.get("dryRun") == "All"
+        # Every write's options, parsed here once: no verb can go without them.
+        options = await _write_options(request)
         if name is None:
             if method == "GET":
                 return await self._list_or_watch(request, rt, ns)
             if method == "POST":
-                kv = await self.registry.create(rt, ns, await _body(request), dry_run=dry_run)
+                kv = await self.registry.create(rt, ns, await _body(request), options)
                 return raw_response(kv.raw, 201)
-            if method == "DELETE":
-                return await self._delete_collection(request, rt, ns)
-            raise errors.method_not_allowed(f"{method} is not supported on a collection")
+            if method == "DELETE" and _serves_delete_collection(rt, ns):
+                return await self._delete_collection(request, rt, ns, _as_delete(options))
+            raise errors.method_not_allowed(
+                "the server does not allow this method on the requested resource"
+            )
         if sub == "scale":
-            return await self._scale(request, target, name, dry_run)
+            return await self._scale(request, target, name, options)
         if sub == "binding" and rt.kind == "Pod" and method == "POST":
-            return await self._bind(request, ns or "default", name)
+            return await self._bind(request, ns or "default", name, options)
         if sub == "eviction" and rt.kind == "Pod" and method == "POST":
-            return await self._evict(request, ns or "default", name, dry_run)
+            return await self._evict(request, ns or "default", name)
         if sub == "log" and rt.kind == "Pod" and method == "GET":
             return await self._pod_log(request, ns or "default", name)
         if sub == "exec" and rt.kind == "Pod" and execws.is_websocket(request):
@@ -281,7 +291,7 @@ class ApiServer:
             return raw_response((await self.registry.get(rt, ns, name)).raw)
         if method == "PUT":
             kv = await self.registry.update(
-                rt, ns, name, await _body(request), subresource=sub, dry_run=dry_run
+                rt, ns, name, await _body(request), subresource=sub, options=options
             )
             return raw_response(kv.raw)
         if method == "PATCH":
@@ -292,12 +302,15 @@ class ApiServer:
                 name,
                 lambda obj: _apply(patcher, obj, patch),
                 subresource=sub,
-                dry_run=dry_run,
+                options=options,
                 pure=True,  # the patchers leave their target as it is
             )
             return raw_response(kv.raw)
         if method == "DELETE" and not sub:
-            return await self._delete(request, rt, ns, name, dry_run)
+            delete = _as_delete(options)
+            return _deleted(
+                rt, name, await self.registry.delete_object(rt, ns, name, delete), delete
+            )
         raise errors.method_not_allowed(f"{method} is not supported on {rt.plural}/{sub or name}")
 
     # -- handlers ------------------------------------------------------------
@@ -381,48 +394,19 @@ class ApiServer:
         except ApiError as e:
             yield _event(b"ERROR", orjson.dumps(e.status()))
 
-    async def _delete(
-        self, request: web.Request, rt: ResourceType, ns: str | None, name: str, dry_run: bool
-    ) -> web.Response:
-        opts = await _optional_body(request)
-        pre = opts.get("preconditions") or {}
-        rv = pre.get("resourceVersion")
-        try:
-            expected = int(rv) if rv else None
-        except ValueError as e:
-            raise errors.bad_request(f"invalid preconditions.resourceVersion: {rv!r}") from e
-        kv = await self.registry.delete(
-            rt,
-            ns,
-            name,
-            expected_revision=expected,
-            expected_uid=pre.get("uid"),
-            dry_run=dry_run,
-            grace_period_seconds=_grace_period(request, opts),
-        )
-        return raw_response(kv.raw)
-
     async def _delete_collection(
-        self, request: web.Request, rt: ResourceType, ns: str | None
+        self, request: web.Request, rt: ResourceType, ns: str | None, options: DeleteOptions
     ) -> web.Response:
         q = request.query
         match = _matcher(q.get("labelSelector"), q.get("fieldSelector"))
-        listed = await self.registry.list(rt, ns, match=match)
-        deleted: list[bytes] = []
-        for kv in listed.items:
-            obj = kv.obj
-            meta = obj.get("metadata") or {}
-            try:
-                gone = await self.registry.delete(rt, meta.get("namespace"), meta["name"])
-            except ApiError as e:
-                if e.code == 404:
-                    continue
-                raise
-            deleted.append(gone.raw)
+        deleted = await self.registry.delete_collection(rt, ns, options, match)
         head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {}})
-        return raw_response(b"".join((head[:-1], b',"items":[', b",".join(deleted), b"]}")))
+        items = b",".join(kv.raw for kv in deleted)
+        return raw_response(b"".join((head[:-1], b',"items":[', items, b"]}")))
 
-    async def _bind(self, request: web.Request, ns: str, name: str) -> web.Response:
+    async def _bind(
+        self, request: web.Request, ns: str, name: str, options: WriteOptions
+    ) -> web.Response:
         body = await _body(request)
         target = body.get("target") if isinstance(body, dict) else None
         node = target.get("name") if isinstance(target, dict) else None
@@ -430,11 +414,13 @@ class ApiServer:
             raise errors.invalid(
                 "Binding", name, [Cause("target.name", "required", "FieldValueRequired")]
             )
-        await self.registry.bind(ns, name, node)
+        await self.registry.bind(ns, name, node, options)
         return _created()
 
-    async def _evict(self, request: web.Request, ns: str, name: str, dry_run: bool) -> web.Response:
-        """`POST pods/{name}/eviction` (policy/v1 Eviction): a graceful delete."""
+    async def _evict(self, request: web.Request, ns: str, name: str) -> web.Response:
+        """`POST pods/{name}/eviction` (policy/v1 Eviction): a graceful delete
+        with the Eviction's deleteOptions; the query's dryRun counts when
+        they have none."""
         body = await _body(request)
         if not isinstance(body, dict) or body.get("kind", "Eviction") != "Eviction":
             raise errors.bad_request("the request body must be a policy/v1 Eviction")
@@ -443,17 +429,13 @@ class ApiServer:
             raise errors.bad_request(
                 f"name in URL does not match name in Eviction object: {name} != {meta.get('name')}"
             )
-        opts = body.get("deleteOptions") or {}
-        if not isinstance(opts, dict):
-            raise errors.bad_request("deleteOptions: must be an object")
-        pre = opts.get("preconditions") or {}
-        await self.registry.evict(
-            ns,
-            name,
-            grace_period_seconds=_grace_period(request, opts),
-            expected_uid=pre.get("uid") if isinstance(pre, dict) else None,
-            dry_run=dry_run or opts.get("dryRun") == ["All"],
+        options = delete_options(
+            request.query,
+            body.get("deleteOptions"),
+            path="deleteOptions.",
+            query_fields=("dryRun",),
         )
+        await self.registry.evict(ns, name, options)
         return _created()
 
     # -- pods on their nodes: log, exec, metrics -------------------------------
@@ -670,7 +652,7 @@ class ApiServer:
         return {n: r for n, r in zip(names, results, strict=True) if r is not None}
 
     async def _scale(
-        self, request: web.Request, target: Target, name: str, dry_run: bool
+        self, request: web.Request, target: Target, name: str, options: WriteOptions
     ) -> web.Response:
         rt, ns = target.rt, target.namespace
         if not rt.scale:
@@ -680,12 +662,12 @@ class ApiServer:
             return json_response(await self.registry.get_scale(rt, ns, name))
         if method == "PUT":
             body = await _body(request)
-            scale = await self.registry.update_scale(rt, ns, name, lambda _s: body, dry_run=dry_run)
+            scale = await self.registry.update_scale(rt, ns, name, lambda _s: body, options=options)
             return json_response(scale)
         if method == "PATCH":
             patcher, patch = await _patch_body(request)
             scale = await self.registry.update_scale(
-                rt, ns, name, lambda s: _apply(patcher, s, patch), dry_run=dry_run
+                rt, ns, name, lambda s: _apply(patcher, s, patch), options=options
             )
             return json_response(scale)
         raise errors.method_not_allowed(f"{method} is not supported on {rt.plural}/scale")
@@ -793,20 +775,52 @@ def _discovery(path: str) -> dict[str, Any] | None:
     return None
 
 
-def _grace_period(request: web.Request, opts: dict[str, Any]) -> int | None:
-    """DeleteOptions.gracePeriodSeconds, from the body or the query."""
-    raw = opts.get("gracePeriodSeconds")
-    if raw is None:
-        raw = request.query.get("gracePeriodSeconds")
-    if raw is None or raw == "":
-        return None
-    try:
-        grace = int(raw)
-    except (TypeError, ValueError) as e:
-        raise errors.bad_request(f"gracePeriodSeconds: must be an integer, got {raw!r}") from e
-    if grace < 0:
-        raise errors.bad_request("gracePeriodSeconds: must be >= 0")
-    return grace
+# The options each write method's query carries (a DELETE's may be in its body too).
+_OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
+
+
+async def _write_options(request: web.Request) -> WriteOptions:
+    """The request's WriteOptions: a DeleteOptions for DELETE, from its body
+    and query; CreateOptions, UpdateOptions or PatchOptions from the query;
+    none for a read."""
+    method = request.method
+    if method == "DELETE":
+        return delete_options(request.query, await _optional_body(request))
+    kind = _OPTIONS_KIND.get(method)
+    return write_options(request.query, kind) if kind else WRITE
+
+
+def _as_delete(options: WriteOptions) -> DeleteOptions:
+    assert isinstance(options, DeleteOptions)  # _write_options parses one for DELETE
+    return options
+
+
+def _serves_delete_collection(rt: ResourceType, ns: str | None) -> bool:
+    """Where Kubernetes serves deletecollection: a namespaced kind only within
+    one namespace, a cluster-scoped one at its root; never for Namespaces."""
+    if rt.kind == "Namespace":
+        return False
+    return ns is not None if rt.namespaced else True
+
+
+def _deleted(rt: ResourceType, name: str, done: Deletion, options: DeleteOptions) -> web.Response:
+    """A delete's answer as Kubernetes gives it: the object for the kinds
+    that return it and while its deletion is pending, else a Status; 202 for
+    a pending delete that asked for orphanDependents=false."""
+    code = 202 if not done.gone and options.orphan_dependents is False else 200
+    if not done.gone or rt.kind in RETURNS_DELETED_OBJECT:
+        return raw_response(done.kv.raw, code)
+    details = {"name": name, "group": rt.group, "kind": rt.plural, "uid": done.uid}
+    if not rt.group:
+        del details["group"]
+    status = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    }
+    return json_response(status, code)
 
 
 def _created() -> web.Response:
@@ -915,12 +929,10 @@ async def _body(request: web.Request) -> Any:
     return _decode(content_type, raw)
 
 
-async def _optional_body(request: web.Request) -> dict[str, Any]:
+async def _optional_body(request: web.Request) -> Any:
+    """The decoded body, or None when there is none."""
     content_type, raw = await _read_body(request)
-    if not raw:
-        return {}
-    body = _decode(content_type, raw)
-    return body if isinstance(body, dict) else {}
+    return _decode(content_type, raw) if raw else None
 
 
 async def _patch_body(request: web.Request) -> tuple[Callable[[Any, Any], Any], Any]:
