@@ -104,3 +104,21 @@ def resource_list(group_: str, version_: str) -> dict[str, Any] | None:
         "groupVersion": f"{group_}/{version_}" if group_ else version_,
         "resources": resources,
     }
+
+
+def document(path: str) -> dict[str, Any] | None:
+    """The discovery document a GET of `path` answers with, if it names one."""
+    if path == "/version":
+        return version()
+    if path == "/api":
+        return core_versions()
+    if path == "/apis":
+        return group_list()
+    parts = [p for p in path.split("/") if p]
+    if len(parts) == 2 and parts[0] == "api":
+        return resource_list("", parts[1])
+    if len(parts) == 2 and parts[0] == "apis":
+        return group(parts[1])
+    if len(parts) == 3 and parts[0] == "apis":
+        return resource_list(parts[1], parts[2])
+    return None

@@ -28,7 +28,7 @@ ORPHAN_FINALIZER = "orphan"
 FOREGROUND_FINALIZER = "foregroundDeletion"
 
 # DeleteOptions fields a DELETE may give as query parameters instead of in its body.
-DELETE_QUERY = ("dryRun", "gracePeriodSeconds", "propagationPolicy", "orphanDependents")
+_DELETE_QUERY = ("dryRun", "gracePeriodSeconds", "propagationPolicy", "orphanDependents")
 _META_GROUP = "meta.k8s.io"
 _TRUE = ("1", "t", "T", "true", "True", "TRUE")
 _FALSE = ("0", "f", "F", "false", "False", "FALSE")
@@ -67,17 +67,11 @@ def write_options(query: MultiMapping[str], kind: str) -> WriteOptions:
     return DRY_RUN if _dry_run(list(values), kind, "dryRun") else WRITE
 
 
-def delete_options(
-    query: MultiMapping[str],
-    body: Any,
-    *,
-    path: str = "",
-    query_fields: tuple[str, ...] = DELETE_QUERY,
-) -> DeleteOptions:
+def delete_options(query: MultiMapping[str] | None, body: Any, *, path: str = "") -> DeleteOptions:
     """DeleteOptions from a request: each field from `body` (a decoded
     DeleteOptions object, or None) when the body has it, else from the
-    `query_fields` of the query. `path` prefixes field names in errors (an
-    Eviction's `deleteOptions.`)."""
+    query. `path` prefixes field names in errors (an Eviction's
+    `deleteOptions.`)."""
     if body is None:
         body = {}
     if not isinstance(body, dict):
@@ -85,7 +79,7 @@ def delete_options(
     kind = body.get("kind")
     if kind not in (None, "DeleteOptions"):
         raise errors.bad_request(f"{path}kind: must be DeleteOptions, not {kind!r}")
-    q = {f: query.getall(f) for f in query_fields if f in query}
+    q = {f: query.getall(f) for f in _DELETE_QUERY if f in query} if query is not None else {}
 
     def raw(name: str) -> Any:
         return body.get(name)

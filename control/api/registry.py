@@ -5,7 +5,7 @@ behaviour: server-set metadata (uid, timestamps, generation), defaults and
 validation, the status and scale subresources, finalizers and deletion
 (control.api.deletion), namespace existence, dry runs (every write takes its
 options down to control.api.storewrites), and Status errors. The HTTP layer
-(`server.py`) only parses requests and serializes answers; in-process
+(control.api.server) only parses requests and serializes answers; in-process
 controllers may call the registry directly.
 """
 
