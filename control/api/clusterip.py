@@ -33,8 +33,12 @@ class ClusterIPAllocator:
     def _address(self, offset: int) -> str:
         return str(self.network.network_address + 1 + offset)
 
-    async def allocate(self, owner: str, requested: str | None = None) -> str:
-        """Reserve `requested`, or the next free address. Raises ValueError when impossible."""
+    async def allocate(
+        self, owner: str, requested: str | None = None, *, dry_run: bool = False
+    ) -> str:
+        """Reserve `requested`, or the next free address. Raises ValueError when
+        impossible. A dry run reserves nothing: it answers with the address it
+        would have reserved."""
         if requested:
             try:
                 ip = ipaddress.ip_address(requested)
@@ -42,7 +46,7 @@ class ClusterIPAllocator:
                 raise ValueError("must be a valid IP address") from e
             if ip not in self.network or ip == self.network.network_address:
                 raise ValueError(f"provided IP is not in the valid range {self.network}")
-            if not await self._claim(str(ip), owner):
+            if not await self._claim(str(ip), owner, dry_run):
                 raise ValueError("provided IP is already allocated")
             return str(ip)
         dynamic = self.size - self.static_band
@@ -52,8 +56,8 @@ class ClusterIPAllocator:
             for i in range(length):
                 offset = start + (self._cursor + i) % length
                 candidate = self._address(offset)
-                if await self._claim(candidate, owner):
-                    if start == self.static_band:
+                if await self._claim(candidate, owner, dry_run):
+                    if start == self.static_band and not dry_run:
                         self._cursor = (self._cursor + i + 1) % length
                     return candidate
         raise ValueError(f"range is full: no free address left in {self.network}")
@@ -64,7 +68,9 @@ class ClusterIPAllocator:
         except KeyNotFound:
             pass
 
-    async def _claim(self, ip: str, owner: str) -> bool:
+    async def _claim(self, ip: str, owner: str, dry_run: bool) -> bool:
+        if dry_run:
+            return await self.store.get(_PREFIX + ip) is None
         record = {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "IPAddress",

@@ -9,6 +9,8 @@ from control.objects.kinds import GROUP_VERSIONS, RESOURCES, ResourceType
 
 KUBE_VERSION = (1, 30)
 _ALL = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+# Kubernetes serves no deletecollection for namespaces.
+_NAMESPACE_VERBS = [v for v in _ALL if v != "deletecollection"]
 
 
 def version() -> dict[str, Any]:
@@ -61,7 +63,7 @@ def _entries(rt: ResourceType) -> list[dict[str, Any]]:
         "singularName": rt.singular,
         "namespaced": rt.namespaced,
         "kind": rt.kind,
-        "verbs": _ALL,
+        "verbs": _NAMESPACE_VERBS if rt.kind == "Namespace" else _ALL,
     }
     if rt.short_names:
         main["shortNames"] = list(rt.short_names)
@@ -102,3 +104,21 @@ def resource_list(group_: str, version_: str) -> dict[str, Any] | None:
         "groupVersion": f"{group_}/{version_}" if group_ else version_,
         "resources": resources,
     }
+
+
+def document(path: str) -> dict[str, Any] | None:
+    """The discovery document a GET of `path` answers with, if it names one."""
+    if path == "/version":
+        return version()
+    if path == "/api":
+        return core_versions()
+    if path == "/apis":
+        return group_list()
+    parts = [p for p in path.split("/") if p]
+    if len(parts) == 2 and parts[0] == "api":
+        return resource_list("", parts[1])
+    if len(parts) == 2 and parts[0] == "apis":
+        return group(parts[1])
+    if len(parts) == 3 and parts[0] == "apis":
+        return resource_list(parts[1], parts[2])
+    return None

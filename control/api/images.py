@@ -14,7 +14,7 @@ agents (control.api.imagepush):
 
 Errors found before the upload starts (no such node, no Ready node, no
 Content-Length) answer as ordinary `Status` errors. Mutating: the read-only
-role gets 403 from the server's auth middleware.
+role gets 403 from control.api.auth.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 The registry is what turns "put this JSON at this key" into Kubernetes
 behaviour: server-set metadata (uid, timestamps, generation), defaults and
-validation, the status and scale subresources, finalizers, namespace
-existence, ClusterIP allocation, and Status errors. The HTTP layer
-(`server.py`) only parses requests and serializes answers; in-process
+validation, the status and scale subresources, finalizers and deletion
+(control.api.deletion), namespace existence, dry runs (every write takes its
+options down to control.api.storewrites), and Status errors. The HTTP layer
+(control.api.server) only parses requests and serializes answers; in-process
 controllers may call the registry directly.
 """
 
@@ -13,28 +14,27 @@ from __future__ import annotations
 import os
 import secrets
 import string
-import time
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
-import orjson
-
+from agent.protocol.primitives import now_rfc3339
 from control import errors
+from control.api import deletion
 from control.api.clusterip import ClusterIPAllocator
+from control.api.deletion import Deletion
+from control.api.options import DELETE, WRITE, DeleteOptions, WriteOptions
+from control.api.storewrites import StoreWrites
 from control.errors import ApiError, Cause
 from control.objects.admission import admit
-from control.objects.kinds import NAMESPACE, POD, RESOURCES, ResourceType
+from control.objects.kinds import NAMESPACE, POD, ResourceType
 from control.objects.selectors import selector_from_match
 from control.store.interface import (
     KV,
     Compacted,
-    KeyExists,
-    KeyNotFound,
     ListResult,
     Matcher,
     Obj,
-    RevisionConflict,
     Store,
     WatchEvent,
 )
@@ -43,23 +43,6 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _NAME_SUFFIX = string.ascii_lowercase + string.digits
 # How often a read-modify-write (patch, scale) retries on a concurrent write.
 _PATCH_RETRIES = 5
-
-
-_stamp_second = -1
-_stamp_text = ""
-
-
-def now_rfc3339() -> str:
-    """The current UTC time to the second, as Kubernetes' metav1.Time writes it.
-
-    Formatted once per second: every write stamps a time, and strftime is
-    not cheap next to the rest of a write."""
-    global _stamp_second, _stamp_text
-    second = int(time.time())
-    if second != _stamp_second:
-        _stamp_text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
-        _stamp_second = second
-    return _stamp_text
 
 
 _random_pool = memoryview(b"")
@@ -107,7 +90,7 @@ class Registry:
 
     def __init__(self, store: Store, service_cidr: str) -> None:
         self.store = store
-        self.cluster_ips = ClusterIPAllocator(store, service_cidr)
+        self.writes = StoreWrites(store, ClusterIPAllocator(store, service_cidr))
 
     async def ensure_system_namespaces(self) -> None:
         ns_type = NAMESPACE
@@ -159,7 +142,7 @@ class Registry:
     # -- writes --------------------------------------------------------------
 
     async def create(
-        self, rt: ResourceType, namespace: str | None, body: Obj, *, dry_run: bool = False
+        self, rt: ResourceType, namespace: str | None, body: Obj, options: WriteOptions = WRITE
     ) -> KV:
         obj = self._prepare_body(rt, namespace, body)
         meta = _meta(obj)
@@ -177,19 +160,7 @@ class Registry:
         meta["creationTimestamp"] = now_rfc3339()
         meta["generation"] = 1
         _reset_status_on_create(rt, obj)
-        if dry_run:
-            return KV(rt.key(namespace, name), orjson.dumps(obj), 0, 0)
-        allocated = await self._allocate_cluster_ip(rt, namespace, obj)
-        try:
-            return await self.store.create(rt.key(namespace, name), obj)
-        except KeyExists as e:
-            if allocated:
-                await self.cluster_ips.release(allocated)
-            raise errors.already_exists(rt.plural, name, rt.group) from e
-        except BaseException:
-            if allocated:
-                await self.cluster_ips.release(allocated)
-            raise
+        return await self.writes.create(rt, namespace, name, obj, options)
 
     async def update(
         self,
@@ -199,7 +170,7 @@ class Registry:
         body: Obj,
         *,
         subresource: str = "",
-        dry_run: bool = False,
+        options: WriteOptions = WRITE,
     ) -> KV:
         """PUT: replace the object (or only its status, with subresource="status")."""
         obj = self._prepare_body(rt, namespace, body)
@@ -213,7 +184,7 @@ class Registry:
         expected = _parse_rv(rv) if rv else None
         current = await self.get(rt, namespace, name)
         return await self._write(
-            rt, namespace, current, current.obj, obj, expected, subresource, dry_run
+            rt, namespace, current, current.obj, obj, expected, subresource, options
         )
 
     async def patch(
@@ -224,7 +195,7 @@ class Registry:
         apply_patch: Callable[[Obj], Obj],
         *,
         subresource: str = "",
-        dry_run: bool = False,
+        options: WriteOptions = WRITE,
         pure: bool = False,
     ) -> KV:
         """Read, patch, write; retried when another writer got in between.
@@ -239,7 +210,7 @@ class Registry:
                 raise errors.bad_request("the patch did not produce an object")
             return patched
 
-        return await self._read_modify_write(rt, namespace, name, build, subresource, dry_run)
+        return await self._read_modify_write(rt, namespace, name, build, subresource, options)
 
     async def _read_modify_write(
         self,
@@ -248,7 +219,7 @@ class Registry:
         name: str,
         build: Callable[[KV, Obj], Obj],
         subresource: str,
-        dry_run: bool,
+        options: WriteOptions,
     ) -> KV:
         """`build` gets the stored object, and that object parsed, which it
         must not change (current.obj parses a copy it may change)."""
@@ -265,7 +236,7 @@ class Registry:
             expected = _parse_rv(rv) if rv else None
             try:
                 return await self._write(
-                    rt, namespace, current, old, new, expected, subresource, dry_run
+                    rt, namespace, current, old, new, expected, subresource, options
                 )
             except ApiError as e:
                 raced = e.reason == "Conflict" and rv == str(current.mod_revision)
@@ -278,120 +249,69 @@ class Registry:
         rt: ResourceType,
         namespace: str | None,
         name: str,
+        options: DeleteOptions = DELETE,
         *,
-        expected_revision: int | None = None,
         expected_uid: str | None = None,
-        dry_run: bool = False,
         grace_period_seconds: int | None = None,
     ) -> KV:
-        """Delete an object, or start deleting it.
+        """Delete an object, or start deleting it (see control.api.deletion):
+        the object as deleted, or as it stays while its deletion is pending.
+        `expected_uid` and `grace_period_seconds` set those options."""
+        if expected_uid is not None or grace_period_seconds is not None:
+            options = replace(
+                options,
+                uid=expected_uid or options.uid,
+                grace_period_seconds=(
+                    options.grace_period_seconds
+                    if grace_period_seconds is None
+                    else grace_period_seconds
+                ),
+            )
+        return (await self.delete_object(rt, namespace, name, options)).kv
 
-        A pod bound to a node is deleted gracefully: it gets a
-        deletionTimestamp and deletionGracePeriodSeconds, and its node agent
-        stops it and then deletes it for good with grace 0. Finalizers hold
-        any object until they are gone. Without a resourceVersion
-        precondition, a write that races the delete makes it try again.
-        """
+    async def delete_object(
+        self, rt: ResourceType, namespace: str | None, name: str, options: DeleteOptions
+    ) -> Deletion:
+        """Delete, and say whether the object is gone or its deletion pending.
+        Without a resourceVersion precondition, a write that races the delete
+        makes it try again."""
         for attempt in range(_PATCH_RETRIES):
+            current = await self.get(rt, namespace, name)
             try:
-                return await self._delete_once(
-                    rt,
-                    namespace,
-                    name,
-                    expected_revision,
-                    expected_uid,
-                    dry_run,
-                    grace_period_seconds,
-                )
+                return await deletion.delete(self.writes, rt, name, current, options)
             except ApiError as e:
-                raced = e.reason == "Conflict" and expected_revision is None
+                raced = e.reason == "Conflict" and options.resource_version is None
                 if not raced or attempt == _PATCH_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
-    async def _delete_once(
+    async def delete_collection(
         self,
         rt: ResourceType,
         namespace: str | None,
-        name: str,
-        expected_revision: int | None,
-        expected_uid: str | None,
-        dry_run: bool,
-        grace_period_seconds: int | None,
-    ) -> KV:
-        current = await self.get(rt, namespace, name)
-        obj = current.obj
-        meta = _meta(obj)
-        if expected_uid and meta.get("uid") != expected_uid:
-            raise errors.conflict(
-                rt.plural,
-                name,
-                rt.group,
-                f"Precondition failed: UID in precondition: {expected_uid}, UID in object meta: {meta.get('uid')}",
-            )
-        if expected_revision is not None and expected_revision != current.mod_revision:
-            raise errors.conflict(rt.plural, name, rt.group)
-        if dry_run:
-            return current
-        grace = 0
-        if rt.kind == "Pod":
-            grace = _pod_grace_period(obj, grace_period_seconds)
-        if grace > 0 or meta.get("finalizers"):
-            return await self._mark_deleting(rt, name, current, grace)
-        if rt.kind == "Namespace":
-            await self._delete_namespace_contents(name)
-        deleted = await self._store_delete(rt, name, current)
-        if rt.kind == "Service":
-            await self._release_cluster_ips(obj)
-        return deleted
+        options: DeleteOptions,
+        match: Matcher | None = None,
+    ) -> Sequence[KV]:
+        """Delete every object `match` selects: each as deleted, or as it
+        stays while its deletion is pending."""
+        listed = await self.list(rt, namespace, match=match)
+        prefix = len(rt.prefix(None))
+        done: list[KV] = []
+        for kv in listed.items:
+            ns, _, name = kv.key[prefix:].rpartition("/")
+            try:
+                done.append((await self.delete_object(rt, ns or None, name, options)).kv)
+            except ApiError as e:
+                if e.code != 404:
+                    raise
+        return done
 
-    async def _mark_deleting(self, rt: ResourceType, name: str, current: KV, grace: int) -> KV:
-        """Set deletionTimestamp (now + grace, as Kubernetes does) and the grace
-        period; a second delete may only shorten a grace period already set."""
-        obj = current.obj
-        meta = _meta(obj)
-        if meta.get("deletionTimestamp"):
-            pending = meta.get("deletionGracePeriodSeconds")
-            if pending is None or grace >= pending:
-                return current
-        when = datetime.now(UTC) + timedelta(seconds=grace)
-        meta["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
-        if rt.kind == "Pod" or grace:
-            meta["deletionGracePeriodSeconds"] = grace
-        if grace == 0 and not meta.get("finalizers"):
-            # A grace period shortened to zero: delete now.
-            return await self._store_delete(rt, name, current)
-        return await self._store_update(rt, name, current.key, obj, current.mod_revision)
-
-    async def _store_delete(self, rt: ResourceType, name: str, current: KV) -> KV:
-        try:
-            return await self.store.delete(current.key, expected_revision=current.mod_revision)
-        except KeyNotFound as e:
-            raise errors.not_found(rt.plural, name, rt.group) from e
-        except RevisionConflict as e:
-            raise errors.conflict(rt.plural, name, rt.group) from e
-
-    async def evict(
-        self,
-        namespace: str,
-        name: str,
-        *,
-        grace_period_seconds: int | None = None,
-        expected_uid: str | None = None,
-        dry_run: bool = False,
-    ) -> KV:
+    async def evict(self, namespace: str, name: str, options: DeleteOptions) -> Deletion:
         """The Eviction API (`pods/{name}/eviction`): a graceful delete.
         There are no PodDisruptionBudgets to refuse it."""
-        return await self.delete(
-            POD,
-            namespace,
-            name,
-            expected_uid=expected_uid,
-            grace_period_seconds=grace_period_seconds,
-            dry_run=dry_run,
-        )
+        return await self.delete_object(POD, namespace, name, options)
 
-    async def bind(self, namespace: str, name: str, node: str) -> KV:
+    async def bind(self, namespace: str, name: str, node: str, options: WriteOptions = WRITE) -> KV:
         """Assign a pod to a node, as the `pods/binding` subresource does."""
 
         def build(_current: KV, old: Obj) -> Obj:
@@ -415,7 +335,7 @@ class Registry:
                 "status": {**status, "conditions": conditions},
             }
 
-        return await self._read_modify_write(POD, namespace, name, build, "binding", False)
+        return await self._read_modify_write(POD, namespace, name, build, "binding", options)
 
     # -- scale subresource ---------------------------------------------------
 
@@ -429,7 +349,7 @@ class Registry:
         name: str,
         change: Callable[[Obj], Obj],
         *,
-        dry_run: bool = False,
+        options: WriteOptions = WRITE,
     ) -> Obj:
         """Apply `change` to the Scale view and write spec.replicas back."""
 
@@ -449,7 +369,7 @@ class Registry:
             _meta(obj)["resourceVersion"] = _meta(scale).get("resourceVersion")
             return obj
 
-        kv = await self._read_modify_write(rt, namespace, name, build, "", dry_run)
+        kv = await self._read_modify_write(rt, namespace, name, build, "", options)
         return to_scale(rt, kv)
 
     # -- internals -----------------------------------------------------------
@@ -487,7 +407,7 @@ class Registry:
         obj: Obj,
         expected: int | None,
         subresource: str,
-        dry_run: bool,
+        options: WriteOptions,
     ) -> KV:
         """Write `obj` over `current` (parsed: `old`, which is not changed)."""
         old_meta = _meta(old)
@@ -528,8 +448,6 @@ class Registry:
         meta["generation"] = generation
         if rt.kind == "Service" and subresource != "status":
             _keep_cluster_ip(name, old, new)
-        if dry_run:
-            return current
         meta["resourceVersion"] = old_meta.get("resourceVersion")
         if new == old:
             return current  # a no-op write keeps its resourceVersion, as in Kubernetes
@@ -540,21 +458,8 @@ class Registry:
         ):
             # The last finalizer is gone: the object goes too, unless a node
             # agent has yet to confirm a graceful pod deletion.
-            try:
-                return await self.store.delete(current.key, expected_revision=current.mod_revision)
-            except (KeyNotFound, RevisionConflict) as e:
-                raise errors.conflict(rt.plural, name, rt.group) from e
-        return await self._store_update(rt, name, current.key, new, current.mod_revision)
-
-    async def _store_update(
-        self, rt: ResourceType, name: str, key: str, obj: Obj, expected: int
-    ) -> KV:
-        try:
-            return await self.store.update(key, obj, expected_revision=expected)
-        except KeyNotFound as e:
-            raise errors.not_found(rt.plural, name, rt.group) from e
-        except RevisionConflict as e:
-            raise errors.conflict(rt.plural, name, rt.group) from e
+            return await self.writes.delete(rt, name, current, options)
+        return await self.writes.update(rt, name, current, new, options)
 
     async def _require_namespace(self, namespace: str) -> None:
         ns = await self.store.get(NAMESPACE.key(None, namespace))
@@ -566,75 +471,12 @@ class Registry:
                 f"unable to create new content in namespace {namespace} because it is being terminated"
             )
 
-    async def _delete_namespace_contents(self, namespace: str) -> None:
-        for rt in RESOURCES:
-            if not rt.namespaced:
-                continue
-            listed = await self.store.list(rt.prefix(namespace))
-            for kv in listed.items:
-                try:
-                    deleted = await self.store.delete(kv.key)
-                except KeyNotFound:
-                    continue
-                if rt.kind == "Service":
-                    await self._release_cluster_ips(deleted.obj)
-
-    async def _allocate_cluster_ip(
-        self, rt: ResourceType, namespace: str | None, obj: Obj
-    ) -> str | None:
-        if rt.kind != "Service":
-            return None
-        spec = obj.setdefault("spec", {})
-        if spec.get("type", "ClusterIP") == "ExternalName":
-            return None
-        requested = spec.get("clusterIP") or ""
-        if requested == "None":
-            spec["clusterIPs"] = ["None"]
-            return None
-        owner = f"{namespace}/{_meta(obj)['name']}"
-        try:
-            ip = await self.cluster_ips.allocate(owner, requested or None)
-        except ValueError as e:
-            raise errors.invalid(
-                "Service",
-                _meta(obj)["name"],
-                [
-                    Cause(
-                        "spec.clusterIP", f'Invalid value: "{requested}": {e}', "FieldValueInvalid"
-                    )
-                ],
-            ) from e
-        spec["clusterIP"] = ip
-        spec["clusterIPs"] = [ip]
-        return ip
-
-    async def _release_cluster_ips(self, obj: Obj) -> None:
-        spec = obj.get("spec") or {}
-        for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
-            if ip and ip != "None":
-                await self.cluster_ips.release(ip)
-
 
 def _parse_rv(rv: Any) -> int:
     try:
         return int(rv)
     except (TypeError, ValueError) as e:
         raise errors.bad_request(f"invalid resourceVersion: {rv!r}") from e
-
-
-def _pod_grace_period(pod: Obj, requested: int | None) -> int:
-    """Kubernetes' pod strategy: the requested grace, else the pod's own
-    (default 30 s); zero for a pod no node runs, or one that has finished."""
-    spec = pod.get("spec") or {}
-    if not spec.get("nodeName"):
-        return 0
-    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-        return 0
-    if requested is None:
-        requested = spec.get("terminationGracePeriodSeconds")
-        if not isinstance(requested, int) or isinstance(requested, bool):
-            requested = 30
-    return max(0, requested)  # 0: force, as `kubectl delete --force --grace-period=0`
 
 
 def _reset_status_on_create(rt: ResourceType, obj: Obj) -> None:

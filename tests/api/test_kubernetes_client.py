@@ -83,3 +83,21 @@ def test_list_create_watch_patch_scale(k8s: client.ApiClient) -> None:
     with pytest.raises(ApiException) as exc:
         apps.create_namespaced_deployment("default", _deployment("web"))
     assert exc.value.status == 409
+
+
+def test_delete_answers_a_status_and_honours_dry_run(k8s: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s)
+    cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="c"), data={"k": "v"})
+    uid = core.create_namespaced_config_map("default", cm).metadata.uid
+    # This client types a delete's answer as a plain object: the Status, as a dict.
+    dry = core.delete_namespaced_config_map(
+        "c", "default", body=client.V1DeleteOptions(dry_run=["All"])
+    )
+    assert (dry["kind"], dry["status"]) == ("Status", "Success")
+    assert core.read_namespaced_config_map("c", "default").metadata.uid == uid
+    status = core.delete_namespaced_config_map("c", "default")
+    assert (status["kind"], status["status"]) == ("Status", "Success")
+    assert status["details"] == {"name": "c", "kind": "configmaps", "uid": uid}
+    with pytest.raises(ApiException) as exc:
+        core.read_namespaced_config_map("c", "default")
+    assert exc.value.status == 404

@@ -1,0 +1,65 @@
+"""Request bodies: JSON or YAML objects, and patches by their content type."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import yaml
+from aiohttp import web
+
+from control import errors
+from control.api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from control.errors import ApiError
+
+Patcher = Callable[[Any, Any], Any]
+_PATCHERS: dict[str, Patcher] = {
+    # The registry builds the object it stores anew from a patch's result.
+    "application/merge-patch+json": functools.partial(merge_patch, share=True),
+    "application/json-patch+json": json_patch,
+    "application/strategic-merge-patch+json": strategic_merge_patch,
+}
+
+
+async def read_body(request: web.Request) -> tuple[str, bytes]:
+    return request.content_type, await request.read()
+
+
+def decode(content_type: str, raw: bytes) -> Any:
+    try:
+        if "yaml" in content_type:
+            return yaml.safe_load(raw)
+        return orjson.loads(raw)
+    except (orjson.JSONDecodeError, yaml.YAMLError) as e:
+        raise errors.bad_request(
+            f"the request body is not valid {('YAML' if 'yaml' in content_type else 'JSON')}: {e}"
+        ) from e
+
+
+async def body(request: web.Request) -> Any:
+    content_type, raw = await read_body(request)
+    if not raw:
+        raise errors.bad_request("the request has no body")
+    return decode(content_type, raw)
+
+
+async def optional_body(request: web.Request) -> Any:
+    """The decoded body, or None when there is none."""
+    content_type, raw = await read_body(request)
+    return decode(content_type, raw) if raw else None
+
+
+async def patch_body(request: web.Request) -> tuple[Patcher, Any]:
+    patcher = _PATCHERS.get(request.content_type)
+    if patcher is None:
+        raise errors.unsupported_media_type(request.content_type)
+    return patcher, await body(request)
+
+
+def apply_patch(patcher: Patcher, obj: Any, patch: Any) -> Any:
+    try:
+        return patcher(obj, patch)
+    except PatchError as e:
+        raise ApiError(422, "Invalid", f"the patch could not be applied: {e}") from e

@@ -1,0 +1,133 @@
+"""The metrics.k8s.io/v1beta1 API (what `kubectl top` reads), read-only, from
+the node agents' `stats`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from agent.protocol import RpcError, StatsResult
+from agent.protocol.primitives import now_rfc3339
+from control import errors
+from control.api.agents import NodeAgents
+from control.api.registry import Registry
+from control.api.responses import json_response
+from control.errors import ApiError
+from control.objects.kinds import NODE
+
+log = logging.getLogger(__name__)
+
+METRICS_PREFIX = "/apis/metrics.k8s.io/v1beta1"
+# How long a stats request to one node may take before `top` leaves it out.
+STATS_TIMEOUT = 5.0
+
+
+class MetricsApi:
+    def __init__(self, registry: Registry, nodes: NodeAgents | None) -> None:
+        self.registry = registry
+        self.nodes = nodes
+
+    async def serve(self, rest: str) -> web.Response:
+        """The metrics.k8s.io/v1beta1 API, read-only, from the agents' `stats`:
+        nodes, nodes/{name}, pods, namespaces/{ns}/pods, namespaces/{ns}/pods/{name}.
+        Nodes whose agent does not answer are left out, as metrics-server does."""
+        parts = rest.split("/") if rest else []
+        if parts[:1] == ["nodes"] and len(parts) <= 2:
+            items = [_node_metrics(n, s) for n, s in (await self._all_stats()).items()]
+            if len(parts) == 2:
+                return json_response(_one(items, "nodes", parts[1]))
+            return json_response(_metrics_list("NodeMetricsList", items))
+        ns: str | None = None
+        if len(parts) >= 3 and parts[0] == "namespaces":
+            ns, parts = parts[1], parts[2:]
+        if parts[:1] == ["pods"] and len(parts) <= 2:
+            items = [
+                _pod_metrics(p)
+                for stats in (await self._all_stats()).values()
+                for p in stats.get("pods", [])
+                if ns is None or p.get("namespace") == ns
+            ]
+            items.sort(key=lambda m: (m["metadata"]["namespace"], m["metadata"]["name"]))
+            if len(parts) == 2:
+                return json_response(_one(items, "pods", parts[1]))
+            return json_response(_metrics_list("PodMetricsList", items))
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    async def _all_stats(self) -> dict[str, StatsResult]:
+        if self.nodes is None:
+            raise ApiError(503, "ServiceUnavailable", "this API server has no node links")
+        nodes = self.nodes
+        names = sorted(
+            str(kv.obj["metadata"]["name"]) for kv in (await self.registry.list(NODE, None)).items
+        )
+
+        async def one(node: str) -> StatsResult | None:
+            link = nodes.link(node)
+            if link is None:
+                return None
+            try:
+                async with asyncio.timeout(STATS_TIMEOUT):
+                    return await link.stats()
+            except (RpcError, ConnectionError, TimeoutError) as e:
+                log.debug("no stats from node %s: %s", node, e)
+                return None
+
+        results = await asyncio.gather(*(one(n) for n in names))
+        return {n: r for n, r in zip(names, results, strict=True) if r is not None}
+
+
+def _cpu(nano: int) -> str:
+    return f"{int(nano)}n"
+
+
+def _memory(n: int) -> str:
+    return f"{int(n) // 1024}Ki"
+
+
+def _node_metrics(node: str, stats: StatsResult) -> dict[str, Any]:
+    usage = stats.get("node") or {}
+    return {
+        "kind": "NodeMetrics",
+        "apiVersion": "metrics.k8s.io/v1beta1",
+        "metadata": {"name": node},
+        "timestamp": now_rfc3339(),
+        "window": "10s",
+        "usage": {
+            "cpu": _cpu(usage.get("cpuNanoCores", 0)),
+            "memory": _memory(usage.get("memoryWorkingSetBytes", 0)),
+        },
+    }
+
+
+def _pod_metrics(p: Any) -> dict[str, Any]:
+    return {
+        "kind": "PodMetrics",
+        "apiVersion": "metrics.k8s.io/v1beta1",
+        "metadata": {"name": p.get("name"), "namespace": p.get("namespace")},
+        "timestamp": now_rfc3339(),
+        "window": "10s",
+        "containers": [
+            {
+                "name": c.get("name"),
+                "usage": {
+                    "cpu": _cpu(c.get("cpuNanoCores", 0)),
+                    "memory": _memory(c.get("memoryWorkingSetBytes", 0)),
+                },
+            }
+            for c in p.get("containers") or []
+        ],
+    }
+
+
+def _metrics_list(kind: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"kind": kind, "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": items}
+
+
+def _one(items: list[dict[str, Any]], resource: str, name: str) -> dict[str, Any]:
+    for item in items:
+        if item["metadata"]["name"] == name:
+            return item
+    raise errors.not_found(resource, name, "metrics.k8s.io")

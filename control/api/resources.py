@@ -1,0 +1,207 @@
+"""The handlers of Kubernetes' resource verbs: list (and watch), create, get,
+update, patch, delete and delete collection; the status and scale
+subresources; pods' binding and eviction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from control import errors
+from control.api.bodies import apply_patch, body, patch_body
+from control.api.deletion import RETURNS_DELETED_OBJECT, Deletion
+from control.api.options import DeleteOptions, WriteOptions, delete_options
+from control.api.query import TRUE, int_param, matcher
+from control.api.registry import Registry
+from control.api.responses import created, json_response, raw_response
+from control.api.routing import Target
+from control.api.watch import serve_watch
+from control.errors import Cause
+from control.objects.kinds import ResourceType
+from control.store.interface import KV
+
+
+class ResourceHandlers:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    # -- collections -----------------------------------------------------------
+
+    async def list(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """A list, or with `watch` a watch. Items are spliced in as stored."""
+        rt, ns = target.rt, target.namespace
+        q = request.query
+        match = matcher(q.get("labelSelector"), q.get("fieldSelector"))
+        if q.get("watch") in TRUE:
+            return await serve_watch(request, self.registry, rt, ns, match)
+        limit = int_param(q, "limit", 0)
+        listed = await self.registry.list(
+            rt, ns, match=match, limit=limit, continue_token=q.get("continue") or None
+        )
+        meta: dict[str, Any] = {"resourceVersion": str(listed.revision)}
+        if listed.continue_token:
+            meta["continue"] = listed.continue_token
+            if listed.remaining is not None:
+                meta["remainingItemCount"] = listed.remaining
+        return raw_response(_list_body(rt, meta, listed.items))
+
+    async def create(
+        self, request: web.Request, target: Target, options: WriteOptions
+    ) -> web.StreamResponse:
+        kv = await self.registry.create(target.rt, target.namespace, await body(request), options)
+        return raw_response(kv.raw, 201)
+
+    async def delete_collection(
+        self, request: web.Request, target: Target, options: DeleteOptions
+    ) -> web.StreamResponse:
+        rt, ns = target.rt, target.namespace
+        # Where Kubernetes serves it: a namespaced kind only within one
+        # namespace, a cluster-scoped one at its root; never for Namespaces.
+        if rt.kind == "Namespace" or (rt.namespaced and ns is None):
+            raise errors.method_not_allowed(
+                "the server does not allow this method on the requested resource"
+            )
+        q = request.query
+        match = matcher(q.get("labelSelector"), q.get("fieldSelector"))
+        deleted = await self.registry.delete_collection(rt, ns, options, match)
+        return raw_response(_list_body(rt, {}, deleted))
+
+    # -- objects and their status ------------------------------------------------
+
+    async def get(self, request: web.Request, target: Target) -> web.StreamResponse:
+        return raw_response(
+            (await self.registry.get(target.rt, target.namespace, _name(target))).raw
+        )
+
+    async def update(
+        self, request: web.Request, target: Target, options: WriteOptions
+    ) -> web.StreamResponse:
+        kv = await self.registry.update(
+            target.rt,
+            target.namespace,
+            _name(target),
+            await body(request),
+            subresource=target.subresource,
+            options=options,
+        )
+        return raw_response(kv.raw)
+
+    async def patch(
+        self, request: web.Request, target: Target, options: WriteOptions
+    ) -> web.StreamResponse:
+        patcher, patch = await patch_body(request)
+        kv = await self.registry.patch(
+            target.rt,
+            target.namespace,
+            _name(target),
+            lambda obj: apply_patch(patcher, obj, patch),
+            subresource=target.subresource,
+            options=options,
+            pure=True,  # the patchers leave their target as it is
+        )
+        return raw_response(kv.raw)
+
+    async def delete(
+        self, request: web.Request, target: Target, options: DeleteOptions
+    ) -> web.StreamResponse:
+        rt, name = target.rt, _name(target)
+        done = await self.registry.delete_object(rt, target.namespace, name, options)
+        return _deleted(rt, name, done, options)
+
+    # -- scale ---------------------------------------------------------------------
+
+    async def get_scale(self, request: web.Request, target: Target) -> web.StreamResponse:
+        scale = await self.registry.get_scale(target.rt, target.namespace, _name(target))
+        return json_response(scale)
+
+    async def update_scale(
+        self, request: web.Request, target: Target, options: WriteOptions
+    ) -> web.StreamResponse:
+        new = await body(request)
+        scale = await self.registry.update_scale(
+            target.rt, target.namespace, _name(target), lambda _s: new, options=options
+        )
+        return json_response(scale)
+
+    async def patch_scale(
+        self, request: web.Request, target: Target, options: WriteOptions
+    ) -> web.StreamResponse:
+        patcher, patch = await patch_body(request)
+        scale = await self.registry.update_scale(
+            target.rt,
+            target.namespace,
+            _name(target),
+            lambda s: apply_patch(patcher, s, patch),
+            options=options,
+        )
+        return json_response(scale)
+
+    # -- pods ------------------------------------------------------------------------
+
+    async def bind(
+        self, request: web.Request, target: Target, options: WriteOptions
+    ) -> web.StreamResponse:
+        name = _name(target)
+        binding = await body(request)
+        to = binding.get("target") if isinstance(binding, dict) else None
+        node = to.get("name") if isinstance(to, dict) else None
+        if not isinstance(node, str) or not node:
+            raise errors.invalid(
+                "Binding", name, [Cause("target.name", "required", "FieldValueRequired")]
+            )
+        await self.registry.bind(target.namespace or "default", name, node, options)
+        return created()
+
+    async def evict(
+        self, request: web.Request, target: Target, options: WriteOptions
+    ) -> web.StreamResponse:
+        """`POST pods/{name}/eviction` (policy/v1 Eviction): a graceful delete
+        with the Eviction's deleteOptions; the query's dryRun counts when
+        they have none."""
+        name = _name(target)
+        eviction = await body(request)
+        if not isinstance(eviction, dict) or eviction.get("kind", "Eviction") != "Eviction":
+            raise errors.bad_request("the request body must be a policy/v1 Eviction")
+        meta = eviction.get("metadata") or {}
+        if meta.get("name", name) != name:
+            raise errors.bad_request(
+                f"name in URL does not match name in Eviction object: {name} != {meta.get('name')}"
+            )
+        delete = delete_options(None, eviction.get("deleteOptions"), path="deleteOptions.")
+        delete = replace(delete, dry_run=delete.dry_run or options.dry_run)
+        await self.registry.evict(target.namespace or "default", name, delete)
+        return created()
+
+
+def _name(target: Target) -> str:
+    """The object's name (the router calls object handlers only on object paths)."""
+    return str(target.name)
+
+
+def _list_body(rt: ResourceType, meta: dict[str, Any], items: Iterable[KV]) -> bytes:
+    head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta})
+    return b"".join((head[:-1], b',"items":[', b",".join(kv.raw for kv in items), b"]}"))
+
+
+def _deleted(rt: ResourceType, name: str, done: Deletion, options: DeleteOptions) -> web.Response:
+    """A delete's answer as Kubernetes gives it: the object for the kinds
+    that return it and while its deletion is pending, else a Status; 202 for
+    a pending delete that asked for orphanDependents=false."""
+    code = 202 if not done.gone and options.orphan_dependents is False else 200
+    if not done.gone or rt.kind in RETURNS_DELETED_OBJECT:
+        return raw_response(done.kv.raw, code)
+    details = {"name": name, "group": rt.group, "kind": rt.plural, "uid": done.uid}
+    if not rt.group:
+        del details["group"]
+    status = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    }
+    return json_response(status, code)

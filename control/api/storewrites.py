@@ -1,0 +1,126 @@
+"""The registry's one way to write to the store.
+
+Every write takes the request's `WriteOptions`: a dry run stops here, after
+every check a real write makes, and answers with what would have been stored
+(its resourceVersion the current one). The writes that come with an object's
+create or delete go here too: ClusterIP allocation and release, and a
+namespace's contents.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from control import errors
+from control.api.clusterip import ClusterIPAllocator
+from control.api.options import WriteOptions
+from control.errors import Cause
+from control.objects.kinds import RESOURCES, ResourceType
+from control.store.interface import KV, KeyExists, KeyNotFound, Obj, RevisionConflict, Store
+
+
+class StoreWrites:
+    def __init__(self, store: Store, cluster_ips: ClusterIPAllocator) -> None:
+        self.store = store
+        self.cluster_ips = cluster_ips
+
+    async def create(
+        self, rt: ResourceType, namespace: str | None, name: str, obj: Obj, options: WriteOptions
+    ) -> KV:
+        key = rt.key(namespace, name)
+        allocated = await self._allocate_cluster_ip(rt, namespace, obj, options)
+        if options.dry_run:
+            return KV(key, orjson.dumps(obj), 0, 0)
+        try:
+            return await self.store.create(key, obj)
+        except KeyExists as e:
+            if allocated:
+                await self.cluster_ips.release(allocated)
+            raise errors.already_exists(rt.plural, name, rt.group) from e
+        except BaseException:
+            if allocated:
+                await self.cluster_ips.release(allocated)
+            raise
+
+    async def update(
+        self, rt: ResourceType, name: str, current: KV, obj: Obj, options: WriteOptions
+    ) -> KV:
+        """Replace `current` with `obj`, compare-and-swap on its revision."""
+        if options.dry_run:
+            obj.setdefault("metadata", {})["resourceVersion"] = str(current.mod_revision)
+            return KV(current.key, orjson.dumps(obj), current.mod_revision, current.create_revision)
+        try:
+            return await self.store.update(current.key, obj, expected_revision=current.mod_revision)
+        except KeyNotFound as e:
+            raise errors.not_found(rt.plural, name, rt.group) from e
+        except RevisionConflict as e:
+            raise errors.conflict(rt.plural, name, rt.group) from e
+
+    async def delete(self, rt: ResourceType, name: str, current: KV, options: WriteOptions) -> KV:
+        """Delete `current` for good (a namespace with its contents; a
+        Service's ClusterIPs go back to the pool)."""
+        if options.dry_run:
+            return current
+        if rt.kind == "Namespace":
+            await self._delete_namespace_contents(name)
+        try:
+            deleted = await self.store.delete(current.key, expected_revision=current.mod_revision)
+        except KeyNotFound as e:
+            raise errors.not_found(rt.plural, name, rt.group) from e
+        except RevisionConflict as e:
+            raise errors.conflict(rt.plural, name, rt.group) from e
+        if rt.kind == "Service":
+            await self._release_cluster_ips(deleted.obj)
+        return deleted
+
+    async def _delete_namespace_contents(self, namespace: str) -> None:
+        for rt in RESOURCES:
+            if not rt.namespaced:
+                continue
+            listed = await self.store.list(rt.prefix(namespace))
+            for kv in listed.items:
+                try:
+                    deleted = await self.store.delete(kv.key)
+                except KeyNotFound:
+                    continue
+                if rt.kind == "Service":
+                    await self._release_cluster_ips(deleted.obj)
+
+    async def _allocate_cluster_ip(
+        self, rt: ResourceType, namespace: str | None, obj: Obj, options: WriteOptions
+    ) -> str | None:
+        """Set a new Service's ClusterIP; the address taken, or None (a dry
+        run only looks for the address it would take)."""
+        if rt.kind != "Service":
+            return None
+        spec = obj.setdefault("spec", {})
+        if spec.get("type", "ClusterIP") == "ExternalName":
+            return None
+        requested = spec.get("clusterIP") or ""
+        if requested == "None":
+            spec["clusterIPs"] = ["None"]
+            return None
+        name = obj["metadata"]["name"]
+        try:
+            ip = await self.cluster_ips.allocate(
+                f"{namespace}/{name}", requested or None, dry_run=options.dry_run
+            )
+        except ValueError as e:
+            raise errors.invalid(
+                "Service",
+                name,
+                [
+                    Cause(
+                        "spec.clusterIP", f'Invalid value: "{requested}": {e}', "FieldValueInvalid"
+                    )
+                ],
+            ) from e
+        spec["clusterIP"] = ip
+        spec["clusterIPs"] = [ip]
+        return None if options.dry_run else ip
+
+    async def _release_cluster_ips(self, obj: Obj) -> None:
+        spec = obj.get("spec") or {}
+        for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
+            if ip and ip != "None":
+                await self.cluster_ips.release(ip)
