@@ -22,6 +22,7 @@ import orjson
 
 from control import errors
 from control.api.clusterip import ClusterIPAllocator
+from control.api.nodeports import NodePortAllocator, keep_node_ports
 from control.errors import ApiError, Cause
 from control.objects.admission import admit
 from control.objects.kinds import NAMESPACE, POD, RESOURCES, ResourceType
@@ -108,6 +109,7 @@ class Registry:
     def __init__(self, store: Store, service_cidr: str) -> None:
         self.store = store
         self.cluster_ips = ClusterIPAllocator(store, service_cidr)
+        self.node_ports = NodePortAllocator(store)
 
     async def ensure_system_namespaces(self) -> None:
         ns_type = NAMESPACE
@@ -179,16 +181,23 @@ class Registry:
         _reset_status_on_create(rt, obj)
         if dry_run:
             return KV(rt.key(namespace, name), orjson.dumps(obj), 0, 0)
-        allocated = await self._allocate_cluster_ip(rt, namespace, obj)
+        claims = await self.node_ports.assign(rt, obj)
+        try:
+            allocated = await self._allocate_cluster_ip(rt, namespace, obj)
+        except BaseException:
+            await self.node_ports.release(claims.claimed)
+            raise
         try:
             return await self.store.create(rt.key(namespace, name), obj)
         except KeyExists as e:
             if allocated:
                 await self.cluster_ips.release(allocated)
+            await self.node_ports.release(claims.claimed)
             raise errors.already_exists(rt.plural, name, rt.group) from e
         except BaseException:
             if allocated:
                 await self.cluster_ips.release(allocated)
+            await self.node_ports.release(claims.claimed)
             raise
 
     async def update(
@@ -343,6 +352,7 @@ class Registry:
         deleted = await self._store_delete(rt, name, current)
         if rt.kind == "Service":
             await self._release_cluster_ips(obj)
+            await self.node_ports.release_service(obj)
         return deleted
 
     async def _mark_deleting(self, rt: ResourceType, name: str, current: KV, grace: int) -> KV:
@@ -528,6 +538,7 @@ class Registry:
         meta["generation"] = generation
         if rt.kind == "Service" and subresource != "status":
             _keep_cluster_ip(name, old, new)
+            keep_node_ports(name, old, new)
         if dry_run:
             return current
         meta["resourceVersion"] = old_meta.get("resourceVersion")
@@ -544,7 +555,14 @@ class Registry:
                 return await self.store.delete(current.key, expected_revision=current.mod_revision)
             except (KeyNotFound, RevisionConflict) as e:
                 raise errors.conflict(rt.plural, name, rt.group) from e
-        return await self._store_update(rt, name, current.key, new, current.mod_revision)
+        claims = await self.node_ports.assign(rt, new, old)
+        try:
+            kv = await self._store_update(rt, name, current.key, new, current.mod_revision)
+        except BaseException:
+            await self.node_ports.release(claims.claimed)
+            raise
+        await self.node_ports.release(claims.freed)
+        return kv
 
     async def _store_update(
         self, rt: ResourceType, name: str, key: str, obj: Obj, expected: int
@@ -578,6 +596,7 @@ class Registry:
                     continue
                 if rt.kind == "Service":
                     await self._release_cluster_ips(deleted.obj)
+                    await self.node_ports.release_service(deleted.obj)
 
     async def _allocate_cluster_ip(
         self, rt: ResourceType, namespace: str | None, obj: Obj
