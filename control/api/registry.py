@@ -532,13 +532,13 @@ class Registry:
         meta["namespace"] = old_meta.get("namespace")
         if not rt.namespaced:
             meta.pop("namespace", None)
+        if rt.kind == "Service" and subresource != "status":
+            _keep_cluster_ip(name, old, new)
+            keep_node_ports(name, old, new)
         generation = int(old_meta.get("generation") or 1)
         if subresource != "status" and new.get("spec") != old.get("spec"):
             generation += 1
         meta["generation"] = generation
-        if rt.kind == "Service" and subresource != "status":
-            _keep_cluster_ip(name, old, new)
-            keep_node_ports(name, old, new)
         if dry_run:
             return current
         meta["resourceVersion"] = old_meta.get("resourceVersion")
