@@ -5,7 +5,9 @@ needs to route service traffic: per service its type, virtual IP, ports and
 session affinity, and the endpoints behind it with their readiness. `diff`
 gives the few changes that turn one table into another, so that a change to one
 Service or one endpoint sends only that service's change to the node; `apply`
-makes them. Everything is plain JSON (dicts, lists, strings, numbers, None).
+makes them, as the agent does. Everything is plain JSON, in the wire shapes the
+agent parses (agent/network/servicetable.py: ServiceWire, EndpointsWire,
+ServiceTableWire); optional fields are left out rather than null.
 
 Slices are read as kube-proxy reads them: every slice labelled with the
 service's name counts, whoever keeps it; FQDN slices are not routable; an
@@ -17,10 +19,9 @@ gains the other slices' ports.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from control.objects.discovery import LABEL_SERVICE_NAME
-from control.objects.kinds import object_key
 
 Obj = dict[str, Any]
 
@@ -28,93 +29,101 @@ Obj = dict[str, Any]
 DEFAULT_AFFINITY_TIMEOUT = 10800
 
 
-class ServicePortEntry(TypedDict):
-    name: str  # "" when the service has one unnamed port; endpoints' ports are keyed by it
+class ServicePortWire(TypedDict):
+    name: str  # "" for a service's single unnamed port; endpoints' ports are keyed by it
     protocol: str  # TCP, UDP or SCTP
     port: int
-    nodePort: int | None
+    nodePort: NotRequired[int]  # NodePort and LoadBalancer services
 
 
-class ServiceEntry(TypedDict):
+class ServiceWire(TypedDict):
     namespace: str
     name: str
     type: str  # ClusterIP, NodePort, LoadBalancer or ExternalName
     clusterIP: str | None  # None: headless, or ExternalName
-    ports: list[ServicePortEntry]
+    ports: list[ServicePortWire]
     sessionAffinity: str  # None or ClientIP
-    sessionAffinityTimeout: int | None  # seconds, with ClientIP
-    externalName: str | None
+    sessionAffinityTimeoutSeconds: int  # what ClientIP affinity lasts
+    externalName: NotRequired[str]  # ExternalName services only
 
 
-class EndpointEntry(TypedDict):
+class EndpointWire(TypedDict):
     ip: str
-    ports: dict[str, int]  # service port name -> the port on this endpoint
     ready: bool
     serving: bool
     terminating: bool
-    nodeName: str | None
-    hostname: str | None
+    ports: dict[str, int]  # service port name -> the port on this endpoint
+    nodeName: NotRequired[str]
+    hostname: NotRequired[str]
 
 
-class ServiceTable(TypedDict):
-    services: dict[str, ServiceEntry]  # by "namespace/name"
-    endpoints: dict[str, list[EndpointEntry]]  # by the same key, one list per service, by IP
+class EndpointsWire(TypedDict):
+    namespace: str
+    name: str
+    endpoints: list[EndpointWire]  # by IP
+
+
+class ServiceTableWire(TypedDict):
+    services: list[ServiceWire]  # by namespace/name
+    endpoints: list[EndpointsWire]  # of the services that have any, by namespace/name
 
 
 class UpsertService(TypedDict):
-    op: Literal["upsertService"]
-    key: str
-    service: ServiceEntry
+    op: Literal["upsertService"]  # add or replace; its endpoints stay
+    service: ServiceWire
 
 
 class DeleteService(TypedDict):
     op: Literal["deleteService"]  # the service and its endpoints
-    key: str
+    namespace: str
+    name: str
 
 
-class ReplaceEndpoints(TypedDict):
-    op: Literal["replaceEndpoints"]
-    key: str
-    endpoints: list[EndpointEntry]
+class SetEndpoints(TypedDict):
+    op: Literal["setEndpoints"]  # replace one service's endpoints (none: remove them)
+    endpoints: EndpointsWire
 
 
-Change = UpsertService | DeleteService | ReplaceEndpoints
+Change = UpsertService | DeleteService | SetEndpoints
+Key = tuple[str, str]  # (namespace, name)
 
 
-def service_entry(service: Obj) -> ServiceEntry:
+def service_wire(service: Obj) -> ServiceWire:
     meta, spec = service.get("metadata") or {}, service.get("spec") or {}
     kind = str(spec.get("type") or "ClusterIP")
     cluster_ip = spec.get("clusterIP")
-    affinity = str(spec.get("sessionAffinity") or "None")
-    timeout = None
-    if affinity == "ClientIP":
-        config = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
-        timeout = int(config.get("timeoutSeconds") or DEFAULT_AFFINITY_TIMEOUT)
-    return {
+    config = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
+    ports: list[ServicePortWire] = []
+    for p in spec.get("ports") or []:
+        port: ServicePortWire = {
+            "name": str(p.get("name") or ""),
+            "protocol": str(p.get("protocol") or "TCP"),
+            "port": int(p["port"]),
+        }
+        if p.get("nodePort"):
+            port["nodePort"] = int(p["nodePort"])
+        ports.append(port)
+    out: ServiceWire = {
         "namespace": str(meta.get("namespace") or ""),
         "name": str(meta.get("name") or ""),
         "type": kind,
         "clusterIP": None
         if kind == "ExternalName" or cluster_ip in (None, "", "None")
-        else cluster_ip,
-        "ports": [
-            {
-                "name": str(p.get("name") or ""),
-                "protocol": str(p.get("protocol") or "TCP"),
-                "port": int(p["port"]),
-                "nodePort": p.get("nodePort") or None,
-            }
-            for p in spec.get("ports") or []
-        ],
-        "sessionAffinity": affinity,
-        "sessionAffinityTimeout": timeout,
-        "externalName": spec.get("externalName") if kind == "ExternalName" else None,
+        else str(cluster_ip),
+        "ports": ports,
+        "sessionAffinity": str(spec.get("sessionAffinity") or "None"),
+        "sessionAffinityTimeoutSeconds": int(
+            config.get("timeoutSeconds") or DEFAULT_AFFINITY_TIMEOUT
+        ),
     }
+    if kind == "ExternalName" and spec.get("externalName"):
+        out["externalName"] = str(spec["externalName"])
+    return out
 
 
-def slice_endpoints(slices: Iterable[Obj]) -> list[EndpointEntry]:
+def slice_endpoints(slices: Iterable[Obj]) -> list[EndpointWire]:
     """The routable endpoints of one service's slices, ordered by IP."""
-    by_ip: dict[str, EndpointEntry] = {}
+    by_ip: dict[str, EndpointWire] = {}
     for eps in slices:
         if eps.get("addressType") not in ("IPv4", "IPv6"):
             continue
@@ -133,62 +142,87 @@ def slice_endpoints(slices: Iterable[Obj]) -> list[EndpointEntry]:
                 known["ports"] = {**ports, **known["ports"]}
                 continue
             conditions = endpoint.get("conditions") or {}
-            ready = conditions.get("ready") is not False
-            by_ip[ip] = {
+            entry: EndpointWire = {
                 "ip": ip,
-                "ports": dict(ports),
-                "ready": ready,
+                "ready": conditions.get("ready") is not False,
                 "serving": conditions.get("serving") is not False,
                 "terminating": conditions.get("terminating") is True,
-                "nodeName": endpoint.get("nodeName"),
-                "hostname": endpoint.get("hostname"),
+                "ports": dict(ports),
             }
+            if endpoint.get("nodeName"):
+                entry["nodeName"] = str(endpoint["nodeName"])
+            if endpoint.get("hostname"):
+                entry["hostname"] = str(endpoint["hostname"])
+            by_ip[ip] = entry
     return [by_ip[ip] for ip in sorted(by_ip)]
 
 
-def service_table(services: Iterable[Obj], slices: Iterable[Obj]) -> ServiceTable:
+def _key(obj: Obj) -> Key:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def service_table(services: Iterable[Obj], slices: Iterable[Obj]) -> ServiceTableWire:
     """The table of `services`, with the endpoints of `slices` that belong to them."""
-    entries = {object_key(svc): service_entry(svc) for svc in services}
-    grouped: dict[str, list[Obj]] = {key: [] for key in entries}
+    wires = sorted((service_wire(svc) for svc in services), key=_wire_key)
+    grouped: dict[Key, list[Obj]] = {_wire_key(w): [] for w in wires}
     for eps in slices:
-        meta = eps.get("metadata") or {}
-        owner = (meta.get("labels") or {}).get(LABEL_SERVICE_NAME)
-        key = f"{meta.get('namespace')}/{owner}"
-        if owner and key in grouped:
-            grouped[key].append(eps)
-    endpoints = {key: slice_endpoints(of_service) for key, of_service in grouped.items()}
-    return {"services": entries, "endpoints": endpoints}
+        namespace, _ = _key(eps)
+        owner = ((eps.get("metadata") or {}).get("labels") or {}).get(LABEL_SERVICE_NAME)
+        if owner and (namespace, owner) in grouped:
+            grouped[(namespace, owner)].append(eps)
+    endpoints: list[EndpointsWire] = []
+    for (namespace, name), of_service in grouped.items():
+        found = slice_endpoints(of_service)
+        if found:
+            endpoints.append({"namespace": namespace, "name": name, "endpoints": found})
+    return {"services": wires, "endpoints": endpoints}
 
 
-def diff(old: ServiceTable, new: ServiceTable) -> list[Change]:
+def _wire_key(wire: ServiceWire | EndpointsWire) -> Key:
+    return wire["namespace"], wire["name"]
+
+
+def diff(old: ServiceTableWire, new: ServiceTableWire) -> list[Change]:
     """The changes that turn `old` into `new`: deletions, then services added
-    or changed, then endpoint lists replaced; each in key order."""
+    or changed, then endpoint lists set; each in namespace/name order."""
+    old_services = {_wire_key(s): s for s in old["services"]}
+    new_services = {_wire_key(s): s for s in new["services"]}
+    old_endpoints = {_wire_key(e): e["endpoints"] for e in old["endpoints"]}
+    new_endpoints = {_wire_key(e): e["endpoints"] for e in new["endpoints"]}
     changes: list[Change] = []
-    for key in sorted(old["services"].keys() - new["services"].keys()):
-        changes.append({"op": "deleteService", "key": key})
-    for key in sorted(new["services"]):
-        service = new["services"][key]
-        if old["services"].get(key) != service:
-            changes.append({"op": "upsertService", "key": key, "service": service})
-    for key in sorted(new["endpoints"]):
-        endpoints = new["endpoints"][key]
-        if old["endpoints"].get(key, []) != endpoints:
-            changes.append({"op": "replaceEndpoints", "key": key, "endpoints": endpoints})
+    for namespace, name in sorted(old_services.keys() - new_services.keys()):
+        changes.append({"op": "deleteService", "namespace": namespace, "name": name})
+    for key in sorted(new_services):
+        if old_services.get(key) != new_services[key]:
+            changes.append({"op": "upsertService", "service": new_services[key]})
+    for key in sorted(new_services):
+        endpoints = new_endpoints.get(key, [])
+        if old_endpoints.get(key, []) != endpoints:
+            namespace, name = key
+            wire: EndpointsWire = {"namespace": namespace, "name": name, "endpoints": endpoints}
+            changes.append({"op": "setEndpoints", "endpoints": wire})
     return changes
 
 
-def apply(table: ServiceTable, changes: Iterable[Change]) -> ServiceTable:
-    """A new table: `table` with `changes` made (as a node agent would make them)."""
-    services = dict(table["services"])
-    endpoints = dict(table["endpoints"])
+def apply(table: ServiceTableWire, changes: Iterable[Change]) -> ServiceTableWire:
+    """A new table: `table` with `changes` made, as the node agent makes them."""
+    services = {_wire_key(s): s for s in table["services"]}
+    endpoints = {_wire_key(e): e for e in table["endpoints"]}
     for change in changes:
-        key = change["key"]
         if change["op"] == "deleteService":
+            key = (change["namespace"], change["name"])
             services.pop(key, None)
             endpoints.pop(key, None)
         elif change["op"] == "upsertService":
-            services[key] = change["service"]
-            endpoints.setdefault(key, [])
+            services[_wire_key(change["service"])] = change["service"]
         else:
-            endpoints[key] = change["endpoints"]
-    return {"services": services, "endpoints": endpoints}
+            wire = change["endpoints"]
+            if wire["endpoints"]:
+                endpoints[_wire_key(wire)] = wire
+            else:
+                endpoints.pop(_wire_key(wire), None)
+    return {
+        "services": [services[k] for k in sorted(services)],
+        "endpoints": [endpoints[k] for k in sorted(endpoints)],
+    }

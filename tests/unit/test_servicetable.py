@@ -7,7 +7,7 @@ import copy
 import json
 from typing import Any
 
-from control.nodes.servicetable import ServiceTable, apply, diff, service_table
+from control.nodes.servicetable import ServiceTableWire, apply, diff, service_table
 
 Obj = dict[str, Any]
 
@@ -54,6 +54,10 @@ def slice_(
     }
 
 
+def by_name(entries: list[Any]) -> dict[str, Any]:
+    return {entry["name"]: entry for entry in entries}
+
+
 def test_table_of_services_and_their_slices() -> None:
     services = [
         service(
@@ -94,8 +98,10 @@ def test_table_of_services_and_their_slices() -> None:
     ]
     table = service_table(services, slices)
     assert json.loads(json.dumps(table)) == table  # goes over the node link as it is
+    assert [s["name"] for s in table["services"]] == ["db", "ext", "headless", "web"]
 
-    assert table["services"]["default/web"] == {
+    services_ = by_name(table["services"])
+    assert services_["web"] == {
         "namespace": "default",
         "name": "web",
         "type": "NodePort",
@@ -105,68 +111,58 @@ def test_table_of_services_and_their_slices() -> None:
             {"name": "dns", "protocol": "UDP", "port": 53, "nodePort": 30053},
         ],
         "sessionAffinity": "ClientIP",
-        "sessionAffinityTimeout": 60,
-        "externalName": None,
+        "sessionAffinityTimeoutSeconds": 60,
     }
-    assert table["endpoints"]["default/web"] == [
-        {
-            "ip": "10.244.1.2",
-            "ports": {"http": 8080},
-            "ready": True,
-            "serving": True,
-            "terminating": False,
-            "nodeName": None,
-            "hostname": "w0",
-        },
-        {
-            "ip": "10.244.1.3",
-            "ports": {"http": 8080, "dns": 5353},
-            "ready": True,
-            "serving": True,
-            "terminating": False,
-            "nodeName": "node-1",
-            "hostname": None,
-        },
-        {
-            "ip": "10.244.2.4",
-            "ports": {"http": 8080, "dns": 5353},
-            "ready": False,
-            "serving": True,
-            "terminating": True,
-            "nodeName": "node-2",
-            "hostname": None,
-        },
-    ]
-    headless = table["services"]["default/headless"]
+    endpoints = by_name(table["endpoints"])
+    assert endpoints["web"] == {
+        "namespace": "default",
+        "name": "web",
+        "endpoints": [
+            {
+                "ip": "10.244.1.2",
+                "ready": True,
+                "serving": True,
+                "terminating": False,
+                "ports": {"http": 8080},
+                "hostname": "w0",
+            },
+            {
+                "ip": "10.244.1.3",
+                "ready": True,
+                "serving": True,
+                "terminating": False,
+                "ports": {"http": 8080, "dns": 5353},
+                "nodeName": "node-1",
+            },
+            {
+                "ip": "10.244.2.4",
+                "ready": False,
+                "serving": True,
+                "terminating": True,
+                "ports": {"http": 8080, "dns": 5353},
+                "nodeName": "node-2",
+            },
+        ],
+    }
+    headless = services_["headless"]
     assert headless["clusterIP"] is None
-    assert headless["ports"] == [{"name": "", "protocol": "TCP", "port": 9000, "nodePort": None}]
-    assert [e["ports"] for e in table["endpoints"]["default/headless"]] == [{"": 9000}]
-    db = table["services"]["default/db"]
-    assert (db["sessionAffinity"], db["sessionAffinityTimeout"]) == ("ClientIP", 10800)
-    ext = table["services"]["default/ext"]
+    assert headless["ports"] == [{"name": "", "protocol": "TCP", "port": 9000}]
+    assert [e["ports"] for e in endpoints["headless"]["endpoints"]] == [{"": 9000}]
+    db = services_["db"]
+    assert (db["sessionAffinity"], db["sessionAffinityTimeoutSeconds"]) == ("ClientIP", 10800)
+    ext = services_["ext"]
     assert (ext["type"], ext["clusterIP"], ext["externalName"]) == (
         "ExternalName",
         None,
         "example.com",
     )
-    assert table["endpoints"]["default/ext"] == [] == table["endpoints"]["default/db"]
-    assert (
-        set(table["services"])
-        == set(table["endpoints"])
-        == {
-            "default/web",
-            "default/headless",
-            "default/db",
-            "default/ext",
-        }
-    )
+    assert "externalName" not in services_["web"]
+    # Only services with endpoints have an endpoints entry.
+    assert sorted(endpoints) == ["headless", "web"]
 
 
 def test_an_address_in_two_slices_is_one_endpoint_with_both_ports() -> None:
-    web = service(
-        "web",
-        ports=[{"name": "http", "port": 80}, {"name": "admin", "port": 81}],
-    )
+    web = service("web", ports=[{"name": "http", "port": 80}, {"name": "admin", "port": 81}])
     slices = [
         slice_("a", "web", [endpoint("10.0.0.1")], [{"name": "http", "port": 8080}]),
         slice_(
@@ -176,12 +172,12 @@ def test_an_address_in_two_slices_is_one_endpoint_with_both_ports() -> None:
             [{"name": "admin", "port": 9090}, {"name": "http", "port": 1}],
         ),
     ]
-    (only,) = service_table([web], slices)["endpoints"]["default/web"]
+    ((only,),) = [e["endpoints"] for e in service_table([web], slices)["endpoints"]]
     assert only["ports"] == {"http": 8080, "admin": 9090}
     assert only["ready"] is True  # the first slice's entry
 
 
-def build(services: list[Obj], slices: list[Obj]) -> ServiceTable:
+def build(services: list[Obj], slices: list[Obj]) -> ServiceTableWire:
     return service_table(copy.deepcopy(services), copy.deepcopy(slices))
 
 
@@ -198,7 +194,7 @@ def test_diff_is_one_change_per_service_touched() -> None:
     slices[0]["endpoints"][1]["conditions"] = {"ready": False, "serving": False}
     after = build(services, slices)
     assert diff(before, after) == [
-        {"op": "replaceEndpoints", "key": "default/a", "endpoints": after["endpoints"]["default/a"]}
+        {"op": "setEndpoints", "endpoints": by_name(after["endpoints"])["a"]}
     ]
     assert apply(before, diff(before, after)) == after
 
@@ -206,36 +202,41 @@ def test_diff_is_one_change_per_service_touched() -> None:
     services[1]["spec"]["ports"][0]["port"] = 8000
     changed = build(services, slices)
     assert diff(after, changed) == [
-        {"op": "upsertService", "key": "default/b", "service": changed["services"]["default/b"]}
+        {"op": "upsertService", "service": by_name(changed["services"])["b"]}
     ]
 
     # A service goes: one delete, which takes its endpoints along.
     gone = build([services[0], services[2]], slices)
-    assert diff(changed, gone) == [{"op": "deleteService", "key": "default/b"}]
+    assert diff(changed, gone) == [{"op": "deleteService", "namespace": "default", "name": "b"}]
     assert apply(changed, diff(changed, gone)) == gone
 
     # A new service with endpoints: the service, then its endpoints.
     services.append(service("d"))
     slices.append(slice_("d-1", "d", [endpoint("10.0.2.1")]))
     grown = build([services[0], services[2], services[3]], slices)
-    assert [(c["op"], c["key"]) for c in diff(gone, grown)] == [
-        ("upsertService", "default/d"),
-        ("replaceEndpoints", "default/d"),
-    ]
+    assert [c["op"] for c in diff(gone, grown)] == ["upsertService", "setEndpoints"]
     assert apply(gone, diff(gone, grown)) == grown
     # A new service without endpoints: the service alone.
     services.append(service("e"))
     more = build([services[0], services[2], services[3], services[4]], slices)
-    assert diff(grown, more) == [
-        {"op": "upsertService", "key": "default/e", "service": more["services"]["default/e"]}
+    assert diff(grown, more) == [{"op": "upsertService", "service": by_name(more["services"])["e"]}]
+    # Its last endpoint gone: the service's endpoints set to none.
+    del slices[-1]
+    emptied = build([services[0], services[2], services[3], services[4]], slices)
+    assert diff(more, emptied) == [
+        {
+            "op": "setEndpoints",
+            "endpoints": {"namespace": "default", "name": "d", "endpoints": []},
+        }
     ]
+    assert apply(more, diff(more, emptied)) == emptied
     assert json.loads(json.dumps(diff(gone, grown))) == diff(gone, grown)
 
 
 def test_diff_and_apply_round_trip_from_empty_and_back() -> None:
     services = [service("a"), service("b", namespace="other")]
     slices = [slice_("a-1", "a", [endpoint("10.0.0.1")])]
-    empty: ServiceTable = {"services": {}, "endpoints": {}}
+    empty: ServiceTableWire = {"services": [], "endpoints": []}
     full = build(services, slices)
     assert apply(empty, diff(empty, full)) == full
     assert apply(full, diff(full, empty)) == empty
