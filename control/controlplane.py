@@ -26,6 +26,7 @@ from control.api.registry import Registry
 from control.api.server import ApiServer
 from control.config import Config
 from control.controllers.endpoints import EndpointsController
+from control.controllers.endpointslices import EndpointSliceController
 from control.controllers.manager import ControllerManager
 from control.controllers.nodelifecycle import NodeLifecycleController
 from control.nodes.manager import NodeLinks
@@ -78,6 +79,7 @@ class ControlPlane:
         self.controllers = ControllerManager(self.registry, config)
         self.scheduler = Scheduler(self.registry, config, informers=self.controllers.informer)
         self.controllers.register(EndpointsController(self.controllers, config))
+        self.controllers.register(EndpointSliceController(self.controllers, config))
         self.controllers.register(NodeLifecycleController(self.controllers, config))
         self.node_links = NodeLinks(
             self.registry, config, transports or {}, informers=self.controllers.informer

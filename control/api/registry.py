@@ -23,6 +23,7 @@ from control import errors
 from control.api import deletion
 from control.api.clusterip import ClusterIPAllocator
 from control.api.deletion import Deletion
+from control.api.nodeports import NodePortAllocator, keep_node_ports
 from control.api.options import DELETE, WRITE, DeleteOptions, WriteOptions
 from control.api.storewrites import StoreWrites
 from control.errors import ApiError, Cause
@@ -90,7 +91,9 @@ class Registry:
 
     def __init__(self, store: Store, service_cidr: str) -> None:
         self.store = store
-        self.writes = StoreWrites(store, ClusterIPAllocator(store, service_cidr))
+        self.writes = StoreWrites(
+            store, ClusterIPAllocator(store, service_cidr), NodePortAllocator(store)
+        )
 
     async def ensure_system_namespaces(self) -> None:
         ns_type = NAMESPACE
@@ -442,12 +445,14 @@ class Registry:
         meta["namespace"] = old_meta.get("namespace")
         if not rt.namespaced:
             meta.pop("namespace", None)
+        if rt.kind == "Service" and subresource != "status":
+            # Before the generation: leaving out what the server set is no change.
+            _keep_cluster_ip(name, old, new)
+            keep_node_ports(name, old, new)
         generation = int(old_meta.get("generation") or 1)
         if subresource != "status" and new.get("spec") != old.get("spec"):
             generation += 1
         meta["generation"] = generation
-        if rt.kind == "Service" and subresource != "status":
-            _keep_cluster_ip(name, old, new)
         meta["resourceVersion"] = old_meta.get("resourceVersion")
         if new == old:
             return current  # a no-op write keeps its resourceVersion, as in Kubernetes

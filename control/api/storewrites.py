@@ -3,7 +3,7 @@
 Every write takes the request's `WriteOptions`: a dry run stops here, after
 every check a real write makes, and answers with what would have been stored
 (its resourceVersion the current one). The writes that come with an object's
-create or delete go here too: ClusterIP allocation and release, and a
+create or delete go here too: ClusterIP and node port allocation and release, and a
 namespace's contents.
 """
 
@@ -13,6 +13,7 @@ import orjson
 
 from control import errors
 from control.api.clusterip import ClusterIPAllocator
+from control.api.nodeports import NodePortAllocator, NodePortClaims, check_node_ports
 from control.api.options import WriteOptions
 from control.errors import Cause
 from control.objects.kinds import RESOURCES, ResourceType
@@ -20,41 +21,54 @@ from control.store.interface import KV, KeyExists, KeyNotFound, Obj, RevisionCon
 
 
 class StoreWrites:
-    def __init__(self, store: Store, cluster_ips: ClusterIPAllocator) -> None:
+    def __init__(
+        self, store: Store, cluster_ips: ClusterIPAllocator, node_ports: NodePortAllocator
+    ) -> None:
         self.store = store
         self.cluster_ips = cluster_ips
+        self.node_ports = node_ports
 
     async def create(
         self, rt: ResourceType, namespace: str | None, name: str, obj: Obj, options: WriteOptions
     ) -> KV:
         key = rt.key(namespace, name)
-        allocated = await self._allocate_cluster_ip(rt, namespace, obj, options)
+        claims = await self._assign_node_ports(rt, obj, None, options)
+        try:
+            allocated = await self._allocate_cluster_ip(rt, namespace, obj, options)
+        except BaseException:
+            await self.node_ports.release(claims.claimed)
+            raise
         if options.dry_run:
             return KV(key, orjson.dumps(obj), 0, 0)
         try:
             return await self.store.create(key, obj)
-        except KeyExists as e:
+        except BaseException as e:
             if allocated:
                 await self.cluster_ips.release(allocated)
-            raise errors.already_exists(rt.plural, name, rt.group) from e
-        except BaseException:
-            if allocated:
-                await self.cluster_ips.release(allocated)
+            await self.node_ports.release(claims.claimed)
+            if isinstance(e, KeyExists):
+                raise errors.already_exists(rt.plural, name, rt.group) from e
             raise
 
     async def update(
         self, rt: ResourceType, name: str, current: KV, obj: Obj, options: WriteOptions
     ) -> KV:
         """Replace `current` with `obj`, compare-and-swap on its revision."""
+        claims = await self._assign_node_ports(rt, obj, current, options)
         if options.dry_run:
             obj.setdefault("metadata", {})["resourceVersion"] = str(current.mod_revision)
             return KV(current.key, orjson.dumps(obj), current.mod_revision, current.create_revision)
         try:
-            return await self.store.update(current.key, obj, expected_revision=current.mod_revision)
-        except KeyNotFound as e:
-            raise errors.not_found(rt.plural, name, rt.group) from e
-        except RevisionConflict as e:
-            raise errors.conflict(rt.plural, name, rt.group) from e
+            kv = await self.store.update(current.key, obj, expected_revision=current.mod_revision)
+        except BaseException as e:
+            await self.node_ports.release(claims.claimed)
+            if isinstance(e, KeyNotFound):
+                raise errors.not_found(rt.plural, name, rt.group) from e
+            if isinstance(e, RevisionConflict):
+                raise errors.conflict(rt.plural, name, rt.group) from e
+            raise
+        await self.node_ports.release(claims.freed)
+        return kv
 
     async def delete(self, rt: ResourceType, name: str, current: KV, options: WriteOptions) -> KV:
         """Delete `current` for good (a namespace with its contents; a
@@ -70,7 +84,7 @@ class StoreWrites:
         except RevisionConflict as e:
             raise errors.conflict(rt.plural, name, rt.group) from e
         if rt.kind == "Service":
-            await self._release_cluster_ips(deleted.obj)
+            await self._release_service_addresses(deleted.obj)
         return deleted
 
     async def _delete_namespace_contents(self, namespace: str) -> None:
@@ -84,7 +98,7 @@ class StoreWrites:
                 except KeyNotFound:
                     continue
                 if rt.kind == "Service":
-                    await self._release_cluster_ips(deleted.obj)
+                    await self._release_service_addresses(deleted.obj)
 
     async def _allocate_cluster_ip(
         self, rt: ResourceType, namespace: str | None, obj: Obj, options: WriteOptions
@@ -119,7 +133,20 @@ class StoreWrites:
         spec["clusterIPs"] = [ip]
         return None if options.dry_run else ip
 
-    async def _release_cluster_ips(self, obj: Obj) -> None:
+    async def _assign_node_ports(
+        self, rt: ResourceType, obj: Obj, current: KV | None, options: WriteOptions
+    ) -> NodePortClaims:
+        """Claim a Service's node ports (a dry run only checks the ones it names)."""
+        if rt.kind != "Service":
+            return NodePortClaims()
+        if options.dry_run:
+            check_node_ports(obj["metadata"]["name"], obj)
+            return NodePortClaims()
+        return await self.node_ports.assign(rt, obj, current.obj if current else None)
+
+    async def _release_service_addresses(self, obj: Obj) -> None:
+        """A deleted Service's ClusterIPs and node ports go back to their pools."""
+        await self.node_ports.release_service(obj)
         spec = obj.get("spec") or {}
         for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
             if ip and ip != "None":

@@ -18,50 +18,23 @@ from control.config import Config
 from control.controllers.base import run_workers
 from control.controllers.nodelifecycle import Informers
 from control.controllers.podstate import is_pod_active, is_pod_ready
+from control.controllers.servicepods import (
+    NAMESPACE_INDEX,
+    namespace_index,
+    selected_pods,
+    service_changed,
+    services_of_pod_change,
+    target_port,
+)
 from control.errors import ApiError
 from control.machinery.queue import WorkQueue
 from control.objects.kinds import ENDPOINTS, POD, SERVICE, object_key
-from control.objects.selectors import selector_from_labels
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
 COMPONENT = "endpoint-controller"
-NAMESPACE_INDEX = "namespace"
-
-
-def namespace_index(obj: Obj) -> list[str]:
-    return [str((obj.get("metadata") or {}).get("namespace") or "")]
-
-
-def _endpoint_view(pod: Obj) -> tuple[Any, ...]:
-    """What of a pod its endpoints depend on."""
-    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
-    return (
-        meta.get("labels"),
-        meta.get("deletionTimestamp"),
-        status.get("podIP"),
-        status.get("phase"),
-        is_pod_ready(pod),
-        spec.get("nodeName"),
-        spec.get("hostname"),
-        spec.get("subdomain"),
-        [c.get("ports") for c in spec.get("containers") or []],
-    )
-
-
-def _target_port(pod: Obj, target: Any) -> int | None:
-    if isinstance(target, int):
-        return target
-    if isinstance(target, str):
-        if target.isdigit():
-            return int(target)
-        for c in (pod.get("spec") or {}).get("containers") or []:
-            for p in c.get("ports") or []:
-                if p.get("name") == target:
-                    return int(p["containerPort"])
-    return None
 
 
 def desired_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
@@ -77,7 +50,7 @@ def desired_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
             continue
         ports: list[tuple[str, int, str]] = []
         for sp in svc_spec.get("ports") or []:
-            port = _target_port(pod, sp.get("targetPort", sp.get("port")))
+            port = target_port(pod, sp.get("targetPort", sp.get("port")))
             if port is not None:
                 ports.append((sp.get("name") or "", port, sp.get("protocol") or "TCP"))
         if svc_spec.get("ports") and not ports:
@@ -149,12 +122,8 @@ class EndpointsController:
     def _on_service(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         obj = new if new is not None else old
         assert obj is not None
-        if kind == "MODIFIED" and old is not None and new is not None:
-            if old.get("spec") == new.get("spec") and (
-                old["metadata"].get("labels") == new["metadata"].get("labels")
-            ):
-                return
-        self.queue.add(object_key(obj))
+        if service_changed(old, new):
+            self.queue.add(object_key(obj))
 
     def _on_endpoints(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         # Someone else changed or removed endpoints we keep: put them right.
@@ -165,27 +134,8 @@ class EndpointsController:
             self.queue.add(key)
 
     def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        pod = new if new is not None else old
-        assert pod is not None
-        # Old and new share the key, so the namespace: its services with a
-        # selector are the only ones either could be in.
-        namespace = str((pod.get("metadata") or {}).get("namespace") or "")
-        services = [
-            svc
-            for svc in self.services.by_index(NAMESPACE_INDEX, namespace)
-            if (svc.get("spec") or {}).get("selector")
-        ]
-        if not services:
-            return
-        if old is not None and new is not None and _endpoint_view(old) == _endpoint_view(new):
-            return
-        for pod in (old, new):
-            if pod is not None:
-                labels = (pod.get("metadata") or {}).get("labels") or {}
-                for svc in services:
-                    selector = svc["spec"]["selector"]
-                    if all(labels.get(k) == v for k, v in selector.items()):
-                        self.queue.add(object_key(svc))
+        for key in services_of_pod_change(self.services, old, new):
+            self.queue.add(key)
 
     # -- reconciling ---------------------------------------------------------
 
@@ -204,13 +154,7 @@ class EndpointsController:
         selector = (service.get("spec") or {}).get("selector")
         if not selector:
             return None  # endpoints of a service without a selector are the user's
-        match = selector_from_labels(selector)
-        pods = [
-            p
-            for p in self.pods.by_index(NAMESPACE_INDEX, namespace)
-            if match.matches((p.get("metadata") or {}).get("labels") or {})
-        ]
-        subsets = desired_subsets(service, pods)
+        subsets = desired_subsets(service, selected_pods(service, self.pods))
         labels = (service.get("metadata") or {}).get("labels")
         if (
             current is not None

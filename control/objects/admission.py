@@ -17,6 +17,7 @@ from control.errors import ApiError, Cause, invalid
 from control.objects import kinds
 from control.objects.apps import Deployment, ReplicaSet
 from control.objects.core import ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service
+from control.objects.discovery import EndpointSlice
 from control.objects.meta import (
     INVALID,
     NOT_SUPPORTED,
@@ -42,6 +43,7 @@ MODELS: dict[str, type[KubeObject]] = {
         Deployment,
         ReplicaSet,
         Ingress,
+        EndpointSlice,
     )
 }
 

@@ -122,6 +122,27 @@ def _endpoints(ep: Obj) -> str:
     return shown + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "")
 
 
+def _listed(items: list[str], shown: int = 3) -> str:
+    """kubectl's short list: the first three, then how many more; `<unset>` when empty."""
+    if not items:
+        return "<unset>"
+    more = len(items) - shown
+    return ",".join(items[:shown]) + (f" + {more} more..." if more > 0 else "")
+
+
+def _slice_ports(eps: Obj) -> str:
+    return _listed(
+        [
+            str(p["port"]) if p.get("port") is not None else str(p.get("name") or "*")
+            for p in _get(eps, "ports") or []
+        ]
+    )
+
+
+def _slice_endpoints(eps: Obj) -> str:
+    return _listed([str(a) for e in _get(eps, "endpoints") or [] for a in e.get("addresses") or []])
+
+
 def _ingress_hosts(ing: Obj) -> str:
     hosts = [r.get("host") or "*" for r in _get(ing, "spec", "rules") or []]
     return ",".join(hosts) or "*"
@@ -237,6 +258,13 @@ COLUMNS: dict[str, list[Column]] = {
     ],
     "Namespace": [NAME, ("STATUS", _str("status", "phase", default="Active"), False), AGE],
     "Endpoints": [NAME, ("ENDPOINTS", _endpoints, False), AGE],
+    "EndpointSlice": [
+        NAME,
+        ("ADDRESSTYPE", _str("addressType"), False),
+        ("PORTS", _slice_ports, False),
+        ("ENDPOINTS", _slice_endpoints, False),
+        AGE,
+    ],
     "ConfigMap": [
         NAME,
         ("DATA", lambda o: str(len(o.get("data") or {}) + len(o.get("binaryData") or {})), False),

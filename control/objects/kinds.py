@@ -79,9 +79,14 @@ RESOURCES: tuple[ResourceType, ...] = (
     _rt("apps", "Deployment", "deployments", True, ("deploy",), status=True, scale=True),
     _rt("apps", "ReplicaSet", "replicasets", True, ("rs",), status=True, scale=True),
     _rt("networking.k8s.io", "Ingress", "ingresses", True, ("ing",), status=True),
+    _rt("discovery.k8s.io", "EndpointSlice", "endpointslices", True),
 )
 
-GROUP_VERSIONS: tuple[tuple[str, str], ...] = (("apps", "v1"), ("networking.k8s.io", "v1"))
+GROUP_VERSIONS: tuple[tuple[str, str], ...] = (
+    ("apps", "v1"),
+    ("discovery.k8s.io", "v1"),
+    ("networking.k8s.io", "v1"),
+)
 
 _BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
 _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
@@ -123,6 +128,7 @@ EVENT = _require("v1", "Event")
 DEPLOYMENT = _require("apps/v1", "Deployment")
 REPLICASET = _require("apps/v1", "ReplicaSet")
 INGRESS = _require("networking.k8s.io/v1", "Ingress")
+ENDPOINTSLICE = _require("discovery.k8s.io/v1", "EndpointSlice")
 
 
 def object_key(obj: dict[str, Any]) -> str:

@@ -64,11 +64,15 @@ async def test_discovery(client: Client) -> None:
         "endpoints",
     } <= names
     groups = {g["name"] for g in (await client.request("GET", "/apis"))["groups"]}
-    assert groups == {"apps", "networking.k8s.io"}
+    assert groups == {"apps", "discovery.k8s.io", "networking.k8s.io"}
     apps = await client.request("GET", "/apis/apps/v1")
     assert "deployments/scale" in {r["name"] for r in apps["resources"]}
     net = await client.request("GET", "/apis/networking.k8s.io/v1")
     assert [r["kind"] for r in net["resources"] if r["name"] == "ingresses"] == ["Ingress"]
+    disc = await client.request("GET", "/apis/discovery.k8s.io/v1")
+    (slices,) = [r for r in disc["resources"] if r["name"] == "endpointslices"]
+    assert slices["kind"] == "EndpointSlice" and slices["namespaced"]
+    assert "shortNames" not in slices
     assert (await client.request("GET", "/version"))["major"] == "1"
 
 
