@@ -11,21 +11,15 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 
-from console.cli import commands
+from console.cli import bench, cluster, nodes, pods, resources, rollout
+from console.cli.arguments import UsageError
 from console.cli.target import TargetError
-from control.client import ClusterUnreachable
-from control.config import ConfigError
 from control.errors import ApiError, DataDirLocked
-from control.localcluster.proc import LocalClusterError
-from control.nodes.transport import TransportError
-from control.objects.manifest import ManifestError
 
 Handler = Callable[[argparse.Namespace], Awaitable[int]]
 # Commands that run on uvloop: the control plane spends a fifth less CPU per
 # request on it than on asyncio's own loop, and the benchmarks' clients too.
-FAST_LOOP: frozenset[Handler] = frozenset(
-    (commands.serve, commands.bench_api, commands.bench_scheduler)
-)
+FAST_LOOP: frozenset[Handler] = frozenset((cluster.serve, bench.api, bench.scheduler))
 
 
 def _cluster_flags(p: argparse.ArgumentParser) -> None:
@@ -83,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--listen", help="TLS listen address HOST:PORT (default 127.0.0.1:6443; '' disables)"
     )
-    p.set_defaults(func=commands.serve)
+    p.set_defaults(func=cluster.serve)
 
     p = sub.add_parser("apply", help="create or update objects from manifests")
     p.add_argument(
@@ -91,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _ns_flags(p)
     _cluster_flags(p)
-    p.set_defaults(func=commands.apply)
+    p.set_defaults(func=resources.apply)
 
     p = sub.add_parser("get", help="list objects, or show some by name")
     p.add_argument("kind", help="kind, plural or short name: pods, po, deploy, svc, ing, no, ...")
@@ -107,14 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="output format",
     )
     _cluster_flags(p)
-    p.set_defaults(func=commands.get)
+    p.set_defaults(func=resources.get)
 
     p = sub.add_parser("describe", help="show an object in detail, with its events")
     p.add_argument("kind")
     p.add_argument("name")
     _ns_flags(p)
     _cluster_flags(p)
-    p.set_defaults(func=commands.describe)
+    p.set_defaults(func=resources.describe)
 
     p = sub.add_parser("delete", help="delete objects by name or from manifests")
     p.add_argument("kind", nargs="?", help="kind (omit with -f)")
@@ -122,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--filename", action="append", help="delete what these manifests name")
     _ns_flags(p)
     _cluster_flags(p)
-    p.set_defaults(func=commands.delete)
+    p.set_defaults(func=resources.delete)
 
     p = sub.add_parser("scale", help="set the replica count of a Deployment or ReplicaSet")
     p.add_argument("target", help="KIND/NAME, or KIND followed by NAME")
@@ -130,19 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replicas", type=int, required=True, help="the new replica count")
     _ns_flags(p)
     _cluster_flags(p)
-    p.set_defaults(func=commands.scale)
+    p.set_defaults(func=resources.scale)
 
     p = sub.add_parser("rollout", help="manage the rollout of a deployment")
-    rollout = p.add_subparsers(dest="rollout", metavar="ACTION", required=True)
+    rollout_actions = p.add_subparsers(dest="rollout", metavar="ACTION", required=True)
     for action, helptext, func in (
-        ("status", "show the rollout status, following it until done", commands.rollout_status),
-        ("history", "list the revisions of a deployment", commands.rollout_history),
-        ("undo", "roll back to the previous (or a given) revision", commands.rollout_undo),
-        ("restart", "restart every pod with a new rollout", commands.rollout_restart),
-        ("pause", "pause a deployment: template changes wait", commands.rollout_pause),
-        ("resume", "resume a paused deployment", commands.rollout_resume),
+        ("status", "show the rollout status, following it until done", rollout.status),
+        ("history", "list the revisions of a deployment", rollout.history),
+        ("undo", "roll back to the previous (or a given) revision", rollout.undo),
+        ("restart", "restart every pod with a new rollout", rollout.restart),
+        ("pause", "pause a deployment: template changes wait", rollout.pause),
+        ("resume", "resume a paused deployment", rollout.resume),
     ):
-        r = rollout.add_parser(action, help=helptext)
+        r = rollout_actions.add_parser(action, help=helptext)
         r.add_argument("target", help="deployment/NAME, or deployment followed by NAME")
         r.add_argument("name", nargs="?")
         if action == "status":
@@ -183,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timestamps", action="store_true", help="prefix each line with its time")
     _ns_flags(p)
     _cluster_flags(p)
-    p.set_defaults(func=commands.logs)
+    p.set_defaults(func=pods.logs)
 
     p = sub.add_parser(
         "exec",
@@ -199,23 +193,23 @@ def build_parser() -> argparse.ArgumentParser:
     _ns_flags(p)
     _cluster_flags(p)
     p.add_argument("argv", nargs="*", metavar="CMD", help="after --: the command and its arguments")
-    p.set_defaults(func=commands.exec_)
+    p.set_defaults(func=pods.exec_)
 
     p = sub.add_parser("top", help="CPU and memory use of nodes or pods")
     p.add_argument("what", choices=["nodes", "node", "no", "pods", "pod", "po"])
     _ns_flags(p, all_namespaces=True)
     _cluster_flags(p)
-    p.set_defaults(func=commands.top)
+    p.set_defaults(func=pods.top)
 
     p = sub.add_parser("cordon", help="mark a node unschedulable")
     p.add_argument("node")
     _cluster_flags(p)
-    p.set_defaults(func=commands.cordon)
+    p.set_defaults(func=nodes.cordon)
 
     p = sub.add_parser("uncordon", help="mark a node schedulable again")
     p.add_argument("node")
     _cluster_flags(p)
-    p.set_defaults(func=commands.uncordon)
+    p.set_defaults(func=nodes.uncordon)
 
     p = sub.add_parser("drain", help="cordon a node, evict its pods, and wait until they are gone")
     p.add_argument("node")
@@ -232,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds each pod gets to stop (default -1: the pod's own)",
     )
     _cluster_flags(p)
-    p.set_defaults(func=commands.drain)
+    p.set_defaults(func=nodes.drain)
 
     p = sub.add_parser("image", help="image tools")
     image = p.add_subparsers(dest="image_command", metavar="ACTION", required=True)
@@ -252,15 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="import onto this node (repeatable; default: every Ready node)",
     )
     _cluster_flags(b)
-    b.set_defaults(func=commands.image_import)
+    b.set_defaults(func=pods.image_import)
 
     p = sub.add_parser("version", help="show the client and server versions")
     _cluster_flags(p)
-    p.set_defaults(func=commands.version)
+    p.set_defaults(func=cluster.version)
 
     p = sub.add_parser("bench", help="run a benchmark and print its figures next to a baseline")
-    bench = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
-    b = bench.add_parser("api", help="API server and store: writes, lists and watch latency")
+    benches = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    b = benches.add_parser("api", help="API server and store: writes, lists and watch latency")
     b.add_argument(
         "--objects", type=int, default=10000, help="objects to create and update (default 10000)"
     )
@@ -268,8 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--json", action="store_true", help="print the figures as one JSON object on the last line"
     )
-    b.set_defaults(func=commands.bench_api)
-    b = bench.add_parser(
+    b.set_defaults(func=bench.api)
+    b = benches.add_parser(
         "scheduler", help="the whole control plane placing pods on hollow nodes: pods/s, latency"
     )
     b.add_argument("--nodes", type=int, default=5000, help="hollow nodes (default 5000)")
@@ -278,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--json", action="store_true", help="print the figures as one JSON object on the last line"
     )
-    b.set_defaults(func=commands.bench_scheduler)
-    b = bench.add_parser("console", help="the console: open 20,000 pods, keypress latency, RSS")
+    b.set_defaults(func=bench.scheduler)
+    b = benches.add_parser("console", help="the console: open 20,000 pods, keypress latency, RSS")
     b.add_argument("--pods", type=int, default=20000, help="pods to create (default 20000)")
     b.add_argument("--nodes", type=int, default=50, help="hollow nodes to create (default 50)")
     b.add_argument(
@@ -289,8 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--json", action="store_true", help="print the figures as one JSON object on the last line"
     )
-    b.set_defaults(func=commands.bench_console)
-    b = bench.add_parser(
+    b.set_defaults(func=bench.console)
+    b = benches.add_parser(
         "pods",
         help="pods on real nodes: scale 0 -> 30 and single-pod startup p50/p99 (needs root)",
         description="By default brings up a throwaway local cluster of its own and takes it "
@@ -313,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--json", action="store_true", help="print the figures as one JSON object on the last line"
     )
-    b.set_defaults(func=commands.bench_pods)
+    b.set_defaults(func=bench.pods)
 
     p = sub.add_parser("up", help="build a local cluster: N nodes as network namespaces")
     p.add_argument("--nodes", type=int, default=3, help="node count (default 3)")
@@ -343,11 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="first CrashLoopBackOff delay on the nodes, doubling to 5 minutes (default 10)",
     )
-    p.set_defaults(func=commands.up)
+    p.set_defaults(func=cluster.up)
 
     p = sub.add_parser("down", help="remove the local cluster and everything it made")
     p.add_argument("--data-dir", help="where the cluster lives (default: ~/.pilothouse)")
-    p.set_defaults(func=commands.down)
+    p.set_defaults(func=cluster.down)
 
     p = sub.add_parser("node", help="node tools")
     node = p.add_subparsers(dest="node_command", metavar="ACTION", required=True)
@@ -356,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--socket", help="containerd socket on the node (default: the agent's)")
     b.add_argument("--data-dir", help="data dir (default: ~/.pilothouse)")
     b.add_argument("--config", help="config file (default: DATA_DIR/config.toml)")
-    b.set_defaults(func=commands.node_check)
+    b.set_defaults(func=nodes.node_check)
     return parser
 
 
@@ -369,7 +363,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         i = argv.index("--")
         argv, command = argv[:i], argv[i + 1 :]
     args = build_parser().parse_args(argv)
-    if getattr(args, "func", None) is commands.exec_ and command is not None:
+    if getattr(args, "func", None) is pods.exec_ and command is not None:
         args.argv = [*args.argv, *command]
     return args
 
@@ -377,7 +371,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if not getattr(args, "func", None):
-        args.func = commands.console
+        args.func = cluster.console
     else:
         # `pilothouse --server X get pods` means what `get pods --server X` does.
         for flag in ("server", "kubeconfig", "data_dir", "config"):
@@ -413,20 +407,38 @@ def run(func: Handler, args: argparse.Namespace) -> int:
         return 130
     except ApiError as e:
         _fail(f"Error from server ({e.reason or e.code}): {e.message}")
-    except (
+    except Exception as e:
+        if isinstance(e, _user_errors()):
+            _fail(f"error: {e}")
+        elif isinstance(e, OSError):
+            _fail(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}")
+        else:
+            raise
+    return 1
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """What a command raises when the user's request cannot be done: one line
+    on stderr, no traceback. (Imported here, on the way out, so that a command
+    loads only the modules it uses.)"""
+    from control.client import ClusterUnreachable
+    from control.config import ConfigError
+    from control.localcluster.proc import LocalClusterError
+    from control.nodes.transport import TransportError
+    from control.objects.manifest import ManifestError
+    from control.operations import OperationError
+
+    return (
         ClusterUnreachable,
         TargetError,
         ConfigError,
         ManifestError,
         DataDirLocked,
-        commands.UsageError,
+        UsageError,
+        OperationError,
         LocalClusterError,
         TransportError,
-    ) as e:
-        _fail(f"error: {e}")
-    except OSError as e:
-        _fail(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}")
-    return 1
+    )
 
 
 def _fail(message: str) -> None:

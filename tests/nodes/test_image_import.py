@@ -12,7 +12,7 @@ import pytest
 
 from agent.protocol import IMAGE_CHUNK_BYTES
 from console.cli import main as cli
-from console.cli.commands import UsageError
+from console.cli.arguments import UsageError
 from control.errors import ApiError
 from tests.cluster import HollowCluster, eventually
 from tests.unit.test_image_import import NAME, write_oci, write_tar

@@ -1,0 +1,60 @@
+"""`+` pressed twice, quicker than the API answers: both presses count."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from console.tui.app import PilothouseApp
+from control.client import Client
+from control.controlplane import ControlPlane
+from control.objects import kinds
+from tests.tui.conftest import SIZE, notes
+from tests.tui.helpers import make_deployment, until
+
+
+class FirstWriteLate(Client):
+    """A client whose first write to one object waits until that object has
+    been read a second time: the interleaving two quick `+` presses can have,
+    where both read the same count before either writes."""
+
+    def __init__(self, server: str, path: str) -> None:
+        super().__init__(server)
+        self.paths = (path, f"{path}/scale")
+        self.reads = self.writes = 0
+        self.second_read = asyncio.Event()
+        self.held = False  # the first write did wait for the second read
+
+    async def request_raw(self, method: str, path: str, **kw: Any) -> tuple[int, bytes]:
+        ours = path in self.paths
+        if ours and method in ("PUT", "PATCH"):
+            self.writes += 1
+            if self.writes == 1:
+                await asyncio.wait_for(self.second_read.wait(), 10)
+                self.held = True
+        answer = await super().request_raw(method, path, **kw)
+        if ours and method == "GET":
+            self.reads += 1
+            if self.reads == 2:
+                self.second_read.set()
+        return answer
+
+
+async def test_two_quick_pluses_add_two(plane: ControlPlane, client: Client) -> None:
+    await make_deployment(client, "web", replicas=2)
+    path = Client.path(kinds.DEPLOYMENT, "default", "web")
+    clients: list[FirstWriteLate] = []
+
+    def factory() -> Client:
+        clients.append(FirstWriteLate(str(plane.socket_path), path))
+        return clients[-1]
+
+    app = PilothouseApp(factory, initial_view="deploy")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: len(app.table.shown) == 1)
+        await pilot.press("plus", "plus")
+        await until(lambda: len([n for n in notes(app) if "scal" in n]) == 2, within=15)
+        assert clients[0].held, "the first write was not held back past the second read"
+        obj = await client.get(kinds.DEPLOYMENT, "web", "default")
+        assert obj["spec"]["replicas"] == 4, notes(app)
+        assert notes(app, "error") == []
