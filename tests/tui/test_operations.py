@@ -1,15 +1,18 @@
-"""`+` pressed twice, quicker than the API answers: both presses count."""
+"""The console's actions go through control.operations, with kubectl's semantics:
+`+` pressed twice quicker than the API answers counts twice, and a drain evicts."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from console.tui.app import PilothouseApp
 from control.client import Client
 from control.controlplane import ControlPlane
 from control.objects import kinds
-from tests.tui.conftest import SIZE, notes
+from tests.cluster import hollow_cluster, make_pod
+from tests.tui.conftest import SIZE, noted, notes
 from tests.tui.helpers import make_deployment, until
 
 
@@ -58,3 +61,41 @@ async def test_two_quick_pluses_add_two(plane: ControlPlane, client: Client) -> 
         obj = await client.get(kinds.DEPLOYMENT, "web", "default")
         assert obj["spec"]["replicas"] == 4, notes(app)
         assert notes(app, "error") == []
+
+
+class Recording(Client):
+    """A client that notes every request it sends, as (method, path)."""
+
+    def __init__(self, server: str) -> None:
+        super().__init__(server)
+        self.sent: list[tuple[str, str]] = []
+
+    async def request_raw(self, method: str, path: str, **kw: Any) -> tuple[int, bytes]:
+        self.sent.append((method, path))
+        return await super().request_raw(method, path, **kw)
+
+
+async def test_drain_evicts_and_leaves_mirror_pods(tmp_path: Path) -> None:
+    async with hollow_cluster(tmp_path, nodes=2) as cluster:
+        await cluster.wait_nodes_ready()
+        mirror = make_pod("static", "node-1")
+        mirror["metadata"]["annotations"] = {"kubernetes.io/config.mirror": "abc"}
+        for pod in (make_pod("web", "node-1"), mirror):
+            await cluster.registry.create(kinds.POD, "default", pod)
+            await cluster.wait_pod_running(pod["metadata"]["name"])
+        recording: list[Recording] = []
+
+        def factory() -> Client:
+            recording.append(Recording(cluster.socket))
+            return recording[-1]
+
+        app = PilothouseApp(factory, initial_view="no")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(lambda: len(app.table.shown) == 2)
+            await pilot.press("r", "y")  # drain node-1, the row under the cursor
+            await until(noted(app, "node/node-1 drained (1 pods evicted)"), within=20)
+        sent = recording[0].sent
+        assert ("POST", Client.path(kinds.POD, "default", "web", "eviction")) in sent
+        assert not [p for method, p in sent if method == "DELETE"]
+        assert await cluster.pod("static") is not None
+        assert await cluster.pod("web") is None
