@@ -3,12 +3,16 @@ else. (Every module a command imports is start-up time a user waits for.)"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import inspect
 import json
 import os
 import sys
+from importlib import import_module
 from pathlib import Path
 
+from console.cli.main import Command, build_parser
 from control.client import Client
 from control.controlplane import ControlPlane
 from tests.conftest import REPO
@@ -90,3 +94,21 @@ async def test_get_loads_no_server_side_and_no_heavy_modules(
         if any(m == f or m.startswith(f + ".") for f in SERVER_SIDE + HEAVY + OTHER_COMMANDS)
     )
     assert loaded == []
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[Command]:
+    """Every Command the parser (and the parsers under it) can run."""
+    found = [parser.get_default("func")]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _commands(sub)
+    return [c for c in found if c is not None]
+
+
+def test_every_command_names_a_handler() -> None:
+    commands = _commands(build_parser())
+    assert len(commands) == 27
+    for command in commands:
+        handler = getattr(import_module(f"console.cli.{command.module}"), command.name)
+        assert inspect.iscoroutinefunction(handler), command
