@@ -60,16 +60,17 @@ class _DrainSteps(nodes.DrainListener):
     """A drain's steps as (done, total, message) for a progress display."""
 
     def __init__(self, node: str, progress: Callable[[int, int, str], None]) -> None:
-        self.node, self.progress, self.total = node, progress, 0
+        self.node, self.progress, self.done, self.total = node, progress, 0, 0
 
     def planned(self, pods: list[str]) -> None:
         self.total = len(pods)
         self.progress(0, self.total, f"cordoned node/{self.node}; evicting {self.total} pods")
 
     def refused(self, pod: str, message: str) -> None:
-        self.progress(0, self.total, f"eviction of {pod} refused, retrying: {message}")
+        self.progress(self.done, self.total, f"eviction of {pod} refused, retrying: {message}")
 
     def evicted(self, pod: str, done: int, total: int) -> None:
+        self.done = done
         self.progress(done, total, f"evicted pod {pod}")
 
 
