@@ -239,10 +239,12 @@ class _Table:
             'a duration (seconds, or a string like "15s")',
         )
         if isinstance(v, str):
-            secs = _parse_duration(v)
-            if secs is None:
-                raise self.err(key, f'not a valid duration: {v!r} (use e.g. "15s", "5m", "1m30s")')
-            v = secs
+            try:
+                v = parse_duration(v)
+            except ValueError:
+                raise self.err(
+                    key, f'not a valid duration: {v!r} (use e.g. "15s", "5m", "1m30s")'
+                ) from None
         if v <= 0:
             raise self.err(key, f"must be positive, got {v!r}")
         return float(v)
@@ -285,14 +287,6 @@ class _Table:
                 hint = hint or difflib.get_close_matches(key, known, n=1)
                 more = f" (did you mean {hint[0]!r}?)" if hint else ""
                 raise self.err(key, f"unknown key{more}")
-
-
-def _parse_duration(s: str) -> float | None:
-    """Seconds from a Go duration string, or None when `s` is not one."""
-    try:
-        return parse_duration(s)
-    except ValueError:
-        return None
 
 
 def _resolve(p: str, base: Path) -> Path:

@@ -10,21 +10,33 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from importlib import import_module
 
-from console.cli import commands
+from console.cli.arguments import UsageError
 from console.cli.target import TargetError
-from control.client import ClusterUnreachable
-from control.config import ConfigError
 from control.errors import ApiError, DataDirLocked, TransportError
-from control.localcluster.proc import LocalClusterError
-from control.objects.manifest import ManifestError
 
 Handler = Callable[[argparse.Namespace], Awaitable[int]]
-# Commands that run on uvloop: the control plane spends a fifth less CPU per
-# request on it than on asyncio's own loop, and the benchmarks' clients too.
-FAST_LOOP: frozenset[Handler] = frozenset(
-    (commands.serve, commands.bench_api, commands.bench_scheduler)
-)
+Subparsers = argparse._SubParsersAction
+
+
+class Command:
+    """A command's handler: the function `name` in the module console.cli.`module`,
+    imported when the command runs, so that each command loads only what it uses.
+    `fast_loop`: it runs on uvloop (the control plane spends a fifth less CPU per
+    request on it than on asyncio's own loop, and the benchmarks' clients too)."""
+
+    __slots__ = ("fast_loop", "module", "name")
+
+    def __init__(self, module: str, name: str, *, fast_loop: bool = False) -> None:
+        self.module, self.name, self.fast_loop = module, name, fast_loop
+
+    def __repr__(self) -> str:
+        return f"Command({self.module}.{self.name})"
+
+    async def __call__(self, args: argparse.Namespace) -> int:
+        handler: Handler = getattr(import_module(f"console.cli.{self.module}"), self.name)
+        return await handler(args)
 
 
 def _cluster_flags(p: argparse.ArgumentParser) -> None:
@@ -44,36 +56,7 @@ def _ns_flags(p: argparse.ArgumentParser, all_namespaces: bool = False) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pilothouse",
-        description="A small, real container orchestrator with the Kubernetes architecture.",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
-    console = parser.add_argument_group(
-        "console (no COMMAND: attach to the data dir's control plane, or host one, and open the TUI)"
-    )
-    console.add_argument(
-        "--server",
-        dest="tui_server",
-        metavar="URL|SOCKET",
-        help="attach to this API server: https://HOST:PORT or a socket",
-    )
-    console.add_argument(
-        "--kubeconfig", dest="tui_kubeconfig", metavar="PATH", help="attach with this kubeconfig"
-    )
-    console.add_argument(
-        "--data-dir", dest="tui_data_dir", metavar="DIR", help="data dir (default: ~/.pilothouse)"
-    )
-    console.add_argument(
-        "--config",
-        dest="tui_config",
-        metavar="PATH",
-        help="config file (default: DATA_DIR/config.toml)",
-    )
-    console.add_argument("--readonly", action="store_true", help="hide every mutating action")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def _serve(sub: Subparsers) -> None:
     p = sub.add_parser("serve", help="run the control plane headless (API server and store)")
     p.add_argument(
         "--data-dir", help="state, PKI and kubeconfig live here (default: ~/.pilothouse)"
@@ -82,16 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--listen", help="TLS listen address HOST:PORT (default 127.0.0.1:6443; '' disables)"
     )
-    p.set_defaults(func=commands.serve)
+    p.set_defaults(func=Command("cluster", "serve", fast_loop=True))
 
+
+def _apply(sub: Subparsers) -> None:
     p = sub.add_parser("apply", help="create or update objects from manifests")
     p.add_argument(
         "-f", "--filename", action="append", required=True, help="file, directory or - for stdin"
     )
     _ns_flags(p)
     _cluster_flags(p)
-    p.set_defaults(func=commands.apply)
+    p.set_defaults(func=Command("resources", "apply"))
 
+
+def _get(sub: Subparsers) -> None:
     p = sub.add_parser("get", help="list objects, or show some by name")
     p.add_argument("kind", help="kind, plural or short name: pods, po, deploy, svc, ing, no, ...")
     p.add_argument("names", nargs="*", help="object names")
@@ -106,42 +93,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="output format",
     )
     _cluster_flags(p)
-    p.set_defaults(func=commands.get)
+    p.set_defaults(func=Command("resources", "get"))
 
+
+def _describe(sub: Subparsers) -> None:
     p = sub.add_parser("describe", help="show an object in detail, with its events")
     p.add_argument("kind")
     p.add_argument("name")
     _ns_flags(p)
     _cluster_flags(p)
-    p.set_defaults(func=commands.describe)
+    p.set_defaults(func=Command("resources", "describe"))
 
+
+def _delete(sub: Subparsers) -> None:
     p = sub.add_parser("delete", help="delete objects by name or from manifests")
     p.add_argument("kind", nargs="?", help="kind (omit with -f)")
     p.add_argument("names", nargs="*")
     p.add_argument("-f", "--filename", action="append", help="delete what these manifests name")
     _ns_flags(p)
     _cluster_flags(p)
-    p.set_defaults(func=commands.delete)
+    p.set_defaults(func=Command("resources", "delete"))
 
+
+def _scale(sub: Subparsers) -> None:
     p = sub.add_parser("scale", help="set the replica count of a Deployment or ReplicaSet")
     p.add_argument("target", help="KIND/NAME, or KIND followed by NAME")
     p.add_argument("name", nargs="?")
     p.add_argument("--replicas", type=int, required=True, help="the new replica count")
     _ns_flags(p)
     _cluster_flags(p)
-    p.set_defaults(func=commands.scale)
+    p.set_defaults(func=Command("resources", "scale"))
 
+
+def _rollout(sub: Subparsers) -> None:
     p = sub.add_parser("rollout", help="manage the rollout of a deployment")
-    rollout = p.add_subparsers(dest="rollout", metavar="ACTION", required=True)
+    rollout_actions = p.add_subparsers(dest="rollout", metavar="ACTION", required=True)
     for action, helptext, func in (
-        ("status", "show the rollout status, following it until done", commands.rollout_status),
-        ("history", "list the revisions of a deployment", commands.rollout_history),
-        ("undo", "roll back to the previous (or a given) revision", commands.rollout_undo),
-        ("restart", "restart every pod with a new rollout", commands.rollout_restart),
-        ("pause", "pause a deployment: template changes wait", commands.rollout_pause),
-        ("resume", "resume a paused deployment", commands.rollout_resume),
+        (
+            "status",
+            "show the rollout status, following it until done",
+            Command("rollout", "status"),
+        ),
+        ("history", "list the revisions of a deployment", Command("rollout", "history")),
+        ("undo", "roll back to the previous (or a given) revision", Command("rollout", "undo")),
+        ("restart", "restart every pod with a new rollout", Command("rollout", "restart")),
+        ("pause", "pause a deployment: template changes wait", Command("rollout", "pause")),
+        ("resume", "resume a paused deployment", Command("rollout", "resume")),
     ):
-        r = rollout.add_parser(action, help=helptext)
+        r = rollout_actions.add_parser(action, help=helptext)
         r.add_argument("target", help="deployment/NAME, or deployment followed by NAME")
         r.add_argument("name", nargs="?")
         if action == "status":
@@ -168,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
         _cluster_flags(r)
         r.set_defaults(func=func)
 
+
+def _logs(sub: Subparsers) -> None:
     p = sub.add_parser("logs", help="print the log of a pod's container")
     p.add_argument("pod", help="POD or pod/POD")
     p.add_argument("-c", "--container", help="container (default: the pod's only one)")
@@ -182,8 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timestamps", action="store_true", help="prefix each line with its time")
     _ns_flags(p)
     _cluster_flags(p)
-    p.set_defaults(func=commands.logs)
+    p.set_defaults(func=Command("pods", "logs"))
 
+
+def _exec(sub: Subparsers) -> None:
     p = sub.add_parser(
         "exec",
         help="run a command in a pod's container and exit with its exit code",
@@ -198,24 +201,32 @@ def build_parser() -> argparse.ArgumentParser:
     _ns_flags(p)
     _cluster_flags(p)
     p.add_argument("argv", nargs="*", metavar="CMD", help="after --: the command and its arguments")
-    p.set_defaults(func=commands.exec_)
+    p.set_defaults(func=Command("pods", "exec_"))
 
+
+def _top(sub: Subparsers) -> None:
     p = sub.add_parser("top", help="CPU and memory use of nodes or pods")
     p.add_argument("what", choices=["nodes", "node", "no", "pods", "pod", "po"])
     _ns_flags(p, all_namespaces=True)
     _cluster_flags(p)
-    p.set_defaults(func=commands.top)
+    p.set_defaults(func=Command("pods", "top"))
 
+
+def _cordon(sub: Subparsers) -> None:
     p = sub.add_parser("cordon", help="mark a node unschedulable")
     p.add_argument("node")
     _cluster_flags(p)
-    p.set_defaults(func=commands.cordon)
+    p.set_defaults(func=Command("nodes", "cordon"))
 
+
+def _uncordon(sub: Subparsers) -> None:
     p = sub.add_parser("uncordon", help="mark a node schedulable again")
     p.add_argument("node")
     _cluster_flags(p)
-    p.set_defaults(func=commands.uncordon)
+    p.set_defaults(func=Command("nodes", "uncordon"))
 
+
+def _drain(sub: Subparsers) -> None:
     p = sub.add_parser("drain", help="cordon a node, evict its pods, and wait until they are gone")
     p.add_argument("node")
     p.add_argument(
@@ -231,8 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds each pod gets to stop (default -1: the pod's own)",
     )
     _cluster_flags(p)
-    p.set_defaults(func=commands.drain)
+    p.set_defaults(func=Command("nodes", "drain"))
 
+
+def _image(sub: Subparsers) -> None:
     p = sub.add_parser("image", help="image tools")
     image = p.add_subparsers(dest="image_command", metavar="ACTION", required=True)
     b = image.add_parser(
@@ -251,15 +264,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="import onto this node (repeatable; default: every Ready node)",
     )
     _cluster_flags(b)
-    b.set_defaults(func=commands.image_import)
+    b.set_defaults(func=Command("pods", "image_import"))
 
+
+def _version(sub: Subparsers) -> None:
     p = sub.add_parser("version", help="show the client and server versions")
     _cluster_flags(p)
-    p.set_defaults(func=commands.version)
+    p.set_defaults(func=Command("cluster", "version"))
 
+
+def _bench(sub: Subparsers) -> None:
     p = sub.add_parser("bench", help="run a benchmark and print its figures next to a baseline")
-    bench = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
-    b = bench.add_parser("api", help="API server and store: writes, lists and watch latency")
+    benches = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    b = benches.add_parser("api", help="API server and store: writes, lists and watch latency")
     b.add_argument(
         "--objects", type=int, default=10000, help="objects to create and update (default 10000)"
     )
@@ -267,8 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--json", action="store_true", help="print the figures as one JSON object on the last line"
     )
-    b.set_defaults(func=commands.bench_api)
-    b = bench.add_parser(
+    b.set_defaults(func=Command("bench", "api", fast_loop=True))
+    b = benches.add_parser(
         "scheduler", help="the whole control plane placing pods on hollow nodes: pods/s, latency"
     )
     b.add_argument("--nodes", type=int, default=5000, help="hollow nodes (default 5000)")
@@ -277,8 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--json", action="store_true", help="print the figures as one JSON object on the last line"
     )
-    b.set_defaults(func=commands.bench_scheduler)
-    b = bench.add_parser("console", help="the console: open 20,000 pods, keypress latency, RSS")
+    b.set_defaults(func=Command("bench", "scheduler", fast_loop=True))
+    b = benches.add_parser("console", help="the console: open 20,000 pods, keypress latency, RSS")
     b.add_argument("--pods", type=int, default=20000, help="pods to create (default 20000)")
     b.add_argument("--nodes", type=int, default=50, help="hollow nodes to create (default 50)")
     b.add_argument(
@@ -288,8 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--json", action="store_true", help="print the figures as one JSON object on the last line"
     )
-    b.set_defaults(func=commands.bench_console)
-    b = bench.add_parser(
+    b.set_defaults(func=Command("bench", "console"))
+    b = benches.add_parser(
         "pods",
         help="pods on real nodes: scale 0 -> 30 and single-pod startup p50/p99 (needs root)",
         description="By default brings up a throwaway local cluster of its own and takes it "
@@ -312,8 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--json", action="store_true", help="print the figures as one JSON object on the last line"
     )
-    b.set_defaults(func=commands.bench_pods)
+    b.set_defaults(func=Command("bench", "pods"))
 
+
+def _up(sub: Subparsers) -> None:
     p = sub.add_parser("up", help="build a local cluster: N nodes as network namespaces")
     p.add_argument("--nodes", type=int, default=3, help="node count (default 3)")
     p.add_argument("--no-console", action="store_true", help="do not open the console afterwards")
@@ -342,12 +361,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="first CrashLoopBackOff delay on the nodes, doubling to 5 minutes (default 10)",
     )
-    p.set_defaults(func=commands.up)
+    p.set_defaults(func=Command("cluster", "up"))
 
+
+def _down(sub: Subparsers) -> None:
     p = sub.add_parser("down", help="remove the local cluster and everything it made")
     p.add_argument("--data-dir", help="where the cluster lives (default: ~/.pilothouse)")
-    p.set_defaults(func=commands.down)
+    p.set_defaults(func=Command("cluster", "down"))
 
+
+def _node(sub: Subparsers) -> None:
     p = sub.add_parser("node", help="node tools")
     node = p.add_subparsers(dest="node_command", metavar="ACTION", required=True)
     b = node.add_parser("check", help="check over SSH that a node can run the agent")
@@ -355,8 +378,88 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--socket", help="containerd socket on the node (default: the agent's)")
     b.add_argument("--data-dir", help="data dir (default: ~/.pilothouse)")
     b.add_argument("--config", help="config file (default: DATA_DIR/config.toml)")
-    b.set_defaults(func=commands.node_check)
+    b.set_defaults(func=Command("nodes", "node_check"))
+
+
+COMMANDS: dict[str, Callable[[Subparsers], None]] = {
+    "serve": _serve,
+    "apply": _apply,
+    "get": _get,
+    "describe": _describe,
+    "delete": _delete,
+    "scale": _scale,
+    "rollout": _rollout,
+    "logs": _logs,
+    "exec": _exec,
+    "top": _top,
+    "cordon": _cordon,
+    "uncordon": _uncordon,
+    "drain": _drain,
+    "image": _image,
+    "version": _version,
+    "bench": _bench,
+    "up": _up,
+    "down": _down,
+    "node": _node,
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with `command`, only that command's part of it, which
+    is quicker to build than all of it."""
+    parser = argparse.ArgumentParser(
+        prog="pilothouse",
+        description="A small, real container orchestrator with the Kubernetes architecture.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+    console = parser.add_argument_group(
+        "console (no COMMAND: attach to the data dir's control plane, or host one, and open the TUI)"
+    )
+    console.add_argument(
+        "--server",
+        dest="tui_server",
+        metavar="URL|SOCKET",
+        help="attach to this API server: https://HOST:PORT or a socket",
+    )
+    console.add_argument(
+        "--kubeconfig", dest="tui_kubeconfig", metavar="PATH", help="attach with this kubeconfig"
+    )
+    console.add_argument(
+        "--data-dir", dest="tui_data_dir", metavar="DIR", help="data dir (default: ~/.pilothouse)"
+    )
+    console.add_argument(
+        "--config",
+        dest="tui_config",
+        metavar="PATH",
+        help="config file (default: DATA_DIR/config.toml)",
+    )
+    console.add_argument("--readonly", action="store_true", help="hide every mutating action")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, add in COMMANDS.items():
+        if command is None or name == command:
+            add(sub)
     return parser
+
+
+# The options before COMMAND that take a value (the console's).
+_VALUE_OPTIONS = frozenset(("--server", "--kubeconfig", "--data-dir", "--config"))
+
+
+def _command_word(argv: list[str]) -> str | None:
+    """The command a line names, so that only its parser is built: the first
+    word that is neither an option nor an option's value. None for help, or
+    for a word that names no command (the whole parser then says so)."""
+    value = False
+    for word in argv:
+        if value:
+            value = False
+        elif word in ("-h", "--help"):
+            return None
+        elif word in _VALUE_OPTIONS:
+            value = True
+        elif not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -367,8 +470,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if "exec" in argv and "--" in argv and argv.index("exec") < argv.index("--"):
         i = argv.index("--")
         argv, command = argv[:i], argv[i + 1 :]
-    args = build_parser().parse_args(argv)
-    if getattr(args, "func", None) is commands.exec_ and command is not None:
+    args = build_parser(_command_word(argv)).parse_args(argv)
+    if args.command == "exec" and command is not None:
         args.argv = [*args.argv, *command]
     return args
 
@@ -376,7 +479,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if not getattr(args, "func", None):
-        args.func = commands.console
+        args.func = Command("cluster", "console")
     else:
         # `pilothouse --server X get pods` means what `get pods --server X` does.
         for flag in ("server", "kubeconfig", "data_dir", "config"):
@@ -391,7 +494,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _loop_factory(func: Handler) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    if func not in FAST_LOOP:
+    if not getattr(func, "fast_loop", False):
         return None
     try:
         import uvloop
@@ -412,20 +515,37 @@ def run(func: Handler, args: argparse.Namespace) -> int:
         return 130
     except ApiError as e:
         _fail(f"Error from server ({e.reason or e.code}): {e.message}")
-    except (
+    except Exception as e:
+        if isinstance(e, _user_errors()):
+            _fail(f"error: {e}")
+        elif isinstance(e, OSError):
+            _fail(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}")
+        else:
+            raise
+    return 1
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """What a command raises when the user's request cannot be done: one line
+    on stderr, no traceback. (Imported here, on the way out, so that a command
+    loads only the modules it uses.)"""
+    from control.client import ClusterUnreachable
+    from control.config import ConfigError
+    from control.localcluster.proc import LocalClusterError
+    from control.objects.manifest import ManifestError
+    from control.operations import OperationError
+
+    return (
         ClusterUnreachable,
         TargetError,
         ConfigError,
         ManifestError,
         DataDirLocked,
-        commands.UsageError,
+        UsageError,
+        OperationError,
         LocalClusterError,
         TransportError,
-    ) as e:
-        _fail(f"error: {e}")
-    except OSError as e:
-        _fail(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}")
-    return 1
+    )
 
 
 def _fail(message: str) -> None:

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 from control.client import Client
-from control.config import default_data_dir
 from control.kubeconfig import KubeconfigError, read_kubeconfig
 
 DEFAULT_SOCKET = "api.sock"
@@ -28,6 +27,8 @@ def make_client(server: str | None, kubeconfig: str | None) -> Client:
     path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or None
     if path:
         return _from_kubeconfig(Path(path).expanduser())
+    from control.config import default_data_dir  # costly to import: only this path needs it
+
     data = default_data_dir()
     if (data / DEFAULT_SOCKET).is_socket():
         return Client(str(data / DEFAULT_SOCKET))

@@ -1,7 +1,9 @@
 """What the console's keys do, as plain async functions over the API client.
 
 They return a one-line result for a notification, or raise ApiError with the
-server's message; the app shows either. Nothing here touches the UI.
+server's message (OperationError when the cluster's state rules the action
+out); the app shows either. What changes the cluster is control.operations,
+which the CLI calls too; nothing here touches the UI.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import yaml
@@ -22,10 +23,10 @@ from control.errors import ApiError
 from control.objects import kinds
 from control.objects.kinds import ResourceType
 from control.objects.manifest import load_manifests, load_paths
+from control.operations import delete as remove
+from control.operations import nodes, rollout, scale
 
 Obj = dict[str, Any]
-REVISION = "deployment.kubernetes.io/revision"
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
 def split_key(key: str) -> tuple[str | None, str]:
@@ -34,30 +35,43 @@ def split_key(key: str) -> tuple[str | None, str]:
 
 
 def label(rt: ResourceType, name: str) -> str:
-    return f"{rt.singular}{'.' + rt.group if rt.group else ''}/{name}"
+    return f"{rt.singular_resource}/{name}"
 
 
 async def scale_to(client: Client, rt: ResourceType, key: str, replicas: int) -> str:
-    if not rt.scale:
-        raise ApiError(400, "BadRequest", f"{rt.plural} cannot be scaled")
-    if replicas < 0:
-        raise ApiError(400, "BadRequest", "replicas must be >= 0")
     ns, name = split_key(key)
-    await client.scale(rt, name, replicas, ns)
+    await scale.scale_to(client, rt, name, ns, replicas)
     return f"{label(rt, name)} scaled to {replicas}"
 
 
 async def scale_by(client: Client, rt: ResourceType, key: str, delta: int) -> str:
     ns, name = split_key(key)
-    obj = await client.get(rt, name, ns)
-    spec = obj.get("spec") or {}
-    current = int(spec["replicas"]) if spec.get("replicas") is not None else 1
-    return await scale_to(client, rt, key, max(0, current + delta))
+    replicas = await scale.scale_by(client, rt, name, ns, delta)
+    return f"{label(rt, name)} scaled to {replicas}"
 
 
 async def cordon(client: Client, name: str, on: bool = True) -> str:
-    await client.patch(kinds.NODE, name, {"spec": {"unschedulable": True if on else None}})
-    return f"node/{name} {'cordoned' if on else 'uncordoned'}"
+    changed = await nodes.set_unschedulable(client, name, on)
+    word = "cordoned" if on else "uncordoned"
+    return f"node/{name} {word if changed else 'already ' + word}"
+
+
+class _DrainSteps(nodes.DrainListener):
+    """A drain's steps as (done, total, message) for a progress display."""
+
+    def __init__(self, node: str, progress: Callable[[int, int, str], None]) -> None:
+        self.node, self.progress, self.done, self.total = node, progress, 0, 0
+
+    def planned(self, pods: list[str]) -> None:
+        self.total = len(pods)
+        self.progress(0, self.total, f"cordoned node/{self.node}; evicting {self.total} pods")
+
+    def refused(self, pod: str, message: str) -> None:
+        self.progress(self.done, self.total, f"eviction of {pod} refused, retrying: {message}")
+
+    def evicted(self, pod: str, done: int, total: int) -> None:
+        self.done = done
+        self.progress(done, total, f"evicted pod {pod}")
 
 
 async def drain(
@@ -66,85 +80,32 @@ async def drain(
     progress: Callable[[int, int, str], None] | None = None,
     wait_s: float = 60.0,
 ) -> str:
-    """Cordon, delete the node's pods (controllers recreate them elsewhere), wait until gone."""
-    await cordon(client, name, True)
-    listed = await client.list(kinds.POD, field_selector=f"spec.nodeName={name}")
-    pods = [
-        p
-        for p in listed.get("items") or []
-        if not any(
-            r.get("kind") == "DaemonSet"
-            for r in (p.get("metadata") or {}).get("ownerReferences") or []
-        )
-    ]
-    total = len(pods)
-    if progress:
-        progress(0, total, f"cordoned node/{name}; evicting {total} pods")
-    for done, pod in enumerate(pods, start=1):
-        meta = pod.get("metadata") or {}
-        try:
-            await client.delete(kinds.POD, str(meta.get("name")), meta.get("namespace"))
-        except ApiError as e:
-            if e.code != 404:
-                raise
-        if progress:
-            progress(done, total, f"evicted pod {meta.get('namespace')}/{meta.get('name')}")
-    deadline = asyncio.get_running_loop().time() + wait_s
-    uids = {(p.get("metadata") or {}).get("uid") for p in pods}
-    while True:
-        left = await client.list(kinds.POD, field_selector=f"spec.nodeName={name}")
-        remaining = [p for p in left.get("items") or [] if p["metadata"].get("uid") in uids]
-        if not remaining:
-            break
-        if progress:
-            progress(total, total, f"waiting for {len(remaining)} pods to terminate")
-        if asyncio.get_running_loop().time() > deadline:
-            raise ApiError(
-                504, "Timeout", f"drain node/{name}: {len(remaining)} pods still terminating"
-            )
-        await asyncio.sleep(0.5)
+    """Cordon the node, evict its pods (DaemonSet pods stay) and wait until they are gone."""
+    listener = _DrainSteps(name, progress) if progress else None
+    total = await nodes.drain(
+        client, name, ignore_daemonsets=True, time_limit=wait_s, listener=listener
+    )
     return f"node/{name} drained ({total} pods evicted)"
 
 
 async def rollout_restart(client: Client, key: str) -> str:
     ns, name = split_key(key)
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}
-    await client.patch(kinds.DEPLOYMENT, name, patch, ns)
+    await rollout.restart(client, name, ns or "default")
     return f"deployment.apps/{name} restarted"
 
 
 async def rollout_undo(client: Client, key: str) -> str:
     """Roll back to the previous revision's pod template, as `kubectl rollout undo` does."""
     ns, name = split_key(key)
-    deploy = await client.get(kinds.DEPLOYMENT, name, ns)
-    uid = deploy["metadata"].get("uid")
-    rss = (await client.list(kinds.REPLICASET, ns)).get("items") or []
-    owned = []
-    for rs in rss:
-        refs = rs["metadata"].get("ownerReferences") or []
-        rev = (rs["metadata"].get("annotations") or {}).get(REVISION)
-        if rev and rev.isdigit() and any(r.get("uid") == uid for r in refs):
-            owned.append((int(rev), rs))
-    owned.sort(key=lambda t: t[0])
-    current = (deploy["metadata"].get("annotations") or {}).get(REVISION)
-    cur = int(current) if current and current.isdigit() else (owned[-1][0] if owned else 0)
-    previous = [t for t in owned if t[0] < cur]
-    if not previous:
-        raise ApiError(400, "BadRequest", f"no rollout history found for deployment.apps/{name}")
-    rev, rs = previous[-1]
-    template = rs["spec"]["template"]
-    labels = dict((template.get("metadata") or {}).get("labels") or {})
-    labels.pop("pod-template-hash", None)
-    template = {**template, "metadata": {**(template.get("metadata") or {}), "labels": labels}}
-    await client.patch(kinds.DEPLOYMENT, name, {"spec": {"template": template}}, ns)
-    return f"deployment.apps/{name} rolled back to revision {rev}"
+    done = await rollout.undo(client, name, ns or "default")
+    if done.skipped:
+        return done.message(name)
+    return f"deployment.apps/{name} rolled back to revision {done.revision}"
 
 
 async def delete(client: Client, rt: ResourceType, key: str) -> str:
     ns, name = split_key(key)
-    await client.delete(rt, name, ns)
-    return f'{rt.singular}{"." + rt.group if rt.group else ""} "{name}" deleted'
+    return await remove.delete(client, rt, name, ns)
 
 
 async def apply_file(client: Client, path: str) -> str:

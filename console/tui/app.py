@@ -46,6 +46,7 @@ from control.errors import ApiError
 from control.objects import kinds
 from control.objects.columns import node_status
 from control.objects.kinds import ResourceType
+from control.operations import OperationError
 
 ClientFactory = Callable[[], Client]
 # Runs a command line with the terminal handed over: `x` runs the CLI's exec.
@@ -540,7 +541,7 @@ class PilothouseApp(App[None]):
             async def job() -> None:
                 try:
                     message = await actions.drain(self.client, key, screen.step)
-                except (ApiError, ClusterUnreachable) as e:
+                except (ApiError, ClusterUnreachable, OperationError) as e:
                     screen.finish(f"failed: {error_text(e)}")
                     self.notify(error_text(e), title="drain", severity="error")
                     return

@@ -13,6 +13,7 @@ from textual.widgets import Button, Footer, Input, Label, ProgressBar, RichLog, 
 
 from control.client import ClusterUnreachable
 from control.errors import ApiError
+from control.operations import OperationError
 
 
 def error_text(e: BaseException) -> str:
@@ -23,7 +24,7 @@ def error_text(e: BaseException) -> str:
             f"{c.field}: {c.message}" for c in e.causes if c.field and c.field not in e.message
         ]
         return "\n".join([head, *causes])
-    if isinstance(e, ClusterUnreachable):
+    if isinstance(e, (ClusterUnreachable, OperationError)):
         return str(e)
     return f"{type(e).__name__}: {e}"
 

@@ -32,6 +32,11 @@ class ResourceType:
         """`pods`, or `deployments.apps`: how Kubernetes names it in messages."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
+    @property
+    def singular_resource(self) -> str:
+        """`pod`, or `deployment.apps`: how kubectl names one object's type in its messages."""
+        return f"{self.singular}.{self.group}" if self.group else self.singular
+
     def key(self, namespace: str | None, name: str) -> str:
         """The store key of one object."""
         if self.namespaced:

@@ -13,7 +13,7 @@ import pytest
 
 from agent.images import BUSYBOX, ImageSpec, busybox_layer, oci_archive
 from console.cli import main as cli
-from console.cli.commands import UsageError
+from console.cli.arguments import UsageError
 from control.client import Client
 from control.objects.kinds import NODE, POD
 from tests.cluster import condition

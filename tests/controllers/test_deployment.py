@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agent.protocol.primitives import controller_ref
-from console.cli.commands import UsageError
+from console.cli.arguments import UsageError
 from control.controlplane import ControlPlane
 from control.objects.kinds import DEPLOYMENT
 from control.objects.revisions import (
@@ -18,6 +18,7 @@ from control.objects.revisions import (
     REVISION_HISTORY,
     equal_ignore_hash,
 )
+from control.operations import OperationError
 from tests.controllers.helpers import (
     NS,
     Observer,
@@ -166,7 +167,7 @@ async def test_rollback_restores_the_previous_template(
     assert (
         "skipped rollback (current template already matches revision 4)" in capsys.readouterr().out
     )
-    with pytest.raises(UsageError, match="unable to find specified revision 9"):
+    with pytest.raises(OperationError, match="unable to find specified revision 9"):
         await cli(plane, "rollout", "undo", "deployment/web", "--to-revision=9")
 
 
@@ -265,7 +266,7 @@ async def test_paused_deployment_scales_but_does_not_roll(
 
     await eventually(scaled, "the paused deployment to scale", within=10.0)
     assert all(image(p) == "nginx:1.25" for p in await pods(reg, "web"))
-    with pytest.raises(UsageError, match="paused"):
+    with pytest.raises(OperationError, match="paused"):
         await cli(plane, "rollout", "restart", "deployment/web")
 
     assert await cli(plane, "rollout", "resume", "deployment/web") == 0

@@ -12,7 +12,7 @@ import pytest
 
 from agent.protocol import IMAGE_CHUNK_BYTES
 from console.cli import main as cli
-from console.cli.commands import UsageError
+from console.cli.arguments import UsageError
 from control.errors import ApiError
 from tests.cluster import DEFAULT_TIMEOUT, HollowCluster
 from tests.polling import eventually

@@ -253,7 +253,7 @@ async def test_cli_logs_exec_top(
 async def test_cli_errors(
     hollow_cluster: HollowCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from console.cli.commands import UsageError
+    from console.cli.arguments import UsageError
 
     with pytest.raises(UsageError):
         await _cli(capsys, hollow_cluster, "exec", "web")

@@ -19,7 +19,6 @@ from textual.pilot import Pilot
 from textual.widgets import Input, RichLog, Static
 
 from agent.hollow import HOLLOW_LOG_LINES, HOLLOW_LOG_TIME
-from console.tui import actions
 from console.tui.app import PilothouseApp
 from console.tui.screens import (
     ConfirmScreen,
@@ -33,6 +32,7 @@ from console.tui.table import ResourceTable
 from control.client import Client
 from control.errors import ApiError
 from control.objects import kinds
+from control.objects.revisions import RESTARTED_AT, REVISION
 from tests.cluster import DEFAULT_TIMEOUT, HollowCluster, hollow_cluster
 from tests.polling import eventually
 from tests.tui.conftest import console, noted
@@ -361,7 +361,7 @@ async def test_r_restarts_the_rollout_with_new_pods(tmp_path: Path) -> None:
 
         await eventually(replaced, "every pod replaced", within=DEFAULT_TIMEOUT)
         template = (await h.deployment())["spec"]["template"]
-        assert actions.RESTARTED_AT in template["metadata"]["annotations"]
+        assert RESTARTED_AT in template["metadata"]["annotations"]
         await h.jump("po")
         after = set(await h.running("web"))
         await eventually(lambda: names(app.table.visible_rows()) == after, within=15)
@@ -373,7 +373,7 @@ async def test_u_undoes_the_rollout_to_the_previous_image(tmp_path: Path) -> Non
 
         async def revision() -> str | None:
             annotations = (await h.deployment())["metadata"].get("annotations") or {}
-            return annotations.get(actions.REVISION)
+            return annotations.get(REVISION)
 
         def image(obj: Obj) -> str:
             return str(obj["spec"]["containers"][0]["image"])

@@ -15,6 +15,7 @@ from control.client import Client
 from control.controlplane import ControlPlane
 from control.errors import ApiError
 from control.objects import kinds
+from control.objects.revisions import REVISION
 from tests.polling import eventually
 from tests.tui.conftest import console, noted, notes
 from tests.tui.helpers import event_manifest, make_deployment, make_node, make_pod
@@ -229,7 +230,7 @@ async def test_u_undoes_a_rollout(plane: ControlPlane, client: Client) -> None:
 
     async def revision() -> str:
         obj = await client.get(kinds.DEPLOYMENT, "web", "default")
-        return str((obj["metadata"].get("annotations") or {}).get(actions.REVISION))
+        return str((obj["metadata"].get("annotations") or {}).get(REVISION))
 
     async def image() -> str:
         obj = await client.get(kinds.DEPLOYMENT, "web", "default")

@@ -1,0 +1,46 @@
+"""`bench`: run a benchmark and print its figures next to a baseline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from console.cli.arguments import UsageError
+
+
+async def api(args: argparse.Namespace) -> int:
+    from console.bench.api import run_bench_api
+
+    return await run_bench_api(args.objects, args.concurrency, args.json)
+
+
+async def scheduler(args: argparse.Namespace) -> int:
+    from console.bench.scheduler import run_bench_scheduler
+
+    return await run_bench_scheduler(args.nodes, args.pods, args.concurrency, args.json)
+
+
+async def console(args: argparse.Namespace) -> int:
+    from console.bench.console import run_bench_console
+
+    return await run_bench_console(args.pods, args.nodes, args.seconds, args.rate, args.json)
+
+
+async def pods(args: argparse.Namespace) -> int:
+    from console.bench.pods import run_bench_pods
+
+    if args.nodes < 1 or args.replicas < 1 or args.samples < 1:
+        raise UsageError("--nodes, --replicas and --samples must be positive")
+    try:
+        return await run_bench_pods(
+            nodes=args.nodes,
+            replicas=args.replicas,
+            samples=args.samples,
+            use_current=args.use_current,
+            server=args.server,
+            kubeconfig=args.kubeconfig,
+            as_json=args.json,
+        )
+    except RuntimeError as e:
+        print(f"error: bench pods: {e}", file=sys.stderr, flush=True)
+        return 1

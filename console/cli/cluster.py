@@ -1,0 +1,118 @@
+"""The cluster itself: serve a control plane, bring a local one up or down,
+open the console, and show versions."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from console.cli.arguments import client_for
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _data_dir_arg(args: argparse.Namespace) -> Path:
+    from control.config import default_data_dir
+
+    d = getattr(args, "data_dir", None)
+    return Path(d).expanduser().absolute() if d else default_data_dir()
+
+
+async def serve(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from control.config import load_config
+    from control.controlplane import over_ssh
+
+    data_dir = Path(args.data_dir).expanduser().absolute() if args.data_dir else None  # noqa: ASYNC240
+    config = load_config(Path(args.config) if args.config else None, data_dir=data_dir)
+    if args.listen is not None:
+        config = replace(config, api=replace(config.api, listen=args.listen))
+    # The configured [[nodes]] are reached over SSH.
+    plane = over_ssh(config)
+    await plane.start()
+    print(f"pilothouse API serving on unix:{plane.socket_path}", file=sys.stderr)
+    if plane.server_url:
+        print(f"pilothouse API serving on {plane.server_url}", file=sys.stderr)
+        print(f"kubeconfig: {plane.kubeconfig_path}", file=sys.stderr)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await plane.stop()
+    return 0
+
+
+async def up(args: argparse.Namespace) -> int:
+    from control.config import default_data_dir
+    from control.localcluster.cluster import up as cluster_up
+
+    data_dir = _data_dir_arg(args)
+    result = await cluster_up(
+        args.nodes,
+        data_dir,
+        cluster=args.name,
+        node_subnet=args.node_subnet,
+        pod_cidr=args.pod_cidr,
+        api_listen=args.listen,
+        node_grace_period=args.node_grace_period,
+        backoff_base=args.backoff_base,
+        serve_command=(sys.executable, "-m", "console", "serve", "--data-dir", str(data_dir)),
+        progress=_say,
+    )
+    print(f"local cluster up: {len(result.nodes)} nodes in {result.seconds:.1f}s")
+    print(f"config: {result.config_path}")
+    print(f"known_hosts: {result.known_hosts}")
+    env = "" if data_dir == default_data_dir() else f"PILOTHOUSE_HOME={data_dir} "
+    if not args.no_console and sys.stdin.isatty() and sys.stdout.isatty():
+        try:
+            from console.tui.launch import run_console
+        except ImportError:
+            pass
+        else:
+            # Attach to the control plane that `up` left serving this data dir.
+            args.tui_data_dir, args.tui_config = str(data_dir), None
+            args.tui_server = args.tui_kubeconfig = None
+            args.readonly = getattr(args, "readonly", False)
+            return await run_console(args)
+    print("next:")
+    print(f"  {env}pilothouse get nodes")
+    print(f"  {env}pilothouse apply -f examples/")
+    print(f"  {env}pilothouse            # the console")
+    print(f"  pilothouse down{' --data-dir ' + str(data_dir) if env else ''}")
+    return 0
+
+
+async def down(args: argparse.Namespace) -> int:
+    from control.localcluster.cluster import down as cluster_down
+
+    data_dir = _data_dir_arg(args)
+    if await cluster_down(data_dir, progress=_say):
+        print(f"local cluster in {data_dir} removed")
+    else:
+        print(f"no local cluster in {data_dir}")
+    return 0
+
+
+async def console(args: argparse.Namespace) -> int:
+    from console.tui.launch import run_console
+
+    return await run_console(args)
+
+
+async def version(args: argparse.Namespace) -> int:
+    from importlib.metadata import version as pkg_version
+
+    print(f"Client Version: pilothouse {pkg_version('pilothouse')}")
+    async with client_for(args) as client:
+        info = await client.request("GET", "/version")
+    print(f"Server Version: {info.get('gitVersion')}")
+    return 0
