@@ -29,7 +29,8 @@ from control.controlplane import ControlPlane
 from control.errors import ApiError
 from control.nodes.link import LinkState
 from control.nodes.transport import InProcessTransport
-from control.objects.kinds import NODE, POD
+from control.objects.conditions import get_condition
+from control.objects.kinds import NODE, POD, ResourceType
 from tests.polling import eventually
 
 Obj = dict[str, Any]
@@ -38,10 +39,7 @@ DEFAULT_TIMEOUT = 15.0
 
 
 def condition(obj: Obj, kind: str) -> Obj | None:
-    for c in (obj.get("status") or {}).get("conditions") or []:
-        if c.get("type") == kind:
-            return c
-    return None
+    return get_condition(obj.get("status") or {}, kind)
 
 
 def make_pod(
@@ -110,21 +108,20 @@ class HollowCluster:
 
     # -- reads ---------------------------------------------------------------
 
-    async def node(self, name: str) -> Obj | None:
+    async def _get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj | None:
+        """The object, or None where there is none."""
         try:
-            return (await self.registry.get(NODE, None, name)).obj
+            return (await self.registry.get(rt, namespace, name)).obj
         except ApiError as e:
             if e.code == 404:
                 return None
             raise
 
+    async def node(self, name: str) -> Obj | None:
+        return await self._get(NODE, None, name)
+
     async def pod(self, name: str, namespace: str = "default") -> Obj | None:
-        try:
-            return (await self.registry.get(POD, namespace, name)).obj
-        except ApiError as e:
-            if e.code == 404:
-                return None
-            raise
+        return await self._get(POD, namespace, name)
 
     async def pods(self, namespace: str | None = "default") -> list[Obj]:
         return [kv.obj for kv in (await self.registry.list(POD, namespace)).items]

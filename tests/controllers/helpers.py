@@ -12,6 +12,7 @@ from control.controllers.deployment.progress import deployment_complete
 from control.controlplane import ControlPlane
 from control.errors import ApiError
 from control.objects.kinds import DEPLOYMENT, EVENT, POD, REPLICASET
+from tests.manifests import workload
 from tests.polling import eventually
 
 Obj = dict[str, Any]
@@ -26,38 +27,13 @@ def deployment(
     strategy: Obj | None = None,
     **spec: Any,
 ) -> Obj:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "main", "image": image}]},
-            },
-            **({"strategy": strategy} if strategy else {}),
-            **spec,
-        },
-    }
+    if strategy:
+        spec = {"strategy": strategy, **spec}
+    return workload("Deployment", name, replicas, image, namespace=NS, **spec)
 
 
 def replicaset(name: str = "rs", replicas: int = 3, **spec: Any) -> Obj:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "main", "image": "nginx:1.25"}]},
-            },
-            **spec,
-        },
-    }
+    return workload("ReplicaSet", name, replicas, "nginx:1.25", namespace=NS, **spec)
 
 
 async def get(registry: Registry, kind: Any, name: str) -> Obj:
@@ -94,6 +70,12 @@ async def rolled_out(registry: Registry, name: str, within: float = 15.0) -> Obj
         return d if len(sized) <= 1 else None
 
     return await eventually(check, f"deployment {name} to roll out", within=within)
+
+
+async def deployed(registry: Registry, name: str = "web", **kwargs: Any) -> Obj:
+    """Create the Deployment `deployment(name, **kwargs)` and wait until it has rolled out."""
+    await registry.create(DEPLOYMENT, NS, deployment(name, **kwargs))
+    return await rolled_out(registry, name)
 
 
 async def update(registry: Registry, kind: Any, name: str, change: Callable[[Obj], None]) -> Obj:

@@ -23,6 +23,7 @@ from tests.controllers.helpers import (
     NS,
     Observer,
     cli,
+    deployed,
     deployment,
     events,
     get,
@@ -92,8 +93,7 @@ async def test_rolling_update_stays_within_bounds(
         assert ready >= replicas - unavailable, f"only {ready} available"
 
     async with HollowNodes(plane):
-        await reg.create(DEPLOYMENT, NS, deployment(replicas=replicas, strategy=strategy))
-        first = await rolled_out(reg, "web")
+        first = await deployed(reg, replicas=replicas, strategy=strategy)
         assert first["metadata"]["annotations"][REVISION] == "1"
         async with Observer(plane, bounds) as obs:
             await set_image(reg, "web", "nginx:1.26")
@@ -132,8 +132,7 @@ async def test_rollback_restores_the_previous_template(
     plane: ControlPlane, kubelet: HollowNodes, capsys: pytest.CaptureFixture[str]
 ) -> None:
     reg = plane.registry
-    await reg.create(DEPLOYMENT, NS, deployment(image="nginx:1.25"))
-    await rolled_out(reg, "web")
+    await deployed(reg, image="nginx:1.25")
     first = (await replicasets(reg, "web"))[0]
     await set_image(reg, "web", "nginx:1.26")
     await rolled_out(reg, "web")
@@ -175,8 +174,7 @@ async def test_rollout_restart_makes_a_new_replicaset(
     plane: ControlPlane, kubelet: HollowNodes, capsys: pytest.CaptureFixture[str]
 ) -> None:
     reg = plane.registry
-    await reg.create(DEPLOYMENT, NS, deployment())
-    await rolled_out(reg, "web")
+    await deployed(reg)
     before = {p["metadata"]["name"] for p in await pods(reg, "web")}
 
     assert await cli(plane, "rollout", "restart", "deployment/web") == 0
@@ -195,8 +193,7 @@ async def test_recreate_removes_old_pods_before_new_ones(
     plane: ControlPlane, kubelet: HollowNodes
 ) -> None:
     reg = plane.registry
-    await reg.create(DEPLOYMENT, NS, deployment(replicas=4, strategy={"type": "Recreate"}))
-    await rolled_out(reg, "web")
+    await deployed(reg, replicas=4, strategy={"type": "Recreate"})
     (old,) = await replicasets(reg, "web")
     old_hash = old["metadata"]["labels"][HASH_LABEL]
     overlap: list[str] = []
@@ -222,8 +219,7 @@ async def test_recreate_removes_old_pods_before_new_ones(
 
 async def test_revision_history_limit(plane: ControlPlane, kubelet: HollowNodes) -> None:
     reg = plane.registry
-    await reg.create(DEPLOYMENT, NS, deployment(replicas=2, revisionHistoryLimit=1))
-    await rolled_out(reg, "web")
+    await deployed(reg, replicas=2, revisionHistoryLimit=1)
     for n in range(2, 5):
         await set_image(reg, "web", f"nginx:1.{n}")
         await rolled_out(reg, "web")
@@ -241,8 +237,7 @@ async def test_paused_deployment_scales_but_does_not_roll(
     plane: ControlPlane, kubelet: HollowNodes, capsys: pytest.CaptureFixture[str]
 ) -> None:
     reg = plane.registry
-    await reg.create(DEPLOYMENT, NS, deployment())
-    await rolled_out(reg, "web")
+    await deployed(reg)
     assert await cli(plane, "rollout", "pause", "deployment/web") == 0
     d = await set_image(reg, "web", "nginx:1.26")
 
@@ -280,8 +275,7 @@ async def test_scaling_mid_rollout_is_proportional(plane: ControlPlane) -> None:
     reg = plane.registry
     strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 0}}
     async with HollowNodes(plane, hold=lambda p: image(p) == "nginx:1.26") as kubelet:
-        await reg.create(DEPLOYMENT, NS, deployment(replicas=10, strategy=strategy))
-        await rolled_out(reg, "web")
+        await deployed(reg, replicas=10, strategy=strategy)
         await set_image(reg, "web", "nginx:1.26")
 
         async def sizes(old: int, new: int) -> bool:
@@ -311,8 +305,7 @@ async def test_progress_deadline_exceeded(
 ) -> None:
     reg = plane.registry
     async with HollowNodes(plane, hold=lambda p: image(p) == "nginx:1.26"):
-        await reg.create(DEPLOYMENT, NS, deployment(replicas=2, progressDeadlineSeconds=1))
-        await rolled_out(reg, "web")
+        await deployed(reg, replicas=2, progressDeadlineSeconds=1)
         await set_image(reg, "web", "nginx:1.26")
 
         async def timed_out() -> Obj | None:

@@ -20,6 +20,7 @@ from control.objects.kinds import CONFIGMAP, DEPLOYMENT, POD, REPLICASET, SECRET
 from control.store.sqlite import SqliteStore
 from tests.controllers.helpers import (
     NS,
+    deployed,
     deployment,
     get,
     pods,
@@ -58,13 +59,11 @@ async def test_deleting_a_deployment_deletes_its_replicasets_and_pods(
     plane: ControlPlane, kubelet: HollowNodes
 ) -> None:
     reg = plane.registry
-    await reg.create(DEPLOYMENT, NS, deployment(replicas=3))
-    await rolled_out(reg, "web")
+    await deployed(reg, replicas=3)
     await set_image(reg, "web", "nginx:1.26")
     await rolled_out(reg, "web")
     assert len(await replicasets(reg, "web")) == 2
-    await reg.create(DEPLOYMENT, NS, deployment(name="other", replicas=1))
-    await rolled_out(reg, "other")
+    await deployed(reg, "other", replicas=1)
 
     await reg.delete(DEPLOYMENT, NS, "web")
 

@@ -18,7 +18,7 @@ from control.store.sqlite import SqliteStore
 from tests.controllers.helpers import (
     NS,
     Observer,
-    deployment,
+    deployed,
     events,
     get,
     is_ready,
@@ -49,8 +49,7 @@ async def test_scale_0_50_3_converges_without_overshoot(
         most = max(most, len(obs.active_pods("web")))
 
     async with Observer(plane, count):
-        await reg.create(DEPLOYMENT, NS, deployment(replicas=0))
-        await rolled_out(reg, "web")
+        await deployed(reg, replicas=0)
         assert await pods(reg, "web") == []
 
         await scale(reg, DEPLOYMENT, "web", 50)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from control.api.registry import Registry
 from control.client import Client
 from control.controllers.endpoints import desired_subsets
 from control.controllers.nodelifecycle import tolerates, toleration_seconds
@@ -22,6 +23,13 @@ CUSTOM = {"key": "dedicated", "value": "gpu", "effect": "NoExecute"}
 
 
 # -- graceful deletion ------------------------------------------------------------
+
+
+async def set_phase(registry: Registry, name: str, phase: str) -> None:
+    """Write the pod's status as its agent would."""
+    await registry.patch(
+        POD, "default", name, lambda o: {**o, "status": {"phase": phase}}, subresource="status"
+    )
 
 
 async def test_unbound_pod_is_deleted_at_once(plane: ControlPlane) -> None:
@@ -47,13 +55,7 @@ async def test_bound_pod_waits_for_its_node(plane: ControlPlane) -> None:
     shorter = await registry.delete(POD, "default", "bound", grace_period_seconds=3)
     assert shorter.obj["metadata"]["deletionGracePeriodSeconds"] == 3
     # ...status writes (the agent reporting) do not finish the delete...
-    await registry.patch(
-        POD,
-        "default",
-        "bound",
-        lambda o: {**o, "status": {"phase": "Running"}},
-        subresource="status",
-    )
+    await set_phase(registry, "bound", "Running")
     assert (await registry.get(POD, "default", "bound")).obj["status"]["phase"] == "Running"
     # ...and zero, the node's confirmation, deletes it.
     await registry.delete(POD, "default", "bound", grace_period_seconds=0)
@@ -64,13 +66,7 @@ async def test_bound_pod_waits_for_its_node(plane: ControlPlane) -> None:
 async def test_finished_pod_is_deleted_at_once(plane: ControlPlane) -> None:
     registry = plane.registry
     await registry.create(POD, "default", make_pod("done", "n1"))
-    await registry.patch(
-        POD,
-        "default",
-        "done",
-        lambda o: {**o, "status": {"phase": "Succeeded"}},
-        subresource="status",
-    )
+    await set_phase(registry, "done", "Succeeded")
     await registry.delete(POD, "default", "done")
     with pytest.raises(ApiError):
         await registry.get(POD, "default", "done")

@@ -6,6 +6,7 @@ from typing import Any
 
 from control.client import Client
 from control.objects import kinds
+from tests.manifests import workload
 
 Obj = dict[str, Any]
 
@@ -78,22 +79,8 @@ async def make_pod(
 
 
 async def make_deployment(client: Client, name: str, replicas: int = 2) -> Obj:
-    return await client.create(
-        kinds.DEPLOYMENT,
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "namespace": "default"},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": "web", "image": "pilothouse/busybox:latest"}]},
-                },
-            },
-        },
-    )
+    manifest = workload("Deployment", name, replicas, "pilothouse/busybox:latest", container="web")
+    return await client.create(kinds.DEPLOYMENT, manifest)
 
 
 def service_manifest(
