@@ -23,9 +23,12 @@ from pathlib import Path
 from agent.cri.client import CRIClient
 from agent.images import PAUSE_IMAGE, build_images, import_archive
 from agent.pods.network import write_conflist
+from control.client import Client
 from control.config import load_config
 from control.controlplane import ControlPlane
 from control.nodes.transport import CommandTransport
+from control.objects.kinds import POD
+from tests.polling import eventually
 
 POD_CIDR = "10.244.250.0/24"
 BRIDGE = "phtbr0"
@@ -271,3 +274,13 @@ def linked_plane(node: Node, tmp_path: Path) -> ControlPlane:
         load_config(None, data_dir=tmp_path),
         transports={"node-1": CommandTransport(argv, name="node-1")},
     )
+
+
+async def wait_running(client: Client, name: str, what: str) -> None:
+    """Wait (a minute at most) until the pod `name` in `default` is Running."""
+
+    async def running() -> bool:
+        p = await client.get(POD, name, "default")
+        return (p.get("status") or {}).get("phase") == "Running"
+
+    await eventually(running, what, within=60)

@@ -26,6 +26,11 @@ pytestmark = pytest.mark.e2e
 BUSYBOX = "pilothouse/busybox"
 
 
+def busybox(command: list[str], name: str = "c", **fields: Any) -> dict[str, Any]:
+    """A busybox container running `command`."""
+    return {"name": name, "image": BUSYBOX, "command": command, **fields}
+
+
 def cstatus(a: AgentProc, uid: str, i: int = 0) -> dict[str, Any]:
     s = a.status.get(uid)
     if not s or not s["status"].get("containerStatuses"):
@@ -73,15 +78,14 @@ async def test_httpd_pod_serves_and_restarts_when_killed(node: Node, agent: Agen
     p = pod(
         "web",
         [
-            {
-                "name": "httpd",
-                "image": BUSYBOX,
-                "command": ["httpd", "-f", "-p", "8080", "-h", "/var/www"],
-                "ports": [{"containerPort": 8080, "name": "http"}],
-                "readinessProbe": {"httpGet": {"port": "http", "path": "/"}, "periodSeconds": 1},
-                "livenessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 2},
-                "resources": {"limits": {"cpu": "200m", "memory": "64Mi"}},
-            }
+            busybox(
+                ["httpd", "-f", "-p", "8080", "-h", "/var/www"],
+                name="httpd",
+                ports=[{"containerPort": 8080, "name": "http"}],
+                readinessProbe={"httpGet": {"port": "http", "path": "/"}, "periodSeconds": 1},
+                livenessProbe={"tcpSocket": {"port": 8080}, "periodSeconds": 2},
+                resources={"limits": {"cpu": "200m", "memory": "64Mi"}},
+            )
         ],
     )
     uid = p["metadata"]["uid"]
@@ -115,13 +119,7 @@ async def test_httpd_pod_serves_and_restarts_when_killed(node: Node, agent: Agen
 async def test_crashloop_backoff_grows_and_logs_show_output(agent: AgentProc) -> None:
     p = pod(
         "crash",
-        [
-            {
-                "name": "c",
-                "image": BUSYBOX,
-                "command": ["sh", "-c", "echo boom; echo oops >&2; exit 1"],
-            }
-        ],
+        [busybox(["sh", "-c", "echo boom; echo oops >&2; exit 1"])],
     )
     uid = p["metadata"]["uid"]
     await agent.sync(p)
@@ -169,13 +167,9 @@ async def test_crashloop_backoff_grows_and_logs_show_output(agent: AgentProc) ->
 
 
 async def test_restart_policy_never_completes(node: Node, agent: AgentProc) -> None:
-    ok = pod("done", [{"name": "c", "image": BUSYBOX, "command": ["true"]}], restartPolicy="Never")
-    bad = pod(
-        "failed", [{"name": "c", "image": BUSYBOX, "command": ["false"]}], restartPolicy="OnFailure"
-    )
-    never_bad = pod(
-        "never-bad", [{"name": "c", "image": BUSYBOX, "command": ["false"]}], restartPolicy="Never"
-    )
+    ok = pod("done", [busybox(["true"])], restartPolicy="Never")
+    bad = pod("failed", [busybox(["false"])], restartPolicy="OnFailure")
+    never_bad = pod("never-bad", [busybox(["false"])], restartPolicy="Never")
     await agent.sync(ok, bad, never_bad)
     uid_ok, uid_bad, uid_nb = (x["metadata"]["uid"] for x in (ok, bad, never_bad))
     await agent.wait(lambda: phase(agent, uid_ok) == "Succeeded", 20, "Succeeded")
@@ -221,17 +215,15 @@ async def test_exec_and_liveness_probe(agent: AgentProc) -> None:
     p = pod(
         "probed",
         [
-            {
-                "name": "c",
-                "image": BUSYBOX,
-                "command": ["sh", "-c", "touch /tmp/alive; sleep 3600"],
-                "env": [{"name": "GREETING", "value": "hi"}],
-                "livenessProbe": {
+            busybox(
+                ["sh", "-c", "touch /tmp/alive; sleep 3600"],
+                env=[{"name": "GREETING", "value": "hi"}],
+                livenessProbe={
                     "exec": {"command": ["cat", "/tmp/alive"]},
                     "periodSeconds": 1,
                     "failureThreshold": 2,
                 },
-            }
+            )
         ],
     )
     uid = p["metadata"]["uid"]
@@ -255,7 +247,7 @@ async def test_restarted_agent_adopts_running_containers(node: Node, agent: Agen
     probe = {"exec": {"command": ["true"]}, "periodSeconds": 1}
     p = pod(
         "adopt",
-        [{"name": "c", "image": BUSYBOX, "command": ["sleep", "3600"], "readinessProbe": probe}],
+        [busybox(["sleep", "3600"], readinessProbe=probe)],
     )
     uid = p["metadata"]["uid"]
     await agent.sync(p)
@@ -293,20 +285,18 @@ async def test_deleted_pod_stops_gracefully(node: Node, agent: AgentProc, tmp_pa
     p = pod(
         "graceful",
         [
-            {
-                "name": "c",
-                "image": BUSYBOX,
-                "command": [
+            busybox(
+                [
                     "sh",
                     "-c",
                     "trap 'echo bye; exit 0' TERM; while true; do sleep 0.2; done",
                 ],
-                "volumeMounts": [{"name": "out", "mountPath": "/out"}],
-                "lifecycle": {
+                volumeMounts=[{"name": "out", "mountPath": "/out"}],
+                lifecycle={
                     "postStart": {"exec": {"command": ["sh", "-c", "echo started > /out/post"]}},
                     "preStop": {"exec": {"command": ["sh", "-c", "echo stopping > /out/pre"]}},
                 },
-            }
+            )
         ],
         volumes=[{"name": "out", "hostPath": {"path": str(out), "type": "DirectoryOrCreate"}}],
     )
@@ -334,13 +324,7 @@ async def test_deleted_pod_stops_gracefully(node: Node, agent: AgentProc, tmp_pa
 async def test_logs_follow_streams_until_exit(agent: AgentProc) -> None:
     p = pod(
         "talker",
-        [
-            {
-                "name": "c",
-                "image": BUSYBOX,
-                "command": ["sh", "-c", "echo line1; sleep 1; echo line2; sleep 0.5; echo line3"],
-            }
-        ],
+        [busybox(["sh", "-c", "echo line1; sleep 1; echo line2; sleep 0.5; echo line3"])],
         restartPolicy="Never",
     )
     uid = p["metadata"]["uid"]
@@ -362,16 +346,14 @@ async def test_memory_limit_oomkilled(agent: AgentProc) -> None:
     p = pod(
         "hog",
         [
-            {
-                "name": "c",
-                "image": BUSYBOX,
-                "command": [
+            busybox(
+                [
                     "sh",
                     "-c",
                     "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo survived",
                 ],
-                "resources": {"limits": {"memory": "16Mi"}},
-            }
+                resources={"limits": {"memory": "16Mi"}},
+            )
         ],
         restartPolicy="Never",
     )
@@ -387,20 +369,18 @@ async def test_init_containers_run_first_and_share_an_emptydir(agent: AgentProc)
     p = pod(
         "inits",
         [
-            {
-                "name": "main",
-                "image": BUSYBOX,
-                "command": ["sh", "-c", "cat /work/a /work/b; sleep 3600"],
-                "volumeMounts": [{"name": "work", "mountPath": "/work"}],
-            }
+            busybox(
+                ["sh", "-c", "cat /work/a /work/b; sleep 3600"],
+                name="main",
+                volumeMounts=[{"name": "work", "mountPath": "/work"}],
+            )
         ],
         initContainers=[
-            {
-                "name": f"init-{x}",
-                "image": BUSYBOX,
-                "command": ["sh", "-c", f"echo {x} > /work/{x}"],
-                "volumeMounts": [{"name": "work", "mountPath": "/work"}],
-            }
+            busybox(
+                ["sh", "-c", f"echo {x} > /work/{x}"],
+                name=f"init-{x}",
+                volumeMounts=[{"name": "work", "mountPath": "/work"}],
+            )
             for x in ("a", "b")
         ],
         volumes=[{"name": "work", "emptyDir": {}}],
@@ -426,7 +406,7 @@ async def test_init_containers_run_first_and_share_an_emptydir(agent: AgentProc)
 
 
 async def test_interactive_exec_session(agent: AgentProc) -> None:
-    p = pod("shell", [{"name": "c", "image": BUSYBOX, "command": ["sleep", "3600"]}])
+    p = pod("shell", [busybox(["sleep", "3600"])])
     uid = p["metadata"]["uid"]
     await agent.sync(p)
     await agent.wait(lambda: ready(agent, uid), 30, "Ready")
@@ -469,13 +449,7 @@ async def test_host_network_pod_uses_the_node_address(node: Node, agent: AgentPr
     await agent.request("network_config", {"podCIDR": "10.244.250.0/24", "nodeIP": "127.0.0.1"})
     p = pod(
         "hostnet",
-        [
-            {
-                "name": "c",
-                "image": BUSYBOX,
-                "command": ["httpd", "-f", "-p", "18080", "-h", "/var/www"],
-            }
-        ],
+        [busybox(["httpd", "-f", "-p", "18080", "-h", "/var/www"])],
         hostNetwork=True,
     )
     uid = p["metadata"]["uid"]

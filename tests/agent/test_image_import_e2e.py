@@ -19,7 +19,7 @@ from control.objects.kinds import NODE, POD
 from tests.cluster import condition
 from tests.polling import eventually
 
-from .node import Node, linked_plane, run
+from .node import Node, linked_plane, run, wait_running
 
 pytestmark = pytest.mark.e2e
 
@@ -94,11 +94,7 @@ async def test_import_then_run_a_pod_from_the_image(
 
             await client.create(POD, _pod("imported", IMAGE))
 
-            async def running() -> bool:
-                p = await client.get(POD, "imported", "default")
-                return (p.get("status") or {}).get("phase") == "Running"
-
-            await eventually(running, "the pod on the imported image Running", within=60)
+            await wait_running(client, "imported", "the pod on the imported image Running")
 
             async def logged() -> str | None:
                 text = await client.logs("imported")

@@ -12,7 +12,7 @@ from control.client import Client
 from control.objects.kinds import POD
 from tests.polling import eventually
 
-from .node import Node, linked_plane
+from .node import Node, linked_plane, wait_running
 
 pytestmark = pytest.mark.e2e
 
@@ -45,11 +45,7 @@ async def test_logs_exec_and_top_through_the_api(node: Node, tmp_path: Path) -> 
                 },
             )
 
-            async def running() -> bool:
-                p = await client.get(POD, "talker", "default")
-                return (p.get("status") or {}).get("phase") == "Running"
-
-            await eventually(running, "talker Running", within=60)
+            await wait_running(client, "talker", "talker Running")
 
             async def logged() -> str | None:
                 text = await client.logs("talker")
