@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 # How `up` and `down` report each step (one line each).
@@ -27,13 +27,17 @@ class CommandError(LocalClusterError):
         super().__init__(f"{' '.join(argv)}: exit {code}: {self.output or '(no output)'}")
 
 
-async def run(argv: Sequence[str], *, check: bool = True, within: float = 60.0) -> str:
-    """Run `argv`; return stdout. With `check`, a non-zero exit raises CommandError."""
+async def capture(
+    argv: Sequence[str], *, within: float = 60.0, env: Mapping[str, str] | None = None
+) -> tuple[int, str, str]:
+    """Run `argv` with no input; its exit code, stdout and stderr. One still
+    running after `within` seconds is killed: LocalClusterError."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), within)
@@ -41,9 +45,15 @@ async def run(argv: Sequence[str], *, check: bool = True, within: float = 60.0) 
         proc.kill()
         await proc.wait()
         raise LocalClusterError(f"{' '.join(argv)}: timed out after {within:.0f}s") from None
-    if check and proc.returncode != 0:
-        raise CommandError(argv, proc.returncode or 0, (err or out).decode(errors="replace"))
-    return out.decode(errors="replace")
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+async def run(argv: Sequence[str], *, check: bool = True, within: float = 60.0) -> str:
+    """Run `argv`; return stdout. With `check`, a non-zero exit raises CommandError."""
+    code, out, err = await capture(argv, within=within)
+    if check and code != 0:
+        raise CommandError(argv, code, err or out)
+    return out
 
 
 def start_daemon(argv: Sequence[str], log: Path, pid_file: Path) -> int:

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.cri.client import CRIClient
-from agent.images import PAUSE_IMAGE, build_images, import_archive
+from agent.images import build_images, import_archive
 from agent.pods.network import write_conflist
 from control.client import Client
 from control.config import load_config
 from control.controlplane import ControlPlane
+from control.localcluster.files import containerd_config
 from control.nodes.transport import CommandTransport
 from control.objects.kinds import POD
 from tests.polling import eventually
@@ -45,42 +46,6 @@ def have_tools() -> str | None:
     if not Path("/usr/lib/cni/bridge").exists():
         return "containernetworking-plugins not installed"
     return None
-
-
-def containerd_config(root: Path, cgroup_note: str = "") -> str:
-    return f"""version = 2
-root = "{root}/root"
-state = "{root}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
-
-[grpc]
-  address = "{root}/containerd.sock"
-
-[ttrpc]
-  address = "{root}/containerd.ttrpc.sock"
-
-[metrics]
-  address = ""
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{root}/opt"
-
-[plugins."io.containerd.grpc.v1.cri"]
-  restrict_oom_score_adj = true
-  sandbox_image = "{PAUSE_IMAGE}"
-  enable_selinux = false
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        Root = "{root}/runc"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "{root}/cni/net.d"
-"""
 
 
 def run(
@@ -115,7 +80,14 @@ class Node:
         self.netns_made = True
         run(self.ns("ip", "link", "set", "lo", "up"))
         write_conflist(self.root / "cni" / "net.d", POD_CIDR, self.root / "cni" / "ipam", BRIDGE)
-        (self.root / "containerd.toml").write_text(containerd_config(self.root))
+        config = containerd_config(
+            root=self.root / "root",
+            state=self.root / "state",
+            socket=self.socket,
+            runc_root=self.root / "runc",
+            cni_conf_dir=self.root / "cni" / "net.d",
+        )
+        (self.root / "containerd.toml").write_text(config)
         log = open(self.root / "containerd.log", "ab")
         # nsenter joins only the netns: `ip netns exec` also remounts /sys, which
         # hides the cgroup v1 mounts from runc.

@@ -35,6 +35,7 @@ from control.localcluster.daemons import start_node_sshd, stop_node_sshd
 from control.localcluster.layout import Layout
 from control.localcluster.proc import (
     LocalClusterError,
+    capture,
     cmdline,
     is_zombie,
     netns_inode,
@@ -132,23 +133,7 @@ async def pilothouse(data_dir: Path, *args: str, within: float = 120.0) -> Run:
     """The real CLI in a child process, finding the cluster through PILOTHOUSE_HOME."""
     env = {**os.environ, "PILOTHOUSE_HOME": str(data_dir)}
     env.pop("KUBECONFIG", None)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "console",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), within)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise AssertionError(f"pilothouse {' '.join(args)}: no answer in {within:.0f}s") from None
-    return Run(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+    return Run(*await capture([sys.executable, "-m", "console", *args], within=within, env=env))
 
 
 async def ok(data_dir: Path, *args: str, within: float = 120.0) -> str:
