@@ -6,32 +6,29 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, overload
+from typing import Any, TypedDict, TypeVar, Unpack, overload
 
 T = TypeVar("T")
 
 
+class Polling(TypedDict, total=False):
+    """How `eventually` polls (its keyword arguments)."""
+
+    within: float
+    every: float
+    describe: Callable[[], str] | None
+    retry_asserts: bool
+
+
 @overload
 async def eventually(
-    check: Callable[[], Awaitable[T | None]],
-    what: str = "",
-    *,
-    within: float = 5.0,
-    every: float = 0.02,
-    describe: Callable[[], str] | None = None,
-    retry_asserts: bool = False,
+    check: Callable[[], Awaitable[T | None]], what: str = "", **polling: Unpack[Polling]
 ) -> T: ...
 
 
 @overload
 async def eventually(
-    check: Callable[[], T | None],
-    what: str = "",
-    *,
-    within: float = 5.0,
-    every: float = 0.02,
-    describe: Callable[[], str] | None = None,
-    retry_asserts: bool = False,
+    check: Callable[[], T | None], what: str = "", **polling: Unpack[Polling]
 ) -> T: ...
 
 
@@ -74,6 +71,8 @@ async def eventually(
         await asyncio.sleep(every)
 
 
-def eventually_blocking(check: Callable[[], T | None], what: str = "", **kwargs: Any) -> T:
+def eventually_blocking(
+    check: Callable[[], T | None], what: str = "", **polling: Unpack[Polling]
+) -> T:
     """`eventually` for a test that runs no event loop: the check runs on this thread."""
-    return asyncio.run(eventually(check, what, **kwargs))
+    return asyncio.run(eventually(check, what, **polling))
