@@ -37,6 +37,11 @@ from agent.network.servicetable import (
 log = logging.getLogger(__name__)
 
 
+def port_80(namespace: str, name: str, **fields: Any) -> Service:
+    """A Service with one unnamed TCP port, 80."""
+    return Service(namespace, name, ports=(ServicePort("", "TCP", 80),), **fields)
+
+
 def web_table() -> ServiceTable:
     t = ServiceTable()
     t.upsert_service(
@@ -145,7 +150,7 @@ def test_bad_endpoint_names_its_field() -> None:
 
 def test_table_changes_count_generations() -> None:
     t = ServiceTable()
-    svc = Service("default", "web", cluster_ip="10.96.0.10", ports=(ServicePort("", "TCP", 80),))
+    svc = port_80("default", "web", cluster_ip="10.96.0.10")
     assert t.upsert_service(svc)
     assert not t.upsert_service(svc)
     assert t.set_endpoints("default", "web", [Endpoint("10.244.1.2", ports={"": 80})])
@@ -211,9 +216,7 @@ def test_clusterip_dnats_to_ready_endpoints_with_their_own_target_ports() -> Non
 
 def test_terminating_endpoints_serve_only_when_none_is_ready() -> None:
     t = ServiceTable()
-    t.upsert_service(
-        Service("d", "s", cluster_ip="10.96.0.20", ports=(ServicePort("", "TCP", 80),))
-    )
+    t.upsert_service(port_80("d", "s", cluster_ip="10.96.0.20"))
     eps = [
         Endpoint("10.244.1.2", ready=False, serving=True, terminating=True, ports={"": 80}),
         Endpoint("10.244.1.3", ready=False, serving=False, terminating=True, ports={"": 80}),
@@ -300,13 +303,8 @@ def test_client_ip_affinity_remembers_the_endpoint_per_client() -> None:
 def affinity_text() -> str:
     t = ServiceTable()
     t.upsert_service(
-        Service(
-            "d",
-            "s",
-            cluster_ip="10.96.0.30",
-            ports=(ServicePort("", "TCP", 80),),
-            session_affinity="ClientIP",
-            affinity_timeout=600,
+        port_80(
+            "d", "s", cluster_ip="10.96.0.30", session_affinity="ClientIP", affinity_timeout=600
         )
     )
     t.set_endpoints(
@@ -333,7 +331,7 @@ def test_affinity_chains(affinity_text: str) -> None:
 
 def test_headless_and_externalname_get_no_rules() -> None:
     t = ServiceTable()
-    t.upsert_service(Service("d", "headless", ports=(ServicePort("", "TCP", 80),)))
+    t.upsert_service(port_80("d", "headless"))
     t.set_endpoints("d", "headless", [Endpoint("10.244.1.2", ports={"": 80})])
     t.upsert_service(Service("d", "ext", type="ExternalName", external_name="example.org"))
     assert plan(t.items()) == []
@@ -563,18 +561,10 @@ async def test_nft_applies_lists_keeps_rules_on_failure_and_cleans_up(
     svc = t.service("default", "web")
     assert svc is not None
     t.upsert_service(
-        Service(
-            "default",
-            "sticky",
-            cluster_ip="10.96.0.11",
-            ports=(ServicePort("", "TCP", 80),),
-            session_affinity="ClientIP",
-        )
+        port_80("default", "sticky", cluster_ip="10.96.0.11", session_affinity="ClientIP")
     )
     t.set_endpoints("default", "sticky", [Endpoint("10.244.1.2", ports={"": 80})])
-    t.upsert_service(
-        Service("default", "empty", cluster_ip="10.96.0.12", ports=(ServicePort("", "TCP", 80),))
-    )
+    t.upsert_service(port_80("default", "empty", cluster_ip="10.96.0.12"))
     await proxy.sync(t)
     listed = await proxy.nft.list_table()
     assert listed is not None
