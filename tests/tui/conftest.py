@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from textual.pilot import Pilot
+from textual.screen import Screen
 
 from console.tui.app import PilothouseApp
 from control.client import Client
 from control.controlplane import ControlPlane
+from tests.polling import eventually
 
 SIZE = (180, 45)
 
@@ -44,3 +46,9 @@ class noted:
 
     def __repr__(self) -> str:
         return f"notification {self.text!r}; shown: {notes(self.app)}"
+
+
+async def press_for(pilot: Pilot[Any], key: str, screen: type[Screen[Any]]) -> None:
+    """Press `key` and wait until it has opened a `screen`."""
+    await pilot.press(key)
+    await eventually(lambda: isinstance(pilot.app.screen, screen))

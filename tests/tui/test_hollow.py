@@ -35,7 +35,7 @@ from control.objects import kinds
 from control.objects.revisions import RESTARTED_AT, REVISION
 from tests.cluster import DEFAULT_TIMEOUT, HollowCluster, hollow_cluster
 from tests.polling import eventually
-from tests.tui.conftest import console, noted
+from tests.tui.conftest import console, noted, press_for
 from tests.tui.helpers import ingress_manifest, make_deployment, service_manifest
 
 Obj = dict[str, Any]
@@ -179,8 +179,7 @@ async def test_slash_filters_pods_by_text_and_label(tmp_path: Path) -> None:
 async def test_s_scales_to_a_typed_number(tmp_path: Path) -> None:
     async with hollow_console(tmp_path, "deploy", {"web": 1}) as h:
         await eventually(lambda: row(h.app.table, 0)[2 : 2 + 1] == ["1/1"])
-        await h.press("s")
-        await eventually(lambda: isinstance(h.app.screen, PromptScreen))
+        await press_for(h.pilot, "s", PromptScreen)
         assert h.app.screen.query_one(Input).value == "1"  # the current count, to edit
         h.app.screen.query_one(Input).value = ""
         await h.press("4", "enter")
@@ -188,8 +187,7 @@ async def test_s_scales_to_a_typed_number(tmp_path: Path) -> None:
         assert (await h.deployment())["spec"]["replicas"] == 4
         await h.wait_running("web", 4)
         await eventually(lambda: row(h.app.table, 0)[2 : 2 + 1] == ["4/4"], within=15)
-        await h.press("s")
-        await eventually(lambda: isinstance(h.app.screen, PromptScreen))
+        await press_for(h.pilot, "s", PromptScreen)
         h.app.screen.query_one(Input).value = "many"
         await h.press("enter")
         await eventually(noted(h.app, "'many' is not a number", "error"))
@@ -238,8 +236,7 @@ async def test_l_shows_logs_with_follow_wrap_timestamps_previous(tmp_path: Path)
         app = h.app
         (pod,) = await h.running("web")
         await eventually(lambda: names(app.table.visible_rows()) == {pod})
-        await h.press("l")
-        await eventually(lambda: isinstance(app.screen, LogScreen))
+        await press_for(h.pilot, "l", LogScreen)
         screen = app.screen
         assert isinstance(screen, LogScreen)
         lines = [f"{pod}/web line {i}" for i in range(1, HOLLOW_LOG_LINES + 1)]
@@ -274,8 +271,7 @@ async def test_d_describes_with_the_cluster_events(tmp_path: Path) -> None:
         app = h.app
         ((pod, node),) = (await h.running("web")).items()
         await eventually(lambda: names(app.table.visible_rows()) == {pod})
-        await h.press("d")
-        await eventually(lambda: isinstance(app.screen, TextScreen))
+        await press_for(h.pilot, "d", TextScreen)
         text = app.screen.text
         assert f"Name:         {pod}" in text and "Kind:         Pod" in text
         assert "phase: Running" in text
@@ -283,8 +279,7 @@ async def test_d_describes_with_the_cluster_events(tmp_path: Path) -> None:
         await h.press("escape")
         await h.jump("deploy")
         await eventually(lambda: len(app.table.shown) == 1)
-        await h.press("d")
-        await eventually(lambda: isinstance(app.screen, TextScreen))
+        await press_for(h.pilot, "d", TextScreen)
         assert "ScalingReplicaSet" in app.screen.text  # the deployment controller's event
 
 
@@ -294,8 +289,7 @@ async def test_y_shows_the_live_yaml(tmp_path: Path) -> None:
         ((pod, node),) = (await h.running("web")).items()
         obj = await h.client.get(kinds.POD, pod, "default")
         await eventually(lambda: names(app.table.visible_rows()) == {pod})
-        await h.press("y")
-        await eventually(lambda: isinstance(app.screen, TextScreen))
+        await press_for(h.pilot, "y", TextScreen)
         text = app.screen.text
         assert f"  name: {pod}" in text and f"nodeName: {node}" in text
         assert f"podIP: {obj['status']['podIP']}" in text and "phase: Running" in text
@@ -330,13 +324,11 @@ async def test_ctrl_d_deletes_a_pod_and_its_replacement_shows(tmp_path: Path) ->
         before = set(await h.running("web"))
         await eventually(lambda: names(app.table.visible_rows()) == before)
         victim = sorted(before)[0]  # the first row, under the cursor
-        await h.press("ctrl+d")
-        await eventually(lambda: isinstance(app.screen, ConfirmScreen))
+        await press_for(h.pilot, "ctrl+d", ConfirmScreen)
         assert victim in app.screen.message
         await h.press("n")
         assert set(await h.running("web")) == before
-        await h.press("ctrl+d")
-        await eventually(lambda: isinstance(app.screen, ConfirmScreen))
+        await press_for(h.pilot, "ctrl+d", ConfirmScreen)
         await h.press("y")
         await eventually(noted(app, f'pod "{victim}" deleted'))
         after = set(await h.wait_running("web", 2))
@@ -453,10 +445,8 @@ async def test_drain_evicts_with_progress_and_pods_move(tmp_path: Path) -> None:
         app = h.app
         on_1 = {p for p, n in (await h.running("web")).items() if n == "node-1"}
         await eventually(lambda: len(app.table.shown) == 2)
-        await h.press("r")  # drain, on the nodes view
-        await eventually(lambda: isinstance(app.screen, ConfirmScreen))
-        await h.press("y")
-        await eventually(lambda: isinstance(app.screen, ProgressScreen))
+        await press_for(h.pilot, "r", ConfirmScreen)  # drain, on the nodes view
+        await press_for(h.pilot, "y", ProgressScreen)
         screen = app.screen
         assert isinstance(screen, ProgressScreen)
         await eventually(noted(app, f"node/node-1 drained ({len(on_1)} pods evicted)"), within=20)
@@ -487,15 +477,13 @@ async def test_a_applies_a_manifest_file_and_its_pods_run(tmp_path: Path) -> Non
         "    spec: {containers: [{name: api, image: pilothouse/busybox}]}\n"
     )
     async with hollow_console(tmp_path, "pods") as h:
-        await h.press("a")
-        await eventually(lambda: isinstance(h.app.screen, PromptScreen))
+        await press_for(h.pilot, "a", PromptScreen)
         h.app.screen.query_one(Input).value = str(manifest)
         await h.press("enter")
         await eventually(noted(h.app, "deployment.apps/api created"))
         running = await h.wait_running("api", 2)
         await eventually(lambda: names(h.app.table.visible_rows()) == set(running), within=15)
-        await h.press("a")
-        await eventually(lambda: isinstance(h.app.screen, PromptScreen))
+        await press_for(h.pilot, "a", PromptScreen)
         h.app.screen.query_one(Input).value = str(tmp_path / "missing.yaml")
         await h.press("enter")
         await eventually(noted(h.app, "missing.yaml", "error"))
@@ -519,8 +507,7 @@ async def test_command_palette_runs_node_actions(tmp_path: Path) -> None:
 
 async def test_question_mark_lists_the_view_keys(tmp_path: Path) -> None:
     async with hollow_console(tmp_path, "no") as h:
-        await h.press("question_mark")
-        await eventually(lambda: isinstance(h.app.screen, HelpScreen))
+        await press_for(h.pilot, "question_mark", HelpScreen)
         rows = {(r[0], r[1]) for r in h.app.screen.rows}
         assert {("c", "cordon"), ("u", "uncordon"), ("r", "drain")} <= rows
         assert not {r[1] for r in h.app.screen.rows} & {"scale", "logs", "restart", "undo"}

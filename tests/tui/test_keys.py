@@ -17,7 +17,7 @@ from control.errors import ApiError
 from control.objects import kinds
 from control.objects.revisions import REVISION
 from tests.polling import eventually
-from tests.tui.conftest import console, noted, notes
+from tests.tui.conftest import console, noted, notes, press_for
 from tests.tui.helpers import event_manifest, make_deployment, make_node, make_pod
 
 
@@ -121,13 +121,11 @@ async def test_s_scales_to_a_typed_number(plane: ControlPlane, client: Client) -
     await make_deployment(client, "web", replicas=2)
     async with console(plane, view="deploy") as (app, pilot):
         await eventually(lambda: len(app.table.shown) == 1)
-        await pilot.press("s")
-        await eventually(lambda: isinstance(app.screen, PromptScreen))
+        await press_for(pilot, "s", PromptScreen)
         app.screen.query_one(Input).value = ""
         await pilot.press(*"7", "enter")
         await eventually(lambda: _eq(replicas(client), 7))
-        await pilot.press("s")
-        await eventually(lambda: isinstance(app.screen, PromptScreen))
+        await press_for(pilot, "s", PromptScreen)
         app.screen.query_one(Input).value = ""
         await pilot.press(*"-3", "enter")
         await eventually(noted(app, "replicas must be >= 0", "error"))
@@ -165,13 +163,11 @@ async def test_ctrl_d_deletes_after_confirmation(plane: ControlPlane, client: Cl
     await make_pod(client, "web-1")
     async with console(plane) as (app, pilot):
         await eventually(lambda: len(app.table.shown) == 1)
-        await pilot.press("ctrl+d")
-        await eventually(lambda: isinstance(app.screen, ConfirmScreen))
+        await press_for(pilot, "ctrl+d", ConfirmScreen)
         await pilot.press("n")
         await pilot.pause(0.2)
         assert (await client.get(kinds.POD, "web-1", "default"))["metadata"]["name"] == "web-1"
-        await pilot.press("ctrl+d")
-        await eventually(lambda: isinstance(app.screen, ConfirmScreen))
+        await press_for(pilot, "ctrl+d", ConfirmScreen)
         await pilot.press("y")
         await eventually(lambda: len(app.table.shown) == 0)
         with pytest.raises(ApiError) as e:
@@ -184,8 +180,7 @@ async def test_y_shows_yaml(plane: ControlPlane, client: Client) -> None:
     await make_deployment(client, "web")
     async with console(plane, view="deploy") as (app, pilot):
         await eventually(lambda: len(app.table.shown) == 1)
-        await pilot.press("y")
-        await eventually(lambda: isinstance(app.screen, TextScreen))
+        await press_for(pilot, "y", TextScreen)
         text = app.screen.text
         assert "kind: Deployment" in text and "name: web" in text and "replicas: 2" in text
         await pilot.press("escape")
@@ -206,8 +201,7 @@ async def test_d_describes_with_events(plane: ControlPlane, client: Client) -> N
     )
     async with console(plane) as (app, pilot):
         await eventually(lambda: len(app.table.shown) == 1)
-        await pilot.press("d")
-        await eventually(lambda: isinstance(app.screen, TextScreen))
+        await press_for(pilot, "d", TextScreen)
         text = app.screen.text
         assert "Name:         web-1" in text
         assert "BackOff" in text and "Back-off restarting failed container" in text
@@ -262,8 +256,7 @@ async def test_l_logs_reports_the_api_error(plane: ControlPlane, client: Client)
     await make_pod(client, "web-1")
     async with console(plane) as (app, pilot):
         await eventually(lambda: len(app.table.shown) == 1)
-        await pilot.press("l")
-        await eventually(lambda: isinstance(app.screen, LogScreen))
+        await press_for(pilot, "l", LogScreen)
         # The pod has no node, so the API server has no logs to give: the console
         # shows the API's own error, not hang.
         await eventually(
@@ -296,14 +289,12 @@ async def test_a_applies_a_manifest(plane: ControlPlane, client: Client, tmp_pat
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: broken\nspec: {}\n")
     async with console(plane) as (app, pilot):
-        await pilot.press("a")
-        await eventually(lambda: isinstance(app.screen, PromptScreen))
+        await press_for(pilot, "a", PromptScreen)
         app.screen.query_one(Input).value = str(manifest)
         await pilot.press("enter")
         await eventually(noted(app, "configmap/conf created"))
         assert (await client.get(kinds.CONFIGMAP, "conf", "default"))["data"] == {"a": "1"}
-        await pilot.press("a")
-        await eventually(lambda: isinstance(app.screen, PromptScreen))
+        await press_for(pilot, "a", PromptScreen)
         app.screen.query_one(Input).value = str(bad)
         await pilot.press("enter")
         await eventually(noted(app, "Invalid", "error"))
@@ -355,8 +346,7 @@ async def test_e_reports_a_conflict(
 
 async def test_question_mark_shows_keys_with_ids(plane: ControlPlane) -> None:
     async with console(plane, view="deploy") as (app, pilot):
-        await pilot.press("question_mark")
-        await eventually(lambda: isinstance(app.screen, HelpScreen))
+        await press_for(pilot, "question_mark", HelpScreen)
         ids = {row[1] for row in app.screen.rows}
         assert {"scale_up", "scale_down", "scale", "delete", "restart", "undo", "yaml"} <= ids
         assert "cordon" not in ids  # not on deployments

@@ -20,7 +20,7 @@ from console.tui.screens import TextScreen
 from tests.cluster import HollowCluster, hollow_pod
 from tests.polling import eventually
 from tests.terminal import Terminal
-from tests.tui.conftest import console, noted
+from tests.tui.conftest import console, noted, press_for
 
 
 @pytest.fixture
@@ -70,8 +70,7 @@ async def test_x_runs_a_shell_with_the_terminal_handed_over(
         await pilot.pause()
         assert app.screen is app.main and app.view.name == "pods"  # back where it was
         # The same from the pod's describe screen.
-        await pilot.press("d")
-        await eventually(lambda: isinstance(app.screen, TextScreen))
+        await press_for(pilot, "d", TextScreen)
         await pilot.press("x")
         await eventually(lambda: len(calls) == 2)
     argv = calls[0]
@@ -123,8 +122,7 @@ async def test_x_is_hidden_when_read_only(cluster: HollowCluster, driver_events:
         await eventually(lambda: len(app.table.shown) == 1)
         assert app.main.check_action("shell", ()) is False
         await pilot.press("x")
-        await pilot.press("d")
-        await eventually(lambda: isinstance(app.screen, TextScreen))
+        await press_for(pilot, "d", TextScreen)
         assert app.screen.check_action("shell", ()) is False
         await pilot.press("x")
         await pilot.pause()

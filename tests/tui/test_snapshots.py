@@ -23,9 +23,11 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.screen import Screen
 
 from console.tui import views
 from console.tui.app import PilothouseApp
@@ -37,6 +39,7 @@ from control.client import Client
 from control.config import load_config
 from control.objects import kinds
 from tests.polling import eventually
+from tests.tui.conftest import press_for
 from tests.tui.helpers import (
     endpoints_manifest,
     event_manifest,
@@ -153,34 +156,21 @@ def test_view(snap_compare: Snap, socket: str, view: str) -> None:
     assert snap_compare(make_app(socket, view), terminal_size=SIZE, run_before=run_before)
 
 
-def test_help(snap_compare: Snap, socket: str) -> None:
+@pytest.mark.parametrize(
+    ("view", "key", "screen"),
+    [
+        pytest.param("deployments", "question_mark", HelpScreen, id="help"),
+        pytest.param("deployments", "y", TextScreen, id="yaml"),  # on api, the first row
+        pytest.param("pods", "d", TextScreen, id="describe"),  # on api-1, the first row
+    ],
+)
+def test_screen(
+    snap_compare: Snap, socket: str, view: str, key: str, screen: type[Screen[Any]]
+) -> None:
     async def run_before(pilot: Pilot[None]) -> None:
         app = pilot.app
         assert isinstance(app, PilothouseApp)
-        await settled(app, ROWS["deployments"])
-        await pilot.press("question_mark")
-        await eventually(lambda: isinstance(app.screen, HelpScreen))
+        await settled(app, ROWS[view])
+        await press_for(pilot, key, screen)
 
-    assert snap_compare(make_app(socket, "deployments"), terminal_size=SIZE, run_before=run_before)
-
-
-def test_yaml(snap_compare: Snap, socket: str) -> None:
-    async def run_before(pilot: Pilot[None]) -> None:
-        app = pilot.app
-        assert isinstance(app, PilothouseApp)
-        await settled(app, ROWS["deployments"])
-        await pilot.press("y")  # on api, the first row
-        await eventually(lambda: isinstance(app.screen, TextScreen))
-
-    assert snap_compare(make_app(socket, "deployments"), terminal_size=SIZE, run_before=run_before)
-
-
-def test_describe(snap_compare: Snap, socket: str) -> None:
-    async def run_before(pilot: Pilot[None]) -> None:
-        app = pilot.app
-        assert isinstance(app, PilothouseApp)
-        await settled(app, ROWS["pods"])
-        await pilot.press("d")  # on api-1, the first row
-        await eventually(lambda: isinstance(app.screen, TextScreen))
-
-    assert snap_compare(make_app(socket, "pods"), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(socket, view), terminal_size=SIZE, run_before=run_before)
