@@ -11,8 +11,9 @@ fixture to yield an open, empty store (closed after the test):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -28,6 +29,18 @@ from control.store.interface import (
 )
 
 TIMEOUT = 3.0
+
+S = TypeVar("S", bound=Store)
+
+
+@contextlib.asynccontextmanager
+async def opened(store: S) -> AsyncIterator[S]:
+    """`store`, open until the block ends."""
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def pod(name: str, ns: str = "default", **labels: str) -> Obj:

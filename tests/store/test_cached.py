@@ -15,18 +15,14 @@ from control.store.cache import CachedStore
 from control.store.interface import KV, ListResult, RevisionConflict, Store, StoreError, WatchEvent
 from control.store.sqlite import SqliteStore
 from tests.polling import eventually
-from tests.store.contract import TIMEOUT, StoreContract, close_iter, key, pod
+from tests.store.contract import TIMEOUT, StoreContract, close_iter, key, opened, pod
 
 
 class TestCachedStore(StoreContract):
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[Store]:
-        s = CachedStore(SqliteStore(tmp_path / "store.db"))
-        await s.open()
-        try:
+        async with opened(CachedStore(SqliteStore(tmp_path / "store.db"))) as s:
             yield s
-        finally:
-            await s.close()
 
 
 class ProbeStore(SqliteStore):
@@ -68,12 +64,8 @@ async def backend(tmp_path: Path) -> ProbeStore:
 
 @pytest.fixture
 async def cache(backend: ProbeStore) -> AsyncIterator[CachedStore]:
-    c = CachedStore(backend)
-    await c.open()
-    try:
+    async with opened(CachedStore(backend)) as c:
         yield c
-    finally:
-        await c.close()
 
 
 async def caught_up(cache: CachedStore, backend: Store) -> None:
@@ -307,11 +299,7 @@ async def test_reopen_loads_what_is_stored(tmp_path: Path) -> None:
     kvs = [await first.create(key(f"p{i}"), pod(f"p{i}")) for i in range(3)]
     await first.delete(key("p1"))
     await first.close()
-    again = CachedStore(SqliteStore(path))
-    await again.open()
-    try:
+    async with opened(CachedStore(SqliteStore(path))) as again:
         assert (await again.list("/registry/pods/")).items == [kvs[0], kvs[2]]
         assert await again.revision() == 4
         assert await again.get(key("p2")) == kvs[2]
-    finally:
-        await again.close()

@@ -11,32 +11,44 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from control.store.interface import Compacted, Store, StoreError, StoreLocked
+from control.store.interface import Compacted, Store, StoreError, StoreLocked, WatchEvent
 from control.store.sqlite import SqliteStore
-from tests.store.contract import StoreContract, close_iter, key, next_event, pod, take
+from tests.store.contract import (
+    StoreContract,
+    close_iter,
+    key,
+    next_event,
+    opened,
+    pod,
+    take,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @contextlib.asynccontextmanager
-async def opened(path: Path, **options: Any) -> AsyncIterator[SqliteStore]:
-    """The store at `path`, open until the block ends."""
-    s = SqliteStore(path, **options)
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
+async def slow_watcher(
+    db_path: Path, watch_buffer: int
+) -> AsyncIterator[tuple[SqliteStore, AsyncIterator[WatchEvent]]]:
+    """A store with a watch of the pods from the start that has taken the first
+    write's event (p0), and reads no more until the test does."""
+    async with opened(SqliteStore(db_path, watch_buffer=watch_buffer)) as s:
+        it = s.watch("/registry/pods/", 0)
+        try:
+            await s.create(key("p0"), pod("p0"))
+            assert (await next_event(it)).revision == 1
+            yield s, it
+        finally:
+            await close_iter(it)
 
 
 class TestSqliteStore(StoreContract):
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[Store]:
-        async with opened(tmp_path / "store.db") as s:
+        async with opened(SqliteStore(tmp_path / "store.db")) as s:
             yield s
 
 
@@ -46,14 +58,14 @@ def db_path(tmp_path: Path) -> Path:
 
 
 async def test_wal_mode_is_on(db_path: Path) -> None:
-    async with opened(db_path) as s:
+    async with opened(SqliteStore(db_path)) as s:
         await s.create(key("a"), pod("a"))
         with sqlite3.connect(db_path) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 async def test_second_open_fails_at_once(db_path: Path) -> None:
-    async with opened(db_path) as first:
+    async with opened(SqliteStore(db_path)) as first:
         second = SqliteStore(db_path)
         started = time.monotonic()
         with pytest.raises(StoreLocked) as info:
@@ -65,7 +77,7 @@ async def test_second_open_fails_at_once(db_path: Path) -> None:
         kv = await first.create(key("a"), pod("a"))
         assert kv.mod_revision == 1
     # Once released, the store opens again with its data.
-    async with opened(db_path) as again:
+    async with opened(SqliteStore(db_path)) as again:
         assert await again.revision() == 1
         assert await again.get(key("a")) is not None
 
@@ -78,7 +90,7 @@ async def test_reopen_keeps_data_and_revisions(db_path: Path) -> None:
     await s.delete(key("b"))
     await s.compact(2)
     await s.close()
-    async with opened(db_path) as s:
+    async with opened(SqliteStore(db_path)) as s:
         assert await s.revision() == 3
         assert await s.compacted_revision() == 2
         assert [kv.key for kv in (await s.list("/registry/pods/")).items] == [key("a")]
@@ -96,13 +108,13 @@ async def test_closed_store_refuses_work(db_path: Path) -> None:
 
 
 async def test_invalid_continue_token(db_path: Path) -> None:
-    async with opened(db_path) as s:
+    async with opened(SqliteStore(db_path)) as s:
         with pytest.raises(ValueError):
             await s.list("/registry/pods/", limit=1, continue_token="not a token")
 
 
 async def test_writes_queued_together_are_each_answered(db_path: Path) -> None:
-    async with opened(db_path, max_batch=7) as s:
+    async with opened(SqliteStore(db_path, max_batch=7)) as s:
         results = await asyncio.gather(
             *(s.create(key(f"p{i % 40}"), pod(f"p{i}")) for i in range(50)),
             return_exceptions=True,
@@ -113,7 +125,7 @@ async def test_writes_queued_together_are_each_answered(db_path: Path) -> None:
 
 
 async def test_list_reports_remaining_items(db_path: Path) -> None:
-    async with opened(db_path) as s:
+    async with opened(SqliteStore(db_path)) as s:
         for i in range(7):
             await s.create(key(f"p{i}"), pod(f"p{i}"))
         page = await s.list("/registry/pods/", limit=3)
@@ -130,47 +142,35 @@ async def test_close_answers_queued_writes(db_path: Path) -> None:
     committed = {r.key for r in results if not isinstance(r, BaseException)}
     assert all(isinstance(r, StoreError) for r in results if isinstance(r, BaseException))
     assert committed
-    async with opened(db_path) as s:
+    async with opened(SqliteStore(db_path)) as s:
         stored = {kv.key for kv in (await s.list("/registry/pods/")).items}
         assert stored == committed
 
 
 async def test_slow_watcher_catches_up_from_the_log(db_path: Path) -> None:
-    async with opened(db_path, watch_buffer=8) as s:
-        it = s.watch("/registry/pods/", 0)
-        try:
-            await s.create(key("p000"), pod("p000"))
-            assert (await next_event(it)).revision == 1
-            # The watcher reads nothing while 100 writes overflow its buffer of 8.
-            for i in range(1, 101):
-                await s.create(key(f"p{i:03d}"), pod(f"p{i:03d}"))
-            rest = await take(it, 100)
-            assert [e.revision for e in rest] == list(range(2, 102))
-            live = await s.create(key("last"), pod("last"))
-            assert (await next_event(it)).kv == live
-        finally:
-            await close_iter(it)
+    async with slow_watcher(db_path, watch_buffer=8) as (s, it):
+        # The watcher reads nothing while 100 writes overflow its buffer of 8.
+        for i in range(1, 101):
+            await s.create(key(f"p{i:03d}"), pod(f"p{i:03d}"))
+        rest = await take(it, 100)
+        assert [e.revision for e in rest] == list(range(2, 102))
+        live = await s.create(key("last"), pod("last"))
+        assert (await next_event(it)).kv == live
 
 
 async def test_slow_watcher_overtaken_by_compaction_gets_compacted(db_path: Path) -> None:
-    async with opened(db_path, watch_buffer=4) as s:
-        it = s.watch("/registry/pods/", 0)
-        try:
-            await s.create(key("p0"), pod("p0"))
-            assert (await next_event(it)).revision == 1
-            for i in range(1, 20):
-                await s.create(key(f"p{i}"), pod(f"p{i}"))
-            await s.compact(10)
-            # What was buffered before the overflow may still come; then the gap shows.
-            with pytest.raises(Compacted):
-                for _ in range(20):
-                    await next_event(it)
-        finally:
-            await close_iter(it)
+    async with slow_watcher(db_path, watch_buffer=4) as (s, it):
+        for i in range(1, 20):
+            await s.create(key(f"p{i}"), pod(f"p{i}"))
+        await s.compact(10)
+        # What was buffered before the overflow may still come; then the gap shows.
+        with pytest.raises(Compacted):
+            for _ in range(20):
+                await next_event(it)
 
 
 async def test_automatic_compaction(db_path: Path) -> None:
-    async with opened(db_path, compact_keep=20, compact_every=10) as s:
+    async with opened(SqliteStore(db_path, compact_keep=20, compact_every=10)) as s:
         for i in range(100):
             await s.create(key(f"p{i:03d}"), pod(f"p{i:03d}"))
         await s.compact(0)  # a no-op, queued behind any automatic compaction in flight
@@ -187,7 +187,7 @@ async def test_automatic_compaction(db_path: Path) -> None:
 
 
 async def test_compaction_beyond_current_revision_is_refused(db_path: Path) -> None:
-    async with opened(db_path) as s:
+    async with opened(SqliteStore(db_path)) as s:
         await s.create(key("a"), pod("a"))
         with pytest.raises(ValueError):
             await s.compact(5)
@@ -197,7 +197,7 @@ async def test_compaction_beyond_current_revision_is_refused(db_path: Path) -> N
 async def test_paged_list_survives_compaction_of_older_writes(db_path: Path) -> None:
     # Compaction keeps each key's latest write at or below the compacted revision,
     # so a page at a kept revision still shows values written long before.
-    async with opened(db_path) as s:
+    async with opened(SqliteStore(db_path)) as s:
         for i in range(4):
             await s.create(key(f"p{i}"), pod(f"p{i}", v="1"))
         first = await s.list("/registry/pods/", limit=2)
@@ -263,7 +263,7 @@ async def test_acknowledged_writes_survive_kill_9(db_path: Path) -> None:
             acked[parts[0]] = int(parts[1])
     assert await asyncio.wait_for(proc.wait(), 5) == -signal.SIGKILL
 
-    async with opened(db_path) as s:
+    async with opened(SqliteStore(db_path)) as s:
         assert await s.revision() >= max(acked.values())
         stored = {kv.key: kv.mod_revision for kv in (await s.list("/registry/test/")).items}
         missing = {k: r for k, r in acked.items() if stored.get(k) != r}
