@@ -62,6 +62,7 @@ async def up(args: argparse.Namespace) -> int:
         cluster=args.name,
         node_subnet=args.node_subnet,
         pod_cidr=args.pod_cidr,
+        service_cidr=args.service_cidr,
         api_listen=args.listen,
         node_grace_period=args.node_grace_period,
         backoff_base=args.backoff_base,

@@ -345,6 +345,11 @@ def _up(sub: Subparsers) -> None:
         "--pod-cidr", default="10.244.0.0/16", help="pod addresses (default 10.244.0.0/16)"
     )
     p.add_argument(
+        "--service-cidr",
+        default="10.96.0.0/12",
+        help="ClusterIP addresses (default 10.96.0.0/12; the cluster DNS is its 10th)",
+    )
+    p.add_argument(
         "--listen", help="API TLS address for the config (default 127.0.0.1:6443; '' disables)"
     )
     p.add_argument(

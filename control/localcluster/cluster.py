@@ -24,6 +24,7 @@ from control.localcluster.clusterconfig import (
     DEFAULT_NODE_GRACE_PERIOD,
     check_config_is_ours,
     default_agent_command,
+    host_service_proxy,
     render_config,
     write_config,
 )
@@ -42,6 +43,7 @@ from control.localcluster.plan import (
     DEFAULT_NODE_CIDR_MASK,
     DEFAULT_NODE_SUBNET,
     DEFAULT_POD_CIDR,
+    DEFAULT_SERVICE_CIDR,
     SSH_PORT,
     NodeState,
     Plan,
@@ -98,6 +100,7 @@ async def up(
     node_subnet: str = DEFAULT_NODE_SUBNET,
     pod_cidr: str = DEFAULT_POD_CIDR,
     node_cidr_mask: int = DEFAULT_NODE_CIDR_MASK,
+    service_cidr: str = DEFAULT_SERVICE_CIDR,
     images: Sequence[Path] | None = None,
     agent_command: Sequence[str] | None = None,
     serve_command: Sequence[str] | None = None,
@@ -114,7 +117,8 @@ async def up(
     API with the pod CIDRs the network was built for. `agent_command` defaults
     to the local launcher, which passes each node's settings to `python3 -m
     agent`, together with `agent_flags(...)`. A data dir keeps the network
-    ranges of its first `up`.
+    ranges of its first `up`. The control plane also runs a service proxy on
+    the host (`host_service_proxy`), so that the host reaches ClusterIPs.
 
     `node_grace_period` is the control plane's node_monitor_grace_period: how
     long a silent node stays Ready. `backoff_base` is the agents' first
@@ -138,6 +142,7 @@ async def up(
                 node_subnet=node_subnet,
                 pod_cidr=pod_cidr,
                 node_cidr_mask=node_cidr_mask,
+                service_cidr=service_cidr,
             )
         else:
             plan = make_plan(
@@ -146,6 +151,7 @@ async def up(
                 node_subnet=state.node_subnet,
                 pod_cidr=state.pod_cidr,
                 node_cidr_mask=state.node_cidr_mask,
+                service_cidr=state.service_cidr,
             )
             if state.cluster != cluster:
                 raise LocalClusterError(
@@ -173,7 +179,9 @@ async def up(
             state.save(lay.state)
 
         await network.ensure_bridge(plan, state, lay.state)
+        await network.ensure_br_netfilter(progress)
         await network.ensure_forwarding_rule(state)
+        await network.ensure_service_route(state, lay.state)
         state.save(lay.state)
         if ensure_dir(RUN_SSHD):
             state.made_run_sshd = True
@@ -203,7 +211,15 @@ async def up(
         files.write_private(lay.known_hosts, known, 0o644)
 
         def config(nodes: Sequence[NodeState]) -> str:
-            return render_config(lay, plan, nodes, agent_command, api_listen, node_grace_period)
+            return render_config(
+                lay,
+                plan,
+                nodes,
+                agent_command,
+                api_listen,
+                node_grace_period,
+                service_proxies=[host_service_proxy()],
+            )
 
         serve_pid = None
         if serve_command is None:
@@ -302,6 +318,10 @@ async def _down(lay: Layout, *, progress: Progress) -> bool:
         return_exceptions=True,
     )
     errors = [r for r in results if isinstance(r, BaseException)]
+    try:
+        await network.remove_host_services(state)
+    except LocalClusterError as e:
+        errors.append(e)
     if await network.remove_host_network(state):
         progress(f"bridge {state.bridge}: removed")
     # /run/sshd is shared: every sshd on the machine needs it for each new

@@ -1,4 +1,5 @@
-"""The control plane's config file for a local cluster, and its agents' command."""
+"""The control plane's config file for a local cluster, its agents' command,
+and the service proxy that lets the host itself reach ClusterIPs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ CONFIG_MARKER = "# Written by `pilothouse up`"
 DEFAULT_NODE_GRACE_PERIOD = 40.0  # Kubernetes' node-monitor-grace-period
 DEFAULT_BACKOFF_BASE = 10.0  # kubelet's first CrashLoopBackOff delay
 AGENT_LAUNCHER = "control.localcluster.agent_launcher"
+HOST_PROXY = "host"
+
+# A `[[service_proxies]]` entry: its name and the argv the control plane runs locally.
+ServiceProxy = tuple[str, Sequence[str]]
 
 
 def agent_flags(node_grace_period: float, backoff_base: float) -> list[str]:
@@ -41,6 +46,12 @@ def default_agent_command(node_grace_period: float, backoff_base: float) -> list
     return [sys.executable, "-m", AGENT_LAUNCHER, *agent_flags(node_grace_period, backoff_base)]
 
 
+def host_service_proxy() -> ServiceProxy:
+    """An agent with no pods on the host itself, which keeps the host's service
+    rules, so that an operator on the machine reaches ClusterIPs."""
+    return HOST_PROXY, [sys.executable, "-m", "agent", "--proxy-only"]
+
+
 def render_config(
     lay: Layout,
     plan: Plan,
@@ -48,8 +59,10 @@ def render_config(
     agent_command: Sequence[str],
     api_listen: str | None,
     node_grace_period: float,
+    service_proxies: Sequence[ServiceProxy] = (),
 ) -> str:
-    """The config that reaches `nodes` over SSH (none: a control plane with no node links)."""
+    """The config that reaches `nodes` over SSH (none: a control plane with no
+    node links), and runs `service_proxies`."""
     lines = [
         f"{CONFIG_MARKER} for local cluster {plan.cluster!r}; `pilothouse down` removes it.",
         "",
@@ -67,6 +80,7 @@ def render_config(
         "[network]",
         f"pod_cidr = {files.toml_str(plan.pod_cidr)}",
         f"node_cidr_mask = {plan.node_cidr_mask}",
+        f"service_cidr = {files.toml_str(plan.service_cidr)}",
         "",
         "[controllers]",
         f'node_monitor_grace_period = "{node_grace_period:g}s"',
@@ -80,6 +94,13 @@ def render_config(
             f"port = {SSH_PORT}",
             'user = "root"',
             f'labels = {{ "pilothouse.io/local-cluster" = {files.toml_str(plan.cluster)} }}',
+            "",
+        ]
+    for name, command in service_proxies:
+        lines += [
+            "[[service_proxies]]",
+            f"name = {files.toml_str(name)}",
+            f"command = {files.toml_list(command)}",
             "",
         ]
     return "\n".join(lines)

@@ -1,6 +1,8 @@
 """The local cluster's network on the host: the bridge, each node's namespace
-and veth pair, the routes to the pod CIDRs, and a forwarding rule when the
-host needs one. Everything made is recorded in the state, for `down`."""
+and veth pair, the routes to the pod CIDRs, the service CIDR's `unreachable`
+routes, and a forwarding rule when the host needs one. Everything made is
+recorded in the state, for `down`, which also removes what the agents made for
+Services: their nftables table, cluster DNS interface and conntrack flows."""
 
 from __future__ import annotations
 
@@ -12,10 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from control.localcluster.plan import NodeState, Plan
-from control.localcluster.proc import CommandError, LocalClusterError, run
+from control.localcluster.proc import CommandError, LocalClusterError, Progress, run
 from control.localcluster.state import State
 
 BR_NETFILTER = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+# What the agents make for Services (agent.network): their nftables table, and
+# the dummy interface that holds the cluster DNS address in a node's namespace.
+SERVICE_TABLE = ("ip", "pilothouse")
+DNS_LINK = "ph-dns"
 
 
 async def link_exists(name: str, netns: str | None = None) -> bool:
@@ -70,6 +76,43 @@ async def ensure_bridge(plan: Plan, state: State, save_to: Path) -> None:
     await run(["ip", "link", "set", plan.bridge, "up"])
 
 
+async def ensure_br_netfilter(progress: Progress) -> None:
+    """Bridged frames through the ip hooks, so that a Service reply from a pod
+    to a pod on the same node bridge is un-NATed (the sysctl is set per node
+    namespace in ensure_netns). Loads br_netfilter on the host when missing."""
+    if BR_NETFILTER.exists():  # noqa: ASYNC240  (procfs: never blocks)
+        return
+    try:
+        await run(["modprobe", "br_netfilter"])
+    except (CommandError, FileNotFoundError) as e:
+        progress(
+            f"warning: cannot load br_netfilter ({e}); a pod reaching a Service whose "
+            "endpoint is on its own node may get no answer"
+        )
+
+
+async def ensure_service_route(state: State, save_to: Path) -> None:
+    """The service CIDR `unreachable` on the host: a ClusterIP that no service
+    rule catches fails at once. Another cluster's identical route is shared."""
+    cidr = ipaddress.ip_network(state.service_cidr)
+    for route in json.loads(await run(["ip", "-j", "route", "show"]) or "[]"):
+        dst = route.get("dst", "")
+        if not dst or dst == "default":
+            continue
+        with contextlib.suppress(ValueError):
+            net = ipaddress.ip_network(dst, strict=False)
+            if net == cidr and route.get("type") == "unreachable":
+                return
+            if net.overlaps(cidr):
+                raise LocalClusterError(
+                    f"service CIDR {cidr} overlaps host route {dst} "
+                    f"(dev {route.get('dev')}); choose another --service-cidr"
+                )
+    state.service_route_created = True
+    state.save(save_to)
+    await run(["ip", "route", "replace", "unreachable", str(cidr)])
+
+
 async def ensure_forwarding_rule(state: State) -> None:
     """Let node-to-node traffic cross the bridge when the host drops forwarding.
 
@@ -106,7 +149,11 @@ async def ensure_netns(plan: Plan, node: NodeState) -> None:
     await run(["ip", "-n", node.netns, "link", "set", "lo", "up"])
     await run(["ip", "-n", node.netns, "link", "set", "eth0", "up"])
     await run(["ip", "-n", node.netns, "route", "replace", "default", "via", plan.gateway])
-    await run(["ip", "netns", "exec", node.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+    await run(["ip", "-n", node.netns, "route", "replace", "unreachable", plan.service_cidr])
+    sysctls = ["net.ipv4.ip_forward=1"]
+    if BR_NETFILTER.exists():  # noqa: ASYNC240  (procfs: never blocks)
+        sysctls.append("net.bridge.bridge-nf-call-iptables=1")
+    await run(["ip", "netns", "exec", node.netns, "sysctl", "-qw", *sysctls])
 
 
 async def ensure_routes(state: State, nodes: Sequence[NodeState]) -> None:
@@ -147,6 +194,41 @@ async def remove_routes_to(state: State, gone: NodeState) -> None:
     if gone.pod_cidr in state.host_routes:
         await run(["ip", "route", "del", gone.pod_cidr, "dev", state.bridge], check=False)
         state.host_routes.remove(gone.pod_cidr)
+
+
+async def delete_service_table(netns: str | None = None) -> None:
+    """The agents' nftables table, on the host or in a node's namespace; no
+    error when it is not there (or nft is not installed)."""
+    if shutil.which("nft") is None:
+        return
+    argv = ["nft", "delete", "table", *SERVICE_TABLE]
+    if netns is not None:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    try:
+        await run(argv)
+    except CommandError as e:
+        if "No such file or directory" not in e.output:
+            raise
+
+
+async def remove_node_services(node: NodeState) -> None:
+    """What the node's agent made for Services in its namespace (the namespace
+    is about to go, and all of it with it: so no error stops `down` here)."""
+    with contextlib.suppress(CommandError):
+        await delete_service_table(node.netns)
+    await run(["ip", "-n", node.netns, "link", "del", DNS_LINK], check=False)
+
+
+async def remove_host_services(state: State) -> None:
+    """The host service proxy's table, the host's conntrack flows to the
+    service CIDR, and the `unreachable` route if this cluster added it."""
+    await delete_service_table()
+    if shutil.which("conntrack") is not None:
+        # Exit 1 with "0 flow entries have been deleted" when there were none.
+        await run(["conntrack", "-D", "--orig-dst", state.service_cidr], check=False)
+    if state.service_route_created:
+        await run(["ip", "route", "del", "unreachable", state.service_cidr], check=False)
+        state.service_route_created = False
 
 
 async def remove_host_network(state: State) -> bool:

@@ -4,7 +4,9 @@ computed from the options alone (no root, no side effects).
 Node N of cluster C is the network namespace `ph-C-nodeN`, joined to the host
 bridge `phbr-C` by a veth pair `phCnN` (host end) and `phCpN` (renamed eth0
 inside). The bridge has the node subnet's first address; node N has address
-10 + N, and its pods the (N+1)th node-sized slice of the pod CIDR.
+10 + N, and its pods the (N+1)th node-sized slice of the pod CIDR. The
+service CIDR is routed `unreachable` on the host and in every node, so that a
+ClusterIP that no service rule catches fails at once.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from control.localcluster.proc import LocalClusterError
 DEFAULT_NODE_SUBNET = "172.31.250.0/24"
 DEFAULT_POD_CIDR = "10.244.0.0/16"
 DEFAULT_NODE_CIDR_MASK = 24
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
 MAX_NODES = 50
 SSH_PORT = 22
 NODE_IP_OFFSET = 10  # node N is the subnet's address NODE_IP_OFFSET + N
@@ -44,6 +47,7 @@ class Plan:
     node_subnet: str
     pod_cidr: str
     node_cidr_mask: int
+    service_cidr: str
     nodes: tuple[NodeState, ...]
 
     @property
@@ -74,6 +78,7 @@ def make_plan(
     node_subnet: str = DEFAULT_NODE_SUBNET,
     pod_cidr: str = DEFAULT_POD_CIDR,
     node_cidr_mask: int = DEFAULT_NODE_CIDR_MASK,
+    service_cidr: str = DEFAULT_SERVICE_CIDR,
 ) -> Plan:
     """The plan for `nodes` nodes; a LocalClusterError names the option that does not fit."""
     if not 1 <= nodes <= MAX_NODES:
@@ -87,6 +92,12 @@ def make_plan(
             f"node_cidr_mask must be between {pods.prefixlen} (the pod CIDR prefix) and "
             f"{pods.max_prefixlen - 2}, got {node_cidr_mask}"
         )
+    services = _network("--service-cidr", service_cidr)
+    for option, other in (("--pod-cidr", pods), ("--node-subnet", net)):
+        if services.version != other.version:
+            raise LocalClusterError(f"--service-cidr {services}: not the IP family of {option}")
+        if services.overlaps(other):
+            raise LocalClusterError(f"--service-cidr {services} overlaps {option} {other}")
     if net.num_addresses < NODE_IP_OFFSET + nodes + 2:
         raise LocalClusterError(f"--node-subnet {net} has no room for {nodes} nodes")
     size = 2 ** (pods.max_prefixlen - node_cidr_mask)
@@ -113,5 +124,6 @@ def make_plan(
         node_subnet=str(net),
         pod_cidr=str(pods),
         node_cidr_mask=node_cidr_mask,
+        service_cidr=str(services),
         nodes=tuple(planned),
     )

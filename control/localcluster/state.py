@@ -8,7 +8,7 @@ from pathlib import Path
 
 from control.localcluster import files
 from control.localcluster.layout import Layout
-from control.localcluster.plan import NodeState, Plan
+from control.localcluster.plan import DEFAULT_SERVICE_CIDR, NodeState, Plan
 from control.localcluster.proc import LocalClusterError
 
 
@@ -19,7 +19,11 @@ class State:
     node_subnet: str
     pod_cidr: str
     node_cidr_mask: int
+    # The default: a state file from before the service CIDR was recorded.
+    service_cidr: str = DEFAULT_SERVICE_CIDR
     bridge_created: bool = False
+    # The host's `unreachable` route to the service CIDR was added by this cluster.
+    service_route_created: bool = False
     made_run_sshd: bool = False
     # Top-level entries of the data dir before the first `up`; `down` removes the rest.
     preexisting: list[str] = field(default_factory=list)
@@ -36,6 +40,7 @@ class State:
             node_subnet=plan.node_subnet,
             pod_cidr=plan.pod_cidr,
             node_cidr_mask=plan.node_cidr_mask,
+            service_cidr=plan.service_cidr,
             preexisting=preexisting,
         )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from control.localcluster.daemons import containerd_running, stop_containerd, stop_sshd
 from control.localcluster.layout import NodeLayout
-from control.localcluster.network import netns_names
+from control.localcluster.network import netns_names, remove_node_services
 from control.localcluster.plan import NodeState
 from control.localcluster.proc import (
     CommandError,
@@ -47,6 +47,7 @@ async def down_node(node: NodeState, nl: NodeLayout, progress: Progress) -> None
             await run(["ip", "netns", "delete", name], check=False)
     await _unmount_under(nl.dir)
     if node.netns in names:
+        await remove_node_services(node)
         await run(["ip", "netns", "delete", node.netns])
     # Usually gone with the namespace already (asynchronously: do not insist).
     await run(["ip", "link", "del", node.host_veth], check=False)

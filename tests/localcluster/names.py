@@ -47,6 +47,7 @@ class ClusterNames:
     cluster: str
     node_subnet: str
     pod_cidr: str
+    service_cidr: str
 
     def up_args(self) -> list[str]:
         """`pilothouse up` options that give the cluster these names, and no TLS listener."""
@@ -57,6 +58,8 @@ class ClusterNames:
             self.node_subnet,
             "--pod-cidr",
             self.pod_cidr,
+            "--service-cidr",
+            self.service_cidr,
             "--listen",
             "",
         ]
@@ -95,8 +98,11 @@ def unique(prefix: str) -> ClusterNames:
             cluster=f"{prefix}{secrets.token_hex(2)}",
             node_subnet=f"172.31.{100 + r}.0/24",
             pod_cidr=f"10.{150 + r}.0.0/16",
+            service_cidr=f"172.30.{100 + r}.0/24",
         )
-        mine = (ipaddress.ip_network(names.node_subnet), ipaddress.ip_network(names.pod_cidr))
+        mine = [
+            ipaddress.ip_network(n) for n in (names.node_subnet, names.pod_cidr, names.service_cidr)
+        ]
         if not any(net.overlaps(other) for net in mine for other in routed):
             break
     return names

@@ -46,6 +46,7 @@ async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
                 cluster=NAMES.cluster,
                 node_subnet=NAMES.node_subnet,
                 pod_cidr=NAMES.pod_cidr,
+                service_cidr=NAMES.service_cidr,
                 api_listen="",
             ),
             180,

@@ -9,6 +9,7 @@ import pytest
 from control.localcluster.plan import (
     DEFAULT_NODE_SUBNET,
     DEFAULT_POD_CIDR,
+    DEFAULT_SERVICE_CIDR,
     MAX_NODES,
     NodeState,
     make_plan,
@@ -21,6 +22,7 @@ def test_default_plan_names_and_addresses() -> None:
     assert (plan.cluster, plan.bridge) == ("local", "phbr-local")
     assert (plan.node_subnet, plan.pod_cidr) == (DEFAULT_NODE_SUBNET, DEFAULT_POD_CIDR)
     assert (plan.gateway, plan.prefixlen, plan.node_cidr_mask) == ("172.31.250.1", 24, 24)
+    assert plan.service_cidr == DEFAULT_SERVICE_CIDR == "10.96.0.0/12"
     assert plan.nodes == (
         NodeState(
             1,
@@ -91,9 +93,19 @@ def test_the_same_options_give_the_same_plan() -> None:
         ({"pod_cidr": "10.244.0.0/26"}, "node_cidr_mask must be between 26 .* and 30, got 24"),
         ({"pod_cidr": "10.244.0.0/24"}, "pod_cidr 10.244.0.0/24 has no room for 2"),
         ({"pod_cidr": "10.244.0.0/22", "nodes": 4}, "pod_cidr 10.244.0.0/22 has no room"),
+        ({"service_cidr": "10.96.0.0/33"}, "--service-cidr: "),
+        ({"service_cidr": "10.96.0.1/12"}, "--service-cidr: .*host bits"),
+        ({"service_cidr": "10.244.128.0/20"}, "--service-cidr 10.244.128.0/20 overlaps --pod-cidr"),
+        ({"service_cidr": "172.31.0.0/16"}, "--service-cidr 172.31.0.0/16 overlaps --node-subnet"),
+        ({"service_cidr": "fd00::/108"}, "--service-cidr fd00::/108: not the IP family of"),
     ],
 )
 def test_bad_options_are_named(options: dict[str, object], error: str) -> None:
     args: dict[str, object] = {"cluster": "t", "nodes": 2, **options}
     with pytest.raises(LocalClusterError, match=error):
         make_plan(**args)  # type: ignore[arg-type]
+
+
+def test_the_service_cidr_is_the_options() -> None:
+    plan = make_plan("t", 2, pod_cidr="10.250.0.0/16", service_cidr="172.30.7.0/24")
+    assert plan.service_cidr == "172.30.7.0/24"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,9 +33,21 @@ def _state() -> State:
 def test_state_round_trips(tmp_path: Path) -> None:
     s = _state()
     s.iptables_rules.append(["FORWARD", "-j", "ACCEPT"])
+    s.service_cidr, s.service_route_created = "172.30.7.0/24", True
     s.save(tmp_path / "state.json")
     assert State.load(tmp_path / "state.json") == s
     assert State.load(tmp_path / "missing.json") is None
+
+
+def test_a_state_file_from_before_services_has_the_default_service_cidr(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    _state().save(path)
+    raw = json.loads(path.read_text())
+    del raw["service_cidr"], raw["service_route_created"]
+    path.write_text(json.dumps(raw))
+    loaded = State.load(path)
+    assert loaded is not None
+    assert (loaded.service_cidr, loaded.service_route_created) == ("10.96.0.0/12", False)
 
 
 def test_written_config_loads(tmp_path: Path) -> None:
@@ -52,6 +66,7 @@ def test_written_config_loads(tmp_path: Path) -> None:
     assert config.ssh.identity_files == (lay.client_key,)
     assert config.ssh.known_hosts == lay.known_hosts
     assert config.network.pod_cidr == "10.250.0.0/16"
+    assert config.network.service_cidr == plan.service_cidr == "10.96.0.0/12"
     (node,) = config.nodes
     assert (node.name, node.host, node.port, node.user) == ("node1", "172.31.240.11", 22, "root")
     cc.check_config_is_ours(lay.config)
@@ -66,6 +81,21 @@ def test_config_without_nodes_loads(tmp_path: Path) -> None:
     assert config.nodes == ()
     assert config.network.pod_cidr == "10.250.0.0/16"
     cc.check_config_is_ours(lay.config)
+
+
+def test_config_runs_a_service_proxy_on_the_host(tmp_path: Path) -> None:
+    """`up` has the control plane run an agent with no pods on the host itself,
+    so that the host reaches ClusterIPs."""
+    lay = Layout(tmp_path)
+    plan = make_plan("t", 1, node_subnet="172.31.240.0/24", service_cidr="172.30.7.0/24")
+    name, command = cc.host_service_proxy()
+    assert (name, command) == ("host", [sys.executable, "-m", "agent", "--proxy-only"])
+    text = cc.render_config(
+        lay, plan, plan.nodes, ["agent"], "", 12.0, service_proxies=[(name, command)]
+    )
+    parsed = tomllib.loads(text)
+    assert parsed["service_proxies"] == [{"name": "host", "command": command}]
+    assert parsed["network"]["service_cidr"] == "172.30.7.0/24"
 
 
 def test_local_agents_never_pull_and_beat_four_times_per_grace_period() -> None:
@@ -118,8 +148,6 @@ def test_containerd_config_has_the_cri_settings() -> None:
         runc_root=Path("/d/runc"),
         cni_conf_dir=Path("/d/net.d"),
     )
-    import tomllib
-
     conf = tomllib.loads(text)
     cri_conf = conf["plugins"]["io.containerd.grpc.v1.cri"]
     assert cri_conf["restrict_oom_score_adj"] is True

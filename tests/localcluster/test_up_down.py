@@ -65,6 +65,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
                 cluster=CLUSTER,
                 node_subnet=SUBNET,
                 pod_cidr=POD_CIDR,
+                service_cidr=NAMES.service_cidr,
                 serve_command=_serve_argv(data_dir),
                 api_listen="",
             ),

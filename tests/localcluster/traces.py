@@ -1,12 +1,15 @@
 """What a local test cluster leaves on the machine, for tests that check that
 `down` removed it all: namespaces, links, routes, firewall rules, mounts,
-processes, cgroups and files. Each check looks only at this cluster's names
-and ranges, because other tests may make their own meanwhile."""
+processes, cgroups and files, and what the agents made for Services (service
+rules, the cluster DNS interface, conntrack flows). Each check looks only at
+this cluster's names and ranges, because other tests may make their own
+meanwhile."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -36,15 +39,26 @@ def route_destinations() -> set[str]:
     return {r.get("dst", "") for r in json.loads(_run("ip", "-j", "route", "show"))}
 
 
+SERVICE_TABLE = "table ip pilothouse"
+
+
+def nft_tables() -> set[str]:
+    """The host's nftables tables, as `table FAMILY NAME`."""
+    if not shutil.which("nft"):
+        return set()
+    return {line.strip() for line in _run("nft", "list", "tables").splitlines() if line.strip()}
+
+
 @dataclass
 class Snapshot:
     netns: set[str]
     links: set[str]
     routes: set[str]
+    nft_tables: set[str]
 
     @staticmethod
     def take() -> Snapshot:
-        return Snapshot(netns_names(), link_names(), route_destinations())
+        return Snapshot(netns_names(), link_names(), route_destinations(), nft_tables())
 
 
 def runc_state(lay: Layout, node: str, container_id: str) -> dict[str, object]:
@@ -93,20 +107,54 @@ def _our_route(route: str, names: ClusterNames) -> bool:
     if route in ("", "default"):
         return False
     net = ipaddress.ip_network(route, strict=False)
-    return net.overlaps(ipaddress.ip_network(names.node_subnet)) or net.overlaps(
-        ipaddress.ip_network(names.pod_cidr)
+    return any(
+        net.overlaps(ipaddress.ip_network(r))
+        for r in (names.node_subnet, names.pod_cidr, names.service_cidr)
     )
 
 
+_IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
+
+
+def _in_service_cidr(line: str, names: ClusterNames) -> bool:
+    """The line names a ClusterIP of this cluster (service rules list each one)."""
+    cidr = ipaddress.ip_network(names.service_cidr)
+    for word in _IPV4.findall(line):
+        try:
+            if ipaddress.ip_address(word) in cidr:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 def _firewall_rules(names: ClusterNames) -> list[str]:
-    """iptables and nftables rules that name this cluster's bridge, links or ranges."""
+    """iptables and nftables rules that name this cluster's bridge, links or
+    ranges, or one of its ClusterIPs (the host service proxy's rules)."""
     marks = (f"phbr-{names.cluster}", f"ph{names.cluster}n", names.node_subnet, names.pod_cidr)
     text = ""
     if shutil.which("iptables"):
         text += _run("iptables-save")
     if shutil.which("nft"):
         text += _run("nft", "list", "ruleset")
-    return [line for line in text.splitlines() if any(m in line for m in marks)]
+    return [
+        line
+        for line in text.splitlines()
+        if any(m in line for m in marks) or _in_service_cidr(line, names)
+    ]
+
+
+def service_flows(names: ClusterNames) -> list[str]:
+    """The host's conntrack entries to this cluster's service CIDR."""
+    if not shutil.which("conntrack"):
+        return []
+    out = subprocess.run(
+        ["conntrack", "-L", "--orig-dst", names.service_cidr],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return [line for line in out.stdout.splitlines() if line.strip()]
 
 
 def leftovers(
@@ -132,6 +180,11 @@ def leftovers(
         ),
         "routes": sorted(r for r in after.routes if _our_route(r, names)),
         "firewall": _firewall_rules(names),
+        # The agents' cluster DNS interface belongs in node namespaces only.
+        "dns_links": sorted({"ph-dns"} & (after.links - before.links)),
+        # The host service proxy's table (another cluster's, when it was there before).
+        "nft_tables": sorted((after.nft_tables - before.nft_tables) & {SERVICE_TABLE}),
+        "conntrack": service_flows(names),
         "mounts": mounts_under(data_dir),
         "processes": sorted(p for p in pids if not is_zombie(p)),
         "cgroups": [
