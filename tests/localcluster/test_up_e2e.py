@@ -12,19 +12,12 @@ The cluster runs with a short node grace period and crash back-off, which
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import itertools
 import os
-import shutil
 import signal
-import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,10 +25,8 @@ import pytest_asyncio
 
 from control.client import Client
 from control.localcluster.daemons import start_node_sshd, stop_node_sshd
-from control.localcluster.layout import Layout
 from control.localcluster.proc import (
     LocalClusterError,
-    capture,
     cmdline,
     is_zombie,
     netns_inode,
@@ -44,9 +35,20 @@ from control.localcluster.proc import (
 )
 from control.localcluster.state import read_state
 from control.objects.kinds import NODE, POD
+from tests.localcluster.clicluster import (
+    Cluster,
+    cli_cluster,
+    container,
+    container_pid,
+    http_get,
+    log_tails,
+    node_ready,
+    ok,
+    poll,
+    running_ready,
+)
 from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
-from tests.localcluster.traces import Snapshot, leftovers, runc_state, running
-from tests.polling import eventually
+from tests.localcluster.traces import leftovers, running
 
 pytestmark = [
     *NEEDS_LOCAL_CLUSTER,
@@ -108,50 +110,6 @@ spec:
 """
 
 
-@dataclass
-class Cluster:
-    data_dir: Path
-    api: Client
-    before: Snapshot
-    # Pids of processes the cluster ran that have since been stopped by a test
-    # (an sshd, an agent): down's check must not find them running either.
-    pids: set[int] = field(default_factory=set)
-
-    @property
-    def lay(self) -> Layout:
-        return Layout(self.data_dir)
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-async def pilothouse(data_dir: Path, *args: str, within: float = 120.0) -> Run:
-    """The real CLI in a child process, finding the cluster through PILOTHOUSE_HOME."""
-    env = {**os.environ, "PILOTHOUSE_HOME": str(data_dir)}
-    env.pop("KUBECONFIG", None)
-    return Run(*await capture([sys.executable, "-m", "console", *args], within=within, env=env))
-
-
-async def ok(data_dir: Path, *args: str, within: float = 120.0) -> str:
-    r = await pilothouse(data_dir, *args, within=within)
-    assert r.code == 0, f"pilothouse {' '.join(args)}: exit {r.code}: {r.err or r.out}"
-    return r.out
-
-
-# The daemons answer slowly: poll them every 0.3 s; an assertion in a probe means "not yet".
-poll = functools.partial(eventually, every=0.3, retry_asserts=True)
-
-
-def http_get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        body: bytes = resp.read()
-        return body.decode()
-
-
 # -- cluster state through the API ---------------------------------------------
 
 
@@ -162,49 +120,10 @@ async def web_pods(api: Client) -> list[dict[str, Any]]:
     return [p for p in items if not p["metadata"].get("deletionTimestamp")]
 
 
-def running_ready(pod: dict[str, Any]) -> bool:
-    st = pod.get("status") or {}
-    conds = {c["type"]: c["status"] for c in st.get("conditions") or []}
-    return st.get("phase") == "Running" and conds.get("Ready") == "True" and bool(st.get("podIP"))
-
-
-def container(pod: dict[str, Any]) -> dict[str, Any]:
-    statuses: list[dict[str, Any]] = (pod.get("status") or {}).get("containerStatuses") or []
-    assert statuses, f"{pod['metadata']['name']}: no container status yet"
-    return statuses[0]
-
-
-def node_ready(node: dict[str, Any]) -> str:
-    for c in (node.get("status") or {}).get("conditions") or []:
-        if c["type"] == "Ready":
-            return str(c["status"])
-    return "Unknown"
-
-
 async def all_web_ready(api: Client, avoid: str = "") -> list[dict[str, Any]] | None:
     pods = await web_pods(api)
     good = [p for p in pods if running_ready(p) and p["spec"].get("nodeName") != avoid]
     return good if len(good) == REPLICAS == len(pods) else None
-
-
-def log_tails(root: Path, lines: int = 15) -> str:
-    """The last lines of each daemon log under `root`."""
-    out = []
-    for log in sorted(root.glob("**/*.log")):
-        with contextlib.suppress(OSError):
-            tail = log.read_text(errors="replace").splitlines()[-lines:]
-            out.append(f"--- {log}\n" + "\n".join(tail))
-    return "\n".join(out)
-
-
-def keep_logs(root: Path, to: Path) -> None:
-    """Copy the daemons' logs out of the data dir, which `down` empties (pytest
-    keeps its last few temporary dirs: look there after a failure)."""
-    for log in root.glob("**/*.log"):
-        dst = to / log.relative_to(root)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            shutil.copyfile(log, dst)
 
 
 def parse_time(ts: str) -> float:
@@ -227,52 +146,15 @@ def agent_pids(cluster: Cluster, node: str) -> list[int]:
     return [p for p in found if not is_zombie(p)]
 
 
-def container_pid(cluster: Cluster, pod: dict[str, Any]) -> int:
-    state = runc_state(cluster.lay, pod["spec"]["nodeName"], container(pod)["containerID"])
-    assert state["status"] == "running", state
-    pid = state["pid"]
-    assert isinstance(pid, int) and pid > 0
-    return pid
-
-
 # -- the cluster -----------------------------------------------------------------
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
     data_dir = tmp_path_factory.mktemp("e2e") / "home"
-    before = Snapshot.take()
-    api = Client(str(data_dir / "api.sock"))
-    try:
-        up = await pilothouse(
-            data_dir,
-            "up",
-            "--nodes",
-            "3",
-            "--no-console",
-            "--data-dir",
-            str(data_dir),
-            *NAMES.up_args(),
-            "--node-grace-period",
-            str(GRACE_PERIOD),
-            "--backoff-base",
-            str(BACKOFF_BASE),
-            within=300,
-        )
-        # The daemons' logs go with `down`: show them now.
-        assert up.code == 0, f"up failed: {up.err}\n{log_tails(data_dir / 'cluster')}"
-
-        async def three_ready() -> bool | None:
-            nodes = (await api.list(NODE))["items"]
-            return True if [node_ready(n) for n in nodes] == ["True"] * 3 else None
-
-        await poll(three_ready, "3 Ready nodes", within=90)
-        yield Cluster(data_dir, api, before)
-    finally:
-        await api.close()
-        keep_logs(data_dir / "cluster", data_dir.parent / "logs")
-        r = await pilothouse(data_dir, "down", "--data-dir", str(data_dir), within=180)
-        assert r.code == 0, r.err
+    options = ("--node-grace-period", str(GRACE_PERIOD), "--backoff-base", str(BACKOFF_BASE))
+    async with cli_cluster(data_dir, NAMES, 3, *options) as c:
+        yield c
 
 
 # -- the tests, in order ---------------------------------------------------------

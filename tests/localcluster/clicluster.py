@@ -1,0 +1,153 @@
+"""A local cluster brought up and operated through the real CLI, for the
+end-to-end test modules: `pilothouse up --nodes N` in a data dir of the
+module's own, the API that `up` left serving, and `pilothouse down` always
+afterwards (even when `up` or a test fails). Every wait has a deadline."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import sys
+import urllib.request
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from control.client import Client
+from control.localcluster.layout import Layout
+from control.localcluster.proc import capture
+from control.objects.kinds import NODE
+from tests.localcluster.names import ClusterNames
+from tests.localcluster.traces import Snapshot, runc_state
+from tests.polling import eventually
+
+
+@dataclass
+class Cluster:
+    data_dir: Path
+    api: Client
+    before: Snapshot
+    # Pids of processes the cluster ran that have since been stopped by a test
+    # (an sshd, an agent): down's check must not find them running either.
+    pids: set[int] = field(default_factory=set)
+
+    @property
+    def lay(self) -> Layout:
+        return Layout(self.data_dir)
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+async def pilothouse(data_dir: Path, *args: str, within: float = 120.0) -> Run:
+    """The real CLI in a child process, finding the cluster through PILOTHOUSE_HOME."""
+    env = {**os.environ, "PILOTHOUSE_HOME": str(data_dir)}
+    env.pop("KUBECONFIG", None)
+    return Run(*await capture([sys.executable, "-m", "console", *args], within=within, env=env))
+
+
+async def ok(data_dir: Path, *args: str, within: float = 120.0) -> str:
+    r = await pilothouse(data_dir, *args, within=within)
+    assert r.code == 0, f"pilothouse {' '.join(args)}: exit {r.code}: {r.err or r.out}"
+    return r.out
+
+
+# The daemons answer slowly: poll them every 0.3 s; an assertion in a probe means "not yet".
+poll = functools.partial(eventually, every=0.3, retry_asserts=True)
+
+
+def http_get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        body: bytes = resp.read()
+        return body.decode()
+
+
+def node_ready(node: dict[str, Any]) -> str:
+    for c in (node.get("status") or {}).get("conditions") or []:
+        if c["type"] == "Ready":
+            return str(c["status"])
+    return "Unknown"
+
+
+def running_ready(pod: dict[str, Any]) -> bool:
+    st = pod.get("status") or {}
+    conds = {c["type"]: c["status"] for c in st.get("conditions") or []}
+    return st.get("phase") == "Running" and conds.get("Ready") == "True" and bool(st.get("podIP"))
+
+
+def container(pod: dict[str, Any]) -> dict[str, Any]:
+    statuses: list[dict[str, Any]] = (pod.get("status") or {}).get("containerStatuses") or []
+    assert statuses, f"{pod['metadata']['name']}: no container status yet"
+    return statuses[0]
+
+
+def container_pid(cluster: Cluster, pod: dict[str, Any]) -> int:
+    state = runc_state(cluster.lay, pod["spec"]["nodeName"], container(pod)["containerID"])
+    assert state["status"] == "running", state
+    pid = state["pid"]
+    assert isinstance(pid, int) and pid > 0
+    return pid
+
+
+def log_tails(root: Path, lines: int = 15) -> str:
+    """The last lines of each daemon log under `root`."""
+    out = []
+    for log in sorted(root.glob("**/*.log")):
+        with contextlib.suppress(OSError):
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {log}\n" + "\n".join(tail))
+    return "\n".join(out)
+
+
+def keep_logs(root: Path, to: Path) -> None:
+    """Copy the daemons' logs out of the data dir, which `down` empties (pytest
+    keeps its last few temporary dirs: look there after a failure)."""
+    for log in root.glob("**/*.log"):
+        dst = to / log.relative_to(root)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            shutil.copyfile(log, dst)
+
+
+@contextlib.asynccontextmanager
+async def cli_cluster(
+    data_dir: Path, names: ClusterNames, nodes: int, *up_options: str
+) -> AsyncIterator[Cluster]:
+    """`pilothouse up --nodes N` with the names' ranges and `up_options`, until
+    all N nodes are Ready; always `pilothouse down` afterwards."""
+    before = Snapshot.take()
+    api = Client(str(data_dir / "api.sock"))
+    try:
+        up = await pilothouse(
+            data_dir,
+            "up",
+            "--nodes",
+            str(nodes),
+            "--no-console",
+            "--data-dir",
+            str(data_dir),
+            *names.up_args(),
+            *up_options,
+            within=300,
+        )
+        # The daemons' logs go with `down`: show them now.
+        assert up.code == 0, f"up failed: {up.err}\n{log_tails(data_dir / 'cluster')}"
+
+        async def all_ready() -> bool | None:
+            listed = (await api.list(NODE))["items"]
+            return True if [node_ready(n) for n in listed] == ["True"] * nodes else None
+
+        await poll(all_ready, f"{nodes} Ready nodes", within=90)
+        yield Cluster(data_dir, api, before)
+    finally:
+        await api.close()
+        keep_logs(data_dir / "cluster", data_dir.parent / "logs")
+        r = await pilothouse(data_dir, "down", "--data-dir", str(data_dir), within=180)
+        assert r.code == 0, r.err
