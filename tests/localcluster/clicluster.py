@@ -19,9 +19,10 @@ from typing import Any
 from control.client import Client
 from control.localcluster.layout import Layout
 from control.localcluster.proc import capture
+from control.localcluster.runcstate import runc_state
 from control.objects.kinds import NODE
 from tests.localcluster.names import ClusterNames
-from tests.localcluster.traces import Snapshot, runc_state
+from tests.localcluster.traces import Snapshot
 from tests.polling import eventually
 
 

@@ -24,10 +24,11 @@ from control.localcluster.cluster import UpResult, down, up
 from control.localcluster.daemons import start_node_sshd, stop_node_sshd
 from control.localcluster.layout import Layout
 from control.localcluster.proc import read_pid
+from control.localcluster.runcstate import runc_state
 from control.nodes.ssh import AuthError, HostKeyError, SshTransport
 from control.nodesetup.check import check_node
 from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
-from tests.localcluster.traces import Snapshot, leftovers, runc_ids, runc_state, running
+from tests.localcluster.traces import Snapshot, leftovers, runc_ids, running
 
 pytestmark = [
     *NEEDS_LOCAL_CLUSTER,

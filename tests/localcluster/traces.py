@@ -61,15 +61,6 @@ class Snapshot:
         return Snapshot(netns_names(), link_names(), route_destinations(), nft_tables())
 
 
-def runc_state(lay: Layout, node: str, container_id: str) -> dict[str, object]:
-    """runc's state of a container on `node` (its `pid` is the host pid)."""
-    root = lay.node(node).runc_root / "k8s.io"
-    state: dict[str, object] = json.loads(
-        _run("runc", "--root", str(root), "state", container_id.removeprefix("containerd://"))
-    )
-    return state
-
-
 def runc_ids(lay: Layout, node: str) -> list[str]:
     root = lay.node(node).runc_root / "k8s.io"
     return _run("runc", "--root", str(root), "list", "-q").split()

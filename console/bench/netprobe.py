@@ -1,0 +1,233 @@
+"""Traffic from inside one network namespace (a pod's or a node's), for `bench
+net` and the Services end-to-end test. Run it there and read its one line:
+
+    nsenter --net=/proc/PID/ns/net python3 -m console.bench.netprobe MODE ...
+    ip netns exec NAME python3 -m console.bench.netprobe MODE ...
+
+Modes, each bounded by a count and by `--within` seconds, each printing one
+JSON object:
+
+- `http URL...`: GETs, one connection each (as a client without keep-alive
+  does), the URLs in turn; `--requests` in all, `--concurrency` in flight.
+  The count of each body tells which backends answered.
+- `dns SERVER NAME...`: A queries over UDP to SERVER:53, the names in turn.
+  Latencies of the answered ones; the answers and rcode of each name.
+- `connect IP PORT`: one TCP connect: "ok", or the error, and how long it took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import socket
+import sys
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from dnslib import QTYPE, RCODE, DNSRecord
+
+from console.bench.report import percentile
+
+REQUEST_TIMEOUT = 5.0  # one HTTP request or DNS query
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+async def _run_bounded(
+    count: int, concurrency: int, within: float, one: Callable[[int], Awaitable[None]]
+) -> float:
+    """`one(i)` for i in 0..count-1, `concurrency` at a time, stopping when
+    `within` seconds have passed; returns the seconds it took."""
+    numbers: Iterator[int] = iter(range(count))
+    deadline = time.monotonic() + within
+
+    async def worker() -> None:
+        for i in numbers:
+            if time.monotonic() > deadline:
+                return
+            await one(i)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, count)))))
+    return time.perf_counter() - t0
+
+
+# -- http ------------------------------------------------------------------------------
+
+
+async def http_get(url: str) -> str:
+    """The body of GET `url` (HTTP/1.0, so the server closes); ValueError on a non-2xx."""
+    u = urllib.parse.urlsplit(url)
+    if u.scheme != "http" or not u.hostname:
+        raise ValueError(f"not an http URL: {url!r}")
+    reader, writer = await asyncio.open_connection(u.hostname, u.port or 80)
+    try:
+        path = u.path or "/"
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: {u.netloc}\r\n\r\n".encode())
+        await writer.drain()
+        raw = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].split()
+    if len(status) < 2 or not status[1].startswith(b"2"):
+        raise ValueError(f"GET {url}: {head[:80]!r}")
+    return body.decode(errors="replace").strip()
+
+
+async def http_load(
+    urls: list[str], requests: int, concurrency: int, within: float
+) -> dict[str, Any]:
+    bodies: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    latencies: list[float] = []
+
+    async def one(i: int) -> None:
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                body = await http_get(urls[i % len(urls)])
+        except (OSError, ValueError, TimeoutError) as e:
+            errors[type(e).__name__] += 1
+            return
+        latencies.append(time.perf_counter() - t0)
+        bodies[body] += 1
+
+    seconds = await _run_bounded(requests, concurrency, within, one)
+    done = len(latencies)
+    return {
+        "requests": done,
+        "errors": dict(errors),
+        "seconds": round(seconds, 3),
+        "rps": round(done / seconds, 1) if seconds > 0 else 0.0,
+        "p50_ms": _ms(percentile(latencies, 50)),
+        "p99_ms": _ms(percentile(latencies, 99)),
+        "bodies": dict(bodies),
+    }
+
+
+# -- dns -------------------------------------------------------------------------------
+
+
+class _Answers(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.waiting: dict[int, asyncio.Future[bytes]] = {}
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if len(data) >= 2:
+            future = self.waiting.pop(int.from_bytes(data[:2], "big"), None)
+            if future is not None and not future.done():
+                future.set_result(data)
+
+
+async def dns_load(
+    server: str, names: list[str], queries: int, concurrency: int, within: float
+) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    transport, answers = await loop.create_datagram_endpoint(
+        _Answers, remote_addr=(server, 53), family=socket.AF_INET
+    )
+    ids = itertools.count(1)
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    seen: dict[str, dict[str, Any]] = {}
+
+    async def one(i: int) -> None:
+        name = names[i % len(names)]
+        query = DNSRecord.question(name, "A")
+        query.header.id = next(ids) % 65536
+        future = loop.create_future()
+        answers.waiting[query.header.id] = future
+        t0 = time.perf_counter()
+        transport.sendto(query.pack())
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                data = await future
+        except TimeoutError:
+            answers.waiting.pop(query.header.id, None)
+            errors["timeout"] += 1
+            return
+        latencies.append(time.perf_counter() - t0)
+        reply = DNSRecord.parse(data)
+        seen[name] = {
+            "rcode": RCODE.get(reply.header.rcode),
+            "a": sorted(str(rr.rdata) for rr in reply.rr if rr.rtype == QTYPE.A),
+        }
+
+    try:
+        seconds = await _run_bounded(queries, concurrency, within, one)
+    finally:
+        transport.close()
+    done = len(latencies)
+    return {
+        "queries": done,
+        "errors": dict(errors),
+        "seconds": round(seconds, 3),
+        "qps": round(done / seconds, 1) if seconds > 0 else 0.0,
+        "p50_ms": _ms(percentile(latencies, 50)),
+        "p99_ms": _ms(percentile(latencies, 99)),
+        "answers": seen,
+    }
+
+
+# -- connect ---------------------------------------------------------------------------
+
+
+async def connect(ip: str, port: int, within: float) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    try:
+        async with asyncio.timeout(within):
+            _, writer = await asyncio.open_connection(ip, port)
+        writer.close()
+        outcome = "ok"
+    except (OSError, TimeoutError) as e:
+        outcome = type(e).__name__
+    return {"outcome": outcome, "ms": _ms(time.perf_counter() - t0)}
+
+
+# -- the command -----------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python3 -m console.bench.netprobe")
+    modes = p.add_subparsers(dest="mode", required=True)
+    for name in ("http", "dns"):
+        m = modes.add_parser(name)
+        if name == "dns":
+            m.add_argument("server")
+        m.add_argument("targets", nargs="+", metavar="URL" if name == "http" else "NAME")
+        m.add_argument("--count", type=int, default=100, help="requests or queries in all")
+        m.add_argument("--concurrency", type=int, default=8)
+        m.add_argument("--within", type=float, default=30.0, metavar="SECONDS")
+    m = modes.add_parser("connect")
+    m.add_argument("ip")
+    m.add_argument("port", type=int)
+    m.add_argument("--within", type=float, default=10.0, metavar="SECONDS")
+    args = p.parse_args(argv)
+    if getattr(args, "count", 1) < 1 or getattr(args, "concurrency", 1) < 1 or args.within <= 0:
+        p.error("--count, --concurrency and --within must be positive")
+    return args
+
+
+async def probe(args: argparse.Namespace) -> dict[str, Any]:
+    if args.mode == "http":
+        return await http_load(args.targets, args.count, args.concurrency, args.within)
+    if args.mode == "dns":
+        return await dns_load(args.server, args.targets, args.count, args.concurrency, args.within)
+    return await connect(args.ip, args.port, args.within)
+
+
+def main(argv: list[str] | None = None) -> None:
+    result = asyncio.run(probe(parse_args(argv)))
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
