@@ -67,9 +67,10 @@ def runc_ids(lay: Layout, node: str) -> list[str]:
 
 
 async def running(data_dir: Path) -> tuple[set[int], set[str]]:
-    """What the cluster runs now: the pids of its processes (control plane,
-    sshd, containerd, and all in its nodes' namespaces: SSH sessions, agents,
-    shims), and its pods' network namespaces, which only containerd knows."""
+    """What the cluster runs now: the pids of its processes (control plane and
+    its children, sshd, containerd, and all in its nodes' namespaces: SSH
+    sessions, agents, shims), and its pods' network namespaces, which only
+    containerd knows."""
     lay = Layout(data_dir)
     state = read_state(data_dir)
     assert state is not None
@@ -91,7 +92,23 @@ async def running(data_dir: Path) -> tuple[set[int], set[str]]:
     serve = read_pid(lay.serve_pid)
     assert serve is not None
     pids.add(serve)
+    # And what the control plane runs itself, such as the host's service proxy.
+    pids |= set(children(serve))
     return pids, pod_netns
+
+
+def children(parent: int) -> list[int]:
+    """The live processes whose parent is `parent`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == parent:
+                found.append(int(entry.name))
+    return found
 
 
 def _our_route(route: str, names: ClusterNames) -> bool:
