@@ -44,3 +44,13 @@ async def pods(args: argparse.Namespace) -> int:
     except RuntimeError as e:
         print(f"error: bench pods: {e}", file=sys.stderr, flush=True)
         return 1
+
+
+async def net(args: argparse.Namespace) -> int:
+    from console.bench.net import run_bench_net
+
+    try:
+        return await run_bench_net(as_json=args.json)
+    except RuntimeError as e:
+        print(f"error: bench net: {e}", file=sys.stderr, flush=True)
+        return 1

@@ -330,6 +330,16 @@ def _bench(sub: Subparsers) -> None:
         "--json", action="store_true", help="print the figures as one JSON object on the last line"
     )
     b.set_defaults(func=Command("bench", "pods"))
+    b = benches.add_parser(
+        "net",
+        help="Services on real nodes: ClusterIP vs pod IP throughput, cluster DNS, "
+        "rule propagation, a 1,000-Service sync (needs root)",
+        description="Brings up a throwaway local cluster of its own and takes it down afterwards.",
+    )
+    b.add_argument(
+        "--json", action="store_true", help="print the figures as one JSON object on the last line"
+    )
+    b.set_defaults(func=Command("bench", "net"))
 
 
 def _up(sub: Subparsers) -> None:
