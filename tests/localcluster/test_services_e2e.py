@@ -353,9 +353,10 @@ async def test_scaling_to_one_removes_the_other_endpoints_from_every_node(
         assert mentions(await service_rules(ns), kept["status"]["podIP"])
 
 
-async def test_down_leaves_no_service_rules_or_flows(cluster: Cluster) -> None:
+async def test_down_leaves_no_service_rules_or_flows(cluster: Cluster, services: Services) -> None:
     """Runs last: `down`, then no nft table, conntrack flow, ph-dns or route of ours."""
-    assert service_flows(NAMES), "the tests made flows to the service CIDR through the host"
+    await asyncio.to_thread(http_get, f"http://{services.cluster_ip['web']}/")
+    assert service_flows(NAMES), "the host's request left no flow to the service CIDR"
     pids, pod_netns = await running(cluster.data_dir)
     out = await ok(cluster.data_dir, "down", "--data-dir", str(cluster.data_dir), within=180)
     assert f"local cluster in {cluster.data_dir} removed" in out
