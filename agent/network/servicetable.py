@@ -1,10 +1,10 @@
 """The service table a node routes and answers DNS from: Services keyed by
 namespace/name, and the endpoints of each.
 
-The control plane sends it over the node link as JSON (the `*Wire` shapes
-below): whole after a (re)connect, then one change at a time. Parsing checks
-every field and names the bad one; the proxy rules and DNS names are built from
-these values, so nothing unchecked reaches them.
+The control plane sends it over the node link as JSON (the `*Wire` shapes of
+agent.protocol.services): whole after a (re)connect, then changes. Parsing
+checks every field and names the bad one; the proxy rules and DNS names are
+built from these values, so nothing unchecked reaches them.
 """
 
 from __future__ import annotations
@@ -13,9 +13,16 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NotRequired, TypedDict, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 from agent.protocol.primitives import is_dns1123_label
+from agent.protocol.services import (
+    EndpointsWire,
+    EndpointWire,
+    ServicePortWire,
+    ServiceTableWire,
+    ServiceWire,
+)
 
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]
 PortProtocol = Literal["TCP", "UDP", "SCTP"]
@@ -31,48 +38,6 @@ _DNS_NAME_LABEL = re.compile(r"[A-Za-z0-9_]([-A-Za-z0-9_]{0,61}[A-Za-z0-9])?")
 
 class ServiceTableError(ValueError):
     """A service table message that cannot be used; the text names the field."""
-
-
-# --- wire shapes ------------------------------------------------------------------
-
-
-class ServicePortWire(TypedDict):
-    name: NotRequired[str]  # "" or absent for a Service's single unnamed port
-    protocol: NotRequired[PortProtocol]  # TCP when absent
-    port: int
-    nodePort: NotRequired[int | None]
-
-
-class ServiceWire(TypedDict):
-    namespace: str
-    name: str
-    type: NotRequired[ServiceType]  # ClusterIP when absent
-    clusterIP: NotRequired[str | None]  # None or absent: headless (or ExternalName)
-    ports: NotRequired[list[ServicePortWire]]
-    sessionAffinity: NotRequired[SessionAffinity]
-    sessionAffinityTimeoutSeconds: NotRequired[int]
-    externalName: NotRequired[str | None]
-
-
-class EndpointWire(TypedDict):
-    ip: str
-    ready: NotRequired[bool]  # True when absent
-    serving: NotRequired[bool]  # equal to ready when absent
-    terminating: NotRequired[bool]  # False when absent
-    ports: NotRequired[dict[str, int]]  # Service port name ("" if unnamed) -> target port
-    nodeName: NotRequired[str | None]
-    hostname: NotRequired[str | None]
-
-
-class EndpointsWire(TypedDict):
-    namespace: str
-    name: str
-    endpoints: list[EndpointWire]
-
-
-class ServiceTableWire(TypedDict):
-    services: list[ServiceWire]
-    endpoints: list[EndpointsWire]
 
 
 # --- the model --------------------------------------------------------------------
