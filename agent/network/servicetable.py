@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
 
 from agent.protocol.primitives import is_dns1123_label
 from agent.protocol.services import (
+    ChangeOp,
     EndpointsWire,
     EndpointWire,
     ServicePortWire,
@@ -214,6 +215,15 @@ class ServiceTable:
         )
         self.replace(services, endpoints)
 
+    def apply_changes_wire(self, obj: Any) -> bool:
+        """A list of changes (`Change`), made in order; on an error the table is
+        unchanged. True if any of them changed it."""
+        parsed = [parse_change(c, f"changes[{i}]") for i, c in enumerate(_list(obj, "changes"))]
+        changed = False
+        for change in parsed:
+            changed = change(self) or changed
+        return changed
+
     def to_wire(self) -> ServiceTableWire:
         return ServiceTableWire(
             services=[s.to_wire() for s in self._services.values()],
@@ -291,6 +301,22 @@ def parse_endpoints(obj: Any, where: str = "endpoints") -> tuple[ServiceKey, lis
     return (namespace, name), [
         parse_endpoint(e, f"{where}.endpoints[{i}]") for i, e in enumerate(items)
     ]
+
+
+def parse_change(obj: Any, where: str = "change") -> Callable[[ServiceTable], bool]:
+    """A `Change` as what makes it on a table (which returns True if the table changed)."""
+    if not isinstance(obj, Mapping):
+        raise ServiceTableError(f"{where}: must be an object")
+    op = _choice(obj.get("op"), ChangeOp, f"{where}.op")
+    if op == "upsertService":
+        service = parse_service(obj.get("service"), f"{where}.service")
+        return lambda table: table.upsert_service(service)
+    if op == "deleteService":
+        namespace = _label(obj.get("namespace"), f"{where}.namespace")
+        name = _label(obj.get("name"), f"{where}.name")
+        return lambda table: table.delete_service(namespace, name)
+    (namespace, name), endpoints = parse_endpoints(obj.get("endpoints"), f"{where}.endpoints")
+    return lambda table: table.set_endpoints(namespace, name, endpoints)
 
 
 def parse_endpoint(obj: Any, where: str = "endpoint") -> Endpoint:
