@@ -4,7 +4,8 @@ listening there on port 53, UDP and TCP, answering from the service table.
 
 Pods reach the address through their node (their default route), so every
 node answers for itself. Setting up is idempotent: an agent that restarts finds
-the interface and the address in place.
+the interface and the address in place. A kernel without dummy interfaces
+(some VM kernels) gets an empty bridge of the same name, which serves as well.
 """
 
 from __future__ import annotations
@@ -82,7 +83,15 @@ class NodeDNS:
         """`address`/32 on the dummy interface (made if missing), and no other."""
         code, _, _ = await self.runner(["ip", "link", "show", "dev", DNS_INTERFACE], None)
         if code != 0:
-            await self._ip("link", "add", DNS_INTERFACE, "type", "dummy")
+            try:
+                await self._ip("link", "add", DNS_INTERFACE, "type", "dummy")
+            except NodeDNSError as e:
+                if "Unknown device type" not in str(e):
+                    raise
+                log.info(
+                    "this kernel has no dummy interfaces: %s is an empty bridge", DNS_INTERFACE
+                )
+                await self._ip("link", "add", DNS_INTERFACE, "type", "bridge")
         await self._ip("link", "set", "dev", DNS_INTERFACE, "up")
         await self._ip("addr", "replace", f"{address}/32", "dev", DNS_INTERFACE)
         for old in await self._addresses():

@@ -13,6 +13,7 @@ from agent.pods.network import Routes
 from agent.protocol import Handler, InvalidParams, Params, RpcError
 
 from .dnszone import DEFAULT_DOMAIN
+from .nft import CommandRunner, run_command
 from .nodedns import NodeDNS, NodeDNSError
 from .proxy import ServiceProxy
 from .proxyrules import ProxyConfig
@@ -24,12 +25,17 @@ log = logging.getLogger(__name__)
 class NodeNetwork:
     """`rules` False: the namespace is left alone (no rules, routes or DNS
     address; the table is kept and generations acknowledged). `dns`: serve the
-    cluster DNS when network_config names its address."""
+    cluster DNS when network_config names its address. `runner` runs nft and
+    ip for the rules and the DNS address (tests pass a fake one)."""
 
-    def __init__(self, *, rules: bool = True, dns: bool = True) -> None:
+    def __init__(
+        self, *, rules: bool = True, dns: bool = True, runner: CommandRunner | None = None
+    ) -> None:
         self.rules = rules
-        self.services = ServiceSync(ServiceProxy() if rules else None)
-        self.dns = NodeDNS(self.services.table) if rules and dns else None
+        self.services = ServiceSync(ServiceProxy(runner=runner) if rules else None)
+        self.dns = (
+            NodeDNS(self.services.table, runner=runner or run_command) if rules and dns else None
+        )
         self.routes = Routes()
 
     def handlers(self) -> dict[str, Handler]:
@@ -40,6 +46,7 @@ class NodeNetwork:
         returns what failed, as messages."""
         if not self.rules:
             return []
+        config = ProxyConfig(cluster_cidr=_cidr(params))
         errors: list[str] = []
         routes = params.get("routes")
         if isinstance(routes, list):
@@ -50,7 +57,7 @@ class NodeNetwork:
             }
             errors += await self.routes.apply(want)
         try:
-            await self.services.set_config(ProxyConfig(cluster_cidr=_cidr(params)))
+            await self.services.set_config(config)
         except RpcError as e:
             errors.append(e.message)
         cluster_dns = params.get("clusterDNS")
