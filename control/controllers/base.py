@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from agent.protocol.primitives import controller_ref
 from control.api.registry import Registry
 from control.config import Config
-from control.controllers.objectmeta import labels_of, meta
+from control.controllers.objectmeta import Obj, labels_of, meta
 from control.controllers.ownership import (
     CONTROLLER_UID_INDEX,
     ORPHAN_INDEX,
@@ -26,7 +26,6 @@ from control.objects.kinds import ResourceType, object_key
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 # Reconcile one key; return seconds until it should be looked at again, or None.
 Reconcile = Callable[[str], Awaitable[float | None]]

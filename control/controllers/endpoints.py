@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from control.config import Config
 from control.controllers.base import run_workers
 from control.controllers.nodelifecycle import Informers
+from control.controllers.objectmeta import Obj
 from control.controllers.podstate import is_pod_active, is_pod_ready
 from control.controllers.servicepods import (
     NAMESPACE_INDEX,
@@ -31,8 +31,6 @@ from control.machinery.queue import WorkQueue
 from control.objects.kinds import ENDPOINTS, POD, SERVICE, object_key
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 COMPONENT = "endpoint-controller"
 

@@ -29,6 +29,7 @@ from typing import Any
 from control.config import Config
 from control.controllers.base import run_workers
 from control.controllers.nodelifecycle import Informers
+from control.controllers.objectmeta import Obj
 from control.controllers.podstate import is_pod_ready
 from control.controllers.servicepods import (
     NAMESPACE_INDEX,
@@ -49,8 +50,6 @@ from control.objects.discovery import (
 from control.objects.kinds import ENDPOINTSLICE, NODE, POD, SERVICE, object_key
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 COMPONENT = "endpointslice-controller"
 SERVICE_INDEX = "managed-for-service"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from control import errors
 from control.api.options import (
@@ -35,7 +35,7 @@ from control.api.options import (
 )
 from control.config import Config
 from control.controllers.base import run_workers
-from control.controllers.objectmeta import is_deleting, meta
+from control.controllers.objectmeta import Obj, is_deleting, meta
 from control.errors import ApiError
 from control.machinery.informer import Handler, Informer
 from control.machinery.queue import WorkQueue
@@ -45,8 +45,6 @@ if TYPE_CHECKING:
     from control.controllers.manager import ControllerManager
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 COMPONENT = "garbage-collector"
 OWNER_UID_INDEX = "owner-uid"

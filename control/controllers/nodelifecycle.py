@@ -30,7 +30,7 @@ from typing import Any
 from agent.protocol.primitives import now_rfc3339, rfc3339_seconds
 from control.config import Config
 from control.controllers.base import Informers, event_object, run_workers
-from control.controllers.objectmeta import is_deleting
+from control.controllers.objectmeta import Obj, is_deleting
 from control.controllers.podstate import is_pod_ready
 from control.errors import ApiError
 from control.machinery.events import EventRecorder
@@ -40,8 +40,6 @@ from control.objects.conditions import ready_condition
 from control.objects.kinds import NODE, POD
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 COMPONENT = "node-controller"
 UNREACHABLE = "node.kubernetes.io/unreachable"

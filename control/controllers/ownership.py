@@ -14,14 +14,13 @@ from typing import Any
 from agent.protocol.primitives import controller_ref, new_controller_ref
 from control import errors
 from control.api.registry import Registry
-from control.controllers.objectmeta import is_deleting, labels_of, meta
+from control.controllers.objectmeta import Obj, is_deleting, labels_of, meta
 from control.errors import ApiError
 from control.objects.kinds import ResourceType, object_key
 from control.objects.selectors import LabelSelector, SelectorError, selector_from_match
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 # Index of objects by the uid of their controller (ownerReference with controller: true).
 CONTROLLER_UID_INDEX = "controller-uid"

@@ -20,7 +20,7 @@ from control.controllers.base import (
     selecting_keys,
 )
 from control.controllers.expectations import Expectations
-from control.controllers.objectmeta import is_deleting, labels_of, meta
+from control.controllers.objectmeta import Obj, is_deleting, labels_of, meta
 from control.controllers.ownership import (
     claim,
     selector_of,
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
     from control.controllers.manager import ControllerManager
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 COMPONENT = "replicaset-controller"
 # At most this many creates or deletes per sync, as Kubernetes' burstReplicas.

@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from control.controllers.objectmeta import Obj
 from control.controllers.podstate import is_pod_ready
 from control.machinery.informer import Informer
 from control.objects.kinds import object_key
 from control.objects.selectors import selector_from_labels
-
-Obj = dict[str, Any]
 
 NAMESPACE_INDEX = "namespace"
 

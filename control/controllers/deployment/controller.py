@@ -6,7 +6,7 @@ phase: sync (scaling, paused), RollingUpdate or Recreate.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent.protocol.primitives import controller_ref
 from control.config import Config
@@ -23,7 +23,7 @@ from control.controllers.deployment.recreate import Recreate
 from control.controllers.deployment.replicas import is_rolling
 from control.controllers.deployment.rolling import RollingUpdate
 from control.controllers.deployment.sync import SyncState
-from control.controllers.objectmeta import is_deleting, meta
+from control.controllers.objectmeta import Obj, is_deleting, meta
 from control.controllers.ownership import (
     claim,
     selector_of,
@@ -35,7 +35,6 @@ from control.objects.selectors import LabelSelector
 if TYPE_CHECKING:
     from control.controllers.manager import ControllerManager
 
-Obj = dict[str, Any]
 
 COMPONENT = "deployment-controller"
 

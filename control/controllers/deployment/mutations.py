@@ -4,12 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import ItemsView
-from typing import Any
 
-from control.controllers.objectmeta import meta
+from control.controllers.objectmeta import Obj, meta
 from control.objects.kinds import object_key
-
-Obj = dict[str, Any]
 
 
 def _rv(obj: Obj) -> int:

@@ -4,14 +4,11 @@ progress deadline (Kubernetes' progress.go and its condition helpers)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from agent.protocol.primitives import now_rfc3339, rfc3339_seconds
 from control.controllers.deployment.replicas import replicas
-from control.controllers.objectmeta import meta
+from control.controllers.objectmeta import Obj, meta
 from control.objects.conditions import get_condition
-
-Obj = dict[str, Any]
 
 NO_PROGRESS_DEADLINE = 2**31 - 1
 

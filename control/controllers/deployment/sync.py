@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from agent.protocol.primitives import controller_ref, new_controller_ref
 from control import errors
@@ -50,7 +49,7 @@ from control.controllers.deployment.replicas import (
     status_int,
 )
 from control.controllers.deployment.templatehash import pod_template_hash
-from control.controllers.objectmeta import is_deleting, meta
+from control.controllers.objectmeta import Obj, is_deleting, meta
 from control.controllers.ownership import (
     CONTROLLER_UID_INDEX,
 )
@@ -69,8 +68,6 @@ from control.objects.revisions import (
 )
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 @dataclass
