@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import orjson
 from console.bench.load import drive
 from console.bench.machine import describe_machine
 from console.bench.report import median, percentile, print_report
+from console.bench.serve import spawn_serve, stop
 from control.client import Client
 from control.objects.kinds import POD
 
@@ -155,12 +155,7 @@ async def run_bench_api(n: int, concurrency: int, as_json: bool) -> int:
         http_floor = await _http_floor(tmp, min(n, 5000), concurrency)
 
         data = tmp / "data"
-        env = {**os.environ, "PILOTHOUSE_HOME": str(data)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "console", "serve", "--data-dir", str(data), "--listen", ""],
-            env=env,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = spawn_serve(data, stderr=subprocess.DEVNULL)
         try:
             await _wait_socket(data / "api.sock", proc, "pilothouse serve")
             async with Client(str(data / "api.sock")) as client:
@@ -199,12 +194,7 @@ async def run_bench_api(n: int, concurrency: int, as_json: bool) -> int:
                         f"watch delivered {len(watch_lat)} of {WATCH_SAMPLES} events"
                     )
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, 15)
 
     creates_per_s = n / create_s
     updates_per_s = n / update_s
