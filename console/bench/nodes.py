@@ -20,8 +20,8 @@ def ready_node(
     """A Node with `resources` as its capacity and allocatable, Ready as of now."""
     now = now_rfc3339()
     status: Obj = {
-        "capacity": resources,
-        "allocatable": resources,
+        "capacity": dict(resources),
+        "allocatable": dict(resources),
         "conditions": [
             {
                 "type": "Ready",
