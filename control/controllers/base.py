@@ -81,9 +81,13 @@ class QueueController:
         self.queue = WorkQueue()
         self.recorder = EventRecorder(self.registry, self.name)
 
-    def informer(self, rt: ResourceType) -> Informer:
-        """The manager's shared informer of `rt`; `run` waits for it to sync."""
+    def informer(self, rt: ResourceType, *, claimable: bool = False) -> Informer:
+        """The manager's shared informer of `rt`; `run` waits for it to sync.
+        `claimable`: indexed for `claim_candidates`."""
         informer = self._manager.informer(rt)
+        if claimable:
+            informer.add_index(CONTROLLER_UID_INDEX, controller_uid_index)
+            informer.add_index(ORPHAN_INDEX, orphan_index)
         self._informers.append(informer)
         return informer
 
@@ -106,15 +110,8 @@ def event_object(old: Obj | None, new: Obj | None) -> Obj:
     return obj
 
 
-def index_by_controller(*informers: Informer) -> None:
-    """Index the informers' objects by their controller's uid, and the orphans by namespace."""
-    for informer in informers:
-        informer.add_index(CONTROLLER_UID_INDEX, controller_uid_index)
-        informer.add_index(ORPHAN_INDEX, orphan_index)
-
-
 def claim_candidates(owned: Informer, owner: Obj) -> list[Obj]:
-    """What `owner` may claim from `owned` (indexed by `index_by_controller`):
+    """What `owner` may claim from `owned` (a claimable informer):
     the objects it controls, and the orphans in its namespace."""
     m = meta(owner)
     return [

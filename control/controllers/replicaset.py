@@ -15,16 +15,12 @@ from control.controllers.base import (
     QueueController,
     claim_candidates,
     event_object,
-    index_by_controller,
     owner_key,
     selecting_keys,
 )
 from control.controllers.expectations import Expectations
 from control.controllers.objectmeta import Obj, is_deleting, labels_of, meta
-from control.controllers.ownership import (
-    claim,
-    selector_of,
-)
+from control.controllers.ownership import claim, selector_of
 from control.controllers.podstate import (
     TERMINAL_PHASES,
     available_in,
@@ -111,9 +107,8 @@ class ReplicaSetController(QueueController):
 
     def __init__(self, manager: ControllerManager, config: Config, *, workers: int = 4) -> None:
         super().__init__(manager, config, workers=workers)
-        self.pods = self.informer(POD)
-        self.replicasets = self.informer(REPLICASET)
-        index_by_controller(self.pods, self.replicasets)
+        self.pods = self.informer(POD, claimable=True)
+        self.replicasets = self.informer(REPLICASET, claimable=True)
         self.expectations = Expectations()
         self.replicasets.add_handler(self._on_replicaset)
         self.pods.add_handler(self._on_pod)

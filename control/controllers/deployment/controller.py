@@ -14,7 +14,6 @@ from control.controllers.base import (
     QueueController,
     claim_candidates,
     event_object,
-    index_by_controller,
     owner_key,
     selecting_keys,
 )
@@ -24,10 +23,7 @@ from control.controllers.deployment.replicas import is_rolling
 from control.controllers.deployment.rolling import RollingUpdate
 from control.controllers.deployment.sync import SyncState
 from control.controllers.objectmeta import Obj, is_deleting, meta
-from control.controllers.ownership import (
-    claim,
-    selector_of,
-)
+from control.controllers.ownership import claim, selector_of
 from control.controllers.podstate import is_pod_active, is_pod_ready
 from control.objects.kinds import DEPLOYMENT, POD, REPLICASET, object_key
 from control.objects.selectors import LabelSelector
@@ -55,9 +51,8 @@ class DeploymentController(QueueController, RollingUpdate, Recreate):
     def __init__(self, manager: ControllerManager, config: Config, *, workers: int = 2) -> None:
         super().__init__(manager, config, workers=workers)
         self.deployments = self.informer(DEPLOYMENT)
-        self.replicasets = self.informer(REPLICASET)
-        self.pods = self.informer(POD)
-        index_by_controller(self.replicasets, self.pods)
+        self.replicasets = self.informer(REPLICASET, claimable=True)
+        self.pods = self.informer(POD, claimable=True)
         self._written = MutationCache()
         self._written_deployments = MutationCache()
         self.deployments.add_handler(self._on_deployment)
