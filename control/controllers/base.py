@@ -26,7 +26,6 @@ from control.objects.kinds import ResourceType, object_key
 
 log = logging.getLogger(__name__)
 
-
 # Reconcile one key; return seconds until it should be looked at again, or None.
 Reconcile = Callable[[str], Awaitable[float | None]]
 
