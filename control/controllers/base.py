@@ -93,13 +93,16 @@ class QueueController:
     async def reconcile(self, key: str) -> float | None:
         raise NotImplementedError
 
+    def on_synced(self) -> None:
+        """Called once the informers have synced, before the workers start."""
+
     async def run(self) -> None:
         await asyncio.gather(*(informer.synced.wait() for informer in self._informers))
+        self.on_synced()
         try:
             await run_workers(self.name, self.queue, self.reconcile, self.workers)
-        except asyncio.CancelledError:
+        finally:
             self.queue.shutdown()
-            raise
 
 
 def event_object(old: Obj | None, new: Obj | None) -> Obj:
