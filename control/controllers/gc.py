@@ -36,6 +36,7 @@ from control.api.options import (
 from control.config import Config
 from control.controllers.base import run_workers
 from control.controllers.objectmeta import Obj, is_deleting, meta
+from control.controllers.ownership import drop_owner_refs
 from control.errors import ApiError
 from control.machinery.informer import Handler, Informer
 from control.machinery.queue import WorkQueue
@@ -206,32 +207,15 @@ class GarbageCollector:
                 if e.code not in (404, 409):
                     raise
             return None
-        await self._drop_refs(rt, obj, {str(r.get("uid")) for r in dangling + waiting})
+        await drop_owner_refs(
+            self.registry, rt, obj, {str(r.get("uid")) for r in dangling + waiting}
+        )
         return None
-
-    async def _drop_refs(self, rt: ResourceType, obj: Obj, uids: set[str]) -> None:
-        """Take the ownerReferences to `uids` out of `obj`."""
-        m = meta(obj)
-
-        def drop(current: Obj) -> Obj:
-            cm = current.setdefault("metadata", {})
-            refs = [r for r in cm.get("ownerReferences") or [] if str(r.get("uid")) not in uids]
-            if refs:
-                cm["ownerReferences"] = refs
-            else:
-                cm.pop("ownerReferences", None)
-            return current
-
-        try:
-            await self.registry.patch(rt, m.get("namespace"), str(m.get("name")), drop)
-        except ApiError as e:
-            if e.code != 404:
-                raise
 
     async def _orphan_dependents(self, rt: ResourceType, owner: Obj) -> None:
         uid = str(meta(owner).get("uid"))
         for plural, dependent in self._dependents(uid):
-            await self._drop_refs(self.informers[plural].rt, dependent, {uid})
+            await drop_owner_refs(self.registry, self.informers[plural].rt, dependent, {uid})
         log.info("orphaned the dependents of %s %s", rt.kind, object_key(owner))
         await self._remove_finalizer(rt, owner, ORPHAN_FINALIZER)
 

@@ -69,7 +69,7 @@ async def claim(
             if matches:
                 claimed.append(obj)
             elif not owner_deleting:
-                await _release(registry, rt, obj, str(uid))
+                await drop_owner_refs(registry, rt, obj, {str(uid)})
             continue
         if owner_deleting or is_deleting(obj) or not matches:
             continue
@@ -102,12 +102,13 @@ async def _adopt(
     return kv.obj
 
 
-async def _release(registry: Registry, rt: ResourceType, obj: Obj, owner_uid: str) -> None:
+async def drop_owner_refs(registry: Registry, rt: ResourceType, obj: Obj, uids: set[str]) -> None:
+    """Take the ownerReferences to `uids` out of `obj` (gone already: nothing to do)."""
     m = meta(obj)
 
-    def drop_ref(current: Obj) -> Obj:
+    def drop(current: Obj) -> Obj:
         cm = current.setdefault("metadata", {})
-        refs = [r for r in cm.get("ownerReferences") or [] if r.get("uid") != owner_uid]
+        refs = [r for r in cm.get("ownerReferences") or [] if str(r.get("uid")) not in uids]
         if refs:
             cm["ownerReferences"] = refs
         else:
@@ -115,7 +116,7 @@ async def _release(registry: Registry, rt: ResourceType, obj: Obj, owner_uid: st
         return current
 
     try:
-        await registry.patch(rt, m.get("namespace"), str(m.get("name")), drop_ref)
+        await registry.patch(rt, m.get("namespace"), str(m.get("name")), drop)
     except ApiError as e:
         if e.code != 404:
             raise
