@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from control import errors
-from control.api.bodies import apply_patch, body, patch_body
+from control.api.bodies import body, patch_change
 from control.api.deletion import RETURNS_DELETED_OBJECT, Deletion
 from control.api.options import DeleteOptions, WriteOptions, delete_options
 from control.api.query import TRUE, int_param, matcher
@@ -93,12 +93,11 @@ class ResourceHandlers:
     async def patch(
         self, request: web.Request, target: Target, options: WriteOptions
     ) -> web.StreamResponse:
-        patcher, patch = await patch_body(request)
         kv = await self.registry.patch(
             target.rt,
             target.namespace,
             _name(target),
-            lambda obj: apply_patch(patcher, obj, patch),
+            await patch_change(request),
             subresource=target.subresource,
             options=options,
             pure=True,  # the patchers leave their target as it is
@@ -130,13 +129,9 @@ class ResourceHandlers:
     async def patch_scale(
         self, request: web.Request, target: Target, options: WriteOptions
     ) -> web.StreamResponse:
-        patcher, patch = await patch_body(request)
+        change = await patch_change(request)
         scale = await self.registry.update_scale(
-            target.rt,
-            target.namespace,
-            _name(target),
-            lambda s: apply_patch(patcher, s, patch),
-            options=options,
+            target.rt, target.namespace, _name(target), change, options=options
         )
         return json_response(scale)
 
