@@ -124,6 +124,11 @@ class Client:
         except aiohttp.ClientConnectionError as e:
             raise ClusterUnreachable(f"cannot reach the API server at {self.server}: {e}") from e
 
+    async def _object(self, method: str, path: str, **request: Any) -> dict[str, Any]:
+        """`request`, for the answers that are a JSON object (all but a log's)."""
+        result: dict[str, Any] = await self.request(method, path, **request)
+        return result
+
     # -- typed helpers -------------------------------------------------------
 
     @staticmethod
@@ -140,8 +145,7 @@ class Client:
     async def get(
         self, rt: ResourceType, name: str, namespace: str | None = None
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request("GET", self.path(rt, namespace, name))
-        return result
+        return await self._object("GET", self.path(rt, namespace, name))
 
     async def list(
         self,
@@ -158,23 +162,20 @@ class Client:
             params["limit"] = str(limit)
         if continue_token:
             params["continue"] = continue_token
-        result: dict[str, Any] = await self.request("GET", self.path(rt, namespace), params=params)
-        return result
+        return await self._object("GET", self.path(rt, namespace), params=params)
 
     async def create(
         self, rt: ResourceType, obj: dict[str, Any], namespace: str | None = None
     ) -> dict[str, Any]:
         ns = namespace or (obj.get("metadata") or {}).get("namespace") or "default"
-        result: dict[str, Any] = await self.request("POST", self.path(rt, ns), body=obj)
-        return result
+        return await self._object("POST", self.path(rt, ns), body=obj)
 
     async def replace(
         self, rt: ResourceType, obj: dict[str, Any], *, sub: str = ""
     ) -> dict[str, Any]:
         meta = obj.get("metadata") or {}
         path = self.path(rt, meta.get("namespace") or "default", meta["name"], sub)
-        result: dict[str, Any] = await self.request("PUT", path, body=obj)
-        return result
+        return await self._object("PUT", path, body=obj)
 
     async def patch(
         self,
@@ -186,19 +187,17 @@ class Client:
         patch_type: str = "merge",
         sub: str = "",
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request(
+        return await self._object(
             "PATCH",
             self.path(rt, namespace, name, sub),
             body=patch,
             content_type=PATCH_TYPES[patch_type],
         )
-        return result
 
     async def delete(
         self, rt: ResourceType, name: str, namespace: str | None = None
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request("DELETE", self.path(rt, namespace, name))
-        return result
+        return await self._object("DELETE", self.path(rt, namespace, name))
 
     async def scale(
         self, rt: ResourceType, name: str, replicas: int, namespace: str | None = None
@@ -325,10 +324,7 @@ class Client:
             body["container"] = container
         if timeout_seconds:
             body["timeoutSeconds"] = timeout_seconds
-        result: dict[str, Any] = await self.request(
-            "POST", self.path(POD, namespace, name, "exec"), body=body
-        )
-        return result
+        return await self._object("POST", self.path(POD, namespace, name, "exec"), body=body)
 
     @contextlib.asynccontextmanager
     async def exec_stream(
@@ -356,14 +352,12 @@ class Client:
 
     async def node_metrics(self) -> dict[str, Any]:
         """NodeMetricsList from metrics.k8s.io/v1beta1."""
-        result: dict[str, Any] = await self.request("GET", f"{METRICS}/nodes")
-        return result
+        return await self._object("GET", f"{METRICS}/nodes")
 
     async def pod_metrics(self, namespace: str | None = "default") -> dict[str, Any]:
         """PodMetricsList from metrics.k8s.io/v1beta1; all namespaces when None."""
         path = f"{METRICS}/namespaces/{namespace}/pods" if namespace else f"{METRICS}/pods"
-        result: dict[str, Any] = await self.request("GET", path)
-        return result
+        return await self._object("GET", path)
 
     # -- images ----------------------------------------------------------------
 
