@@ -14,7 +14,7 @@ import os
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import aiohttp
 import orjson
@@ -37,6 +37,35 @@ PATCH_TYPES = {
 
 class ClusterUnreachable(Exception):
     """The API server did not answer at all."""
+
+
+class LogOptions(TypedDict, total=False):
+    """Which of a container's log to read."""
+
+    container: str | None
+    tail_lines: int | None
+    since_seconds: int | None
+    timestamps: bool
+
+
+def _log_params(
+    options: LogOptions, *, follow: bool = False, previous: bool = False
+) -> dict[str, str]:
+    """`GET pods/{name}/log`'s query."""
+    params: dict[str, str] = {}
+    if options.get("container"):
+        params["container"] = str(options["container"])
+    if follow:
+        params["follow"] = "true"
+    if previous:
+        params["previous"] = "true"
+    if (tail_lines := options.get("tail_lines")) is not None:
+        params["tailLines"] = str(tail_lines)
+    if (since_seconds := options.get("since_seconds")) is not None:
+        params["sinceSeconds"] = str(since_seconds)
+    if options.get("timestamps"):
+        params["timestamps"] = "true"
+    return params
 
 
 class Client:
@@ -240,43 +269,16 @@ class Client:
 
     # -- pods on their nodes ---------------------------------------------------
 
-    @staticmethod
-    def _log_params(
-        container: str | None,
-        follow: bool,
-        previous: bool,
-        tail_lines: int | None,
-        since_seconds: int | None,
-        timestamps: bool,
-    ) -> dict[str, str]:
-        params: dict[str, str] = {}
-        if container:
-            params["container"] = container
-        if follow:
-            params["follow"] = "true"
-        if previous:
-            params["previous"] = "true"
-        if tail_lines is not None:
-            params["tailLines"] = str(tail_lines)
-        if since_seconds is not None:
-            params["sinceSeconds"] = str(since_seconds)
-        if timestamps:
-            params["timestamps"] = "true"
-        return params
-
     async def logs(
         self,
         name: str,
         namespace: str = "default",
         *,
-        container: str | None = None,
         previous: bool = False,
-        tail_lines: int | None = None,
-        since_seconds: int | None = None,
-        timestamps: bool = False,
+        **options: Unpack[LogOptions],
     ) -> str:
         """A container's log as text (`GET pods/{name}/log`)."""
-        params = self._log_params(container, False, previous, tail_lines, since_seconds, timestamps)
+        params = _log_params(options, previous=previous)
         status, raw = await self.request_raw(
             "GET", self.path(POD, namespace, name, "log"), params=params
         )
@@ -285,18 +287,11 @@ class Client:
         return raw.decode("utf-8", errors="replace")
 
     async def follow_logs(
-        self,
-        name: str,
-        namespace: str = "default",
-        *,
-        container: str | None = None,
-        tail_lines: int | None = None,
-        since_seconds: int | None = None,
-        timestamps: bool = False,
+        self, name: str, namespace: str = "default", **options: Unpack[LogOptions]
     ) -> AsyncGenerator[str, None]:
         """A container's log, then its new lines as they come, until the
         container ends (`GET pods/{name}/log?follow=true`)."""
-        params = self._log_params(container, True, False, tail_lines, since_seconds, timestamps)
+        params = _log_params(options, follow=True)
         try:
             async with self._sess().get(
                 self._base + self.path(POD, namespace, name, "log"), params=params
