@@ -39,6 +39,14 @@ class ClusterUnreachable(Exception):
     """The API server did not answer at all."""
 
 
+class RequestOptions(TypedDict, total=False):
+    """A request's query, body (sent as JSON) and content type (JSON by default)."""
+
+    params: dict[str, str] | None
+    body: Any
+    content_type: str
+
+
 class LogOptions(TypedDict, total=False):
     """Which of a container's log to read."""
 
@@ -119,43 +127,30 @@ class Client:
 
     # -- raw requests --------------------------------------------------------
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        body: Any = None,
-        content_type: str = JSON,
-    ) -> Any:
-        status, raw = await self.request_raw(
-            method, path, params=params, body=body, content_type=content_type
-        )
-        return _decode(status, raw)
+    async def request(self, method: str, path: str, **options: Unpack[RequestOptions]) -> Any:
+        """One request's decoded answer; an error status raises."""
+        return _decode(*await self.request_raw(method, path, **options))
 
     async def request_raw(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        body: Any = None,
-        content_type: str = JSON,
+        self, method: str, path: str, **options: Unpack[RequestOptions]
     ) -> tuple[int, bytes]:
         """The status and undecoded body of one request."""
+        body = options.get("body")
         data = None if body is None else orjson.dumps(body)
-        headers = {"Content-Type": content_type} if data is not None else None
+        headers = {"Content-Type": options.get("content_type", JSON)} if data is not None else None
         try:
             async with self._sess().request(
-                method, self._base + path, params=params, data=data, headers=headers
+                method, self._base + path, params=options.get("params"), data=data, headers=headers
             ) as resp:
                 return resp.status, await resp.read()
         except aiohttp.ClientConnectionError as e:
             raise ClusterUnreachable(f"cannot reach the API server at {self.server}: {e}") from e
 
-    async def _object(self, method: str, path: str, **request: Any) -> dict[str, Any]:
+    async def _object(
+        self, method: str, path: str, **options: Unpack[RequestOptions]
+    ) -> dict[str, Any]:
         """`request`, for the answers that are a JSON object (all but a log's)."""
-        result: dict[str, Any] = await self.request(method, path, **request)
+        result: dict[str, Any] = await self.request(method, path, **options)
         return result
 
     # -- typed helpers -------------------------------------------------------
