@@ -21,7 +21,6 @@ is a timer on the work queue; nothing polls.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -29,13 +28,11 @@ from typing import Any
 
 from agent.protocol.primitives import now_rfc3339, rfc3339_seconds
 from control.config import Config
-from control.controllers.base import Informers, event_object, run_workers
+from control.controllers.base import Informers, QueueController, event_object
 from control.controllers.objectmeta import Obj, is_deleting
 from control.controllers.podstate import is_pod_ready
 from control.errors import ApiError
-from control.machinery.events import EventRecorder
 from control.machinery.indexes import NODE_NAME_INDEX, pod_node_name
-from control.machinery.queue import WorkQueue
 from control.objects.conditions import ready_condition
 from control.objects.kinds import NODE, POD
 
@@ -100,7 +97,7 @@ def toleration_seconds(pod: Obj, taints: list[Obj], default: float) -> float | N
     return limit
 
 
-class NodeLifecycleController:
+class NodeLifecycleController(QueueController):
     name = COMPONENT
 
     def __init__(
@@ -111,14 +108,12 @@ class NodeLifecycleController:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.registry = manager.registry
+        super().__init__(manager, config, workers=2)
         self.grace = config.controllers.node_monitor_grace_period
         self.eviction_timeout = config.controllers.pod_eviction_timeout
-        self.nodes = manager.informer(NODE)
-        self.pods = manager.informer(POD)
+        self.nodes = self.informer(NODE)
+        self.pods = self.informer(POD)
         self.pods.add_index(NODE_NAME_INDEX, pod_node_name)
-        self.queue = WorkQueue()
-        self.recorder = EventRecorder(self.registry, COMPONENT)
         self._now = clock  # the event loop's clock too, so queue delays agree
         self._wall = wall_clock
         # node -> (the heartbeat last seen, when this controller saw it change)
@@ -132,14 +127,9 @@ class NodeLifecycleController:
         self.nodes.add_handler(self._on_node)
         self.pods.add_handler(self._on_pod)
 
-    async def run(self) -> None:
-        await asyncio.gather(self.nodes.synced.wait(), self.pods.synced.wait())
+    def on_synced(self) -> None:
         for node in self.nodes.list():
             self.queue.add(str(node["metadata"]["name"]))
-        try:
-            await run_workers(self.name, self.queue, self.reconcile, 2)
-        finally:
-            self.queue.shutdown()
 
     # -- event handlers ------------------------------------------------------
 
