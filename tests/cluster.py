@@ -50,9 +50,12 @@ def make_pod(
     ports: list[Obj] | None = None,
     tolerations: list[Obj] | None = None,
     namespace: str = "default",
+    command: list[str] | None = None,
     **spec: Any,
 ) -> Obj:
     container: Obj = {"name": "main", "image": "pilothouse/busybox"}
+    if command:
+        container["command"] = command
     if ports:
         container["ports"] = ports
     pod_spec: Obj = {"containers": [container], **spec}

@@ -100,8 +100,7 @@ async def test_deployments_view_rows(plane: ControlPlane, client: Client) -> Non
 async def test_services_view_counts_endpoints(plane: ControlPlane, client: Client) -> None:
     # No selector: its Endpoints are the user's to write, not the controller's.
     await client.create(kinds.SERVICE, service_manifest("ext", selector=False))
-    async with console(plane, view="svc") as (app, _pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, view="svc", rows=1) as (app, _pilot):
         row = app.table.visible_rows()[0]
         assert row[:3] == ["default", "ext", "ClusterIP"]
         assert row[3].count(".") == 3  # an allocated ClusterIP
@@ -118,8 +117,7 @@ async def test_ingress_view_has_a_row_per_host_and_path(
         "b.test": [("/", "Prefix", "web", 80)],
     }
     await client.create(kinds.INGRESS, ingress_manifest("site", rules, tls=["a.test"]))
-    async with console(plane, view="ing") as (app, _pilot):
-        await eventually(lambda: len(app.table.shown) == 3)
+    async with console(plane, view="ing", rows=3) as (app, _pilot):
         assert app.table.visible_rows() == [
             ["default", "site", "a.test", "/ (Prefix)", "web:80", "yes", "0"],
             ["default", "site", "a.test", "/api (Exact)", "api:8080", "yes", "0"],
