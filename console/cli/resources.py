@@ -14,8 +14,8 @@ from console.cli.arguments import (
 )
 from console.cli.output import print_objects, table, to_yaml
 from control.errors import ApiError
-from control.objects.kinds import EVENT, ResourceType, by_kind
-from control.operations.listing import list_all
+from control.objects.kinds import EVENT, SERVICE, ResourceType, by_kind
+from control.operations.listing import list_all, service_details_of
 
 
 async def apply(args: argparse.Namespace) -> int:
@@ -63,6 +63,9 @@ async def describe(args: argparse.Namespace) -> int:
         obj = await client.get(rt, args.name, ns)
         selector = f"involvedObject.name={args.name},involvedObject.kind={rt.kind}"
         events = await list_all(client, EVENT, ns or "default", field=selector)
+        details = (
+            await service_details_of(client, ns or "default", args.name) if rt is SERVICE else []
+        )
     meta = obj.get("metadata") or {}
     out = sys.stdout
     out.write(f"Name:         {meta.get('name')}\n")
@@ -89,6 +92,8 @@ async def describe(args: argparse.Namespace) -> int:
             out.write(f"{section.capitalize()}:\n")
             for line in to_yaml(obj[section]).splitlines():
                 out.write(f"  {line}\n")
+    for line in details:
+        out.write(f"{line}\n")
     out.write("Events:")
     if not events:
         out.write("       <none>\n")

@@ -86,6 +86,7 @@ class _Agent:
     base: int | None = None  # what its next update builds on; None: send a full sync
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     annotated: str = ""  # the annotation value last written
+    keeps_rules: bool = True  # False: its agent answered that it keeps none
     written_at: float = float("-inf")
 
 
@@ -226,6 +227,7 @@ class ServiceRules:
             recorder = EventRecorder(self.registry, COMPONENT, name) if node else None
             agent = self._agents[name] = _Agent(name, node, recorder)
         agent.base = None
+        agent.keeps_rules = True
         agent.wake.set()
         failures = 0
         try:
@@ -246,6 +248,7 @@ class ServiceRules:
                         continue
                     if e.code in (METHOD_NOT_FOUND, NOT_SUPPORTED):
                         log.debug("%s: the agent keeps no service rules: %s", name, e.message)
+                        agent.keeps_rules = False  # nothing to annotate
                         await asyncio.Event().wait()  # until the session ends
                     failures += 1
                     await self._failed(agent, e.message, failures)
@@ -318,7 +321,7 @@ class ServiceRules:
             for name in list(self._to_annotate):
                 agent = self._agents.get(name)
                 value = rules_value(agent.acked, self.generation) if agent else ""
-                if agent is None or value == agent.annotated:
+                if agent is None or not agent.keeps_rules or value == agent.annotated:
                     self._to_annotate.discard(name)
                     continue
                 due = agent.written_at + interval

@@ -10,6 +10,7 @@ standing for nodes, one for a service proxy).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from console.cli import main as cli
 from control.nodes.link import LinkState
 from control.nodes.services import FAILED_REASON, RulesTiming, ServiceRules
 from control.nodes.servicetable import service_table
@@ -245,3 +247,34 @@ async def test_service_proxies_from_the_config_run_their_command(tmp_path: Path)
         await cluster.registry.create(SERVICE, "default", service("web", "web"))
         before = rules.generation
         await eventually(lambda: rules.generation > before and acked(), "and the next one")
+
+
+async def test_describe_and_get_svc(
+    rules_cluster: RulesCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = rules_cluster
+    ips = await start_web(rc)
+    ready = {ip: True for ip in ips.values()}
+    await eventually(lambda: all(endpoints_of(rc.agents[n], "web") == ready for n in NODES))
+
+    async def run(*argv: str) -> str:
+        args = cli.build_parser().parse_args([*argv, "--server", rc.cluster.socket])
+        assert await args.func(args) == 0
+        return capsys.readouterr().out
+
+    async def rules_nodes_in_sync() -> str | None:
+        out = await run("describe", "svc", "web")
+        behind = out.split("Rules:", 1)[1].split("Events:", 1)[0]
+        return out if not any(n in behind for n in NODES) else None
+
+    out = await eventually(rules_nodes_in_sync, "the rules nodes in sync", within=DEFAULT_TIMEOUT)
+    assert "Endpoints:    2 ready, 0 not ready\n" in out
+    for pod, ip in ips.items():
+        node = "node-1" if pod == "web-1" else "node-2"
+        assert re.search(rf"^  {re.escape(ip)} +ready +8080/TCP +{node}$", out, re.M), out
+    assert re.search(r"^Rules: +\d/4 nodes in sync$", out, re.M), out
+
+    header, row = (await run("get", "svc", "web", "-o", "wide")).splitlines()
+    assert header.split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "SELECTOR"]  # fmt: skip
+    name, kind, ip, external, ports, _age, selector = row.split()
+    assert (name, kind, external, ports, selector) == ("web", "ClusterIP", "<none>", "80/TCP", "app=web")  # fmt: skip
