@@ -15,7 +15,7 @@ from console.cli.arguments import (
 from console.cli.output import print_objects, table, to_yaml
 from control.errors import ApiError
 from control.objects.kinds import EVENT, SERVICE, ResourceType, by_kind
-from control.operations.listing import list_all, service_details_of
+from control.operations.listing import list_all
 
 
 async def apply(args: argparse.Namespace) -> int:
@@ -63,9 +63,11 @@ async def describe(args: argparse.Namespace) -> int:
         obj = await client.get(rt, args.name, ns)
         selector = f"involvedObject.name={args.name},involvedObject.kind={rt.kind}"
         events = await list_all(client, EVENT, ns or "default", field=selector)
-        details = (
-            await service_details_of(client, ns or "default", args.name) if rt is SERVICE else []
-        )
+        details: list[str] = []
+        if rt is SERVICE:
+            from control.operations.services import service_details_of
+
+            details = await service_details_of(client, ns or "default", args.name)
     meta = obj.get("metadata") or {}
     out = sys.stdout
     out.write(f"Name:         {meta.get('name')}\n")

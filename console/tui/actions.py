@@ -25,7 +25,7 @@ from control.objects.kinds import ResourceType
 from control.objects.manifest import load_manifests, load_paths
 from control.operations import delete as remove
 from control.operations import nodes, rollout, scale
-from control.operations.listing import service_details_of
+from control.operations.services import service_details_of
 
 Obj = dict[str, Any]
 

@@ -1,14 +1,11 @@
-"""Reading a whole list from the API, page by page; and the lists `describe
-svc` reads (a Service's EndpointSlices, the Nodes' service rules)."""
+"""Reading a whole list from the API, page by page."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from control.client import Client
-from control.objects.discovery import LABEL_SERVICE_NAME
-from control.objects.kinds import ENDPOINTSLICE, NODE, ResourceType
-from control.objects.servicestatus import service_details
+from control.objects.kinds import ResourceType
 
 PAGE = 500
 
@@ -36,9 +33,3 @@ async def list_all(
         token = (page.get("metadata") or {}).get("continue")
         if not token:
             return items
-
-
-async def service_details_of(client: Client, namespace: str, name: str) -> list[str]:
-    """`describe svc`'s lines for a Service's endpoints and the nodes' rules."""
-    slices = await list_all(client, ENDPOINTSLICE, namespace, f"{LABEL_SERVICE_NAME}={name}")
-    return service_details(slices, await list_all(client, NODE, None))
