@@ -116,7 +116,8 @@ class ServiceRules:
         self._table: ServiceTableWire | None = None  # of this generation, once asked for
         self._dirty: set[Key] = set()
         self._changed = asyncio.Event()
-        self._agents: dict[str, _Agent] = {}
+        # By (is a node, name): a service proxy may share a node's name.
+        self._agents: dict[tuple[bool, str], _Agent] = {}
         self._bumped_at = float("-inf")
         self._to_annotate: set[str] = set()
         self._annotate = asyncio.Event()
@@ -222,10 +223,10 @@ class ServiceRules:
     async def serve(self, name: str, peer: Peer, *, node: bool) -> None:
         """Keep one connected agent's rules at the latest generation, starting
         with a full sync; until cancelled, or raises when the connection fails."""
-        agent = self._agents.get(name)
+        agent = self._agents.get((node, name))
         if agent is None:
             recorder = EventRecorder(self.registry, COMPONENT, name) if node else None
-            agent = self._agents[name] = _Agent(name, node, recorder)
+            agent = self._agents[node, name] = _Agent(name, node, recorder)
         agent.base = None
         agent.keeps_rules = True
         agent.wake.set()
@@ -295,14 +296,15 @@ class ServiceRules:
         await asyncio.sleep(delay)
         agent.wake.set()
 
-    def forget(self, name: str) -> None:
+    def forget(self, name: str, *, node: bool = True) -> None:
         """A link is gone for good: stop tracking its agent."""
-        self._agents.pop(name, None)
-        self._to_annotate.discard(name)
+        self._agents.pop((node, name), None)
+        if node:
+            self._to_annotate.discard(name)
 
-    def acked(self, name: str) -> int:
-        """The generation an agent last confirmed (0: none)."""
-        agent = self._agents.get(name)
+    def acked(self, name: str, *, node: bool = True) -> int:
+        """The generation an agent (a node's, or a service proxy's) last confirmed (0: none)."""
+        agent = self._agents.get((node, name))
         return agent.acked if agent is not None else 0
 
     # -- Node annotations ----------------------------------------------------
@@ -319,7 +321,7 @@ class ServiceRules:
             now, wait = loop.time(), None
             writes: list[tuple[_Agent, str]] = []
             for name in list(self._to_annotate):
-                agent = self._agents.get(name)
+                agent = self._agents.get((True, name))
                 value = rules_value(agent.acked, self.generation) if agent else ""
                 if agent is None or not agent.keeps_rules or value == agent.annotated:
                     self._to_annotate.discard(name)

@@ -241,7 +241,7 @@ async def test_service_proxies_from_the_config_run_their_command(tmp_path: Path)
         assert list(cluster.plane.node_links.proxies) == ["host"]
 
         def acked() -> bool:
-            return rules.generation > 0 and rules.acked("host") == rules.generation
+            return rules.generation > 0 and rules.acked("host", node=False) == rules.generation
 
         await eventually(acked, "the proxy command acknowledges the table", within=20)
         await cluster.registry.create(SERVICE, "default", service("web", "web"))
