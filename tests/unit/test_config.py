@@ -14,6 +14,7 @@ from control.config import (
     NetworkConfig,
     NodeConfig,
     SchedulerConfig,
+    ServiceProxyConfig,
     SshConfig,
     StoreConfig,
     Taint,
@@ -62,6 +63,7 @@ def test_missing_file_gives_defaults(tmp_path: Path) -> None:
     assert (c.ssh.reconnect_backoff_initial, c.ssh.reconnect_backoff_max) == (1, 30)
     assert c.ssh.agent_command == ("python3", "-m", "agent")
     assert c.nodes == ()
+    assert c.service_proxies == ()
     assert c.network == NetworkConfig()
     assert c.network.cluster_dns == "10.96.0.10"
     assert c.controllers == ControllersConfig(40, 300)
@@ -174,12 +176,15 @@ def test_example_file_equals_defaults(tmp_path: Path) -> None:
         api=load_config(None, data_dir=tmp_path).api,
         ssh=load_config(None, data_dir=tmp_path).ssh,
     )
-    assert dataclasses.replace(c, nodes=()) == defaults
+    assert dataclasses.replace(c, nodes=(), service_proxies=()) == defaults
     assert [n.name for n in c.nodes] == ["node-1", "node-2"]
     assert c.nodes[0].port == 22 and c.nodes[0].user is None and c.nodes[0].taints == ()
     assert c.nodes[1].taints == (
         Taint("dedicated", "NoSchedule", "db"),
         Taint("maintenance", "NoExecute"),
+    )
+    assert c.service_proxies == (
+        ServiceProxyConfig("gateway", ("python3", "-m", "agent", "--proxy-only")),
     )
 
 
@@ -200,6 +205,7 @@ def test_example_file_documents_every_key() -> None:
         | _fields(NetworkConfig)
         | _fields(ControllersConfig)
         | _fields(SchedulerConfig)
+        | _fields(ServiceProxyConfig)
     )
     assert expected - documented == set()
     sections = set(re.findall(r"^\[+(\w+)\]+", text, re.M))
@@ -322,6 +328,36 @@ def test_example_file_documents_every_key() -> None:
         (
             '[nodes]\nname = "a"\n',
             "config.toml: nodes: expected an array of tables ([[nodes]]), got table",
+        ),
+        (
+            '[[service_proxies]]\ncommand = ["p"]\n',
+            "config.toml: service_proxies[0].name: required",
+        ),
+        ('[[service_proxies]]\nname = "p"\n', "config.toml: service_proxies[0].command: required"),
+        (
+            '[[service_proxies]]\nname = "Host"\ncommand = ["p"]\n',
+            "config.toml: service_proxies[0].name: not a valid proxy name (lowercase DNS subdomain): 'Host'",
+        ),
+        (
+            '[[service_proxies]]\nname = "h"\ncommand = ["p"]\n'
+            '[[service_proxies]]\nname = "h"\ncommand = ["q"]\n',
+            "config.toml: service_proxies[1].name: duplicate service proxy name 'h'",
+        ),
+        (
+            '[[service_proxies]]\nname = "h"\ncommand = "python3 -m agent"\n',
+            "config.toml: service_proxies[0].command: expected an array of strings, got string 'python3 -m agent'",
+        ),
+        (
+            '[[service_proxies]]\nname = "h"\ncommand = []\n',
+            'config.toml: service_proxies[0].command: must name a program: an argv array like ["python3", "-m", "agent"]',
+        ),
+        (
+            '[[service_proxies]]\nname = "h"\ncommand = ["p"]\nargs = ["x"]\n',
+            "config.toml: service_proxies[0].args: unknown key",
+        ),
+        (
+            'service_proxies = ["h"]\n',
+            "config.toml: service_proxies[0]: expected a table, got string 'h'",
         ),
     ],
 )
