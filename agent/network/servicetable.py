@@ -17,6 +17,7 @@ from typing import Any, Literal, cast, get_args
 
 from agent.protocol.primitives import is_dns1123_label
 from agent.protocol.services import (
+    DEFAULT_AFFINITY_TIMEOUT,
     ChangeOp,
     EndpointsWire,
     EndpointWire,
@@ -30,8 +31,6 @@ PortProtocol = Literal["TCP", "UDP", "SCTP"]
 SessionAffinity = Literal["None", "ClientIP"]
 ServiceKey = tuple[str, str]  # (namespace, name)
 
-# Kubernetes' default for sessionAffinityConfig.clientIP.timeoutSeconds.
-DEFAULT_AFFINITY_TIMEOUT = 10800
 MAX_AFFINITY_TIMEOUT = 86400
 
 _DNS_NAME_LABEL = re.compile(r"[A-Za-z0-9_]([-A-Za-z0-9_]{0,61}[A-Za-z0-9])?")

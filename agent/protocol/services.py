@@ -27,6 +27,8 @@ from typing import Literal, NotRequired, TypedDict
 
 from .errors import SERVICES_OUT_OF_SYNC, ServicesOutOfSync
 
+# Kubernetes' default for ClientIP affinity without sessionAffinityConfig.
+DEFAULT_AFFINITY_TIMEOUT = 10800
 SERVICES_SYNC = "services_sync"
 SERVICES_UPDATE = "services_update"
 

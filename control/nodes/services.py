@@ -27,7 +27,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.protocol import METHOD_NOT_FOUND, NOT_SUPPORTED, Peer, RpcError
+from agent.protocol import (
+    METHOD_NOT_FOUND,
+    NOT_SUPPORTED,
+    SERVICES_OUT_OF_SYNC,
+    SERVICES_SYNC,
+    SERVICES_UPDATE,
+    Peer,
+    RpcError,
+)
 from control.api.registry import Registry
 from control.errors import ApiError
 from control.machinery.events import EventRecorder
@@ -48,9 +56,6 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 
-# The agent's answer to a `services_update` whose base is not its generation.
-# TODO(lead): import SERVICES_OUT_OF_SYNC from agent.protocol once the agent side defines it.
-SERVICES_OUT_OF_SYNC = -32003
 FAILED_REASON = "FailedServiceRules"
 COMPONENT = "service-proxy"
 SERVICE_NAME_INDEX = "service-name"  # slices by `namespace/service`
@@ -271,10 +276,10 @@ class ServiceRules:
         changes = None if agent.base is None else self.changes_since(agent.base)
         if agent.base is None or changes is None:
             return await peer.request(
-                "services_sync", {"generation": generation, "table": self.table()}
+                SERVICES_SYNC, {"generation": generation, "table": self.table()}
             )
         return await peer.request(
-            "services_update", {"generation": generation, "base": agent.base, "changes": changes}
+            SERVICES_UPDATE, {"generation": generation, "base": agent.base, "changes": changes}
         )
 
     async def _failed(self, agent: _Agent, message: str, failures: int) -> None:

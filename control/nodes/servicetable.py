@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from agent.protocol.services import (
+    DEFAULT_AFFINITY_TIMEOUT,
     Change,
     EndpointsWire,
     EndpointWire,
@@ -32,9 +33,6 @@ from agent.protocol.services import (
 from control.objects.discovery import LABEL_SERVICE_NAME
 
 Obj = dict[str, Any]
-
-# Kubernetes' default for ClientIP affinity without sessionAffinityConfig.
-DEFAULT_AFFINITY_TIMEOUT = 10800
 
 
 Key = tuple[str, str]  # (namespace, name)
