@@ -103,6 +103,9 @@ class NodeConfig:
     user: str | None = None  # None: ssh.user
     labels: Mapping[str, str] = field(default_factory=dict)
     taints: tuple[Taint, ...] = ()
+    # The node's block of network.pod_cidr; "" lets the control plane pick the
+    # lowest free one when the node first registers.
+    pod_cidr: str = ""
 
 
 @dataclass(frozen=True)
@@ -328,9 +331,9 @@ def _parse(raw: Mapping[str, Any], src: str, file_dir: Path, data_dir: Path | No
     store = _parse_store(top.table("store"), data_dir)
     api = _parse_api(top.table("api"), data_dir)
     ssh = _parse_ssh(top.table("ssh"), data_dir)
-    nodes = _parse_nodes(top)
-    proxies = _parse_service_proxies(top)
     network = _parse_network(top.table("network"))
+    nodes = _parse_nodes(top, network)
+    proxies = _parse_service_proxies(top)
 
     t = top.table("controllers")
     controllers = ControllersConfig(
@@ -424,9 +427,10 @@ def _parse_ssh(t: _Table, data_dir: Path) -> SshConfig:
     return cfg
 
 
-def _parse_nodes(top: _Table) -> tuple[NodeConfig, ...]:
+def _parse_nodes(top: _Table, network: NetworkConfig) -> tuple[NodeConfig, ...]:
     nodes: list[NodeConfig] = []
     seen: set[str] = set()
+    blocks: set[str] = set()
     for t in _array_of_tables(top, "nodes"):
         if "name" not in t.data:
             raise t.err("name", "required")
@@ -442,6 +446,7 @@ def _parse_nodes(top: _Table) -> tuple[NodeConfig, ...]:
         if not host:
             raise t.err("host", "must not be empty")
         user = t.string("user", "") or None
+        pod_cidr = _node_pod_cidr(t, network, blocks)
         nodes.append(
             NodeConfig(
                 name=name,
@@ -450,10 +455,37 @@ def _parse_nodes(top: _Table) -> tuple[NodeConfig, ...]:
                 user=user,
                 labels=_parse_labels(t.table("labels")),
                 taints=_parse_taints(t),
+                pod_cidr=pod_cidr,
             )
         )
         t.done()
     return tuple(nodes)
+
+
+def _node_pod_cidr(t: _Table, network: NetworkConfig, taken: set[str]) -> str:
+    """A node's `pod_cidr`: one /node_cidr_mask block of network.pod_cidr, not
+    another node's."""
+    text = t.string("pod_cidr", "")
+    if not text:
+        return ""
+    try:
+        block = ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        raise t.err("pod_cidr", f"not a valid CIDR: {text!r}") from None
+    cluster = ipaddress.ip_network(network.pod_cidr)
+    if (
+        block.version != cluster.version
+        or block.prefixlen != network.node_cidr_mask
+        or not block.subnet_of(cluster)  # type: ignore[arg-type]  # same version, checked above
+    ):
+        raise t.err(
+            "pod_cidr",
+            f"{text} is not a /{network.node_cidr_mask} block of network.pod_cidr {network.pod_cidr}",
+        )
+    if str(block) in taken:
+        raise t.err("pod_cidr", f"{text} is already another node's")
+    taken.add(str(block))
+    return str(block)
 
 
 def _array_of_tables(top: _Table, key: str) -> list[_Table]:

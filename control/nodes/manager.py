@@ -211,8 +211,13 @@ class NodeLinks:
             return str(existing["spec"]["podCIDR"])
         if node in self._assigned:
             return self._assigned[node]
+        configured = self._configs.get(node)
+        if configured is not None and configured.pod_cidr:
+            self._assigned[node] = configured.pod_cidr
+            return configured.pod_cidr
         used = {cidr for cidr, _ in map(_network_view, self.nodes.list()) if cidr}
         used |= set(self._assigned.values())
+        used |= {n.pod_cidr for n in self._configs.values() if n.pod_cidr}
         net = self.config.network
         for block in ipaddress.ip_network(net.pod_cidr).subnets(new_prefix=net.node_cidr_mask):
             if str(block) not in used:

@@ -382,3 +382,26 @@ def test_relative_config_path_is_named_as_given(
 def test_invalid_toml(tmp_path: Path) -> None:
     msg = error_of(tmp_path, "[ssh\nuser = 1\n")
     assert msg.startswith(f"{tmp_path / 'config.toml'}: invalid TOML: ")
+
+
+def test_a_node_pod_cidr_is_one_free_block_of_the_cluster_range(tmp_path: Path) -> None:
+    def nodes(*cidrs: str) -> str:
+        return "".join(
+            f'[[nodes]]\nname = "n{i}"\nhost = "h{i}"\npod_cidr = "{c}"\n'
+            for i, c in enumerate(cidrs)
+        )
+
+    ok = tmp_path / "ok.toml"
+    ok.write_text(nodes("10.244.3.0/24", "10.244.7.0/24"))
+    assert [n.pod_cidr for n in load_config(ok).nodes] == ["10.244.3.0/24", "10.244.7.0/24"]
+    for cidrs, why in (
+        (("10.245.0.0/24",), "is not a /24 block of network.pod_cidr"),
+        (("10.244.0.0/25",), "is not a /24 block of network.pod_cidr"),
+        (("10.244.0.0/24", "10.244.0.0/24"), "is already another node's"),
+        (("nope",), "not a valid CIDR"),
+    ):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(nodes(*cidrs))
+        with pytest.raises(ConfigError, match="pod_cidr") as info:
+            load_config(bad)
+        assert why in str(info.value)
