@@ -15,6 +15,10 @@ container's log is `HOLLOW_LOG_LINES` lines "<pod>/<container> line <i>"
 fake shell (`echo`, `true`, `false`, `exit N`; anything else exits 127); stats
 report `HOLLOW_CPU_NANO` and `HOLLOW_MEMORY` per container.
 
+`services_sync` and `services_update` change the node's service table
+(`services.table`, for tests to inspect) and are acknowledged at once: no
+rules are loaded.
+
 Interactive exec sessions (HollowShell) run that fake shell too: `cat` copies
 stdin to stdout; a shell (`sh`, `bash`, ...) runs each line of stdin as a
 command (plus `stty size`, which prints the last terminal size), echoing the
@@ -43,6 +47,7 @@ from typing import Any
 
 from agent.cri import api_pb2 as pb
 from agent.images import ImageReceiver
+from agent.network.servicesync import ServiceSync
 from agent.nodestatus import architecture, node_conditions
 from agent.pods.params import container_name, desired_pods, exec_command
 from agent.pods.sessions import Sessions
@@ -295,6 +300,7 @@ class HollowAgent:
         self.sessions: Sessions | None = None  # this connection's exec sessions
         self.images: list[str] = []  # names imported with `image_import_*`, in order
         self.image_dir: Path | None = None  # where uploads land (None: the system's temp dir)
+        self.services = ServiceSync()  # the table the control plane sent; no rules
 
     # -- failure simulation --------------------------------------------------
 
@@ -331,7 +337,7 @@ class HollowAgent:
         peer.on("exec_io", sessions.on_io)
         self.sessions = sessions
         receiver = ImageReceiver(self._import_image, self.image_dir)
-        for method, handler in receiver.handlers().items():
+        for method, handler in (receiver.handlers() | self.services.handlers()).items():
             peer.on(method, handler)
         self._peer = peer
         self.connections += 1

@@ -2,7 +2,11 @@
 
 stdout belongs to the protocol alone; logs (and anything a library prints) go to
 stderr. When the connection ends the agent exits and leaves every container
-running: the next agent adopts them.
+running, and the service rules in place: the next agent adopts them.
+
+With --proxy-only it is a service proxy alone (ProxyAgent): no containerd, no
+pods; it answers hello, network_config and the services_* requests, and serves
+the cluster DNS only with --dns.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from typing import Any
 
 from agent.cri.client import CRIClient, CRIError
 from agent.images import ImageReceiver, import_archive
+from agent.network.nodenetwork import NodeNetwork
 from agent.nodestatus import architecture, node_conditions
 from agent.pods.manager import PodManager
-from agent.pods.network import Routes, write_conflist
+from agent.pods.network import write_conflist
 from agent.pods.params import desired_pods
 from agent.pods.spec import NodeConfig
 from agent.protocol import (
@@ -80,6 +85,22 @@ def _os_image() -> str:
     return platform.system()
 
 
+def _node_info(name: str, containerd_version: str) -> NodeInfo:
+    return NodeInfo(
+        hostname=name,  # kubelet's --hostname-override: nodes may share a UTS ns
+        os="linux",
+        osImage=_os_image(),
+        kernel=platform.release(),
+        architecture=architecture(),
+        cpus=os.cpu_count() or 1,
+        memoryBytes=_meminfo().get("MemTotal", 0),
+        containerdVersion=containerd_version,
+        agentVersion=AGENT_VERSION,
+        protocolVersion=PROTOCOL_VERSION,
+        networking=True,
+    )
+
+
 class Agent:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -103,7 +124,7 @@ class Agent:
             sync_interval=args.sync_interval,
             offline_registry=args.offline_registry,
         )
-        self.routes = Routes()
+        self.network = NodeNetwork()
         socket_path = args.containerd_socket
         self.images = ImageReceiver(
             # Within the control plane's wait for the commit, so that a slow
@@ -133,7 +154,7 @@ class Agent:
         peer.on("exec", self.pods.exec)
         peer.on("stats", self._stats)
         peer.on("exec_io", self.pods.sessions.on_io)
-        for method, handler in self.images.handlers().items():
+        for method, handler in (self.images.handlers() | self.network.handlers()).items():
             peer.on(method, handler)
         self.peer = peer
         beats = asyncio.create_task(self._heartbeats())
@@ -146,6 +167,7 @@ class Agent:
             self.peer = None
             peer.close()
             self.images.close()
+            await self.network.close()
             await self.pods.shutdown()
             await self.cri.close()
 
@@ -170,24 +192,11 @@ class Agent:
         version = ""
         with contextlib.suppress(CRIError):
             version = (await self.cri.version()).runtime_version
-        mem = _meminfo()
         first = not self._helloed.is_set()
         self._helloed.set()
         if not first:
             asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.pods.resend()))
-        return NodeInfo(
-            hostname=self.node.name,  # kubelet's --hostname-override: nodes may share a UTS ns
-            os="linux",
-            osImage=_os_image(),
-            kernel=platform.release(),
-            architecture=architecture(),
-            cpus=os.cpu_count() or 1,
-            memoryBytes=mem.get("MemTotal", 0),
-            containerdVersion=version,
-            agentVersion=AGENT_VERSION,
-            protocolVersion=PROTOCOL_VERSION,
-            networking=True,
-        )
+        return _node_info(self.node.name, version)
 
     async def _network_config(self, params: Params) -> dict[str, Any]:
         self.pod_cidr = str(params.get("podCIDR") or self.pod_cidr)
@@ -195,15 +204,7 @@ class Agent:
         self.node.cluster_dns = str(params.get("clusterDNS") or self.node.cluster_dns)
         self.node.cluster_domain = str(params.get("clusterDomain") or self.node.cluster_domain)
         self._write_cni()
-        routes = params.get("routes")
-        errors: list[str] = []
-        if isinstance(routes, list):
-            want = {
-                str(r["cidr"]): str(r["via"])
-                for r in routes
-                if isinstance(r, dict) and r.get("cidr") and r.get("via")
-            }
-            errors = await self.routes.apply(want)
+        errors = await self.network.configure(params)
         return {"errors": errors} if errors else {}
 
     def _write_cni(self) -> None:
@@ -303,6 +304,38 @@ class Agent:
         )
 
 
+class ProxyAgent:
+    """A service proxy alone (--proxy-only): the service rules and routes it is
+    sent, in the network namespace it runs in; the cluster DNS with --dns."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.name: str = args.node_name
+        self.network = NodeNetwork(rules=not args.netns_free, dns=args.dns)
+
+    async def serve(self, reader: Reader, writer: Writer) -> None:
+        peer = Peer(reader, writer, name=f"proxy {self.name}")
+        peer.on("hello", self._hello)
+        peer.on("network_config", self._network_config)
+        for method, handler in self.network.handlers().items():
+            peer.on(method, handler)
+        try:
+            await peer.run()
+        finally:
+            peer.close()
+            await self.network.close()
+
+    async def _hello(self, params: Params) -> NodeInfo:
+        hello = check_hello(params)
+        self.name = hello["nodeName"] or self.name
+        info = _node_info(self.name, "")
+        info["proxyOnly"] = True
+        return info
+
+    async def _network_config(self, params: Params) -> dict[str, Any]:
+        errors = await self.network.configure(params)
+        return {"errors": errors} if errors else {}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python3 -m agent",
@@ -330,12 +363,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the node reaches no registry: never pull; use present images whatever the "
         "pull policy, and fail ErrImagePull at once for absent ones",
     )
+    p.add_argument(
+        "--proxy-only",
+        action="store_true",
+        help="a service proxy alone: no containerd, no pods; service rules and the routes "
+        "it is sent, in the network namespace it runs in",
+    )
+    p.add_argument(
+        "--netns-free",
+        action="store_true",
+        help="with --proxy-only: change nothing in the network namespace (no rules, routes "
+        "or DNS); keep the service table and acknowledge it, for tests and dry runs",
+    )
+    p.add_argument(
+        "--dns",
+        action="store_true",
+        help="with --proxy-only: serve the cluster DNS at network_config's clusterDNS",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for flag in ("netns_free", "dns"):
+        if getattr(args, flag) and not args.proxy_only:
+            p.error(f"--{flag.replace('_', '-')}: only with --proxy-only")
+    return args
 
 
 async def _main(args: argparse.Namespace, out_fd: int) -> None:
-    agent = Agent(args)
+    agent = ProxyAgent(args) if args.proxy_only else Agent(args)
     reader, writer = await stdio(out_fd)
     await agent.serve(reader, writer)
 

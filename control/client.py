@@ -14,7 +14,7 @@ import os
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import aiohttp
 import orjson
@@ -37,6 +37,43 @@ PATCH_TYPES = {
 
 class ClusterUnreachable(Exception):
     """The API server did not answer at all."""
+
+
+class RequestOptions(TypedDict, total=False):
+    """A request's query, body (sent as JSON) and content type (JSON by default)."""
+
+    params: dict[str, str] | None
+    body: Any
+    content_type: str
+
+
+class LogOptions(TypedDict, total=False):
+    """Which of a container's log to read."""
+
+    container: str | None
+    tail_lines: int | None
+    since_seconds: int | None
+    timestamps: bool
+
+
+def _log_params(
+    options: LogOptions, *, follow: bool = False, previous: bool = False
+) -> dict[str, str]:
+    """`GET pods/{name}/log`'s query."""
+    params: dict[str, str] = {}
+    if options.get("container"):
+        params["container"] = str(options["container"])
+    if follow:
+        params["follow"] = "true"
+    if previous:
+        params["previous"] = "true"
+    if (tail_lines := options.get("tail_lines")) is not None:
+        params["tailLines"] = str(tail_lines)
+    if (since_seconds := options.get("since_seconds")) is not None:
+        params["sinceSeconds"] = str(since_seconds)
+    if options.get("timestamps"):
+        params["timestamps"] = "true"
+    return params
 
 
 class Client:
@@ -90,39 +127,31 @@ class Client:
 
     # -- raw requests --------------------------------------------------------
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        body: Any = None,
-        content_type: str = JSON,
-    ) -> Any:
-        status, raw = await self.request_raw(
-            method, path, params=params, body=body, content_type=content_type
-        )
-        return _decode(status, raw)
+    async def request(self, method: str, path: str, **options: Unpack[RequestOptions]) -> Any:
+        """One request's decoded answer; an error status raises."""
+        return _decode(*await self.request_raw(method, path, **options))
 
     async def request_raw(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        body: Any = None,
-        content_type: str = JSON,
+        self, method: str, path: str, **options: Unpack[RequestOptions]
     ) -> tuple[int, bytes]:
         """The status and undecoded body of one request."""
+        body = options.get("body")
         data = None if body is None else orjson.dumps(body)
-        headers = {"Content-Type": content_type} if data is not None else None
+        headers = {"Content-Type": options.get("content_type", JSON)} if data is not None else None
         try:
             async with self._sess().request(
-                method, self._base + path, params=params, data=data, headers=headers
+                method, self._base + path, params=options.get("params"), data=data, headers=headers
             ) as resp:
                 return resp.status, await resp.read()
         except aiohttp.ClientConnectionError as e:
             raise ClusterUnreachable(f"cannot reach the API server at {self.server}: {e}") from e
+
+    async def _object(
+        self, method: str, path: str, **options: Unpack[RequestOptions]
+    ) -> dict[str, Any]:
+        """`request`, for the answers that are a JSON object (all but a log's)."""
+        result: dict[str, Any] = await self.request(method, path, **options)
+        return result
 
     # -- typed helpers -------------------------------------------------------
 
@@ -140,8 +169,7 @@ class Client:
     async def get(
         self, rt: ResourceType, name: str, namespace: str | None = None
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request("GET", self.path(rt, namespace, name))
-        return result
+        return await self._object("GET", self.path(rt, namespace, name))
 
     async def list(
         self,
@@ -158,23 +186,20 @@ class Client:
             params["limit"] = str(limit)
         if continue_token:
             params["continue"] = continue_token
-        result: dict[str, Any] = await self.request("GET", self.path(rt, namespace), params=params)
-        return result
+        return await self._object("GET", self.path(rt, namespace), params=params)
 
     async def create(
         self, rt: ResourceType, obj: dict[str, Any], namespace: str | None = None
     ) -> dict[str, Any]:
         ns = namespace or (obj.get("metadata") or {}).get("namespace") or "default"
-        result: dict[str, Any] = await self.request("POST", self.path(rt, ns), body=obj)
-        return result
+        return await self._object("POST", self.path(rt, ns), body=obj)
 
     async def replace(
         self, rt: ResourceType, obj: dict[str, Any], *, sub: str = ""
     ) -> dict[str, Any]:
         meta = obj.get("metadata") or {}
         path = self.path(rt, meta.get("namespace") or "default", meta["name"], sub)
-        result: dict[str, Any] = await self.request("PUT", path, body=obj)
-        return result
+        return await self._object("PUT", path, body=obj)
 
     async def patch(
         self,
@@ -186,19 +211,17 @@ class Client:
         patch_type: str = "merge",
         sub: str = "",
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request(
+        return await self._object(
             "PATCH",
             self.path(rt, namespace, name, sub),
             body=patch,
             content_type=PATCH_TYPES[patch_type],
         )
-        return result
 
     async def delete(
         self, rt: ResourceType, name: str, namespace: str | None = None
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request("DELETE", self.path(rt, namespace, name))
-        return result
+        return await self._object("DELETE", self.path(rt, namespace, name))
 
     async def scale(
         self, rt: ResourceType, name: str, replicas: int, namespace: str | None = None
@@ -241,43 +264,16 @@ class Client:
 
     # -- pods on their nodes ---------------------------------------------------
 
-    @staticmethod
-    def _log_params(
-        container: str | None,
-        follow: bool,
-        previous: bool,
-        tail_lines: int | None,
-        since_seconds: int | None,
-        timestamps: bool,
-    ) -> dict[str, str]:
-        params: dict[str, str] = {}
-        if container:
-            params["container"] = container
-        if follow:
-            params["follow"] = "true"
-        if previous:
-            params["previous"] = "true"
-        if tail_lines is not None:
-            params["tailLines"] = str(tail_lines)
-        if since_seconds is not None:
-            params["sinceSeconds"] = str(since_seconds)
-        if timestamps:
-            params["timestamps"] = "true"
-        return params
-
     async def logs(
         self,
         name: str,
         namespace: str = "default",
         *,
-        container: str | None = None,
         previous: bool = False,
-        tail_lines: int | None = None,
-        since_seconds: int | None = None,
-        timestamps: bool = False,
+        **options: Unpack[LogOptions],
     ) -> str:
         """A container's log as text (`GET pods/{name}/log`)."""
-        params = self._log_params(container, False, previous, tail_lines, since_seconds, timestamps)
+        params = _log_params(options, previous=previous)
         status, raw = await self.request_raw(
             "GET", self.path(POD, namespace, name, "log"), params=params
         )
@@ -286,18 +282,11 @@ class Client:
         return raw.decode("utf-8", errors="replace")
 
     async def follow_logs(
-        self,
-        name: str,
-        namespace: str = "default",
-        *,
-        container: str | None = None,
-        tail_lines: int | None = None,
-        since_seconds: int | None = None,
-        timestamps: bool = False,
+        self, name: str, namespace: str = "default", **options: Unpack[LogOptions]
     ) -> AsyncGenerator[str, None]:
         """A container's log, then its new lines as they come, until the
         container ends (`GET pods/{name}/log?follow=true`)."""
-        params = self._log_params(container, True, False, tail_lines, since_seconds, timestamps)
+        params = _log_params(options, follow=True)
         try:
             async with self._sess().get(
                 self._base + self.path(POD, namespace, name, "log"), params=params
@@ -325,10 +314,7 @@ class Client:
             body["container"] = container
         if timeout_seconds:
             body["timeoutSeconds"] = timeout_seconds
-        result: dict[str, Any] = await self.request(
-            "POST", self.path(POD, namespace, name, "exec"), body=body
-        )
-        return result
+        return await self._object("POST", self.path(POD, namespace, name, "exec"), body=body)
 
     @contextlib.asynccontextmanager
     async def exec_stream(
@@ -356,14 +342,12 @@ class Client:
 
     async def node_metrics(self) -> dict[str, Any]:
         """NodeMetricsList from metrics.k8s.io/v1beta1."""
-        result: dict[str, Any] = await self.request("GET", f"{METRICS}/nodes")
-        return result
+        return await self._object("GET", f"{METRICS}/nodes")
 
     async def pod_metrics(self, namespace: str | None = "default") -> dict[str, Any]:
         """PodMetricsList from metrics.k8s.io/v1beta1; all namespaces when None."""
         path = f"{METRICS}/namespaces/{namespace}/pods" if namespace else f"{METRICS}/pods"
-        result: dict[str, Any] = await self.request("GET", path)
-        return result
+        return await self._object("GET", path)
 
     # -- images ----------------------------------------------------------------
 

@@ -103,6 +103,17 @@ class NodeConfig:
     user: str | None = None  # None: ssh.user
     labels: Mapping[str, str] = field(default_factory=dict)
     taints: tuple[Taint, ...] = ()
+    # The node's block of network.pod_cidr; "" lets the control plane pick the
+    # lowest free one when the node first registers.
+    pod_cidr: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceProxyConfig:
+    """A proxy-only agent the control plane keeps service rules on (not a node)."""
+
+    name: str
+    command: tuple[str, ...]  # argv, run locally; speaks the agent protocol on stdin/stdout
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,7 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     controllers: ControllersConfig = field(default_factory=ControllersConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    service_proxies: tuple[ServiceProxyConfig, ...] = ()
 
 
 def default_data_dir() -> Path:
@@ -319,8 +331,9 @@ def _parse(raw: Mapping[str, Any], src: str, file_dir: Path, data_dir: Path | No
     store = _parse_store(top.table("store"), data_dir)
     api = _parse_api(top.table("api"), data_dir)
     ssh = _parse_ssh(top.table("ssh"), data_dir)
-    nodes = _parse_nodes(top, data_dir)
     network = _parse_network(top.table("network"))
+    nodes = _parse_nodes(top, network)
+    proxies = _parse_service_proxies(top)
 
     t = top.table("controllers")
     controllers = ControllersConfig(
@@ -334,7 +347,7 @@ def _parse(raw: Mapping[str, Any], src: str, file_dir: Path, data_dir: Path | No
     )
     t.done()
     top.done()
-    return Config(data_dir, store, api, ssh, nodes, network, controllers, scheduler)
+    return Config(data_dir, store, api, ssh, nodes, network, controllers, scheduler, proxies)
 
 
 def _parse_store(t: _Table, data_dir: Path) -> StoreConfig:
@@ -414,19 +427,12 @@ def _parse_ssh(t: _Table, data_dir: Path) -> SshConfig:
     return cfg
 
 
-def _parse_nodes(top: _Table, data_dir: Path) -> tuple[NodeConfig, ...]:
-    v = top._get("nodes")
-    if v is _MISSING:
-        return ()
-    if not isinstance(v, list):
-        raise top.err("nodes", f"expected an array of tables ([[nodes]]), got {_type_name(v)}")
+def _parse_nodes(top: _Table, network: NetworkConfig) -> tuple[NodeConfig, ...]:
     nodes: list[NodeConfig] = []
     seen: set[str] = set()
-    for i, item in enumerate(v):
-        if not isinstance(item, dict):
-            raise top.err(f"nodes[{i}]", f"expected a table, got {_type_name(item)} {item!r}")
-        t = _Table(top.src, f"nodes[{i}].", item, data_dir)
-        if "name" not in item:
+    blocks: set[str] = set()
+    for t in _array_of_tables(top, "nodes"):
+        if "name" not in t.data:
             raise t.err("name", "required")
         name = t.string("name", "")
         if not is_dns1123_subdomain(name):
@@ -434,12 +440,13 @@ def _parse_nodes(top: _Table, data_dir: Path) -> tuple[NodeConfig, ...]:
         if name in seen:
             raise t.err("name", f"duplicate node name {name!r}")
         seen.add(name)
-        if "host" not in item:
+        if "host" not in t.data:
             raise t.err("host", "required")
         host = t.string("host", "")
         if not host:
             raise t.err("host", "must not be empty")
         user = t.string("user", "") or None
+        pod_cidr = _node_pod_cidr(t, network, blocks)
         nodes.append(
             NodeConfig(
                 name=name,
@@ -448,10 +455,73 @@ def _parse_nodes(top: _Table, data_dir: Path) -> tuple[NodeConfig, ...]:
                 user=user,
                 labels=_parse_labels(t.table("labels")),
                 taints=_parse_taints(t),
+                pod_cidr=pod_cidr,
             )
         )
         t.done()
     return tuple(nodes)
+
+
+def _node_pod_cidr(t: _Table, network: NetworkConfig, taken: set[str]) -> str:
+    """A node's `pod_cidr`: one /node_cidr_mask block of network.pod_cidr, not
+    another node's."""
+    text = t.string("pod_cidr", "")
+    if not text:
+        return ""
+    try:
+        block = ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        raise t.err("pod_cidr", f"not a valid CIDR: {text!r}") from None
+    cluster = ipaddress.ip_network(network.pod_cidr)
+    if (
+        block.version != cluster.version
+        or block.prefixlen != network.node_cidr_mask
+        or not block.subnet_of(cluster)  # type: ignore[arg-type]  # same version, checked above
+    ):
+        raise t.err(
+            "pod_cidr",
+            f"{text} is not a /{network.node_cidr_mask} block of network.pod_cidr {network.pod_cidr}",
+        )
+    if str(block) in taken:
+        raise t.err("pod_cidr", f"{text} is already another node's")
+    taken.add(str(block))
+    return str(block)
+
+
+def _array_of_tables(top: _Table, key: str) -> list[_Table]:
+    v = top._get(key)
+    if v is _MISSING:
+        return []
+    if not isinstance(v, list):
+        raise top.err(key, f"expected an array of tables ([[{key}]]), got {_type_name(v)}")
+    tables = []
+    for i, item in enumerate(v):
+        if not isinstance(item, dict):
+            raise top.err(f"{key}[{i}]", f"expected a table, got {_type_name(item)} {item!r}")
+        tables.append(_Table(top.src, f"{key}[{i}].", item, top.base))
+    return tables
+
+
+def _parse_service_proxies(top: _Table) -> tuple[ServiceProxyConfig, ...]:
+    proxies: list[ServiceProxyConfig] = []
+    for t in _array_of_tables(top, "service_proxies"):
+        if "name" not in t.data:
+            raise t.err("name", "required")
+        name = t.string("name", "")
+        if not is_dns1123_subdomain(name):
+            raise t.err("name", f"not a valid proxy name (lowercase DNS subdomain): {name!r}")
+        if any(p.name == name for p in proxies):
+            raise t.err("name", f"duplicate service proxy name {name!r}")
+        if "command" not in t.data:
+            raise t.err("command", "required")
+        command = t.string_list("command", ())
+        if not command or not command[0]:
+            raise t.err(
+                "command", 'must name a program: an argv array like ["python3", "-m", "agent"]'
+            )
+        proxies.append(ServiceProxyConfig(name, command))
+        t.done()
+    return tuple(proxies)
 
 
 def _parse_labels(t: _Table) -> dict[str, str]:

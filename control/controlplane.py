@@ -30,7 +30,7 @@ from control.controllers.endpointslices import EndpointSliceController
 from control.controllers.manager import ControllerManager
 from control.controllers.nodelifecycle import NodeLifecycleController
 from control.nodes.manager import NodeLinks
-from control.nodes.transport import Transport
+from control.nodes.transport import CommandTransport, Transport
 from control.scheduler.scheduler import Scheduler
 from control.store.cache import CachedStore
 from control.store.interface import Store
@@ -64,10 +64,13 @@ class ControlPlane:
         config: Config,
         *,
         transports: Mapping[str, Transport] | None = None,
+        proxies: Mapping[str, Transport] | None = None,
         components: bool = True,
     ) -> None:
         """`transports` reaches the node agents by node name (in-process hollow
         agents in tests and benchmarks); more can be added to `node_links`.
+        `proxies` reaches the service proxies by name (default: the config's
+        `[[service_proxies]]` commands, run here).
         With `components=False` it serves the API alone: no scheduler,
         controllers or node links (for tests of the API itself)."""
         self.config = config
@@ -81,8 +84,17 @@ class ControlPlane:
         self.controllers.register(EndpointsController(self.controllers, config))
         self.controllers.register(EndpointSliceController(self.controllers, config))
         self.controllers.register(NodeLifecycleController(self.controllers, config))
+        if proxies is None:
+            proxies = {
+                p.name: CommandTransport(p.command, name=f"service proxy {p.name}")
+                for p in config.service_proxies
+            }
         self.node_links = NodeLinks(
-            self.registry, config, transports or {}, informers=self.controllers.informer
+            self.registry,
+            config,
+            transports or {},
+            proxies=proxies,
+            informers=self.controllers.informer,
         )
         # Components that run until stop(), each as one task.
         self._tasks: list[asyncio.Task[None]] = []

@@ -50,9 +50,12 @@ def make_pod(
     ports: list[Obj] | None = None,
     tolerations: list[Obj] | None = None,
     namespace: str = "default",
+    command: list[str] | None = None,
     **spec: Any,
 ) -> Obj:
     container: Obj = {"name": "main", "image": "pilothouse/busybox"}
+    if command:
+        container["command"] = command
     if ports:
         container["ports"] = ports
     pod_spec: Obj = {"containers": [container], **spec}
@@ -169,12 +172,18 @@ async def hollow_cluster(
     heartbeat_interval: float = 0.1,
     extra_config: str = "",
     listen: str = "",
+    pod_cidrs: dict[str, str] | None = None,
 ) -> AsyncIterator[HollowCluster]:
     """A control plane with `nodes` hollow nodes named node-1 ... node-N; with
-    `listen` ("127.0.0.1:0"), TLS and tokens too."""
+    `listen` ("127.0.0.1:0"), TLS and tokens too; `pod_cidrs` configures some
+    nodes' blocks."""
     names = [f"node-{i}" for i in range(1, nodes + 1)]
+    cidrs = pod_cidrs or {}
     node_tables = "".join(
-        f'[[nodes]]\nname = "{n}"\nhost = "192.0.2.{i}"\n\n' for i, n in enumerate(names, 1)
+        f'[[nodes]]\nname = "{n}"\nhost = "192.0.2.{i}"\n'
+        + (f'pod_cidr = "{cidrs[n]}"\n' if n in cidrs else "")
+        + "\n"
+        for i, n in enumerate(names, 1)
     )
     (tmp_path / "config.toml").write_text(
         f'[api]\nlisten = "{listen}"\n\n'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 import grpc
 import grpc.aio
@@ -13,6 +14,8 @@ from .api_pb2_grpc import ImageServiceStub, RuntimeServiceStub
 DEFAULT_TIMEOUT = 30.0
 PULL_TIMEOUT = 600.0
 MAX_MESSAGE = 16 * 1024 * 1024
+
+R = TypeVar("R")
 
 
 class CRIError(Exception):
@@ -66,22 +69,29 @@ class CRIClient:
         except grpc.aio.AioRpcError as e:
             raise CRIError(method, e.code(), e.details() or "") from None
 
+    async def _ask(
+        self, stub_method: object, req: object, response: type[R], deadline: float | None = None
+    ) -> R:
+        """`_call` the method that answers with a `response` (named after it), and return that."""
+        r = await self._call(response.__name__.removesuffix("Response"), stub_method, req, deadline)
+        assert isinstance(r, response)
+        return r
+
     # ---- runtime ----
 
     async def version(self) -> pb.VersionResponse:
-        r = await self._call("Version", self.runtime.Version, pb.VersionRequest(version="v1"))
-        assert isinstance(r, pb.VersionResponse)
+        r = await self._ask(
+            self.runtime.Version, pb.VersionRequest(version="v1"), pb.VersionResponse
+        )
         return r
 
     async def status(self) -> pb.StatusResponse:
-        r = await self._call("Status", self.runtime.Status, pb.StatusRequest())
-        assert isinstance(r, pb.StatusResponse)
+        r = await self._ask(self.runtime.Status, pb.StatusRequest(), pb.StatusResponse)
         return r
 
     async def run_pod_sandbox(self, config: pb.PodSandboxConfig, runtime_handler: str = "") -> str:
         req = pb.RunPodSandboxRequest(config=config, runtime_handler=runtime_handler)
-        r = await self._call("RunPodSandbox", self.runtime.RunPodSandbox, req, deadline=120)
-        assert isinstance(r, pb.RunPodSandboxResponse)
+        r = await self._ask(self.runtime.RunPodSandbox, req, pb.RunPodSandboxResponse, deadline=120)
         return r.pod_sandbox_id
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
@@ -94,8 +104,7 @@ class CRIClient:
 
     async def pod_sandbox_status(self, sandbox_id: str) -> pb.PodSandboxStatus:
         req = pb.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id)
-        r = await self._call("PodSandboxStatus", self.runtime.PodSandboxStatus, req)
-        assert isinstance(r, pb.PodSandboxStatusResponse)
+        r = await self._ask(self.runtime.PodSandboxStatus, req, pb.PodSandboxStatusResponse)
         return r.status
 
     async def list_pod_sandboxes(
@@ -104,10 +113,11 @@ class CRIClient:
         f = pb.PodSandboxFilter(label_selector=dict(labels or {}))
         if ready_only:
             f.state.CopyFrom(pb.PodSandboxStateValue(state=pb.SANDBOX_READY))
-        r = await self._call(
-            "ListPodSandbox", self.runtime.ListPodSandbox, pb.ListPodSandboxRequest(filter=f)
+        r = await self._ask(
+            self.runtime.ListPodSandbox,
+            pb.ListPodSandboxRequest(filter=f),
+            pb.ListPodSandboxResponse,
         )
-        assert isinstance(r, pb.ListPodSandboxResponse)
         return list(r.items)
 
     async def create_container(
@@ -116,8 +126,9 @@ class CRIClient:
         req = pb.CreateContainerRequest(
             pod_sandbox_id=sandbox_id, config=config, sandbox_config=sandbox_config
         )
-        r = await self._call("CreateContainer", self.runtime.CreateContainer, req, deadline=120)
-        assert isinstance(r, pb.CreateContainerResponse)
+        r = await self._ask(
+            self.runtime.CreateContainer, req, pb.CreateContainerResponse, deadline=120
+        )
         return r.container_id
 
     async def start_container(self, container_id: str) -> None:
@@ -136,16 +147,16 @@ class CRIClient:
         self, labels: Mapping[str, str] | None = None, sandbox_id: str = ""
     ) -> list[pb.Container]:
         f = pb.ContainerFilter(label_selector=dict(labels or {}), pod_sandbox_id=sandbox_id)
-        r = await self._call(
-            "ListContainers", self.runtime.ListContainers, pb.ListContainersRequest(filter=f)
+        r = await self._ask(
+            self.runtime.ListContainers,
+            pb.ListContainersRequest(filter=f),
+            pb.ListContainersResponse,
         )
-        assert isinstance(r, pb.ListContainersResponse)
         return list(r.containers)
 
     async def container_status(self, container_id: str) -> pb.ContainerStatus:
         req = pb.ContainerStatusRequest(container_id=container_id)
-        r = await self._call("ContainerStatus", self.runtime.ContainerStatus, req)
-        assert isinstance(r, pb.ContainerStatusResponse)
+        r = await self._ask(self.runtime.ContainerStatus, req, pb.ContainerStatusResponse)
         return r.status
 
     async def exec_sync(
@@ -153,8 +164,7 @@ class CRIClient:
     ) -> pb.ExecSyncResponse:
         req = pb.ExecSyncRequest(container_id=container_id, cmd=list(cmd), timeout=timeout_s)
         deadline = (timeout_s + 10) if timeout_s else 3600.0
-        r = await self._call("ExecSync", self.runtime.ExecSync, req, deadline=deadline)
-        assert isinstance(r, pb.ExecSyncResponse)
+        r = await self._ask(self.runtime.ExecSync, req, pb.ExecSyncResponse, deadline=deadline)
         return r
 
     async def exec_url(self, container_id: str, cmd: Sequence[str], tty: bool, stdin: bool) -> str:
@@ -167,14 +177,12 @@ class CRIClient:
             stdout=True,
             stderr=not tty,
         )
-        r = await self._call("Exec", self.runtime.Exec, req)
-        assert isinstance(r, pb.ExecResponse)
+        r = await self._ask(self.runtime.Exec, req, pb.ExecResponse)
         return r.url
 
     async def container_stats(self, container_id: str) -> pb.ContainerStats:
         req = pb.ContainerStatsRequest(container_id=container_id)
-        r = await self._call("ContainerStats", self.runtime.ContainerStats, req)
-        assert isinstance(r, pb.ContainerStatsResponse)
+        r = await self._ask(self.runtime.ContainerStats, req, pb.ContainerStatsResponse)
         return r.stats
 
     async def list_container_stats(
@@ -182,27 +190,23 @@ class CRIClient:
     ) -> list[pb.ContainerStats]:
         f = pb.ContainerStatsFilter(label_selector=dict(labels or {}))
         req = pb.ListContainerStatsRequest(filter=f)
-        r = await self._call("ListContainerStats", self.runtime.ListContainerStats, req)
-        assert isinstance(r, pb.ListContainerStatsResponse)
+        r = await self._ask(self.runtime.ListContainerStats, req, pb.ListContainerStatsResponse)
         return list(r.stats)
 
     # ---- images ----
 
     async def image_status(self, image: str) -> pb.Image | None:
         req = pb.ImageStatusRequest(image=pb.ImageSpec(image=image))
-        r = await self._call("ImageStatus", self.images.ImageStatus, req)
-        assert isinstance(r, pb.ImageStatusResponse)
+        r = await self._ask(self.images.ImageStatus, req, pb.ImageStatusResponse)
         return r.image if r.HasField("image") else None
 
     async def list_images(self) -> list[pb.Image]:
-        r = await self._call("ListImages", self.images.ListImages, pb.ListImagesRequest())
-        assert isinstance(r, pb.ListImagesResponse)
+        r = await self._ask(self.images.ListImages, pb.ListImagesRequest(), pb.ListImagesResponse)
         return list(r.images)
 
     async def pull_image(self, image: str, deadline: float = PULL_TIMEOUT) -> str:
         req = pb.PullImageRequest(image=pb.ImageSpec(image=image))
-        r = await self._call("PullImage", self.images.PullImage, req, deadline=deadline)
-        assert isinstance(r, pb.PullImageResponse)
+        r = await self._ask(self.images.PullImage, req, pb.PullImageResponse, deadline=deadline)
         return r.image_ref
 
     async def remove_image(self, image: str) -> None:

@@ -1,29 +1,36 @@
 """The service table a node routes and answers DNS from: Services keyed by
 namespace/name, and the endpoints of each.
 
-The control plane sends it over the node link as JSON (the `*Wire` shapes
-below): whole after a (re)connect, then one change at a time. Parsing checks
-every field and names the bad one; the proxy rules and DNS names are built from
-these values, so nothing unchecked reaches them.
+The control plane sends it over the node link as JSON (the `*Wire` shapes of
+agent.protocol.services): whole after a (re)connect, then changes. Parsing
+checks every field and names the bad one; the proxy rules and DNS names are
+built from these values, so nothing unchecked reaches them.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NotRequired, TypedDict, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 from agent.protocol.primitives import is_dns1123_label
+from agent.protocol.services import (
+    DEFAULT_AFFINITY_TIMEOUT,
+    ChangeOp,
+    EndpointsWire,
+    EndpointWire,
+    ServicePortWire,
+    ServiceTableWire,
+    ServiceWire,
+)
 
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]
 PortProtocol = Literal["TCP", "UDP", "SCTP"]
 SessionAffinity = Literal["None", "ClientIP"]
 ServiceKey = tuple[str, str]  # (namespace, name)
 
-# Kubernetes' default for sessionAffinityConfig.clientIP.timeoutSeconds.
-DEFAULT_AFFINITY_TIMEOUT = 10800
 MAX_AFFINITY_TIMEOUT = 86400
 
 _DNS_NAME_LABEL = re.compile(r"[A-Za-z0-9_]([-A-Za-z0-9_]{0,61}[A-Za-z0-9])?")
@@ -31,48 +38,6 @@ _DNS_NAME_LABEL = re.compile(r"[A-Za-z0-9_]([-A-Za-z0-9_]{0,61}[A-Za-z0-9])?")
 
 class ServiceTableError(ValueError):
     """A service table message that cannot be used; the text names the field."""
-
-
-# --- wire shapes ------------------------------------------------------------------
-
-
-class ServicePortWire(TypedDict):
-    name: NotRequired[str]  # "" or absent for a Service's single unnamed port
-    protocol: NotRequired[PortProtocol]  # TCP when absent
-    port: int
-    nodePort: NotRequired[int | None]
-
-
-class ServiceWire(TypedDict):
-    namespace: str
-    name: str
-    type: NotRequired[ServiceType]  # ClusterIP when absent
-    clusterIP: NotRequired[str | None]  # None or absent: headless (or ExternalName)
-    ports: NotRequired[list[ServicePortWire]]
-    sessionAffinity: NotRequired[SessionAffinity]
-    sessionAffinityTimeoutSeconds: NotRequired[int]
-    externalName: NotRequired[str | None]
-
-
-class EndpointWire(TypedDict):
-    ip: str
-    ready: NotRequired[bool]  # True when absent
-    serving: NotRequired[bool]  # equal to ready when absent
-    terminating: NotRequired[bool]  # False when absent
-    ports: NotRequired[dict[str, int]]  # Service port name ("" if unnamed) -> target port
-    nodeName: NotRequired[str | None]
-    hostname: NotRequired[str | None]
-
-
-class EndpointsWire(TypedDict):
-    namespace: str
-    name: str
-    endpoints: list[EndpointWire]
-
-
-class ServiceTableWire(TypedDict):
-    services: list[ServiceWire]
-    endpoints: list[EndpointsWire]
 
 
 # --- the model --------------------------------------------------------------------
@@ -249,6 +214,15 @@ class ServiceTable:
         )
         self.replace(services, endpoints)
 
+    def apply_changes_wire(self, obj: Any) -> bool:
+        """A list of changes (`Change`), made in order; on an error the table is
+        unchanged. True if any of them changed it."""
+        parsed = [parse_change(c, f"changes[{i}]") for i, c in enumerate(_list(obj, "changes"))]
+        changed = False
+        for change in parsed:
+            changed = change(self) or changed
+        return changed
+
     def to_wire(self) -> ServiceTableWire:
         return ServiceTableWire(
             services=[s.to_wire() for s in self._services.values()],
@@ -326,6 +300,22 @@ def parse_endpoints(obj: Any, where: str = "endpoints") -> tuple[ServiceKey, lis
     return (namespace, name), [
         parse_endpoint(e, f"{where}.endpoints[{i}]") for i, e in enumerate(items)
     ]
+
+
+def parse_change(obj: Any, where: str = "change") -> Callable[[ServiceTable], bool]:
+    """A `Change` as what makes it on a table (which returns True if the table changed)."""
+    if not isinstance(obj, Mapping):
+        raise ServiceTableError(f"{where}: must be an object")
+    op = _choice(obj.get("op"), ChangeOp, f"{where}.op")
+    if op == "upsertService":
+        service = parse_service(obj.get("service"), f"{where}.service")
+        return lambda table: table.upsert_service(service)
+    if op == "deleteService":
+        namespace = _label(obj.get("namespace"), f"{where}.namespace")
+        name = _label(obj.get("name"), f"{where}.name")
+        return lambda table: table.delete_service(namespace, name)
+    (namespace, name), endpoints = parse_endpoints(obj.get("endpoints"), f"{where}.endpoints")
+    return lambda table: table.set_endpoints(namespace, name, endpoints)
 
 
 def parse_endpoint(obj: Any, where: str = "endpoint") -> Endpoint:

@@ -10,7 +10,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from agent.cri import api_pb2 as pb
 from agent.cri.client import CRIClient, CRIError
@@ -26,13 +25,13 @@ from . import spec as S
 from .params import container_name, exec_command
 from .pull import ImagePuller
 from .sessions import Sessions
+from .spec import Obj
 from .status import gone_status
 from .stream import ExecSession, StreamError
 from .worker import PodWorker
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Send = Callable[[str, Obj], Awaitable[None]]  # (notification method, params)
 
 

@@ -4,13 +4,10 @@ agent and the hollow agent: the desired pods of `sync_pods`, the container of
 
 from __future__ import annotations
 
-from typing import Any
-
 from agent.protocol import NOT_FOUND, InvalidParams, NotSupported, Params, RpcError
 
 from .sessions import Sessions
-
-Obj = dict[str, Any]
+from .spec import Obj
 
 
 def desired_pods(params: Params) -> dict[str, Obj]:

@@ -13,11 +13,11 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+
+from .spec import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 ExecFn = Callable[[list[str], int], Awaitable[int]]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from agent.cri import api_pb2 as pb
 from agent.protocol.primitives import quantity_milli_value, quantity_value
 
-Obj = dict[str, Any]
+Obj = dict[str, Any]  # a Kubernetes object (a pod, its status) as JSON
 
 # Labels on sandboxes and containers: how the agent finds them again after a restart.
 MANAGED = "pilothouse.io/managed"

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from agent.cri import api_pb2 as pb
 from agent.protocol import PodStatusParams
 from agent.protocol.primitives import format_rfc3339, now_rfc3339
 
 from . import spec as S
-
-Obj = dict[str, Any]
+from .spec import Obj
 
 
 def ns_to_s(ns: int) -> float:

@@ -15,7 +15,6 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from agent.cri import api_pb2 as pb
 from agent.cri.client import CRIClient, CRIError
@@ -25,11 +24,11 @@ from . import spec as S
 from .backoff import Backoff
 from .probes import ContainerProbes, ProbeSpec, run_once
 from .pull import ImagePuller
+from .spec import Obj
 from .status import Observed, PodStatusBuilder, ns_to_s, wants_restart
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Notify = Callable[[Obj, bool], Awaitable[None]]  # (status params, terminated)
 
 

@@ -3,15 +3,17 @@
 The control plane and a node agent talk over a pair of byte streams, in
 production the stdin and stdout of an agent started over SSH. Requests run
 from control to agent (`hello`, `sync_pods`, `network_config`, `logs`, `exec`,
-`stats`, `image_import_*`); notifications run from agent to control
-(`node_status`, `pod_status`, `stream`), and both ways for interactive exec
-sessions (`exec_io`). Either side uses one `Peer` to send, receive and dispatch.
+`stats`, `image_import_*`, `services_sync`, `services_update`); notifications
+run from agent to control (`node_status`, `pod_status`, `stream`), and both
+ways for interactive exec sessions (`exec_io`). Either side uses one `Peer` to
+send, receive and dispatch.
 
 The modules: `messages` (versions, params and results), `errors` (codes and
 exceptions), `peer` (the connection), `hello` (the version handshake),
 `execio` (interactive exec and Kubernetes' channel protocol), `images` (image
-import), and `primitives` (Kubernetes quantities, durations, times, names and
-owner references, which both sides use).
+import), `services` (the service table and its changes), and `primitives`
+(Kubernetes quantities, durations, times, names and owner references, which
+both sides use).
 
 This is the one package `control/` imports from `agent/`, so it depends on the
 standard library only (orjson is used when it is installed). The names below
@@ -26,12 +28,14 @@ from .errors import (
     NOT_FOUND,
     NOT_SUPPORTED,
     PARSE_ERROR,
+    SERVICES_OUT_OF_SYNC,
     VERSION_MISMATCH,
     ConnectionClosed,
     InvalidParams,
     NotSupported,
     ProtocolVersionError,
     RpcError,
+    ServicesOutOfSync,
 )
 from .execio import (
     CHANNEL_ERROR,
@@ -95,6 +99,23 @@ from .peer import (
     Writer,
     encode,
 )
+from .services import (
+    SERVICES_SYNC,
+    SERVICES_UPDATE,
+    Change,
+    ChangeOp,
+    DeleteService,
+    EndpointsWire,
+    EndpointWire,
+    ServicePortWire,
+    ServicesResult,
+    ServicesSyncParams,
+    ServicesUpdateParams,
+    ServiceTableWire,
+    ServiceWire,
+    SetEndpoints,
+    UpsertService,
+)
 
 __all__ = [
     "AGENT_VERSION",
@@ -118,9 +139,17 @@ __all__ = [
     "NOT_SUPPORTED",
     "PARSE_ERROR",
     "PROTOCOL_VERSION",
+    "SERVICES_OUT_OF_SYNC",
+    "SERVICES_SYNC",
+    "SERVICES_UPDATE",
     "VERSION_MISMATCH",
+    "Change",
+    "ChangeOp",
     "ConnectionClosed",
     "ContainerStats",
+    "DeleteService",
+    "EndpointWire",
+    "EndpointsWire",
     "ExecExit",
     "ExecIO",
     "ExecParams",
@@ -150,12 +179,21 @@ __all__ = [
     "Reader",
     "Route",
     "RpcError",
+    "ServicePortWire",
+    "ServiceTableWire",
+    "ServiceWire",
+    "ServicesOutOfSync",
+    "ServicesResult",
+    "ServicesSyncParams",
+    "ServicesUpdateParams",
+    "SetEndpoints",
     "StatsParams",
     "StatsResult",
     "StreamParams",
     "SyncPodsParams",
     "SyncPodsResult",
     "TerminalSize",
+    "UpsertService",
     "Writer",
     "check_hello",
     "encode",

@@ -15,6 +15,8 @@ INTERNAL_ERROR = -32603
 VERSION_MISMATCH = -32000
 NOT_SUPPORTED = -32001
 NOT_FOUND = -32002
+# services_update's base is not the agent's generation: send a full services_sync.
+SERVICES_OUT_OF_SYNC = -32003
 
 
 class RpcError(Exception):
@@ -50,6 +52,11 @@ class NotSupported(RpcError):
 class ProtocolVersionError(RpcError):
     def __init__(self, message: str) -> None:
         super().__init__(VERSION_MISMATCH, message)
+
+
+class ServicesOutOfSync(RpcError):
+    def __init__(self, message: str) -> None:
+        super().__init__(SERVICES_OUT_OF_SYNC, message)
 
 
 class ConnectionClosed(ConnectionError):

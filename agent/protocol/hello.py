@@ -52,7 +52,7 @@ async def hello(peer: Peer, node_name: str) -> NodeInfo:
             f"this control plane speaks version {PROTOCOL_VERSION}; "
             "install matching versions of pilothouse on the control plane and the node"
         )
-    return NodeInfo(
+    node = NodeInfo(
         hostname=str(info.get("hostname") or ""),
         os=str(info.get("os") or "linux"),
         osImage=str(info.get("osImage") or ""),
@@ -65,3 +65,6 @@ async def hello(peer: Peer, node_name: str) -> NodeInfo:
         protocolVersion=version,
         networking=bool(info.get("networking", True)),
     )
+    if info.get("proxyOnly") is True:
+        node["proxyOnly"] = True
+    return node

@@ -2,9 +2,9 @@
 results of every method and notification, as the JSON objects they are.
 
 Requests run from control to agent (`hello`, `sync_pods`, `network_config`,
-`logs`, `exec`, `stats`, `image_import_*`); notifications run from agent to
-control (`node_status`, `pod_status`, `stream`), and both ways for interactive
-exec sessions (`exec_io`).
+`logs`, `exec`, `stats`, `image_import_*`; `services_*` are in `services`);
+notifications run from agent to control (`node_status`, `pod_status`,
+`stream`), and both ways for interactive exec sessions (`exec_io`).
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ class NodeInfo(TypedDict):
     # Whether the agent programs pod networking, and so wants routes to the
     # other nodes and service state in `network_config` (hollow agents do not).
     networking: bool
+    # A proxy-only agent (`python3 -m agent --proxy-only`): no containerd, no
+    # pods; it answers network_config and the services_* requests only.
+    proxyOnly: NotRequired[bool]
 
 
 class SyncPodsParams(TypedDict):
@@ -71,8 +74,6 @@ class NetworkConfigParams(TypedDict):
     clusterDNS: str
     clusterDomain: str
     routes: list[Route]
-    # Service load-balancing state (issue 4): ClusterIP -> endpoints.
-    services: NotRequired[list[dict[str, Any]]]
 
 
 class LogsParams(TypedDict):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sqlite3
 import subprocess
 import sys
@@ -29,7 +28,8 @@ import orjson
 
 from console.bench.load import drive
 from console.bench.machine import describe_machine
-from console.bench.report import median, percentile, print_report
+from console.bench.report import median, p50_p99, print_report
+from console.bench.serve import spawn_serve, stop
 from control.client import Client
 from control.objects.kinds import POD
 
@@ -155,12 +155,7 @@ async def run_bench_api(n: int, concurrency: int, as_json: bool) -> int:
         http_floor = await _http_floor(tmp, min(n, 5000), concurrency)
 
         data = tmp / "data"
-        env = {**os.environ, "PILOTHOUSE_HOME": str(data)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "console", "serve", "--data-dir", str(data), "--listen", ""],
-            env=env,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = spawn_serve(data, stderr=subprocess.DEVNULL)
         try:
             await _wait_socket(data / "api.sock", proc, "pilothouse serve")
             async with Client(str(data / "api.sock")) as client:
@@ -199,12 +194,7 @@ async def run_bench_api(n: int, concurrency: int, as_json: bool) -> int:
                         f"watch delivered {len(watch_lat)} of {WATCH_SAMPLES} events"
                     )
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, 15)
 
     creates_per_s = n / create_s
     updates_per_s = n / update_s
@@ -216,16 +206,12 @@ async def run_bench_api(n: int, concurrency: int, as_json: bool) -> int:
         "writes_per_s": round(writes_per_s, 1),
         "creates_per_s": round(creates_per_s, 1),
         "updates_per_s": round(updates_per_s, 1),
-        "write_p50_ms": round(percentile(writes, 50), 2),
-        "write_p99_ms": round(percentile(writes, 99), 2),
-        "create_p50_ms": round(percentile(create_lat, 50), 2),
-        "create_p99_ms": round(percentile(create_lat, 99), 2),
-        "update_p50_ms": round(percentile(update_lat, 50), 2),
-        "update_p99_ms": round(percentile(update_lat, 99), 2),
+        **p50_p99("write", writes),
+        **p50_p99("create", create_lat),
+        **p50_p99("update", update_lat),
         "list_10k_ms": round(median(list_ms), 1),
         "list_10k_decode_ms": round(median(decode_ms), 1),
-        "watch_p50_ms": round(percentile(watch_lat, 50), 2),
-        "watch_p99_ms": round(percentile(watch_lat, 99), 2),
+        **p50_p99("watch", watch_lat),
         "baseline_http_floor_rps": round(http_floor, 1),
         "baseline_sqlite_commits_per_s": round(sqlite_floor, 1),
     }

@@ -17,6 +17,11 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[rank]
 
 
+def p50_p99(name: str, samples_ms: list[float]) -> dict[str, float]:
+    """The figures `<name>_p50_ms` and `<name>_p99_ms`, to 0.01 ms."""
+    return {f"{name}_p{p}_ms": round(percentile(samples_ms, p), 2) for p in (50, 99)}
+
+
 def median(samples: list[float]) -> float:
     return statistics.median(samples) if samples else 0.0
 

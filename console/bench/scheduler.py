@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.protocol.primitives import now_rfc3339
 from console.bench.load import drive
 from console.bench.machine import describe_machine
+from console.bench.nodes import ready_node
 from console.bench.report import percentile, print_report
+from console.bench.serve import spawn_serve, stop
 from control.client import Client
 from control.objects.kinds import NODE, POD
 
@@ -72,29 +72,9 @@ class Run:
 def _node(i: int) -> dict[str, Any]:
     name = f"hollow-{i:05d}"
     resources = {"cpu": "32", "memory": "128Gi", "pods": "110"}
-    now = now_rfc3339()
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {"kubernetes.io/hostname": name, "pilothouse.dev/hollow": "true"},
-        },
-        "spec": {},
-        "status": {
-            "capacity": resources,
-            "allocatable": resources,
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True",
-                    "reason": "KubeletReady",
-                    "lastHeartbeatTime": now,
-                    "lastTransitionTime": now,
-                }
-            ],
-        },
-    }
+    return ready_node(
+        name, resources, {"kubernetes.io/hostname": name, "pilothouse.dev/hollow": "true"}
+    )
 
 
 def _pod(i: int, scheduler: str | None) -> dict[str, Any]:
@@ -118,14 +98,8 @@ def _pod(i: int, scheduler: str | None) -> dict[str, Any]:
 
 
 def _spawn_serve(data: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PILOTHOUSE_HOME": str(data)}
     with open(log_path, "wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "console", "serve", "--data-dir", str(data), "--listen", ""],
-            env=env,
-            stderr=log,
-            stdout=log,
-        )
+        return spawn_serve(data, stdout=log, stderr=log)
 
 
 @contextlib.asynccontextmanager
@@ -149,12 +123,7 @@ async def _serve(tmp: Path, label: str) -> Any:
         async with Client(str(sock)) as client:
             yield client
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 30)
 
 
 async def _scenario(

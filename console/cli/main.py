@@ -48,6 +48,12 @@ def _cluster_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--server", help="API server: https://HOST:PORT, or the path of a unix socket")
 
 
+def _talks_to_cluster(p: argparse.ArgumentParser, command: Command) -> None:
+    """A command on a cluster: the flags that choose the cluster, and its handler."""
+    _cluster_flags(p)
+    p.set_defaults(func=command)
+
+
 def _ns_flags(p: argparse.ArgumentParser, all_namespaces: bool = False) -> None:
     p.add_argument("-n", "--namespace", help="namespace (default: default)")
     if all_namespaces:
@@ -74,8 +80,7 @@ def _apply(sub: Subparsers) -> None:
         "-f", "--filename", action="append", required=True, help="file, directory or - for stdin"
     )
     _ns_flags(p)
-    _cluster_flags(p)
-    p.set_defaults(func=Command("resources", "apply"))
+    _talks_to_cluster(p, Command("resources", "apply"))
 
 
 def _get(sub: Subparsers) -> None:
@@ -92,8 +97,7 @@ def _get(sub: Subparsers) -> None:
         choices=["", "wide", "yaml", "json", "name"],
         help="output format",
     )
-    _cluster_flags(p)
-    p.set_defaults(func=Command("resources", "get"))
+    _talks_to_cluster(p, Command("resources", "get"))
 
 
 def _describe(sub: Subparsers) -> None:
@@ -101,8 +105,7 @@ def _describe(sub: Subparsers) -> None:
     p.add_argument("kind")
     p.add_argument("name")
     _ns_flags(p)
-    _cluster_flags(p)
-    p.set_defaults(func=Command("resources", "describe"))
+    _talks_to_cluster(p, Command("resources", "describe"))
 
 
 def _delete(sub: Subparsers) -> None:
@@ -111,8 +114,7 @@ def _delete(sub: Subparsers) -> None:
     p.add_argument("names", nargs="*")
     p.add_argument("-f", "--filename", action="append", help="delete what these manifests name")
     _ns_flags(p)
-    _cluster_flags(p)
-    p.set_defaults(func=Command("resources", "delete"))
+    _talks_to_cluster(p, Command("resources", "delete"))
 
 
 def _scale(sub: Subparsers) -> None:
@@ -121,8 +123,7 @@ def _scale(sub: Subparsers) -> None:
     p.add_argument("name", nargs="?")
     p.add_argument("--replicas", type=int, required=True, help="the new replica count")
     _ns_flags(p)
-    _cluster_flags(p)
-    p.set_defaults(func=Command("resources", "scale"))
+    _talks_to_cluster(p, Command("resources", "scale"))
 
 
 def _rollout(sub: Subparsers) -> None:
@@ -182,8 +183,7 @@ def _logs(sub: Subparsers) -> None:
     p.add_argument("--since", type=int, metavar="SECONDS", help="only the last SECONDS seconds")
     p.add_argument("--timestamps", action="store_true", help="prefix each line with its time")
     _ns_flags(p)
-    _cluster_flags(p)
-    p.set_defaults(func=Command("pods", "logs"))
+    _talks_to_cluster(p, Command("pods", "logs"))
 
 
 def _exec(sub: Subparsers) -> None:
@@ -208,22 +208,19 @@ def _top(sub: Subparsers) -> None:
     p = sub.add_parser("top", help="CPU and memory use of nodes or pods")
     p.add_argument("what", choices=["nodes", "node", "no", "pods", "pod", "po"])
     _ns_flags(p, all_namespaces=True)
-    _cluster_flags(p)
-    p.set_defaults(func=Command("pods", "top"))
+    _talks_to_cluster(p, Command("pods", "top"))
 
 
 def _cordon(sub: Subparsers) -> None:
     p = sub.add_parser("cordon", help="mark a node unschedulable")
     p.add_argument("node")
-    _cluster_flags(p)
-    p.set_defaults(func=Command("nodes", "cordon"))
+    _talks_to_cluster(p, Command("nodes", "cordon"))
 
 
 def _uncordon(sub: Subparsers) -> None:
     p = sub.add_parser("uncordon", help="mark a node schedulable again")
     p.add_argument("node")
-    _cluster_flags(p)
-    p.set_defaults(func=Command("nodes", "uncordon"))
+    _talks_to_cluster(p, Command("nodes", "uncordon"))
 
 
 def _drain(sub: Subparsers) -> None:
@@ -241,8 +238,7 @@ def _drain(sub: Subparsers) -> None:
         default=-1,
         help="seconds each pod gets to stop (default -1: the pod's own)",
     )
-    _cluster_flags(p)
-    p.set_defaults(func=Command("nodes", "drain"))
+    _talks_to_cluster(p, Command("nodes", "drain"))
 
 
 def _image(sub: Subparsers) -> None:
@@ -269,8 +265,7 @@ def _image(sub: Subparsers) -> None:
 
 def _version(sub: Subparsers) -> None:
     p = sub.add_parser("version", help="show the client and server versions")
-    _cluster_flags(p)
-    p.set_defaults(func=Command("cluster", "version"))
+    _talks_to_cluster(p, Command("cluster", "version"))
 
 
 def _bench(sub: Subparsers) -> None:

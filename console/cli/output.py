@@ -30,7 +30,8 @@ def to_yaml(obj: Any) -> str:
     )
 
 
-def table(headers: list[str], body: list[list[str]], out: TextIO = sys.stdout) -> None:
+def table(headers: list[str], body: list[list[str]], out: TextIO | None = None) -> None:
+    out = out or sys.stdout  # now, not at import: tests and callers replace sys.stdout
     widths = [len(h) for h in headers]
     for row in body:
         for i, cell in enumerate(row):
@@ -47,9 +48,10 @@ def print_objects(
     *,
     all_namespaces: bool = False,
     single: bool = False,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> None:
     """Print in `fmt`: "" (table), "wide", "yaml", "json" or "name"."""
+    out = out or sys.stdout
     if fmt in ("yaml", "json"):
         doc: Any = (
             objs[0]

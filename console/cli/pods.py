@@ -10,6 +10,7 @@ from pathlib import Path
 from agent.protocol import ImageArchiveError, image_archive_names
 from console.cli.arguments import UsageError, client_for, resolve_kind
 from console.cli.output import table
+from control.client import LogOptions
 from control.objects.kinds import NODE, POD
 
 
@@ -27,28 +28,19 @@ async def logs(args: argparse.Namespace) -> int:
     name, ns = _pod_arg(args.pod), args.namespace or "default"
     if args.tail is not None and args.tail < 0:
         args.tail = None  # kubectl's -1: everything
+    options = LogOptions(
+        container=args.container,
+        tail_lines=args.tail,
+        since_seconds=args.since,
+        timestamps=args.timestamps,
+    )
     async with client_for(args) as client:
         if args.follow and not args.previous:
-            async for chunk in client.follow_logs(
-                name,
-                ns,
-                container=args.container,
-                tail_lines=args.tail,
-                since_seconds=args.since,
-                timestamps=args.timestamps,
-            ):
+            async for chunk in client.follow_logs(name, ns, **options):
                 sys.stdout.write(chunk)
                 sys.stdout.flush()
             return 0
-        text = await client.logs(
-            name,
-            ns,
-            container=args.container,
-            previous=args.previous,
-            tail_lines=args.tail,
-            since_seconds=args.since,
-            timestamps=args.timestamps,
-        )
+        text = await client.logs(name, ns, previous=args.previous, **options)
     sys.stdout.write(text)
     return 0
 

@@ -14,7 +14,7 @@ from console.cli.arguments import (
 )
 from console.cli.output import print_objects, table, to_yaml
 from control.errors import ApiError
-from control.objects.kinds import EVENT, ResourceType, by_kind
+from control.objects.kinds import EVENT, SERVICE, ResourceType, by_kind
 from control.operations.listing import list_all
 
 
@@ -63,6 +63,11 @@ async def describe(args: argparse.Namespace) -> int:
         obj = await client.get(rt, args.name, ns)
         selector = f"involvedObject.name={args.name},involvedObject.kind={rt.kind}"
         events = await list_all(client, EVENT, ns or "default", field=selector)
+        details: list[str] = []
+        if rt is SERVICE:
+            from control.operations.services import service_details_of
+
+            details = await service_details_of(client, ns or "default", args.name)
     meta = obj.get("metadata") or {}
     out = sys.stdout
     out.write(f"Name:         {meta.get('name')}\n")
@@ -89,6 +94,8 @@ async def describe(args: argparse.Namespace) -> int:
             out.write(f"{section.capitalize()}:\n")
             for line in to_yaml(obj[section]).splitlines():
                 out.write(f"  {line}\n")
+    for line in details:
+        out.write(f"{line}\n")
     out.write("Events:")
     if not events:
         out.write("       <none>\n")

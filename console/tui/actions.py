@@ -25,6 +25,7 @@ from control.objects.kinds import ResourceType
 from control.objects.manifest import load_manifests, load_paths
 from control.operations import delete as remove
 from control.operations import nodes, rollout, scale
+from control.operations.services import service_details_of
 
 Obj = dict[str, Any]
 
@@ -217,6 +218,11 @@ async def describe(client: Client, rt: ResourceType, key: str) -> str:
         if obj.get(section):
             out.append(f"{section.capitalize()}:")
             out.extend(f"  {line}" for line in to_yaml(obj[section]).splitlines())
+    if rt is kinds.SERVICE:
+        try:
+            out.extend(await service_details_of(client, ns or "default", name))
+        except ApiError as err:
+            out.append(f"Endpoints:    <unknown: {err.message}>")
     if not events:
         out.append("Events:       <none>")
     else:

@@ -260,10 +260,15 @@ class PilothouseApp(App[None]):
             nodes = self.ctx.update_pods(keys)
             if nodes and self.tables:
                 self.tables["nodes"].mark(nodes)
+        elif rt is kinds.ENDPOINTSLICE:
+            self.ctx.update_slices(keys)
+        rules_changed = rt is kinds.NODE and self.ctx.update_rules(keys)
         if not self.tables:
             return  # the main screen marks everything cached when it mounts
         if rt is kinds.NODE:
             self.update_health()
+            if rules_changed:
+                self.tables["services"].mark_all()
         listing = not cache.synced.is_set()
         for spec in VIEWS:
             if spec.rt is rt:

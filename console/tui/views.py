@@ -2,7 +2,8 @@
 
 Cells come from `control.objects.columns` (the CLI's `get` columns) where the
 console shows the same thing; the console adds what needs other kinds (pods per
-node, endpoint counts) from the shared caches in `Context`.
+node, endpoint counts, nodes whose service rules are in sync) from the shared
+caches in `Context`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from agent.protocol.primitives import quantity_milli_value, quantity_value
 from control.objects import kinds
 from control.objects.columns import age, columns_for
 from control.objects.kinds import ResourceType
+from control.objects.servicestatus import node_in_sync, slice_counts, slice_service
 
 Obj = dict[str, Any]
 Cell = str | Text
@@ -225,6 +227,13 @@ class Context:
     # Kept as pods change, so the header and the Nodes view never walk every pod.
     phases: Counter[str] = field(default_factory=Counter)
     usage: dict[str, list[int]] = field(default_factory=dict)  # node -> [cpu, mem, pods]
+    # Kept as slices change: slice key -> (service key, ready, total), and the sums.
+    slices: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    endpoints: dict[str, list[int]] = field(default_factory=dict)  # service -> [ready, total]
+    # Kept as nodes change: the nodes whose service rules are in sync, and the
+    # summary the Services view last showed.
+    rules_synced: set[str] = field(default_factory=set)
+    rules_shown: tuple[int, int] = (0, 0)
 
     def of(self, rt: ResourceType) -> dict[str, Obj]:
         return self.objects.get(rt.plural, {})
@@ -279,6 +288,49 @@ class Context:
             cpu_h, mem_h = self.history.setdefault(name, (deque(maxlen=width), deque(maxlen=width)))
             cpu_h.append(cpu / cpu_a if cpu_a else 0.0)
             mem_h.append(mem / mem_a if mem_a else 0.0)
+
+    def update_slices(self, keys: set[str]) -> None:
+        """Count the endpoints of changed EndpointSlices by service."""
+        slices = self.of(kinds.ENDPOINTSLICE)
+        for key in keys:
+            old = self.slices.pop(key, None)
+            if old is not None:
+                sums = self.endpoints[old[0]]
+                sums[0] -= old[1]
+                sums[1] -= old[2]
+                if sums == [0, 0]:
+                    del self.endpoints[old[0]]
+            eps = slices.get(key)
+            service = slice_service(eps) if eps is not None else None
+            if eps is None or service is None:
+                continue
+            ready, total = slice_counts(eps)
+            self.slices[key] = (service, ready, total)
+            sums = self.endpoints.setdefault(service, [0, 0])
+            sums[0] += ready
+            sums[1] += total
+
+    def service_endpoints(self, namespace: str, service: str) -> tuple[int, int]:
+        """(ready, total) endpoints of a service's EndpointSlices."""
+        ready, total = self.endpoints.get(f"{namespace}/{service}") or (0, 0)
+        return ready, total
+
+    def update_rules(self, keys: set[str]) -> bool:
+        """Note which changed nodes have their service rules in sync; whether
+        `rules_summary()` changed."""
+        nodes = self.of(kinds.NODE)
+        for key in keys:
+            node = nodes.get(key)
+            if node is not None and node_in_sync(node):
+                self.rules_synced.add(key)
+            else:
+                self.rules_synced.discard(key)
+        shown, self.rules_shown = self.rules_shown, self.rules_summary()
+        return shown != self.rules_shown
+
+    def rules_summary(self) -> tuple[int, int]:
+        """(nodes whose service rules are in sync, nodes)."""
+        return len(self.rules_synced), len(self.of(kinds.NODE))
 
     def ready_endpoints(self, namespace: str, service: str) -> int:
         ep = self.of(kinds.ENDPOINTS).get(f"{namespace}/{service}")
@@ -393,9 +445,13 @@ _SVC = _cols("Service", "NAME", "TYPE", "CLUSTER-IP", "PORT(S)")
 
 def service_rows(obj: Obj, ctx: Context) -> list[Row]:
     name, typ, ip, ports = (f(obj) for f in _SVC)
-    n = ctx.ready_endpoints(_ns(obj), name)
-    eps: Cell = str(n) if n or not (obj.get("spec") or {}).get("selector") else Text("0", "yellow")
-    return [(obj_key(obj), [_ns(obj), name, typ, ip, ports, eps, _created(obj)])]
+    ready, total = ctx.service_endpoints(_ns(obj), name)
+    eps: Cell = f"{ready}/{total}"
+    if not ready and (obj.get("spec") or {}).get("selector"):
+        eps = _styled(eps, "yellow")
+    synced, nodes = ctx.rules_summary()
+    rules: Cell = f"{synced}/{nodes}" if synced == nodes else _styled(f"{synced}/{nodes}", "yellow")
+    return [(obj_key(obj), [_ns(obj), name, typ, ip, ports, eps, rules, _created(obj)])]
 
 
 def ingress_rows(obj: Obj, ctx: Context) -> list[Row]:
@@ -520,9 +576,9 @@ VIEWS: tuple[ViewSpec, ...] = (
         "Services",
         kinds.SERVICE,
         ("svc", "service", "services"),
-        ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "ENDPOINTS", "AGE"],
-        service_rows,
-        depends=(kinds.ENDPOINTS,),
+        ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "ENDPOINTS", "RULES", "AGE"],
+        service_rows,  # node changes mark it when the count in sync changes (App._changed)
+        depends=(kinds.ENDPOINTSLICE,),
     ),
     ViewSpec(
         "ingress",

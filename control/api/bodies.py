@@ -51,15 +51,18 @@ async def optional_body(request: web.Request) -> Any:
     return decode(content_type, raw) if raw else None
 
 
-async def patch_body(request: web.Request) -> tuple[Patcher, Any]:
+async def patch_change(request: web.Request) -> Callable[[Any], Any]:
+    """What a PATCH request asks: its patch applied, by the patcher of its
+    content type, to the object it is given."""
     patcher = _PATCHERS.get(request.content_type)
     if patcher is None:
         raise errors.unsupported_media_type(request.content_type)
-    return patcher, await body(request)
+    patch = await body(request)
 
+    def change(obj: Any) -> Any:
+        try:
+            return patcher(obj, patch)
+        except PatchError as e:
+            raise ApiError(422, "Invalid", f"the patch could not be applied: {e}") from e
 
-def apply_patch(patcher: Patcher, obj: Any, patch: Any) -> Any:
-    try:
-        return patcher(obj, patch)
-    except PatchError as e:
-        raise ApiError(422, "Invalid", f"the patch could not be applied: {e}") from e
+    return change

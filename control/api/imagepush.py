@@ -19,7 +19,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypedDict
 
 from agent.protocol import (
     IMAGE_CHUNK_BYTES,
@@ -33,8 +33,21 @@ from agent.protocol import (
 
 log = logging.getLogger(__name__)
 
-Event = dict[str, Any]
 _ABORT_TIMEOUT = 5.0
+
+
+class Event(TypedDict, total=False):
+    """One line of an image import's answer (control.api.images lists them)."""
+
+    phase: Literal["started", "sending", "imported", "failed", "finished"]
+    node: str
+    size: int
+    sent: int
+    images: list[str]
+    error: str
+    nodes: list[str]  # started: the chosen nodes
+    imported: list[str]  # finished: the nodes that imported the images
+    failed: list[str]  # finished: those that did not
 
 
 class ImageLink(Protocol):

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 from aiohttp import web
 
 from control import errors
-from control.api.imagepush import ImageLink, push_image, read_chunks
+from control.api.imagepush import Event, ImageLink, push_image, read_chunks
 from control.api.registry import Registry
 from control.errors import ApiError
 from control.objects.conditions import ready_condition
@@ -74,7 +74,7 @@ async def import_images(
     resp.enable_chunked_encoding()
     await resp.prepare(request)
 
-    async def emit(event: dict[str, Any]) -> None:
+    async def emit(event: Event) -> None:
         await resp.write(orjson.dumps(event) + b"\n")
 
     await emit({"phase": "started", "nodes": chosen, "size": size})

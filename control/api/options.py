@@ -16,6 +16,7 @@ from typing import Any
 from multidict import MultiMapping
 
 from control import errors
+from control.api.query import nonnegative_int
 from control.errors import Cause
 
 DRY_RUN_ALL = "All"
@@ -97,9 +98,9 @@ def delete_options(query: MultiMapping[str] | None, body: Any, *, path: str = ""
     orphan = _bool(raw("orphanDependents"), f"{path}orphanDependents")
     if orphan is None and "orphanDependents" in q:
         orphan = _query_bool(q["orphanDependents"][-1], f"{path}orphanDependents")
-    grace = _grace(raw("gracePeriodSeconds"), f"{path}gracePeriodSeconds")
+    grace = nonnegative_int(raw("gracePeriodSeconds"), f"{path}gracePeriodSeconds")
     if grace is None and "gracePeriodSeconds" in q:
-        grace = _grace(q["gracePeriodSeconds"][-1], f"{path}gracePeriodSeconds")
+        grace = nonnegative_int(q["gracePeriodSeconds"][-1], f"{path}gracePeriodSeconds")
     uid, rv = _preconditions(raw("preconditions"), f"{path}preconditions")
 
     causes: list[Cause] = []
@@ -163,20 +164,6 @@ def _query_bool(value: str, field: str) -> bool:
     if value in _FALSE:
         return False
     raise errors.bad_request(f"{field}: must be a boolean, got {value!r}")
-
-
-def _grace(value: Any, field: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise errors.bad_request(f"{field}: must be an integer, got {value!r}")
-    try:
-        grace = int(value)
-    except ValueError as e:
-        raise errors.bad_request(f"{field}: must be an integer, got {value!r}") from e
-    if grace < 0:
-        raise errors.bad_request(f"{field}: must be >= 0")
-    return grace
 
 
 def _preconditions(value: Any, field: str) -> tuple[str | None, int | None]:

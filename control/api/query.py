@@ -21,13 +21,21 @@ def matcher(label: str | None, field: str | None) -> Matcher | None:
 
 def int_param(q: Any, name: str, default: int) -> int:
     """A non-negative integer parameter; `default` when absent or empty."""
-    raw = q.get(name)
-    if raw in (None, ""):
-        return default
+    value = nonnegative_int(q.get(name), name)
+    return default if value is None else value
+
+
+def nonnegative_int(value: Any, field: str) -> int | None:
+    """A non-negative integer, given as a number or a string (a query parameter,
+    a body field); None when absent or empty."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise errors.bad_request(f"{field}: must be an integer, got {value!r}")
     try:
-        value = int(raw)
+        number = int(value)
     except ValueError as e:
-        raise errors.bad_request(f"{name}: must be an integer, got {raw!r}") from e
-    if value < 0:
-        raise errors.bad_request(f"{name}: must be >= 0")
-    return value
+        raise errors.bad_request(f"{field}: must be an integer, got {value!r}") from e
+    if number < 0:
+        raise errors.bad_request(f"{field}: must be >= 0")
+    return number

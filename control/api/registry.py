@@ -46,6 +46,12 @@ _NAME_SUFFIX = string.ascii_lowercase + string.digits
 _PATCH_RETRIES = 5
 
 
+def _try_again(e: ApiError, attempt: int, *, raced: bool) -> bool:
+    """Whether a write that failed with `e` on try `attempt` (from 0) is worth
+    another: a Conflict, from losing a race with another writer, with tries left."""
+    return e.reason == "Conflict" and raced and attempt < _PATCH_RETRIES - 1
+
+
 _random_pool = memoryview(b"")
 
 
@@ -242,8 +248,7 @@ class Registry:
                     rt, namespace, current, old, new, expected, subresource, options
                 )
             except ApiError as e:
-                raced = e.reason == "Conflict" and rv == str(current.mod_revision)
-                if not raced or attempt == _PATCH_RETRIES - 1:
+                if not _try_again(e, attempt, raced=rv == str(current.mod_revision)):
                     raise
         raise AssertionError("unreachable")
 
@@ -283,8 +288,7 @@ class Registry:
             try:
                 return await deletion.delete(self.writes, rt, name, current, options)
             except ApiError as e:
-                raced = e.reason == "Conflict" and options.resource_version is None
-                if not raced or attempt == _PATCH_RETRIES - 1:
+                if not _try_again(e, attempt, raced=options.resource_version is None):
                     raise
         raise AssertionError("unreachable")
 

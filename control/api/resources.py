@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from control import errors
-from control.api.bodies import apply_patch, body, patch_body
+from control.api.bodies import body, patch_change
 from control.api.deletion import RETURNS_DELETED_OBJECT, Deletion
 from control.api.options import DeleteOptions, WriteOptions, delete_options
 from control.api.query import TRUE, int_param, matcher
@@ -73,32 +73,24 @@ class ResourceHandlers:
     # -- objects and their status ------------------------------------------------
 
     async def get(self, request: web.Request, target: Target) -> web.StreamResponse:
-        return raw_response(
-            (await self.registry.get(target.rt, target.namespace, _name(target))).raw
-        )
+        return raw_response((await self.registry.get(*_object_at(target))).raw)
 
     async def update(
         self, request: web.Request, target: Target, options: WriteOptions
     ) -> web.StreamResponse:
+        new = await body(request)
         kv = await self.registry.update(
-            target.rt,
-            target.namespace,
-            _name(target),
-            await body(request),
-            subresource=target.subresource,
-            options=options,
+            *_object_at(target), new, subresource=target.subresource, options=options
         )
         return raw_response(kv.raw)
 
     async def patch(
         self, request: web.Request, target: Target, options: WriteOptions
     ) -> web.StreamResponse:
-        patcher, patch = await patch_body(request)
+        change = await patch_change(request)
         kv = await self.registry.patch(
-            target.rt,
-            target.namespace,
-            _name(target),
-            lambda obj: apply_patch(patcher, obj, patch),
+            *_object_at(target),
+            change,
             subresource=target.subresource,
             options=options,
             pure=True,  # the patchers leave their target as it is
@@ -108,14 +100,14 @@ class ResourceHandlers:
     async def delete(
         self, request: web.Request, target: Target, options: DeleteOptions
     ) -> web.StreamResponse:
-        rt, name = target.rt, _name(target)
-        done = await self.registry.delete_object(rt, target.namespace, name, options)
+        rt, namespace, name = _object_at(target)
+        done = await self.registry.delete_object(rt, namespace, name, options)
         return _deleted(rt, name, done, options)
 
     # -- scale ---------------------------------------------------------------------
 
     async def get_scale(self, request: web.Request, target: Target) -> web.StreamResponse:
-        scale = await self.registry.get_scale(target.rt, target.namespace, _name(target))
+        scale = await self.registry.get_scale(*_object_at(target))
         return json_response(scale)
 
     async def update_scale(
@@ -123,21 +115,15 @@ class ResourceHandlers:
     ) -> web.StreamResponse:
         new = await body(request)
         scale = await self.registry.update_scale(
-            target.rt, target.namespace, _name(target), lambda _s: new, options=options
+            *_object_at(target), lambda _s: new, options=options
         )
         return json_response(scale)
 
     async def patch_scale(
         self, request: web.Request, target: Target, options: WriteOptions
     ) -> web.StreamResponse:
-        patcher, patch = await patch_body(request)
-        scale = await self.registry.update_scale(
-            target.rt,
-            target.namespace,
-            _name(target),
-            lambda s: apply_patch(patcher, s, patch),
-            options=options,
-        )
+        change = await patch_change(request)
+        scale = await self.registry.update_scale(*_object_at(target), change, options=options)
         return json_response(scale)
 
     # -- pods ------------------------------------------------------------------------
@@ -180,6 +166,11 @@ class ResourceHandlers:
 def _name(target: Target) -> str:
     """The object's name (the router calls object handlers only on object paths)."""
     return str(target.name)
+
+
+def _object_at(target: Target) -> tuple[ResourceType, str | None, str]:
+    """The kind, namespace and name of the object a request is about."""
+    return target.rt, target.namespace, _name(target)
 
 
 def _list_body(rt: ResourceType, meta: dict[str, Any], items: Iterable[KV]) -> bytes:

@@ -10,29 +10,17 @@ Finished and terminating pods, and pods without an IP, are left out.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
 
 from control.config import Config
-from control.controllers.base import run_workers
-from control.controllers.nodelifecycle import Informers
+from control.controllers.base import Informers, event_object
+from control.controllers.objectmeta import Obj
 from control.controllers.podstate import is_pod_active, is_pod_ready
-from control.controllers.servicepods import (
-    NAMESPACE_INDEX,
-    namespace_index,
-    selected_pods,
-    service_changed,
-    services_of_pod_change,
-    target_port,
-)
+from control.controllers.servicepods import ServicePodsController, selected_pods, target_port
 from control.errors import ApiError
-from control.machinery.queue import WorkQueue
-from control.objects.kinds import ENDPOINTS, POD, SERVICE, object_key
+from control.objects.kinds import ENDPOINTS, object_key
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 COMPONENT = "endpoint-controller"
 
@@ -90,51 +78,18 @@ def _address_order(address: Obj) -> tuple[str, str]:
     return str(address["ip"]), str((address.get("targetRef") or {}).get("name"))
 
 
-class EndpointsController:
+class EndpointsController(ServicePodsController):
     name = COMPONENT
 
     def __init__(self, manager: Informers, config: Config, *, workers: int = 2) -> None:
-        self.registry = manager.registry
-        self.workers = workers
-        self.services = manager.informer(SERVICE)
-        self.pods = manager.informer(POD)
-        self.endpoints = manager.informer(ENDPOINTS)
-        self.services.add_index(NAMESPACE_INDEX, namespace_index)
-        self.pods.add_index(NAMESPACE_INDEX, namespace_index)
-        self.queue = WorkQueue()
-        self.services.add_handler(self._on_service)
-        self.pods.add_handler(self._on_pod)
+        super().__init__(manager, config, workers=workers)
+        self.endpoints = self.informer(ENDPOINTS)
         self.endpoints.add_handler(self._on_endpoints)
-
-    async def run(self) -> None:
-        await asyncio.gather(
-            self.services.synced.wait(), self.pods.synced.wait(), self.endpoints.synced.wait()
-        )
-        for svc in self.services.list():
-            self.queue.add(object_key(svc))
-        try:
-            await run_workers(self.name, self.queue, self.reconcile, self.workers)
-        finally:
-            self.queue.shutdown()
-
-    # -- event handlers ------------------------------------------------------
-
-    def _on_service(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        obj = new if new is not None else old
-        assert obj is not None
-        if service_changed(old, new):
-            self.queue.add(object_key(obj))
 
     def _on_endpoints(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         # Someone else changed or removed endpoints we keep: put them right.
-        obj = new if new is not None else old
-        assert obj is not None
-        key = object_key(obj)
+        key = object_key(event_object(old, new))
         if self.services.get(key) is not None:
-            self.queue.add(key)
-
-    def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        for key in services_of_pod_change(self.services, old, new):
             self.queue.add(key)
 
     # -- reconciling ---------------------------------------------------------

@@ -20,37 +20,26 @@ writes: until it has seen them, the service waits, so no slice is made twice.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from control.config import Config
-from control.controllers.base import run_workers
-from control.controllers.nodelifecycle import Informers
+from control.controllers.base import Informers
+from control.controllers.objectmeta import Obj
 from control.controllers.podstate import is_pod_ready
-from control.controllers.servicepods import (
-    NAMESPACE_INDEX,
-    namespace_index,
-    selected_pods,
-    service_changed,
-    services_of_pod_change,
-    target_port,
-)
+from control.controllers.servicepods import ServicePodsController, selected_pods, target_port
 from control.errors import ApiError
-from control.machinery.queue import WorkQueue
 from control.objects.discovery import (
     LABEL_HEADLESS,
     LABEL_MANAGED_BY,
     LABEL_SERVICE_NAME,
     MANAGED_BY_CONTROLLER,
 )
-from control.objects.kinds import ENDPOINTSLICE, NODE, POD, SERVICE, object_key
+from control.objects.kinds import ENDPOINTSLICE, NODE, object_key
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 COMPONENT = "endpointslice-controller"
 SERVICE_INDEX = "managed-for-service"
@@ -323,46 +312,18 @@ class _Pending:
     gone: set[str] = field(default_factory=set)  # keys of slices deleted
 
 
-class EndpointSliceController:
+class EndpointSliceController(ServicePodsController):
     name = COMPONENT
 
     def __init__(self, manager: Informers, config: Config, *, workers: int = 2) -> None:
-        self.registry = manager.registry
-        self.workers = workers
-        self.services = manager.informer(SERVICE)
-        self.pods = manager.informer(POD)
-        self.slices = manager.informer(ENDPOINTSLICE)
-        self.nodes = manager.informer(NODE)
-        self.services.add_index(NAMESPACE_INDEX, namespace_index)
-        self.pods.add_index(NAMESPACE_INDEX, namespace_index)
+        super().__init__(manager, config, workers=workers)
+        self.slices = self.informer(ENDPOINTSLICE)
+        self.nodes = self.informer(NODE)
         self.slices.add_index(SERVICE_INDEX, managed_service_index)
-        self.queue = WorkQueue()
         self._pending: dict[str, _Pending] = {}
-        self.services.add_handler(self._on_service)
-        self.pods.add_handler(self._on_pod)
         self.slices.add_handler(self._on_slice)
 
-    async def run(self) -> None:
-        informers = (self.services, self.pods, self.slices, self.nodes)
-        await asyncio.gather(*(i.synced.wait() for i in informers))
-        for svc in self.services.list():
-            self.queue.add(object_key(svc))
-        try:
-            await run_workers(self.name, self.queue, self.reconcile, self.workers)
-        finally:
-            self.queue.shutdown()
-
     # -- event handlers ------------------------------------------------------
-
-    def _on_service(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        obj = new if new is not None else old
-        assert obj is not None
-        if service_changed(old, new):
-            self.queue.add(object_key(obj))
-
-    def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        for key in services_of_pod_change(self.services, old, new):
-            self.queue.add(key)
 
     def _on_slice(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         # Our own writes arriving, or someone else's change to slices we keep.

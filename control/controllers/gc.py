@@ -21,9 +21,8 @@ startup, one full pass checks every object that has owners.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from control import errors
 from control.api.options import (
@@ -34,19 +33,17 @@ from control.api.options import (
     DeleteOptions,
 )
 from control.config import Config
-from control.controllers.base import run_workers
-from control.controllers.objectmeta import is_deleting, meta
+from control.controllers.base import QueueController
+from control.controllers.objectmeta import Obj, is_deleting, meta
+from control.controllers.ownership import drop_owner_refs
 from control.errors import ApiError
 from control.machinery.informer import Handler, Informer
-from control.machinery.queue import WorkQueue
 from control.objects.kinds import EVENT, RESOURCES, ResourceType, by_kind, object_key
 
 if TYPE_CHECKING:
     from control.controllers.manager import ControllerManager
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 COMPONENT = "garbage-collector"
 OWNER_UID_INDEX = "owner-uid"
@@ -77,27 +74,23 @@ def _gc_finalizing(obj: Obj | None) -> bool:
     return _finalizing(obj, ORPHAN_FINALIZER) or _finalizing(obj, FOREGROUND_FINALIZER)
 
 
-class GarbageCollector:
+class GarbageCollector(QueueController):
     name = COMPONENT
 
     def __init__(self, manager: ControllerManager, config: Config, *, workers: int = 4) -> None:
-        self.registry = manager.registry
-        self.config = config
-        self.workers = workers
-        self.queue = WorkQueue()
+        super().__init__(manager, config, workers=workers)
         self.informers: dict[str, Informer] = {}
         self._items: dict[str, str] = {}  # the work item of every watched object, by uid
         self._started = False
         for rt in RESOURCES:
             if rt == EVENT:
                 continue
-            informer = manager.informer(rt)
+            informer = self.informer(rt)
             informer.add_index(OWNER_UID_INDEX, owner_uid_index)
             informer.add_handler(self._handler(rt))
             self.informers[rt.plural] = informer
 
-    async def run(self) -> None:
-        await asyncio.gather(*(i.synced.wait() for i in self.informers.values()))
+    def on_synced(self) -> None:
         self._started = True
         for plural, informer in self.informers.items():
             for obj in informer.list():
@@ -105,11 +98,6 @@ class GarbageCollector:
                     uid not in self._items for uid in owner_uid_index(obj)
                 ):
                     self.queue.add(f"{plural}|{object_key(obj)}")
-        try:
-            await run_workers(self.name, self.queue, self.reconcile, self.workers)
-        except asyncio.CancelledError:
-            self.queue.shutdown()
-            raise
 
     def _handler(self, rt: ResourceType) -> Handler:
         def handle(kind: str, old: Obj | None, new: Obj | None) -> None:
@@ -208,32 +196,15 @@ class GarbageCollector:
                 if e.code not in (404, 409):
                     raise
             return None
-        await self._drop_refs(rt, obj, {str(r.get("uid")) for r in dangling + waiting})
+        await drop_owner_refs(
+            self.registry, rt, obj, {str(r.get("uid")) for r in dangling + waiting}
+        )
         return None
-
-    async def _drop_refs(self, rt: ResourceType, obj: Obj, uids: set[str]) -> None:
-        """Take the ownerReferences to `uids` out of `obj`."""
-        m = meta(obj)
-
-        def drop(current: Obj) -> Obj:
-            cm = current.setdefault("metadata", {})
-            refs = [r for r in cm.get("ownerReferences") or [] if str(r.get("uid")) not in uids]
-            if refs:
-                cm["ownerReferences"] = refs
-            else:
-                cm.pop("ownerReferences", None)
-            return current
-
-        try:
-            await self.registry.patch(rt, m.get("namespace"), str(m.get("name")), drop)
-        except ApiError as e:
-            if e.code != 404:
-                raise
 
     async def _orphan_dependents(self, rt: ResourceType, owner: Obj) -> None:
         uid = str(meta(owner).get("uid"))
         for plural, dependent in self._dependents(uid):
-            await self._drop_refs(self.informers[plural].rt, dependent, {uid})
+            await drop_owner_refs(self.registry, self.informers[plural].rt, dependent, {uid})
         log.info("orphaned the dependents of %s %s", rt.kind, object_key(owner))
         await self._remove_finalizer(rt, owner, ORPHAN_FINALIZER)
 

@@ -21,29 +21,22 @@ is a timer on the work queue; nothing polls.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from agent.protocol.primitives import now_rfc3339, rfc3339_seconds
-from control.api.registry import Registry
 from control.config import Config
-from control.controllers.base import run_workers
-from control.controllers.objectmeta import is_deleting
+from control.controllers.base import Informers, QueueController, event_object
+from control.controllers.objectmeta import Obj, is_deleting
 from control.controllers.podstate import is_pod_ready
 from control.errors import ApiError
-from control.machinery.events import EventRecorder
 from control.machinery.indexes import NODE_NAME_INDEX, pod_node_name
-from control.machinery.informer import Informer
-from control.machinery.queue import WorkQueue
 from control.objects.conditions import ready_condition
-from control.objects.kinds import NODE, POD, ResourceType
+from control.objects.kinds import NODE, POD
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 COMPONENT = "node-controller"
 UNREACHABLE = "node.kubernetes.io/unreachable"
@@ -55,12 +48,8 @@ NO_SCHEDULE = "NoSchedule"
 AGENT_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 
 
-class Informers(Protocol):
-    """What a controller gets from the controller manager."""
-
-    registry: Registry
-
-    def informer(self, rt: ResourceType) -> Informer: ...
+def _pod_name(pod: Obj) -> str:
+    return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
 
 
 class _Changed(Exception):
@@ -81,6 +70,13 @@ def tolerates(toleration: Obj, taint: Obj) -> bool:
     return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
 
 
+def sooner(a: float | None, b: float | None) -> float | None:
+    """The shorter of two delays, where None is never."""
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
 def toleration_seconds(pod: Obj, taints: list[Obj], default: float) -> float | None:
     """How long `pod` may stay on a node with these NoExecute taints: 0 to
     evict now, None to stay for good."""
@@ -97,12 +93,11 @@ def toleration_seconds(pod: Obj, taints: list[Obj], default: float) -> float | N
                 t["tolerationSeconds"] for t in matching if t.get("tolerationSeconds") is not None
             ]
             seconds = max(0.0, float(min(bounded))) if bounded else None
-        if seconds is not None:
-            limit = seconds if limit is None else min(limit, seconds)
+        limit = sooner(limit, seconds)
     return limit
 
 
-class NodeLifecycleController:
+class NodeLifecycleController(QueueController):
     name = COMPONENT
 
     def __init__(
@@ -113,14 +108,12 @@ class NodeLifecycleController:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.registry = manager.registry
+        super().__init__(manager, config, workers=2)
         self.grace = config.controllers.node_monitor_grace_period
         self.eviction_timeout = config.controllers.pod_eviction_timeout
-        self.nodes = manager.informer(NODE)
-        self.pods = manager.informer(POD)
+        self.nodes = self.informer(NODE)
+        self.pods = self.informer(POD)
         self.pods.add_index(NODE_NAME_INDEX, pod_node_name)
-        self.queue = WorkQueue()
-        self.recorder = EventRecorder(self.registry, COMPONENT)
         self._now = clock  # the event loop's clock too, so queue delays agree
         self._wall = wall_clock
         # node -> (the heartbeat last seen, when this controller saw it change)
@@ -134,20 +127,14 @@ class NodeLifecycleController:
         self.nodes.add_handler(self._on_node)
         self.pods.add_handler(self._on_pod)
 
-    async def run(self) -> None:
-        await asyncio.gather(self.nodes.synced.wait(), self.pods.synced.wait())
+    def on_synced(self) -> None:
         for node in self.nodes.list():
             self.queue.add(str(node["metadata"]["name"]))
-        try:
-            await run_workers(self.name, self.queue, self.reconcile, 2)
-        finally:
-            self.queue.shutdown()
 
     # -- event handlers ------------------------------------------------------
 
     def _on_node(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        obj = new if new is not None else old
-        assert obj is not None
+        obj = event_object(old, new)
         name = str(obj["metadata"]["name"])
         if new is None:
             self._probes.pop(name, None)
@@ -163,8 +150,7 @@ class NodeLifecycleController:
             self._probes[name] = (beat, self._now())
 
     def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        pod = new if new is not None else old
-        assert pod is not None
+        pod = event_object(old, new)
         if new is None:
             self._deleted.discard(str(pod["metadata"].get("uid")))
         for name in pod_node_name(pod):
@@ -202,13 +188,8 @@ class NodeLifecycleController:
             again = self.grace - age
         if not await self._sync_taints(node, status):
             return None  # likewise
-        for wait in (
-            await self._evict(node, status),
-            await self._collect_terminating(node, status),
-        ):
-            if wait is not None:
-                again = wait if again is None else min(again, wait)
-        return again
+        again = sooner(again, await self._evict(node, status))
+        return sooner(again, await self._collect_terminating(node, status))
 
     async def _mark_unknown(self, node: Obj) -> None:
         name = str(node["metadata"]["name"])
@@ -332,47 +313,62 @@ class NodeLifecycleController:
             return None
         started = min(self._since(name, t) for t in taints)
         elapsed = self._now() - started
-        force = status == "Unknown"  # nobody can confirm the pod stopped
-        again: float | None = None
-        for pod in self.pods.by_index(NODE_NAME_INDEX, name):
+
+        def due_in(pod: Obj) -> float | None:
             if is_deleting(pod):
-                continue
+                return None
             allowed = toleration_seconds(pod, taints, self.eviction_timeout)
-            if allowed is None:
-                continue
-            if elapsed < allowed:
-                wait = allowed - elapsed
-                again = wait if again is None else min(again, wait)
-                continue
-            await self._delete_pod(
-                pod,
-                force,
-                "TaintManagerEviction",
-                f"Marking for deletion Pod {pod['metadata']['namespace']}/{pod['metadata']['name']}",
-            )
-        return again
+            return None if allowed is None else max(allowed - elapsed, 0.0)
+
+        return await self._delete_when_due(
+            name,
+            due_in,
+            status == "Unknown",  # force: nobody can confirm the pod stopped
+            "TaintManagerEviction",
+            lambda pod: f"Marking for deletion Pod {_pod_name(pod)}",
+        )
 
     async def _collect_terminating(self, node: Obj, status: str | None) -> float | None:
         """Pods terminating on an unreachable node: force-delete past their grace."""
         if status != "Unknown":
             return None
         name = str(node["metadata"]["name"])
-        again: float | None = None
         wall = self._wall()
-        for pod in self.pods.by_index(NODE_NAME_INDEX, name):
+
+        def due_in(pod: Obj) -> float | None:
             deadline = rfc3339_seconds(pod["metadata"].get("deletionTimestamp"))
             if deadline is None:
+                return None
+            # + 1: timestamps have whole seconds
+            return deadline - wall + 1.0 if deadline > wall else 0.0
+
+        return await self._delete_when_due(
+            name,
+            due_in,
+            True,
+            "NodeUnreachable",
+            lambda pod: f"Deleting Pod {_pod_name(pod)}: its node {name} is unreachable",
+        )
+
+    async def _delete_when_due(
+        self,
+        node: str,
+        due_in: Callable[[Obj], float | None],
+        force: bool,
+        reason: str,
+        message: Callable[[Obj], str],
+    ) -> float | None:
+        """Delete the node's pods that are due (`due_in` is 0; None: never);
+        returns the seconds until the next one is, or None."""
+        again: float | None = None
+        for pod in self.pods.by_index(NODE_NAME_INDEX, node):
+            wait = due_in(pod)
+            if wait is None:
                 continue
-            if deadline > wall:
-                wait = deadline - wall + 1.0  # timestamps have whole seconds
-                again = wait if again is None else min(again, wait)
+            if wait > 0:
+                again = sooner(again, wait)
                 continue
-            await self._delete_pod(
-                pod,
-                True,
-                "NodeUnreachable",
-                f"Deleting Pod {pod['metadata']['namespace']}/{pod['metadata']['name']}: its node {name} is unreachable",
-            )
+            await self._delete_pod(pod, force, reason, message(pod))
         return again
 
     async def _collect_orphans(self, node: str, now: float) -> float | None:
@@ -387,13 +383,8 @@ class NodeLifecycleController:
         if wait > 0:
             return wait
         for pod in pods:
-            meta = pod["metadata"]
-            await self._delete_pod(
-                pod,
-                True,
-                "NodeDeleted",
-                f"Deleting Pod {meta['namespace']}/{meta['name']}: its node {node} does not exist",
-            )
+            message = f"Deleting Pod {_pod_name(pod)}: its node {node} does not exist"
+            await self._delete_pod(pod, True, "NodeDeleted", message)
         return None
 
     async def _delete_pod(self, pod: Obj, force: bool, reason: str, message: str) -> None:

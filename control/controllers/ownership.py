@@ -14,14 +14,13 @@ from typing import Any
 from agent.protocol.primitives import controller_ref, new_controller_ref
 from control import errors
 from control.api.registry import Registry
-from control.controllers.objectmeta import is_deleting, labels_of, meta
+from control.controllers.objectmeta import Obj, is_deleting, labels_of, meta
 from control.errors import ApiError
 from control.objects.kinds import ResourceType, object_key
 from control.objects.selectors import LabelSelector, SelectorError, selector_from_match
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 # Index of objects by the uid of their controller (ownerReference with controller: true).
 CONTROLLER_UID_INDEX = "controller-uid"
@@ -70,7 +69,7 @@ async def claim(
             if matches:
                 claimed.append(obj)
             elif not owner_deleting:
-                await _release(registry, rt, obj, str(uid))
+                await drop_owner_refs(registry, rt, obj, {str(uid)})
             continue
         if owner_deleting or is_deleting(obj) or not matches:
             continue
@@ -103,12 +102,13 @@ async def _adopt(
     return kv.obj
 
 
-async def _release(registry: Registry, rt: ResourceType, obj: Obj, owner_uid: str) -> None:
+async def drop_owner_refs(registry: Registry, rt: ResourceType, obj: Obj, uids: set[str]) -> None:
+    """Take the ownerReferences to `uids` out of `obj` (gone already: nothing to do)."""
     m = meta(obj)
 
-    def drop_ref(current: Obj) -> Obj:
+    def drop(current: Obj) -> Obj:
         cm = current.setdefault("metadata", {})
-        refs = [r for r in cm.get("ownerReferences") or [] if r.get("uid") != owner_uid]
+        refs = [r for r in cm.get("ownerReferences") or [] if str(r.get("uid")) not in uids]
         if refs:
             cm["ownerReferences"] = refs
         else:
@@ -116,7 +116,7 @@ async def _release(registry: Registry, rt: ResourceType, obj: Obj, owner_uid: st
         return current
 
     try:
-        await registry.patch(rt, m.get("namespace"), str(m.get("name")), drop_ref)
+        await registry.patch(rt, m.get("namespace"), str(m.get("name")), drop)
     except ApiError as e:
         if e.code != 404:
             raise

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from agent.protocol.primitives import rfc3339_seconds
-from control.controllers.objectmeta import is_deleting
+from control.controllers.objectmeta import Obj, is_deleting
 from control.objects.conditions import ready_condition
-
-Obj = dict[str, Any]
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
 

@@ -11,17 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from agent.protocol.primitives import controller_ref, new_controller_ref, rfc3339_seconds
 from control.config import Config
-from control.controllers.base import run_workers
-from control.controllers.expectations import Expectations
-from control.controllers.objectmeta import is_deleting, labels_of, meta
-from control.controllers.ownership import (
-    CONTROLLER_UID_INDEX,
-    ORPHAN_INDEX,
-    claim,
-    controller_uid_index,
-    orphan_index,
-    selector_of,
+from control.controllers.base import (
+    QueueController,
+    claim_candidates,
+    event_object,
+    owner_key,
+    selecting_keys,
 )
+from control.controllers.expectations import Expectations
+from control.controllers.objectmeta import Obj, is_deleting, labels_of, meta
+from control.controllers.ownership import claim, selector_of
 from control.controllers.podstate import (
     TERMINAL_PHASES,
     available_in,
@@ -29,8 +28,6 @@ from control.controllers.podstate import (
     is_pod_ready,
 )
 from control.errors import ApiError
-from control.machinery.events import EventRecorder
-from control.machinery.queue import WorkQueue
 from control.objects.conditions import ready_condition
 from control.objects.kinds import POD, REPLICASET, object_key
 
@@ -38,8 +35,6 @@ if TYPE_CHECKING:
     from control.controllers.manager import ControllerManager
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 COMPONENT = "replicaset-controller"
 # At most this many creates or deletes per sync, as Kubernetes' burstReplicas.
@@ -107,68 +102,42 @@ async def slow_start(count: int, make: Callable[[], Awaitable[None]], initial: i
 # -- the controller ------------------------------------------------------------
 
 
-class ReplicaSetController:
+class ReplicaSetController(QueueController):
     name = COMPONENT
 
     def __init__(self, manager: ControllerManager, config: Config, *, workers: int = 4) -> None:
-        self.registry = manager.registry
-        self.config = config
-        self.workers = workers
-        self.pods = manager.informer(POD)
-        self.replicasets = manager.informer(REPLICASET)
-        for informer in (self.pods, self.replicasets):
-            informer.add_index(CONTROLLER_UID_INDEX, controller_uid_index)
-            informer.add_index(ORPHAN_INDEX, orphan_index)
-        self.queue = WorkQueue()
+        super().__init__(manager, config, workers=workers)
+        self.pods = self.informer(POD, claimable=True)
+        self.replicasets = self.informer(REPLICASET, claimable=True)
         self.expectations = Expectations()
-        self.recorder = EventRecorder(self.registry, COMPONENT)
         self.replicasets.add_handler(self._on_replicaset)
         self.pods.add_handler(self._on_pod)
-
-    async def run(self) -> None:
-        await asyncio.gather(self.pods.synced.wait(), self.replicasets.synced.wait())
-        try:
-            await run_workers(self.name, self.queue, self.reconcile, self.workers)
-        except asyncio.CancelledError:
-            self.queue.shutdown()
-            raise
 
     # -- event handlers ------------------------------------------------------
 
     def _on_replicaset(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        obj = new if new is not None else old
-        assert obj is not None
+        obj = event_object(old, new)
         key = object_key(obj)
         if kind == "DELETED":
             self.expectations.forget(key)
         self.queue.add(key)
 
-    def _owner_key(self, pod: Obj, ref: dict[str, Any] | None) -> str | None:
-        """The key of the ReplicaSet controlling `pod` (`ref` is its controller
-        reference), if it is one we know."""
-        if ref is None or ref.get("kind") != "ReplicaSet":
-            return None
-        key = f"{meta(pod).get('namespace')}/{ref.get('name')}"
-        rs = self.replicasets.get(key)
-        if rs is None or meta(rs).get("uid") != ref.get("uid"):
-            return None
-        return key
+    def _owner_key(self, pod: Obj) -> str | None:
+        """The key of the ReplicaSet controlling `pod`, if it is one we know."""
+        return owner_key(self.replicasets, "ReplicaSet", pod)
 
     def _enqueue_matching(self, pod: Obj) -> None:
         """An orphan: wake every ReplicaSet that could adopt it."""
         if is_deleting(pod):
             return
-        labels = labels_of(pod)
-        for rs in self.replicasets.list(meta(pod).get("namespace")):
-            selector = selector_of(rs)
-            if selector is not None and not selector.empty and selector.matches(labels):
-                self.queue.add(object_key(rs))
+        for key in selecting_keys(self.replicasets, pod):
+            self.queue.add(key)
 
     def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         if kind == "ADDED":
             assert new is not None
             ref = controller_ref(new)
-            key = self._owner_key(new, ref)
+            key = self._owner_key(new)
             if key is None:
                 if ref is None:
                     self._enqueue_matching(new)
@@ -183,10 +152,10 @@ class ReplicaSetController:
             ref, old_ref = controller_ref(new), controller_ref(old)
             if (ref is not None or old_ref is not None) and _sync_view(old) == _sync_view(new):
                 return  # a change a sync would not see (a binding, a container's state)
-            key = self._owner_key(new, ref)
+            key = self._owner_key(new)
             if is_deleting(new) and not is_deleting(old) and key is not None:
                 self.expectations.deletion_observed(key, object_key(new))
-            old_key = self._owner_key(old, old_ref)
+            old_key = self._owner_key(old)
             if old_key is not None and old_key != key:
                 self.queue.add(old_key)
             if key is not None:
@@ -195,7 +164,7 @@ class ReplicaSetController:
                 self._enqueue_matching(new)
         else:
             assert old is not None
-            key = self._owner_key(old, controller_ref(old))
+            key = self._owner_key(old)
             if key is not None:
                 self.expectations.deletion_observed(key, object_key(old))
                 self.queue.add(key)
@@ -208,11 +177,7 @@ class ReplicaSetController:
         selector = selector_of(rs)
         if selector is None or selector.empty:
             return None
-        candidates = [
-            *self.pods.by_index(CONTROLLER_UID_INDEX, str(meta(rs).get("uid"))),
-            *self.pods.by_index(ORPHAN_INDEX, str(meta(rs).get("namespace"))),
-        ]
-        candidates = [p for p in candidates if is_pod_active(p)]
+        candidates = [p for p in claim_candidates(self.pods, rs) if is_pod_active(p)]
         pods = await claim(self.registry, POD, rs, REPLICASET, selector, candidates)
         failure: ApiError | None = None
         create_failed = False

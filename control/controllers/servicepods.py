@@ -1,7 +1,8 @@
 """The pods behind a Service, as the Endpoints and EndpointSlice controllers see them.
 
 Which services a pod change concerns, which pods a service selects, and what
-a service port's `targetPort` is on one pod: the rules both controllers share.
+a service port's `targetPort` is on one pod: the rules both controllers share;
+and ServicePodsController, the informers and handlers they share.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from control.config import Config
+from control.controllers.base import Informers, QueueController, event_object
+from control.controllers.objectmeta import Obj
 from control.controllers.podstate import is_pod_ready
 from control.machinery.informer import Informer
-from control.objects.kinds import object_key
+from control.objects.kinds import POD, SERVICE, object_key
 from control.objects.selectors import selector_from_labels
-
-Obj = dict[str, Any]
 
 NAMESPACE_INDEX = "namespace"
 
@@ -67,8 +69,7 @@ def services_of_pod_change(services: Informer, old: Obj | None, new: Obj | None)
     """The keys of the services whose endpoints a pod event may change: those
     selecting the pod before or after, when something endpoints show changed.
     `services` must carry the NAMESPACE_INDEX."""
-    pod = new if new is not None else old
-    assert pod is not None
+    pod = event_object(old, new)
     # Old and new share the key, so the namespace: its services with a
     # selector are the only ones either could be in.
     namespace = str((pod.get("metadata") or {}).get("namespace") or "")
@@ -103,3 +104,30 @@ def selected_pods(service: Obj, pods: Informer) -> list[Obj]:
         for p in pods.by_index(NAMESPACE_INDEX, namespace)
         if match.matches((p.get("metadata") or {}).get("labels") or {})
     ]
+
+
+class ServicePodsController(QueueController):
+    """A controller keeping something for each Service from the pods it selects:
+    its queue holds service keys, woken by service and pod changes, and every
+    service once the informers have synced."""
+
+    def __init__(self, manager: Informers, config: Config, *, workers: int) -> None:
+        super().__init__(manager, config, workers=workers)
+        self.services = self.informer(SERVICE)
+        self.pods = self.informer(POD)
+        self.services.add_index(NAMESPACE_INDEX, namespace_index)
+        self.pods.add_index(NAMESPACE_INDEX, namespace_index)
+        self.services.add_handler(self._on_service)
+        self.pods.add_handler(self._on_pod)
+
+    def on_synced(self) -> None:
+        for svc in self.services.list():
+            self.queue.add(object_key(svc))
+
+    def _on_service(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        if service_changed(old, new):
+            self.queue.add(object_key(event_object(old, new)))
+
+    def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        for key in services_of_pod_change(self.services, old, new):
+            self.queue.add(key)

@@ -4,14 +4,16 @@ A supervisor task connects through a Transport, says hello, registers the
 Node, then keeps two flows going until the connection drops:
 
 - down: the node's full desired pod set (`sync_pods`, coalesced, sent again
-  whenever a pod on the node changes in a way the agent cares about), and the
-  network state (`network_config`);
+  whenever a pod on the node changes in a way the agent cares about), the
+  network state (`network_config`), and after it the service rules (a full
+  `services_sync` on every connect, then updates: control.nodes.services);
 - up: `pod_status` notifications become pod status writes (and, for a pod
   being deleted whose agent confirms it stopped, the final delete), and
   `node_status` heartbeats become Node status writes, at most one per
   `status_interval` unless something other than the heartbeat time changed.
 
-A dropped connection is retried with capped exponential backoff. The link
+A dropped connection is retried with capped exponential backoff
+(control.nodes.reconnecting). The link
 never marks its Node NotReady: the node lifecycle controller does that when
 heartbeats stop arriving.
 """
@@ -20,14 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import ipaddress
 import itertools
 import logging
-import random
 import socket
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from agent.protocol import (
@@ -40,7 +39,6 @@ from agent.protocol import (
     NodeInfo,
     Params,
     Peer,
-    ProtocolVersionError,
     RpcError,
     StatsParams,
     StatsResult,
@@ -51,6 +49,7 @@ from control.api.registry import Registry
 from control.config import NodeConfig
 from control.errors import ApiError
 from control.machinery.events import EventRecorder
+from control.nodes.reconnecting import LinkState, LinkTiming, ReconnectingLink
 from control.nodes.remoteexec import RemoteExec
 from control.nodes.transport import Transport
 from control.objects.kinds import NODE, POD
@@ -66,13 +65,6 @@ ARCH_LABEL = "kubernetes.io/arch"
 _STATUS_WRITERS = 8
 
 
-class LinkState(enum.Enum):
-    CONNECTING = "Connecting"
-    CONNECTED = "Connected"
-    BACKOFF = "Backoff"
-    STOPPED = "Stopped"
-
-
 class LinkHost(Protocol):
     """What a link needs from the manager that owns it (shared caches)."""
 
@@ -86,15 +78,9 @@ class LinkHost(Protocol):
         self, node: str, pod_cidr: str, node_ip: str, routes: bool = True
     ) -> NetworkConfigParams: ...
 
-
-@dataclass(frozen=True)
-class LinkTiming:
-    connect_timeout: float = 10.0
-    request_timeout: float = 30.0
-    backoff_initial: float = 1.0
-    backoff_max: float = 30.0
-    status_interval: float = 10.0  # at most one unchanged heartbeat write per interval
-    coalesce: float = 0.005  # seconds to gather a burst of pod changes into one sync
+    async def serve_services(self, node: str, peer: Peer) -> None:
+        """Keep the node's service rules current over `peer` (see
+        control.nodes.services), starting with a full sync."""
 
 
 class _Gone(Exception):
@@ -114,7 +100,7 @@ def desired_changed(old: Obj | None, new: Obj | None) -> bool:
     )
 
 
-class NodeLink:
+class NodeLink(ReconnectingLink):
     def __init__(
         self,
         node: NodeConfig,
@@ -125,20 +111,15 @@ class NodeLink:
         timing: LinkTiming | None = None,
         recorder: EventRecorder | None = None,
     ) -> None:
+        super().__init__(node.name, "node", timing)
         self.node = node
-        self.name = node.name
         self.transport = transport
         self.registry = registry
         self.host = host
-        self.timing = timing or LinkTiming()
         self.recorder = recorder or EventRecorder(registry, "kubelet", node.name)
-        self.state = LinkState.CONNECTING
-        self.last_error = ""
         self.info: NodeInfo | None = None
         self.pod_cidr = ""
         self.node_ip = _ip_or_empty(node.host)
-        self.connected = asyncio.Event()
-        self.sessions = 0  # successful hellos, for tests and the console
         self._peer: Peer | None = None
         self._pods_dirty = asyncio.Event()
         self._network_dirty = False
@@ -168,39 +149,6 @@ class NodeLink:
         self._pods_dirty.set()
 
     # -- supervision ---------------------------------------------------------
-
-    async def run(self) -> None:
-        """Connect, serve, and reconnect with capped exponential backoff, forever."""
-        delay = self.timing.backoff_initial
-        try:
-            while True:
-                self.state = LinkState.CONNECTING
-                sessions = self.sessions
-                try:
-                    await self._session()
-                    self.last_error = "the agent closed the connection"
-                except asyncio.CancelledError:
-                    raise
-                except ProtocolVersionError as e:
-                    self.last_error = str(e)
-                    log.error("node %s: %s", self.name, e)
-                except (ConnectionError, OSError, TimeoutError, RpcError, ApiError) as e:
-                    self.last_error = str(e) or type(e).__name__
-                    log.warning("node %s: link down: %s", self.name, self.last_error)
-                except Exception as e:
-                    self.last_error = f"internal error: {e}"
-                    log.exception("node %s: link failed", self.name)
-                self.connected.clear()
-                if self.sessions != sessions:
-                    delay = self.timing.backoff_initial  # it worked for a while: start over
-                self.state = LinkState.BACKOFF
-                wait = delay * random.uniform(0.8, 1.0)
-                log.debug("node %s: reconnecting in %.2fs", self.name, wait)
-                await asyncio.sleep(wait)
-                delay = min(self.timing.backoff_max, delay * 2)
-        finally:
-            self.state = LinkState.STOPPED
-            self.connected.clear()
 
     async def _session(self) -> None:
         t = self.timing
@@ -246,6 +194,9 @@ class NodeLink:
                 asyncio.create_task(self._sync_loop(peer), name=f"sync {self.name}"),
                 asyncio.create_task(self._node_status_loop(), name=f"node status {self.name}"),
                 asyncio.create_task(self._pod_status_loop(), name=f"pod status {self.name}"),
+                asyncio.create_task(
+                    self.host.serve_services(self.name, peer), name=f"services {self.name}"
+                ),
             ]
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:

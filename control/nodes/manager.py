@@ -4,7 +4,9 @@ One pod informer (indexed by `spec.nodeName`) and one node informer serve
 every link: a pod change marks only the links of the nodes it was and is on,
 and each link sends its node's full desired set. The manager also hands out
 pod CIDRs from `network.pod_cidr` and computes each node's network state
-(its routes to the other nodes' pod CIDRs).
+(its routes to the other nodes' pod CIDRs). One ServiceRules keeps the service
+rules of every node, and of the service proxies (`[[service_proxies]]`: links
+to proxy-only agents that are not nodes), current.
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from agent.protocol import NetworkConfigParams, Route
+from agent.protocol import NetworkConfigParams, Params, Peer, Route
 from control.api.registry import Registry
 from control.config import Config, NodeConfig
 from control.machinery.events import EventRecorder
 from control.machinery.indexes import NODE_NAME_INDEX, pod_node_name
 from control.machinery.informer import Informer
 from control.nodes.link import LinkTiming, NodeLink, desired_changed
+from control.nodes.proxylink import ProxyLink
+from control.nodes.services import RulesTiming, ServiceRules
 from control.nodes.transport import Transport
-from control.objects.kinds import NODE, POD, ResourceType, object_key
+from control.objects.kinds import ENDPOINTSLICE, NODE, POD, SERVICE, ResourceType, object_key
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +49,9 @@ def _network_view(node: Obj) -> tuple[str, str]:
 class NodeLinks:
     """`NodeLinks(registry, config, transports)`, then `await run()`.
 
-    `informers`, when given, returns shared informers that someone else runs;
-    otherwise NodeLinks runs its own pod and node informers.
+    `proxies` reaches the service proxies by name. `informers`, when given,
+    returns shared informers that someone else runs; otherwise NodeLinks runs
+    its own pod, node, service and EndpointSlice informers.
     """
 
     def __init__(
@@ -55,8 +60,10 @@ class NodeLinks:
         config: Config,
         transports: Mapping[str, Transport],
         *,
+        proxies: Mapping[str, Transport] | None = None,
         informers: InformerFor | None = None,
         timing: LinkTiming | None = None,
+        rules_timing: RulesTiming | None = None,
     ) -> None:
         self.registry = registry
         self.config = config
@@ -70,22 +77,25 @@ class NodeLinks:
         )
         self._own_informers = informers is None
         if informers is None:
-            self.pods = Informer(registry, POD)
-            self.nodes = Informer(registry, NODE)
+            self._informers = [Informer(registry, rt) for rt in (POD, NODE, SERVICE, ENDPOINTSLICE)]
         else:
-            self.pods = informers(POD)
-            self.nodes = informers(NODE)
+            self._informers = [informers(rt) for rt in (POD, NODE, SERVICE, ENDPOINTSLICE)]
+        self.pods, self.nodes, services, slices = self._informers
+        self.service_rules = ServiceRules(registry, services, slices, rules_timing)
         self.pods.add_index(NODE_NAME_INDEX, pod_node_name)
         self.pods.add_handler(self._on_pod)
         self.nodes.add_handler(self._on_node)
         self.recorder = EventRecorder(registry, "kubelet")
         self._configs = {n.name: n for n in config.nodes}
         self.links: dict[str, NodeLink] = {}
+        self.proxies: dict[str, ProxyLink] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._assigned: dict[str, str] = {}  # node -> pod CIDR handed out by this process
         self._running = False
         for name, transport in transports.items():
             self.add(name, transport)
+        for name, transport in (proxies or {}).items():
+            self.add_proxy(name, transport)
 
     # -- membership ----------------------------------------------------------
 
@@ -107,6 +117,18 @@ class NodeLinks:
             self._start(link)
         return link
 
+    def add_proxy(self, name: str, transport: Transport) -> ProxyLink:
+        """Add a service proxy link; it starts at once when the manager is running."""
+        if name in self.proxies:
+            raise ValueError(f"service proxy {name} already has a link")
+        proxy = ProxyLink(
+            name, transport, self.service_rules, self.proxy_network_config(), timing=self.timing
+        )
+        self.proxies[name] = proxy
+        if self._running:
+            self._start(proxy)
+        return proxy
+
     def link(self, node: str) -> NodeLink | None:
         """The link to a node, for requests to its agent (logs, exec, stats)."""
         return self.links.get(node)
@@ -114,32 +136,37 @@ class NodeLinks:
     async def remove(self, name: str) -> None:
         """Stop a node's link (the Node object stays, as it would for a dead node)."""
         self.links.pop(name, None)
+        self.service_rules.forget(name)
         task = self._tasks.pop(name, None)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _start(self, link: NodeLink) -> None:
-        self._tasks[link.name] = asyncio.create_task(link.run(), name=f"node link {link.name}")
+    def _start(self, link: NodeLink | ProxyLink) -> None:
+        key = link.name if isinstance(link, NodeLink) else f"proxy {link.name}"
+        self._tasks[key] = asyncio.create_task(link.run(), name=f"{link.what} link {link.name}")
 
     async def run(self) -> None:
-        informer_tasks: list[asyncio.Task[None]] = []
+        background: list[asyncio.Task[None]] = []
         if self._own_informers:
-            informer_tasks = [
-                asyncio.create_task(self.pods.run(), name="node links: pods"),
-                asyncio.create_task(self.nodes.run(), name="node links: nodes"),
+            background = [
+                asyncio.create_task(i.run(), name=f"node links: {i.rt.plural}")
+                for i in self._informers
             ]
+        background.append(asyncio.create_task(self.service_rules.run(), name="service rules"))
         try:
             await self.pods.synced.wait()
             await self.nodes.synced.wait()
             self._running = True
             for link in self.links.values():
                 self._start(link)
+            for proxy in self.proxies.values():
+                self._start(proxy)
             await asyncio.Event().wait()
         finally:
             self._running = False
-            tasks = [*self._tasks.values(), *informer_tasks]
+            tasks = [*self._tasks.values(), *background]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -184,8 +211,13 @@ class NodeLinks:
             return str(existing["spec"]["podCIDR"])
         if node in self._assigned:
             return self._assigned[node]
+        configured = self._configs.get(node)
+        if configured is not None and configured.pod_cidr:
+            self._assigned[node] = configured.pod_cidr
+            return configured.pod_cidr
         used = {cidr for cidr, _ in map(_network_view, self.nodes.list()) if cidr}
         used |= set(self._assigned.values())
+        used |= {n.pod_cidr for n in self._configs.values() if n.pod_cidr}
         net = self.config.network
         for block in ipaddress.ip_network(net.pod_cidr).subnets(new_prefix=net.node_cidr_mask):
             if str(block) not in used:
@@ -206,6 +238,16 @@ class NodeLinks:
             clusterDomain=net.cluster_domain,
             routes=list(_routes(node, self.nodes.list())) if routes else [],
         )
+
+    def proxy_network_config(self) -> Params:
+        """A service proxy's `network_config`: the cluster's ranges and DNS, no pod
+        CIDR and no routes (it is not a node)."""
+        node_only = ("podCIDR", "nodeIP", "routes")
+        params = self.network_config("", "", "", routes=False)
+        return {k: v for k, v in params.items() if k not in node_only}
+
+    async def serve_services(self, node: str, peer: Peer) -> None:
+        await self.service_rules.serve(node, peer, node=True)
 
 
 def _routes(node: str, nodes: Iterable[Obj]) -> Iterable[Route]:

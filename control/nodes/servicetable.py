@@ -6,8 +6,8 @@ session affinity, and the endpoints behind it with their readiness. `diff`
 gives the few changes that turn one table into another, so that a change to one
 Service or one endpoint sends only that service's change to the node; `apply`
 makes them, as the agent does. Everything is plain JSON, in the wire shapes the
-agent parses (agent/network/servicetable.py: ServiceWire, EndpointsWire,
-ServiceTableWire); optional fields are left out rather than null.
+agent parses (agent.protocol.services: ServiceWire, EndpointsWire,
+ServiceTableWire, Change); optional fields are left out rather than null.
 
 Slices are read as kube-proxy reads them: every slice labelled with the
 service's name counts, whoever keeps it; FQDN slices are not routable; an
@@ -19,72 +19,22 @@ gains the other slices' ports.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any
 
+from agent.protocol.services import (
+    DEFAULT_AFFINITY_TIMEOUT,
+    Change,
+    EndpointsWire,
+    EndpointWire,
+    ServicePortWire,
+    ServiceTableWire,
+    ServiceWire,
+)
 from control.objects.discovery import LABEL_SERVICE_NAME
 
 Obj = dict[str, Any]
 
-# Kubernetes' default for ClientIP affinity without sessionAffinityConfig.
-DEFAULT_AFFINITY_TIMEOUT = 10800
 
-
-class ServicePortWire(TypedDict):
-    name: str  # "" for a service's single unnamed port; endpoints' ports are keyed by it
-    protocol: str  # TCP, UDP or SCTP
-    port: int
-    nodePort: NotRequired[int]  # NodePort and LoadBalancer services
-
-
-class ServiceWire(TypedDict):
-    namespace: str
-    name: str
-    type: str  # ClusterIP, NodePort, LoadBalancer or ExternalName
-    clusterIP: str | None  # None: headless, or ExternalName
-    ports: list[ServicePortWire]
-    sessionAffinity: str  # None or ClientIP
-    sessionAffinityTimeoutSeconds: int  # what ClientIP affinity lasts
-    externalName: NotRequired[str]  # ExternalName services only
-
-
-class EndpointWire(TypedDict):
-    ip: str
-    ready: bool
-    serving: bool
-    terminating: bool
-    ports: dict[str, int]  # service port name -> the port on this endpoint
-    nodeName: NotRequired[str]
-    hostname: NotRequired[str]
-
-
-class EndpointsWire(TypedDict):
-    namespace: str
-    name: str
-    endpoints: list[EndpointWire]  # by IP
-
-
-class ServiceTableWire(TypedDict):
-    services: list[ServiceWire]  # by namespace/name
-    endpoints: list[EndpointsWire]  # of the services that have any, by namespace/name
-
-
-class UpsertService(TypedDict):
-    op: Literal["upsertService"]  # add or replace; its endpoints stay
-    service: ServiceWire
-
-
-class DeleteService(TypedDict):
-    op: Literal["deleteService"]  # the service and its endpoints
-    namespace: str
-    name: str
-
-
-class SetEndpoints(TypedDict):
-    op: Literal["setEndpoints"]  # replace one service's endpoints (none: remove them)
-    endpoints: EndpointsWire
-
-
-Change = UpsertService | DeleteService | SetEndpoints
 Key = tuple[str, str]  # (namespace, name)
 
 

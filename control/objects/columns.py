@@ -91,6 +91,23 @@ def _ports(svc: Obj) -> str:
     return ",".join(out) or "<none>"
 
 
+def _external_ip(svc: Obj) -> str:
+    """kubectl's EXTERNAL-IP: external IPs; for a LoadBalancer its ingress
+    first (`<pending>` until it has one); for ExternalName the name."""
+    kind = _get(svc, "spec", "type") or "ClusterIP"
+    external = [str(ip) for ip in _get(svc, "spec", "externalIPs") or []]
+    if kind in ("ClusterIP", "NodePort"):
+        return ",".join(external) or "<none>"
+    if kind == "LoadBalancer":
+        ingress = _get(svc, "status", "loadBalancer", "ingress") or []
+        addresses = (i.get("ip") or i.get("hostname") for i in ingress)
+        balancers = [str(a) for a in addresses if a]
+        return ",".join(balancers + external) or "<pending>"
+    if kind == "ExternalName":
+        return str(_get(svc, "spec", "externalName") or "")
+    return "<unknown>"
+
+
 def node_status(node: Obj) -> str:
     """As kubectl prints it: Ready=False and Ready=Unknown (the node stopped
     reporting) are both NotReady; Unknown only when there is no Ready condition."""
@@ -217,7 +234,7 @@ COLUMNS: dict[str, list[Column]] = {
         NAME,
         ("TYPE", _str("spec", "type", default="ClusterIP"), False),
         ("CLUSTER-IP", _str("spec", "clusterIP"), False),
-        ("EXTERNAL-IP", lambda o: "<none>", False),
+        ("EXTERNAL-IP", _external_ip, False),
         ("PORT(S)", _ports, False),
         AGE,
         ("SELECTOR", _selector, True),

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, Field, model_validator
 
 from agent.protocol.primitives import is_dns1123_subdomain
+from control.objects.core import LoadBalancerStatus
 from control.objects.meta import (
     FORBIDDEN,
     INVALID,
@@ -44,16 +45,22 @@ def _host(value: str) -> str:
 Host = Annotated[str, AfterValidator(_host)]
 
 
+def _exactly_one(model: KubeModel, a: str, b: str) -> None:
+    """Exactly one of the model's fields `a` and `b` must be set."""
+    has_a, has_b = getattr(model, a) is not None, getattr(model, b) is not None
+    if not has_a and not has_b:
+        raise error(REQUIRED, f"must specify `{a}` or `{b}`")
+    if has_a and has_b:
+        raise error(FORBIDDEN, f"may not specify both `{a}` and `{b}`")
+
+
 class ServiceBackendPort(KubeModel):
     name: PortName | None = None
     number: Port | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> Self:
-        if self.name is None and self.number is None:
-            raise error(REQUIRED, "must specify `name` or `number`")
-        if self.name is not None and self.number is not None:
-            raise error(FORBIDDEN, "may not specify both `name` and `number`")
+        _exactly_one(self, "name", "number")
         return self
 
 
@@ -68,10 +75,7 @@ class IngressBackend(KubeModel):
 
     @model_validator(mode="after")
     def _one_of(self) -> Self:
-        if self.service is None and self.resource is None:
-            raise error(REQUIRED, "must specify `service` or `resource`")
-        if self.service is not None and self.resource is not None:
-            raise error(FORBIDDEN, "may not specify both `service` and `resource`")
+        _exactly_one(self, "service", "resource")
         return self
 
 
@@ -115,17 +119,9 @@ class IngressSpec(KubeModel):
         return self
 
 
-class IngressLoadBalancerIngress(KubeModel):
-    ip: str | None = None
-    hostname: str | None = None
-
-
-class IngressLoadBalancerStatus(KubeModel):
-    ingress: list[IngressLoadBalancerIngress] | None = None
-
-
 class IngressStatus(KubeModel):
-    loadBalancer: IngressLoadBalancerStatus | None = None
+    # Kubernetes' IngressLoadBalancerStatus has the fields of a Service's.
+    loadBalancer: LoadBalancerStatus | None = None
 
 
 class Ingress(KubeObject):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
 from control.client import Client
 from control.errors import ApiError
 from control.objects.kinds import NODE, POD
-from control.operations import OperationError
+from control.operations import Obj, OperationError
 
-Obj = dict[str, Any]
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 # How long kubectl waits before it asks again when an eviction is refused (429).
 RETRY_EVICTION_AFTER = 5.0

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from agent.protocol.primitives import now_rfc3339
 from control.client import Client
@@ -16,10 +15,8 @@ from control.objects.revisions import (
     revision,
     template_without_hash,
 )
-from control.operations import OperationError
+from control.operations import Obj, OperationError
 from control.operations.listing import list_all
-
-Obj = dict[str, Any]
 
 
 def _paused(d: Obj) -> bool:

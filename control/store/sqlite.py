@@ -43,6 +43,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from itertools import starmap
 from operator import itemgetter
 from pathlib import Path
@@ -120,22 +121,13 @@ class _StoreClosed(StoreError):
         super().__init__("store is closed")
 
 
+@dataclass(slots=True, eq=False)
 class _Op:
-    __slots__ = ("expected", "fut", "key", "kind", "obj")
-
-    def __init__(
-        self,
-        kind: _Kind,
-        key: str,
-        obj: Obj | None,
-        expected: int | None,
-        fut: asyncio.Future[KV],
-    ) -> None:
-        self.kind = kind
-        self.key = key
-        self.obj = obj
-        self.expected = expected
-        self.fut = fut
+    kind: _Kind
+    key: str
+    obj: Obj | None
+    expected: int | None
+    fut: asyncio.Future[KV]
 
 
 _Batch = list[_Op]

@@ -16,6 +16,7 @@ from typing import Any
 
 from agent.hollow import HollowAgent
 from agent.protocol.primitives import now_rfc3339
+from console.bench.nodes import ready_node
 from control.controlplane import ControlPlane
 from control.errors import ApiError
 from control.nodes.transport import InProcessTransport
@@ -67,28 +68,13 @@ def running_status(pod: Obj, ready: bool, ip: str, host_ip: str) -> Obj:
 
 def node_manifest(name: str, index: int = 0) -> Obj:
     """A Ready node with room for plenty of pods."""
-    now = now_rfc3339()
-    resources = {"cpu": "64", "memory": "256Gi", "pods": "500"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-        "spec": {"podCIDR": f"10.244.{index}.0/24"},
-        "status": {
-            "capacity": resources,
-            "allocatable": resources,
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True",
-                    "reason": "KubeletReady",
-                    "lastHeartbeatTime": now,
-                    "lastTransitionTime": now,
-                }
-            ],
-            "addresses": [{"type": "InternalIP", "address": f"192.168.100.{index + 1}"}],
-        },
-    }
+    return ready_node(
+        name,
+        {"cpu": "64", "memory": "256Gi", "pods": "500"},
+        {"kubernetes.io/hostname": name},
+        spec={"podCIDR": f"10.244.{index}.0/24"},
+        addresses=[{"type": "InternalIP", "address": f"192.168.100.{index + 1}"}],
+    )
 
 
 class HollowNodes:

@@ -355,28 +355,28 @@ async def test_readiness_termination_and_ports_by_hand(plane: ControlPlane) -> N
     await run_pod(reg, pod("b", "10.244.0.3", port=9090), ready=False)
     await run_pod(reg, pod("c", "10.244.0.4"))
 
-    async def settled(expect: dict[str, tuple[bool, bool, bool]]) -> list[Obj] | None:
-        found = await slices_of(reg, "web")
-        seen = {
-            ip: (
-                e["conditions"]["ready"],
-                e["conditions"]["serving"],
-                e["conditions"]["terminating"],
-            )
-            for ip, e in by_ip(found).items()
-        }
-        return found if seen == expect else None
+    # An endpoint's conditions: (ready, serving, terminating).
+    ready, not_ready, terminating = (True, True, False), (False, False, False), (False, True, True)
 
-    found = await eventually(
-        lambda: settled(
-            {
-                "10.244.0.2": (True, True, False),
-                "10.244.0.3": (False, False, False),
-                "10.244.0.4": (True, True, False),
+    async def settles(what: str, expect: dict[str, tuple[bool, bool, bool]]) -> list[Obj]:
+        """The service's slices, once their endpoints' conditions are `expect` (by IP)."""
+
+        async def settled() -> list[Obj] | None:
+            found = await slices_of(reg, "web")
+            seen = {
+                ip: (
+                    e["conditions"]["ready"],
+                    e["conditions"]["serving"],
+                    e["conditions"]["terminating"],
+                )
+                for ip, e in by_ip(found).items()
             }
-        ),
-        "three endpoints",
-        within=10.0,
+            return found if seen == expect else None
+
+        return await eventually(settled, what, within=10.0)
+
+    found = await settles(
+        "three endpoints", {"10.244.0.2": ready, "10.244.0.3": not_ready, "10.244.0.4": ready}
     )
     # b's named port resolves to another number: another slice.
     assert sorted((s["ports"][0]["port"], ips(s["endpoints"])) for s in found) == [
@@ -389,24 +389,12 @@ async def test_readiness_termination_and_ports_by_hand(plane: ControlPlane) -> N
     await set_ready(reg, "b", "10.244.0.3", True)
     await reg.delete(POD, NS, "c")
     assert (await get(reg, POD, "c"))["metadata"].get("deletionTimestamp")
-    await eventually(
-        lambda: settled(
-            {
-                "10.244.0.2": (True, True, False),
-                "10.244.0.3": (True, True, False),
-                "10.244.0.4": (False, True, True),
-            }
-        ),
-        "c terminating",
-        within=10.0,
+    await settles(
+        "c terminating", {"10.244.0.2": ready, "10.244.0.3": ready, "10.244.0.4": terminating}
     )
     # Once it is gone, so is its endpoint.
     await reg.delete(POD, NS, "c", grace_period_seconds=0)
-    found = await eventually(
-        lambda: settled({"10.244.0.2": (True, True, False), "10.244.0.3": (True, True, False)}),
-        "c gone",
-        within=10.0,
-    )
+    found = await settles("c gone", {"10.244.0.2": ready, "10.244.0.3": ready})
     assert len(found) == 2
 
 

@@ -25,6 +25,7 @@ from control.localcluster.cluster import down, up
 from control.localcluster.serve import register_nodes
 from control.nodes.ssh import ssh_transports
 from control.objects.kinds import NODE, POD
+from tests.cluster import make_pod
 from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
 from tests.polling import eventually
 
@@ -104,21 +105,7 @@ async def test_node_registers_and_runs_a_pod_over_ssh(plane: ControlPlane) -> No
     async with Client(str(plane.socket_path)) as client:
         node = await _poll(lambda: client.get(NODE, "node1"), _ready, "node1 Ready", 30)
         assert node["spec"]["podCIDR"] == NAMES.pod_prefix(1) + "0/24"
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "web"},
-            "spec": {
-                "containers": [
-                    {
-                        "name": "httpd",
-                        "image": "pilothouse/busybox",
-                        "command": ["httpd", "-f", "-p", "80", "-h", "/etc"],
-                    }
-                ]
-            },
-        }
-        await client.create(POD, pod)
+        await client.create(POD, make_pod("web", command=["httpd", "-f", "-p", "80", "-h", "/etc"]))
         p = await _poll(
             lambda: client.get(POD, "web", "default"),
             lambda p: (

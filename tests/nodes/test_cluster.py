@@ -55,6 +55,24 @@ async def test_hollow_nodes_register_and_become_ready(hollow_cluster: HollowClus
     assert len(cidrs) == 3  # every node its own block
 
 
+async def test_configured_pod_cidrs_are_kept_and_skipped_by_others(tmp_path: Path) -> None:
+    configured = {"node-1": "10.244.9.0/24", "node-3": "10.244.0.0/24"}
+    async with hollow_cluster(tmp_path, nodes=3, pod_cidrs=configured) as cluster:
+
+        async def cidrs() -> dict[str, str] | None:
+            found = {}
+            for name in ("node-1", "node-2", "node-3"):
+                node = await cluster.node(name)
+                if node is None or not (node.get("spec") or {}).get("podCIDR"):
+                    return None
+                found[name] = node["spec"]["podCIDR"]
+            return found
+
+        got = await eventually(cidrs, "three registered nodes", within=DEFAULT_TIMEOUT)
+    # node-2 takes the lowest block no configured node names.
+    assert got == {**configured, "node-2": "10.244.1.0/24"}
+
+
 async def test_bound_pod_runs_with_an_ip_from_its_node(hollow_cluster: HollowCluster) -> None:
     await hollow_cluster.registry.create(POD, "default", make_pod("web", "node-2"))
     pod = await hollow_cluster.wait_pod_running("web")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from console.bench.nodes import ready_node
 from control.scheduler.cache import NodeInfo
 from control.scheduler.podinfo import PodInfo, pod_info
 
@@ -27,17 +28,7 @@ def node_obj(
         spec["taints"] = taints
     if unschedulable:
         spec["unschedulable"] = True
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
-        "spec": spec,
-        "status": {
-            "capacity": dict(resources),
-            "allocatable": dict(resources),
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
-        },
-    }
+    return ready_node(name, resources, {"kubernetes.io/hostname": name, **(labels or {})}, spec)
 
 
 def pod_obj(

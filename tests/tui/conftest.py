@@ -19,11 +19,14 @@ SIZE = (180, 45)
 
 @asynccontextmanager
 async def console(
-    plane: ControlPlane, view: str = "pods", **kwargs: Any
+    plane: ControlPlane, view: str = "pods", *, rows: int | None = None, **kwargs: Any
 ) -> AsyncIterator[tuple[PilothouseApp, Pilot[None]]]:
+    """The console on `plane`, open on `view`; with `rows`, once the view shows that many."""
     app = PilothouseApp(lambda: Client(str(plane.socket_path)), initial_view=view, **kwargs)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
+        if rows is not None:
+            await eventually(lambda: len(app.table.shown) == rows)
         yield app, pilot
 
 

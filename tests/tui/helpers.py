@@ -109,6 +109,29 @@ def endpoints_manifest(name: str, ips: list[str], port: int = 8080) -> Obj:
     }
 
 
+def slice_manifest(service: str, endpoints: dict[str, bool], port: int = 8080) -> Obj:
+    """An EndpointSlice of a Service: address -> ready."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{service}-abcde",
+            "namespace": "default",
+            "labels": {"kubernetes.io/service-name": service},
+        },
+        "addressType": "IPv4",
+        "endpoints": [
+            {"addresses": [ip], "conditions": {"ready": ready}} for ip, ready in endpoints.items()
+        ],
+        "ports": [{"port": port, "protocol": "TCP"}],
+    }
+
+
+def rules_annotation(acked: int, latest: int) -> Obj:
+    """A Node patch: its agent has the service rules of generation `acked` of `latest`."""
+    return {"metadata": {"annotations": {"pilothouse.io/service-rules": f"{acked}/{latest}"}}}
+
+
 Route = tuple[str, str, str, int]  # path, pathType, service, port
 
 

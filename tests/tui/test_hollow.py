@@ -126,9 +126,9 @@ async def test_colon_jumps_to_each_view_showing_the_cluster(tmp_path: Path) -> N
         assert app.view.name == "deployments"
         await eventually(lambda: row(app.table, 0)[1:3] == ["web", "3/3"])
         await h.jump("svc")
-        # The endpoints controller found the three hollow pods.
+        # The EndpointSlice controller found the three hollow pods, all ready.
         await eventually(lambda: row(app.table, 0)[1 : 1 + 1] == ["web"])
-        await eventually(lambda: row(app.table, 0)[5 : 5 + 1] == ["3"], within=15)
+        await eventually(lambda: row(app.table, 0)[5 : 5 + 1] == ["3/3"], within=15)
         await h.jump("ing")
         await eventually(lambda: app.table.visible_rows() == [["default", "site", "web.test", "/ (Prefix)", "web:80", "no", "3"]])  # fmt: skip
         await h.jump("no")

@@ -103,8 +103,7 @@ async def test_slash_filters_by_text_and_label(plane: ControlPlane, client: Clie
 
 async def test_plus_minus_scale_by_one(plane: ControlPlane, client: Client) -> None:
     await make_deployment(client, "web", replicas=2)
-    async with console(plane, view="deploy") as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, view="deploy", rows=1) as (app, pilot):
         await pilot.press("plus")
         await eventually(lambda: _eq(replicas(client), 3))
         await eventually(lambda: app.table.visible_rows()[0][2] == "0/3")  # live, no refresh key
@@ -119,8 +118,7 @@ async def _eq(coro, value) -> bool:  # type: ignore[no-untyped-def]
 
 async def test_s_scales_to_a_typed_number(plane: ControlPlane, client: Client) -> None:
     await make_deployment(client, "web", replicas=2)
-    async with console(plane, view="deploy") as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, view="deploy", rows=1) as (app, pilot):
         await press_for(pilot, "s", PromptScreen)
         app.screen.query_one(Input).value = ""
         await pilot.press(*"7", "enter")
@@ -134,8 +132,7 @@ async def test_s_scales_to_a_typed_number(plane: ControlPlane, client: Client) -
 
 async def test_scale_keys_only_where_they_apply(plane: ControlPlane, client: Client) -> None:
     await make_pod(client, "web-1")
-    async with console(plane) as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, rows=1) as (app, pilot):
         await pilot.press("plus")
         await pilot.pause(0.2)
         assert not app._notifications
@@ -144,8 +141,7 @@ async def test_scale_keys_only_where_they_apply(plane: ControlPlane, client: Cli
 
 async def test_c_and_u_cordon_and_uncordon(plane: ControlPlane, client: Client) -> None:
     await make_node(client, "node-1")
-    async with console(plane, view="no") as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, view="no", rows=1) as (app, pilot):
         await pilot.press("c")
         await eventually(lambda: unschedulable(client, "node-1"))
         await eventually(lambda: app.table.visible_rows()[0][6] == "cordoned")
@@ -161,8 +157,7 @@ async def _not(coro) -> bool:  # type: ignore[no-untyped-def]
 
 async def test_ctrl_d_deletes_after_confirmation(plane: ControlPlane, client: Client) -> None:
     await make_pod(client, "web-1")
-    async with console(plane) as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, rows=1) as (app, pilot):
         await press_for(pilot, "ctrl+d", ConfirmScreen)
         await pilot.press("n")
         await pilot.pause(0.2)
@@ -178,8 +173,7 @@ async def test_ctrl_d_deletes_after_confirmation(plane: ControlPlane, client: Cl
 
 async def test_y_shows_yaml(plane: ControlPlane, client: Client) -> None:
     await make_deployment(client, "web")
-    async with console(plane, view="deploy") as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, view="deploy", rows=1) as (app, pilot):
         await press_for(pilot, "y", TextScreen)
         text = app.screen.text
         assert "kind: Deployment" in text and "name: web" in text and "replicas: 2" in text
@@ -199,8 +193,7 @@ async def test_d_describes_with_events(plane: ControlPlane, client: Client) -> N
             type_="Warning",
         ),
     )
-    async with console(plane) as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, rows=1) as (app, pilot):
         await press_for(pilot, "d", TextScreen)
         text = app.screen.text
         assert "Name:         web-1" in text
@@ -209,8 +202,7 @@ async def test_d_describes_with_events(plane: ControlPlane, client: Client) -> N
 
 async def test_r_restarts_a_rollout(plane: ControlPlane, client: Client) -> None:
     await make_deployment(client, "web")
-    async with console(plane, view="deploy") as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, view="deploy", rows=1) as (app, pilot):
         await pilot.press("r")
         await eventually(noted(app, "deployment.apps/web restarted"))
         obj = await client.get(kinds.DEPLOYMENT, "web", "default")
@@ -236,8 +228,7 @@ async def test_u_undoes_a_rollout(plane: ControlPlane, client: Client) -> None:
     }
     await client.patch(kinds.DEPLOYMENT, "web", patch, "default", patch_type="strategic")
     await eventually(lambda: _eq(revision(), "2"))
-    async with console(plane, view="deploy") as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, view="deploy", rows=1) as (app, pilot):
         await pilot.press("u")
         await eventually(noted(app, "rolled back to revision 1"))
         assert await image() == "pilothouse/busybox:latest"
@@ -246,16 +237,14 @@ async def test_u_undoes_a_rollout(plane: ControlPlane, client: Client) -> None:
 
 async def test_u_without_history_says_so(plane: ControlPlane, client: Client) -> None:
     await make_deployment(client, "web")
-    async with console(plane, view="deploy") as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, view="deploy", rows=1) as (app, pilot):
         await pilot.press("u")
         await eventually(noted(app, "no rollout history", "error"))
 
 
 async def test_l_logs_reports_the_api_error(plane: ControlPlane, client: Client) -> None:
     await make_pod(client, "web-1")
-    async with console(plane) as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, rows=1) as (app, pilot):
         await press_for(pilot, "l", LogScreen)
         # The pod has no node, so the API server has no logs to give: the console
         # shows the API's own error, not hang.
@@ -273,8 +262,7 @@ async def test_x_says_when_the_terminal_cannot_be_handed_over(
     plane: ControlPlane, client: Client
 ) -> None:
     await make_pod(client, "web-1")
-    async with console(plane) as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, rows=1) as (app, pilot):
         await pilot.press("x")
         # Pilot's headless driver cannot suspend (tests/tui/test_shell.py pretends it can).
         await eventually(noted(app, "cannot be handed over", "error"))
@@ -304,8 +292,7 @@ async def test_e_edits_and_applies(
     plane: ControlPlane, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await make_deployment(client, "web", replicas=2)
-    async with console(plane, view="deploy") as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, view="deploy", rows=1) as (app, pilot):
         # The headless driver cannot suspend; stand in for the editor.
         monkeypatch.setattr(
             app, "run_editor", lambda text: text.replace("replicas: 2", "replicas: 6")
@@ -319,8 +306,7 @@ async def test_e_reports_a_conflict(
     plane: ControlPlane, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await make_deployment(client, "web", replicas=2)
-    async with console(plane, view="deploy") as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, view="deploy", rows=1) as (app, pilot):
 
         def edit_while_someone_scales(text: str) -> str:
             import asyncio
@@ -354,16 +340,15 @@ async def test_question_mark_shows_keys_with_ids(plane: ControlPlane) -> None:
 
 async def test_keymap_remaps_by_binding_id(plane: ControlPlane, client: Client) -> None:
     await make_deployment(client, "web", replicas=2)
-    async with console(plane, view="deploy", keymap={"scale_up": "ctrl+up"}) as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    keymap = {"scale_up": "ctrl+up"}
+    async with console(plane, view="deploy", keymap=keymap, rows=1) as (_app, pilot):
         await pilot.press("ctrl+up")
         await eventually(lambda: _eq(replicas(client), 3))
 
 
 async def test_readonly_hides_mutating_actions(plane: ControlPlane, client: Client) -> None:
     await make_deployment(client, "web", replicas=2)
-    async with console(plane, view="deploy", readonly=True) as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, view="deploy", readonly=True, rows=1) as (app, pilot):
         footer_keys = {b.binding.action for b in app.main.active_bindings.values()}
         assert "scale_up" not in footer_keys and "delete" not in footer_keys
         assert "yaml" in footer_keys and "describe" in footer_keys

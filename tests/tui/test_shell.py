@@ -62,8 +62,7 @@ async def test_x_runs_a_shell_with_the_terminal_handed_over(
 ) -> None:
     calls: list[list[str]] = []
     runner = recorder(driver_events, calls)
-    async with console(cluster.plane, shell_runner=runner) as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(cluster.plane, shell_runner=runner, rows=1) as (app, pilot):
         await pilot.press("x")
         await eventually(lambda: calls)
         assert driver_events == ["suspend", "run", "resume"]
@@ -107,8 +106,7 @@ async def test_x_shows_why_the_shell_failed(
     calls: list[list[str]] = []
     error = b'Error from server (NotFound): pods "web" not found\n'
     runner = recorder(driver_events, calls, code=1, stderr=error)
-    async with console(cluster.plane, shell_runner=runner) as (app, pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(cluster.plane, shell_runner=runner, rows=1) as (app, pilot):
         await pilot.press("x")
         await eventually(noted(app, 'pods "web" not found', "error"))
         assert driver_events == ["suspend", "run", "resume"]

@@ -47,7 +47,9 @@ from tests.tui.helpers import (
     make_deployment,
     make_node,
     make_pod,
+    rules_annotation,
     service_manifest,
+    slice_manifest,
 )
 
 SIZE = (160, 32)
@@ -81,6 +83,12 @@ async def populate(socket: str) -> None:
         await client.create(
             kinds.ENDPOINTS, endpoints_manifest("web", ["10.244.1.2", "10.244.1.3"])
         )
+        web = {"10.244.1.2": True, "10.244.1.3": True}
+        await client.create(kinds.ENDPOINTSLICE, slice_manifest("web", web))
+        api = {"10.244.1.4": True, "10.244.0.5": False}
+        await client.create(kinds.ENDPOINTSLICE, slice_manifest("api", api))
+        await client.patch(kinds.NODE, "node-1", rules_annotation(4, 4))
+        await client.patch(kinds.NODE, "node-2", rules_annotation(3, 4))
         rules = {
             "shop.test": [("/", "Prefix", "web", 80), ("/api", "Exact", "api", 8080)],
             "admin.test": [("/", "Prefix", "web", 80)],

@@ -9,13 +9,14 @@ from control.objects import kinds
 from tests.polling import eventually
 from tests.tui.conftest import console
 from tests.tui.helpers import (
-    endpoints_manifest,
     event_manifest,
     ingress_manifest,
     make_deployment,
     make_node,
     make_pod,
+    rules_annotation,
     service_manifest,
+    slice_manifest,
 )
 
 
@@ -98,16 +99,32 @@ async def test_deployments_view_rows(plane: ControlPlane, client: Client) -> Non
 
 
 async def test_services_view_counts_endpoints(plane: ControlPlane, client: Client) -> None:
-    # No selector: its Endpoints are the user's to write, not the controller's.
+    # No selector: its endpoints are the user's to write, not the controller's.
     await client.create(kinds.SERVICE, service_manifest("ext", selector=False))
-    async with console(plane, view="svc") as (app, _pilot):
-        await eventually(lambda: len(app.table.shown) == 1)
+    async with console(plane, view="svc", rows=1) as (app, _pilot):
         row = app.table.visible_rows()[0]
         assert row[:3] == ["default", "ext", "ClusterIP"]
         assert row[3].count(".") == 3  # an allocated ClusterIP
-        assert row[4:6] == ["80/TCP", "0"]
-        await client.create(kinds.ENDPOINTS, endpoints_manifest("ext", ["192.0.2.5", "192.0.2.6"]))
-        await eventually(lambda: app.table.visible_rows()[0][5] == "2")
+        assert row[4:7] == ["80/TCP", "0/0", "0/0"]
+        endpoints = {"192.0.2.5": True, "192.0.2.6": False}
+        await client.create(kinds.ENDPOINTSLICE, slice_manifest("ext", endpoints))
+        await eventually(lambda: app.table.visible_rows()[0][5] == "1/2")
+
+
+async def test_services_view_counts_nodes_with_rules_in_sync(
+    plane: ControlPlane, client: Client
+) -> None:
+    await client.create(kinds.SERVICE, service_manifest("web"))
+    await make_node(client, "node-1")
+    await make_node(client, "node-2")
+    await client.patch(kinds.NODE, "node-1", rules_annotation(7, 7))
+    await client.patch(kinds.NODE, "node-2", rules_annotation(6, 7))
+    async with console(plane, view="svc") as (app, _pilot):
+        await eventually(lambda: [r[6] for r in app.table.visible_rows()] == ["1/2"])
+        await client.patch(kinds.NODE, "node-2", rules_annotation(7, 7))
+        await eventually(lambda: app.table.visible_rows()[0][6] == "2/2")
+        await make_node(client, "node-3")  # no rules reported yet
+        await eventually(lambda: app.table.visible_rows()[0][6] == "2/3")
 
 
 async def test_ingress_view_has_a_row_per_host_and_path(
@@ -118,8 +135,7 @@ async def test_ingress_view_has_a_row_per_host_and_path(
         "b.test": [("/", "Prefix", "web", 80)],
     }
     await client.create(kinds.INGRESS, ingress_manifest("site", rules, tls=["a.test"]))
-    async with console(plane, view="ing") as (app, _pilot):
-        await eventually(lambda: len(app.table.shown) == 3)
+    async with console(plane, view="ing", rows=3) as (app, _pilot):
         assert app.table.visible_rows() == [
             ["default", "site", "a.test", "/ (Prefix)", "web:80", "yes", "0"],
             ["default", "site", "a.test", "/api (Exact)", "api:8080", "yes", "0"],

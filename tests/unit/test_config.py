@@ -14,6 +14,7 @@ from control.config import (
     NetworkConfig,
     NodeConfig,
     SchedulerConfig,
+    ServiceProxyConfig,
     SshConfig,
     StoreConfig,
     Taint,
@@ -62,6 +63,7 @@ def test_missing_file_gives_defaults(tmp_path: Path) -> None:
     assert (c.ssh.reconnect_backoff_initial, c.ssh.reconnect_backoff_max) == (1, 30)
     assert c.ssh.agent_command == ("python3", "-m", "agent")
     assert c.nodes == ()
+    assert c.service_proxies == ()
     assert c.network == NetworkConfig()
     assert c.network.cluster_dns == "10.96.0.10"
     assert c.controllers == ControllersConfig(40, 300)
@@ -174,12 +176,15 @@ def test_example_file_equals_defaults(tmp_path: Path) -> None:
         api=load_config(None, data_dir=tmp_path).api,
         ssh=load_config(None, data_dir=tmp_path).ssh,
     )
-    assert dataclasses.replace(c, nodes=()) == defaults
+    assert dataclasses.replace(c, nodes=(), service_proxies=()) == defaults
     assert [n.name for n in c.nodes] == ["node-1", "node-2"]
     assert c.nodes[0].port == 22 and c.nodes[0].user is None and c.nodes[0].taints == ()
     assert c.nodes[1].taints == (
         Taint("dedicated", "NoSchedule", "db"),
         Taint("maintenance", "NoExecute"),
+    )
+    assert c.service_proxies == (
+        ServiceProxyConfig("gateway", ("python3", "-m", "agent", "--proxy-only")),
     )
 
 
@@ -200,6 +205,7 @@ def test_example_file_documents_every_key() -> None:
         | _fields(NetworkConfig)
         | _fields(ControllersConfig)
         | _fields(SchedulerConfig)
+        | _fields(ServiceProxyConfig)
     )
     assert expected - documented == set()
     sections = set(re.findall(r"^\[+(\w+)\]+", text, re.M))
@@ -323,6 +329,36 @@ def test_example_file_documents_every_key() -> None:
             '[nodes]\nname = "a"\n',
             "config.toml: nodes: expected an array of tables ([[nodes]]), got table",
         ),
+        (
+            '[[service_proxies]]\ncommand = ["p"]\n',
+            "config.toml: service_proxies[0].name: required",
+        ),
+        ('[[service_proxies]]\nname = "p"\n', "config.toml: service_proxies[0].command: required"),
+        (
+            '[[service_proxies]]\nname = "Host"\ncommand = ["p"]\n',
+            "config.toml: service_proxies[0].name: not a valid proxy name (lowercase DNS subdomain): 'Host'",
+        ),
+        (
+            '[[service_proxies]]\nname = "h"\ncommand = ["p"]\n'
+            '[[service_proxies]]\nname = "h"\ncommand = ["q"]\n',
+            "config.toml: service_proxies[1].name: duplicate service proxy name 'h'",
+        ),
+        (
+            '[[service_proxies]]\nname = "h"\ncommand = "python3 -m agent"\n',
+            "config.toml: service_proxies[0].command: expected an array of strings, got string 'python3 -m agent'",
+        ),
+        (
+            '[[service_proxies]]\nname = "h"\ncommand = []\n',
+            'config.toml: service_proxies[0].command: must name a program: an argv array like ["python3", "-m", "agent"]',
+        ),
+        (
+            '[[service_proxies]]\nname = "h"\ncommand = ["p"]\nargs = ["x"]\n',
+            "config.toml: service_proxies[0].args: unknown key",
+        ),
+        (
+            'service_proxies = ["h"]\n',
+            "config.toml: service_proxies[0]: expected a table, got string 'h'",
+        ),
     ],
 )
 def test_errors_name_key_and_reason(tmp_path: Path, text: str, message: str) -> None:
@@ -346,3 +382,26 @@ def test_relative_config_path_is_named_as_given(
 def test_invalid_toml(tmp_path: Path) -> None:
     msg = error_of(tmp_path, "[ssh\nuser = 1\n")
     assert msg.startswith(f"{tmp_path / 'config.toml'}: invalid TOML: ")
+
+
+def test_a_node_pod_cidr_is_one_free_block_of_the_cluster_range(tmp_path: Path) -> None:
+    def nodes(*cidrs: str) -> str:
+        return "".join(
+            f'[[nodes]]\nname = "n{i}"\nhost = "h{i}"\npod_cidr = "{c}"\n'
+            for i, c in enumerate(cidrs)
+        )
+
+    ok = tmp_path / "ok.toml"
+    ok.write_text(nodes("10.244.3.0/24", "10.244.7.0/24"))
+    assert [n.pod_cidr for n in load_config(ok).nodes] == ["10.244.3.0/24", "10.244.7.0/24"]
+    for cidrs, why in (
+        (("10.245.0.0/24",), "is not a /24 block of network.pod_cidr"),
+        (("10.244.0.0/25",), "is not a /24 block of network.pod_cidr"),
+        (("10.244.0.0/24", "10.244.0.0/24"), "is already another node's"),
+        (("nope",), "not a valid CIDR"),
+    ):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(nodes(*cidrs))
+        with pytest.raises(ConfigError, match="pod_cidr") as info:
+            load_config(bad)
+        assert why in str(info.value)

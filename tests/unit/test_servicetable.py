@@ -7,7 +7,8 @@ import copy
 import json
 from typing import Any
 
-from control.nodes.servicetable import ServiceTableWire, apply, diff, service_table
+from agent.protocol.services import ServiceTableWire
+from control.nodes.servicetable import apply, diff, service_table
 
 Obj = dict[str, Any]
 

@@ -4,10 +4,9 @@ history, and the desired and maximum replicas it sized them for."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from control.controllers.deployment.replicas import max_surge, replicas
-from control.controllers.objectmeta import meta
+from control.controllers.objectmeta import Obj, meta
 from control.objects.revisions import (
     DESIRED_REPLICAS,
     MAX_REPLICAS,
@@ -16,8 +15,6 @@ from control.objects.revisions import (
     SKIP_ANNOTATIONS,
     revision,
 )
-
-Obj = dict[str, Any]
 
 MAX_REVISION_HISTORY_CHARS = 2000
 

@@ -4,14 +4,11 @@ progress deadline (Kubernetes' progress.go and its condition helpers)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from agent.protocol.primitives import now_rfc3339, rfc3339_seconds
 from control.controllers.deployment.replicas import replicas
-from control.controllers.objectmeta import meta
+from control.controllers.objectmeta import Obj, meta
 from control.objects.conditions import get_condition
-
-Obj = dict[str, Any]
 
 NO_PROGRESS_DEADLINE = 2**31 - 1
 
@@ -127,6 +124,7 @@ def update_rollout_conditions(d: Obj, status: Obj, new: Obj | None, olds: list[O
         remove_condition(status, "Progressing")
     cond = get_condition(status, "Progressing")
     name = meta(new).get("name") if new is not None else None
+    subject = f'ReplicaSet "{name}"' if name else "Deployment"
     complete = (
         status.get("replicas") == status.get("updatedReplicas")
         and cond is not None
@@ -134,25 +132,17 @@ def update_rollout_conditions(d: Obj, status: Obj, new: Obj | None, olds: list[O
     )
     if has_progress_deadline(d) and not complete:
         if deployment_complete(d, status):
-            msg = (
-                f'ReplicaSet "{name}" has successfully progressed.'
-                if name
-                else "Deployment has successfully progressed."
-            )
+            msg = f"{subject} has successfully progressed."
             set_condition(status, new_condition("Progressing", "True", NEW_RS_AVAILABLE, msg))
         elif deployment_progressing(d, status):
-            msg = f'ReplicaSet "{name}" is progressing.' if name else "Deployment is progressing."
+            msg = f"{subject} is progressing."
             progressing = new_condition("Progressing", "True", RS_UPDATED, msg)
             if cond is not None and cond.get("status") == "True":
                 progressing["lastTransitionTime"] = cond.get("lastTransitionTime")
             remove_condition(status, "Progressing")
             set_condition(status, progressing)
         elif deployment_timed_out(d, status):
-            msg = (
-                f'ReplicaSet "{name}" has timed out progressing.'
-                if name
-                else "Deployment has timed out progressing."
-            )
+            msg = f"{subject} has timed out progressing."
             set_condition(status, new_condition("Progressing", "False", TIMED_OUT, msg))
     failure = next(
         (

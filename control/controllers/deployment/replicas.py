@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
 
 from agent.protocol.primitives import rfc3339_seconds
-from control.controllers.objectmeta import meta
+from control.controllers.objectmeta import Obj, meta
 from control.objects.revisions import MAX_REPLICAS
-
-Obj = dict[str, Any]
 
 
 def replicas(obj: Obj) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from agent.protocol.primitives import controller_ref, new_controller_ref
 from control import errors
@@ -23,6 +22,7 @@ from control.controllers.deployment.annotations import (
     set_new_rs_annotations,
     set_replicas_annotations,
 )
+from control.controllers.deployment.mutations import MutationCache
 from control.controllers.deployment.progress import (
     FOUND_NEW_RS,
     MIN_AVAILABLE,
@@ -49,7 +49,7 @@ from control.controllers.deployment.replicas import (
     status_int,
 )
 from control.controllers.deployment.templatehash import pod_template_hash
-from control.controllers.objectmeta import is_deleting, meta
+from control.controllers.objectmeta import Obj, is_deleting, meta
 from control.controllers.ownership import (
     CONTROLLER_UID_INDEX,
 )
@@ -68,8 +68,6 @@ from control.objects.revisions import (
 )
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 @dataclass
@@ -132,10 +130,9 @@ class DeploymentSync:
     registry: Registry
     pods: Informer
     recorder: EventRecorder
-    # ReplicaSets and Deployments as this controller last wrote them, until the
-    # informers catch up (client-go's MutationCache).
-    _written: dict[str, Obj]
-    _written_deployments: dict[str, Obj]
+    # ReplicaSets and Deployments as this controller last wrote them.
+    _written: MutationCache
+    _written_deployments: MutationCache
 
     # -- pods, as this controller counts them --------------------------------------
 
@@ -233,8 +230,7 @@ class DeploymentSync:
                 raise
             await self._name_taken(st, str(rs["metadata"]["name"]))
             return
-        created = st.put(kv.obj)
-        self._written[object_key(created)] = created
+        created = st.put(self._written.wrote(kv.obj))
         st.new_uid = str(meta(created).get("uid"))
         size = replicas(created)
         if size > 0:
@@ -285,9 +281,7 @@ class DeploymentSync:
             return current
 
         kv = await self.registry.patch(REPLICASET, m.get("namespace"), name, apply)
-        updated = kv.obj
-        self._written[object_key(updated)] = updated
-        return st.put(updated)
+        return st.put(self._written.wrote(kv.obj))
 
     async def _scale(self, st: SyncState, rs: Obj, size: int) -> bool:
         """Set a ReplicaSet's replicas (and its replica annotations); True if the size changed."""
@@ -360,8 +354,7 @@ class DeploymentSync:
         self._remember(st, kv.obj)
 
     def _remember(self, st: SyncState, d: Obj) -> None:
-        st.d = d
-        self._written_deployments[object_key(d)] = d
+        st.d = self._written_deployments.wrote(d)
 
     async def _check_paused_conditions(self, st: SyncState) -> None:
         d = st.d

@@ -7,11 +7,9 @@ without vowels, so it never spells a word.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
-Obj = dict[str, Any]
+from control.controllers.objectmeta import Obj
 
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
