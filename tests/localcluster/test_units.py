@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from control.config import load_config
+from control.config import ServiceProxyConfig, load_config
 from control.localcluster import clusterconfig as cc
 from control.localcluster import files, network
 from control.localcluster.agent_launcher import agent_argv
@@ -93,9 +93,11 @@ def test_config_runs_a_service_proxy_on_the_host(tmp_path: Path) -> None:
     text = cc.render_config(
         lay, plan, plan.nodes, ["agent"], "", 12.0, service_proxies=[(name, command)]
     )
-    parsed = tomllib.loads(text)
-    assert parsed["service_proxies"] == [{"name": "host", "command": command}]
-    assert parsed["network"]["service_cidr"] == "172.30.7.0/24"
+    cc.write_config(lay.config, text)
+    config = load_config(None, data_dir=tmp_path)
+    assert config.service_proxies == (ServiceProxyConfig("host", tuple(command)),)
+    assert config.network.service_cidr == "172.30.7.0/24"
+    assert config.network.cluster_dns == "172.30.7.10"
 
 
 def test_local_agents_never_pull_and_beat_four_times_per_grace_period() -> None:
