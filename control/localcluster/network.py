@@ -22,6 +22,10 @@ BR_NETFILTER = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
 # the dummy interface that holds the cluster DNS address in a node's namespace.
 SERVICE_TABLE = ("ip", "pilothouse")
 DNS_LINK = "ph-dns"
+# The routing table of the service CIDRs' `unreachable` routes, and the
+# priorities of the rules that lead forwarded traffic there (service_route_argvs).
+SERVICE_ROUTE_TABLE = 7151
+SERVICE_RULE_PRIORITY = 7150
 
 
 async def link_exists(name: str, netns: str | None = None) -> bool:
@@ -91,26 +95,66 @@ async def ensure_br_netfilter(progress: Progress) -> None:
         )
 
 
+def _ip(netns: str | None, *args: str) -> list[str]:
+    return ["ip", *(["-n", netns] if netns else []), *args]
+
+
+def service_route_argvs(cidr: str, netns: str | None = None) -> list[list[str]]:
+    """The service CIDR `unreachable`, for forwarded traffic only: a pod's packet
+    to a ClusterIP that no service rule DNATed (in prerouting, before routing)
+    fails at once. Packets this host or node sends itself look up the main table
+    first: their route is chosen when they are made, before the output hook's
+    DNAT, so an unreachable route there would fail every ClusterIP at once."""
+    table = str(SERVICE_ROUTE_TABLE)
+    local, forwarded = str(SERVICE_RULE_PRIORITY), str(SERVICE_RULE_PRIORITY + 1)
+    return [
+        _ip(netns, "route", "replace", "unreachable", cidr, "table", table),
+        _ip(netns, "rule", "add", "priority", local, "to", cidr, "iif", "lo", "lookup", "main"),
+        _ip(netns, "rule", "add", "priority", forwarded, "to", cidr, "lookup", table),
+    ]
+
+
+async def _service_rules_present(cidr: str, netns: str | None) -> bool:
+    net = ipaddress.ip_network(cidr)
+    found = set()
+    for rule in json.loads(await run(_ip(netns, "-j", "rule", "show")) or "[]"):
+        with contextlib.suppress(KeyError, ValueError):
+            if ipaddress.ip_network(f"{rule['dst']}/{rule['dstlen']}") == net:
+                found.add(int(rule["priority"]))
+    return {SERVICE_RULE_PRIORITY, SERVICE_RULE_PRIORITY + 1} <= found
+
+
+async def add_service_route(cidr: str, netns: str | None = None) -> None:
+    """service_route_argvs, once (a rule added twice is there twice)."""
+    route, *rules = service_route_argvs(cidr, netns)
+    await run(route)
+    if not await _service_rules_present(cidr, netns):
+        for argv in rules:
+            await run(argv)
+
+
 async def ensure_service_route(state: State, save_to: Path) -> None:
-    """The service CIDR `unreachable` on the host: a ClusterIP that no service
-    rule catches fails at once. Another cluster's identical route is shared."""
+    """The service CIDR's `unreachable` route and rules on the host (see
+    service_route_argvs). Another cluster's identical route is shared."""
     cidr = ipaddress.ip_network(state.service_cidr)
     for route in json.loads(await run(["ip", "-j", "route", "show"]) or "[]"):
         dst = route.get("dst", "")
-        if not dst or dst == "default":
-            continue
-        with contextlib.suppress(ValueError):
-            net = ipaddress.ip_network(dst, strict=False)
-            if net == cidr and route.get("type") == "unreachable":
-                return
-            if net.overlaps(cidr):
-                raise LocalClusterError(
-                    f"service CIDR {cidr} overlaps host route {dst} "
-                    f"(dev {route.get('dev')}); choose another --service-cidr"
-                )
-    state.service_route_created = True
-    state.save(save_to)
-    await run(["ip", "route", "replace", "unreachable", str(cidr)])
+        if dst and dst != "default":
+            with contextlib.suppress(ValueError):
+                if ipaddress.ip_network(dst, strict=False).overlaps(cidr):
+                    raise LocalClusterError(
+                        f"service CIDR {cidr} overlaps host route {dst} "
+                        f"(dev {route.get('dev')}); choose another --service-cidr"
+                    )
+    if not state.service_route_created:
+        table = await run(
+            ["ip", "-j", "route", "show", "table", str(SERVICE_ROUTE_TABLE), str(cidr)]
+        )
+        if json.loads(table or "[]"):
+            return  # another local cluster's, with the same service CIDR
+        state.service_route_created = True
+        state.save(save_to)
+    await add_service_route(str(cidr))
 
 
 async def ensure_forwarding_rule(state: State) -> None:
@@ -149,7 +193,7 @@ async def ensure_netns(plan: Plan, node: NodeState) -> None:
     await run(["ip", "-n", node.netns, "link", "set", "lo", "up"])
     await run(["ip", "-n", node.netns, "link", "set", "eth0", "up"])
     await run(["ip", "-n", node.netns, "route", "replace", "default", "via", plan.gateway])
-    await run(["ip", "-n", node.netns, "route", "replace", "unreachable", plan.service_cidr])
+    await add_service_route(plan.service_cidr, node.netns)
     sysctls = ["net.ipv4.ip_forward=1"]
     if BR_NETFILTER.exists():  # noqa: ASYNC240  (procfs: never blocks)
         sysctls.append("net.bridge.bridge-nf-call-iptables=1")
@@ -221,13 +265,15 @@ async def remove_node_services(node: NodeState) -> None:
 
 async def remove_host_services(state: State) -> None:
     """The host service proxy's table, the host's conntrack flows to the
-    service CIDR, and the `unreachable` route if this cluster added it."""
+    service CIDR, and the `unreachable` route and its rules if this cluster
+    added them."""
     await delete_service_table()
     if shutil.which("conntrack") is not None:
         # Exit 1 with "0 flow entries have been deleted" when there were none.
         await run(["conntrack", "-D", "--orig-dst", state.service_cidr], check=False)
     if state.service_route_created:
-        await run(["ip", "route", "del", "unreachable", state.service_cidr], check=False)
+        for argv in service_route_argvs(state.service_cidr):
+            await run(["del" if a in ("replace", "add") else a for a in argv], check=False)
         state.service_route_created = False
 
 

@@ -5,8 +5,8 @@ Node N of cluster C is the network namespace `ph-C-nodeN`, joined to the host
 bridge `phbr-C` by a veth pair `phCnN` (host end) and `phCpN` (renamed eth0
 inside). The bridge has the node subnet's first address; node N has address
 10 + N, and its pods the (N+1)th node-sized slice of the pod CIDR. The
-service CIDR is routed `unreachable` on the host and in every node, so that a
-ClusterIP that no service rule catches fails at once.
+service CIDR is routed `unreachable` for forwarded traffic on the host and in
+every node, so that a ClusterIP that no service rule catches fails at once.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ class State:
     # The default: a state file from before the service CIDR was recorded.
     service_cidr: str = DEFAULT_SERVICE_CIDR
     bridge_created: bool = False
-    # The host's `unreachable` route to the service CIDR was added by this cluster.
+    # This cluster added the host's `unreachable` service CIDR route and its rules.
     service_route_created: bool = False
     made_run_sshd: bool = False
     # Top-level entries of the data dir before the first `up`; `down` removes the rest.

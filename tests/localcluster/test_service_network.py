@@ -45,36 +45,65 @@ def _state(tmp_path: Path) -> tuple[State, Path]:
     return state, tmp_path / "state.json"
 
 
-def _routes(*routes: dict[str, str]) -> Answer:
+def _routes(*routes: dict[str, str], table: list[dict[str, str]] | None = None) -> Answer:
+    """`ip -j route show` gives `routes`; the service route table gives `table`."""
+
     def answer(argv: list[str]) -> tuple[int, str, str]:
-        if argv[:3] == ["ip", "-j", "route"]:
-            return 0, json.dumps(list(routes)), ""
+        if argv[:4] == ["ip", "-j", "route", "show"]:
+            return 0, json.dumps(table or [] if "table" in argv else list(routes)), ""
         return 0, "", ""
 
     return answer
 
 
-async def test_the_host_routes_the_service_cidr_unreachable(
+TABLE = str(network.SERVICE_ROUTE_TABLE)
+LOCAL, FORWARDED = str(network.SERVICE_RULE_PRIORITY), str(network.SERVICE_RULE_PRIORITY + 1)
+HOST_ROUTE = [
+    ["ip", "route", "replace", "unreachable", CIDR, "table", TABLE],
+    ["ip", "-j", "rule", "show"],
+    ["ip", "rule", "add", "priority", LOCAL, "to", CIDR, "iif", "lo", "lookup", "main"],
+    ["ip", "rule", "add", "priority", FORWARDED, "to", CIDR, "lookup", TABLE],
+]
+
+
+async def test_the_host_routes_the_service_cidr_unreachable_for_forwarded_traffic(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     fake = FakeCommands(monkeypatch, _routes({"dst": "default"}, {"dst": "10.0.0.0/24"}))
     state, path = _state(tmp_path)
     await network.ensure_service_route(state, path)
-    assert fake.calls[-1] == ["ip", "route", "replace", "unreachable", CIDR]
+    assert fake.calls[-4:] == HOST_ROUTE
     assert state.service_route_created
     # Recorded before it is made, so that an interrupted `up` is still undone.
     saved = State.load(path)
     assert saved is not None and saved.service_route_created
 
 
+async def test_the_service_rules_are_added_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rules = [
+        {"priority": int(LOCAL), "dst": CIDR.split("/")[0], "dstlen": 24, "iif": "lo"},
+        {"priority": int(FORWARDED), "dst": CIDR.split("/")[0], "dstlen": 24},
+    ]
+
+    def answer(argv: list[str]) -> tuple[int, str, str]:
+        return 0, json.dumps(rules) if argv[1:4] == ["-j", "rule", "show"] else "", ""
+
+    fake = FakeCommands(monkeypatch, answer)
+    await network.add_service_route(CIDR)
+    assert fake.calls == HOST_ROUTE[:2]
+
+
 async def test_another_clusters_unreachable_route_is_shared_not_taken(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    fake = FakeCommands(monkeypatch, _routes({"dst": CIDR, "type": "unreachable"}))
+    theirs = [{"dst": CIDR, "type": "unreachable"}]
+    fake = FakeCommands(monkeypatch, _routes(table=theirs))
     state, path = _state(tmp_path)
     await network.ensure_service_route(state, path)
     assert not state.service_route_created
-    assert not any("replace" in call for call in fake.calls)
+    assert not any("replace" in call or "add" in call for call in fake.calls)
 
 
 @pytest.mark.parametrize("dst", [CIDR, "172.30.0.0/16", "172.30.7.128/25"])
@@ -97,7 +126,8 @@ async def test_each_node_routes_the_service_cidr_unreachable_and_bridges_through
     (node,) = plan.nodes
     await network.ensure_netns(plan, node)
     ns = node.netns
-    assert ["ip", "-n", ns, "route", "replace", "unreachable", CIDR] in fake.calls
+    for argv in HOST_ROUTE:
+        assert [argv[0], "-n", ns, *argv[1:]] in fake.calls
     sysctl = ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]
     assert [*sysctl, "net.bridge.bridge-nf-call-iptables=1"] in fake.calls
     # Without br_netfilter on the host there is no such sysctl to set.
@@ -151,13 +181,15 @@ async def test_down_removes_the_host_service_rules_flows_and_route(
     assert fake.calls == [
         ["nft", "delete", "table", "ip", "pilothouse"],
         ["conntrack", "-D", "--orig-dst", CIDR],
-        ["ip", "route", "del", "unreachable", CIDR],
+        ["ip", "route", "del", "unreachable", CIDR, "table", TABLE],
+        ["ip", "rule", "del", "priority", LOCAL, "to", CIDR, "iif", "lo", "lookup", "main"],
+        ["ip", "rule", "del", "priority", FORWARDED, "to", CIDR, "lookup", TABLE],
     ]
     assert not state.service_route_created
     # A route another cluster made stays.
     fake.calls.clear()
     await network.remove_host_services(state)
-    assert ["ip", "route", "del", "unreachable", CIDR] not in fake.calls
+    assert len(fake.calls) == 2
 
 
 async def test_an_nft_failure_other_than_a_missing_table_is_an_error(

@@ -28,6 +28,7 @@ import pytest
 import pytest_asyncio
 
 from control.config import load_config
+from control.localcluster.network import SERVICE_ROUTE_TABLE
 from control.localcluster.proc import capture, run
 from control.localcluster.runcstate import container_netns
 from control.localcluster.state import read_state
@@ -238,11 +239,14 @@ async def test_the_service_cidr_is_unreachable_and_bridges_pass_netfilter(
     """What `up` prepares for Services on the host and in every node."""
     state = read_state(cluster.data_dir)
     assert state is not None and state.service_cidr == NAMES.service_cidr
-    host = await run(["ip", "route", "show", NAMES.service_cidr])
-    assert host.split()[:2] == ["unreachable", NAMES.service_cidr], host
+    table = str(SERVICE_ROUTE_TABLE)
+    for netns in [None, *(n.netns for n in state.nodes.values())]:
+        ip = ["ip", *(["-n", netns] if netns else [])]
+        route = await run([*ip, "route", "show", "table", table, NAMES.service_cidr])
+        assert route.split()[:2] == ["unreachable", NAMES.service_cidr], (netns, route)
+        rules = await run([*ip, "rule", "show", "to", NAMES.service_cidr])
+        assert "iif lo lookup main" in rules and f"lookup {table}" in rules, (netns, rules)
     for n in state.nodes.values():
-        route = await run(["ip", "-n", n.netns, "route", "show", NAMES.service_cidr])
-        assert route.split()[:2] == ["unreachable", NAMES.service_cidr], route
         bridged = ["sysctl", "-n", "net.bridge.bridge-nf-call-iptables"]
         assert (await run(["ip", "netns", "exec", n.netns, *bridged])).strip() == "1"
 

@@ -187,7 +187,13 @@ def leftovers(
             if link.startswith((f"phbr-{names.cluster}", f"ph{names.cluster}n"))
         ),
         "routes": sorted(r for r in after.routes if _our_route(r, names)),
+        "service_routes": _run("ip", "route", "show", "table", "all", names.service_cidr).split(),
         "firewall": _firewall_rules(names),
+        "ip_rules": [
+            line
+            for line in _run("ip", "rule", "show").splitlines()
+            if _in_service_cidr(line, names)
+        ],
         # The agents' cluster DNS interface belongs in node namespaces only.
         "dns_links": sorted({"ph-dns"} & (after.links - before.links)),
         # The host service proxy's table (another cluster's, when it was there before).
