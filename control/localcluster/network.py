@@ -147,10 +147,9 @@ async def ensure_service_route(state: State, save_to: Path) -> None:
                         f"(dev {route.get('dev')}); choose another --service-cidr"
                     )
     if not state.service_route_created:
-        table = await run(
-            ["ip", "-j", "route", "show", "table", str(SERVICE_ROUTE_TABLE), str(cidr)]
-        )
-        if json.loads(table or "[]"):
+        # Fails while the table does not exist yet: nothing there then.
+        show = ["ip", "-j", "route", "show", "table", str(SERVICE_ROUTE_TABLE), str(cidr)]
+        if json.loads(await run(show, check=False) or "[]"):
             return  # another local cluster's, with the same service CIDR
         state.service_route_created = True
         state.save(save_to)
