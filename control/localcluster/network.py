@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from control.localcluster.plan import NodeState, Plan
-from control.localcluster.proc import CommandError, LocalClusterError, Progress, run
+from control.localcluster.proc import CommandError, LocalClusterError, Progress, capture, run
 from control.localcluster.state import State
 
 BR_NETFILTER = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
@@ -147,9 +147,10 @@ async def ensure_service_route(state: State, save_to: Path) -> None:
                         f"(dev {route.get('dev')}); choose another --service-cidr"
                     )
     if not state.service_route_created:
-        # Fails while the table does not exist yet: nothing there then.
         show = ["ip", "-j", "route", "show", "table", str(SERVICE_ROUTE_TABLE), str(cidr)]
-        if json.loads(await run(show, check=False) or "[]"):
+        code, out, _ = await capture(show)
+        # It fails while the table does not exist yet: nothing there then.
+        if code == 0 and json.loads(out or "[]"):
             return  # another local cluster's, with the same service CIDR
         state.service_route_created = True
         state.save(save_to)

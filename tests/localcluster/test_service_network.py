@@ -26,7 +26,12 @@ class FakeCommands:
         self.calls: list[list[str]] = []
         self.answer = answer or (lambda argv: (0, "", ""))
         monkeypatch.setattr(network, "run", self.run)
+        monkeypatch.setattr(network, "capture", self.capture)
         monkeypatch.setattr(network.shutil, "which", lambda tool: f"/usr/sbin/{tool}")
+
+    async def capture(self, argv: Sequence[str], *, within: float = 60.0) -> tuple[int, str, str]:
+        self.calls.append(list(argv))
+        return self.answer(list(argv))
 
     async def run(self, argv: Sequence[str], *, check: bool = True, within: float = 60.0) -> str:
         self.calls.append(list(argv))
