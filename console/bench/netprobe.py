@@ -12,13 +12,15 @@ JSON object:
   The count of each body tells which backends answered.
 - `dns SERVER NAME...`: A queries over UDP to SERVER:53, the names in turn.
   Latencies of the answered ones; the answers and rcode of each name.
-- `connect IP PORT`: one TCP connect: "ok", or the error, and how long it took.
+- `connect IP PORT`: one TCP connect: "ok", "timeout" or the errno's name
+  (ECONNREFUSED, EHOSTUNREACH, ...), and how long it took.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import itertools
 import json
 import socket
@@ -187,8 +189,10 @@ async def connect(ip: str, port: int, within: float) -> dict[str, Any]:
             _, writer = await asyncio.open_connection(ip, port)
         writer.close()
         outcome = "ok"
-    except (OSError, TimeoutError) as e:
-        outcome = type(e).__name__
+    except TimeoutError:
+        outcome = "timeout"
+    except OSError as e:
+        outcome = errno.errorcode.get(e.errno or 0, type(e).__name__)
     return {"outcome": outcome, "ms": _ms(time.perf_counter() - t0)}
 
 

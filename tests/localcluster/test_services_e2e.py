@@ -309,7 +309,10 @@ async def test_a_service_without_endpoints_is_refused_at_once(
     result = await probe(
         client_netns(cluster, services), "connect", services.cluster_ip["empty"], "80"
     )
-    assert result["outcome"] == "ConnectionRefusedError", result
+    # Refused by the service rules' reject; or, for a pod, by the node's route:
+    # an address no rule DNATed is unreachable, and routing comes before the
+    # forward hook where that reject is.
+    assert result["outcome"] in ("ECONNREFUSED", "EHOSTUNREACH"), result
     assert result["ms"] < REFUSED_MS, result
 
 
