@@ -225,14 +225,7 @@ async def up(
         if serve_command is None:
             write_config(lay.config, config(node_list))
         else:
-            serve_pid = await ensure_serving(
-                lay,
-                serve_command,
-                config=config(node_list),
-                config_without_nodes=config([]),
-                nodes=node_list,
-                progress=progress,
-            )
+            serve_pid = await ensure_serving(lay, serve_command, config=config(node_list))
             progress(f"control plane: serving on unix:{lay.api_socket} (pid {serve_pid})")
         return UpResult(
             lay.config, lay.known_hosts, tuple(node_list), time.monotonic() - t0, serve_pid

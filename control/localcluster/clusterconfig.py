@@ -93,6 +93,7 @@ def render_config(
             f"host = {files.toml_str(n.ip)}",
             f"port = {SSH_PORT}",
             'user = "root"',
+            f"pod_cidr = {files.toml_str(n.pod_cidr)}",
             f'labels = {{ "pilothouse.io/local-cluster" = {files.toml_str(plan.cluster)} }}',
             "",
         ]
