@@ -27,15 +27,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.protocol import (
-    METHOD_NOT_FOUND,
-    NOT_SUPPORTED,
-    SERVICES_OUT_OF_SYNC,
-    SERVICES_SYNC,
-    SERVICES_UPDATE,
-    Peer,
-    RpcError,
-)
+from agent.protocol import METHOD_NOT_FOUND, NOT_SUPPORTED, SERVICES_OUT_OF_SYNC, Peer, RpcError
+from agent.protocol.services import SERVICES_SYNC, SERVICES_UPDATE
 from control.api.registry import Registry
 from control.errors import ApiError
 from control.machinery.events import EventRecorder

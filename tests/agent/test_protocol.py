@@ -17,8 +17,6 @@ import pytest
 
 from agent.hollow import HollowAgent
 from agent.protocol import (
-    EXEC_CHUNK_BYTES,
-    EXEC_WINDOW_BYTES,
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -36,6 +34,7 @@ from agent.protocol import (
     check_hello,
     hello,
 )
+from agent.protocol.execio import EXEC_CHUNK_BYTES, EXEC_WINDOW_BYTES
 
 
 @dataclass

@@ -25,14 +25,19 @@ from agent.protocol import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     SERVICES_OUT_OF_SYNC,
-    SERVICES_SYNC,
-    SERVICES_UPDATE,
     Handler,
     Peer,
     RpcError,
     hello,
 )
-from agent.protocol.services import Change, EndpointsWire, ServiceTableWire, ServiceWire
+from agent.protocol.services import (
+    SERVICES_SYNC,
+    SERVICES_UPDATE,
+    Change,
+    EndpointsWire,
+    ServiceTableWire,
+    ServiceWire,
+)
 from tests.polling import eventually
 
 

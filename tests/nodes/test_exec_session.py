@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agent.protocol import EXEC_WINDOW_BYTES
+from agent.protocol.execio import EXEC_WINDOW_BYTES
 from control.client import Client
 from control.errors import ApiError
 from control.execclient import ExecConnection
