@@ -19,7 +19,7 @@ from control.client import Client
 from control.errors import ApiError
 from control.execclient import ExecConnection
 from control.kubeconfig import read_kubeconfig
-from control.nodes.link import LinkState
+from control.nodes.reconnecting import LinkState
 from tests.cluster import DEFAULT_TIMEOUT, HollowCluster, hollow_pod
 from tests.polling import eventually
 
