@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +37,7 @@ from agent.protocol.services import (
     ServiceTableWire,
     ServiceWire,
 )
+from tests.agent.inprocess import control_of, socket_streams
 from tests.polling import eventually
 
 
@@ -122,11 +122,6 @@ class Link:
         return e.value
 
 
-async def _socket_streams() -> tuple[Any, Any]:
-    s1, s2 = socket.socketpair()
-    return await asyncio.open_connection(sock=s1), await asyncio.open_connection(sock=s2)
-
-
 @pytest.fixture
 async def serve() -> AsyncIterator[Any]:
     """serve(handlers) -> a Link whose agent end answers with those handlers."""
@@ -134,7 +129,7 @@ async def serve() -> AsyncIterator[Any]:
     tasks: list[asyncio.Task[None]] = []
 
     async def make(handlers: dict[str, Handler]) -> Link:
-        (r1, w1), (r2, w2) = await _socket_streams()
+        (r1, w1), (r2, w2) = await socket_streams()
         control = Peer(r1, w1, name="control", request_timeout=10)
         agent = Peer(r2, w2, name="agent", handlers=handlers)
         peers.extend([control, agent])
@@ -354,11 +349,7 @@ async def test_requests_that_waited_for_a_refused_transaction_all_get_its_error(
 
 async def test_a_hollow_agent_keeps_the_table_and_acknowledges_generations(serve: Any) -> None:
     agent = HollowAgent("node-7")
-    (r1, w1), (r2, w2) = await _socket_streams()
-    serving = asyncio.create_task(agent.serve(r2, w2))
-    control = Peer(r1, w1, name="control")
-    reading = asyncio.create_task(control.run())
-    try:
+    async with control_of(agent) as control:
         await hello(control, "node-7")
         assert await control.request(SERVICES_SYNC, sync(3)) == {"generation": 3}
         assert await control.request(SERVICES_UPDATE, update(4, 3, set_endpoints("web"))) == {
@@ -369,21 +360,12 @@ async def test_a_hollow_agent_keeps_the_table_and_acknowledges_generations(serve
         with pytest.raises(RpcError) as e:
             await control.request(SERVICES_UPDATE, update(9, 8))
         assert e.value.code == SERVICES_OUT_OF_SYNC
-    finally:
-        control.close()
-        await asyncio.wait_for(serving, 5)
-        reading.cancel()
-        await asyncio.gather(reading, return_exceptions=True)
 
 
 async def test_a_netns_free_proxy_only_agent_says_so_and_acknowledges() -> None:
     args = parse_args(["--proxy-only", "--netns-free", "--node-name", "whatever"])
     agent = ProxyAgent(args)
-    (r1, w1), (r2, w2) = await _socket_streams()
-    serving = asyncio.create_task(agent.serve(r2, w2))
-    control = Peer(r1, w1, name="control")
-    reading = asyncio.create_task(control.run())
-    try:
+    async with control_of(agent) as control:
         info = await hello(control, "host")
         assert info["hostname"] == "host" and info.get("proxyOnly") is True
         params = {"clusterCIDR": "10.244.0.0/16", "clusterDNS": "10.96.0.10", "routes": []}
@@ -393,11 +375,6 @@ async def test_a_netns_free_proxy_only_agent_says_so_and_acknowledges() -> None:
         with pytest.raises(RpcError) as e:
             await control.request("sync_pods", {"pods": []})
         assert "method not found" in e.value.message
-    finally:
-        control.close()
-        await asyncio.wait_for(serving, 5)
-        reading.cancel()
-        await asyncio.gather(reading, return_exceptions=True)
 
 
 def test_proxy_only_flags_need_proxy_only(capsys: pytest.CaptureFixture[str]) -> None:
