@@ -154,13 +154,19 @@ def services(nft: FakeNft) -> ServiceSync:
     return ServiceSync(ServiceProxy(runner=nft))
 
 
+@pytest.fixture
+async def link(serve: Any, services: ServiceSync) -> Link:
+    """A Link whose agent end is `services`."""
+    link: Link = await serve(services.handlers())
+    return link
+
+
 # --- sync and update ----------------------------------------------------------------
 
 
 async def test_sync_loads_the_table_in_one_transaction_and_answers_its_generation(
-    serve: Any, nft: FakeNft, services: ServiceSync
+    link: Link, nft: FakeNft, services: ServiceSync
 ) -> None:
-    link = await serve(services.handlers())
     assert await link.request(SERVICES_SYNC, sync(7)) == {"generation": 7}
     assert len(nft.rulesets) == 1 and "10.96.0.10" in nft.rulesets[0]
     assert "10.244.1.2" in nft.rulesets[0]
@@ -172,9 +178,8 @@ async def test_sync_loads_the_table_in_one_transaction_and_answers_its_generatio
 
 
 async def test_update_changes_the_table_on_its_base(
-    serve: Any, nft: FakeNft, services: ServiceSync
+    link: Link, nft: FakeNft, services: ServiceSync
 ) -> None:
-    link = await serve(services.handlers())
     await link.request(SERVICES_SYNC, sync(1))
     answer = await link.request(
         SERVICES_UPDATE,
@@ -206,9 +211,8 @@ async def test_update_changes_the_table_on_its_base(
 
 
 async def test_update_on_another_base_is_out_of_sync(
-    serve: Any, nft: FakeNft, services: ServiceSync
+    link: Link, nft: FakeNft, services: ServiceSync
 ) -> None:
-    link = await serve(services.handlers())
     err = await link.error(SERVICES_UPDATE, update(2, 1, set_endpoints("web")))
     assert err.code == SERVICES_OUT_OF_SYNC and "no generation yet" in err.message
     await link.request(SERVICES_SYNC, sync(5))
@@ -237,18 +241,16 @@ async def test_update_on_another_base_is_out_of_sync(
     ],
 )
 async def test_bad_syncs_name_their_field(
-    serve: Any, services: ServiceSync, params: dict[str, Any], field: str
+    link: Link, services: ServiceSync, params: dict[str, Any], field: str
 ) -> None:
-    link = await serve(services.handlers())
     err = await link.error(SERVICES_SYNC, params)
     assert err.code == INVALID_PARAMS and field in err.message
     assert services.generation is None
 
 
 async def test_bad_changes_name_their_field_and_change_nothing(
-    serve: Any, nft: FakeNft, services: ServiceSync
+    link: Link, nft: FakeNft, services: ServiceSync
 ) -> None:
-    link = await serve(services.handlers())
     await link.request(SERVICES_SYNC, sync(1))
     bad: Any = {"op": "setEndpoints", "endpoints": {"namespace": "default", "name": "x"}}
     bad["endpoints"]["endpoints"] = [{"ip": "10.244.1.300"}]
@@ -265,9 +267,8 @@ async def test_bad_changes_name_their_field_and_change_nothing(
 
 
 async def test_refused_rules_answer_nfts_message_until_a_sync_loads_them(
-    serve: Any, nft: FakeNft, services: ServiceSync
+    link: Link, nft: FakeNft, services: ServiceSync
 ) -> None:
-    link = await serve(services.handlers())
     await link.request(SERVICES_SYNC, sync(1))
     nft.fail = "Error: Could not process rule: No such file or directory"
     err = await link.error(SERVICES_UPDATE, update(2, 1, set_endpoints("web", "10.244.1.3")))
@@ -283,9 +284,8 @@ async def test_refused_rules_answer_nfts_message_until_a_sync_loads_them(
 
 
 async def test_requests_during_a_transaction_are_loaded_together_after_it(
-    serve: Any, nft: FakeNft, services: ServiceSync
+    link: Link, nft: FakeNft, services: ServiceSync
 ) -> None:
-    link = await serve(services.handlers())
     nft.gate = asyncio.Event()
     first = asyncio.create_task(link.request(SERVICES_SYNC, sync(1)))
     await eventually(lambda: nft.waiting == 1, "the first transaction started")
@@ -305,9 +305,8 @@ async def test_requests_during_a_transaction_are_loaded_together_after_it(
 
 
 async def test_no_answer_before_its_rules_are_in_place(
-    serve: Any, nft: FakeNft, services: ServiceSync
+    link: Link, nft: FakeNft, services: ServiceSync
 ) -> None:
-    link = await serve(services.handlers())
     await link.request(SERVICES_SYNC, sync(1))
     nft.gate = asyncio.Event()
     pending = asyncio.create_task(
@@ -321,9 +320,8 @@ async def test_no_answer_before_its_rules_are_in_place(
 
 
 async def test_requests_that_waited_for_a_refused_transaction_all_get_its_error(
-    serve: Any, nft: FakeNft, services: ServiceSync
+    link: Link, nft: FakeNft, services: ServiceSync
 ) -> None:
-    link = await serve(services.handlers())
     await link.request(SERVICES_SYNC, sync(1))
     nft.gate = asyncio.Event()
     first = asyncio.create_task(link.request(SERVICES_UPDATE, update(2, 1, set_endpoints("web"))))
@@ -347,7 +345,7 @@ async def test_requests_that_waited_for_a_refused_transaction_all_get_its_error(
 # --- the hollow and proxy-only agents ---------------------------------------------------
 
 
-async def test_a_hollow_agent_keeps_the_table_and_acknowledges_generations(serve: Any) -> None:
+async def test_a_hollow_agent_keeps_the_table_and_acknowledges_generations() -> None:
     agent = HollowAgent("node-7")
     async with control_of(agent) as control:
         await hello(control, "node-7")
