@@ -20,12 +20,11 @@ from typing import Any
 from rich.text import Text
 
 from agent.protocol.primitives import quantity_milli_value, quantity_value
-from control.objects import kinds
+from control.objects import Obj, kinds
 from control.objects.columns import age, columns_for
 from control.objects.kinds import ResourceType
 from control.objects.servicestatus import node_in_sync, slice_counts, slice_service
 
-Obj = dict[str, Any]
 Cell = str | Text
 Row = tuple[str, list[Cell]]  # row key, cells
 

@@ -57,11 +57,11 @@ from control.nodes.reconnecting import (
 )
 from control.nodes.remoteexec import RemoteExec
 from control.nodes.transport import Transport
+from control.objects import Obj
 from control.objects.kinds import NODE, POD
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 OS_LABEL = "kubernetes.io/os"

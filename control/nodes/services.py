@@ -41,12 +41,12 @@ from control.nodes.servicetable import (
     diff,
     service_table,
 )
+from control.objects import Obj
 from control.objects.kinds import NODE
 from control.objects.servicestatus import SERVICE_RULES_ANNOTATION, rules_value, slice_service
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 
 FAILED_REASON = "FailedServiceRules"
