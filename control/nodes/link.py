@@ -62,7 +62,6 @@ from control.objects.kinds import NODE, POD
 
 log = logging.getLogger(__name__)
 
-
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 OS_LABEL = "kubernetes.io/os"
 ARCH_LABEL = "kubernetes.io/arch"
