@@ -54,9 +54,6 @@ from agent.pods.sessions import Sessions
 from agent.pods.status import Observed, PodStatusBuilder, gone_status, ns_to_s
 from agent.protocol import (
     AGENT_VERSION,
-    CHANNEL_ERROR,
-    CHANNEL_STDERR,
-    CHANNEL_STDOUT,
     NOT_FOUND,
     PROTOCOL_VERSION,
     ExecResult,
@@ -75,9 +72,9 @@ from agent.protocol import (
     SyncPodsResult,
     Writer,
     check_hello,
-    exec_status,
     image_archive_names,
 )
+from agent.protocol.execio import CHANNEL_ERROR, CHANNEL_STDERR, CHANNEL_STDOUT, exec_status
 from agent.protocol.primitives import format_rfc3339, quantity_value
 from agent.stdio import stdio
 

@@ -183,20 +183,19 @@ def load_config(path: Path | None, *, data_dir: Path | None = None) -> Config:
 _MISSING: Any = object()
 
 
+# TOML's names for the Python types it reads to; bool before int, its base class.
+_TOML_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "float"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "table"),
+)
+
+
 def _type_name(v: Any) -> str:
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int):
-        return "integer"
-    if isinstance(v, float):
-        return "float"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, dict):
-        return "table"
-    return type(v).__name__
+    return next((name for t, name in _TOML_TYPES if isinstance(v, t)), type(v).__name__)
 
 
 class _Table:
@@ -432,14 +431,7 @@ def _parse_nodes(top: _Table, network: NetworkConfig) -> tuple[NodeConfig, ...]:
     seen: set[str] = set()
     blocks: set[str] = set()
     for t in _array_of_tables(top, "nodes"):
-        if "name" not in t.data:
-            raise t.err("name", "required")
-        name = t.string("name", "")
-        if not is_dns1123_subdomain(name):
-            raise t.err("name", f"not a valid node name (lowercase DNS subdomain): {name!r}")
-        if name in seen:
-            raise t.err("name", f"duplicate node name {name!r}")
-        seen.add(name)
+        name = _entry_name(t, seen, "node")
         if "host" not in t.data:
             raise t.err("host", "required")
         host = t.string("host", "")
@@ -488,6 +480,20 @@ def _node_pod_cidr(t: _Table, network: NetworkConfig, taken: set[str]) -> str:
     return str(block)
 
 
+def _entry_name(t: _Table, seen: set[str], what: str, duplicate_what: str = "") -> str:
+    """The required `name` of one entry of an array of tables: a DNS-1123
+    subdomain not in `seen`, which it joins."""
+    if "name" not in t.data:
+        raise t.err("name", "required")
+    name = t.string("name", "")
+    if not is_dns1123_subdomain(name):
+        raise t.err("name", f"not a valid {what} name (lowercase DNS subdomain): {name!r}")
+    if name in seen:
+        raise t.err("name", f"duplicate {duplicate_what or what} name {name!r}")
+    seen.add(name)
+    return name
+
+
 def _array_of_tables(top: _Table, key: str) -> list[_Table]:
     v = top._get(key)
     if v is _MISSING:
@@ -504,14 +510,9 @@ def _array_of_tables(top: _Table, key: str) -> list[_Table]:
 
 def _parse_service_proxies(top: _Table) -> tuple[ServiceProxyConfig, ...]:
     proxies: list[ServiceProxyConfig] = []
+    seen: set[str] = set()
     for t in _array_of_tables(top, "service_proxies"):
-        if "name" not in t.data:
-            raise t.err("name", "required")
-        name = t.string("name", "")
-        if not is_dns1123_subdomain(name):
-            raise t.err("name", f"not a valid proxy name (lowercase DNS subdomain): {name!r}")
-        if any(p.name == name for p in proxies):
-            raise t.err("name", f"duplicate service proxy name {name!r}")
+        name = _entry_name(t, seen, "proxy", "service proxy")
         if "command" not in t.data:
             raise t.err("command", "required")
         command = t.string_list("command", ())

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import aiohttp
 import orjson
 
-from agent.protocol import (
+from agent.protocol.execio import (
     CHANNEL_ERROR,
     CHANNEL_PROTOCOL,
     CHANNEL_RESIZE,

@@ -8,7 +8,7 @@ other.
 
 from __future__ import annotations
 
-from agent.protocol import EXEC_CHUNK_BYTES
+from agent.protocol.execio import EXEC_CHUNK_BYTES
 
 V5 = "v5.channel.k8s.io"
 PROTOCOLS = (

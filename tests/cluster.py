@@ -27,7 +27,7 @@ from control.client import Client
 from control.config import load_config
 from control.controlplane import ControlPlane
 from control.errors import ApiError
-from control.nodes.link import LinkState
+from control.nodes.reconnecting import LinkState
 from control.nodes.transport import InProcessTransport
 from control.objects.conditions import get_condition
 from control.objects.kinds import NODE, POD, ResourceType

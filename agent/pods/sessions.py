@@ -21,16 +21,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent.protocol import (
+from agent.protocol import ExecExit, InvalidParams, Params
+from agent.protocol.execio import (
     CHANNEL_ERROR,
     CHANNEL_STDERR,
     CHANNEL_STDIN,
     CHANNEL_STDOUT,
     EXEC_CHUNK_BYTES,
     EXEC_WINDOW_BYTES,
-    ExecExit,
-    InvalidParams,
-    Params,
     exec_exit_code,
 )
 

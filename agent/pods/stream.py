@@ -17,7 +17,7 @@ import os
 import struct
 from urllib.parse import urlsplit
 
-from agent.protocol import CHANNEL_PROTOCOL, CHANNEL_RESIZE
+from agent.protocol.execio import CHANNEL_PROTOCOL, CHANNEL_RESIZE
 
 V5_PROTOCOL = "v5.channel.k8s.io"
 CLOSE_CHANNEL = 255

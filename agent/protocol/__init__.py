@@ -17,7 +17,9 @@ both sides use).
 
 This is the one package `control/` imports from `agent/`, so it depends on the
 standard library only (orjson is used when it is installed). The names below
-are the package's interface; `agent.protocol.primitives` is imported as such.
+are the package's interface, what every link needs; the subject modules
+`execio`, `services` and `primitives` are imported as such
+(`from agent.protocol.services import SERVICES_SYNC`), not re-exported here.
 """
 
 from .errors import (
@@ -36,18 +38,6 @@ from .errors import (
     ProtocolVersionError,
     RpcError,
     ServicesOutOfSync,
-)
-from .execio import (
-    CHANNEL_ERROR,
-    CHANNEL_PROTOCOL,
-    CHANNEL_RESIZE,
-    CHANNEL_STDERR,
-    CHANNEL_STDIN,
-    CHANNEL_STDOUT,
-    EXEC_CHUNK_BYTES,
-    EXEC_WINDOW_BYTES,
-    exec_exit_code,
-    exec_status,
 )
 from .hello import check_hello, hello
 from .images import (
@@ -99,35 +89,10 @@ from .peer import (
     Writer,
     encode,
 )
-from .services import (
-    SERVICES_SYNC,
-    SERVICES_UPDATE,
-    Change,
-    ChangeOp,
-    DeleteService,
-    EndpointsWire,
-    EndpointWire,
-    ServicePortWire,
-    ServicesResult,
-    ServicesSyncParams,
-    ServicesUpdateParams,
-    ServiceTableWire,
-    ServiceWire,
-    SetEndpoints,
-    UpsertService,
-)
 
 __all__ = [
     "AGENT_VERSION",
-    "CHANNEL_ERROR",
-    "CHANNEL_PROTOCOL",
-    "CHANNEL_RESIZE",
-    "CHANNEL_STDERR",
-    "CHANNEL_STDIN",
-    "CHANNEL_STDOUT",
     "DEFAULT_TIMEOUT",
-    "EXEC_CHUNK_BYTES",
-    "EXEC_WINDOW_BYTES",
     "IMAGE_CHUNK_BYTES",
     "IMAGE_COMMIT_TIMEOUT",
     "INTERNAL_ERROR",
@@ -140,16 +105,9 @@ __all__ = [
     "PARSE_ERROR",
     "PROTOCOL_VERSION",
     "SERVICES_OUT_OF_SYNC",
-    "SERVICES_SYNC",
-    "SERVICES_UPDATE",
     "VERSION_MISMATCH",
-    "Change",
-    "ChangeOp",
     "ConnectionClosed",
     "ContainerStats",
-    "DeleteService",
-    "EndpointWire",
-    "EndpointsWire",
     "ExecExit",
     "ExecIO",
     "ExecParams",
@@ -179,26 +137,16 @@ __all__ = [
     "Reader",
     "Route",
     "RpcError",
-    "ServicePortWire",
-    "ServiceTableWire",
-    "ServiceWire",
     "ServicesOutOfSync",
-    "ServicesResult",
-    "ServicesSyncParams",
-    "ServicesUpdateParams",
-    "SetEndpoints",
     "StatsParams",
     "StatsResult",
     "StreamParams",
     "SyncPodsParams",
     "SyncPodsResult",
     "TerminalSize",
-    "UpsertService",
     "Writer",
     "check_hello",
     "encode",
-    "exec_exit_code",
-    "exec_status",
     "hello",
     "image_archive_names",
     "image_chunk",

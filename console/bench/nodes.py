@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from agent.protocol.primitives import now_rfc3339
-
-Obj = dict[str, Any]
+from control.objects import Obj
 
 
 def ready_node(

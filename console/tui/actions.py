@@ -12,7 +12,6 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
 
 import yaml
 
@@ -20,14 +19,12 @@ from console.cli.output import to_yaml
 from control.apply import apply_one
 from control.client import Client
 from control.errors import ApiError
-from control.objects import kinds
+from control.objects import Obj, kinds
 from control.objects.kinds import ResourceType
 from control.objects.manifest import load_manifests, load_paths
 from control.operations import delete as remove
 from control.operations import nodes, rollout, scale
 from control.operations.services import service_details_of
-
-Obj = dict[str, Any]
 
 
 def split_key(key: str) -> tuple[str | None, str]:

@@ -15,15 +15,14 @@ import contextlib
 import gc
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from control.client import Client, ClusterUnreachable
 from control.errors import ApiError
+from control.objects import Obj
 from control.objects.kinds import ResourceType, object_key
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Listener = Callable[[set[str]], None]
 Projection = Callable[[Obj], Obj]
 PAGE = 2000  # whole pods decoded at once: fewer keep the peak (and so RSS) down

@@ -20,12 +20,11 @@ from typing import Any
 from rich.text import Text
 
 from agent.protocol.primitives import quantity_milli_value, quantity_value
-from control.objects import kinds
+from control.objects import Obj, kinds
 from control.objects.columns import age, columns_for
 from control.objects.kinds import ResourceType
 from control.objects.servicestatus import node_in_sync, slice_counts, slice_service
 
-Obj = dict[str, Any]
 Cell = str | Text
 Row = tuple[str, list[Cell]]  # row key, cells
 
@@ -347,15 +346,21 @@ class ViewSpec:
     name: str
     title: str
     rt: ResourceType
-    aliases: tuple[str, ...]
     headers: list[str]
     rows: RowsFunc
+    # Names for `:view` besides the view's and its kind's (short names, singular, plural).
+    more_aliases: tuple[str, ...] = ()
     # Other kinds whose changes re-render every row of this view.
     depends: tuple[ResourceType, ...] = ()
     # Rows sort by (sort(obj), row key); None sorts by row key alone.
     sort: Callable[[Obj], str] | None = None
     reverse: bool = False
     resort_on_update: bool = False
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """What `:` accepts for this view besides its name; the first is the shortest."""
+        return (*self.rt.short_names, self.rt.singular, self.rt.plural, *self.more_aliases)
 
 
 def _cols(kind: str, *headers: str) -> list[Callable[[Obj], str]]:
@@ -559,7 +564,6 @@ VIEWS: tuple[ViewSpec, ...] = (
         "pods",
         "Pods",
         kinds.POD,
-        ("po", "pod", "pods"),
         ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "NODE", "IP", "AGE"],
         pod_rows,
     ),
@@ -567,15 +571,14 @@ VIEWS: tuple[ViewSpec, ...] = (
         "deployments",
         "Deployments",
         kinds.DEPLOYMENT,
-        ("deploy", "deployment", "deployments", "dp"),
         ["NAMESPACE", "NAME", "READY", "UP-TO-DATE", "AVAILABLE", "ROLLOUT", "AGE"],
         deploy_rows,
+        more_aliases=("dp",),
     ),
     ViewSpec(
         "services",
         "Services",
         kinds.SERVICE,
-        ("svc", "service", "services"),
         ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "ENDPOINTS", "RULES", "AGE"],
         service_rows,  # node changes mark it when the count in sync changes (App._changed)
         depends=(kinds.ENDPOINTSLICE,),
@@ -584,16 +587,15 @@ VIEWS: tuple[ViewSpec, ...] = (
         "ingress",
         "Ingress routes",
         kinds.INGRESS,
-        ("ing", "ingress", "ingresses", "routes"),
         ["NAMESPACE", "INGRESS", "HOST", "PATH", "BACKEND", "TLS", "READY"],
         ingress_rows,
+        more_aliases=("routes",),
         depends=(kinds.ENDPOINTS,),
     ),
     ViewSpec(
         "nodes",
         "Nodes",
         kinds.NODE,
-        ("no", "node", "nodes"),
         ["NAME", "STATUS", "ROLES", "CPU req/alloc", "MEM req/alloc", "PODS", "CORDON", "AGE"],
         node_rows,  # pod changes mark their nodes through Context.update_pods
     ),
@@ -601,7 +603,6 @@ VIEWS: tuple[ViewSpec, ...] = (
         "events",
         "Events",
         kinds.EVENT,
-        ("ev", "event", "events"),
         ["NAMESPACE", "LAST SEEN", "TYPE", "REASON", "OBJECT", "COUNT", "MESSAGE"],
         event_rows,
         sort=_event_time,

@@ -25,13 +25,13 @@ from urllib.parse import quote
 import orjson
 from aiohttp import WSMsgType, web
 
-from agent.protocol import (
+from agent.protocol import ExecExit
+from agent.protocol.execio import (
     CHANNEL_ERROR,
     CHANNEL_RESIZE,
     CHANNEL_STDERR,
     CHANNEL_STDIN,
     CHANNEL_STDOUT,
-    ExecExit,
     exec_status,
 )
 from control import errors

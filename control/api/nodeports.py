@@ -19,10 +19,9 @@ from typing import Any
 
 from control import errors
 from control.errors import Cause
+from control.objects import Obj
 from control.objects.kinds import ResourceType
 from control.store.interface import KeyExists, KeyNotFound, Store
-
-Obj = dict[str, Any]
 
 DEFAULT_RANGE = (30000, 32767)
 _PREFIX = "/registry/servicenodeports/"

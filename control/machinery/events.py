@@ -10,11 +10,11 @@ from typing import Any
 from agent.protocol.primitives import now_rfc3339
 from control.api.registry import Registry, random_bytes
 from control.errors import ApiError
+from control.objects import Obj
 from control.objects.kinds import EVENT
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 _MAX_REMEMBERED = 4096
 
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from control.api.registry import Registry
 from control.errors import ApiError
+from control.objects import Obj
 from control.objects.kinds import ResourceType, object_key
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Handler = Callable[[str, Obj | None, Obj | None], None]
 IndexFunc = Callable[[Obj], Iterable[str]]
 

@@ -49,14 +49,18 @@ from control.api.registry import Registry
 from control.config import NodeConfig
 from control.errors import ApiError
 from control.machinery.events import EventRecorder
-from control.nodes.reconnecting import LinkState, LinkTiming, ReconnectingLink
+from control.nodes.reconnecting import (
+    LinkTiming,
+    ReconnectingLink,
+    end_session,
+    serve_until_one_ends,
+)
 from control.nodes.remoteexec import RemoteExec
 from control.nodes.transport import Transport
+from control.objects import Obj
 from control.objects.kinds import NODE, POD
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 OS_LABEL = "kubernetes.io/os"
@@ -184,12 +188,8 @@ class NodeLink(ReconnectingLink):
             await peer.request("network_config", self._network_params())
             self._network_dirty = False
             self._peer = peer
-            self.sessions += 1
-            self.state = LinkState.CONNECTED
-            self.last_error = ""
-            self.connected.set()
             self._pods_dirty.set()
-            log.info("node %s: connected (%s)", self.name, channel.description)
+            self._up(channel)
             tasks += [
                 asyncio.create_task(self._sync_loop(peer), name=f"sync {self.name}"),
                 asyncio.create_task(self._node_status_loop(), name=f"node status {self.name}"),
@@ -198,18 +198,11 @@ class NodeLink(ReconnectingLink):
                     self.host.serve_services(self.name, peer), name=f"services {self.name}"
                 ),
             ]
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # raise what ended it, if anything did
+            await serve_until_one_ends(tasks)
         finally:
             self._peer = None
             self._end_streams()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            peer.close()
-            with contextlib.suppress(Exception):
-                await channel.close()
+            await end_session(peer, channel, tasks)
 
     # -- registration --------------------------------------------------------
 

@@ -16,7 +16,6 @@ import contextlib
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 from agent.protocol import NetworkConfigParams, Params, Peer, Route
 from control.api.registry import Registry
@@ -28,11 +27,11 @@ from control.nodes.link import LinkTiming, NodeLink, desired_changed
 from control.nodes.proxylink import ProxyLink
 from control.nodes.services import RulesTiming, ServiceRules
 from control.nodes.transport import Transport
+from control.objects import Obj
 from control.objects.kinds import ENDPOINTSLICE, NODE, POD, SERVICE, ResourceType, object_key
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 InformerFor = Callable[[ResourceType], Informer]
 
 

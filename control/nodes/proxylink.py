@@ -10,15 +10,16 @@ status; it reconnects as node links do.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 
 from agent.protocol import Params, Peer, hello
-from control.nodes.reconnecting import LinkState, LinkTiming, ReconnectingLink
+from control.nodes.reconnecting import (
+    LinkTiming,
+    ReconnectingLink,
+    end_session,
+    serve_until_one_ends,
+)
 from control.nodes.services import ServiceRules
 from control.nodes.transport import Transport
-
-log = logging.getLogger(__name__)
 
 
 class ProxyLink(ReconnectingLink):
@@ -51,23 +52,12 @@ class ProxyLink(ReconnectingLink):
             async with asyncio.timeout(t.connect_timeout):
                 await hello(peer, self.name)
             await peer.request("network_config", self.network)
-            self.sessions += 1
-            self.state = LinkState.CONNECTED
-            self.last_error = ""
-            self.connected.set()
-            log.info("service proxy %s: connected (%s)", self.name, channel.description)
+            self._up(channel)
             tasks.append(
                 asyncio.create_task(
                     self.rules.serve(self.name, peer, node=False), name=f"proxy {self.name}"
                 )
             )
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # raise what ended it, if anything did
+            await serve_until_one_ends(tasks)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            peer.close()
-            with contextlib.suppress(Exception):
-                await channel.close()
+            await end_session(peer, channel, tasks)

@@ -9,13 +9,15 @@ backoff between attempts, and keeps the state the console and tests read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import random
 from dataclasses import dataclass
 
-from agent.protocol import ProtocolVersionError, RpcError
+from agent.protocol import Peer, ProtocolVersionError, RpcError
 from control.errors import ApiError
+from control.nodes.transport import Channel
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ class LinkTiming:
 
 class ReconnectingLink:
     """Subclasses implement `_session()`, which raises or returns when the
-    connection ends, and set `state`, `sessions` and `connected` once it is up."""
+    connection ends, and call `_up()` once it is up."""
 
     def __init__(self, name: str, what: str, timing: LinkTiming | None = None) -> None:
         self.name = name
@@ -52,6 +54,14 @@ class ReconnectingLink:
 
     async def _session(self) -> None:
         raise NotImplementedError
+
+    def _up(self, channel: Channel) -> None:
+        """The session said hello: count it and wake whoever waits for the link."""
+        self.sessions += 1
+        self.state = LinkState.CONNECTED
+        self.last_error = ""
+        self.connected.set()
+        log.info("%s %s: connected (%s)", self.what, self.name, channel.description)
 
     async def run(self) -> None:
         """Connect, serve, and reconnect with capped exponential backoff, forever."""
@@ -85,3 +95,20 @@ class ReconnectingLink:
         finally:
             self.state = LinkState.STOPPED
             self.connected.clear()
+
+
+async def serve_until_one_ends(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for the first of a session's tasks to end; raise what ended it, if anything did."""
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in done:
+        task.result()
+
+
+async def end_session(peer: Peer, channel: Channel, tasks: list[asyncio.Task[None]]) -> None:
+    """Stop a session's tasks, then close its peer and its channel."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    peer.close()
+    with contextlib.suppress(Exception):
+        await channel.close()

@@ -16,14 +16,8 @@ import contextlib
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
-from agent.protocol import (
-    EXEC_CHUNK_BYTES,
-    EXEC_WINDOW_BYTES,
-    ConnectionClosed,
-    ExecExit,
-    Params,
-    Peer,
-)
+from agent.protocol import ConnectionClosed, ExecExit, Params, Peer
+from agent.protocol.execio import EXEC_CHUNK_BYTES, EXEC_WINDOW_BYTES
 
 # Acknowledge output once this much is consumed, or when no more is queued.
 _ACK_BYTES = EXEC_WINDOW_BYTES // 4

@@ -27,15 +27,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.protocol import (
-    METHOD_NOT_FOUND,
-    NOT_SUPPORTED,
-    SERVICES_OUT_OF_SYNC,
-    SERVICES_SYNC,
-    SERVICES_UPDATE,
-    Peer,
-    RpcError,
-)
+from agent.protocol import METHOD_NOT_FOUND, NOT_SUPPORTED, SERVICES_OUT_OF_SYNC, Peer, RpcError
+from agent.protocol.services import SERVICES_SYNC, SERVICES_UPDATE
 from control.api.registry import Registry
 from control.errors import ApiError
 from control.machinery.events import EventRecorder
@@ -48,12 +41,12 @@ from control.nodes.servicetable import (
     diff,
     service_table,
 )
+from control.objects import Obj
 from control.objects.kinds import NODE
 from control.objects.servicestatus import SERVICE_RULES_ANNOTATION, rules_value, slice_service
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 
 FAILED_REASON = "FailedServiceRules"

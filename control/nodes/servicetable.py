@@ -19,7 +19,6 @@ gains the other slices' ports.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from agent.protocol.services import (
     DEFAULT_AFFINITY_TIMEOUT,
@@ -30,10 +29,8 @@ from agent.protocol.services import (
     ServiceTableWire,
     ServiceWire,
 )
+from control.objects import Obj
 from control.objects.discovery import LABEL_SERVICE_NAME
-
-Obj = dict[str, Any]
-
 
 Key = tuple[str, str]  # (namespace, name)
 

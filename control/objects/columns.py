@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.protocol.primitives import parse_rfc3339
+from control.objects import Obj
 
-Obj = dict[str, Any]
 Column = tuple[str, Callable[[Obj], str], bool]  # header, cell, wide-only
 
 

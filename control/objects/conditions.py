@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-Obj = dict[str, Any]
+from control.objects import Obj
 
 
 def get_condition(status: Obj, type_: str) -> Obj | None:

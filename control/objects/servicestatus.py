@@ -12,9 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from control.objects import Obj
 from control.objects.discovery import LABEL_SERVICE_NAME
-
-Obj = dict[str, Any]
 
 SERVICE_RULES_ANNOTATION = "pilothouse.io/service-rules"
 

@@ -7,10 +7,6 @@ a listener); the front ends print or show them.
 
 from __future__ import annotations
 
-from typing import Any
-
-Obj = dict[str, Any]  # a Kubernetes object as the API serves it
-
 
 class OperationError(Exception):
     """The cluster's state rules the operation out; the message says why, as kubectl would."""

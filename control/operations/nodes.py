@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 from control.client import Client
 from control.errors import ApiError
+from control.objects import Obj
 from control.objects.kinds import NODE, POD
-from control.operations import Obj, OperationError
+from control.operations import OperationError
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 # How long kubectl waits before it asks again when an eviction is refused (429).

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from agent.protocol.primitives import now_rfc3339
 from control.client import Client
+from control.objects import Obj
 from control.objects.kinds import DEPLOYMENT, REPLICASET
 from control.objects.revisions import (
     RESTARTED_AT,
@@ -15,7 +16,7 @@ from control.objects.revisions import (
     revision,
     template_without_hash,
 )
-from control.operations import Obj, OperationError
+from control.operations import OperationError
 from control.operations.listing import list_all
 
 

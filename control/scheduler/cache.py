@@ -12,9 +12,9 @@ import enum
 from typing import Any, Protocol
 
 from agent.protocol.primitives import quantity_milli_value, quantity_value
+from control.objects import Obj
 from control.scheduler.podinfo import PodInfo, same_for_scheduling
 
-Obj = dict[str, Any]
 HARD_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
 
 

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.protocol.primitives import controller_ref, quantity_milli_value, quantity_value
-
-Obj = dict[str, Any]
+from control.objects import Obj
 
 DEFAULT_SCHEDULER = "default-scheduler"
 # kube-scheduler's stand-ins for a container without requests, used in scoring only.

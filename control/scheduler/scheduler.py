@@ -27,6 +27,7 @@ from control.config import Config
 from control.errors import ApiError
 from control.machinery.events import EventRecorder
 from control.machinery.informer import Informer
+from control.objects import Obj
 from control.objects.kinds import NODE, POD, ResourceType, object_key
 from control.scheduler.cache import NodeChange, SchedulerCache
 from control.scheduler.filters import FILTERS, find_feasible
@@ -36,7 +37,6 @@ from control.scheduler.scoreboard import ScoreBoard
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 COMPONENT = "default-scheduler"
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE = 5

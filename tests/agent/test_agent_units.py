@@ -26,7 +26,7 @@ from agent.pods.network import Routes, write_conflist
 from agent.pods.probes import ContainerProbes, ProbeSpec, run_once
 from agent.pods.pull import REFRESH_TIMEOUT, ImagePuller
 from agent.pods.stream import ExecSession
-from agent.protocol import exec_exit_code, exec_status
+from agent.protocol.execio import exec_exit_code, exec_status
 from agent.protocol.primitives import parse_quantity
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 import tomllib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,8 +16,6 @@ import pytest
 
 from agent.hollow import HollowAgent
 from agent.protocol import (
-    EXEC_CHUNK_BYTES,
-    EXEC_WINDOW_BYTES,
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -36,6 +33,8 @@ from agent.protocol import (
     check_hello,
     hello,
 )
+from agent.protocol.execio import EXEC_CHUNK_BYTES, EXEC_WINDOW_BYTES
+from tests.agent.inprocess import control_of, socket_streams
 
 
 @dataclass
@@ -47,17 +46,9 @@ class Pair:
     tasks: list[asyncio.Task[None]]
 
 
-async def _streams() -> tuple[
-    tuple[asyncio.StreamReader, asyncio.StreamWriter],
-    tuple[asyncio.StreamReader, asyncio.StreamWriter],
-]:
-    s1, s2 = socket.socketpair()
-    return await asyncio.open_connection(sock=s1), await asyncio.open_connection(sock=s2)
-
-
 @pytest.fixture
 async def pair() -> AsyncIterator[Pair]:
-    (r1, w1), (r2, w2) = await _streams()
+    (r1, w1), (r2, w2) = await socket_streams()
     a = Peer(r1, w1, name="a", max_message_bytes=4096, request_timeout=5)
     b = Peer(r2, w2, name="b", max_message_bytes=4096, request_timeout=5)
     tasks = [asyncio.create_task(a.run()), asyncio.create_task(b.run())]
@@ -72,7 +63,7 @@ async def pair() -> AsyncIterator[Pair]:
 @pytest.fixture
 async def raw() -> AsyncIterator[tuple[Peer, asyncio.StreamReader, asyncio.StreamWriter]]:
     """A serving Peer, and the raw streams of its other end."""
-    (r1, w1), (r2, w2) = await _streams()
+    (r1, w1), (r2, w2) = await socket_streams()
     peer = Peer(r1, w1, name="server", max_message_bytes=1024)
 
     async def echo(params: Params) -> Any:
@@ -242,12 +233,8 @@ async def test_an_oversized_outgoing_message_is_refused_before_sending(pair: Pai
 
 
 async def test_hello_with_a_hollow_agent() -> None:
-    (r1, w1), (r2, w2) = await _streams()
     agent = HollowAgent("node-7", cpu="8", memory="16Gi", pods=50)
-    serving = asyncio.create_task(agent.serve(r2, w2))
-    control = Peer(r1, w1, name="control")
-    reading = asyncio.create_task(control.run())
-    try:
+    async with control_of(agent) as control:
         info = await hello(control, "node-7")
         assert info["hostname"] == "node-7"
         assert info["protocolVersion"] == PROTOCOL_VERSION
@@ -269,11 +256,6 @@ async def test_hello_with_a_hollow_agent() -> None:
                 },
             )
         assert e.value.code == NOT_FOUND
-    finally:
-        control.close()
-        await asyncio.wait_for(serving, 5)
-        reading.cancel()
-        await asyncio.gather(reading, return_exceptions=True)
 
 
 async def test_version_mismatch_is_clear_on_both_sides(pair: Pair) -> None:
@@ -314,18 +296,13 @@ async def test_exec_session_output_waits_for_acknowledgements() -> None:
     """An interactive session sends at most EXEC_WINDOW_BYTES of output, in
     chunks of at most EXEC_CHUNK_BYTES, until the control plane acknowledges
     it; hanging up ends the session on the agent."""
-    (r1, w1), (r2, w2) = await _streams()
     agent = HollowAgent("node-7")
-    serving = asyncio.create_task(agent.serve(r2, w2))
     got: list[Params] = []
     arrived = asyncio.Event()
 
     async def on_io(params: Params) -> None:
         got.append(params)
         arrived.set()
-
-    control = Peer(r1, w1, name="control", handlers={"exec_io": on_io})
-    reading = asyncio.create_task(control.run())
 
     def received() -> int:
         return sum(len(base64.b64decode(m["data"])) for m in got if "data" in m)
@@ -336,7 +313,7 @@ async def test_exec_session_output_waits_for_acknowledgements() -> None:
                 arrived.clear()
                 await arrived.wait()
 
-    try:
+    async with control_of(agent, {"exec_io": on_io}) as control:
         await hello(control, "node-7")
         pod = {"metadata": {"name": "p", "namespace": "default", "uid": "u1"}}
         pod["spec"] = {"containers": [{"name": "c", "image": "busybox"}]}
@@ -369,11 +346,6 @@ async def test_exec_session_output_waits_for_acknowledgements() -> None:
                 arrived.clear()
                 await arrived.wait()
         assert not len(agent.sessions)
-    finally:
-        control.close()
-        await asyncio.wait_for(serving, 5)
-        reading.cancel()
-        await asyncio.gather(reading, return_exceptions=True)
 
 
 def test_control_may_import_only_the_protocol_of_the_agent() -> None:

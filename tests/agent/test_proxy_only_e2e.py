@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from agent.protocol import SERVICES_SYNC, SERVICES_UPDATE, Peer, hello
-from agent.protocol.services import ServiceTableWire
+from agent.protocol import Peer, hello
+from agent.protocol.services import SERVICES_SYNC, SERVICES_UPDATE, ServiceTableWire
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_DNS = "10.96.0.10"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,14 +24,20 @@ from agent.protocol import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     SERVICES_OUT_OF_SYNC,
-    SERVICES_SYNC,
-    SERVICES_UPDATE,
     Handler,
     Peer,
     RpcError,
     hello,
 )
-from agent.protocol.services import Change, EndpointsWire, ServiceTableWire, ServiceWire
+from agent.protocol.services import (
+    SERVICES_SYNC,
+    SERVICES_UPDATE,
+    Change,
+    EndpointsWire,
+    ServiceTableWire,
+    ServiceWire,
+)
+from tests.agent.inprocess import control_of, socket_streams
 from tests.polling import eventually
 
 
@@ -117,11 +122,6 @@ class Link:
         return e.value
 
 
-async def _socket_streams() -> tuple[Any, Any]:
-    s1, s2 = socket.socketpair()
-    return await asyncio.open_connection(sock=s1), await asyncio.open_connection(sock=s2)
-
-
 @pytest.fixture
 async def serve() -> AsyncIterator[Any]:
     """serve(handlers) -> a Link whose agent end answers with those handlers."""
@@ -129,7 +129,7 @@ async def serve() -> AsyncIterator[Any]:
     tasks: list[asyncio.Task[None]] = []
 
     async def make(handlers: dict[str, Handler]) -> Link:
-        (r1, w1), (r2, w2) = await _socket_streams()
+        (r1, w1), (r2, w2) = await socket_streams()
         control = Peer(r1, w1, name="control", request_timeout=10)
         agent = Peer(r2, w2, name="agent", handlers=handlers)
         peers.extend([control, agent])
@@ -154,13 +154,19 @@ def services(nft: FakeNft) -> ServiceSync:
     return ServiceSync(ServiceProxy(runner=nft))
 
 
+@pytest.fixture
+async def link(serve: Any, services: ServiceSync) -> Link:
+    """A Link whose agent end is `services`."""
+    link: Link = await serve(services.handlers())
+    return link
+
+
 # --- sync and update ----------------------------------------------------------------
 
 
 async def test_sync_loads_the_table_in_one_transaction_and_answers_its_generation(
-    serve: Any, nft: FakeNft, services: ServiceSync
+    link: Link, nft: FakeNft, services: ServiceSync
 ) -> None:
-    link = await serve(services.handlers())
     assert await link.request(SERVICES_SYNC, sync(7)) == {"generation": 7}
     assert len(nft.rulesets) == 1 and "10.96.0.10" in nft.rulesets[0]
     assert "10.244.1.2" in nft.rulesets[0]
@@ -172,9 +178,8 @@ async def test_sync_loads_the_table_in_one_transaction_and_answers_its_generatio
 
 
 async def test_update_changes_the_table_on_its_base(
-    serve: Any, nft: FakeNft, services: ServiceSync
+    link: Link, nft: FakeNft, services: ServiceSync
 ) -> None:
-    link = await serve(services.handlers())
     await link.request(SERVICES_SYNC, sync(1))
     answer = await link.request(
         SERVICES_UPDATE,
@@ -206,9 +211,8 @@ async def test_update_changes_the_table_on_its_base(
 
 
 async def test_update_on_another_base_is_out_of_sync(
-    serve: Any, nft: FakeNft, services: ServiceSync
+    link: Link, nft: FakeNft, services: ServiceSync
 ) -> None:
-    link = await serve(services.handlers())
     err = await link.error(SERVICES_UPDATE, update(2, 1, set_endpoints("web")))
     assert err.code == SERVICES_OUT_OF_SYNC and "no generation yet" in err.message
     await link.request(SERVICES_SYNC, sync(5))
@@ -237,18 +241,16 @@ async def test_update_on_another_base_is_out_of_sync(
     ],
 )
 async def test_bad_syncs_name_their_field(
-    serve: Any, services: ServiceSync, params: dict[str, Any], field: str
+    link: Link, services: ServiceSync, params: dict[str, Any], field: str
 ) -> None:
-    link = await serve(services.handlers())
     err = await link.error(SERVICES_SYNC, params)
     assert err.code == INVALID_PARAMS and field in err.message
     assert services.generation is None
 
 
 async def test_bad_changes_name_their_field_and_change_nothing(
-    serve: Any, nft: FakeNft, services: ServiceSync
+    link: Link, nft: FakeNft, services: ServiceSync
 ) -> None:
-    link = await serve(services.handlers())
     await link.request(SERVICES_SYNC, sync(1))
     bad: Any = {"op": "setEndpoints", "endpoints": {"namespace": "default", "name": "x"}}
     bad["endpoints"]["endpoints"] = [{"ip": "10.244.1.300"}]
@@ -265,9 +267,8 @@ async def test_bad_changes_name_their_field_and_change_nothing(
 
 
 async def test_refused_rules_answer_nfts_message_until_a_sync_loads_them(
-    serve: Any, nft: FakeNft, services: ServiceSync
+    link: Link, nft: FakeNft, services: ServiceSync
 ) -> None:
-    link = await serve(services.handlers())
     await link.request(SERVICES_SYNC, sync(1))
     nft.fail = "Error: Could not process rule: No such file or directory"
     err = await link.error(SERVICES_UPDATE, update(2, 1, set_endpoints("web", "10.244.1.3")))
@@ -283,9 +284,8 @@ async def test_refused_rules_answer_nfts_message_until_a_sync_loads_them(
 
 
 async def test_requests_during_a_transaction_are_loaded_together_after_it(
-    serve: Any, nft: FakeNft, services: ServiceSync
+    link: Link, nft: FakeNft, services: ServiceSync
 ) -> None:
-    link = await serve(services.handlers())
     nft.gate = asyncio.Event()
     first = asyncio.create_task(link.request(SERVICES_SYNC, sync(1)))
     await eventually(lambda: nft.waiting == 1, "the first transaction started")
@@ -305,9 +305,8 @@ async def test_requests_during_a_transaction_are_loaded_together_after_it(
 
 
 async def test_no_answer_before_its_rules_are_in_place(
-    serve: Any, nft: FakeNft, services: ServiceSync
+    link: Link, nft: FakeNft, services: ServiceSync
 ) -> None:
-    link = await serve(services.handlers())
     await link.request(SERVICES_SYNC, sync(1))
     nft.gate = asyncio.Event()
     pending = asyncio.create_task(
@@ -321,9 +320,8 @@ async def test_no_answer_before_its_rules_are_in_place(
 
 
 async def test_requests_that_waited_for_a_refused_transaction_all_get_its_error(
-    serve: Any, nft: FakeNft, services: ServiceSync
+    link: Link, nft: FakeNft, services: ServiceSync
 ) -> None:
-    link = await serve(services.handlers())
     await link.request(SERVICES_SYNC, sync(1))
     nft.gate = asyncio.Event()
     first = asyncio.create_task(link.request(SERVICES_UPDATE, update(2, 1, set_endpoints("web"))))
@@ -347,13 +345,9 @@ async def test_requests_that_waited_for_a_refused_transaction_all_get_its_error(
 # --- the hollow and proxy-only agents ---------------------------------------------------
 
 
-async def test_a_hollow_agent_keeps_the_table_and_acknowledges_generations(serve: Any) -> None:
+async def test_a_hollow_agent_keeps_the_table_and_acknowledges_generations() -> None:
     agent = HollowAgent("node-7")
-    (r1, w1), (r2, w2) = await _socket_streams()
-    serving = asyncio.create_task(agent.serve(r2, w2))
-    control = Peer(r1, w1, name="control")
-    reading = asyncio.create_task(control.run())
-    try:
+    async with control_of(agent) as control:
         await hello(control, "node-7")
         assert await control.request(SERVICES_SYNC, sync(3)) == {"generation": 3}
         assert await control.request(SERVICES_UPDATE, update(4, 3, set_endpoints("web"))) == {
@@ -364,21 +358,12 @@ async def test_a_hollow_agent_keeps_the_table_and_acknowledges_generations(serve
         with pytest.raises(RpcError) as e:
             await control.request(SERVICES_UPDATE, update(9, 8))
         assert e.value.code == SERVICES_OUT_OF_SYNC
-    finally:
-        control.close()
-        await asyncio.wait_for(serving, 5)
-        reading.cancel()
-        await asyncio.gather(reading, return_exceptions=True)
 
 
 async def test_a_netns_free_proxy_only_agent_says_so_and_acknowledges() -> None:
     args = parse_args(["--proxy-only", "--netns-free", "--node-name", "whatever"])
     agent = ProxyAgent(args)
-    (r1, w1), (r2, w2) = await _socket_streams()
-    serving = asyncio.create_task(agent.serve(r2, w2))
-    control = Peer(r1, w1, name="control")
-    reading = asyncio.create_task(control.run())
-    try:
+    async with control_of(agent) as control:
         info = await hello(control, "host")
         assert info["hostname"] == "host" and info.get("proxyOnly") is True
         params = {"clusterCIDR": "10.244.0.0/16", "clusterDNS": "10.96.0.10", "routes": []}
@@ -388,11 +373,6 @@ async def test_a_netns_free_proxy_only_agent_says_so_and_acknowledges() -> None:
         with pytest.raises(RpcError) as e:
             await control.request("sync_pods", {"pods": []})
         assert "method not found" in e.value.message
-    finally:
-        control.close()
-        await asyncio.wait_for(serving, 5)
-        reading.cancel()
-        await asyncio.gather(reading, return_exceptions=True)
 
 
 def test_proxy_only_flags_need_proxy_only(capsys: pytest.CaptureFixture[str]) -> None:

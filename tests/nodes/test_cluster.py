@@ -15,7 +15,7 @@ import pytest
 
 from agent.protocol import Params, Peer, Reader, Writer
 from console.cli import main as cli
-from control.nodes.link import LinkState
+from control.nodes.reconnecting import LinkState
 from control.nodes.transport import CommandTransport, InProcessTransport
 from control.objects.kinds import ENDPOINTS, EVENT, NODE, POD, REPLICASET, SERVICE
 from tests.cluster import DEFAULT_TIMEOUT, HollowCluster, condition, hollow_cluster, make_pod

@@ -14,12 +14,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agent.protocol import EXEC_WINDOW_BYTES
+from agent.protocol.execio import EXEC_WINDOW_BYTES
 from control.client import Client
 from control.errors import ApiError
 from control.execclient import ExecConnection
 from control.kubeconfig import read_kubeconfig
-from control.nodes.link import LinkState
+from control.nodes.reconnecting import LinkState
 from tests.cluster import DEFAULT_TIMEOUT, HollowCluster, hollow_pod
 from tests.polling import eventually
 

@@ -11,7 +11,7 @@ import pytest
 
 from console.cli import main as cli
 from control.errors import ApiError
-from control.nodes.link import LinkState
+from control.nodes.reconnecting import LinkState
 from control.objects.kinds import POD
 from tests.cluster import DEFAULT_TIMEOUT, HollowCluster, make_pod
 from tests.polling import eventually

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from console.cli import main as cli
-from control.nodes.link import LinkState
+from control.nodes.reconnecting import LinkState
 from control.nodes.services import FAILED_REASON, RulesTiming, ServiceRules
 from control.nodes.servicetable import service_table
 from control.nodes.transport import InProcessTransport
