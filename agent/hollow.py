@@ -348,13 +348,9 @@ class HollowAgent:
                     await self.send_heartbeat()
                 await asyncio.sleep(self.heartbeat_interval)
 
-        heartbeat = asyncio.create_task(heartbeats())
         try:
-            await peer.run()
+            await peer.run_beside(heartbeats())
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
             peer.close()
             await sessions.close_all()
             receiver.close()

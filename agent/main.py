@@ -157,13 +157,9 @@ class Agent:
         for method, handler in (self.images.handlers() | self.network.handlers()).items():
             peer.on(method, handler)
         self.peer = peer
-        beats = asyncio.create_task(self._heartbeats())
         try:
-            await peer.run()
+            await peer.run_beside(self._heartbeats())
         finally:
-            beats.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beats
             self.peer = None
             peer.close()
             self.images.close()

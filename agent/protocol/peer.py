@@ -14,7 +14,7 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 from .errors import (
@@ -176,6 +176,16 @@ class Peer:
             log.debug("%s: connection closed before answering %r", self.name, msg_id)
 
     # -- receiving -----------------------------------------------------------
+
+    async def run_beside(self, side: Coroutine[Any, Any, None]) -> None:
+        """`run`, with `side` (a heartbeat loop, say) running until the stream ends."""
+        task = asyncio.create_task(side)
+        try:
+            await self.run()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def run(self) -> None:
         """Read and dispatch messages until the other side closes the stream."""

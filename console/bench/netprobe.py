@@ -84,6 +84,21 @@ async def http_get(url: str) -> str:
     return body.decode(errors="replace").strip()
 
 
+def _summary(
+    count: str, rate: str, latencies: list[float], errors: Counter[str], seconds: float
+) -> dict[str, Any]:
+    """A load run's figures: how many answered, errors by kind, the rate and latencies."""
+    done = len(latencies)
+    return {
+        count: done,
+        "errors": dict(errors),
+        "seconds": round(seconds, 3),
+        rate: round(done / seconds, 1) if seconds > 0 else 0.0,
+        "p50_ms": _ms(percentile(latencies, 50)),
+        "p99_ms": _ms(percentile(latencies, 99)),
+    }
+
+
 async def http_load(
     urls: list[str], requests: int, concurrency: int, within: float
 ) -> dict[str, Any]:
@@ -103,16 +118,7 @@ async def http_load(
         bodies[body] += 1
 
     seconds = await _run_bounded(requests, concurrency, within, one)
-    done = len(latencies)
-    return {
-        "requests": done,
-        "errors": dict(errors),
-        "seconds": round(seconds, 3),
-        "rps": round(done / seconds, 1) if seconds > 0 else 0.0,
-        "p50_ms": _ms(percentile(latencies, 50)),
-        "p99_ms": _ms(percentile(latencies, 99)),
-        "bodies": dict(bodies),
-    }
+    return {**_summary("requests", "rps", latencies, errors, seconds), "bodies": dict(bodies)}
 
 
 # -- dns -------------------------------------------------------------------------------
@@ -167,16 +173,7 @@ async def dns_load(
         seconds = await _run_bounded(queries, concurrency, within, one)
     finally:
         transport.close()
-    done = len(latencies)
-    return {
-        "queries": done,
-        "errors": dict(errors),
-        "seconds": round(seconds, 3),
-        "qps": round(done / seconds, 1) if seconds > 0 else 0.0,
-        "p50_ms": _ms(percentile(latencies, 50)),
-        "p99_ms": _ms(percentile(latencies, 99)),
-        "answers": seen,
-    }
+    return {**_summary("queries", "qps", latencies, errors, seconds), "answers": seen}
 
 
 # -- connect ---------------------------------------------------------------------------

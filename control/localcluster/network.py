@@ -17,6 +17,8 @@ from control.localcluster.plan import NodeState, Plan
 from control.localcluster.proc import CommandError, LocalClusterError, Progress, capture, run
 from control.localcluster.state import State
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 BR_NETFILTER = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
 # What the agents make for Services (agent.network): their nftables table, and
 # the dummy interface that holds the cluster DNS address in a node's namespace.
@@ -52,6 +54,19 @@ async def check_names_free(plan: Plan, node: NodeState, existing_netns: set[str]
         raise LocalClusterError(f"interface {node.host_veth} exists but is not this cluster's")
 
 
+async def _check_no_host_route(net: IPNetwork, what: str, instead: str) -> None:
+    """`net` must not overlap a route the host already has."""
+    for route in json.loads(await run(["ip", "-j", "route", "show"]) or "[]"):
+        dst = route.get("dst", "")
+        if dst and dst != "default":
+            with contextlib.suppress(ValueError):
+                if ipaddress.ip_network(dst, strict=False).overlaps(net):
+                    raise LocalClusterError(
+                        f"{what} {net} overlaps host route {dst} "
+                        f"(dev {route.get('dev')}); choose {instead}"
+                    )
+
+
 async def ensure_bridge(plan: Plan, state: State, save_to: Path) -> None:
     net = ipaddress.ip_network(plan.node_subnet)
     if await link_exists(plan.bridge):
@@ -61,16 +76,7 @@ async def ensure_bridge(plan: Plan, state: State, save_to: Path) -> None:
                 "or use another cluster name"
             )
     else:
-        # The node subnet must be free on the host.
-        for route in json.loads(await run(["ip", "-j", "route", "show"]) or "[]"):
-            dst = route.get("dst", "")
-            if dst and dst != "default":
-                with contextlib.suppress(ValueError):
-                    if ipaddress.ip_network(dst, strict=False).overlaps(net):
-                        raise LocalClusterError(
-                            f"node subnet {net} overlaps host route {dst} "
-                            f"(dev {route.get('dev')}); choose another subnet"
-                        )
+        await _check_no_host_route(net, "node subnet", "another subnet")
         state.bridge_created = True
         state.save(save_to)
         await run(["ip", "link", "add", plan.bridge, "type", "bridge"])
@@ -137,15 +143,7 @@ async def ensure_service_route(state: State, save_to: Path) -> None:
     """The service CIDR's `unreachable` route and rules on the host (see
     service_route_argvs). Another cluster's identical route is shared."""
     cidr = ipaddress.ip_network(state.service_cidr)
-    for route in json.loads(await run(["ip", "-j", "route", "show"]) or "[]"):
-        dst = route.get("dst", "")
-        if dst and dst != "default":
-            with contextlib.suppress(ValueError):
-                if ipaddress.ip_network(dst, strict=False).overlaps(cidr):
-                    raise LocalClusterError(
-                        f"service CIDR {cidr} overlaps host route {dst} "
-                        f"(dev {route.get('dev')}); choose another --service-cidr"
-                    )
+    await _check_no_host_route(cidr, "service CIDR", "another --service-cidr")
     if not state.service_route_created:
         show = ["ip", "-j", "route", "show", "table", str(SERVICE_ROUTE_TABLE), str(cidr)]
         code, out, _ = await capture(show)

@@ -26,6 +26,8 @@ NEEDS_LOCAL_CLUSTER = [
         reason="needs containerd, runc, openssh-server and containernetworking-plugins",
     ),
 ]
+# The marks of a module whose tests share one cluster (its fixture is module-scoped).
+SHARED_CLUSTER_MODULE = [*NEEDS_LOCAL_CLUSTER, pytest.mark.asyncio(loop_scope="module")]
 
 
 def cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -43,13 +43,10 @@ from tests.localcluster.clicluster import (
     poll,
     running_ready,
 )
-from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
+from tests.localcluster.names import SHARED_CLUSTER_MODULE, unique
 from tests.localcluster.traces import leftovers, running, service_flows
 
-pytestmark = [
-    *NEEDS_LOCAL_CLUSTER,
-    pytest.mark.asyncio(loop_scope="module"),
-]
+pytestmark = SHARED_CLUSTER_MODULE
 
 NAMES = unique("svc")
 REPLICAS = 3

@@ -27,13 +27,10 @@ from control.localcluster.proc import read_pid
 from control.localcluster.runcstate import runc_state
 from control.nodes.ssh import AuthError, HostKeyError, SshTransport
 from control.nodesetup.check import check_node
-from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, unique
+from tests.localcluster.names import SHARED_CLUSTER_MODULE, unique
 from tests.localcluster.traces import Snapshot, leftovers, runc_ids, running
 
-pytestmark = [
-    *NEEDS_LOCAL_CLUSTER,
-    pytest.mark.asyncio(loop_scope="module"),
-]
+pytestmark = SHARED_CLUSTER_MODULE
 
 NAMES = unique("ud")
 CLUSTER = NAMES.cluster
