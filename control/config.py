@@ -123,6 +123,7 @@ class NetworkConfig:
     service_cidr: str = "10.96.0.0/12"
     cluster_domain: str = "cluster.local"
     cluster_dns: str = "10.96.0.10"
+    dns_ttl: int = 5  # CoreDNS's kubernetes plugin default
 
 
 @dataclass(frozen=True)
@@ -608,5 +609,6 @@ def _parse_network(t: _Table) -> NetworkConfig:
         raise t.err("cluster_dns", f"not a valid IP address: {dns!r}") from None
     if dns_ip not in services:
         raise t.err("cluster_dns", f"{dns} is not inside service_cidr {services}")
+    ttl = t.integer("dns_ttl", 5, 0, 3600)
     t.done()
-    return NetworkConfig(str(pods), mask, str(services), domain, str(dns_ip))
+    return NetworkConfig(str(pods), mask, str(services), domain, str(dns_ip), ttl)

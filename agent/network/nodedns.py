@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from .dns import ClusterDNS, upstreams_from_resolv_conf
-from .dnszone import DEFAULT_DOMAIN
+from .dnszone import DEFAULT_DOMAIN, DEFAULT_TTL
 from .nft import CommandRunner, run_command
 from .servicetable import ServiceTable
 
@@ -44,27 +44,29 @@ class NodeDNS:
         self.resolv_conf = resolv_conf
         self.port = port
         self.server: ClusterDNS | None = None
-        self.serving: tuple[str, str] | None = None  # (address, domain)
+        self.serving: tuple[str, str, int] | None = None  # (address, domain, ttl)
 
-    async def configure(self, address: str, domain: str = DEFAULT_DOMAIN) -> None:
+    async def configure(
+        self, address: str, domain: str = DEFAULT_DOMAIN, ttl: int = DEFAULT_TTL
+    ) -> None:
         """Serves the table at address:53 for `domain`; nothing to do when it
         already does. Raises NodeDNSError (or ValueError for a bad address)."""
         try:
             address = str(ipaddress.IPv4Address(address))
         except ValueError:
             raise ValueError(f"clusterDNS: must be an IPv4 address, got {address!r}") from None
-        if self.serving == (address, domain):
+        if self.serving == (address, domain, ttl):
             return
         await self.close()
         await self._assign(address)
         # Forwarding to ourselves would loop.
         upstreams = upstreams_from_resolv_conf(self.resolv_conf, exclude=[address])
-        server = ClusterDNS(self.table, domain=domain, upstreams=upstreams)
+        server = ClusterDNS(self.table, domain=domain, ttl=ttl, upstreams=upstreams)
         try:
             await server.start(address, self.port)
         except OSError as e:
             raise NodeDNSError(f"cluster DNS on {address}:{self.port}: {e}") from None
-        self.server, self.serving = server, (address, domain)
+        self.server, self.serving = server, (address, domain, ttl)
         log.info(
             "cluster DNS for %s on %s:%d (%d upstreams)",
             domain,

@@ -12,7 +12,7 @@ from typing import Any
 from agent.pods.network import Routes
 from agent.protocol import Handler, InvalidParams, Params, RpcError
 
-from .dnszone import DEFAULT_DOMAIN
+from .dnszone import DEFAULT_DOMAIN, DEFAULT_TTL
 from .nft import CommandRunner, run_command
 from .nodedns import NodeDNS, NodeDNSError
 from .proxy import ServiceProxy
@@ -63,8 +63,11 @@ class NodeNetwork:
         cluster_dns = params.get("clusterDNS")
         if self.dns is not None and cluster_dns:
             domain = str(params.get("clusterDomain") or DEFAULT_DOMAIN)
+            ttl = params.get("clusterDNSTTL", DEFAULT_TTL)
+            if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 0:
+                raise InvalidParams(f"clusterDNSTTL: must be an integer >= 0, got {ttl!r}")
             try:
-                await self.dns.configure(str(cluster_dns), domain)
+                await self.dns.configure(str(cluster_dns), domain, ttl)
             except ValueError as e:
                 raise InvalidParams(str(e)) from None
             except NodeDNSError as e:

@@ -74,6 +74,7 @@ class NetworkConfigParams(TypedDict):
     clusterDNS: str
     clusterDomain: str
     routes: list[Route]
+    clusterDNSTTL: NotRequired[int]  # seconds the cluster DNS lets answers be cached
 
 
 class LogsParams(TypedDict):

@@ -236,6 +236,7 @@ class NodeLinks:
             clusterDNS=net.cluster_dns,
             clusterDomain=net.cluster_domain,
             routes=list(_routes(node, self.nodes.list())) if routes else [],
+            clusterDNSTTL=net.dns_ttl,
         )
 
     def proxy_network_config(self) -> Params:

@@ -434,6 +434,18 @@ async def test_cluster_dns_address_is_set_once_and_replaces_others() -> None:
         await dns.close()
 
 
+async def test_the_configured_ttl_reaches_the_answers_and_a_new_ttl_restarts_the_server() -> None:
+    dns = NodeDNS(ServiceTable(), runner=FakeIp(["127.0.0.1"]), port=0)
+    try:
+        await dns.configure("127.0.0.1", "cluster.local")
+        assert dns.server is not None and dns.server.zone.ttl == 5  # the default
+        first = dns.server
+        await dns.configure("127.0.0.1", "cluster.local", 30)
+        assert dns.server is not first and dns.server.zone.ttl == 30
+    finally:
+        await dns.close()
+
+
 @pytest.mark.parametrize("dummy", [True, False])
 async def test_the_dns_interface_is_made_when_missing(dummy: bool) -> None:
     ip = FakeIp(None, dummy=dummy)

@@ -405,3 +405,14 @@ def test_a_node_pod_cidr_is_one_free_block_of_the_cluster_range(tmp_path: Path) 
         with pytest.raises(ConfigError, match="pod_cidr") as info:
             load_config(bad)
         assert why in str(info.value)
+
+
+def test_the_cluster_dns_ttl_defaults_to_five_seconds_and_is_bounded(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("")
+    assert load_config(cfg).network.dns_ttl == 5
+    cfg.write_text("[network]\ndns_ttl = 30\n")
+    assert load_config(cfg).network.dns_ttl == 30
+    cfg.write_text("[network]\ndns_ttl = -1\n")
+    with pytest.raises(ConfigError, match="dns_ttl"):
+        load_config(cfg)
