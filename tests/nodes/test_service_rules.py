@@ -174,6 +174,7 @@ async def test_proxy_is_no_node_and_gets_the_cluster_network(rules_cluster: Rule
         "clusterCIDR": "10.244.0.0/16",
         "serviceCIDR": "10.96.0.0/12",
         "clusterDNS": "10.96.0.10",
+        "clusterDNSTTL": 5,
         "clusterDomain": "cluster.local",
     }
     assert "sync_pods" not in rc.agents[PROXY].methods()
