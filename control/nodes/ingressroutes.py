@@ -17,8 +17,10 @@ Gateway API (gateway.networking.k8s.io/v1): Gateways of a GatewayClass whose
 controllerName is GATEWAY_CONTROLLER; their HTTP and HTTPS (Terminate)
 listeners; HTTPRoutes attached to them, with hostnames intersected with the
 listeners', path and exact header matches, weighted backendRefs and
-RequestHeaderModifier filters. The wire's wildcards match one label, the
-Gateway API's one or more: "a.b.example.com" is not served by "*.example.com".
+RequestHeaderModifier filters. A wildcard hostname left after the
+intersection is served as the wire's wildcard, which matches one label where
+the Gateway API's matches one or more: "*.example.com" serves "a.example.com",
+not "a.b.example.com".
 
 When two sources give the same match on one host, the first wins: Ingresses
 before HTTPRoutes, each oldest first, then by namespace/name.
@@ -492,21 +494,20 @@ def _rule_backends(
     for ref, weight in zip(refs, weights, strict=True):
         ref_namespace = str(ref.get("namespace") or namespace)
         name, port = str(ref.get("name") or ""), ref.get("port")
+        wire: BackendWire = {
+            "name": f"{ref_namespace}/{name}:{port}",
+            "weight": weight,
+            "servers": [],
+        }
         problem: Problem | None = None
         if (ref.get("group") or "") != "" or (ref.get("kind") or "Service") != "Service":
             problem = ("InvalidKind", f"{ref.get('kind')} {name}: only Services are supported")
         elif ref_namespace != namespace:
             problem = ("RefNotPermitted", f"Service {ref_namespace}/{name} needs a ReferenceGrant")
-        elif port is None:
+        elif not isinstance(port, int):
             problem = ("BackendNotFound", f"Service {ref_namespace}/{name}: port is required")
-        if problem:
-            wire: BackendWire = {
-                "name": f"{ref_namespace}/{name}:{port}",
-                "weight": weight,
-                "servers": [],
-            }
         else:
-            wire, problem = services.backend(ref_namespace, name, int(str(port)), weight)
+            wire, problem = services.backend(ref_namespace, name, port, weight)
         backends.append(wire)
         first_problem = first_problem or problem
     return backends, first_problem
@@ -547,9 +548,10 @@ def _match_route(name: str, match: Obj) -> tuple[RouteWire | None, str]:
     for header in match.get("headers") or []:
         if (header.get("type") or "Exact") != "Exact":
             return None, f"header match type {header.get('type')}"
-        if str(header["name"]).lower() not in seen:  # the first of equal names counts
-            seen.add(str(header["name"]).lower())
-            route["headers"].append({"name": str(header["name"]), "value": str(header["value"])})
+        name, value = str(header.get("name") or ""), str(header.get("value") or "")
+        if name.lower() not in seen:  # the first of equal names counts
+            seen.add(name.lower())
+            route["headers"].append({"name": name, "value": value})
     return route, ""
 
 

@@ -146,26 +146,29 @@ def test_prefix_matches_whole_path_elements() -> None:
     assert routed(table, "x/apiv3") is None
 
 
+# The Ingress documentation's table of Prefix examples: path, request, match.
+PREFIX_EXAMPLES = """
+/           /anything       yes
+/foo        /foo            yes
+/foo        /foo/           yes
+/foo/       /foo            yes
+/foo/       /foo/           yes
+/aaa/bb     /aaa/bbb        no
+/aaa/bbb    /aaa/bbb        yes
+/aaa/bbb/   /aaa/bbb        yes
+/aaa/bbb    /aaa/bbb/       yes
+/aaa/bbb    /aaa/bbb/ccc    yes
+/aaa/bbb    /aaa/bbbxyz     no
+/foo/bar    /foo/barbaz     no
+"""
+
+
 @pytest.mark.parametrize(
-    ("prefix", "request_path", "matches"),
-    [
-        # The Ingress documentation's table of examples.
-        ("/", "/anything", True),
-        ("/foo", "/foo", True),
-        ("/foo", "/foo/", True),
-        ("/foo/", "/foo", True),
-        ("/foo/", "/foo/", True),
-        ("/aaa/bb", "/aaa/bbb", False),
-        ("/aaa/bbb", "/aaa/bbb", True),
-        ("/aaa/bbb/", "/aaa/bbb", True),
-        ("/aaa/bbb", "/aaa/bbb/", True),
-        ("/aaa/bbb", "/aaa/bbb/ccc", True),
-        ("/aaa/bbb", "/aaa/bbbxyz", False),
-        ("/foo/bar", "/foo/barbaz", False),
-    ],
+    ("prefix", "request_path", "answer"),
+    [line.split() for line in PREFIX_EXAMPLES.strip().splitlines()],
 )
-def test_prefix_examples(prefix: str, request_path: str, matches: bool) -> None:
-    assert path_matches("Prefix", prefix, request_path) is matches
+def test_prefix_examples(prefix: str, request_path: str, answer: str) -> None:
+    assert path_matches("Prefix", prefix, request_path) is (answer == "yes")
 
 
 def test_exact_matches_only_itself() -> None:
@@ -465,7 +468,7 @@ def test_weight_zero_keeps_the_backend_without_traffic() -> None:
 
 def test_header_matches_take_precedence_and_filters_apply() -> None:
     # The Gateway API's example: a header match beats the same path without one.
-    rules = [
+    rules: list[Obj] = [
         {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": [ref("v1")]},
         {
             "matches": [{"headers": [{"name": "env", "value": "canary"}]}],
@@ -554,8 +557,8 @@ def test_a_route_from_another_namespace_is_not_allowed_by_default() -> None:
     result = build(gateways=[gateway()], httproutes=[route])
     assert conditions(result, "team/r")["Accepted"] == ("False", "NotAllowedByListeners")
     assert routed(result.table, "h/") is None
-    listener = {"name": "http", "port": 80, "protocol": "HTTP"}
-    listener["allowedRoutes"] = {"namespaces": {"from": "All"}}  # type: ignore[assignment]
+    listener: Obj = {"name": "http", "port": 80, "protocol": "HTTP"}
+    listener["allowedRoutes"] = {"namespaces": {"from": "All"}}
     result = build(gateways=[gateway(listeners=[listener])], httproutes=[route])
     assert conditions(result, "team/r")["Accepted"] == ("True", "Accepted")
 
@@ -565,6 +568,7 @@ def test_a_route_from_another_namespace_is_not_allowed_by_default() -> None:
     [
         (ref("missing"), "BackendNotFound"),
         (ref("v1", port=81), "BackendNotFound"),
+        ({"name": "v1"}, "BackendNotFound"),  # no port
         (ref("bucket", kind="S3Bucket", group="example.com"), "InvalidKind"),
         (ref("v1", namespace="other"), "RefNotPermitted"),
     ],
