@@ -233,7 +233,7 @@ class _Builder:
         self.frontends = {HTTP_PORT: _Frontend(tls=False), HTTPS_PORT: _Frontend(tls=True)}
         self.secrets = {_key(s): s for s in secrets}
         self.pems: dict[Key, str | Problem] = {}
-        self.used_certificates: dict[str, str] = {}
+        self.certificates: dict[str, str] = {}  # name -> PEM, of the good Secrets
         self.warnings: list[RouteWarning] = []
 
     def warn(self, kind: str, key: Key, problem: Problem) -> None:
@@ -258,7 +258,7 @@ class _Builder:
             self.warn(kind, owner, pem)
             return None
         name = f"{secret[0]}/{secret[1]}"
-        self.used_certificates[name] = pem
+        self.certificates[name] = pem
         return name
 
     def host(self, port: int, host: str) -> _Host:
@@ -292,8 +292,9 @@ class _Builder:
                 for name, host in sorted(front.hosts.items(), key=lambda h: _host_order(h[0]))
             ]
             frontends.append({"port": port, "tls": front.tls, "hosts": hosts})
+        used = {h["certificate"] for f in frontends for h in f["hosts"] if h["certificate"]}
         certificates: list[CertificateWire] = [
-            {"name": name, "pem": pem} for name, pem in sorted(self.used_certificates.items())
+            {"name": name, "pem": self.certificates[name]} for name in sorted(used)
         ]
         return {"generation": generation, "frontends": frontends, "certificates": certificates}
 

@@ -617,3 +617,11 @@ def test_the_table_is_stable() -> None:
     assert a == b
     assert a.table["generation"] == 7
     assert [(f["port"], f["tls"]) for f in a.table["frontends"]] == [(80, False), (443, True)]
+
+
+def test_only_served_hosts_bring_their_certificates() -> None:
+    ing = tls_ingress("foo-tls")
+    ing["spec"]["tls"].append({"hosts": ["nowhere.com"], "secretName": "other-tls"})
+    result = build([ing], secrets=[tls_secret("foo-tls"), tls_secret("other-tls")])
+    assert [c["name"] for c in result.table["certificates"]] == ["default/foo-tls"]
+    assert "nowhere.com" not in hosts(result.table, 443)
