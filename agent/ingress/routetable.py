@@ -8,7 +8,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from agent.protocol.ingress import PathType
 
@@ -18,6 +18,10 @@ MAX_WEIGHT = 1000
 # characters for values and paths.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _PRINTABLE = re.compile(r"[\x20-\x7e]*")
+_NAME = re.compile(r"[\x20-\x7e]+")
+_VISIBLE = re.compile(r"[\x21-\x7e]+")
+_PATH = re.compile(r"/[\x21-\x7e]*")
+_PEM = re.compile(r".*-----BEGIN .*", re.DOTALL)
 _HOST_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
@@ -25,8 +29,7 @@ class RouteTableError(ValueError):
     """A route table that cannot be used; the text names the field."""
 
 
-@dataclass(frozen=True, slots=True)
-class Server:
+class Server(NamedTuple):
     ip: str
     port: int
 
@@ -38,10 +41,14 @@ class Backend:
     servers: tuple[Server, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
     name: str
     value: str
+
+
+class Certificate(NamedTuple):
+    name: str
+    pem: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +79,6 @@ class Frontend:
 
 
 @dataclass(frozen=True, slots=True)
-class Certificate:
-    name: str
-    pem: str
-
-
-@dataclass(frozen=True, slots=True)
 class RouteTable:
     generation: int
     frontends: tuple[Frontend, ...] = ()
@@ -86,184 +87,157 @@ class RouteTable:
 
 def parse_route_table(obj: Any) -> RouteTable:
     """A `RouteTableWire` as a RouteTable; RouteTableError names the bad field."""
-    where = "table"
-    _object(obj, where)
-    generation = obj.get("generation")
-    if not _is_int(generation) or generation < 0:
-        raise RouteTableError(f"{where}.generation: must be a non-negative integer")
-    certificates = tuple(
-        _certificate(c, f"{where}.certificates[{i}]")
-        for i, c in enumerate(_list(obj.get("certificates"), f"{where}.certificates"))
-    )
+    top = _Object(obj, "table")
+    generation = top.integer("generation", 0, None)
+    certificates = tuple(_certificate(c) for c in top.objects("certificates"))
     names = [c.name for c in certificates]
     for i, name in enumerate(names):
         if name in names[:i]:
-            raise RouteTableError(f"{where}.certificates[{i}].name: duplicate {name!r}")
-    frontends = tuple(
-        _frontend(f, f"{where}.frontends[{i}]", set(names))
-        for i, f in enumerate(_list(obj.get("frontends"), f"{where}.frontends"))
-    )
+            raise top.fail(f"certificates[{i}].name", f"duplicate {name!r}")
+    frontends = tuple(_frontend(f, set(names)) for f in top.objects("frontends"))
     ports = [f.port for f in frontends]
     for i, port in enumerate(ports):
         if port in ports[:i]:
-            raise RouteTableError(f"{where}.frontends[{i}].port: duplicate {port}")
+            raise top.fail(f"frontends[{i}].port", f"duplicate {port}")
     return RouteTable(generation=generation, frontends=frontends, certificates=certificates)
 
 
-def _frontend(obj: Any, where: str, certificates: set[str]) -> Frontend:
-    _object(obj, where)
-    port = _port(obj.get("port"), f"{where}.port")
-    tls = _bool(obj.get("tls"), f"{where}.tls")
-    hosts = tuple(
-        _host(h, f"{where}.hosts[{i}]", tls, certificates)
-        for i, h in enumerate(_list(obj.get("hosts"), f"{where}.hosts"))
-    )
-    return Frontend(port=port, tls=tls, hosts=hosts)
+def _frontend(obj: _Object, certificates: set[str]) -> Frontend:
+    tls = obj.boolean("tls")
+    hosts = tuple(_host(h, tls, certificates) for h in obj.objects("hosts"))
+    return Frontend(port=obj.integer("port", 1, 65535), tls=tls, hosts=hosts)
 
 
-def _host(obj: Any, where: str, tls: bool, certificates: set[str]) -> Host:
-    _object(obj, where)
-    host = _host_name(obj.get("host"), f"{where}.host")
-    redirect = _bool(obj.get("redirectToHTTPS", False), f"{where}.redirectToHTTPS")
-    certificate = obj.get("certificate")
+def _host(obj: _Object, tls: bool, certificates: set[str]) -> Host:
+    host = _host_name(obj, obj.value.get("host"))
+    certificate = obj.value.get("certificate")
     if certificate is not None:
         if not tls:
-            raise RouteTableError(f"{where}.certificate: only on a TLS frontend")
+            raise obj.fail("certificate", "only on a TLS frontend")
         if certificate not in certificates:
-            raise RouteTableError(f"{where}.certificate: no certificate named {certificate!r}")
-    routes = tuple(
-        _route(r, f"{where}.routes[{i}]")
-        for i, r in enumerate(_list(obj.get("routes"), f"{where}.routes"))
+            raise obj.fail("certificate", f"no certificate named {certificate!r}")
+    return Host(
+        host=host,
+        routes=tuple(_route(r) for r in obj.objects("routes")),
+        redirect_to_https=obj.boolean("redirectToHTTPS", False),
+        certificate=certificate,
     )
-    return Host(host=host, routes=routes, redirect_to_https=redirect, certificate=certificate)
 
 
-def _route(obj: Any, where: str) -> Route:
-    _object(obj, where)
-    name = obj.get("name")
-    if not isinstance(name, str) or not name or not _PRINTABLE.fullmatch(name):
-        raise RouteTableError(f"{where}.name: must be a non-empty printable string")
-    where = f"{where} {name}"
-    path_type = obj.get("pathType", "Prefix")
+def _route(obj: _Object) -> Route:
+    name = obj.text("name", _NAME, "a non-empty printable string")
+    obj.where = f"{obj.where} {name}"
+    path_type = obj.value.get("pathType", "Prefix")
     if path_type == "ImplementationSpecific":
         path_type = "Prefix"
     if path_type not in ("Exact", "Prefix"):
-        raise RouteTableError(f"{where}.pathType: must be Exact or Prefix, got {path_type!r}")
-    path = obj.get("path", "/")
-    if not isinstance(path, str) or not path.startswith("/") or not _visible(path):
-        raise RouteTableError(f"{where}.path: must start with / and have no spaces, got {path!r}")
+        raise obj.fail("pathType", f"must be Exact or Prefix, got {path_type!r}")
+    path = obj.text("path", _PATH, "a path starting with / without spaces", "/")
     return Route(
         name=name,
         path=path,
         path_type=path_type,
-        headers=_headers(obj.get("headers"), f"{where}.headers"),
-        set_headers=_headers(obj.get("setHeaders"), f"{where}.setHeaders"),
-        add_headers=_headers(obj.get("addHeaders"), f"{where}.addHeaders"),
-        remove_headers=tuple(
-            _header_name(n, f"{where}.removeHeaders[{i}]")
-            for i, n in enumerate(_list(obj.get("removeHeaders"), f"{where}.removeHeaders"))
-        ),
-        backends=tuple(
-            _backend(b, f"{where}.backends[{i}]")
-            for i, b in enumerate(_list(obj.get("backends"), f"{where}.backends"))
-        ),
+        headers=_headers(obj, "headers"),
+        set_headers=_headers(obj, "setHeaders"),
+        add_headers=_headers(obj, "addHeaders"),
+        remove_headers=tuple(_header_name(at, n) for at, n in obj.items("removeHeaders")),
+        backends=tuple(_backend(b) for b in obj.objects("backends")),
     )
 
 
-def _backend(obj: Any, where: str) -> Backend:
-    _object(obj, where)
-    name = obj.get("name")
-    if not isinstance(name, str) or not name or not _visible(name):
-        raise RouteTableError(f"{where}.name: must be a non-empty string without spaces")
-    weight = obj.get("weight", 1)
-    if not _is_int(weight) or not 0 <= weight <= MAX_WEIGHT:
-        raise RouteTableError(f"{where}.weight: must be an integer from 0 to {MAX_WEIGHT}")
-    servers = []
-    for i, s in enumerate(_list(obj.get("servers"), f"{where}.servers")):
-        at = f"{where}.servers[{i}]"
-        _object(s, at)
-        ip, port = _ipv4(s.get("ip"), f"{at}.ip"), _port(s.get("port"), f"{at}.port")
-        servers.append(Server(ip=ip, port=port))
-    return Backend(name=name, weight=weight, servers=tuple(servers))
+def _backend(obj: _Object) -> Backend:
+    servers = tuple(
+        Server(ip=_ipv4(s, s.value.get("ip")), port=s.integer("port", 1, 65535))
+        for s in obj.objects("servers")
+    )
+    return Backend(
+        name=obj.text("name", _VISIBLE, "a non-empty string without spaces"),
+        weight=obj.integer("weight", 0, MAX_WEIGHT, 1),
+        servers=servers,
+    )
 
 
-def _certificate(obj: Any, where: str) -> Certificate:
-    _object(obj, where)
-    name = obj.get("name")
-    if not isinstance(name, str) or not name or not _visible(name):
-        raise RouteTableError(f"{where}.name: must be a non-empty string without spaces")
-    pem = obj.get("pem")
-    if not isinstance(pem, str) or "-----BEGIN" not in pem:
-        raise RouteTableError(f"{where}.pem: must be PEM text (certificate chain and key)")
+def _certificate(obj: _Object) -> Certificate:
+    name = obj.text("name", _VISIBLE, "a non-empty string without spaces")
+    pem = obj.text("pem", _PEM, "PEM text (certificate chain and key)")
     return Certificate(name=name, pem=pem)
 
 
-def _headers(value: Any, where: str) -> tuple[Header, ...]:
-    out = []
-    for i, h in enumerate(_list(value, where)):
-        _object(h, f"{where}[{i}]")
-        header_value = h.get("value")
-        if not isinstance(header_value, str) or not _PRINTABLE.fullmatch(header_value):
-            raise RouteTableError(f"{where}[{i}].value: must be a printable string")
-        out.append(Header(_header_name(h.get("name"), f"{where}[{i}].name"), header_value))
-    return tuple(out)
+def _headers(obj: _Object, key: str) -> tuple[Header, ...]:
+    return tuple(
+        Header(
+            name=_header_name(f"{h.where}.name", h.value.get("name")),
+            value=h.text("value", _PRINTABLE, "a printable string"),
+        )
+        for h in obj.objects(key)
+    )
 
 
-def _header_name(value: Any, where: str) -> str:
+def _header_name(where: str, value: Any) -> str:
     if not isinstance(value, str) or not _TOKEN.fullmatch(value):
         raise RouteTableError(f"{where}: must be an HTTP header name, got {value!r}")
     return value.lower()
 
 
-def _host_name(value: Any, where: str) -> str:
+def _host_name(obj: _Object, value: Any) -> str:
     if value is None or value == "":
         return ""
-    if not isinstance(value, str):
-        raise RouteTableError(f"{where}: must be a host name, got {value!r}")
-    name = value.lower()
+    name = value.lower() if isinstance(value, str) else ""
     labels = name.removeprefix("*.").split(".")
     if len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
-        raise RouteTableError(f"{where}: must be a host name or *.domain, got {value!r}")
+        raise obj.fail("host", f"must be a host name or *.domain, got {value!r}")
     return name
 
 
-def _visible(text: str) -> bool:
-    return bool(_PRINTABLE.fullmatch(text)) and " " not in text
-
-
-def _object(value: Any, where: str) -> None:
-    if not isinstance(value, Mapping):
-        raise RouteTableError(f"{where}: must be an object")
-
-
-def _list(value: Any, where: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise RouteTableError(f"{where}: must be a list")
-    return value
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _bool(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise RouteTableError(f"{where}: must be true or false")
-    return value
-
-
-def _port(value: Any, where: str) -> int:
-    if not _is_int(value) or not 1 <= value <= 65535:
-        raise RouteTableError(f"{where}: must be a port number from 1 to 65535, got {value!r}")
-    return int(value)
-
-
-def _ipv4(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise RouteTableError(f"{where}: must be an IPv4 address, got {value!r}")
+def _ipv4(obj: _Object, value: Any) -> str:
     try:
-        return str(ipaddress.IPv4Address(value))
+        if isinstance(value, str):
+            return str(ipaddress.IPv4Address(value))
     except ValueError:
-        raise RouteTableError(f"{where}: must be an IPv4 address, got {value!r}") from None
+        pass
+    raise obj.fail("ip", f"must be an IPv4 address, got {value!r}")
+
+
+class _Object:
+    """A JSON object of the table, and where it is (for the messages)."""
+
+    def __init__(self, value: Any, where: str) -> None:
+        if not isinstance(value, Mapping):
+            raise RouteTableError(f"{where}: must be an object")
+        self.value: Mapping[str, Any] = value
+        self.where = where
+
+    def fail(self, key: str, message: str) -> RouteTableError:
+        return RouteTableError(f"{self.where}.{key}: {message}")
+
+    def items(self, key: str) -> list[tuple[str, Any]]:
+        """The items of a list field (absent: none), each with where it is."""
+        value = self.value.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.fail(key, "must be a list")
+        return [(f"{self.where}.{key}[{i}]", item) for i, item in enumerate(value)]
+
+    def objects(self, key: str) -> list[_Object]:
+        return [_Object(item, at) for at, item in self.items(key)]
+
+    def integer(self, key: str, low: int, high: int | None, default: int | None = None) -> int:
+        value = self.value.get(key, default)
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+        if not ok or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            raise self.fail(key, f"must be an integer {bounds}, got {value!r}")
+        return int(value)
+
+    def boolean(self, key: str, default: bool | None = None) -> bool:
+        value = self.value.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false, got {value!r}")
+        return value
+
+    def text(self, key: str, pattern: re.Pattern[str], what: str, default: str = "") -> str:
+        value = self.value.get(key, default)
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise self.fail(key, f"must be {what}, got {value!r}")
+        return value

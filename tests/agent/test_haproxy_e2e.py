@@ -15,6 +15,7 @@ import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -22,7 +23,9 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from agent.ingress.proxy import IngressError, IngressProxy
+from agent.ingress.routetable import RouteTable
 from agent.ingress.selfsigned import DEFAULT_COMMON_NAME, self_signed_pem
+from agent.protocol.ingress import HostWire
 from tests.polling import eventually
 
 from .haproxytables import backend, frontend, host, route, table
@@ -103,12 +106,11 @@ async def proxy(runtime_dir: Path) -> AsyncIterator[IngressProxy]:
     try:
         yield p
     finally:
-        pid = p.pid
-        await p.close()
-        if pid is not None:  # the master is gone, and with it its workers
-            with contextlib.suppress(ProcessLookupError, ChildProcessError):
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
+        try:
+            await p.close()  # stops the master by its pid; its workers end with it
+        finally:
+            if p.pid is not None:
+                os.kill(p.pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -118,6 +120,11 @@ async def backends() -> AsyncIterator[Backends]:
         yield b
     finally:
         await b.close()
+
+
+async def serve(proxy: IngressProxy, port: int, *hosts: HostWire, **kwargs: Any) -> None:
+    """Serves one HTTP frontend with these hosts."""
+    await proxy.sync(table(frontend(port, *hosts), **kwargs))
 
 
 async def get(
@@ -131,53 +138,54 @@ async def get(
             allow_redirects=False,
         ) as resp,
     ):
-        body = await resp.json() if resp.status == 200 else {"location": resp.headers.get("Location")}
+        body = (
+            await resp.json() if resp.status == 200 else {"location": resp.headers.get("Location")}
+        )
         return resp.status, body
 
 
 async def test_host_and_path_routing(proxy: IngressProxy, backends: Backends) -> None:
     p = {n: await backends.start(n) for n in ("api", "root", "exact", "wild", "any", "canary")}
     port = free_port()
-    await proxy.sync(
-        table(
-            frontend(
-                port,
-                host(
-                    "app.example.com",
-                    route("exact", "/exact", backend("exact", p["exact"]), path_type="Exact"),
-                    route(
-                        "canary",
-                        "/api",
-                        backend("canary", p["canary"]),
-                        headers=[{"name": "X-Canary", "value": 'yes "really"'}],
-                    ),
-                    route(
-                        "api",
-                        "/api",
-                        backend("api", p["api"]),
-                        set_headers=[{"name": "X-Route", "value": "api 100%"}],
-                        remove_headers=["X-Secret"],
-                    ),
-                    route("root", "/", backend("root", p["root"])),
-                ),
-                host("*.example.com", route("wild", "/", backend("wild", p["wild"]))),
-                host("", route("any", "/", backend("any", p["any"]))),
-                host("old.example.org", redirect=True),  # after "": never picked
-            )
-        )
+    await serve(
+        proxy,
+        port,
+        host(
+            "app.example.com",
+            route("exact", "/exact", backend("exact", p["exact"]), path_type="Exact"),
+            route(
+                "canary",
+                "/api",
+                backend("canary", p["canary"]),
+                headers=[{"name": "X-Canary", "value": 'yes "really"'}],
+            ),
+            route(
+                "api",
+                "/api",
+                backend("api", p["api"]),
+                set_headers=[{"name": "X-Route", "value": "api 100%"}],
+                remove_headers=["X-Secret"],
+            ),
+            route("root", "/", backend("root", p["root"])),
+        ),
+        host("*.example.com", route("wild", "/", backend("wild", p["wild"]))),
+        host("", route("any", "/", backend("any", p["any"]))),
+        host("old.example.org", redirect=True),  # after "": never picked
     )
-    cases = [
-        ("app.example.com", "/api", "api"),
-        ("app.example.com", "/api/", "api"),
-        ("APP.example.com:8080", "/api/v1/x", "api"),
-        ("app.example.com", "/apiv2", "root"),
-        ("app.example.com", "/exact", "exact"),
-        ("app.example.com", "/exact/", "root"),
-        ("x.example.com", "/api", "wild"),
-        ("a.b.example.com", "/", "any"),  # the wildcard matches one label only
-        ("example.com", "/", "any"),
-    ]
-    for host_name, path, want in cases:
+    # host, path -> the backend that answers
+    cases = """
+        app.example.com /api api
+        app.example.com /api/ api
+        APP.example.com:8080 /api/v1/x api
+        app.example.com /apiv2 root
+        app.example.com /exact exact
+        app.example.com /exact/ root
+        x.example.com /api wild
+        a.b.example.com / any
+        example.com / any
+    """
+    # (a.b.example.com: the wildcard matches one label only)
+    for host_name, path, want in (line.split() for line in cases.strip().splitlines()):
         status, body = await get(port, path, host_name)
         assert (status, body["backend"]) == (200, want), (host_name, path)
 
@@ -198,14 +206,11 @@ async def test_host_and_path_routing(proxy: IngressProxy, backends: Backends) ->
 async def test_redirect_to_https(proxy: IngressProxy, backends: Backends) -> None:
     web = await backends.start("web")
     port = free_port()
-    await proxy.sync(
-        table(
-            frontend(
-                port,
-                host("secure.example.com", route("web", "/", backend("web", web)), redirect=True),
-                host("", route("open", "/", backend("web", web))),
-            )
-        )
+    await serve(
+        proxy,
+        port,
+        host("secure.example.com", route("web", "/", backend("web", web)), redirect=True),
+        host("", route("open", "/", backend("web", web))),
     )
     assert await get(port, "/a?b=1", "secure.example.com") == (
         308,
@@ -220,22 +225,10 @@ async def test_weights_split_90_10(proxy: IngressProxy, backends: Backends) -> N
     stable = [await backends.start(f"stable-{i}") for i in range(2)]
     canary = await backends.start("canary")
     port = free_port()
-    await proxy.sync(
-        table(
-            frontend(
-                port,
-                host(
-                    "",
-                    route(
-                        "split",
-                        "/",
-                        backend("stable", *stable, weight=90),
-                        backend("canary", canary, weight=10),
-                    ),
-                ),
-            )
-        )
+    split = route(
+        "split", "/", backend("stable", *stable, weight=90), backend("canary", canary, weight=10)
     )
+    await serve(proxy, port, host("", split))
     counts: Counter[str] = Counter()
     async with aiohttp.ClientSession() as session:
 
@@ -308,3 +301,122 @@ async def test_tls_by_sni(proxy: IngressProxy, backends: Backends) -> None:
     assert answer.startswith("HTTP/1.1 200")
     body = json.loads(answer.split("\r\n\r\n", 1)[1])
     assert body["headers"]["x-forwarded-proto"] == "https"
+
+
+async def test_bad_candidate_is_refused_and_the_old_one_serves(
+    proxy: IngressProxy, backends: Backends
+) -> None:
+    web = await backends.start("web")
+    port = free_port()
+    good = table(frontend(port, host("", route("web", "/", backend("web", web)))))
+    await proxy.sync(good)
+    worker = await proxy.runtime.worker_pid()
+    bad_pem = "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n"
+    bad = table(
+        frontend(port, host("", route("web", "/", backend("web", web)))),
+        frontend(
+            free_port(),
+            host("a.example.com", route("web", "/", backend("web", web)), certificate="ns/bad"),
+            tls=True,
+        ),
+        generation=2,
+        certificates=[{"name": "ns/bad", "pem": bad_pem}],
+    )
+    with pytest.raises(IngressError, match=r"haproxy refused the configuration: .*ALERT"):
+        await proxy.sync(bad)
+    assert proxy.generation == 1
+    assert proxy.plan is not None
+    assert proxy.config_path.read_text() == proxy.plan.config
+    assert await proxy.runtime.worker_pid() == worker
+    status, body = await get(port, "/")
+    assert (status, body["backend"]) == (200, "web")
+
+
+async def test_endpoint_change_goes_through_the_runtime_api(
+    proxy: IngressProxy, backends: Backends
+) -> None:
+    old, new = await backends.start("old"), await backends.start("new")
+    port = free_port()
+    await serve(proxy, port, host("", route("web", "/", backend("web", old))))
+    master, worker = proxy.pid, await proxy.runtime.worker_pid()
+    config = proxy.config_path.read_text()
+
+    await serve(proxy, port, host("", route("web", "/", backend("web", new))), generation=2)
+    for _ in range(5):
+        status, body = await get(port, "/")
+        assert (status, body["backend"]) == (200, "new")
+    assert (proxy.pid, await proxy.runtime.worker_pid()) == (master, worker)
+    assert proxy.generation == 2
+    assert proxy.config_path.read_text() != config  # written for a restart, not loaded
+
+    # More endpoints than slots: a new structure, so a reload (a new worker).
+    many = [await backends.start(f"pod-{i}") for i in range(5)]
+    await serve(proxy, port, host("", route("web", "/", backend("web", *many))), generation=3)
+    assert proxy.pid == master
+    assert await proxy.runtime.worker_pid() != worker
+    seen = {(await get(port, "/"))[1]["backend"] for _ in range(10)}
+    assert seen == {f"pod-{i}" for i in range(5)}
+
+
+async def test_no_request_fails_during_reloads(proxy: IngressProxy, backends: Backends) -> None:
+    web = [await backends.start(f"web-{i}") for i in range(2)]
+    port = free_port()
+
+    def generation(n: int) -> RouteTable:
+        routes = [route(f"extra-{i}", f"/extra-{i}", backend("web", *web)) for i in range(n)]
+        return table(
+            frontend(port, host("", *routes, route("web", "/", backend("web", *web)))),
+            generation=n + 1,
+        )
+
+    await proxy.sync(generation(0))
+    results: Counter[str] = Counter()
+    stop = asyncio.Event()
+    # A new connection per request: HAProxy closes idle keep-alive connections
+    # when a worker stops, which a client may race; the listeners must not drop.
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client() -> None:
+            for _ in range(2000):  # bounded
+                if stop.is_set():
+                    return
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/") as resp:
+                        await resp.read()
+                        results["ok" if resp.status == 200 else f"status {resp.status}"] += 1
+                except aiohttp.ClientError as e:
+                    results[type(e).__name__] += 1
+
+        clients = [asyncio.create_task(client()) for _ in range(4)]
+        try:
+            workers = {await proxy.runtime.worker_pid()}
+            for n in range(1, 4):
+                await asyncio.sleep(0.3)
+                await proxy.sync(generation(n))
+                workers.add(await proxy.runtime.worker_pid())
+            await asyncio.sleep(0.3)
+        finally:
+            stop.set()
+            await asyncio.gather(*clients)
+    assert len(workers) == 4  # three reloads
+    assert results["ok"] > 100
+    assert set(results) == {"ok"}, results
+
+
+async def test_haproxy_is_restarted_when_it_dies(proxy: IngressProxy, backends: Backends) -> None:
+    web = await backends.start("web")
+    port = free_port()
+    await serve(proxy, port, host("", route("web", "/", backend("web", web))))
+    master = proxy.pid
+    assert master is not None
+    os.kill(master, signal.SIGKILL)
+
+    async def serving_again() -> bool:
+        if proxy.pid in (None, master):
+            return False
+        with contextlib.suppress(aiohttp.ClientError):
+            return (await get(port, "/"))[0] == 200
+        return False
+
+    await eventually(serving_again, "haproxy restarted and serving", within=15)
