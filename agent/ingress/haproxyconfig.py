@@ -29,6 +29,9 @@ MAX_SERVER_WEIGHT = 256  # HAProxy's
 UNUSED_ADDRESS = ("0.0.0.0", 1)
 NO_ROUTE_BACKEND = "no_route"
 SOCKET_NAME = "haproxy.sock"
+# Folders of the runtime directory, each file named by its content.
+CERTIFICATES, CRT_LISTS = "certs", "crt-lists"
+FILE_KINDS = (CERTIFICATES, CRT_LISTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,9 @@ class _Builder:
         self.routes: dict[str, str] = {}  # route name -> its first HAProxy backend
         self.backends: dict[str, Route] = {}  # HAProxy backend -> its route
         self.files: dict[Path, str] = {}
-        self.cert_files = {c.name: self._file("certs", c.pem, ".pem") for c in table.certificates}
+        self.cert_files = {
+            c.name: self._file(CERTIFICATES, c.pem, ".pem") for c in table.certificates
+        }
 
     def build(self) -> Plan:
         frontends = [self._frontend(f) for f in self.table.frontends]
@@ -170,8 +175,9 @@ class _Builder:
         if default is None:
             raise ValueError("settings.default_certificate: needed for a TLS frontend")
         entries = _crt_list(frontend.hosts, self.cert_files)
-        crt_list = self._file("crt-lists", entries, ".txt")
-        return f"{address} ssl crt {quote(str(default))} crt-list {quote(str(crt_list))}"
+        crt_list = self._file(CRT_LISTS, entries, ".txt")
+        certificates = f"crt {quote(str(default))} crt-list {quote(str(crt_list))}"
+        return f"{address} ssl {certificates} alpn h2,http/1.1"
 
     def _route_backend(self, route: Route) -> str:
         """The HAProxy backend of a route; the same route in two frontends shares one."""

@@ -21,7 +21,7 @@ from typing import IO
 
 from agent.network.nft import run_command
 
-from .haproxyconfig import SOCKET_NAME, Plan, Settings, SlotState, render
+from .haproxyconfig import FILE_KINDS, SOCKET_NAME, Plan, Settings, SlotState, render
 from .routetable import RouteTable
 from .runtime import HAProxyRuntimeError, RuntimeAPI
 from .selfsigned import self_signed_pem
@@ -95,6 +95,7 @@ class IngressProxy:
                     await self._reload()
                 else:
                     await self._start()
+                await asyncio.to_thread(_prune, self.runtime_dir, plan)
             self.plan = plan
             self.generation = table.generation
 
@@ -194,6 +195,8 @@ class IngressProxy:
         return self._proc is not None and self._proc.returncode is None
 
     async def _start(self) -> None:
+        if self._proc is None:
+            await self._stop_stale()
         if self._log is None:
             self._log = self.log_path.open("ab")
         argv = [self.haproxy, "-W", "-db", "-f", str(self.config_path), "-p", str(self.pid_path)]
@@ -204,6 +207,20 @@ class IngressProxy:
         await self._wait_worker(None)
         if self._supervisor is None:
             self._supervisor = asyncio.create_task(self._supervise())
+
+    async def _stop_stale(self) -> None:
+        """Stops the HAProxy a previous agent left running on our configuration
+        (its pid file names it), which holds the ports."""
+        pid = await asyncio.to_thread(_left_running, self.pid_path, self.config_path)
+        if pid is None:
+            return
+        log.warning("ingress: stopping the haproxy a previous agent left, pid %d", pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(int(STOP_TIMEOUT / 0.1)):
+                await asyncio.sleep(0.1)
+                os.kill(pid, 0)
+            os.kill(pid, signal.SIGKILL)
 
     async def _reload(self) -> None:
         assert self._proc is not None
@@ -252,6 +269,25 @@ class IngressProxy:
         except OSError:
             return "(no log)"
         return "\n".join(lines[-10:])
+
+
+def _left_running(pid_path: Path, config_path: Path) -> int | None:
+    """The pid in the pid file if that process is a HAProxy on `config_path`."""
+    try:
+        pid = int(pid_path.read_text().split()[0])
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if str(config_path).encode() in argv else None
+
+
+def _prune(runtime_dir: Path, plan: Plan) -> None:
+    """Removes the certificate and crt-list files the live configuration no
+    longer names."""
+    for kind in FILE_KINDS:
+        for path in (runtime_dir / kind).glob("*"):
+            if path not in plan.files:
+                path.unlink(missing_ok=True)
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -239,7 +239,9 @@ def test_tls_frontend_binds_the_default_and_sni_certificates() -> None:
     )
     bind = section(plan.config, "frontend fe_443")[0]
     match = re.fullmatch(
-        r'bind 127\.0\.0\.1:443 ssl crt "/run/ph-ingress/default\.pem" crt-list "(.+)"', bind
+        r'bind 127\.0\.0\.1:443 ssl crt "/run/ph-ingress/default\.pem" crt-list "(.+)"'
+        r" alpn h2,http/1\.1",
+        bind,
     )
     assert match
     crt_list = plan.files[Path(match.group(1))]

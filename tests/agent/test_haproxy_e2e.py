@@ -302,6 +302,10 @@ async def test_tls_by_sni(proxy: IngressProxy, backends: Backends) -> None:
     body = json.loads(answer.split("\r\n\r\n", 1)[1])
     assert body["headers"]["x-forwarded-proto"] == "https"
 
+    # Without TLS, the certificate files are gone.
+    await serve(proxy, free_port(), host("", route("any", "/", backend("web", web))), generation=2)
+    assert not any((proxy.runtime_dir / "certs").iterdir())
+
 
 async def test_bad_candidate_is_refused_and_the_old_one_serves(
     proxy: IngressProxy, backends: Backends
@@ -420,3 +424,39 @@ async def test_haproxy_is_restarted_when_it_dies(proxy: IngressProxy, backends: 
         return False
 
     await eventually(serving_again, "haproxy restarted and serving", within=15)
+
+
+async def test_a_haproxy_left_by_a_previous_agent_is_replaced(
+    runtime_dir: Path, proxy: IngressProxy, backends: Backends
+) -> None:
+    old, new = await backends.start("old"), await backends.start("new")
+    port = free_port()
+    await serve(proxy, port, host("", route("web", "/", backend("web", old))))
+    await proxy.close()
+    # What a previous agent left: HAProxy on this runtime directory's configuration.
+    left = await asyncio.create_subprocess_exec(
+        "haproxy",
+        "-W",
+        "-db",
+        "-f",
+        str(proxy.config_path),
+        "-p",
+        str(proxy.pid_path),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    successor = IngressProxy(runtime_dir, bind_address="127.0.0.1")
+    try:
+        await eventually(lambda: proxy.pid_path.read_text().strip() == str(left.pid))
+        await serve(successor, port, host("", route("web", "/", backend("web", new))))
+        assert await asyncio.wait_for(left.wait(), 10) is not None  # stopped
+        assert (await get(port, "/"))[1]["backend"] == "new"
+    finally:
+        try:
+            await successor.close()
+        finally:
+            if successor.pid is not None:
+                os.kill(successor.pid, signal.SIGKILL)
+            if left.returncode is None:
+                left.kill()
+                await left.wait()
