@@ -100,7 +100,8 @@ class IngressProxy:
             self.generation = table.generation
 
     async def stats(self) -> dict[str, RouteStats]:
-        """Per route name, from `show stat` (a route in two frontends: summed)."""
+        """Per route name, from `show stat` (a route in two frontends: summed);
+        HAProxyRuntimeError when HAProxy does not answer."""
         backends = self.plan.backends if self.plan else {}
         out: dict[str, RouteStats] = {}
         for row in await self.runtime.show_stat():
@@ -224,7 +225,10 @@ class IngressProxy:
 
     async def _reload(self) -> None:
         assert self._proc is not None
-        old = await self.runtime.worker_pid()
+        try:
+            old = await self.runtime.worker_pid()
+        except HAProxyRuntimeError as e:
+            raise IngressError(f"haproxy does not answer, cannot reload: {e}") from None
         self._proc.send_signal(signal.SIGUSR2)
         await self._wait_worker(old)
 
@@ -291,7 +295,10 @@ def _prune(runtime_dir: Path, plan: Plan) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Writes a file readable by its owner only (certificates hold keys)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
     os.replace(tmp, path)
