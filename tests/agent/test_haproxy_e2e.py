@@ -460,3 +460,26 @@ async def test_a_haproxy_left_by_a_previous_agent_is_replaced(
             if left.returncode is None:
                 left.kill()
                 await left.wait()
+
+
+async def test_a_refused_connection_is_retried_on_another_server(
+    proxy: IngressProxy, backends: Backends
+) -> None:
+    live = await backends.start("live")
+    dead = free_port()  # nothing listens: a pod that went away
+    port = free_port()
+    await serve(
+        proxy,
+        port,
+        host("a.example.com", route("mixed", "/", backend("web", live, dead))),
+        host("b.example.com", route("gone", "/", backend("gone", dead))),
+    )
+    started = asyncio.get_running_loop().time()
+    for _ in range(20):
+        assert (await get(port, "/", "a.example.com"))[0] == 200
+    assert asyncio.get_running_loop().time() - started < 2  # no waits between retries
+    # No server left: 503, after HAProxy's retries (a second apart).
+    assert (await get(port, "/", "b.example.com"))[0] == 503
+    stats = await proxy.stats()
+    assert (stats["mixed"].requests, stats["mixed"].http_5xx) == (20, 0)
+    assert (stats["gone"].requests, stats["gone"].http_5xx) == (1, 1)
