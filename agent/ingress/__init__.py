@@ -1,0 +1,1 @@
+"""The node's ingress proxy: HAProxy serving the route table (agent.protocol.ingress)."""
