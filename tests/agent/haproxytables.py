@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 from agent.ingress.routetable import RouteTable, parse_route_table
-from agent.protocol.ingress import (
-    BackendWire,
-    CertificateWire,
-    FrontendWire,
-    HeaderWire,
-    HostWire,
-    PathType,
-    RouteWire,
-)
+from agent.protocol import ingress as wire
 
 
-def backend(name: str, *ports: int, weight: int = 1, ip: str = "127.0.0.1") -> BackendWire:
-    return BackendWire(
+def backend(name: str, *ports: int, weight: int = 1, ip: str = "127.0.0.1") -> wire.BackendWire:
+    return wire.BackendWire(
         name=name, weight=weight, servers=[{"ip": ip, "port": port} for port in ports]
     )
 
@@ -23,13 +15,13 @@ def backend(name: str, *ports: int, weight: int = 1, ip: str = "127.0.0.1") -> B
 def route(
     name: str,
     path: str,
-    *backends: BackendWire,
-    path_type: PathType = "Prefix",
-    headers: list[HeaderWire] | None = None,
-    set_headers: list[HeaderWire] | None = None,
+    *backends: wire.BackendWire,
+    path_type: wire.PathType = "Prefix",
+    headers: list[wire.HeaderWire] | None = None,
+    set_headers: list[wire.HeaderWire] | None = None,
     remove_headers: list[str] | None = None,
-) -> RouteWire:
-    return RouteWire(
+) -> wire.RouteWire:
+    return wire.RouteWire(
         name=name,
         path=path,
         pathType=path_type,
@@ -42,21 +34,21 @@ def route(
 
 
 def host(
-    name: str, *routes: RouteWire, redirect: bool = False, certificate: str | None = None
-) -> HostWire:
-    return HostWire(
+    name: str, *routes: wire.RouteWire, redirect: bool = False, certificate: str | None = None
+) -> wire.HostWire:
+    return wire.HostWire(
         host=name, redirectToHTTPS=redirect, certificate=certificate, routes=list(routes)
     )
 
 
-def frontend(port: int, *hosts: HostWire, tls: bool = False) -> FrontendWire:
-    return FrontendWire(port=port, tls=tls, hosts=list(hosts))
+def frontend(port: int, *hosts: wire.HostWire, tls: bool = False) -> wire.FrontendWire:
+    return wire.FrontendWire(port=port, tls=tls, hosts=list(hosts))
 
 
 def table(
-    *frontends: FrontendWire,
+    *frontends: wire.FrontendWire,
     generation: int = 1,
-    certificates: list[CertificateWire] | None = None,
+    certificates: list[wire.CertificateWire] | None = None,
 ) -> RouteTable:
     return parse_route_table(
         {
