@@ -17,7 +17,8 @@ report `HOLLOW_CPU_NANO` and `HOLLOW_MEMORY` per container.
 
 `services_sync` and `services_update` change the node's service table
 (`services.table`, for tests to inspect) and are acknowledged at once: no
-rules are loaded.
+rules are loaded. `ingress_sync` keeps the route table (`ingress_table`) and
+acknowledges its generation at once; `ingress_stats` has no routes.
 
 Interactive exec sessions (HollowShell) run that fake shell too: `cat` copies
 stdin to stdout; a shell (`sh`, `bash`, ...) runs each line of stdin as a
@@ -47,6 +48,7 @@ from typing import Any
 
 from agent.cri import api_pb2 as pb
 from agent.images import ImageReceiver
+from agent.ingress.routetable import RouteTable, RouteTableError, parse_route_table
 from agent.network.servicesync import ServiceSync
 from agent.nodestatus import architecture, node_conditions
 from agent.pods.params import container_name, desired_pods, exec_command
@@ -75,6 +77,12 @@ from agent.protocol import (
     image_archive_names,
 )
 from agent.protocol.execio import CHANNEL_ERROR, CHANNEL_STDERR, CHANNEL_STDOUT, exec_status
+from agent.protocol.ingress import (
+    INGRESS_STATS,
+    INGRESS_SYNC,
+    IngressStatsResult,
+    IngressSyncResult,
+)
 from agent.protocol.primitives import format_rfc3339, quantity_value
 from agent.stdio import stdio
 
@@ -298,6 +306,7 @@ class HollowAgent:
         self.images: list[str] = []  # names imported with `image_import_*`, in order
         self.image_dir: Path | None = None  # where uploads land (None: the system's temp dir)
         self.services = ServiceSync()  # the table the control plane sent; no rules
+        self.ingress_table: RouteTable | None = None  # the route table sent; no proxy
 
     # -- failure simulation --------------------------------------------------
 
@@ -330,6 +339,8 @@ class HollowAgent:
         peer.on("stats", self._stats)
         peer.on("logs", self._logs)
         peer.on("exec", self._exec)
+        peer.on(INGRESS_SYNC, self._ingress_sync)
+        peer.on(INGRESS_STATS, self._ingress_stats)
         sessions = Sessions(peer.notify)
         peer.on("exec_io", sessions.on_io)
         self.sessions = sessions
@@ -423,6 +434,16 @@ class HollowAgent:
             self._next_host = 2
         self.node_ip = str(params.get("nodeIP") or self.node_ip)
         return {}
+
+    async def _ingress_sync(self, params: Params) -> IngressSyncResult:
+        try:
+            self.ingress_table = parse_route_table(params.get("table"))
+        except RouteTableError as e:
+            raise InvalidParams(str(e)) from None
+        return IngressSyncResult(generation=self.ingress_table.generation)
+
+    async def _ingress_stats(self, params: Params) -> IngressStatsResult:
+        return IngressStatsResult(routes={})
 
     async def _sync_pods(self, params: Params) -> SyncPodsResult:
         desired = desired_pods(params)

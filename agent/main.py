@@ -2,7 +2,9 @@
 
 stdout belongs to the protocol alone; logs (and anything a library prints) go to
 stderr. When the connection ends the agent exits and leaves every container
-running, and the service rules in place: the next agent adopts them.
+running, and the service rules in place: the next agent adopts them. With
+--ingress it also serves the node's ingress (agent.ingress), whose HAProxy it
+stops when it exits.
 
 With --proxy-only it is a service proxy alone (ProxyAgent): no containerd, no
 pods; it answers hello, network_config and the services_* requests, and serves
@@ -25,6 +27,7 @@ from typing import Any
 
 from agent.cri.client import CRIClient, CRIError
 from agent.images import ImageReceiver, import_archive
+from agent.ingress.nodeingress import NodeIngress, runtime_dir_for
 from agent.network.nodenetwork import NodeNetwork
 from agent.nodestatus import architecture, node_conditions
 from agent.pods.manager import PodManager
@@ -125,6 +128,9 @@ class Agent:
             offline_registry=args.offline_registry,
         )
         self.network = NodeNetwork()
+        self.ingress = NodeIngress(runtime_dir_for(self.node.state_dir)) if args.ingress else None
+        if self.ingress is not None:
+            self.ingress.set_node_ip(self.node.node_ip)
         socket_path = args.containerd_socket
         self.images = ImageReceiver(
             # Within the control plane's wait for the commit, so that a slow
@@ -154,7 +160,10 @@ class Agent:
         peer.on("exec", self.pods.exec)
         peer.on("stats", self._stats)
         peer.on("exec_io", self.pods.sessions.on_io)
-        for method, handler in (self.images.handlers() | self.network.handlers()).items():
+        handlers = self.images.handlers() | self.network.handlers()
+        if self.ingress is not None:
+            handlers |= self.ingress.handlers()
+        for method, handler in handlers.items():
             peer.on(method, handler)
         self.peer = peer
         try:
@@ -164,6 +173,8 @@ class Agent:
             peer.close()
             self.images.close()
             await self.network.close()
+            if self.ingress is not None:
+                await self.ingress.close()
             await self.pods.shutdown()
             await self.cri.close()
 
@@ -199,6 +210,8 @@ class Agent:
         self.node.node_ip = str(params.get("nodeIP") or self.node.node_ip)
         self.node.cluster_dns = str(params.get("clusterDNS") or self.node.cluster_dns)
         self.node.cluster_domain = str(params.get("clusterDomain") or self.node.cluster_domain)
+        if self.ingress is not None:
+            self.ingress.set_node_ip(self.node.node_ip)
         self._write_cni()
         errors = await self.network.configure(params)
         return {"errors": errors} if errors else {}
@@ -375,6 +388,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dns",
         action="store_true",
         help="with --proxy-only: serve the cluster DNS at network_config's clusterDNS",
+    )
+    p.add_argument(
+        "--ingress",
+        action="store_true",
+        help="serve the ingress route table the control plane sends (HAProxy on the node's "
+        "IP, ports 80 and 443)",
     )
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .accesslog import LOG_FORMAT
 from .routetable import Backend, Frontend, Host, Route, RouteTable
 
 # Slots per backend of a route: the next power of two, at least this many.
@@ -58,6 +59,7 @@ class Settings:
     runtime_dir: Path  # the stats socket, certificates and crt-lists live here
     bind_address: str = "0.0.0.0"
     default_certificate: Path | None = None  # served when no SNI matches (TLS frontends)
+    log_socket: Path | None = None  # a unix datagram socket for the access log (accesslog)
 
 
 def render(table: RouteTable, settings: Settings, previous: Plan | None = None) -> Plan:
@@ -115,7 +117,7 @@ class _Builder:
 
     def build(self) -> Plan:
         frontends = [self._frontend(f) for f in self.table.frontends]
-        full = [_global(self.settings.runtime_dir), *frontends]
+        full = [_global(self.settings), *frontends]
         structure = list(full)
         for name, route in self.backends.items():
             full.append(self._backend(name, route, masked=False))
@@ -290,16 +292,20 @@ def _header_conditions(route: Route) -> list[str]:
     return [f"{{ req.fhdr({h.name}) -m str {quote(h.value)} }}" for h in route.headers]
 
 
-def _global(runtime_dir: Path) -> str:
-    socket = quote(str(runtime_dir / SOCKET_NAME))
+def _global(settings: Settings) -> str:
+    socket = quote(str(settings.runtime_dir / SOCKET_NAME))
+    log_global = log_defaults = ""
+    if settings.log_socket is not None:
+        log_global = f"    log {quote(str(settings.log_socket))} format raw local0 info\n"
+        log_defaults = f"    log global\n    log-format {quote(LOG_FORMAT)}\n"
     return f"""global
     stats socket {socket} mode 600 level admin expose-fd listeners
     stats timeout 30s
     hard-stop-after 30s
-
+{log_global}
 defaults
     mode http
-    option forwardfor
+{log_defaults}    option forwardfor
     option redispatch
     retries 3
     retry-on conn-failure empty-response response-timeout

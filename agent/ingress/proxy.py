@@ -15,12 +15,13 @@ import contextlib
 import logging
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
 from agent.network.nft import run_command
 
+from .accesslog import AccessLog, LatencyWindow
 from .haproxyconfig import FILE_KINDS, SOCKET_NAME, Plan, Settings, SlotState, render
 from .routetable import RouteTable
 from .runtime import HAProxyRuntimeError, RuntimeAPI
@@ -33,6 +34,7 @@ STOP_TIMEOUT = 10.0
 MAX_RESTART_DELAY = 30.0
 # sun_path holds 108 bytes with the terminating NUL.
 MAX_SOCKET_PATH = 107
+ACCESS_LOG_NAME = "access.sock"  # shorter than the stats socket's name
 
 
 class IngressError(RuntimeError):
@@ -45,11 +47,12 @@ class RouteStats:
     requests: int  # since HAProxy (re)started
     requests_per_second: int  # over the last second
     http_5xx: int
+    p99_ms: float | None = None  # over the access log's window; None: no request then
 
 
 class IngressProxy:
-    """`runtime_dir` holds the configuration, the stats socket, certificates
-    and HAProxy's log; it must be private to this proxy."""
+    """`runtime_dir` holds the configuration, the stats and access log sockets,
+    certificates and HAProxy's log; it must be private to this proxy."""
 
     def __init__(
         self, runtime_dir: Path, *, bind_address: str = "0.0.0.0", haproxy: str = "haproxy"
@@ -64,10 +67,13 @@ class IngressProxy:
         self.pid_path = runtime_dir / "haproxy.pid"
         self.log_path = runtime_dir / "haproxy.log"
         self.runtime = RuntimeAPI(socket_path)
+        self.latency = LatencyWindow()
+        self.access_log = AccessLog(runtime_dir / ACCESS_LOG_NAME, self.latency)
         self._settings = Settings(
             runtime_dir=runtime_dir,
             bind_address=bind_address,
             default_certificate=runtime_dir / "default.pem",
+            log_socket=self.access_log.path,
         )
         self.generation: int | None = None  # of the table HAProxy serves
         self.plan: Plan | None = None
@@ -82,6 +88,15 @@ class IngressProxy:
         """The master's pid while HAProxy runs (it stays the same across reloads)."""
         proc = self._proc
         return proc.pid if proc is not None and proc.returncode is None else None
+
+    @property
+    def bind_address(self) -> str:
+        return self._settings.bind_address
+
+    @bind_address.setter
+    def bind_address(self, address: str) -> None:
+        """Takes effect with the next sync (a reload: the new worker binds it)."""
+        self._settings = replace(self._settings, bind_address=address)
 
     async def sync(self, table: RouteTable) -> None:
         """Serves `table` once this returns; IngressError when HAProxy refuses it."""
@@ -98,11 +113,15 @@ class IngressProxy:
                 await asyncio.to_thread(_prune, self.runtime_dir, plan)
             self.plan = plan
             self.generation = table.generation
+            self.latency.retain(plan.backends)
 
     async def stats(self) -> dict[str, RouteStats]:
         """Per route name, from `show stat` (a route in two frontends: summed);
         HAProxyRuntimeError when HAProxy does not answer."""
         backends = self.plan.backends if self.plan else {}
+        by_route: dict[str, list[str]] = {}
+        for backend, name in backends.items():
+            by_route.setdefault(name, []).append(backend)
         out: dict[str, RouteStats] = {}
         for row in await self.runtime.show_stat():
             route = backends.get(row.proxy)
@@ -113,6 +132,7 @@ class IngressProxy:
                 requests=seen.requests + row.requests,
                 requests_per_second=seen.requests_per_second + row.rate,
                 http_5xx=seen.http_5xx + row.http_5xx,
+                p99_ms=self.latency.percentile(by_route[route]),
             )
         return out
 
@@ -135,6 +155,7 @@ class IngressProxy:
                     await proc.wait()
             if self._log is not None:
                 self._log.close()
+            self.access_log.close()
 
     # --- changes ----------------------------------------------------------------
 
@@ -200,6 +221,7 @@ class IngressProxy:
             await self._stop_stale()
         if self._log is None:
             self._log = self.log_path.open("ab")
+        await self.access_log.open()
         argv = [self.haproxy, "-W", "-db", "-f", str(self.config_path), "-p", str(self.pid_path)]
         self._proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=self._log, stderr=self._log

@@ -4,6 +4,9 @@ proxy so that it serves Ingresses and Gateway API HTTPRoutes.
 One request, control -> agent: `ingress_sync` (IngressSyncParams) replaces the
 whole table; the agent answers IngressSyncResult (the table's generation) once
 the proxy serves it, or an error whose message is the proxy's check message.
+`ingress_stats` (no params) answers IngressStatsResult: per route name, its
+request counts and the 99th percentile of its response times over the last
+10 seconds (None: no request in that time); no routes before the first sync.
 
 The table is plain JSON and already ordered, so the proxy tries things in the
 order given and the first match wins:
@@ -31,6 +34,7 @@ from collections.abc import Mapping
 from typing import Literal, TypedDict
 
 INGRESS_SYNC = "ingress_sync"
+INGRESS_STATS = "ingress_stats"
 HTTP_PORT = 80
 HTTPS_PORT = 443
 MAX_WEIGHT = 1000
@@ -95,6 +99,17 @@ class IngressSyncParams(TypedDict):
 
 class IngressSyncResult(TypedDict):
     generation: int  # the table's: the proxy serves it
+
+
+class RouteStatsWire(TypedDict):
+    requests: int  # since the proxy (re)started
+    requestsPerSecond: float  # over the last second
+    http5xx: int  # since the proxy (re)started
+    p99Ms: float | None  # over the last 10 seconds; None: no request then
+
+
+class IngressStatsResult(TypedDict):
+    routes: dict[str, RouteStatsWire]  # by RouteWire name
 
 
 # --- the reference matcher ------------------------------------------------------------

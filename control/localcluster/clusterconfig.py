@@ -30,6 +30,8 @@ def agent_flags(node_grace_period: float, backoff_base: float) -> list[str]:
     - `--heartbeat-interval`: four heartbeats per grace period, as a node link's
       status writes, so that a live node never looks stale.
     - `--backoff-base`: the first restart back-off.
+    - `--ingress`: every node can be an ingress node (harmless when no route
+      table comes).
     """
     beat = min(10.0, node_grace_period / 4)
     return [
@@ -38,6 +40,7 @@ def agent_flags(node_grace_period: float, backoff_base: float) -> list[str]:
         f"{beat:g}",
         "--backoff-base",
         f"{backoff_base:g}",
+        "--ingress",
     ]
 
 
