@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from agent.protocol import INTERNAL_ERROR, Handler, Params, RpcError
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 ANY_ADDRESS = "0.0.0.0"
 
+ProxyFactory = Callable[[Path, str], IngressProxy]  # (runtime dir, bind address)
+
 
 def runtime_dir_for(state_dir: Path) -> Path:
     """`state_dir`/ingress, unless its sockets' paths would be too long for
@@ -37,9 +40,11 @@ def runtime_dir_for(state_dir: Path) -> Path:
 
 
 class NodeIngress:
-    def __init__(self, runtime_dir: Path, *, haproxy: str = "haproxy") -> None:
+    def __init__(self, runtime_dir: Path, *, make_proxy: ProxyFactory | None = None) -> None:
         self.runtime_dir = runtime_dir
-        self.haproxy = haproxy
+        self.make_proxy: ProxyFactory = make_proxy or (
+            lambda path, address: IngressProxy(path, bind_address=address)
+        )
         self.address = ANY_ADDRESS
         self.ingress: IngressSync | None = None
 
@@ -53,9 +58,7 @@ class NodeIngress:
         if self.ingress is None:
             try:
                 self.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-                proxy = IngressProxy(
-                    self.runtime_dir, bind_address=self.address, haproxy=self.haproxy
-                )
+                proxy = self.make_proxy(self.runtime_dir, self.address)
             except (OSError, ValueError) as e:
                 raise RpcError(INTERNAL_ERROR, f"ingress proxy: {e}") from None
             self.ingress = IngressSync(proxy)
