@@ -40,3 +40,21 @@ async def control_of(
         await asyncio.wait_for(serving, 5)
         reading.cancel()
         await asyncio.gather(reading, return_exceptions=True)
+
+
+@asynccontextmanager
+async def peer_to(handlers: dict[str, Handler], request_timeout: float = 10) -> AsyncIterator[Peer]:
+    """A control Peer to an agent-end Peer that answers with `handlers`; both
+    closed afterwards."""
+    (r1, w1), (r2, w2) = await socket_streams()
+    control = Peer(r1, w1, name="control", request_timeout=request_timeout)
+    agent = Peer(r2, w2, name="agent", handlers=handlers)
+    tasks = [asyncio.create_task(control.run()), asyncio.create_task(agent.run())]
+    try:
+        yield control
+    finally:
+        control.close()
+        agent.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -5,7 +5,7 @@ answers; and the access log's latency window."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,9 +29,9 @@ from agent.ingress.proxy import IngressError, IngressProxy, RouteStats
 from agent.ingress.routetable import RouteTable
 from agent.ingress.runtime import HAProxyRuntimeError
 from agent.main import Agent, parse_args
-from agent.protocol import INTERNAL_ERROR, INVALID_PARAMS, Peer, RpcError, hello
+from agent.protocol import INTERNAL_ERROR, INVALID_PARAMS, Handler, Peer, RpcError, hello
 from agent.protocol.ingress import INGRESS_STATS, INGRESS_SYNC, RouteTableWire
-from tests.agent.inprocess import control_of, socket_streams
+from tests.agent.inprocess import control_of, peer_to
 from tests.polling import eventually
 
 from .haproxytables import backend, frontend, host, route, table
@@ -91,23 +91,12 @@ class Proxies:
 @pytest.fixture
 async def control() -> AsyncIterator[Any]:
     """control(handlers) -> a control Peer to an agent end with those handlers."""
-    peers: list[Peer] = []
-    tasks: list[asyncio.Task[None]] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def make(handlers: Any) -> Peer:
-        (r1, w1), (r2, w2) = await socket_streams()
-        control = Peer(r1, w1, name="control", request_timeout=10)
-        agent = Peer(r2, w2, name="agent", handlers=handlers)
-        peers.extend([control, agent])
-        tasks.extend([asyncio.create_task(control.run()), asyncio.create_task(agent.run())])
-        return control
+        async def make(handlers: dict[str, Handler]) -> Peer:
+            return await stack.enter_async_context(peer_to(handlers))
 
-    yield make
-    for peer in peers:
-        peer.close()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+        yield make
 
 
 async def rpc_error(peer: Peer, method: str, params: dict[str, Any]) -> RpcError:

@@ -6,6 +6,7 @@ and the proxy-only agent's side, and the cluster DNS address with a fake `ip`.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from agent.protocol.services import (
     ServiceTableWire,
     ServiceWire,
 )
-from tests.agent.inprocess import control_of, socket_streams
+from tests.agent.inprocess import control_of, peer_to
 from tests.polling import eventually
 
 
@@ -111,7 +112,6 @@ class FakeNft:
 @dataclass
 class Link:
     control: Peer
-    agent: Peer
 
     async def request(self, method: str, params: dict[str, Any]) -> Any:
         return await self.control.request(method, params)
@@ -125,23 +125,12 @@ class Link:
 @pytest.fixture
 async def serve() -> AsyncIterator[Any]:
     """serve(handlers) -> a Link whose agent end answers with those handlers."""
-    peers: list[Peer] = []
-    tasks: list[asyncio.Task[None]] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def make(handlers: dict[str, Handler]) -> Link:
-        (r1, w1), (r2, w2) = await socket_streams()
-        control = Peer(r1, w1, name="control", request_timeout=10)
-        agent = Peer(r2, w2, name="agent", handlers=handlers)
-        peers.extend([control, agent])
-        tasks.extend([asyncio.create_task(control.run()), asyncio.create_task(agent.run())])
-        return Link(control, agent)
+        async def make(handlers: dict[str, Handler]) -> Link:
+            return Link(await stack.enter_async_context(peer_to(handlers)))
 
-    yield make
-    for peer in peers:
-        peer.close()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+        yield make
 
 
 @pytest.fixture
