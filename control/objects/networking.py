@@ -128,3 +128,21 @@ class Ingress(KubeObject):
     metadata: SubdomainMeta
     spec: IngressSpec
     status: IngressStatus | None = None
+
+
+class IngressClassParametersReference(KubeModel):
+    apiGroup: str | None = None
+    kind: str
+    name: str
+    scope: Literal["Cluster", "Namespace"] | None = None
+    namespace: str | None = None
+
+
+class IngressClassSpec(KubeModel):
+    controller: str | None = None
+    parameters: IngressClassParametersReference | None = None
+
+
+class IngressClass(KubeObject):
+    metadata: SubdomainMeta
+    spec: IngressClassSpec = Field(default_factory=IngressClassSpec)
