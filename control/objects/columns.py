@@ -300,9 +300,7 @@ COLUMNS: dict[str, list[Column]] = {
         ("CLASS", _str("spec", "gatewayClassName", default=""), False),
         (
             "ADDRESS",
-            lambda o: ",".join(
-                str(a.get("value")) for a in _get(o, "status", "addresses") or []
-            ),
+            lambda o: ",".join(str(a.get("value")) for a in _get(o, "status", "addresses") or []),
             False,
         ),
         ("PROGRAMMED", _condition_status("Programmed"), False),
