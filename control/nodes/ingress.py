@@ -203,33 +203,25 @@ class IngressRoutes:
         fails."""
         link = self._links[node] = _Link(node, EventRecorder(self.registry, COMPONENT, node))
         link.wake.set()
-        failures = 0
         try:
             await self.ready.wait()
+            failures = 0
             while True:
                 await link.wake.wait()
                 link.wake.clear()
                 wanted = is_ingress_node(self.nodes.get(node))
-                if wanted:
-                    if link.serving and link.acked == self.generation:
-                        continue
-                    table = self.table()
-                elif link.serving:
-                    table = {"generation": self.generation, "frontends": [], "certificates": []}
-                else:
+                table = self._due(link, wanted)
+                if table is None:
                     continue
                 try:
                     result = await peer.request(INGRESS_SYNC, {"table": table})
-                except RpcError as e:
-                    if unsupported(e):
-                        log.debug("%s: the agent runs no ingress proxy: %s", node, e.message)
+                except (RpcError, ValueError) as e:  # ValueError: over the message size limit
+                    if isinstance(e, RpcError) and unsupported(e):
+                        log.debug("%s: the agent runs no ingress proxy: %s", node, e)
                         await asyncio.Event().wait()  # until the session ends
                     failures += 1
-                    await self._failed(link, e.message, failures)
-                    continue
-                except ValueError as e:  # the table is over the message size limit
-                    failures += 1
-                    await self._failed(link, str(e), failures)
+                    message = e.message if isinstance(e, RpcError) else str(e)
+                    await self._failed(link, message, failures)
                     continue
                 failures = 0
                 acked = result.get("generation") if isinstance(result, dict) else None
@@ -238,6 +230,15 @@ class IngressRoutes:
         finally:
             if self._links.get(node) is link:
                 del self._links[node]
+
+    def _due(self, link: _Link, ingress_node: bool) -> RouteTableWire | None:
+        """What the link's agent must be sent now, if anything: the table to an
+        ingress node that lacks it, an empty one to a node that lost the label."""
+        if ingress_node:
+            return None if link.serving and link.acked == self.generation else self.table()
+        if link.serving:
+            return {"generation": self.generation, "frontends": [], "certificates": []}
+        return None
 
     async def _failed(self, link: _Link, message: str, failures: int) -> None:
         t = self.timing

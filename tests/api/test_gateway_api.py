@@ -122,7 +122,7 @@ async def test_gateway_and_httproute_crud_status_and_columns(client: Client) -> 
             GATEWAY,
             gateway("g", [{"name": "x", "port": 0, "protocol": "HTTP"}]),
             ["spec.listeners[0].port"],
-        ),  # fmt: skip
+        ),
         (GATEWAY, gateway("g", []), ["spec.listeners"]),
     ],
 )

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from control.config import NodeConfig
-from control.nodes.ingress import INGRESS_NODE_LABEL, IngressRoutes, IngressTiming
+from control.nodes.ingress import FAILED_REASON, INGRESS_NODE_LABEL, IngressTiming
 from control.nodes.ingressroutes import CLASS_NAME, GATEWAY_CONTROLLER
 from control.nodes.transport import InProcessTransport
 from control.objects.kinds import (
@@ -42,27 +42,21 @@ EDGE_IP = "192.0.2.50"
 
 @dataclass
 class IngressCluster:
+    """A hollow cluster with two RulesAgent nodes that keep route tables: the
+    ingress node EDGE and the PLAIN one."""
+
     cluster: HollowCluster
     agents: dict[str, RulesAgent]
-
-    @property
-    def routes(self) -> IngressRoutes:
-        return self.cluster.plane.node_links.ingress_routes
 
 
 @pytest.fixture
 async def ingress_cluster(tmp_path: Path) -> AsyncIterator[IngressCluster]:
     async with hollow_cluster(tmp_path, nodes=1) as cluster:
         links = cluster.plane.node_links
-        links.ingress_routes.timing = IngressTiming(
-            coalesce=0.01, backoff_initial=0.1, backoff_max=0.2
-        )
+        links.ingress_routes.timing = IngressTiming(0.01, backoff_initial=0.1, backoff_max=0.2)
         agents = {name: RulesAgent(name, ingress=True) for name in (EDGE, PLAIN)}
-        links.add(
-            EDGE,
-            InProcessTransport(agents[EDGE].serve, EDGE),
-            NodeConfig(name=EDGE, host=EDGE_IP, labels={INGRESS_NODE_LABEL: "true"}),
-        )
+        edge = NodeConfig(name=EDGE, host=EDGE_IP, labels={INGRESS_NODE_LABEL: "true"})
+        links.add(EDGE, InProcessTransport(agents[EDGE].serve, EDGE), edge)
         links.add(PLAIN, InProcessTransport(agents[PLAIN].serve, PLAIN))
         await cluster.wait_node_ready("node-1")
         yield IngressCluster(cluster, agents)
@@ -101,11 +95,26 @@ def ingress(name: str, host: str, backend: str, port: int = 80) -> Obj:
     }
 
 
+def gateway_api(kind: str, name: str, spec: Obj) -> Obj:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
 async def start_app(ic: IngressCluster, name: str) -> str:
     registry = ic.cluster.registry
     await registry.create(POD, "default", make_pod(f"{name}-1", "node-1", labels={"app": name}))
     await registry.create(SERVICE, "default", service(name))
     return str((await ic.cluster.wait_pod_running(f"{name}-1"))["status"]["podIP"])
+
+
+async def routed(agent: RulesAgent, host: str, ip: str, what: str) -> None:
+    """Wait until `agent`'s table sends `host` to the pod at `ip`, port 8080."""
+    want = [{"ip": ip, "port": 8080}]
+    await eventually(lambda: servers(agent.routes, host) == want, what, within=DEFAULT_TIMEOUT)
 
 
 def servers(table: Obj | None, host: str) -> list[Obj]:
@@ -125,13 +134,9 @@ async def test_ingress_node_gets_the_table_and_others_nothing(
     ip = await start_app(ic, "web")
     await ic.cluster.registry.create(INGRESS, "default", ingress("web", "web.example.com", "web"))
     edge, plain = ic.agents[EDGE], ic.agents[PLAIN]
-    want = [{"ip": ip, "port": 8080}]
-    await eventually(
-        lambda: servers(edge.routes, "web.example.com") == want,
-        "the edge node routes web.example.com to the pod",
-        within=DEFAULT_TIMEOUT,
-    )
-    assert edge.routes is not None and edge.routes["generation"] == ic.routes.generation
+    await routed(edge, "web.example.com", ip, "the edge node routes web.example.com to the pod")
+    generation = ic.cluster.plane.node_links.ingress_routes.generation
+    assert edge.routes is not None and edge.routes["generation"] == generation
     assert "ingress_sync" not in plain.methods()
 
     async def address() -> list[Obj] | None:
@@ -153,12 +158,12 @@ async def test_ingress_node_gets_the_table_and_others_nothing(
             return obj
 
         await ic.cluster.registry.patch(NODE, None, node, relabel)
+    await routed(plain, "web.example.com", ip, "the table moved to the plain node")
     await eventually(
-        lambda: servers(plain.routes, "web.example.com") == want and edge.routes is not None
-        and edge.routes["frontends"] == [],
-        "the table moved to the plain node",
+        lambda: edge.routes is not None and edge.routes["frontends"] == [],
+        "an empty table on the node that lost the label",
         within=DEFAULT_TIMEOUT,
-    )  # fmt: skip
+    )
 
 
 async def test_broken_ingress_warns_and_others_keep_routing(
@@ -169,12 +174,7 @@ async def test_broken_ingress_warns_and_others_keep_routing(
     registry = ic.cluster.registry
     await registry.create(INGRESS, "default", ingress("broken", "broken.example.com", "missing"))
     await registry.create(INGRESS, "default", ingress("web", "web.example.com", "web"))
-    edge = ic.agents[EDGE]
-    await eventually(
-        lambda: servers(edge.routes, "web.example.com") == [{"ip": ip, "port": 8080}],
-        "web routes despite the broken Ingress",
-        within=DEFAULT_TIMEOUT,
-    )
+    await routed(ic.agents[EDGE], "web.example.com", ip, "web routes despite the broken Ingress")
 
     async def warnings() -> list[Obj]:
         events = (await registry.list(EVENT, "default")).items
@@ -195,39 +195,16 @@ async def test_httproute_gets_status_and_routes(ingress_cluster: IngressCluster)
     ic = ingress_cluster
     ip = await start_app(ic, "web")
     registry = ic.cluster.registry
-    await registry.create(
-        GATEWAY,
-        "default",
-        {
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "Gateway",
-            "metadata": {"name": "gw"},
-            "spec": {
-                "gatewayClassName": CLASS_NAME,
-                "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
-            },
-        },
-    )
-    await registry.create(
-        HTTPROUTE,
-        "default",
-        {
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "HTTPRoute",
-            "metadata": {"name": "web"},
-            "spec": {
-                "parentRefs": [{"name": "gw"}],
-                "hostnames": ["route.example.com"],
-                "rules": [{"backendRefs": [{"name": "web", "port": 80}]}],
-            },
-        },
-    )
-    edge = ic.agents[EDGE]
-    await eventually(
-        lambda: servers(edge.routes, "route.example.com") == [{"ip": ip, "port": 8080}],
-        "the HTTPRoute's table",
-        within=DEFAULT_TIMEOUT,
-    )
+    listener = {"name": "http", "port": 80, "protocol": "HTTP"}
+    gateway_spec = {"gatewayClassName": CLASS_NAME, "listeners": [listener]}
+    await registry.create(GATEWAY, "default", gateway_api("Gateway", "gw", gateway_spec))
+    route_spec = {
+        "parentRefs": [{"name": "gw"}],
+        "hostnames": ["route.example.com"],
+        "rules": [{"backendRefs": [{"name": "web", "port": 80}]}],
+    }
+    await registry.create(HTTPROUTE, "default", gateway_api("HTTPRoute", "web", route_spec))
+    await routed(ic.agents[EDGE], "route.example.com", ip, "the HTTPRoute's table")
 
     async def parents() -> list[Obj]:
         obj = (await registry.get(HTTPROUTE, "default", "web")).obj
@@ -249,3 +226,41 @@ async def test_default_classes_exist(ingress_cluster: IngressCluster) -> None:
     assert annotations["ingressclass.kubernetes.io/is-default-class"] == "true"
     gateway_class = (await registry.get(GATEWAYCLASS, None, CLASS_NAME)).obj
     assert gateway_class["spec"]["controllerName"] == GATEWAY_CONTROLLER
+
+
+async def test_failed_sync_is_a_node_event_and_retried(ingress_cluster: IngressCluster) -> None:
+    ic = ingress_cluster
+    edge = ic.agents[EDGE]
+    edge.fail = "haproxy: config check failed"
+    ip = await start_app(ic, "web")
+    await ic.cluster.registry.create(INGRESS, "default", ingress("web", "web.example.com", "web"))
+
+    async def failures() -> list[Obj]:
+        events = (await ic.cluster.registry.list(EVENT, "default")).items
+        return [
+            kv.obj
+            for kv in events
+            if kv.obj.get("reason") == FAILED_REASON and kv.obj["involvedObject"]["name"] == EDGE
+        ]
+
+    await eventually(failures, "a FailedIngressRoutes event on the node", within=DEFAULT_TIMEOUT)
+    assert "haproxy: config check failed" in (await failures())[0]["message"]
+    edge.fail = None
+    await routed(edge, "web.example.com", ip, "the table after the retry")
+
+
+async def test_agent_without_ingress_is_left_alone(tmp_path: Path) -> None:
+    async with hollow_cluster(tmp_path, nodes=0) as cluster:
+        links = cluster.plane.node_links
+        old = RulesAgent(EDGE)  # answers METHOD_NOT_FOUND to ingress_sync
+        edge = NodeConfig(name=EDGE, host=EDGE_IP, labels={INGRESS_NODE_LABEL: "true"})
+        links.add(EDGE, InProcessTransport(old.serve, EDGE), edge)
+        await eventually(
+            lambda: "services_sync" in old.methods(), "the node link up", within=DEFAULT_TIMEOUT
+        )
+        await cluster.registry.create(INGRESS, "default", ingress("web", "a.example.com", "web"))
+        routes = links.ingress_routes
+        await eventually(lambda: routes.generation >= 2, "a new table", within=DEFAULT_TIMEOUT)
+        events = (await cluster.registry.list(EVENT, "default")).items
+        assert not [kv for kv in events if kv.obj.get("reason") == FAILED_REASON]
+        assert routes.acked(EDGE) == 0 and old.connections == 1
