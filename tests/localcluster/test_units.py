@@ -18,9 +18,9 @@ from control.localcluster.agent_launcher import agent_argv
 from control.localcluster.layout import Layout
 from control.localcluster.plan import NodeState, make_plan
 from control.localcluster.proc import LocalClusterError, processes_named
-from control.nodes.ingress import INGRESS_NODE_LABEL
 from control.localcluster.state import State
 from control.nodes import cri
+from control.nodes.ingress import INGRESS_NODE_LABEL
 
 
 def _state() -> State:
