@@ -29,6 +29,7 @@ from control.controllers.endpoints import EndpointsController
 from control.controllers.endpointslices import EndpointSliceController
 from control.controllers.manager import ControllerManager
 from control.controllers.nodelifecycle import NodeLifecycleController
+from control.nodes.ingress import ensure_default_classes
 from control.nodes.manager import NodeLinks
 from control.nodes.transport import CommandTransport, Transport
 from control.scheduler.scheduler import Scheduler
@@ -118,6 +119,7 @@ class ControlPlane:
         await self.store.open()
         try:
             await self.registry.ensure_system_namespaces()
+            await ensure_default_classes(self.registry)
             tokens = ensure_tokens(cfg.api.tokens_file)
             self.api = ApiServer(
                 self.registry,

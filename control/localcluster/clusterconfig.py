@@ -11,6 +11,7 @@ from control.localcluster import files
 from control.localcluster.layout import Layout
 from control.localcluster.plan import SSH_PORT, NodeState, Plan
 from control.localcluster.proc import LocalClusterError
+from control.nodes.ingress import INGRESS_NODE_LABEL
 
 CONFIG_MARKER = "# Written by `pilothouse up`"
 DEFAULT_NODE_GRACE_PERIOD = 40.0  # Kubernetes' node-monitor-grace-period
@@ -89,7 +90,10 @@ def render_config(
         f'node_monitor_grace_period = "{node_grace_period:g}s"',
         "",
     ]
-    for n in nodes:
+    for i, n in enumerate(nodes):
+        labels = {"pilothouse.io/local-cluster": plan.cluster}
+        if i == 0:  # the first node runs the ingress proxy
+            labels[INGRESS_NODE_LABEL] = "true"
         lines += [
             "[[nodes]]",
             f"name = {files.toml_str(n.name)}",
@@ -97,7 +101,9 @@ def render_config(
             f"port = {SSH_PORT}",
             'user = "root"',
             f"pod_cidr = {files.toml_str(n.pod_cidr)}",
-            f'labels = {{ "pilothouse.io/local-cluster" = {files.toml_str(plan.cluster)} }}',
+            "labels = { "
+            + ", ".join(f"{files.toml_str(k)} = {files.toml_str(v)}" for k, v in labels.items())
+            + " }",
             "",
         ]
     for name, command in service_proxies:

@@ -6,7 +6,8 @@ Node, then keeps two flows going until the connection drops:
 - down: the node's full desired pod set (`sync_pods`, coalesced, sent again
   whenever a pod on the node changes in a way the agent cares about), the
   network state (`network_config`), and after it the service rules (a full
-  `services_sync` on every connect, then updates: control.nodes.services);
+  `services_sync` on every connect, then updates: control.nodes.services;
+  an ingress node's route table: control.nodes.ingress);
 - up: `pod_status` notifications become pod status writes (and, for a pod
   being deleted whose agent confirms it stopped, the final delete), and
   `node_status` heartbeats become Node status writes, at most one per
@@ -85,6 +86,10 @@ class LinkHost(Protocol):
     async def serve_services(self, node: str, peer: Peer) -> None:
         """Keep the node's service rules current over `peer` (see
         control.nodes.services), starting with a full sync."""
+
+    async def serve_ingress(self, node: str, peer: Peer) -> None:
+        """Keep the node's ingress proxy's route table current over `peer`
+        while it is an ingress node (see control.nodes.ingress)."""
 
 
 class _Gone(Exception):
@@ -196,6 +201,9 @@ class NodeLink(ReconnectingLink):
                 asyncio.create_task(self._pod_status_loop(), name=f"pod status {self.name}"),
                 asyncio.create_task(
                     self.host.serve_services(self.name, peer), name=f"services {self.name}"
+                ),
+                asyncio.create_task(
+                    self.host.serve_ingress(self.name, peer), name=f"ingress {self.name}"
                 ),
             ]
             await serve_until_one_ends(tasks)

@@ -6,7 +6,8 @@ and each link sends its node's full desired set. The manager also hands out
 pod CIDRs from `network.pod_cidr` and computes each node's network state
 (its routes to the other nodes' pod CIDRs). One ServiceRules keeps the service
 rules of every node, and of the service proxies (`[[service_proxies]]`: links
-to proxy-only agents that are not nodes), current.
+to proxy-only agents that are not nodes), current; one IngressRoutes keeps the
+ingress nodes' route tables current.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from control.config import Config, NodeConfig
 from control.machinery.events import EventRecorder
 from control.machinery.indexes import NODE_NAME_INDEX, pod_node_name
 from control.machinery.informer import Informer
+from control.nodes.ingress import IngressRoutes, IngressTiming
 from control.nodes.link import LinkTiming, NodeLink, desired_changed
+from control.nodes.nodeaddress import internal_ip
 from control.nodes.proxylink import ProxyLink
 from control.nodes.services import RulesTiming, ServiceRules
 from control.nodes.transport import Transport
@@ -36,13 +39,7 @@ InformerFor = Callable[[ResourceType], Informer]
 
 
 def _network_view(node: Obj) -> tuple[str, str]:
-    cidr = (node.get("spec") or {}).get("podCIDR") or ""
-    ip = ""
-    for addr in (node.get("status") or {}).get("addresses") or []:
-        if addr.get("type") == "InternalIP":
-            ip = addr.get("address") or ""
-            break
-    return cidr, ip
+    return (node.get("spec") or {}).get("podCIDR") or "", internal_ip(node)
 
 
 class NodeLinks:
@@ -50,7 +47,8 @@ class NodeLinks:
 
     `proxies` reaches the service proxies by name. `informers`, when given,
     returns shared informers that someone else runs; otherwise NodeLinks runs
-    its own pod, node, service and EndpointSlice informers.
+    its own informers (pods, nodes, and the kinds service rules and ingress
+    routes are made of).
     """
 
     def __init__(
@@ -63,6 +61,7 @@ class NodeLinks:
         informers: InformerFor | None = None,
         timing: LinkTiming | None = None,
         rules_timing: RulesTiming | None = None,
+        ingress_timing: IngressTiming | None = None,
     ) -> None:
         self.registry = registry
         self.config = config
@@ -75,12 +74,21 @@ class NodeLinks:
             status_interval=min(10.0, grace / 4),
         )
         self._own_informers = informers is None
-        if informers is None:
-            self._informers = [Informer(registry, rt) for rt in (POD, NODE, SERVICE, ENDPOINTSLICE)]
-        else:
-            self._informers = [informers(rt) for rt in (POD, NODE, SERVICE, ENDPOINTSLICE)]
-        self.pods, self.nodes, services, slices = self._informers
+        own: dict[str, Informer] = {}
+
+        def informer(rt: ResourceType) -> Informer:
+            if informers is not None:
+                return informers(rt)
+            if rt.plural not in own:
+                own[rt.plural] = Informer(registry, rt)
+            return own[rt.plural]
+
+        self.pods, self.nodes, services, slices = (
+            informer(rt) for rt in (POD, NODE, SERVICE, ENDPOINTSLICE)
+        )
         self.service_rules = ServiceRules(registry, services, slices, rules_timing)
+        self.ingress_routes = IngressRoutes(registry, informer, self.nodes, ingress_timing)
+        self._informers = list(own.values())
         self.pods.add_index(NODE_NAME_INDEX, pod_node_name)
         self.pods.add_handler(self._on_pod)
         self.nodes.add_handler(self._on_node)
@@ -154,6 +162,7 @@ class NodeLinks:
                 for i in self._informers
             ]
         background.append(asyncio.create_task(self.service_rules.run(), name="service rules"))
+        background.append(asyncio.create_task(self.ingress_routes.run(), name="ingress routes"))
         try:
             await self.pods.synced.wait()
             await self.nodes.synced.wait()
@@ -248,6 +257,9 @@ class NodeLinks:
 
     async def serve_services(self, node: str, peer: Peer) -> None:
         await self.service_rules.serve(node, peer, node=True)
+
+    async def serve_ingress(self, node: str, peer: Peer) -> None:
+        await self.ingress_routes.serve(node, peer)
 
 
 def _routes(node: str, nodes: Iterable[Obj]) -> Iterable[Route]:

@@ -27,12 +27,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.protocol import METHOD_NOT_FOUND, NOT_SUPPORTED, SERVICES_OUT_OF_SYNC, Peer, RpcError
+from agent.protocol import SERVICES_OUT_OF_SYNC, Peer, RpcError
 from agent.protocol.services import SERVICES_SYNC, SERVICES_UPDATE
 from control.api.registry import Registry
 from control.errors import ApiError
 from control.machinery.events import EventRecorder
 from control.machinery.informer import Informer
+from control.nodes.pushfailure import backoff_delay, record_failure, unsupported
 from control.nodes.servicetable import (
     Change,
     EndpointsWire,
@@ -245,7 +246,7 @@ class ServiceRules:
                         agent.base = None
                         agent.wake.set()
                         continue
-                    if e.code in (METHOD_NOT_FOUND, NOT_SUPPORTED):
+                    if unsupported(e):
                         log.debug("%s: the agent keeps no service rules: %s", name, e.message)
                         agent.keeps_rules = False  # nothing to annotate
                         await asyncio.Event().wait()  # until the session ends
@@ -278,20 +279,17 @@ class ServiceRules:
     async def _failed(self, agent: _Agent, message: str, failures: int) -> None:
         """Record the failure, wait out the backoff, then send a full sync."""
         t = self.timing
-        delay = min(t.backoff_max, t.backoff_initial * 2 ** (failures - 1))
-        log.warning(
-            "%s: service rules not applied (retry in %.0fs): %s", agent.name, delay, message
-        )
-        if agent.recorder is not None:
-            try:
-                node = (await self.registry.get(NODE, None, agent.name)).obj
-            except ApiError:
-                pass
-            else:
-                why = f"Service rules not applied: {message}"
-                await agent.recorder.record(node, "Warning", FAILED_REASON, why)
+        delay = backoff_delay(t.backoff_initial, t.backoff_max, failures)
         agent.base = None
-        await asyncio.sleep(delay)
+        await record_failure(
+            self.registry,
+            agent.recorder,
+            agent.name,
+            FAILED_REASON,
+            "Service rules",
+            message,
+            delay,
+        )
         agent.wake.set()
 
     def forget(self, name: str, *, node: bool = True) -> None:

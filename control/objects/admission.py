@@ -18,6 +18,7 @@ from control.objects import kinds
 from control.objects.apps import Deployment, ReplicaSet
 from control.objects.core import ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service
 from control.objects.discovery import EndpointSlice
+from control.objects.gateway import Gateway, GatewayClass, HTTPRoute
 from control.objects.meta import (
     INVALID,
     NOT_SUPPORTED,
@@ -27,7 +28,7 @@ from control.objects.meta import (
     TYPE_INVALID,
     KubeObject,
 )
-from control.objects.networking import Ingress
+from control.objects.networking import Ingress, IngressClass
 
 MODELS: dict[str, type[KubeObject]] = {
     m.__name__: m
@@ -43,7 +44,11 @@ MODELS: dict[str, type[KubeObject]] = {
         Deployment,
         ReplicaSet,
         Ingress,
+        IngressClass,
         EndpointSlice,
+        GatewayClass,
+        Gateway,
+        HTTPRoute,
     )
 }
 

@@ -5,6 +5,7 @@ One place for them, so that the CLI and the console agree.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -200,6 +201,34 @@ def _of(*path: str) -> Callable[[Obj], str]:
     return cell
 
 
+def _condition_status(kind_type: str) -> Callable[[Obj], str]:
+    """A CRD column `.status.conditions[?(@.type==...)].status`: empty when unset."""
+
+    def cell(obj: Obj) -> str:
+        for c in _get(obj, "status", "conditions") or []:
+            if c.get("type") == kind_type:
+                return str(c.get("status") or "")
+        return ""
+
+    return cell
+
+
+def _ingress_class_parameters(obj: Obj) -> str:
+    params = _get(obj, "spec", "parameters")
+    if not params:
+        return "<none>"
+    kind = str(params.get("kind") or "")
+    if params.get("apiGroup"):
+        kind = f"{kind}.{params['apiGroup']}"
+    return f"{kind}/{params.get('name') or ''}"
+
+
+def _hostnames(obj: Obj) -> str:
+    """As kubectl prints a CRD column holding a list: compact JSON."""
+    hosts = _get(obj, "spec", "hostnames")
+    return json.dumps(hosts, separators=(",", ":")) if hosts else ""
+
+
 NAME: Column = ("NAME", _name, False)
 AGE: Column = ("AGE", _age, False)
 
@@ -254,6 +283,30 @@ COLUMNS: dict[str, list[Column]] = {
         ("PORTS", lambda o: "80, 443" if _get(o, "spec", "tls") else "80", False),
         AGE,
     ],
+    "IngressClass": [
+        NAME,
+        ("CONTROLLER", _str("spec", "controller"), False),
+        ("PARAMETERS", _ingress_class_parameters, False),
+        AGE,
+    ],
+    "GatewayClass": [
+        NAME,
+        ("CONTROLLER", _str("spec", "controllerName", default=""), False),
+        ("ACCEPTED", _condition_status("Accepted"), False),
+        AGE,
+    ],
+    "Gateway": [
+        NAME,
+        ("CLASS", _str("spec", "gatewayClassName", default=""), False),
+        (
+            "ADDRESS",
+            lambda o: ",".join(str(a.get("value")) for a in _get(o, "status", "addresses") or []),
+            False,
+        ),
+        ("PROGRAMMED", _condition_status("Programmed"), False),
+        AGE,
+    ],
+    "HTTPRoute": [NAME, ("HOSTNAMES", _hostnames, False), AGE],
     "Node": [
         NAME,
         ("STATUS", node_status, False),

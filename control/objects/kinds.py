@@ -72,6 +72,8 @@ def _rt(
     )
 
 
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+
 RESOURCES: tuple[ResourceType, ...] = (
     _rt("", "Namespace", "namespaces", False, ("ns",), status=True),
     _rt("", "Node", "nodes", False, ("no",), status=True),
@@ -84,13 +86,18 @@ RESOURCES: tuple[ResourceType, ...] = (
     _rt("apps", "Deployment", "deployments", True, ("deploy",), status=True, scale=True),
     _rt("apps", "ReplicaSet", "replicasets", True, ("rs",), status=True, scale=True),
     _rt("networking.k8s.io", "Ingress", "ingresses", True, ("ing",), status=True),
+    _rt("networking.k8s.io", "IngressClass", "ingressclasses", False),
     _rt("discovery.k8s.io", "EndpointSlice", "endpointslices", True),
+    _rt(GATEWAY_GROUP, "GatewayClass", "gatewayclasses", False, ("gc",), status=True),
+    _rt(GATEWAY_GROUP, "Gateway", "gateways", True, ("gtw",), status=True),
+    _rt(GATEWAY_GROUP, "HTTPRoute", "httproutes", True, status=True),
 )
 
 GROUP_VERSIONS: tuple[tuple[str, str], ...] = (
     ("apps", "v1"),
     ("discovery.k8s.io", "v1"),
     ("networking.k8s.io", "v1"),
+    (GATEWAY_GROUP, "v1"),
 )
 
 _BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
@@ -134,6 +141,10 @@ DEPLOYMENT = _require("apps/v1", "Deployment")
 REPLICASET = _require("apps/v1", "ReplicaSet")
 INGRESS = _require("networking.k8s.io/v1", "Ingress")
 ENDPOINTSLICE = _require("discovery.k8s.io/v1", "EndpointSlice")
+INGRESSCLASS = _require("networking.k8s.io/v1", "IngressClass")
+GATEWAYCLASS = _require(f"{GATEWAY_GROUP}/v1", "GatewayClass")
+GATEWAY = _require(f"{GATEWAY_GROUP}/v1", "Gateway")
+HTTPROUTE = _require(f"{GATEWAY_GROUP}/v1", "HTTPRoute")
 
 
 def object_key(obj: dict[str, Any]) -> str:

@@ -119,6 +119,26 @@ class IngressSpec(KubeModel):
         return self
 
 
+class IngressClassParameters(KubeModel):
+    """Controller-specific settings of a class, in another object."""
+
+    kind: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    scope: Literal["Cluster", "Namespace"] = "Cluster"
+
+
+class IngressClassSpec(KubeModel):
+    controller: str | None = None
+    parameters: IngressClassParameters | None = None
+
+
+class IngressClass(KubeObject):
+    """Which controller serves the Ingresses of this class."""
+
+    metadata: SubdomainMeta
+    spec: IngressClassSpec = Field(default_factory=IngressClassSpec)
+
+
 class IngressStatus(KubeModel):
     # Kubernetes' IngressLoadBalancerStatus has the fields of a Service's.
     loadBalancer: LoadBalancerStatus | None = None

@@ -64,7 +64,12 @@ async def test_discovery(client: Client) -> None:
         "endpoints",
     } <= names
     groups = {g["name"] for g in (await client.request("GET", "/apis"))["groups"]}
-    assert groups == {"apps", "discovery.k8s.io", "networking.k8s.io"}
+    assert groups == {
+        "apps",
+        "discovery.k8s.io",
+        "networking.k8s.io",
+        "gateway.networking.k8s.io",
+    }
     apps = await client.request("GET", "/apis/apps/v1")
     assert "deployments/scale" in {r["name"] for r in apps["resources"]}
     net = await client.request("GET", "/apis/networking.k8s.io/v1")

@@ -20,6 +20,7 @@ from control.localcluster.plan import NodeState, make_plan
 from control.localcluster.proc import LocalClusterError, processes_named
 from control.localcluster.state import State
 from control.nodes import cri
+from control.nodes.ingress import INGRESS_NODE_LABEL
 
 
 def _state() -> State:
@@ -220,3 +221,12 @@ def test_processes_named_finds_this_process() -> None:
     comm = Path(f"/proc/{os.getpid()}/comm").read_text().strip()
     assert os.getpid() in processes_named(comm)
     assert processes_named("no-such-command-here") == []
+
+
+def test_the_first_node_is_the_ingress_node(tmp_path: Path) -> None:
+    lay = Layout(tmp_path)
+    plan = make_plan("t", 2, node_subnet="172.31.240.0/24")
+    cc.write_config(lay.config, cc.render_config(lay, plan, plan.nodes, ["agent"], "", 12.0))
+    first, second = load_config(None, data_dir=tmp_path).nodes
+    assert first.labels == {"pilothouse.io/local-cluster": "t", INGRESS_NODE_LABEL: "true"}
+    assert second.labels == {"pilothouse.io/local-cluster": "t"}

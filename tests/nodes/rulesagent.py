@@ -1,6 +1,7 @@
 """RulesAgent: a fake agent that keeps a service table as the agent protocol
 says (services_sync replaces it, services_update applies changes on top of its
-generation or answers SERVICES_OUT_OF_SYNC) and records what it was sent.
+generation or answers SERVICES_OUT_OF_SYNC) and records what it was sent;
+with `ingress`, it keeps the route table `ingress_sync` sends too.
 
 It answers hello, network_config and sync_pods too, so that it can stand for a
 node (the node link registers a Node for it) or for a service proxy. Failures
@@ -28,6 +29,7 @@ from agent.protocol import (
     Writer,
     check_hello,
 )
+from agent.protocol.ingress import RouteTableWire
 from control.nodes.services import SERVICES_OUT_OF_SYNC
 from control.nodes.servicetable import ServiceTableWire, apply
 
@@ -47,6 +49,8 @@ class RulesAgent:
     received: list[Received] = field(default_factory=list)
     connections: int = 0
     fail: str | None = None  # answer every services request with this error
+    ingress: bool = False  # answer ingress_sync (as an agent run with --ingress)
+    routes: RouteTableWire | None = None  # the last route table it was sent
 
     def methods(self, connection: int | None = None) -> list[str]:
         return [r.method for r in self.received if connection is None or r.connection == connection]
@@ -71,6 +75,8 @@ class RulesAgent:
         handler("sync_pods", lambda p: {"pods": 0})
         handler("services_sync", self._sync)
         handler("services_update", self._update)
+        if self.ingress:
+            handler("ingress_sync", self._ingress_sync)
         try:
             await peer.run()
         finally:
@@ -106,6 +112,11 @@ class RulesAgent:
         self.table = apply(self.table, params["changes"])
         self.generation = int(params["generation"])
         return {"generation": self.generation}
+
+    def _ingress_sync(self, params: Params) -> Params:
+        self._check_fail()
+        self.routes = params["table"]
+        return {"generation": self.routes["generation"]}
 
 
 async def _main(name: str) -> None:
