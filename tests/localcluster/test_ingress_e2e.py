@@ -1,0 +1,308 @@
+"""Ingress end to end (issue 12): `pilothouse up --nodes 3`, whose first node
+is the ingress node, two busybox httpd Deployments (alpha and bravo) whose
+every file holds their own name, Ingresses in front of them, and what a client
+on the host sees at the ingress node's address: routing by host and path, TLS
+chosen by SNI with a Secret's certificate, the redirect to HTTPS, broken
+Ingresses that warn without disturbing the others, the Ingress status, and no
+HAProxy left after `down`.
+
+One cluster serves the whole module (tests.localcluster.clicluster); the tests
+run in order. Every request goes to the ingress node's own address and every
+wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import yaml
+
+from agent.ingress.selfsigned import self_signed_pem
+from agent.protocol.ingress import HTTP_PORT, HTTPS_PORT
+from control.nodes.ingress import INGRESS_NODE_LABEL
+from control.nodes.ingressroutes import TLS_SECRET_TYPE
+from control.nodes.nodeaddress import internal_ip
+from control.objects.kinds import EVENT, INGRESS, NODE, POD
+from tests.localcluster.clicluster import Cluster, cli_cluster, ok, poll, running_ready
+from tests.localcluster.names import SHARED_CLUSTER_MODULE, unique
+from tests.localcluster.traces import leftovers, running
+
+pytestmark = SHARED_CLUSTER_MODULE
+
+NAMES = unique("ing")
+APPS = ("alpha", "bravo")
+FILES = ("index.html", "api/x", "apiv2")  # what each app serves: its name, at every path
+ROUTED = "a.example.test"  # / -> alpha, /api -> bravo
+SECURE = "b.example.test"  # TLS, / -> bravo
+NO_BACKEND = "c.example.test"  # -> a Service that does not exist
+NO_SECRET = "d.example.test"  # TLS with a Secret that does not exist
+SECRET_NAME = "secure-tls"
+INGRESSES = ("routes", "secure")
+
+
+def _meta(kind: str, name: str, api_version: str = "v1") -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}
+
+
+def app(name: str) -> list[dict[str, Any]]:
+    """A Deployment of one busybox httpd answering `name` at every FILES path, and its Service."""
+    labels = {"app": name}
+    files = " ".join(FILES)
+    script = (
+        f"mkdir -p /tmp/www/api && for f in {files}; do echo {name} > /tmp/www/$f; done"
+        " && exec httpd -f -p 80 -h /tmp/www"
+    )
+    httpd = {
+        "name": "httpd",
+        "image": "pilothouse/busybox:latest",
+        "command": ["sh", "-c", script],
+        "ports": [{"containerPort": 80}],
+        "readinessProbe": {"httpGet": {"path": "/", "port": 80}, "periodSeconds": 1},
+    }
+    pod_spec = {"terminationGracePeriodSeconds": 2, "containers": [httpd]}
+    deployment = _meta("Deployment", name, "apps/v1") | {
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        }
+    }
+    service = _meta("Service", name) | {
+        "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 80}]}
+    }
+    return [deployment, service]
+
+
+def ingress(
+    name: str, host: str, paths: dict[str, str], tls_secret: str | None = None
+) -> dict[str, Any]:
+    """An Ingress for one host: path (Prefix) -> Service name, port 80."""
+    rule = {
+        "host": host,
+        "http": {
+            "paths": [
+                {
+                    "path": path,
+                    "pathType": "Prefix",
+                    "backend": {"service": {"name": service, "port": {"number": 80}}},
+                }
+                for path, service in paths.items()
+            ]
+        },
+    }
+    spec: dict[str, Any] = {"rules": [rule]}
+    if tls_secret:
+        spec["tls"] = [{"hosts": [host], "secretName": tls_secret}]
+    return _meta("Ingress", name, "networking.k8s.io/v1") | {"spec": spec}
+
+
+def tls_secret(name: str, pem: str) -> dict[str, Any]:
+    """A kubernetes.io/tls Secret from a certificate-then-key PEM."""
+    split = pem.index("-----BEGIN PRIVATE KEY")
+    data = {"tls.crt": pem[:split], "tls.key": pem[split:]}
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    return _meta("Secret", name) | {"type": TLS_SECRET_TYPE, "data": encoded}
+
+
+@dataclass
+class Ingresses:
+    """What the tests talk to, once the apps are Ready."""
+
+    ip: str  # the ingress node's
+    certificate: str  # the Secret's certificate, PEM
+
+
+@dataclass
+class Answer:
+    status: int
+    location: str
+    body: str
+
+
+def ask(ip: str, host: str, path: str) -> Answer:
+    """GET http://ip/path with Host: host (redirects not followed)."""
+    conn = http.client.HTTPConnection(ip, HTTP_PORT, timeout=5)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        return answer(conn.getresponse())
+    finally:
+        conn.close()
+
+
+def ask_tls(ip: str, host: str, path: str, trusted: str) -> tuple[bytes, Answer]:
+    """GET https://ip/path with SNI and Host `host`, verified against the
+    `trusted` certificate: the certificate received (DER) and the answer."""
+    context = ssl.create_default_context(cadata=trusted)
+    with (
+        socket.create_connection((ip, HTTPS_PORT), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        resp = http.client.HTTPResponse(tls)
+        resp.begin()
+        return der, answer(resp)
+
+
+def answer(resp: http.client.HTTPResponse) -> Answer:
+    return Answer(resp.status, resp.getheader("Location") or "", resp.read().decode().strip())
+
+
+async def answered(ip: str, host: str, path: str, status: int, body: str | None = None) -> None:
+    """Wait until http://host/path answers `status` (and `body`)."""
+
+    async def probe() -> bool:
+        try:
+            got = await asyncio.to_thread(ask, ip, host, path)
+        except OSError as e:  # the proxy not listening yet
+            raise AssertionError(f"{host}{path}: {e}") from e
+        assert got.status == status and body in (None, got.body), got
+        return True
+
+    await poll(probe, f"{host}{path} -> {status} {body or ''}", within=60)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
+    async with cli_cluster(tmp_path_factory.mktemp("ing") / "home", NAMES, 3) as c:
+        yield c
+
+
+async def apply(cluster: Cluster, name: str, objects: list[dict[str, Any]]) -> None:
+    path = cluster.data_dir.parent / f"{name}.yaml"
+    path.write_text(yaml.safe_dump_all(objects))
+    await ok(cluster.data_dir, "apply", "-f", str(path))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def ingresses(cluster: Cluster) -> Ingresses:
+    pem = self_signed_pem(SECURE, [SECURE])
+    await apply(
+        cluster,
+        "ingresses",
+        [
+            *app("alpha"),
+            *app("bravo"),
+            tls_secret(SECRET_NAME, pem),
+            ingress("routes", ROUTED, {"/": "alpha", "/api": "bravo"}),
+            ingress("secure", SECURE, {"/": "bravo"}, tls_secret=SECRET_NAME),
+        ],
+    )
+
+    async def apps_ready() -> bool:
+        pods = (await cluster.api.list(POD, "default"))["items"]
+        ready = {(p["metadata"].get("labels") or {}).get("app") for p in pods if running_ready(p)}
+        return set(APPS) <= ready
+
+    await poll(apps_ready, "the alpha and bravo pods Ready", within=120)
+    nodes = (await cluster.api.list(NODE, label_selector=f"{INGRESS_NODE_LABEL}=true"))["items"]
+    assert [internal_ip(n) for n in nodes] == [NAMES.node_ip(1)], (
+        "the ingress nodes are not the first node alone"
+    )
+    return Ingresses(ip=NAMES.node_ip(1), certificate=pem[: pem.index("-----BEGIN PRIVATE KEY")])
+
+
+async def routes_as_applied(s: Ingresses) -> None:
+    """The `routes` Ingress: / -> alpha, /api (whole path elements) -> bravo."""
+    await answered(s.ip, ROUTED, "/", 200, "alpha")
+    for path, body in (("/api/x", "bravo"), ("/apiv2", "alpha"), ("/", "alpha")):
+        got = await asyncio.to_thread(ask, s.ip, ROUTED, path)
+        assert (got.status, got.body) == (200, body), (path, got)
+
+
+async def tls_as_applied(s: Ingresses) -> None:
+    """b.example.test over TLS: the Secret's certificate, and bravo behind it."""
+    await answered(s.ip, SECURE, "/", 308)  # its table is served
+    der, got = await asyncio.to_thread(ask_tls, s.ip, SECURE, "/", s.certificate)
+    assert der == ssl.PEM_cert_to_DER_cert(s.certificate)
+    assert (got.status, got.body) == (200, "bravo"), got
+
+
+# -- the tests, in order ---------------------------------------------------------------------
+
+
+async def test_an_ingress_routes_by_host_and_path(ingresses: Ingresses) -> None:
+    await routes_as_applied(ingresses)
+    unknown = await asyncio.to_thread(ask, ingresses.ip, "unknown.example.test", "/")
+    assert unknown.status == 404, unknown
+
+
+async def test_tls_serves_the_secrets_certificate_by_sni(ingresses: Ingresses) -> None:
+    await tls_as_applied(ingresses)
+
+
+async def test_plain_http_to_a_tls_host_redirects_to_https(ingresses: Ingresses) -> None:
+    got = await asyncio.to_thread(ask, ingresses.ip, SECURE, "/x?y=1")
+    assert got.status == 308, got
+    assert got.location == f"https://{SECURE}/x?y=1", got
+
+
+async def test_broken_ingresses_warn_and_leave_the_others_routing(
+    cluster: Cluster, ingresses: Ingresses
+) -> None:
+    broken = {
+        "no-backend": ("BackendNotFound", ingress("no-backend", NO_BACKEND, {"/": "missing"})),
+        "no-secret": (
+            "SecretNotFound",
+            ingress("no-secret", NO_SECRET, {"/": "alpha"}, tls_secret="missing-tls"),
+        ),
+    }
+    await apply(cluster, "broken", [obj for _, obj in broken.values()])
+
+    async def warned() -> bool:
+        events = (await cluster.api.list(EVENT, "default"))["items"]
+        seen = {
+            (e["involvedObject"]["name"], e["reason"])
+            for e in events
+            if e.get("type") == "Warning" and e["involvedObject"].get("kind") == "Ingress"
+        }
+        assert {(name, reason) for name, (reason, _) in broken.items()} <= seen, seen
+        return True
+
+    await poll(warned, "a Warning Event on each broken Ingress", within=30)
+    await answered(ingresses.ip, NO_BACKEND, "/", 503)  # their table is served
+    await routes_as_applied(ingresses)
+    await tls_as_applied(ingresses)
+
+
+async def test_the_ingress_status_lists_the_ingress_nodes_ip(
+    cluster: Cluster, ingresses: Ingresses
+) -> None:
+    async def listed() -> bool:
+        for name in INGRESSES:
+            obj = await cluster.api.get(INGRESS, name, "default")
+            status = (obj.get("status") or {}).get("loadBalancer") or {}
+            assert status.get("ingress") == [{"ip": ingresses.ip}], (name, status)
+        return True
+
+    await poll(listed, "the ingress node's IP in each Ingress's status", within=30)
+
+
+def haproxies(pids: set[int]) -> set[int]:
+    found = set()
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "haproxy":
+                found.add(pid)
+        except OSError:
+            continue
+    return found
+
+
+async def test_down_leaves_no_haproxy(cluster: Cluster, ingresses: Ingresses) -> None:
+    """Runs last: the ingress node's HAProxy runs until `down`, and nothing is left after it."""
+    pids, pod_netns = await running(cluster.data_dir)
+    assert haproxies(pids), "no HAProxy among the cluster's processes"
+    await ok(cluster.data_dir, "down", "--data-dir", str(cluster.data_dir), within=180)
+    assert leftovers(NAMES, cluster.data_dir, cluster.before, pids=pids, pod_netns=pod_netns) == {}
