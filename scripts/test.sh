@@ -9,7 +9,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff"
 ruff check console control agent tests
 ruff format --check console control agent tests
-echo "== mypy (control, agent)"
+echo "== mypy (console, control, agent)"
 mypy
 echo "== import-linter"
 lint-imports
