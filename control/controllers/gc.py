@@ -106,30 +106,34 @@ class GarbageCollector(QueueController):
         return handle
 
     def _on_change(self, rt: ResourceType, old: Obj | None, new: Obj | None) -> None:
+        # Called for every change of every object: each value is computed once.
         old_uid = str(meta(old).get("uid")) if old is not None else None
-        new_uid = str(meta(new).get("uid")) if new is not None else None
+        new_meta = meta(new) if new is not None else {}
+        new_uid = str(new_meta.get("uid")) if new is not None else None
         replaced = old_uid is not None and old_uid != new_uid
         if replaced:
             # Deleted, or replaced by a namesake while the informer was relisting.
             self._items.pop(str(old_uid), None)
             if self._started:
                 self._queue_dependents(str(old_uid))
-        if self._started and old is not None and (replaced or _owner_uids(old) != _owner_uids(new)):
+        old_owners = _owner_uids(old)
+        owners = _owner_uids(new)
+        if self._started and old is not None and (replaced or old_owners != owners):
             self._wake_waiting_owners(old)
         if new is None or new_uid is None:
             return
-        item = f"{rt.plural}|{object_key(new)}"
-        self._items[new_uid] = item
+        item = self._items.get(new_uid)
+        if item is None:
+            item = self._items[new_uid] = f"{rt.plural}|{object_key(new)}"
         if not self._started:
             return  # the startup pass looks at everything
-        if _gc_finalizing(new):
+        if new_meta.get("deletionTimestamp") and _gc_finalizing(new):
             self.queue.add(item)
             if _finalizing(new, FOREGROUND_FINALIZER) and not _finalizing(
                 old, FOREGROUND_FINALIZER
             ):
                 self._queue_dependents(new_uid)  # they are garbage now
-        owners = _owner_uids(new)
-        if owners and owners != _owner_uids(old):
+        if owners and owners != old_owners:
             if any(uid not in self._items for uid in owners):
                 self.queue.add_after(item, CATCH_UP)
 

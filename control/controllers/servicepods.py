@@ -19,10 +19,17 @@ from control.objects.kinds import POD, SERVICE, object_key
 from control.objects.selectors import selector_from_labels
 
 NAMESPACE_INDEX = "namespace"
+SELECTING_INDEX = "selecting-namespace"
 
 
 def namespace_index(obj: Obj) -> list[str]:
     return [str((obj.get("metadata") or {}).get("namespace") or "")]
+
+
+def selecting_index(service: Obj) -> list[str]:
+    """A service's namespace, when it has a selector: pods can only change
+    the endpoints of those."""
+    return namespace_index(service) if (service.get("spec") or {}).get("selector") else []
 
 
 def endpoint_view(pod: Obj) -> tuple[Any, ...]:
@@ -68,16 +75,12 @@ def service_changed(old: Obj | None, new: Obj | None) -> bool:
 def services_of_pod_change(services: Informer, old: Obj | None, new: Obj | None) -> Iterator[str]:
     """The keys of the services whose endpoints a pod event may change: those
     selecting the pod before or after, when something endpoints show changed.
-    `services` must carry the NAMESPACE_INDEX."""
+    `services` must carry the SELECTING_INDEX."""
     pod = event_object(old, new)
     # Old and new share the key, so the namespace: its services with a
     # selector are the only ones either could be in.
     namespace = str((pod.get("metadata") or {}).get("namespace") or "")
-    selecting = [
-        svc
-        for svc in services.by_index(NAMESPACE_INDEX, namespace)
-        if (svc.get("spec") or {}).get("selector")
-    ]
+    selecting = services.by_index(SELECTING_INDEX, namespace)
     if not selecting:
         return
     if old is not None and new is not None and endpoint_view(old) == endpoint_view(new):
@@ -115,7 +118,7 @@ class ServicePodsController(QueueController):
         super().__init__(manager, config, workers=workers)
         self.services = self.informer(SERVICE)
         self.pods = self.informer(POD)
-        self.services.add_index(NAMESPACE_INDEX, namespace_index)
+        self.services.add_index(SELECTING_INDEX, selecting_index)
         self.pods.add_index(NAMESPACE_INDEX, namespace_index)
         self.services.add_handler(self._on_service)
         self.pods.add_handler(self._on_pod)

@@ -109,17 +109,19 @@ class Informer:
 
     def _reindex(self, key: str, old: Obj | None, new: Obj | None) -> None:
         for name, func in self._indexers.items():
+            before = func(old) if old is not None else ()
+            after = func(new) if new is not None else ()
+            if before == after:
+                continue  # most updates leave an index alone
             index = self._indexes[name]
-            if old is not None:
-                for value in func(old):
-                    keys = index.get(value)
-                    if keys is not None:
-                        keys.discard(key)
-                        if not keys:
-                            del index[value]
-            if new is not None:
-                for value in func(new):
-                    index.setdefault(value, set()).add(key)
+            for value in before:
+                keys = index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[value]
+            for value in after:
+                index.setdefault(value, set()).add(key)
 
     def _notify(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         for handler in self._handlers:

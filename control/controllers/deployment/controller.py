@@ -86,6 +86,9 @@ class DeploymentController(QueueController, RollingUpdate, Recreate):
 
     def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         pod = event_object(old, new)
+        ref = controller_ref(pod)
+        if ref is None or ref.get("kind") != "ReplicaSet":
+            return  # most pods in a busy cluster: checked first, it is cheap
         if old is not None and new is not None and _pod_state(old) == _pod_state(new):
             return
         rs_key = owner_key(self.replicasets, "ReplicaSet", pod)
