@@ -6,6 +6,7 @@ tests fail, they do not skip."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import shutil
@@ -17,7 +18,9 @@ from typing import Any
 
 import pytest
 
+from tests.cluster import hollow_cluster
 from tests.conftest import Served, start_serve, stop_serve
+from tests.polling import eventually
 from tests.unit.test_ingressroutes import tls_secret
 
 
@@ -157,3 +160,46 @@ def test_drain(served: Served) -> None:
     assert get(served, "node", "n1")["spec"]["unschedulable"] is True
     pods = get(served, "pods", "--field-selector=spec.nodeName=n1")
     assert pods["items"] == []
+
+
+async def _kubectl_async(kubeconfig: Path, *args: str) -> str:
+    """kubectl against a control plane in this process: the loop must go on."""
+    proc = await asyncio.create_subprocess_exec(
+        _kubectl(),
+        f"--kubeconfig={kubeconfig}",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, f"kubectl {' '.join(args)}: {err.decode()}"
+    return out.decode()
+
+
+async def test_drain_hollow_node(tmp_path: Path) -> None:
+    """On hollow nodes a drain deletes gracefully (no grace sent: the pod's
+    own) and the agent ends the pods; the Deployment's pods move over."""
+    async with hollow_cluster(tmp_path, nodes=2, listen="127.0.0.1:0") as cluster:
+        await cluster.wait_nodes_ready()
+        kubeconfig = tmp_path / "kubeconfig"
+        await _kubectl_async(
+            kubeconfig, "create", "deployment", "web", "--image=pilothouse/busybox", "--replicas=4"
+        )
+
+        async def running_on(node: str, count: int | None = None) -> int | None:
+            """How many pods run on `node`, if any (or if `count`)."""
+            pods = await cluster.pods()
+            n = sum(
+                1
+                for p in pods
+                if p["spec"].get("nodeName") == node
+                and (p.get("status") or {}).get("phase") == "Running"
+                and not p["metadata"].get("deletionTimestamp")
+            )
+            return n if (n == count if count is not None else n) else None
+
+        await eventually(lambda: running_on("node-1"), "pods running on node-1", within=30)
+        out = await _kubectl_async(kubeconfig, "drain", "node-1", "--timeout=60s")
+        assert "node/node-1 drained" in out
+        assert [p for p in await cluster.pods() if p["spec"].get("nodeName") == "node-1"] == []
+        await eventually(lambda: running_on("node-2", 4), "4 pods on node-2", within=30)
