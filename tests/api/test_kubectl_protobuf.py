@@ -133,6 +133,29 @@ def test_create_service_clusterip(served: Served) -> None:
     assert spec["clusterIP"]
 
 
+def test_create_ingress(served: Served) -> None:
+    kubectl(
+        served,
+        "create",
+        "ingress",
+        "web",
+        "--class=pilothouse",
+        "--rule=web.example.test/api*=api:80,tls=web-tls",
+    )
+    spec = get(served, "ingress", "web")["spec"]
+    assert spec["ingressClassName"] == "pilothouse"
+    assert spec["tls"] == [{"hosts": ["web.example.test"], "secretName": "web-tls"}]
+    (rule,) = spec["rules"]
+    assert rule["host"] == "web.example.test"
+    assert rule["http"]["paths"] == [
+        {
+            "path": "/api",
+            "pathType": "Prefix",
+            "backend": {"service": {"name": "api", "port": {"number": 80}}},
+        }
+    ]
+
+
 def _bound_pod(name: str, node: str) -> str:
     return json.dumps(
         {

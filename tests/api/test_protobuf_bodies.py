@@ -178,6 +178,50 @@ async def test_service(plane: ControlPlane, client: Client) -> None:
     assert spec["clusterIP"]
 
 
+async def test_ingress(plane: ControlPlane, client: Client) -> None:
+    backend = pb.IngressBackend(
+        service=pb.IngressServiceBackend(name="web", port=pb.ServiceBackendPort(number=80))
+    )
+    ing = pb.Ingress(
+        metadata=meta("web"),
+        spec=pb.IngressSpec(
+            ingressClassName="pilothouse",
+            tls=[pb.IngressTLS(hosts=["web.example.test"], secretName="web-tls")],
+            rules=[
+                pb.IngressRule(
+                    host="web.example.test",
+                    ruleValue=pb.IngressRuleValue(
+                        http=pb.HTTPIngressRuleValue(
+                            paths=[pb.HTTPIngressPath(path="/", pathType="Prefix", backend=backend)]
+                        )
+                    ),
+                )
+            ],
+        ),
+    )
+    path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses"
+    status, answer = await send(plane, path, envelope("networking.k8s.io/v1", "Ingress", ing))
+    assert status == 201, answer
+    spec = (await client.request("GET", f"{path}/web"))["spec"]
+    assert spec["ingressClassName"] == "pilothouse"
+    assert spec["tls"] == [{"hosts": ["web.example.test"], "secretName": "web-tls"}]
+    # The rule's value is inlined in the rule, as in JSON.
+    assert spec["rules"] == [
+        {
+            "host": "web.example.test",
+            "http": {
+                "paths": [
+                    {
+                        "path": "/",
+                        "pathType": "Prefix",
+                        "backend": {"service": {"name": "web", "port": {"number": 80}}},
+                    }
+                ]
+            },
+        }
+    ]
+
+
 def bound_pod(name: str) -> dict[str, Any]:
     """A pod on a node: deleting it is graceful unless the grace is 0."""
     return {

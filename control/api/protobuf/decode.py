@@ -30,6 +30,7 @@ _KINDS: dict[tuple[str, str], type[Message]] = {
     ("v1", "Secret"): k8s_pb2.Secret,
     ("v1", "Service"): k8s_pb2.Service,
     ("apps/v1", "Deployment"): k8s_pb2.Deployment,
+    ("networking.k8s.io/v1", "Ingress"): k8s_pb2.Ingress,
     ("policy/v1", "Eviction"): k8s_pb2.Eviction,
     ("v1", "DeleteOptions"): k8s_pb2.DeleteOptions,
     ("meta.k8s.io/v1", "DeleteOptions"): k8s_pb2.DeleteOptions,

@@ -706,3 +706,103 @@ class Eviction(_message.Message):
     metadata: ObjectMeta
     deleteOptions: DeleteOptions
     def __init__(self, metadata: _Optional[_Union[ObjectMeta, _Mapping]] = ..., deleteOptions: _Optional[_Union[DeleteOptions, _Mapping]] = ...) -> None: ...
+
+class Ingress(_message.Message):
+    __slots__ = ("metadata", "spec", "status")
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    metadata: ObjectMeta
+    spec: IngressSpec
+    status: IngressStatus
+    def __init__(self, metadata: _Optional[_Union[ObjectMeta, _Mapping]] = ..., spec: _Optional[_Union[IngressSpec, _Mapping]] = ..., status: _Optional[_Union[IngressStatus, _Mapping]] = ...) -> None: ...
+
+class IngressSpec(_message.Message):
+    __slots__ = ("defaultBackend", "tls", "rules", "ingressClassName")
+    DEFAULTBACKEND_FIELD_NUMBER: _ClassVar[int]
+    TLS_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    INGRESSCLASSNAME_FIELD_NUMBER: _ClassVar[int]
+    defaultBackend: IngressBackend
+    tls: _containers.RepeatedCompositeFieldContainer[IngressTLS]
+    rules: _containers.RepeatedCompositeFieldContainer[IngressRule]
+    ingressClassName: str
+    def __init__(self, defaultBackend: _Optional[_Union[IngressBackend, _Mapping]] = ..., tls: _Optional[_Iterable[_Union[IngressTLS, _Mapping]]] = ..., rules: _Optional[_Iterable[_Union[IngressRule, _Mapping]]] = ..., ingressClassName: _Optional[str] = ...) -> None: ...
+
+class IngressBackend(_message.Message):
+    __slots__ = ("resource", "service")
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    resource: TypedLocalObjectReference
+    service: IngressServiceBackend
+    def __init__(self, resource: _Optional[_Union[TypedLocalObjectReference, _Mapping]] = ..., service: _Optional[_Union[IngressServiceBackend, _Mapping]] = ...) -> None: ...
+
+class IngressServiceBackend(_message.Message):
+    __slots__ = ("name", "port")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    port: ServiceBackendPort
+    def __init__(self, name: _Optional[str] = ..., port: _Optional[_Union[ServiceBackendPort, _Mapping]] = ...) -> None: ...
+
+class ServiceBackendPort(_message.Message):
+    __slots__ = ("name", "number")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    number: int
+    def __init__(self, name: _Optional[str] = ..., number: _Optional[int] = ...) -> None: ...
+
+class TypedLocalObjectReference(_message.Message):
+    __slots__ = ("apiGroup", "kind", "name")
+    APIGROUP_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    apiGroup: str
+    kind: str
+    name: str
+    def __init__(self, apiGroup: _Optional[str] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class IngressTLS(_message.Message):
+    __slots__ = ("hosts", "secretName")
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    SECRETNAME_FIELD_NUMBER: _ClassVar[int]
+    hosts: _containers.RepeatedScalarFieldContainer[str]
+    secretName: str
+    def __init__(self, hosts: _Optional[_Iterable[str]] = ..., secretName: _Optional[str] = ...) -> None: ...
+
+class IngressRule(_message.Message):
+    __slots__ = ("host", "ruleValue")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    RULEVALUE_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    ruleValue: IngressRuleValue
+    def __init__(self, host: _Optional[str] = ..., ruleValue: _Optional[_Union[IngressRuleValue, _Mapping]] = ...) -> None: ...
+
+class IngressRuleValue(_message.Message):
+    __slots__ = ("http",)
+    HTTP_FIELD_NUMBER: _ClassVar[int]
+    http: HTTPIngressRuleValue
+    def __init__(self, http: _Optional[_Union[HTTPIngressRuleValue, _Mapping]] = ...) -> None: ...
+
+class HTTPIngressRuleValue(_message.Message):
+    __slots__ = ("paths",)
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    paths: _containers.RepeatedCompositeFieldContainer[HTTPIngressPath]
+    def __init__(self, paths: _Optional[_Iterable[_Union[HTTPIngressPath, _Mapping]]] = ...) -> None: ...
+
+class HTTPIngressPath(_message.Message):
+    __slots__ = ("path", "backend", "pathType")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    PATHTYPE_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    backend: IngressBackend
+    pathType: str
+    def __init__(self, path: _Optional[str] = ..., backend: _Optional[_Union[IngressBackend, _Mapping]] = ..., pathType: _Optional[str] = ...) -> None: ...
+
+class IngressStatus(_message.Message):
+    __slots__ = ("loadBalancer",)
+    LOADBALANCER_FIELD_NUMBER: _ClassVar[int]
+    loadBalancer: LoadBalancerStatus
+    def __init__(self, loadBalancer: _Optional[_Union[LoadBalancerStatus, _Mapping]] = ...) -> None: ...
