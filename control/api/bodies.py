@@ -12,6 +12,7 @@ from aiohttp import web
 
 from control import errors
 from control.api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from control.api.protobuf import decode as protobuf
 from control.errors import ApiError
 
 Patcher = Callable[[Any, Any], Any]
@@ -28,6 +29,8 @@ async def read_body(request: web.Request) -> tuple[str, bytes]:
 
 
 def decode(content_type: str, raw: bytes) -> Any:
+    if content_type == protobuf.CONTENT_TYPE:
+        return protobuf.decode_object(raw)
     try:
         if "yaml" in content_type:
             return yaml.safe_load(raw)
