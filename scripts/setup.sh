@@ -28,3 +28,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e '.[test]'
   touch "$stamp"
 fi
+
+# The protobuf stubs are generated, not kept in git: again when a .proto changed.
+if [ ! -f agent/cri/api_pb2_grpc.py ] || [ agent/cri/api.proto -nt agent/cri/api_pb2_grpc.py ]; then
+  echo "setup: generating the CRI stubs"
+  PYTHON=.venv/bin/python bash scripts/gen_cri.sh
+fi
+if [ ! -f control/api/protobuf/k8s_pb2.py ] || [ control/api/protobuf/k8s.proto -nt control/api/protobuf/k8s_pb2.py ]; then
+  echo "setup: generating the Kubernetes protobuf stubs"
+  PYTHON=.venv/bin/python bash scripts/gen_k8s_proto.sh
+fi
