@@ -150,6 +150,10 @@ class ReplicaSetController(QueueController):
         elif kind == "MODIFIED":
             assert old is not None and new is not None
             ref, old_ref = controller_ref(new), controller_ref(old)
+            if ref is None and old_ref is None:  # an orphan before and after
+                if labels_of(old) != labels_of(new):
+                    self._enqueue_matching(new)
+                return
             if (ref is not None or old_ref is not None) and _sync_view(old) == _sync_view(new):
                 return  # a change a sync would not see (a binding, a container's state)
             key = self._owner_key(new)

@@ -7,7 +7,6 @@ and ServicePodsController, the informers and handlers they share.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from control.config import Config
@@ -72,26 +71,30 @@ def service_changed(old: Obj | None, new: Obj | None) -> bool:
     )
 
 
-def services_of_pod_change(services: Informer, old: Obj | None, new: Obj | None) -> Iterator[str]:
+def services_of_pod_change(services: Informer, old: Obj | None, new: Obj | None) -> list[str]:
     """The keys of the services whose endpoints a pod event may change: those
     selecting the pod before or after, when something endpoints show changed.
     `services` must carry the SELECTING_INDEX."""
-    pod = event_object(old, new)
+    pod = new if new is not None else old
+    assert pod is not None
     # Old and new share the key, so the namespace: its services with a
     # selector are the only ones either could be in.
-    namespace = str((pod.get("metadata") or {}).get("namespace") or "")
-    selecting = services.by_index(SELECTING_INDEX, namespace)
+    selecting = services.by_index(
+        SELECTING_INDEX, str((pod.get("metadata") or {}).get("namespace") or "")
+    )
     if not selecting:
-        return
+        return []  # the common case, checked first
     if old is not None and new is not None and endpoint_view(old) == endpoint_view(new):
-        return
+        return []
+    keys = []
     for version in (old, new):
         if version is not None:
             labels = (version.get("metadata") or {}).get("labels") or {}
             for svc in selecting:
                 selector = svc["spec"]["selector"]
                 if all(labels.get(k) == v for k, v in selector.items()):
-                    yield object_key(svc)
+                    keys.append(object_key(svc))
+    return keys
 
 
 def selected_pods(service: Obj, pods: Informer) -> list[Obj]:
