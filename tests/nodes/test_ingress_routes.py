@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from control.config import NodeConfig
-from control.nodes.ingress import FAILED_REASON, INGRESS_NODE_LABEL, IngressTiming
+from control.nodes.ingress import FAILED_REASON, IngressTiming
 from control.nodes.ingressroutes import CLASS_NAME, GATEWAY_CONTROLLER
 from control.nodes.transport import InProcessTransport
 from control.objects.kinds import (
@@ -31,6 +31,7 @@ from control.objects.kinds import (
     POD,
     SERVICE,
 )
+from control.objects.routes import INGRESS_NODE_LABEL
 from tests.cluster import DEFAULT_TIMEOUT, HollowCluster, hollow_cluster, make_pod
 from tests.nodes.rulesagent import RulesAgent
 from tests.polling import eventually
