@@ -24,6 +24,7 @@ from control.objects.kinds import ResourceType
 from control.objects.manifest import load_manifests, load_paths
 from control.operations import delete as remove
 from control.operations import nodes, rollout, scale
+from control.operations.routes import route_details_of
 from control.operations.services import service_details_of
 
 
@@ -220,6 +221,11 @@ async def describe(client: Client, rt: ResourceType, key: str) -> str:
             out.extend(await service_details_of(client, ns or "default", name))
         except ApiError as err:
             out.append(f"Endpoints:    <unknown: {err.message}>")
+    elif rt in (kinds.INGRESS, kinds.HTTPROUTE):
+        try:
+            out.extend(await route_details_of(client, rt, obj))
+        except ApiError as err:
+            out.append(f"Routes:       <unknown: {err.message}>")
     if not events:
         out.append("Events:       <none>")
     else:
