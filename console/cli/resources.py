@@ -71,7 +71,7 @@ async def describe(args: argparse.Namespace) -> int:
         elif rt in (INGRESS, HTTPROUTE):
             from control.operations.routes import route_details_of
 
-            details = await route_details_of(client, rt, obj)
+            details = await route_details_of(client, obj)
     meta = obj.get("metadata") or {}
     out = sys.stdout
     out.write(f"Name:         {meta.get('name')}\n")

@@ -189,3 +189,14 @@ def httproute_routes(httproute: Obj) -> list[Route]:
                 )
             )
     return out
+
+
+def routes_of(obj: Obj) -> list[Route]:
+    """The routes of an Ingress or an HTTPRoute, by the object's kind; none of
+    other kinds."""
+    kind = obj.get("kind")
+    if kind == "Ingress":
+        return ingress_routes(obj)
+    if kind == "HTTPRoute":
+        return httproute_routes(obj)
+    return []

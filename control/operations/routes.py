@@ -18,29 +18,14 @@ from control.client import Client, ClusterUnreachable
 from control.errors import ApiError
 from control.objects import Obj
 from control.objects.discovery import LABEL_SERVICE_NAME
-from control.objects.kinds import ENDPOINTSLICE, HTTPROUTE, INGRESS, ResourceType
-from control.objects.routes import (
-    Route,
-    backend_weights,
-    httproute_routes,
-    ingress_routes,
-    normalise_weights,
-)
+from control.objects.kinds import ENDPOINTSLICE, HTTPROUTE
+from control.objects.routes import Route, backend_weights, normalise_weights, routes_of
 from control.objects.servicestatus import ready_addresses
 from control.operations import OperationError
 from control.operations.conflicts import retry_on_conflict
 from control.operations.listing import list_all
 
 STEP = 10  # percentage points per shift
-
-
-def routes_of(rt: ResourceType, obj: Obj) -> list[Route]:
-    """The routes of an Ingress or an HTTPRoute; none of other kinds."""
-    if rt is INGRESS:
-        return ingress_routes(obj)
-    if rt is HTTPROUTE:
-        return httproute_routes(obj)
-    return []
 
 
 # --- describe -------------------------------------------------------------------------
@@ -86,10 +71,10 @@ def route_lines(
     return out
 
 
-async def route_details_of(client: Client, rt: ResourceType, obj: Obj) -> list[str]:
+async def route_details_of(client: Client, obj: Obj) -> list[str]:
     """`describe`'s lines for an Ingress' or HTTPRoute's routes, with the ready
     endpoints of their Services and their live traffic."""
-    routes = routes_of(rt, obj)
+    routes = routes_of(obj)
     endpoints: dict[tuple[str, str], list[str]] = {}
     for key in dict.fromkeys((b.namespace, b.service) for r in routes for b in r.backends):
         if key[1]:

@@ -141,7 +141,7 @@ async def test_describe_lines_with_endpoints_and_traffic(
     await _backends(client)
     route = weighted_httproute("shop", [("stable", 80, 90), ("canary", 80, 10)])
     obj = await client.create(HTTPROUTE, route)
-    lines = await route_details_of(client, HTTPROUTE, obj)
+    lines = await route_details_of(client, obj)
     assert lines[:7] == [
         "Routes:",
         "  httproute/default/shop/0/0",
@@ -169,7 +169,7 @@ async def test_describe_lines_with_endpoints_and_traffic(
     plane.api.ingress_stats = IngressStatsApi(
         plane.registry, StatsAgents({"edge": StatsLink(routes)})
     )
-    lines = await route_details_of(client, HTTPROUTE, obj)
+    lines = await route_details_of(client, obj)
     assert lines[7] == "    Traffic:   12.5 req/s, 120 requests, 3 5xx, p99 41 ms"
 
 
