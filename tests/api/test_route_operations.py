@@ -20,6 +20,7 @@ from control.operations import OperationError
 from control.operations.routes import route_details_of, shift_weights, shifted
 from tests.interleaving import FirstWriteLate
 from tests.manifests import weighted_httproute
+from tests.tui.helpers import service_manifest, slice_manifest
 
 Obj = dict[str, Any]
 
@@ -102,37 +103,15 @@ class StatsAgents:
         return self.links.get(node)
 
 
-def _service(name: str) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"ports": [{"port": 80, "targetPort": 8080}], "selector": {"app": name}},
-    }
-
-
-def _slice(service: str, endpoints: dict[str, bool]) -> Obj:
-    return {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": f"{service}-abcde",
-            "namespace": "default",
-            "labels": {"kubernetes.io/service-name": service},
-        },
-        "addressType": "IPv4",
-        "endpoints": [
-            {"addresses": [ip], "conditions": {"ready": ready}} for ip, ready in endpoints.items()
-        ],
-        "ports": [{"port": 8080, "protocol": "TCP"}],
-    }
-
-
 async def _backends(client: Client) -> None:
     for name in ("stable", "canary"):
-        await client.create(SERVICE, _service(name))
-    await client.create(ENDPOINTSLICE, _slice("stable", {"10.244.1.2": True, "10.244.1.3": True}))
-    await client.create(ENDPOINTSLICE, _slice("canary", {"10.244.2.2": True, "10.244.2.3": False}))
+        await client.create(SERVICE, service_manifest(name))
+    await client.create(
+        ENDPOINTSLICE, slice_manifest("stable", {"10.244.1.2": True, "10.244.1.3": True})
+    )
+    await client.create(
+        ENDPOINTSLICE, slice_manifest("canary", {"10.244.2.2": True, "10.244.2.3": False})
+    )
 
 
 async def test_describe_lines_with_endpoints_and_traffic(
