@@ -222,6 +222,7 @@ class PilothouseApp(App[None]):
         self.server_version = ""
         self._prompt_mode = ""
         self.tables: dict[str, ResourceTable] = {}
+        self._polling = False  # a traffic poll is under way
         if keymap:
             self.set_keymap(keymap)
 
@@ -295,16 +296,20 @@ class PilothouseApp(App[None]):
             table.flush()
 
     def poll_traffic(self) -> None:
-        """Ask for the ingress routes' traffic while their view is shown."""
-        if self.tables and self.view.name == TRAFFIC_VIEW:
-            self.run_worker(self._poll_traffic(), group="traffic", exclusive=True)
+        """Ask for the ingress routes' traffic while their view is shown (one
+        request at a time: a slow answer is waited for, not cut short)."""
+        if self.tables and self.view.name == TRAFFIC_VIEW and not self._polling:
+            self._polling = True
+            self.run_worker(self._poll_traffic(), group="traffic", exit_on_error=False)
 
     async def _poll_traffic(self) -> None:
         traffic = self.ctx.traffic
         try:
             traffic.update((await self.client.ingress_stats()).get("routes") or {})
-        except (ApiError, ClusterUnreachable) as e:
+        except Exception as e:  # the API's errors, or an answer of the wrong shape
             traffic.failed(error_text(e))
+        finally:
+            self._polling = False
         self.tables[TRAFFIC_VIEW].mark_all()
         self.update_title()
 

@@ -111,40 +111,40 @@ def _ingress_backend(namespace: str, backend: Obj | None) -> Backend:
 def ingress_routes(ingress: Obj) -> list[Route]:
     """One route per path of each rule, and one for the defaultBackend."""
     (namespace, name), spec = _meta(ingress), ingress.get("spec") or {}
-    out: list[Route] = []
+    # (route name, rule, hosts, path, pathType, backend)
+    found: list[tuple[str, int | None, tuple[str, ...], str, str, Obj | None]] = []
     for r, rule in enumerate(spec.get("rules") or []):
         hosts = (str(rule["host"]),) if rule.get("host") else ()
         for p, path in enumerate((rule.get("http") or {}).get("paths") or []):
-            out.append(
-                Route(
+            value, path_type = str(path.get("path") or "/"), str(path.get("pathType") or "Prefix")
+            found.append(
+                (
                     ingress_route_name(namespace, name, r, p),
-                    "Ingress",
-                    namespace,
-                    name,
                     r,
                     hosts,
-                    str(path.get("path") or "/"),
-                    str(path.get("pathType") or "Prefix"),
-                    (),
-                    (_ingress_backend(namespace, path.get("backend")),),
+                    value,
+                    path_type,
+                    path.get("backend"),
                 )
             )
     if spec.get("defaultBackend"):
-        out.append(
-            Route(
-                ingress_default_route_name(namespace, name),
-                "Ingress",
-                namespace,
-                name,
-                None,
-                (),
-                "/",
-                "Prefix",
-                (),
-                (_ingress_backend(namespace, spec["defaultBackend"]),),
-            )
+        default = ingress_default_route_name(namespace, name)
+        found.append((default, None, (), "/", "Prefix", spec["defaultBackend"]))
+    return [
+        Route(
+            route,
+            "Ingress",
+            namespace,
+            name,
+            r,
+            hosts,
+            path,
+            path_type,
+            (),
+            (_ingress_backend(namespace, backend),),
         )
-    return out
+        for route, r, hosts, path, path_type, backend in found
+    ]
 
 
 # A rule without matches matches every path.
