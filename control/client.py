@@ -23,7 +23,7 @@ from control import execclient
 from control.errors import ApiError
 from control.kubeconfig import client_ssl_context
 from control.objects.kinds import POD, ResourceType
-from control.wire import IMAGE_IMPORT_PATH
+from control.wire import IMAGE_IMPORT_PATH, INGRESS_STATS_PATH
 
 JSON = "application/json"
 METRICS = "/apis/metrics.k8s.io/v1beta1"
@@ -348,6 +348,12 @@ class Client:
         """PodMetricsList from metrics.k8s.io/v1beta1; all namespaces when None."""
         path = f"{METRICS}/namespaces/{namespace}/pods" if namespace else f"{METRICS}/pods"
         return await self._object("GET", path)
+
+    async def ingress_stats(self) -> dict[str, Any]:
+        """The ingress proxies' traffic per route name, merged over the ingress
+        nodes that answered: {"nodes": [...], "routes": {name: RouteStatsWire}}.
+        A pilothouse extension."""
+        return await self._object("GET", INGRESS_STATS_PATH)
 
     # -- images ----------------------------------------------------------------
 

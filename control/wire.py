@@ -27,3 +27,5 @@ MESSAGE_HEADER = "X-Pilothouse-Message"
 
 # `pilothouse image import`: an archive streamed to the node agents.
 IMAGE_IMPORT_PATH = "/apis/pilothouse.io/v1/images/import"
+# The ingress proxies' traffic per route, merged over the ingress nodes (GET).
+INGRESS_STATS_PATH = "/apis/pilothouse.io/v1/ingress/stats"

@@ -33,3 +33,31 @@ def workload(
             **spec,
         },
     }
+
+
+def weighted_httproute(
+    name: str,
+    backends: list[tuple[str, int, int]],
+    *,
+    hostnames: list[str] | None = None,
+    namespace: str = "default",
+) -> Obj:
+    """An HTTPRoute with one rule (every path) split over (Service, port, weight)
+    backends, attached to the Gateway "web"."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "parentRefs": [{"name": "web"}],
+            "hostnames": hostnames or [f"{name}.test"],
+            "rules": [
+                {
+                    "backendRefs": [
+                        {"name": svc, "port": port, "weight": weight}
+                        for svc, port, weight in backends
+                    ]
+                }
+            ],
+        },
+    }

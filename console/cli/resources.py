@@ -14,7 +14,7 @@ from console.cli.arguments import (
 )
 from console.cli.output import print_objects, table, to_yaml
 from control.errors import ApiError
-from control.objects.kinds import EVENT, SERVICE, ResourceType, by_kind
+from control.objects.kinds import EVENT, HTTPROUTE, INGRESS, SERVICE, ResourceType, by_kind
 from control.operations.listing import list_all
 
 
@@ -68,6 +68,10 @@ async def describe(args: argparse.Namespace) -> int:
             from control.operations.services import service_details_of
 
             details = await service_details_of(client, ns or "default", args.name)
+        elif rt in (INGRESS, HTTPROUTE):
+            from control.operations.routes import route_details_of
+
+            details = await route_details_of(client, obj)
     meta = obj.get("metadata") or {}
     out = sys.stdout
     out.write(f"Name:         {meta.get('name')}\n")

@@ -22,8 +22,10 @@ from control.errors import ApiError
 from control.objects import Obj, kinds
 from control.objects.kinds import ResourceType
 from control.objects.manifest import load_manifests, load_paths
+from control.objects.routes import Route
+from control.operations import OperationError, nodes, rollout, routes, scale
 from control.operations import delete as remove
-from control.operations import nodes, rollout, scale
+from control.operations.routes import route_details_of
 from control.operations.services import service_details_of
 
 
@@ -46,6 +48,17 @@ async def scale_by(client: Client, rt: ResourceType, key: str, delta: int) -> st
     ns, name = split_key(key)
     replicas = await scale.scale_by(client, rt, name, ns, delta)
     return f"{label(rt, name)} scaled to {replicas}"
+
+
+async def shift_weights(client: Client, route: Route, toward_canary: bool) -> str:
+    """Move 10 points of an HTTPRoute rule's traffic to its last backend (the
+    canary), or back to its first."""
+    if route.rule is None:
+        raise OperationError(f"{route.name} is not an HTTPRoute rule")
+    shift = await routes.shift_weights(
+        client, route.namespace, route.owner, route.rule, toward_canary
+    )
+    return shift.message()
 
 
 async def cordon(client: Client, name: str, on: bool = True) -> str:
@@ -220,6 +233,11 @@ async def describe(client: Client, rt: ResourceType, key: str) -> str:
             out.extend(await service_details_of(client, ns or "default", name))
         except ApiError as err:
             out.append(f"Endpoints:    <unknown: {err.message}>")
+    elif rt in (kinds.INGRESS, kinds.HTTPROUTE):
+        try:
+            out.extend(await route_details_of(client, obj))
+        except ApiError as err:
+            out.append(f"Routes:       <unknown: {err.message}>")
     if not events:
         out.append("Events:       <none>")
     else:

@@ -39,6 +39,7 @@ from console.tui.screens import (
     error_text,
 )
 from console.tui.table import ResourceTable
+from console.tui.traffic import POLL_SECONDS
 from console.tui.views import PROJECTIONS, VIEWS, Context, ViewSpec, find_view
 from console.tui.widgets import BurstFooter, PromptInput
 from control.client import Client, ClusterUnreachable
@@ -46,6 +47,7 @@ from control.errors import ApiError
 from control.objects import kinds
 from control.objects.columns import node_status
 from control.objects.kinds import ResourceType
+from control.objects.routes import routes_of
 from control.operations import OperationError
 
 ClientFactory = Callable[[], Client]
@@ -70,6 +72,8 @@ def _ignore_signal(signum: int, frame: object) -> None:
     return None
 
 
+# The view that shows the ingress routes' live traffic.
+TRAFFIC_VIEW = "ingress"
 # A change of more keys than this (a list) is flushed at once.
 FLUSH_NOW = 1000
 
@@ -144,6 +148,12 @@ class MainScreen(Screen[None]):
     def action_scale_down(self) -> None:
         self.papp.act_scale_by(-1)
 
+    def action_weight_up(self) -> None:
+        self.papp.act_shift_weights(True)
+
+    def action_weight_down(self) -> None:
+        self.papp.act_shift_weights(False)
+
     def action_logs(self) -> None:
         self.papp.act_logs()
 
@@ -212,6 +222,7 @@ class PilothouseApp(App[None]):
         self.server_version = ""
         self._prompt_mode = ""
         self.tables: dict[str, ResourceTable] = {}
+        self._polling = False  # a traffic poll is under way
         if keymap:
             self.set_keymap(keymap)
 
@@ -226,6 +237,7 @@ class PilothouseApp(App[None]):
         self.set_interval(1.0, self.update_health)
         self.set_interval(5.0, self._sample_nodes)
         self.set_interval(10.0, self._refresh_ages)
+        self.set_interval(POLL_SECONDS, self.poll_traffic)
         self.fetch_version()
 
     async def on_unmount(self) -> None:
@@ -271,9 +283,10 @@ class PilothouseApp(App[None]):
                 self.tables["services"].mark_all()
         listing = not cache.synced.is_set()
         for spec in VIEWS:
-            if spec.rt is rt:
-                self.tables[spec.name].listing = listing
-                self.tables[spec.name].mark(keys)
+            if rt in spec.row_kinds:
+                if rt is spec.rt:
+                    self.tables[spec.name].listing = listing
+                self.tables[spec.name].mark(spec.object_keys(rt, keys))
             elif rt in spec.depends:
                 self.tables[spec.name].mark_all()
         table = self.table
@@ -281,6 +294,24 @@ class PilothouseApp(App[None]):
             # A list: show its first page and its last now rather than at the next
             # tick; the pages between go in at the (slower) listing ticks.
             table.flush()
+
+    def poll_traffic(self) -> None:
+        """Ask for the ingress routes' traffic while their view is shown (one
+        request at a time: a slow answer is waited for, not cut short)."""
+        if self.tables and self.view.name == TRAFFIC_VIEW and not self._polling:
+            self._polling = True
+            self.run_worker(self._poll_traffic(), group="traffic", exit_on_error=False)
+
+    async def _poll_traffic(self) -> None:
+        traffic = self.ctx.traffic
+        try:
+            traffic.update((await self.client.ingress_stats()).get("routes") or {})
+        except Exception as e:  # the API's errors, or an answer of the wrong shape
+            traffic.failed(error_text(e))
+        finally:
+            self._polling = False
+        self.tables[TRAFFIC_VIEW].mark_all()
+        self.update_title()
 
     def _sample_nodes(self) -> None:
         self.ctx.sample_nodes()
@@ -310,11 +341,13 @@ class PilothouseApp(App[None]):
         if remember and spec is not self.view:
             self.history.append(self.view.name)
         self.view = spec
-        for rt in (spec.rt, *spec.depends):
+        for rt in (*spec.row_kinds, *spec.depends):
             cache = self.cache(rt)
             # A table created after its cache synced starts from the whole cache.
-            if rt is spec.rt and cache.synced.is_set():
+            if rt in spec.row_kinds and cache.synced.is_set():
                 self.table.mark_all()
+        if spec.name == TRAFFIC_VIEW:
+            self.poll_traffic()
         self.main.query_one("#views", ContentSwitcher).current = f"view-{spec.name}"
         self.main.set_focus(self.table)  # now: keys typed ahead go where they belong
         self.update_title()
@@ -345,6 +378,8 @@ class PilothouseApp(App[None]):
         cache = self.caches.get(self.view.rt.plural)
         if cache is not None and not cache.synced.is_set():
             title += "  (loading…)"
+        if self.view.name == TRAFFIC_VIEW and self.ctx.traffic.error:
+            title += "  (no live traffic)"
         title += f"  {len(table.shown)} rows"
         with contextlib.suppress(NoMatches, LookupError):
             # Plain text: "[read-only]" and a filter's own brackets are not markup.
@@ -469,6 +504,11 @@ class PilothouseApp(App[None]):
             self.notify(f"no {self.view.rt.singular} selected", severity="warning")
         return key
 
+    def selected_object(self) -> tuple[ResourceType, str] | None:
+        """The kind and key of the object of the row under the cursor."""
+        key = self.selected()
+        return None if key is None else self.view.target(key)
+
     def run_api(self, title: str, call: Callable[[], Awaitable[str]]) -> None:
         """Run one API action in a worker; notify its result or its error."""
 
@@ -494,6 +534,22 @@ class PilothouseApp(App[None]):
         key, rt = self.selected(), self.view.rt
         if key is not None:
             self.run_api("scale", lambda: actions.scale_by(self.client, rt, key, delta))
+
+    def act_shift_weights(self, toward_canary: bool) -> None:
+        """`+`/`-` on the Ingress routes view: shift a weighted HTTPRoute rule."""
+        selected, row = self.selected_object(), self.table.selected_row()
+        if selected is None or row is None:
+            return
+        rt, key = selected
+        route = next((r for r in routes_of(self.ctx.of(rt).get(key) or {}) if r.name == row), None)
+        if route is None or not route.weighted:
+            self.notify(
+                f"{row} is not weighted: + and - shift an HTTPRoute rule with 2 or more backends",
+                title="weights",
+                severity="warning",
+            )
+            return
+        self.run_api("weights", lambda: actions.shift_weights(self.client, route, toward_canary))
 
     def act_scale_prompt(self) -> None:
         key, rt = self.selected(), self.view.rt
@@ -522,9 +578,10 @@ class PilothouseApp(App[None]):
             )
 
     def act_delete(self) -> None:
-        key, rt = self.selected(), self.view.rt
-        if key is None:
+        selected = self.selected_object()
+        if selected is None:
             return
+        rt, key = selected
 
         def done(yes: bool | None) -> None:
             if yes:
@@ -560,9 +617,10 @@ class PilothouseApp(App[None]):
         )
 
     def act_yaml(self) -> None:
-        key, rt = self.selected(), self.view.rt
-        if key is None:
+        selected = self.selected_object()
+        if selected is None:
             return
+        rt, key = selected
 
         async def job() -> None:
             try:
@@ -576,9 +634,10 @@ class PilothouseApp(App[None]):
         self.run_worker(job(), group="api", exit_on_error=False)
 
     def act_describe(self) -> None:
-        key, rt = self.selected(), self.view.rt
-        if key is None:
+        selected = self.selected_object()
+        if selected is None:
             return
+        rt, key = selected
 
         async def job() -> None:
             try:
@@ -652,9 +711,10 @@ class PilothouseApp(App[None]):
         )
 
     def act_edit(self) -> None:
-        key, rt = self.selected(), self.view.rt
-        if key is None:
+        selected = self.selected_object()
+        if selected is None:
             return
+        rt, key = selected
 
         async def job() -> None:
             ns, name = actions.split_key(key)

@@ -158,10 +158,14 @@ class ResourceTable(ScrollView, can_focus=True):
         return list(self.rows_all[self.order[index]])
 
     def selected_key(self) -> str | None:
-        """The object key (`ns/name` or `name`) of the row under the cursor."""
-        if not self.order:
-            return None
-        return self.row_obj.get(self.order[self.cursor_row])
+        """The object key (`ns/name` or `name`; see ViewSpec.target) of the row
+        under the cursor."""
+        row = self.selected_row()
+        return None if row is None else self.row_obj.get(row)
+
+    def selected_row(self) -> str | None:
+        """The key of the row under the cursor."""
+        return self.order[self.cursor_row] if self.order else None
 
     def visible_rows(self) -> list[list[str]]:
         """The rows as shown, in order, as plain text (tests and snapshots)."""
@@ -217,7 +221,7 @@ class ResourceTable(ScrollView, can_focus=True):
 
     def _visible(self, row_key: str) -> bool:
         if self._selector is not None:
-            obj = self.ctx.of(self.spec.rt).get(self.row_obj.get(row_key, ""))
+            obj = self.spec.objects(self.ctx).get(self.row_obj.get(row_key, ""))
             labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
             return self._selector.matches(labels)
         if self.filter_text:
@@ -234,7 +238,7 @@ class ResourceTable(ScrollView, can_focus=True):
         The hot path of opening a view (20,000 pods in one flush): locals only,
         and a row's sort key is kept only when the view sorts by more than it.
         """
-        objects = self.ctx.of(self.spec.rt)
+        objects = self.spec.objects(self.ctx)
         rows, ctx, sort = self.spec.rows, self.ctx, self.spec.sort
         obj_rows, rows_all, row_obj = self.obj_rows, self.rows_all, self.row_obj
         sort_of, search_of = self.sort_of, self.search_of
@@ -283,7 +287,7 @@ class ResourceTable(ScrollView, can_focus=True):
     def _flush(self) -> None:
         t0 = time.perf_counter()
         self._flushed_at = time.monotonic()
-        objects = self.ctx.of(self.spec.rt)
+        objects = self.spec.objects(self.ctx)
         dirty = set(objects) | set(self.obj_rows) if self._dirty_all else self._dirty
         self._dirty, self._dirty_all = set(), False
         changed, removed = self._render_objs(dirty)
@@ -375,7 +379,7 @@ class ResourceTable(ScrollView, can_focus=True):
     def refresh_ages(self) -> None:
         """Re-render the rows in view, so AGE and LAST SEEN keep counting."""
         top = round(self.scroll_y)
-        objects = self.ctx.of(self.spec.rt)
+        objects = self.spec.objects(self.ctx)
         keys = {self.row_obj.get(k, "") for k in self.order[top : top + self._page]}
         self.mark({k for k in keys if k in objects})
 

@@ -20,10 +20,17 @@ from typing import Any
 from rich.text import Text
 
 from agent.protocol.primitives import quantity_milli_value, quantity_value
+from console.tui.traffic import RouteTraffic
 from control.objects import Obj, kinds
 from control.objects.columns import age, columns_for
 from control.objects.kinds import ResourceType
-from control.objects.servicestatus import node_in_sync, slice_counts, slice_service
+from control.objects.routes import routes_of
+from control.objects.servicestatus import (
+    node_in_sync,
+    ready_addresses,
+    slice_counts,
+    slice_service,
+)
 
 Cell = str | Text
 Row = tuple[str, list[Cell]]  # row key, cells
@@ -229,6 +236,8 @@ class Context:
     # Kept as slices change: slice key -> (service key, ready, total), and the sums.
     slices: dict[str, tuple[str, int, int]] = field(default_factory=dict)
     endpoints: dict[str, list[int]] = field(default_factory=dict)  # service -> [ready, total]
+    service_slices: dict[str, set[str]] = field(default_factory=dict)  # service -> slice keys
+    traffic: RouteTraffic = field(default_factory=RouteTraffic)  # the ingress routes'
     # Kept as nodes change: the nodes whose service rules are in sync, and the
     # summary the Services view last showed.
     rules_synced: set[str] = field(default_factory=set)
@@ -299,12 +308,17 @@ class Context:
                 sums[1] -= old[2]
                 if sums == [0, 0]:
                     del self.endpoints[old[0]]
+                of_service = self.service_slices[old[0]]
+                of_service.discard(key)
+                if not of_service:
+                    del self.service_slices[old[0]]
             eps = slices.get(key)
             service = slice_service(eps) if eps is not None else None
             if eps is None or service is None:
                 continue
             ready, total = slice_counts(eps)
             self.slices[key] = (service, ready, total)
+            self.service_slices.setdefault(service, set()).add(key)
             sums = self.endpoints.setdefault(service, [0, 0])
             sums[0] += ready
             sums[1] += total
@@ -331,11 +345,11 @@ class Context:
         """(nodes whose service rules are in sync, nodes)."""
         return len(self.rules_synced), len(self.of(kinds.NODE))
 
-    def ready_endpoints(self, namespace: str, service: str) -> int:
-        ep = self.of(kinds.ENDPOINTS).get(f"{namespace}/{service}")
-        if not ep:
-            return 0
-        return sum(len(s.get("addresses") or []) for s in ep.get("subsets") or [])
+    def ready_addresses(self, namespace: str, service: str) -> list[str]:
+        """The addresses of a service's ready endpoints, from its EndpointSlices."""
+        slices = self.of(kinds.ENDPOINTSLICE)
+        keys = self.service_slices.get(f"{namespace}/{service}") or ()
+        return ready_addresses(slices[k] for k in keys if k in slices)
 
 
 RowsFunc = Callable[[Obj, Context], list[Row]]
@@ -352,6 +366,9 @@ class ViewSpec:
     more_aliases: tuple[str, ...] = ()
     # Other kinds whose changes re-render every row of this view.
     depends: tuple[ResourceType, ...] = ()
+    # More kinds whose objects make rows here too. Then the view keys every
+    # object "<plural>:<key>" (see object_keys and target).
+    also: tuple[ResourceType, ...] = ()
     # Rows sort by (sort(obj), row key); None sorts by row key alone.
     sort: Callable[[Obj], str] | None = None
     reverse: bool = False
@@ -361,6 +378,27 @@ class ViewSpec:
     def aliases(self) -> tuple[str, ...]:
         """What `:` accepts for this view besides its name; the first is the shortest."""
         return (*self.rt.short_names, self.rt.singular, self.rt.plural, *self.more_aliases)
+
+    @property
+    def row_kinds(self) -> tuple[ResourceType, ...]:
+        return (self.rt, *self.also)
+
+    def objects(self, ctx: Context) -> dict[str, Obj]:
+        """The objects that make rows, by the view's object keys."""
+        if not self.also:
+            return ctx.of(self.rt)
+        return {f"{rt.plural}:{k}": obj for rt in self.row_kinds for k, obj in ctx.of(rt).items()}
+
+    def object_keys(self, rt: ResourceType, keys: set[str]) -> set[str]:
+        """The view's keys for objects of `rt` keyed `namespace/name`."""
+        return {f"{rt.plural}:{k}" for k in keys} if self.also else keys
+
+    def target(self, key: str) -> tuple[ResourceType, str]:
+        """The kind and `namespace/name` of the object the view keys `key`."""
+        if not self.also:
+            return self.rt, key
+        plural, _, name = key.partition(":")
+        return next(rt for rt in self.row_kinds if rt.plural == plural), name
 
 
 def _cols(kind: str, *headers: str) -> list[Callable[[Obj], str]]:
@@ -459,38 +497,49 @@ def service_rows(obj: Obj, ctx: Context) -> list[Row]:
     return [(obj_key(obj), [_ns(obj), name, typ, ip, ports, eps, rules, _created(obj)])]
 
 
-def ingress_rows(obj: Obj, ctx: Context) -> list[Row]:
-    """One row per host and path."""
-    spec = obj.get("spec") or {}
-    ns, name = _ns(obj), str(_meta(obj).get("name") or "")
-    tls_hosts = {h for t in spec.get("tls") or [] for h in t.get("hosts") or []}
+def _endpoints_cell(addresses: list[str], shown: int = 3) -> Cell:
+    if not addresses:
+        return _styled("0", "bold red")
+    more = f",+{len(addresses) - shown}" if len(addresses) > shown else ""
+    return f"{len(addresses)} {','.join(addresses[:shown])}{more}"
+
+
+def route_rows(obj: Obj, ctx: Context) -> list[Row]:
+    """One row per route (an Ingress path, an HTTPRoute rule's match), keyed by
+    the route table's name, with its live traffic."""
     out: list[Row] = []
-
-    def backend_cells(backend: Obj | None) -> tuple[str, Cell]:
-        svc = (backend or {}).get("service") or {}
-        if not svc:
-            return "<none>", "0"
-        port = svc.get("port") or {}
-        target = f"{svc.get('name')}:{port.get('number') or port.get('name') or ''}"
-        n = ctx.ready_endpoints(ns, str(svc.get("name")))
-        return target, (str(n) if n else Text("0", style="bold red"))
-
-    for rule in spec.get("rules") or []:
-        host = rule.get("host") or "*"
-        tls = "yes" if host in tls_hosts or ("*" in tls_hosts) else "no"
-        for p in (rule.get("http") or {}).get("paths") or []:
-            path = p.get("path") or "/"
-            target, ready = backend_cells(p.get("backend"))
-            key = f"{ns}/{name}|{host}|{path}"
-            out.append(
-                (
-                    key,
-                    [ns, name, host, f"{path} ({p.get('pathType', 'Prefix')})", target, tls, ready],
-                )
-            )
-    if spec.get("defaultBackend") or not out:
-        target, ready = backend_cells(spec.get("defaultBackend"))
-        out.append((f"{ns}/{name}|*|", [ns, name, "*", "(default)", target, "no", ready]))
+    traffic = ctx.traffic
+    for route in routes_of(obj):
+        path = f"{route.path} ({route.path_type})"
+        if route.headers:
+            path += " " + ",".join(f"{k}={v}" for k, v in route.headers)
+        addresses = sorted(
+            {a for b in route.backends for a in ctx.ready_addresses(b.namespace, b.service)}
+        )
+        sample = traffic.routes.get(route.name)
+        cells: list[Cell] = [
+            route.namespace,
+            route.host_text,
+            path,
+            f"{route.kind.lower()}/{route.owner}",
+            ", ".join(b.label for b in route.backends) or "<none>",
+            _endpoints_cell(addresses),
+        ]
+        if sample is None:
+            cells += ["-", "-", "-", ""]
+        else:
+            share = sample.error_share
+            errors: Cell = "-" if share is None else f"{share:.1%}"
+            if share:
+                errors = _styled(str(errors), "bold red")
+            p99 = sample.p99_ms
+            cells += [
+                f"{sample.requests_per_second:.1f}",
+                errors,
+                "-" if p99 is None else f"{p99:.0f}ms",
+                sparkline(traffic.fractions(route.name)),
+            ]
+        out.append((route.name, cells))
     return out
 
 
@@ -587,10 +636,22 @@ VIEWS: tuple[ViewSpec, ...] = (
         "ingress",
         "Ingress routes",
         kinds.INGRESS,
-        ["NAMESPACE", "INGRESS", "HOST", "PATH", "BACKEND", "TLS", "READY"],
-        ingress_rows,
-        more_aliases=("routes",),
-        depends=(kinds.ENDPOINTS,),
+        [
+            "NAMESPACE",
+            "HOST",
+            "PATH",
+            "ROUTE",
+            "BACKENDS",
+            "ENDPOINTS",
+            "REQ/S",
+            "5XX",
+            "P99",
+            "TRAFFIC",
+        ],
+        route_rows,  # the traffic polls mark it (App._poll_traffic)
+        more_aliases=("routes", "httproute", "httproutes"),
+        depends=(kinds.ENDPOINTSLICE,),
+        also=(kinds.HTTPROUTE,),
     ),
     ViewSpec(
         "nodes",

@@ -3,16 +3,15 @@ the node agents' `stats`."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from aiohttp import web
 
-from agent.protocol import RpcError, StatsResult
+from agent.protocol import StatsResult
 from agent.protocol.primitives import now_rfc3339
 from control import errors
-from control.api.agents import NodeAgents
+from control.api.agents import NodeAgents, ask_each
 from control.api.registry import Registry
 from control.api.responses import json_response
 from control.errors import ApiError
@@ -59,24 +58,10 @@ class MetricsApi:
     async def _all_stats(self) -> dict[str, StatsResult]:
         if self.nodes is None:
             raise ApiError(503, "ServiceUnavailable", "this API server has no node links")
-        nodes = self.nodes
         names = sorted(
             str(kv.obj["metadata"]["name"]) for kv in (await self.registry.list(NODE, None)).items
         )
-
-        async def one(node: str) -> StatsResult | None:
-            link = nodes.link(node)
-            if link is None:
-                return None
-            try:
-                async with asyncio.timeout(STATS_TIMEOUT):
-                    return await link.stats()
-            except (RpcError, ConnectionError, TimeoutError) as e:
-                log.debug("no stats from node %s: %s", node, e)
-                return None
-
-        results = await asyncio.gather(*(one(n) for n in names))
-        return {n: r for n, r in zip(names, results, strict=True) if r is not None}
+        return await ask_each(self.nodes, names, lambda link: link.stats(), STATS_TIMEOUT)
 
 
 def _cpu(nano: int) -> str:

@@ -1,7 +1,8 @@
 """The HTTP face of the API server: Kubernetes REST paths over the registry.
 
 One aiohttp handler serves every request: it authorizes (control.api.auth),
-answers discovery, metrics (control.api.metrics) and image import, and hands
+answers discovery, metrics (control.api.metrics), ingress traffic
+(control.api.ingressstats) and image import, and hands
 resource paths to the dispatch table (control.api.routing), whose handlers
 are the resource verbs (control.api.resources, control.api.watch) and the
 pod proxy (control.api.podproxy). Errors are answered as Status objects.
@@ -24,6 +25,7 @@ from control.api import discovery
 from control.api.agents import NodeAgents
 from control.api.auth import TRUSTED_ROLE, authorize
 from control.api.images import import_images
+from control.api.ingressstats import IngressStatsApi
 from control.api.metrics import METRICS_PREFIX, MetricsApi
 from control.api.podproxy import PodProxy
 from control.api.registry import Registry
@@ -31,7 +33,7 @@ from control.api.resources import ResourceHandlers
 from control.api.responses import json_response
 from control.api.routing import COLLECTION, CONNECT, Router, parse_path
 from control.errors import ApiError
-from control.wire import IMAGE_IMPORT_PATH
+from control.wire import IMAGE_IMPORT_PATH, INGRESS_STATS_PATH
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +48,14 @@ class ApiServer:
         role_of_token: Callable[[str], str | None] | None = None,
         nodes: NodeAgents | None = None,
     ) -> None:
-        """`nodes` reaches the node agents, for pod logs, exec and metrics;
+        """`nodes` reaches the node agents, for pod logs, exec, metrics and
+        ingress traffic;
         without it those answer 503."""
         self.registry = registry
         self.role_of_token = role_of_token
         self.nodes = nodes
         self.metrics = MetricsApi(registry, nodes)
+        self.ingress_stats = IngressStatsApi(registry, nodes)
         self.router = _routes(ResourceHandlers(registry), PodProxy(registry, nodes))
         self._runners: list[web.AppRunner] = []
         self.tcp_port: int | None = None
@@ -133,6 +137,8 @@ class ApiServer:
                 return json_response(doc)
             if path.startswith(METRICS_PREFIX + "/"):
                 return await self.metrics.serve(path.removeprefix(METRICS_PREFIX).strip("/"))
+            if path == INGRESS_STATS_PATH:
+                return json_response(await self.ingress_stats.collect())
         elif method == "POST" and path == IMAGE_IMPORT_PATH:
             return await import_images(request, self.registry, self.nodes)
         target = parse_path(path)

@@ -11,7 +11,7 @@ from control.localcluster import files
 from control.localcluster.layout import Layout
 from control.localcluster.plan import SSH_PORT, NodeState, Plan
 from control.localcluster.proc import LocalClusterError
-from control.nodes.ingress import INGRESS_NODE_LABEL
+from control.objects.routes import INGRESS_NODE_LABEL
 
 CONFIG_MARKER = "# Written by `pilothouse up`"
 DEFAULT_NODE_GRACE_PERIOD = 40.0  # Kubernetes' node-monitor-grace-period

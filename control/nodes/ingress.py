@@ -56,10 +56,10 @@ from control.objects.kinds import (
     ResourceType,
     object_key,
 )
+from control.objects.routes import is_ingress_node
 
 log = logging.getLogger(__name__)
 
-INGRESS_NODE_LABEL = "pilothouse.io/ingress"
 INGRESS_CONTROLLER = "pilothouse.io/ingress-controller"
 FAILED_REASON = "FailedIngressRoutes"
 COMPONENT = "ingress-controller"
@@ -81,11 +81,6 @@ class IngressTiming:
     coalesce: float = 0.1  # seconds to gather a burst of changes into one table
     backoff_initial: float = 1.0  # after a failed sync, then doubling ...
     backoff_max: float = 30.0  # ... up to this
-
-
-def is_ingress_node(node: Obj | None) -> bool:
-    labels = ((node or {}).get("metadata") or {}).get("labels") or {}
-    return labels.get(INGRESS_NODE_LABEL) == "true"
 
 
 def _ingress_view(node: Obj | None) -> tuple[bool, str]:

@@ -56,6 +56,14 @@ from agent.protocol.services import EndpointWire
 from control.nodes.servicetable import slice_endpoints
 from control.objects import Obj
 from control.objects.discovery import LABEL_SERVICE_NAME
+from control.objects.routes import (
+    DEFAULT_MATCH,
+    backend_weights,
+    httproute_route_name,
+    ingress_default_route_name,
+    ingress_route_name,
+    normalise_weights,
+)
 
 CLASS_NAME = "pilothouse"
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
@@ -178,20 +186,6 @@ class _Services:
             "weight": weight,
             "servers": servers,
         }, None
-
-
-def normalise_weights(weights: list[int]) -> list[int]:
-    """Weights scaled to sum to MAX_WEIGHT (largest remainders rounded up); all
-    zero stay zero."""
-    total = sum(weights)
-    if total <= 0:
-        return [0] * len(weights)
-    scaled = [w * MAX_WEIGHT / total for w in weights]
-    out = [int(s) for s in scaled]
-    by_remainder = sorted(range(len(weights)), key=lambda i: out[i] - scaled[i])
-    for i in by_remainder[: MAX_WEIGHT - sum(out)]:
-        out[i] += 1
-    return out
 
 
 # --- the table being built ------------------------------------------------------------
@@ -374,11 +368,11 @@ def _add_ingress(b: _Builder, services: _Services, ingress: Obj) -> None:
             backend = _ingress_backend(b, services, key, path.get("backend"))
             if backend is not None:
                 path_type: PathType = "Exact" if path.get("pathType") == "Exact" else "Prefix"
-                add(host, _route(f"ing/{key[0]}/{key[1]}/{r}/{p}", value, path_type, [backend]))
+                add(host, _route(ingress_route_name(*key, r, p), value, path_type, [backend]))
     if spec.get("defaultBackend"):
         backend = _ingress_backend(b, services, key, spec["defaultBackend"])
         if backend is not None:
-            route = _route(f"ing/{key[0]}/{key[1]}/default", "/", "Prefix", [backend])
+            route = _route(ingress_default_route_name(*key), "/", "Prefix", [backend])
             for host in dict.fromkeys(hosts):
                 if host:
                     add(host, route, quiet=True)
@@ -490,7 +484,7 @@ def _condition(type_: str, problem: Problem | None, ok: str, generation: Any) ->
 def _rule_backends(
     services: _Services, namespace: str, refs: list[Obj]
 ) -> tuple[list[BackendWire], Problem | None]:
-    weights = normalise_weights([int(r["weight"]) if "weight" in r else 1 for r in refs])
+    weights = normalise_weights(backend_weights(refs))
     backends, first_problem = [], None
     for ref, weight in zip(refs, weights, strict=True):
         ref_namespace = str(ref.get("namespace") or namespace)
@@ -556,9 +550,6 @@ def _match_route(name: str, match: Obj) -> tuple[RouteWire | None, str]:
     return route, ""
 
 
-_DEFAULT_MATCH: Obj = {"path": {"type": "PathPrefix", "value": "/"}}
-
-
 def _httproute_routes(
     b: _Builder, services: _Services, httproute: Obj
 ) -> tuple[list[RouteWire], Problem | None]:
@@ -573,8 +564,8 @@ def _httproute_routes(
             continue
         backends, problem = _rule_backends(services, key[0], rule.get("backendRefs") or [])
         refs_problem = refs_problem or problem
-        for m, match in enumerate(rule.get("matches") or [_DEFAULT_MATCH]):
-            route, why = _match_route(f"httproute/{key[0]}/{key[1]}/{r}/{m}", match)
+        for m, match in enumerate(rule.get("matches") or [DEFAULT_MATCH]):
+            route, why = _match_route(httproute_route_name(*key, r, m), match)
             if route is None:
                 b.warn("HTTPRoute", key, ("UnsupportedMatch", f"rule {r} match {m}: {why}"))
                 continue

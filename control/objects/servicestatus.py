@@ -97,6 +97,11 @@ def endpoint_rows(slices: Iterable[Obj]) -> list[EndpointRow]:
     return rows
 
 
+def ready_addresses(slices: Iterable[Obj]) -> list[str]:
+    """The addresses of a Service's ready endpoints, sorted."""
+    return [r.address for r in endpoint_rows(slices) if r.ready]
+
+
 def service_details(slices: Iterable[Obj], nodes: Iterable[Obj]) -> list[str]:
     """`describe svc`'s lines for the endpoints and the nodes' rules."""
     rows = endpoint_rows(slices)

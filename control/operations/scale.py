@@ -5,12 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from control.client import Client
-from control.errors import ApiError
 from control.objects.kinds import ResourceType
 from control.operations import OperationError
-
-# A relative scale that keeps losing the race to other writers gives up after this many tries.
-ATTEMPTS = 5
+from control.operations.conflicts import retry_on_conflict
 
 
 def _check(rt: ResourceType, replicas: int | None = None) -> None:
@@ -37,17 +34,14 @@ async def scale_by(
     count was read at, and is retried on a conflict: two quick +1s make +2."""
     _check(rt)
     path = Client.path(rt, namespace, name, "scale")
-    for attempt in range(ATTEMPTS):
+
+    async def attempt() -> int:
         scale: dict[str, Any] = await client.request("GET", path)
         spec = scale.setdefault("spec", {})
         current = spec.get("replicas")
         replicas = max(0, (1 if current is None else int(current)) + delta)
         spec["replicas"] = replicas
-        try:
-            await client.request("PUT", path, body=scale)
-        except ApiError as e:
-            if e.code != 409 or attempt == ATTEMPTS - 1:
-                raise
-            continue
+        await client.request("PUT", path, body=scale)
         return replicas
-    raise AssertionError("unreachable")
+
+    return await retry_on_conflict(attempt)

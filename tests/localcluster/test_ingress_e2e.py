@@ -29,10 +29,10 @@ import yaml
 
 from agent.ingress.selfsigned import self_signed_pem
 from agent.protocol.ingress import HTTP_PORT, HTTPS_PORT
-from control.nodes.ingress import INGRESS_NODE_LABEL
 from control.nodes.ingressroutes import TLS_SECRET_TYPE
 from control.nodes.nodeaddress import internal_ip
 from control.objects.kinds import EVENT, INGRESS, NODE, POD
+from control.objects.routes import INGRESS_NODE_LABEL
 from tests.localcluster.clicluster import Cluster, cli_cluster, ok, poll, running_ready
 from tests.localcluster.names import SHARED_CLUSTER_MODULE, unique
 from tests.localcluster.traces import leftovers, running

@@ -20,7 +20,7 @@ from control.localcluster.plan import NodeState, make_plan
 from control.localcluster.proc import LocalClusterError, processes_named
 from control.localcluster.state import State
 from control.nodes import cri
-from control.nodes.ingress import INGRESS_NODE_LABEL
+from control.objects.routes import INGRESS_NODE_LABEL
 
 
 def _state() -> State:

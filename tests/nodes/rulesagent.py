@@ -1,7 +1,8 @@
 """RulesAgent: a fake agent that keeps a service table as the agent protocol
 says (services_sync replaces it, services_update applies changes on top of its
 generation or answers SERVICES_OUT_OF_SYNC) and records what it was sent;
-with `ingress`, it keeps the route table `ingress_sync` sends too.
+with `ingress`, it keeps the route table `ingress_sync` sends too, and answers
+`ingress_stats` with its `traffic`.
 
 It answers hello, network_config and sync_pods too, so that it can stand for a
 node (the node link registers a Node for it) or for a service proxy. Failures
@@ -51,6 +52,7 @@ class RulesAgent:
     fail: str | None = None  # answer every services request with this error
     ingress: bool = False  # answer ingress_sync (as an agent run with --ingress)
     routes: RouteTableWire | None = None  # the last route table it was sent
+    traffic: dict[str, Any] = field(default_factory=dict)  # what ingress_stats answers
 
     def methods(self, connection: int | None = None) -> list[str]:
         return [r.method for r in self.received if connection is None or r.connection == connection]
@@ -77,6 +79,7 @@ class RulesAgent:
         handler("services_update", self._update)
         if self.ingress:
             handler("ingress_sync", self._ingress_sync)
+            handler("ingress_stats", lambda p: {"routes": self.traffic})
         try:
             await peer.run()
         finally:

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from control.client import Client
 from control.config import NodeConfig
-from control.nodes.ingress import FAILED_REASON, INGRESS_NODE_LABEL, IngressTiming
+from control.nodes.ingress import FAILED_REASON, IngressTiming
 from control.nodes.ingressroutes import CLASS_NAME, GATEWAY_CONTROLLER
 from control.nodes.transport import InProcessTransport
 from control.objects.kinds import (
@@ -31,6 +32,7 @@ from control.objects.kinds import (
     POD,
     SERVICE,
 )
+from control.objects.routes import INGRESS_NODE_LABEL
 from tests.cluster import DEFAULT_TIMEOUT, HollowCluster, hollow_cluster, make_pod
 from tests.nodes.rulesagent import RulesAgent
 from tests.polling import eventually
@@ -264,3 +266,23 @@ async def test_agent_without_ingress_is_left_alone(tmp_path: Path) -> None:
         events = (await cluster.registry.list(EVENT, "default")).items
         assert not [kv for kv in events if kv.obj.get("reason") == FAILED_REASON]
         assert routes.acked(EDGE) == 0 and old.connections == 1
+
+
+async def test_live_traffic_is_asked_of_the_ingress_nodes_only(
+    ingress_cluster: IngressCluster,
+) -> None:
+    """Through the real node links: the labelled node's agent answers; the
+    plain node, an ingress agent too, is not asked."""
+    route = "ing/default/site/0/0"
+    stats = {"requests": 12, "requestsPerSecond": 3.0, "http5xx": 1, "p99Ms": 8.5}
+    ingress_cluster.agents[EDGE].traffic = {route: stats}
+    ingress_cluster.agents[PLAIN].traffic = {route: {**stats, "requests": 1000}}
+    async with ingress_cluster.cluster.client() as client:
+        answer = await eventually(lambda: _answered(client), "the edge node's agent to answer")
+    assert answer["routes"] == {route: stats}
+    assert "ingress_stats" not in ingress_cluster.agents[PLAIN].methods()
+
+
+async def _answered(client: Client) -> Obj | None:
+    answer = await client.ingress_stats()
+    return answer if answer["nodes"] == [EDGE] else None

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -12,36 +11,10 @@ from control.client import Client
 from control.controlplane import ControlPlane
 from control.objects import kinds
 from tests.cluster import hollow_cluster, make_pod
+from tests.interleaving import FirstWriteLate
 from tests.polling import eventually
 from tests.tui.conftest import SIZE, noted, notes
 from tests.tui.helpers import make_deployment
-
-
-class FirstWriteLate(Client):
-    """A client whose first write to one object waits until that object has
-    been read a second time: the interleaving two quick `+` presses can have,
-    where both read the same count before either writes."""
-
-    def __init__(self, server: str, path: str) -> None:
-        super().__init__(server)
-        self.paths = (path, f"{path}/scale")
-        self.reads = self.writes = 0
-        self.second_read = asyncio.Event()
-        self.held = False  # the first write did wait for the second read
-
-    async def request_raw(self, method: str, path: str, **kw: Any) -> tuple[int, bytes]:
-        ours = path in self.paths
-        if ours and method in ("PUT", "PATCH"):
-            self.writes += 1
-            if self.writes == 1:
-                await asyncio.wait_for(self.second_read.wait(), 10)
-                self.held = True
-        answer = await super().request_raw(method, path, **kw)
-        if ours and method == "GET":
-            self.reads += 1
-            if self.reads == 2:
-                self.second_read.set()
-        return answer
 
 
 async def test_two_quick_pluses_add_two(plane: ControlPlane, client: Client) -> None:

@@ -38,6 +38,7 @@ from control.api import registry
 from control.client import Client
 from control.config import load_config
 from control.objects import kinds
+from tests.manifests import weighted_httproute
 from tests.polling import eventually
 from tests.tui.conftest import press_for
 from tests.tui.helpers import (
@@ -101,6 +102,9 @@ async def populate(socket: str) -> None:
             event_manifest("e4", "Node/node-2", "NodeNotReady", "Node node-2 status is now: NodeNotReady", type_="Warning", last="2025-12-29T12:00:00Z"),
         ]:  # fmt: skip
             await client.create(kinds.EVENT, event)
+        # Last, so that the objects before keep their uids and resourceVersions.
+        shop = weighted_httproute("shop", [("web", 80, 90), ("api", 8080, 10)])
+        await client.create(kinds.HTTPROUTE, shop)
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +149,8 @@ async def settled(app: PilothouseApp, rows: int) -> None:
     await eventually(lambda: app.server_version and len(app.table.shown) == rows, within=15)
     await eventually(lambda: columns_fit(app.table))
     await eventually(lambda: all(c.synced.is_set() for c in app.caches.values()), within=15)
+    if app.view.name == "ingress":  # the traffic asked for once (unavailable: no nodes here)
+        await eventually(lambda: app.ctx.traffic.error)
     app.update_health()
     await eventually(lambda: "(loading" not in str(app.main.query_one("#title").render()))
 
@@ -152,7 +158,7 @@ async def settled(app: PilothouseApp, rows: int) -> None:
 Snap = Callable[..., bool]
 
 
-ROWS = {"pods": 4, "deployments": 3, "services": 2, "ingress": 3, "nodes": 2, "events": 4}
+ROWS = {"pods": 4, "deployments": 3, "services": 2, "ingress": 4, "nodes": 2, "events": 4}
 
 
 @pytest.mark.parametrize("view", list(ROWS))

@@ -21,9 +21,9 @@ from control.nodes.ingressroutes import (
     RouteResult,
     RouteWarning,
     intersect_hostnames,
-    normalise_weights,
     route_table,
 )
+from control.objects.routes import normalise_weights
 
 Obj = dict[str, Any]
 NS = "default"
