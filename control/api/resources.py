@@ -19,6 +19,7 @@ from control.api.query import TRUE, int_param, matcher
 from control.api.registry import Registry
 from control.api.responses import created, json_response, raw_response
 from control.api.routing import Target
+from control.api.tables import table_request, table_response
 from control.api.watch import serve_watch
 from control.errors import Cause
 from control.objects.kinds import ResourceType
@@ -36,8 +37,9 @@ class ResourceHandlers:
         rt, ns = target.rt, target.namespace
         q = request.query
         match = matcher(q.get("labelSelector"), q.get("fieldSelector"))
+        asked = table_request(request)
         if q.get("watch") in TRUE:
-            return await serve_watch(request, self.registry, rt, ns, match)
+            return await serve_watch(request, self.registry, rt, ns, match, asked)
         limit = int_param(q, "limit", 0)
         listed = await self.registry.list(
             rt, ns, match=match, limit=limit, continue_token=q.get("continue") or None
@@ -47,6 +49,8 @@ class ResourceHandlers:
             meta["continue"] = listed.continue_token
             if listed.remaining is not None:
                 meta["remainingItemCount"] = listed.remaining
+        if asked is not None:
+            return table_response(rt, listed.items, meta, asked)
         return raw_response(_list_body(rt, meta, listed.items))
 
     async def create(
@@ -73,7 +77,11 @@ class ResourceHandlers:
     # -- objects and their status ------------------------------------------------
 
     async def get(self, request: web.Request, target: Target) -> web.StreamResponse:
-        return raw_response((await self.registry.get(*_object_at(target))).raw)
+        asked = table_request(request)
+        kv = await self.registry.get(*_object_at(target))
+        if asked is not None:
+            return table_response(target.rt, [kv], {}, asked)
+        return raw_response(kv.raw)
 
     async def update(
         self, request: web.Request, target: Target, options: WriteOptions
