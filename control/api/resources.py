@@ -14,6 +14,7 @@ from aiohttp import web
 from control import errors
 from control.api.bodies import body, patch_change
 from control.api.deletion import RETURNS_DELETED_OBJECT, Deletion
+from control.api.fieldvalidation import add_warnings, check_fields
 from control.api.options import DeleteOptions, WriteOptions, delete_options
 from control.api.query import TRUE, int_param, matcher
 from control.api.registry import Registry
@@ -56,8 +57,10 @@ class ResourceHandlers:
     async def create(
         self, request: web.Request, target: Target, options: WriteOptions
     ) -> web.StreamResponse:
-        kv = await self.registry.create(target.rt, target.namespace, await body(request), options)
-        return raw_response(kv.raw, 201)
+        new = await body(request)
+        warnings = await check_fields(request, target.rt)
+        kv = await self.registry.create(target.rt, target.namespace, new, options)
+        return add_warnings(raw_response(kv.raw, 201), warnings)
 
     async def delete_collection(
         self, request: web.Request, target: Target, options: DeleteOptions
@@ -87,15 +90,17 @@ class ResourceHandlers:
         self, request: web.Request, target: Target, options: WriteOptions
     ) -> web.StreamResponse:
         new = await body(request)
+        warnings = await check_fields(request, target.rt)
         kv = await self.registry.update(
             *_object_at(target), new, subresource=target.subresource, options=options
         )
-        return raw_response(kv.raw)
+        return add_warnings(raw_response(kv.raw), warnings)
 
     async def patch(
         self, request: web.Request, target: Target, options: WriteOptions
     ) -> web.StreamResponse:
         change = await patch_change(request)
+        warnings = await check_fields(request, target.rt, patch=True)
         kv = await self.registry.patch(
             *_object_at(target),
             change,
@@ -103,7 +108,7 @@ class ResourceHandlers:
             options=options,
             pure=True,  # the patchers leave their target as it is
         )
-        return raw_response(kv.raw)
+        return add_warnings(raw_response(kv.raw), warnings)
 
     async def delete(
         self, request: web.Request, target: Target, options: DeleteOptions
