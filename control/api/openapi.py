@@ -137,30 +137,31 @@ def _paths(rt: ResourceType, schema: str, list_schema: str) -> dict[str, Any]:
     return paths
 
 
+def _object(description: str, **properties: Any) -> dict[str, Any]:
+    """An object schema; a property given as a type name is of that type."""
+    props = {k: {"type": v} if isinstance(v, str) else v for k, v in properties.items()}
+    return {"type": "object", "description": description, "properties": props}
+
+
 def _meta_schemas() -> dict[str, Any]:
+    int64 = {"type": "integer", "format": "int64"}
     return {
-        _LIST_META: {
-            "type": "object",
-            "description": "Metadata of a list: its resourceVersion and continue token.",
-            "properties": {
-                "resourceVersion": {"type": "string"},
-                "continue": {"type": "string"},
-                "remainingItemCount": {"type": "integer", "format": "int64"},
-            },
-        },
-        _STATUS: {
-            "type": "object",
-            "description": "Status is the return value for calls that don't return other objects.",
-            "properties": {
-                "apiVersion": {"type": "string"},
-                "kind": {"type": "string"},
-                "status": {"type": "string"},
-                "message": {"type": "string"},
-                "reason": {"type": "string"},
-                "code": {"type": "integer", "format": "int32"},
-                "details": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-            },
-        },
+        _LIST_META: _object(
+            "Metadata of a list: its resourceVersion and continue token.",
+            resourceVersion="string",
+            remainingItemCount=int64,
+            **{"continue": "string"},
+        ),
+        _STATUS: _object(
+            "Status is the return value for calls that don't return other objects.",
+            apiVersion="string",
+            kind="string",
+            status="string",
+            message="string",
+            reason="string",
+            code={"type": "integer", "format": "int32"},
+            details={"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        ),
     }
 
 

@@ -288,6 +288,14 @@ def _event_source(event: Obj) -> str:
     return f"{component}, {host}" if host else str(component)
 
 
+# A Deployment's and a ReplicaSet's last columns.
+_WORKLOAD_WIDE = (
+    AGE,
+    Column("CONTAINERS", _containers, wide=True),
+    Column("IMAGES", _images, wide=True),
+    Column("SELECTOR", _selector, wide=True),
+)
+
 # Kubernetes' own columns (kube-apiserver's printers, and the Gateway API
 # CRDs' additionalPrinterColumns); `wide` ones have priority 1.
 COLUMNS: dict[str, list[Column]] = {
@@ -312,20 +320,14 @@ COLUMNS: dict[str, list[Column]] = {
         Column("READY", _of("readyReplicas")),
         _integer("UP-TO-DATE", _num("status", "updatedReplicas")),
         _integer("AVAILABLE", _num("status", "availableReplicas")),
-        AGE,
-        Column("CONTAINERS", _containers, wide=True),
-        Column("IMAGES", _images, wide=True),
-        Column("SELECTOR", _selector, wide=True),
+        *_WORKLOAD_WIDE,
     ],
     "ReplicaSet": [
         NAME,
         _integer("DESIRED", _num("spec", "replicas")),
         _integer("CURRENT", _num("status", "replicas")),
         _integer("READY", _num("status", "readyReplicas")),
-        AGE,
-        Column("CONTAINERS", _containers, wide=True),
-        Column("IMAGES", _images, wide=True),
-        Column("SELECTOR", _selector, wide=True),
+        *_WORKLOAD_WIDE,
     ],
     "Service": [
         NAME,

@@ -9,6 +9,7 @@ its kind's fields.
 
 from __future__ import annotations
 
+import re
 import types
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -16,80 +17,81 @@ from pydantic import BaseModel
 
 from control.objects import apps, core, discovery, gateway, meta, networking
 
-_VOLUME_SOURCES = (
-    "hostPath emptyDir gcePersistentDisk awsElasticBlockStore gitRepo secret nfs iscsi "
-    "glusterfs persistentVolumeClaim rbd flexVolume cinder cephfs flocker downwardAPI fc "
-    "azureFile configMap vsphereVolume quobyte azureDisk photonPersistentDisk projected "
-    "portworxVolume scaleIO storageos csi ephemeral image"
-)
-
-UNMODELLED: dict[type[BaseModel], frozenset[str]] = {
-    model: frozenset(names.split())
-    for model, names in (
-        (meta.ObjectMeta, "selfLink managedFields"),
-        (meta.Condition, "observedGeneration"),
-        (core.NamespaceStatus, "conditions"),
-        (core.NodeSpec, "configSource externalID"),
-        (
-            core.NodeStatus,
-            "daemonEndpoints images volumesInUse volumesAttached config runtimeHandlers "
-            "features declaredFeatures",
-        ),
-        (core.NodeSystemInfo, "swap"),
-        (core.ResourceRequirements, "claims"),
-        (core.VolumeMount, "mountPropagation subPathExpr recursiveReadOnly"),
-        (
-            core.Container,
-            "envFrom lifecycle securityContext stdin stdinOnce tty volumeDevices resizePolicy "
-            "restartPolicy restartPolicyRules",
-        ),
-        (core.Volume, _VOLUME_SOURCES),
-        (
-            core.PodSpec,
-            "ephemeralContainers automountServiceAccountToken serviceAccount hostPID hostIPC "
-            "shareProcessNamespace imagePullSecrets hostname subdomain hostAliases dnsConfig "
-            "readinessGates runtimeClassName preemptionPolicy overhead "
-            "topologySpreadConstraints setHostnameAsFQDN os hostUsers schedulingGates "
-            "resourceClaims resources hostnameOverride",
-        ),
-        (core.PodCondition, "observedGeneration"),
-        (
-            core.ContainerStatus,
-            "allocatedResources resources volumeMounts user allocatedResourcesStatus stopSignal",
-        ),
-        (
-            core.PodStatus,
-            "ephemeralContainerStatuses hostIPs resize resourceClaimStatuses observedGeneration",
-        ),
-        (
-            core.ServiceSpec,
-            "loadBalancerIP loadBalancerSourceRanges healthCheckNodePort sessionAffinityConfig "
-            "ipFamilies ipFamilyPolicy allocateLoadBalancerNodePorts loadBalancerClass "
-            "trafficDistribution",
-        ),
-        (core.LoadBalancerIngress, "ipMode ports"),
-        (core.ServiceStatus, "conditions"),
-        (core.Event, "related series"),
-        (apps.DeploymentStatus, "terminatingReplicas"),
-        (apps.ReplicaSetStatus, "terminatingReplicas"),
-        (networking.IngressClassParameters, "apiGroup namespace"),
-        (discovery.EndpointHints, "forNodes"),
-        (gateway.GatewayClassSpec, "parametersRef description"),
-        (gateway.ConditionsStatus, "supportedFeatures"),
-        (
-            gateway.GatewaySpec,
-            "addresses infrastructure backendTLS allowedListeners tls defaultScope",
-        ),
-        (gateway.Listener, "hostname allowedRoutes"),
-        (gateway.GatewayTLSConfig, "options frontendValidation"),
-        (gateway.CertificateRef, "group kind namespace"),
-        (gateway.GatewayStatus, "listeners"),
-        (gateway.GatewayAddress, "type"),
-        (gateway.ParentReference, "group kind namespace sectionName"),
-        (gateway.HTTPRouteRule, "name matches filters timeouts retry sessionPersistence"),
-        (gateway.HTTPBackendRef, "group kind namespace filters"),
-    )
+# Per module, one model a line: its name, then the Kubernetes fields it keeps unmodelled.
+_TABLE = {
+    meta: """
+        ObjectMeta selfLink managedFields
+        Condition observedGeneration
+    """,
+    core: """
+        NamespaceStatus conditions
+        NodeSpec configSource externalID
+        NodeStatus daemonEndpoints images volumesInUse volumesAttached config runtimeHandlers
+            features declaredFeatures
+        NodeSystemInfo swap
+        ResourceRequirements claims
+        VolumeMount mountPropagation subPathExpr recursiveReadOnly
+        Container envFrom lifecycle securityContext stdin stdinOnce tty volumeDevices
+            resizePolicy restartPolicy restartPolicyRules
+        Volume hostPath emptyDir gcePersistentDisk awsElasticBlockStore gitRepo secret nfs
+            iscsi glusterfs persistentVolumeClaim rbd flexVolume cinder cephfs flocker
+            downwardAPI fc azureFile configMap vsphereVolume quobyte azureDisk
+            photonPersistentDisk projected portworxVolume scaleIO storageos csi ephemeral image
+        PodSpec ephemeralContainers automountServiceAccountToken serviceAccount hostPID hostIPC
+            shareProcessNamespace imagePullSecrets hostname subdomain hostAliases dnsConfig
+            readinessGates runtimeClassName preemptionPolicy overhead topologySpreadConstraints
+            setHostnameAsFQDN os hostUsers schedulingGates resourceClaims resources
+            hostnameOverride
+        PodCondition observedGeneration
+        ContainerStatus allocatedResources resources volumeMounts user allocatedResourcesStatus
+            stopSignal
+        PodStatus ephemeralContainerStatuses hostIPs resize resourceClaimStatuses
+            observedGeneration
+        ServiceSpec loadBalancerIP loadBalancerSourceRanges healthCheckNodePort
+            sessionAffinityConfig ipFamilies ipFamilyPolicy allocateLoadBalancerNodePorts
+            loadBalancerClass trafficDistribution
+        LoadBalancerIngress ipMode ports
+        ServiceStatus conditions
+        Event related series
+    """,
+    apps: """
+        DeploymentStatus terminatingReplicas
+        ReplicaSetStatus terminatingReplicas
+    """,
+    networking: """
+        IngressClassParameters apiGroup namespace
+    """,
+    discovery: """
+        EndpointHints forNodes
+    """,
+    gateway: """
+        GatewayClassSpec parametersRef description
+        ConditionsStatus supportedFeatures
+        GatewaySpec addresses infrastructure backendTLS allowedListeners tls defaultScope
+        Listener hostname allowedRoutes
+        GatewayTLSConfig options frontendValidation
+        CertificateRef group kind namespace
+        GatewayStatus listeners
+        GatewayAddress type
+        ParentReference group kind namespace sectionName
+        HTTPRouteRule name matches filters timeouts retry sessionPersistence
+        HTTPBackendRef group kind namespace filters
+    """,
 }
+
+
+def _unmodelled() -> dict[type[BaseModel], frozenset[str]]:
+    table: dict[type[BaseModel], frozenset[str]] = {}
+    for module, text in _TABLE.items():
+        # A line that starts with a lower-case word continues the model above.
+        entries = re.split(r"\n\s*(?=[A-Z])", text.strip())
+        for entry in entries:
+            name, *fields = entry.split()
+            table[getattr(module, name)] = frozenset(fields)
+    return table
+
+
+UNMODELLED = _unmodelled()
 
 
 def _known(model: type[BaseModel], name: str) -> bool:

@@ -7,46 +7,31 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import Served
+from tests.manifests import workload
 
-MANIFEST = textwrap.dedent(
-    """\
-    apiVersion: apps/v1
-    kind: Deployment
-    metadata:
-      name: web
-    spec:
-      replicas: 2
-      selector:
-        matchLabels: {app: web}
-      template:
-        metadata:
-          labels: {app: web}
-        spec:
-          containers:
-          - name: httpd
-            image: pilothouse/busybox:latest
-            securityContext: {runAsUser: 1000}
-            ports:
-            - containerPort: 8080
-    ---
-    apiVersion: v1
-    kind: Service
-    metadata:
-      name: web
-    spec:
-      selector: {app: web}
-      ports:
-      - port: 80
-        targetPort: 8080
-    """
-)
+
+def _manifest() -> str:
+    deploy = workload("Deployment", "web", 2, "pilothouse/busybox:latest", container="httpd")
+    deploy["spec"]["template"]["spec"]["containers"][0].update(
+        securityContext={"runAsUser": 1000}, ports=[{"containerPort": 8080}]
+    )
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    return yaml.safe_dump_all([deploy, service], sort_keys=False)
+
+
+MANIFEST = _manifest()
 
 
 def kubectl_binary() -> str:
@@ -141,7 +126,7 @@ def test_apply_get_all_and_wide(kubectl: Kubectl) -> None:
 
 
 def test_apply_validates_fields_and_diff(kubectl: Kubectl) -> None:
-    typo = MANIFEST.replace("replicas: 2", "replicas: 2\n  replicaz: 3")
+    typo = MANIFEST.replace("  replicas: 2", "  replicas: 2\n  replicaz: 3")
     done = kubectl.run("apply", "-f", "-", stdin=typo)
     assert done.returncode != 0
     assert 'unknown field "spec.replicaz"' in done.stderr

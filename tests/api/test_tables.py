@@ -15,6 +15,7 @@ from control.api.negotiation import Answer, negotiate, parse_accept
 from control.controlplane import ControlPlane
 from control.objects.columns import columns_for
 from control.objects.kinds import RESOURCES
+from tests.manifests import workload
 
 KUBECTL_ACCEPT = (
     "application/json;as=Table;v=v1;g=meta.k8s.io,"
@@ -25,20 +26,7 @@ DEPLOY = "/apis/apps/v1/namespaces/default/deployments"
 
 
 def deployment(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "web", "image": "pilothouse/busybox"}]},
-            },
-            **spec,
-        },
-    }
+    return workload("Deployment", name, 2, "pilothouse/busybox", container="web", **spec)
 
 
 @pytest.fixture
