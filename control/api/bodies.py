@@ -1,4 +1,8 @@
-"""Request bodies: JSON or YAML objects, and patches by their content type."""
+"""Request bodies: JSON or YAML objects, and patches by their content type.
+
+`decode` is the one place a body's media type is read; a type the server
+does not speak is 415 Unsupported Media Type.
+"""
 
 from __future__ import annotations
 
@@ -24,21 +28,32 @@ _PATCHERS: dict[str, Patcher] = {
 }
 
 
+JSON = "application/json"
+YAML = "application/yaml"
+# The body types read as JSON: objects, and the patches.
+_JSON_TYPES = frozenset({JSON, *_PATCHERS})
+
+
 async def read_body(request: web.Request) -> tuple[str, bytes]:
-    return request.content_type, await request.read()
+    """The body's media type (JSON when the request names none, as
+    Kubernetes reads it) and its bytes."""
+    content_type = request.content_type if "Content-Type" in request.headers else JSON
+    return content_type, await request.read()
 
 
 def decode(content_type: str, raw: bytes) -> Any:
+    """A body in `content_type` (a media type without parameters) as JSON values."""
     if content_type == protobuf.CONTENT_TYPE:
         return protobuf.decode_object(raw)
+    if content_type not in _JSON_TYPES and content_type != YAML:
+        raise errors.unsupported_media_type(content_type)
     try:
-        if "yaml" in content_type:
+        if content_type == YAML:
             return yaml.safe_load(raw)
         return orjson.loads(raw)
     except (orjson.JSONDecodeError, yaml.YAMLError) as e:
-        raise errors.bad_request(
-            f"the request body is not valid {('YAML' if 'yaml' in content_type else 'JSON')}: {e}"
-        ) from e
+        what = "YAML" if content_type == YAML else "JSON"
+        raise errors.bad_request(f"the request body is not valid {what}: {e}") from e
 
 
 async def body(request: web.Request) -> Any:

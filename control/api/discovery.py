@@ -67,6 +67,8 @@ def _entries(rt: ResourceType) -> list[dict[str, Any]]:
     }
     if rt.short_names:
         main["shortNames"] = list(rt.short_names)
+    if rt.categories:
+        main["categories"] = list(rt.categories)
     out = [main]
     if rt.status:
         out.append(

@@ -273,11 +273,17 @@ _SET_ORDER = "$setElementOrder/"
 _RETAIN_KEYS = "$retainKeys"
 
 
-def _merge_key(field: str, parent: str) -> str | None:
+def merge_key(field: str, parent: str) -> str | None:
+    """The key a list field merges by, in the object reached through `parent`."""
     key = _MERGE_KEYS.get(field)
     if isinstance(key, dict):
         return key.get(parent)
     return key
+
+
+def merges_scalars(field: str) -> bool:
+    """Whether a list of scalars merges (patch values are added) rather than replaces."""
+    return field in _MERGE_SCALAR_LISTS
 
 
 def strategic_merge_patch(target: Any, patch: Any) -> Any:
@@ -351,14 +357,14 @@ def _merge_list(
         rest = [x for x in patch if not (isinstance(x, dict) and x.get(_DIRECTIVE) == "replace")]
         return _merge_list([], rest, field, parent, path)
 
-    if field in _MERGE_SCALAR_LISTS:
+    if merges_scalars(field):
         out = [_copy(x) for x in target]
         for x in patch:
             if not any(_json_equal(x, y) for y in out):
                 out.append(_copy(x))
         return out
 
-    key = _merge_key(field, parent)
+    key = merge_key(field, parent)
     if key is None:
         # Atomic list: replaced, with any directives in its maps resolved.
         out = []

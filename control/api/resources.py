@@ -14,11 +14,13 @@ from aiohttp import web
 from control import errors
 from control.api.bodies import body, patch_change
 from control.api.deletion import RETURNS_DELETED_OBJECT, Deletion
+from control.api.fieldvalidation import add_warnings, check_fields
 from control.api.options import DeleteOptions, WriteOptions, delete_options
 from control.api.query import TRUE, int_param, matcher
 from control.api.registry import Registry
 from control.api.responses import created, json_response, raw_response
 from control.api.routing import Target
+from control.api.tables import table_request, table_response
 from control.api.watch import serve_watch
 from control.errors import Cause
 from control.objects.kinds import ResourceType
@@ -36,8 +38,9 @@ class ResourceHandlers:
         rt, ns = target.rt, target.namespace
         q = request.query
         match = matcher(q.get("labelSelector"), q.get("fieldSelector"))
+        asked = table_request(request)
         if q.get("watch") in TRUE:
-            return await serve_watch(request, self.registry, rt, ns, match)
+            return await serve_watch(request, self.registry, rt, ns, match, asked)
         limit = int_param(q, "limit", 0)
         listed = await self.registry.list(
             rt, ns, match=match, limit=limit, continue_token=q.get("continue") or None
@@ -47,13 +50,17 @@ class ResourceHandlers:
             meta["continue"] = listed.continue_token
             if listed.remaining is not None:
                 meta["remainingItemCount"] = listed.remaining
+        if asked is not None:
+            return table_response(rt, listed.items, meta, asked)
         return raw_response(_list_body(rt, meta, listed.items))
 
     async def create(
         self, request: web.Request, target: Target, options: WriteOptions
     ) -> web.StreamResponse:
-        kv = await self.registry.create(target.rt, target.namespace, await body(request), options)
-        return raw_response(kv.raw, 201)
+        new = await body(request)
+        warnings = await check_fields(request, target.rt)
+        kv = await self.registry.create(target.rt, target.namespace, new, options)
+        return add_warnings(raw_response(kv.raw, 201), warnings)
 
     async def delete_collection(
         self, request: web.Request, target: Target, options: DeleteOptions
@@ -73,21 +80,27 @@ class ResourceHandlers:
     # -- objects and their status ------------------------------------------------
 
     async def get(self, request: web.Request, target: Target) -> web.StreamResponse:
-        return raw_response((await self.registry.get(*_object_at(target))).raw)
+        asked = table_request(request)
+        kv = await self.registry.get(*_object_at(target))
+        if asked is not None:
+            return table_response(target.rt, [kv], {}, asked)
+        return raw_response(kv.raw)
 
     async def update(
         self, request: web.Request, target: Target, options: WriteOptions
     ) -> web.StreamResponse:
         new = await body(request)
+        warnings = await check_fields(request, target.rt)
         kv = await self.registry.update(
             *_object_at(target), new, subresource=target.subresource, options=options
         )
-        return raw_response(kv.raw)
+        return add_warnings(raw_response(kv.raw), warnings)
 
     async def patch(
         self, request: web.Request, target: Target, options: WriteOptions
     ) -> web.StreamResponse:
         change = await patch_change(request)
+        warnings = await check_fields(request, target.rt, patch=True)
         kv = await self.registry.patch(
             *_object_at(target),
             change,
@@ -95,7 +108,7 @@ class ResourceHandlers:
             options=options,
             pure=True,  # the patchers leave their target as it is
         )
-        return raw_response(kv.raw)
+        return add_warnings(raw_response(kv.raw), warnings)
 
     async def delete(
         self, request: web.Request, target: Target, options: DeleteOptions

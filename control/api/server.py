@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from control.api import discovery
+from control.api import discovery, openapi
 from control.api.agents import NodeAgents
 from control.api.auth import TRUSTED_ROLE, authorize
 from control.api.images import import_images
@@ -30,7 +30,7 @@ from control.api.metrics import METRICS_PREFIX, MetricsApi
 from control.api.podproxy import PodProxy
 from control.api.registry import Registry
 from control.api.resources import ResourceHandlers
-from control.api.responses import json_response
+from control.api.responses import json_response, raw_response
 from control.api.routing import COLLECTION, CONNECT, Router, parse_path
 from control.errors import ApiError
 from control.wire import IMAGE_IMPORT_PATH, INGRESS_STATS_PATH
@@ -135,6 +135,9 @@ class ApiServer:
             doc = discovery.document(path)
             if doc is not None:
                 return json_response(doc)
+            spec = openapi.document(path)
+            if spec is not None:
+                return raw_response(spec)
             if path.startswith(METRICS_PREFIX + "/"):
                 return await self.metrics.serve(path.removeprefix(METRICS_PREFIX).strip("/"))
             if path == INGRESS_STATS_PATH:

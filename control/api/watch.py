@@ -14,6 +14,7 @@ from control.api.batching import write_batched
 from control.api.query import int_param
 from control.api.registry import Registry
 from control.api.responses import JSON
+from control.api.tables import TableRequest, table_events
 from control.errors import ApiError
 from control.objects.kinds import ResourceType
 from control.store.interface import Matcher
@@ -25,13 +26,17 @@ async def serve_watch(
     rt: ResourceType,
     ns: str | None,
     match: Matcher | None,
+    table: TableRequest | None = None,
 ) -> web.StreamResponse:
+    """With `table`, each event's object is a Table of one row."""
     q = request.query
     timeout = int_param(q, "timeoutSeconds", 0) or None
     resp = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
     resp.enable_chunked_encoding()
     await resp.prepare(request)
     events = watch_events(registry, rt, ns, match, q.get("resourceVersion") or "")
+    if table is not None:
+        events = table_events(events, rt, table)
     try:
         async with asyncio.timeout(timeout):
             await write_batched(resp, events)

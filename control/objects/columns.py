@@ -8,12 +8,28 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from agent.protocol.primitives import parse_rfc3339
 from control.objects import Obj
 
-Column = tuple[str, Callable[[Obj], str], bool]  # header, cell, wide-only
+
+class Column(NamedTuple):
+    """One column: its header as `get` prints it, its cell, whether only
+    `-o wide` shows it (Kubernetes' priority 1), and what a meta.k8s.io
+    Table says of it."""
+
+    header: str
+    cell: Callable[[Obj], str]
+    wide: bool = False
+    name: str = ""  # Kubernetes' name, when it is not the header capitalised
+    type: str = "string"  # "integer" cells are sent as numbers in a Table
+    format: str = ""  # "name" marks the object's name
+    description: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.name or self.header.capitalize()
 
 
 def _get(obj: Obj, *path: str) -> Any:
@@ -229,148 +245,218 @@ def _hostnames(obj: Obj) -> str:
     return json.dumps(hosts, separators=(",", ":")) if hosts else ""
 
 
-NAME: Column = ("NAME", _name, False)
-AGE: Column = ("AGE", _age, False)
+NAME = Column("NAME", _name, format="name", description="The object's name.")
+AGE = Column("AGE", _age, description="Time since the object was created.")
 
+
+def _integer(header: str, cell: Callable[[Obj], str], description: str = "") -> Column:
+    return Column(header, cell, type="integer", description=description)
+
+
+def _containers(obj: Obj) -> str:
+    containers = _get(obj, "spec", "template", "spec", "containers") or []
+    return ",".join(str(c.get("name")) for c in containers)
+
+
+def _readiness_gates(pod: Obj) -> str:
+    gates = _get(pod, "spec", "readinessGates") or []
+    if not gates:
+        return "<none>"
+    wanted = {g.get("conditionType") for g in gates}
+    true = sum(
+        1
+        for c in _get(pod, "status", "conditions") or []
+        if c.get("type") in wanted and c.get("status") == "True"
+    )
+    return f"{true}/{len(gates)}"
+
+
+def _node_address(kind: str) -> Callable[[Obj], str]:
+    def cell(node: Obj) -> str:
+        for a in _get(node, "status", "addresses") or []:
+            if a.get("type") == kind:
+                return str(a.get("address"))
+        return "<none>"
+
+    return cell
+
+
+def _event_source(event: Obj) -> str:
+    source = event.get("source") or {}
+    component = source.get("component") or event.get("reportingComponent") or ""
+    host = source.get("host") or ""
+    return f"{component}, {host}" if host else str(component)
+
+
+# A Deployment's and a ReplicaSet's last columns.
+_WORKLOAD_WIDE = (
+    AGE,
+    Column("CONTAINERS", _containers, wide=True),
+    Column("IMAGES", _images, wide=True),
+    Column("SELECTOR", _selector, wide=True),
+)
+
+# Kubernetes' own columns (kube-apiserver's printers, and the Gateway API
+# CRDs' additionalPrinterColumns); `wide` ones have priority 1.
 COLUMNS: dict[str, list[Column]] = {
     "Pod": [
         NAME,
-        ("READY", _pod_ready, False),
-        ("STATUS", pod_status, False),
-        ("RESTARTS", _pod_restarts, False),
+        Column("READY", _pod_ready),
+        Column("STATUS", pod_status),
+        Column("RESTARTS", _pod_restarts),
         AGE,
-        ("IP", _str("status", "podIP"), True),
-        ("NODE", _str("spec", "nodeName"), True),
+        Column("IP", _str("status", "podIP"), wide=True, name="IP"),
+        Column("NODE", _str("spec", "nodeName"), wide=True),
+        Column(
+            "NOMINATED NODE",
+            _str("status", "nominatedNodeName"),
+            wide=True,
+            name="Nominated Node",
+        ),
+        Column("READINESS GATES", _readiness_gates, wide=True, name="Readiness Gates"),
     ],
     "Deployment": [
         NAME,
-        ("READY", _of("readyReplicas"), False),
-        ("UP-TO-DATE", _num("status", "updatedReplicas"), False),
-        ("AVAILABLE", _num("status", "availableReplicas"), False),
-        AGE,
-        ("IMAGES", _images, True),
-        ("SELECTOR", _selector, True),
+        Column("READY", _of("readyReplicas")),
+        _integer("UP-TO-DATE", _num("status", "updatedReplicas")),
+        _integer("AVAILABLE", _num("status", "availableReplicas")),
+        *_WORKLOAD_WIDE,
     ],
     "ReplicaSet": [
         NAME,
-        ("DESIRED", _num("spec", "replicas"), False),
-        ("CURRENT", _num("status", "replicas"), False),
-        ("READY", _num("status", "readyReplicas"), False),
-        AGE,
-        ("IMAGES", _images, True),
+        _integer("DESIRED", _num("spec", "replicas")),
+        _integer("CURRENT", _num("status", "replicas")),
+        _integer("READY", _num("status", "readyReplicas")),
+        *_WORKLOAD_WIDE,
     ],
     "Service": [
         NAME,
-        ("TYPE", _str("spec", "type", default="ClusterIP"), False),
-        ("CLUSTER-IP", _str("spec", "clusterIP"), False),
-        ("EXTERNAL-IP", _external_ip, False),
-        ("PORT(S)", _ports, False),
+        Column("TYPE", _str("spec", "type", default="ClusterIP")),
+        Column("CLUSTER-IP", _str("spec", "clusterIP"), name="Cluster-IP"),
+        Column("EXTERNAL-IP", _external_ip, name="External-IP"),
+        Column("PORT(S)", _ports),
         AGE,
-        ("SELECTOR", _selector, True),
+        Column("SELECTOR", _selector, wide=True),
     ],
     "Ingress": [
         NAME,
-        ("CLASS", _str("spec", "ingressClassName"), False),
-        ("HOSTS", _ingress_hosts, False),
-        (
+        Column("CLASS", _str("spec", "ingressClassName")),
+        Column("HOSTS", _ingress_hosts),
+        Column(
             "ADDRESS",
             lambda o: ",".join(
                 str(i.get("ip") or i.get("hostname"))
                 for i in _get(o, "status", "loadBalancer", "ingress") or []
             ),
-            False,
         ),
-        ("PORTS", lambda o: "80, 443" if _get(o, "spec", "tls") else "80", False),
+        Column("PORTS", lambda o: "80, 443" if _get(o, "spec", "tls") else "80"),
         AGE,
     ],
     "IngressClass": [
         NAME,
-        ("CONTROLLER", _str("spec", "controller"), False),
-        ("PARAMETERS", _ingress_class_parameters, False),
+        Column("CONTROLLER", _str("spec", "controller")),
+        Column("PARAMETERS", _ingress_class_parameters),
         AGE,
     ],
     "GatewayClass": [
         NAME,
-        ("CONTROLLER", _str("spec", "controllerName", default=""), False),
-        ("ACCEPTED", _condition_status("Accepted"), False),
+        Column("CONTROLLER", _str("spec", "controllerName", default="")),
+        Column("ACCEPTED", _condition_status("Accepted")),
         AGE,
+        Column("DESCRIPTION", _str("spec", "description", default=""), wide=True),
     ],
     "Gateway": [
         NAME,
-        ("CLASS", _str("spec", "gatewayClassName", default=""), False),
-        (
+        Column("CLASS", _str("spec", "gatewayClassName", default="")),
+        Column(
             "ADDRESS",
             lambda o: ",".join(str(a.get("value")) for a in _get(o, "status", "addresses") or []),
-            False,
         ),
-        ("PROGRAMMED", _condition_status("Programmed"), False),
+        Column("PROGRAMMED", _condition_status("Programmed")),
         AGE,
     ],
-    "HTTPRoute": [NAME, ("HOSTNAMES", _hostnames, False), AGE],
+    "HTTPRoute": [NAME, Column("HOSTNAMES", _hostnames), AGE],
     "Node": [
         NAME,
-        ("STATUS", node_status, False),
-        ("ROLES", _roles, False),
+        Column("STATUS", node_status),
+        Column("ROLES", _roles),
         AGE,
-        ("VERSION", _str("status", "nodeInfo", "kubeletVersion", default=""), False),
-        (
-            "INTERNAL-IP",
-            lambda o: next(
-                (
-                    str(a.get("address"))
-                    for a in _get(o, "status", "addresses") or []
-                    if a.get("type") == "InternalIP"
-                ),
-                "<none>",
-            ),
-            True,
+        Column("VERSION", _str("status", "nodeInfo", "kubeletVersion", default="")),
+        Column("INTERNAL-IP", _node_address("InternalIP"), wide=True, name="Internal-IP"),
+        Column("EXTERNAL-IP", _node_address("ExternalIP"), wide=True, name="External-IP"),
+        Column(
+            "OS-IMAGE",
+            _str("status", "nodeInfo", "osImage", default="<unknown>"),
+            wide=True,
+            name="OS-Image",
+        ),
+        Column(
+            "KERNEL-VERSION",
+            _str("status", "nodeInfo", "kernelVersion", default="<unknown>"),
+            wide=True,
+            name="Kernel-Version",
+        ),
+        Column(
+            "CONTAINER-RUNTIME",
+            _str("status", "nodeInfo", "containerRuntimeVersion", default="<unknown>"),
+            wide=True,
+            name="Container-Runtime",
         ),
     ],
-    "Namespace": [NAME, ("STATUS", _str("status", "phase", default="Active"), False), AGE],
-    "Endpoints": [NAME, ("ENDPOINTS", _endpoints, False), AGE],
+    "Namespace": [NAME, Column("STATUS", _str("status", "phase", default="Active")), AGE],
+    "Endpoints": [NAME, Column("ENDPOINTS", _endpoints), AGE],
     "EndpointSlice": [
         NAME,
-        ("ADDRESSTYPE", _str("addressType"), False),
-        ("PORTS", _slice_ports, False),
-        ("ENDPOINTS", _slice_endpoints, False),
+        Column("ADDRESSTYPE", _str("addressType"), name="AddressType"),
+        Column("PORTS", _slice_ports),
+        Column("ENDPOINTS", _slice_endpoints),
         AGE,
     ],
     "ConfigMap": [
         NAME,
-        ("DATA", lambda o: str(len(o.get("data") or {}) + len(o.get("binaryData") or {})), False),
+        _integer("DATA", lambda o: str(len(o.get("data") or {}) + len(o.get("binaryData") or {}))),
         AGE,
     ],
     "Secret": [
         NAME,
-        ("TYPE", _str("type", default="Opaque"), False),
-        ("DATA", lambda o: str(len(o.get("data") or {})), False),
+        Column("TYPE", _str("type", default="Opaque")),
+        _integer("DATA", lambda o: str(len(o.get("data") or {}))),
         AGE,
     ],
     "Event": [
-        (
+        Column(
             "LAST SEEN",
             lambda o: age(o.get("lastTimestamp") or _get(o, "metadata", "creationTimestamp")),
-            False,
+            name="Last Seen",
         ),
-        ("TYPE", _str("type", default="Normal"), False),
-        ("REASON", _str("reason", default=""), False),
-        (
+        Column("TYPE", _str("type", default="Normal")),
+        Column("REASON", _str("reason", default="")),
+        Column(
             "OBJECT",
             lambda o: (
                 f"{str(_get(o, 'involvedObject', 'kind') or '').lower()}/{_get(o, 'involvedObject', 'name') or ''}"
             ),
-            False,
         ),
-        ("MESSAGE", _str("message", default=""), False),
+        Column("SUBOBJECT", _str("involvedObject", "fieldPath", default=""), wide=True),
+        Column("SOURCE", _event_source, wide=True),
+        Column("MESSAGE", _str("message", default="")),
+        Column(
+            "FIRST SEEN",
+            lambda o: age(o.get("firstTimestamp") or _get(o, "metadata", "creationTimestamp")),
+            wide=True,
+            name="First Seen",
+        ),
+        Column("COUNT", lambda o: str(o.get("count") or 1), wide=True),
+        NAME._replace(wide=True),
     ],
 }
 
 
 def columns_for(kind: str, *, wide: bool = False) -> list[Column]:
     cols = COLUMNS.get(kind, [NAME, AGE])
-    return [c for c in cols if wide or not c[2]]
+    return [c for c in cols if wide or not c.wide]
 
 
 def rows(kind: str, objs: list[Obj], *, wide: bool = False) -> tuple[list[str], list[list[str]]]:
     cols = columns_for(kind, wide=wide)
-    return [c[0] for c in cols], [[c[1](o) for c in cols] for o in objs]
+    return [c.header for c in cols], [[c.cell(o) for c in cols] for o in objs]

@@ -22,6 +22,7 @@ class ResourceType:
     status: bool = False  # has the `status` subresource
     scale: bool = False  # has the `scale` subresource
     list_kind: str = ""
+    categories: tuple[str, ...] = ()  # `kubectl get all` gets the kinds in "all"
 
     @property
     def api_version(self) -> str:
@@ -66,10 +67,25 @@ def _rt(
     status: bool = False,
     scale: bool = False,
     version: str = "v1",
+    categories: tuple[str, ...] = (),
 ) -> ResourceType:
     return ResourceType(
-        group, version, kind, plural, kind.lower(), namespaced, short, status, scale, f"{kind}List"
+        group,
+        version,
+        kind,
+        plural,
+        kind.lower(),
+        namespaced,
+        short,
+        status,
+        scale,
+        f"{kind}List",
+        categories,
     )
+
+
+ALL = ("all",)
+GATEWAY_API = ("gateway-api",)
 
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -77,20 +93,28 @@ GATEWAY_GROUP = "gateway.networking.k8s.io"
 RESOURCES: tuple[ResourceType, ...] = (
     _rt("", "Namespace", "namespaces", False, ("ns",), status=True),
     _rt("", "Node", "nodes", False, ("no",), status=True),
-    _rt("", "Pod", "pods", True, ("po",), status=True),
-    _rt("", "Service", "services", True, ("svc",), status=True),
+    _rt("", "Pod", "pods", True, ("po",), status=True, categories=ALL),
+    _rt("", "Service", "services", True, ("svc",), status=True, categories=ALL),
     _rt("", "Endpoints", "endpoints", True, ("ep",)),
     _rt("", "Secret", "secrets", True),
     _rt("", "ConfigMap", "configmaps", True, ("cm",)),
     _rt("", "Event", "events", True, ("ev",)),
-    _rt("apps", "Deployment", "deployments", True, ("deploy",), status=True, scale=True),
-    _rt("apps", "ReplicaSet", "replicasets", True, ("rs",), status=True, scale=True),
+    _rt("apps", "Deployment", "deployments", True, ("deploy",), True, True, categories=ALL),
+    _rt("apps", "ReplicaSet", "replicasets", True, ("rs",), True, True, categories=ALL),
     _rt("networking.k8s.io", "Ingress", "ingresses", True, ("ing",), status=True),
     _rt("networking.k8s.io", "IngressClass", "ingressclasses", False),
     _rt("discovery.k8s.io", "EndpointSlice", "endpointslices", True),
-    _rt(GATEWAY_GROUP, "GatewayClass", "gatewayclasses", False, ("gc",), status=True),
-    _rt(GATEWAY_GROUP, "Gateway", "gateways", True, ("gtw",), status=True),
-    _rt(GATEWAY_GROUP, "HTTPRoute", "httproutes", True, status=True),
+    _rt(
+        GATEWAY_GROUP,
+        "GatewayClass",
+        "gatewayclasses",
+        False,
+        ("gc",),
+        True,
+        categories=GATEWAY_API,
+    ),
+    _rt(GATEWAY_GROUP, "Gateway", "gateways", True, ("gtw",), True, categories=GATEWAY_API),
+    _rt(GATEWAY_GROUP, "HTTPRoute", "httproutes", True, (), True, categories=GATEWAY_API),
 )
 
 GROUP_VERSIONS: tuple[tuple[str, str], ...] = (
