@@ -20,9 +20,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from control.api import discovery
+from control import errors
+from control.api import aggregated, discovery, selfreview
 from control.api.agents import NodeAgents
-from control.api.auth import TRUSTED_ROLE, authorize
+from control.api.auth import ROLE, TRUSTED_ROLE, authorize
+from control.api.health import Health
 from control.api.images import import_images
 from control.api.metrics import METRICS_PREFIX, MetricsApi
 from control.api.podproxy import PodProxy
@@ -44,18 +46,22 @@ class ApiServer:
         registry: Registry,
         *,
         role_of_token: Callable[[str], str | None] | None = None,
+        user_of_token: Callable[[str], str | None] | None = None,
         nodes: NodeAgents | None = None,
     ) -> None:
         """`nodes` reaches the node agents, for pod logs, exec and metrics;
-        without it those answer 503."""
+        without it those answer 503. `user_of_token` names a token's user
+        (for `kubectl auth whoami`)."""
         self.registry = registry
         self.role_of_token = role_of_token
+        self.user_of_token = user_of_token
         self.nodes = nodes
         self.metrics = MetricsApi(registry, nodes)
         self.router = _routes(ResourceHandlers(registry), PodProxy(registry, nodes))
         self._runners: list[web.AppRunner] = []
         self.tcp_port: int | None = None
         self._stopping = asyncio.Event()
+        self.health = Health(registry.store, self._stopping)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -128,6 +134,15 @@ class ApiServer:
         path = request.path.rstrip("/") or "/"
         method = request.method
         if method == "GET":
+            health = await self.health.response(request, path)
+            if health is not None:
+                return health
+        if not request[ROLE]:
+            raise errors.unauthorized()  # anonymous: the health endpoints alone
+        if method == "GET":
+            aggregated_doc = aggregated.response(request, path)
+            if aggregated_doc is not None:
+                return aggregated_doc
             doc = discovery.document(path)
             if doc is not None:
                 return json_response(doc)
@@ -135,6 +150,10 @@ class ApiServer:
                 return await self.metrics.serve(path.removeprefix(METRICS_PREFIX).strip("/"))
         elif method == "POST" and path == IMAGE_IMPORT_PATH:
             return await import_images(request, self.registry, self.nodes)
+        elif method == "POST":
+            review = await selfreview.answer(request, path, self.user_of_token)
+            if review is not None:
+                return review
         target = parse_path(path)
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
