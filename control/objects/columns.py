@@ -307,6 +307,7 @@ COLUMNS: dict[str, list[Column]] = {
         AGE,
     ],
     "HTTPRoute": [NAME, ("HOSTNAMES", _hostnames, False), AGE],
+    "Lease": [NAME, ("HOLDER", _str("spec", "holderIdentity", default=""), False), AGE],
     "Node": [
         NAME,
         ("STATUS", node_status, False),
