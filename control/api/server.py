@@ -147,7 +147,9 @@ class ApiServer:
             if doc is not None:
                 return json_response(doc)
             if path.startswith(METRICS_PREFIX + "/"):
-                return await self.metrics.serve(path.removeprefix(METRICS_PREFIX).strip("/"))
+                return await self.metrics.serve(
+                    path.removeprefix(METRICS_PREFIX).strip("/"), request.query
+                )
         elif method == "POST" and path == IMAGE_IMPORT_PATH:
             return await import_images(request, self.registry, self.nodes)
         elif method == "POST":
