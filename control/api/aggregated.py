@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from control.api.apiresources import SERVED, ApiResource, group_versions
+from control.api.apiresources import SERVED, ApiResource, group_versions, optional_names
 
 _GROUP = "apidiscovery.k8s.io"
 _AS = "APIGroupDiscoveryList"
@@ -45,11 +45,8 @@ def _resource(r: ApiResource) -> dict[str, Any]:
         "scope": "Namespaced" if r.namespaced else "Cluster",
         "singularResource": r.singular,
         "verbs": list(r.verbs),
+        **optional_names(r),
     }
-    if r.short_names:
-        out["shortNames"] = list(r.short_names)
-    if r.categories:
-        out["categories"] = list(r.categories)
     if r.subresources:
         out["subresources"] = [
             {

@@ -104,6 +104,12 @@ def _from_kind(rt: ResourceType) -> ApiResource:
     )
 
 
+def optional_names(r: ApiResource) -> dict[str, list[str]]:
+    """shortNames and categories, where a resource has them (both forms of discovery)."""
+    names = {"shortNames": list(r.short_names), "categories": list(r.categories)}
+    return {key: value for key, value in names.items() if value}
+
+
 SERVED: tuple[ApiResource, ...] = (*(_from_kind(rt) for rt in RESOURCES), *_UNSTORED)
 
 

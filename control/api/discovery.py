@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from control.api.apiresources import ApiResource, group_versions, resources_of
+from control.api.apiresources import ApiResource, group_versions, optional_names, resources_of
 
 KUBE_VERSION = (1, 30)
 
@@ -61,11 +61,8 @@ def _entries(r: ApiResource) -> list[dict[str, Any]]:
         "namespaced": r.namespaced,
         "kind": r.kind,
         "verbs": list(r.verbs),
+        **optional_names(r),
     }
-    if r.short_names:
-        main["shortNames"] = list(r.short_names)
-    if r.categories:
-        main["categories"] = list(r.categories)
     out = [main]
     for sub in r.subresources:
         entry: dict[str, Any] = {

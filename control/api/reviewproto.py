@@ -1,89 +1,89 @@
 """The self reviews' bodies in Kubernetes' protobuf encoding, as kubectl
 sends them: the `k8s\\0` envelope (runtime.Unknown) around a
 SelfSubjectAccessReview or SelfSubjectReview, decoded into the JSON shape.
-Only the fields a review's answer needs are read; ObjectMeta is left out.
+The messages are declared here with the fields a review's answer needs
+(field numbers from k8s.io/api authorization/v1 and apimachinery runtime);
+the protobuf library parses them, skipping the rest (ObjectMeta).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import DecodeError, Message
+
 from control import errors
 
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 _MAGIC = b"k8s\x00"
-_RESOURCE_ATTRIBUTES = (
-    "namespace",
-    "verb",
-    "group",
-    "version",
-    "resource",
-    "subresource",
-    "name",
-)
-_NON_RESOURCE_ATTRIBUTES = ("path", "verb")
+_PACKAGE = "pilothouse.reviews"
+_STRING = descriptor_pb2.FieldDescriptorProto.TYPE_STRING
+_BYTES = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+_MESSAGE = descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
+
+# message -> its fields: (name, number, type, message type or "")
+_MESSAGES: dict[str, list[tuple[str, int, int, str]]] = {
+    "TypeMeta": [("apiVersion", 1, _STRING, ""), ("kind", 2, _STRING, "")],
+    "Unknown": [("typeMeta", 1, _MESSAGE, "TypeMeta"), ("raw", 2, _BYTES, "")],
+    "ResourceAttributes": [
+        (name, number, _STRING, "")
+        for number, name in enumerate(
+            ("namespace", "verb", "group", "version", "resource", "subresource", "name"), 1
+        )
+    ],
+    "NonResourceAttributes": [("path", 1, _STRING, ""), ("verb", 2, _STRING, "")],
+    "Spec": [
+        ("resourceAttributes", 1, _MESSAGE, "ResourceAttributes"),
+        ("nonResourceAttributes", 2, _MESSAGE, "NonResourceAttributes"),
+    ],
+    "SelfSubjectAccessReview": [("spec", 2, _MESSAGE, "Spec")],
+}
 
 
-def _fields(raw: bytes) -> list[tuple[int, bytes]]:
-    """The length-delimited fields of a message, as (number, bytes); varint
-    fields are skipped (none of the fields read here is one)."""
-    out: list[tuple[int, bytes]] = []
-    i = 0
-    while i < len(raw):
-        key, i = _varint(raw, i)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            _, i = _varint(raw, i)
-        elif wire == 2:
-            size, i = _varint(raw, i)
-            if i + size > len(raw):
-                raise errors.bad_request("the protobuf body is truncated")
-            out.append((number, raw[i : i + size]))
-            i += size
-        elif wire in (1, 5):
-            i += 8 if wire == 1 else 4
-        else:
-            raise errors.bad_request(f"the protobuf body has an unsupported wire type {wire}")
-    return out
+def _classes() -> dict[str, type[Message]]:
+    file = descriptor_pb2.FileDescriptorProto(
+        name="pilothouse/reviews.proto", package=_PACKAGE, syntax="proto3"
+    )
+    for message, fields in _MESSAGES.items():
+        proto = file.message_type.add(name=message)
+        for name, number, kind, type_name in fields:
+            field = proto.field.add(name=name, json_name=name, number=number, type=kind, label=1)
+            if type_name:
+                field.type_name = f".{_PACKAGE}.{type_name}"
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return {
+        m: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{m}"))
+        for m in _MESSAGES
+    }
 
 
-def _varint(raw: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if i >= len(raw) or shift > 63:
-            raise errors.bad_request("the protobuf body is truncated")
-        b = raw[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return value, i
+_CLASSES = _classes()
 
 
-def _strings(raw: bytes, names: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for number, value in _fields(raw):
-        if 1 <= number <= len(names):
-            out[names[number - 1]] = value.decode("utf-8", errors="replace")
-    return out
+def _parse(message: str, raw: bytes) -> dict[str, Any]:
+    parsed = _CLASSES[message]()
+    try:
+        parsed.ParseFromString(raw)
+    except DecodeError as e:
+        raise errors.bad_request(f"the protobuf body is not a valid {message}: {e}") from e
+    return MessageToDict(parsed, preserving_proto_field_name=True)
 
 
 def decode_review(raw: bytes) -> dict[str, Any]:
     """A SelfSubjectAccessReview or SelfSubjectReview from its protobuf body."""
     if not raw.startswith(_MAGIC):
         raise errors.bad_request("the protobuf body lacks the k8s envelope")
-    envelope = dict(_fields(raw[len(_MAGIC) :]))
-    type_meta = _strings(envelope.get(1, b""), ("apiVersion", "kind"))
+    envelope = _CLASSES["Unknown"]()
+    try:
+        envelope.ParseFromString(raw[len(_MAGIC) :])
+    except DecodeError as e:
+        raise errors.bad_request(f"the protobuf body is not a valid envelope: {e}") from e
+    type_meta = MessageToDict(envelope.typeMeta)
     review: dict[str, Any] = {**type_meta, "metadata": {}}
-    if type_meta.get("kind") != "SelfSubjectAccessReview":
-        return review
-    spec: dict[str, Any] = {}
-    for number, value in _fields(envelope.get(2, b"")):
-        if number == 2:  # spec
-            for which, attrs in _fields(value):
-                if which == 1:
-                    spec["resourceAttributes"] = _strings(attrs, _RESOURCE_ATTRIBUTES)
-                elif which == 2:
-                    spec["nonResourceAttributes"] = _strings(attrs, _NON_RESOURCE_ATTRIBUTES)
-    review["spec"] = spec
+    if type_meta.get("kind") == "SelfSubjectAccessReview":
+        body = _parse("SelfSubjectAccessReview", envelope.raw)
+        review["spec"] = body.get("spec") or {}
     return review

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qsl
 
 import aiohttp
 import orjson
@@ -122,43 +123,23 @@ async def invalid(raw: aiohttp.ClientSession, params: dict[str, str]) -> dict[st
         return status
 
 
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        (
-            {"resourceVersionMatch": "Exact"},
-            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
-        ),
-        (
-            {"resourceVersionMatch": "Exact", "resourceVersion": "0"},
-            'resourceVersionMatch: Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"',
-        ),
-        (
-            {"resourceVersionMatch": "Newest", "resourceVersion": "5"},
-            'resourceVersionMatch: Unsupported value: "Newest": supported values: "Exact", "NotOlderThan", ""',
-        ),
-        (
-            {"sendInitialEvents": "true"},
-            "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list",
-        ),
-        (
-            {"watch": "1", "sendInitialEvents": "true"},
-            "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-        ),
-        (
-            {"watch": "1", "resourceVersionMatch": "NotOlderThan"},
-            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
-        ),
-        (
-            {"watch": "1", "resourceVersionMatch": "Exact", "sendInitialEvents": "true"},
-            'Unsupported value: "Exact": supported values: "NotOlderThan"',
-        ),
-    ],
-)
+RVM = "resourceVersionMatch"
+CASES = [
+    (f"{RVM}=Exact", f"{RVM}: Forbidden: {RVM} is forbidden unless resourceVersion is provided"),
+    (f"{RVM}=Exact&resourceVersion=0", f'{RVM} "exact" is forbidden for resourceVersion "0"'),
+    (f"{RVM}=Newest&resourceVersion=5", 'supported values: "Exact", "NotOlderThan", ""'),
+    ("sendInitialEvents=true", "sendInitialEvents: Forbidden: sendInitialEvents is forbidden"),
+    ("watch=1&sendInitialEvents=true", f"{RVM}: Forbidden: sendInitialEvents requires setting"),
+    (f"watch=1&{RVM}=NotOlderThan", f"{RVM} is forbidden for watch unless sendInitialEvents"),
+    (f"watch=1&{RVM}=Exact&sendInitialEvents=1", 'Exact": supported values: "NotOlderThan"'),
+]
+
+
+@pytest.mark.parametrize(("query", "message"), CASES)
 async def test_bad_combinations_are_invalid_list_options(
-    raw: aiohttp.ClientSession, params: dict[str, str], message: str
+    raw: aiohttp.ClientSession, query: str, message: str
 ) -> None:
-    status = await invalid(raw, params)
+    status = await invalid(raw, dict(parse_qsl(query)))
     assert (status["code"], status["reason"]) == (422, "Invalid")
     assert status["message"].startswith('ListOptions.meta.k8s.io "" is invalid: ')
     assert message in status["message"]
