@@ -124,6 +124,7 @@ class ControlPlane:
             self.api = ApiServer(
                 self.registry,
                 role_of_token=tokens.role_of,
+                user_of_token=tokens.user_of,
                 nodes=self.node_links if self.components else None,
             )
             await self.api.start_unix(cfg.api.socket)

@@ -5,12 +5,9 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from control.objects.kinds import GROUP_VERSIONS, RESOURCES, ResourceType
+from control.api.apiresources import ApiResource, group_versions, optional_names, resources_of
 
 KUBE_VERSION = (1, 30)
-_ALL = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-# Kubernetes serves no deletecollection for namespaces.
-_NAMESPACE_VERBS = [v for v in _ALL if v != "deletecollection"]
 
 
 def version() -> dict[str, Any]:
@@ -46,65 +43,49 @@ def group_list() -> dict[str, Any]:
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [_group(g, v) for g, v in GROUP_VERSIONS],
+        "groups": [_group(g, v) for g, v in group_versions()],
     }
 
 
 def group(name: str) -> dict[str, Any] | None:
-    for g, v in GROUP_VERSIONS:
+    for g, v in group_versions():
         if g == name:
             return {"kind": "APIGroup", "apiVersion": "v1", **_group(g, v)}
     return None
 
 
-def _entries(rt: ResourceType) -> list[dict[str, Any]]:
-    main = {
-        "name": rt.plural,
-        "singularName": rt.singular,
-        "namespaced": rt.namespaced,
-        "kind": rt.kind,
-        "verbs": _NAMESPACE_VERBS if rt.kind == "Namespace" else _ALL,
+def _entries(r: ApiResource) -> list[dict[str, Any]]:
+    main: dict[str, Any] = {
+        "name": r.plural,
+        "singularName": r.singular,
+        "namespaced": r.namespaced,
+        "kind": r.kind,
+        "verbs": list(r.verbs),
+        **optional_names(r),
     }
-    if rt.short_names:
-        main["shortNames"] = list(rt.short_names)
-    if rt.categories:
-        main["categories"] = list(rt.categories)
     out = [main]
-    if rt.status:
-        out.append(
-            {
-                "name": f"{rt.plural}/status",
-                "singularName": "",
-                "namespaced": rt.namespaced,
-                "kind": rt.kind,
-                "verbs": ["get", "patch", "update"],
-            }
-        )
-    if rt.scale:
-        out.append(
-            {
-                "name": f"{rt.plural}/scale",
-                "singularName": "",
-                "namespaced": rt.namespaced,
-                "group": "autoscaling",
-                "version": "v1",
-                "kind": "Scale",
-                "verbs": ["get", "patch", "update"],
-            }
-        )
+    for sub in r.subresources:
+        entry: dict[str, Any] = {
+            "name": f"{r.plural}/{sub.name}",
+            "singularName": "",
+            "namespaced": r.namespaced,
+        }
+        if sub.group is not None:
+            entry["group"], entry["version"] = sub.group, sub.version
+        entry["kind"], entry["verbs"] = sub.kind, list(sub.verbs)
+        out.append(entry)
     return out
 
 
 def resource_list(group_: str, version_: str) -> dict[str, Any] | None:
-    rts = [r for r in RESOURCES if r.group == group_ and r.version == version_]
-    if not rts:
+    served = resources_of(group_, version_)
+    if not served:
         return None
-    resources = [e for rt in rts for e in _entries(rt)]
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",
         "groupVersion": f"{group_}/{version_}" if group_ else version_,
-        "resources": resources,
+        "resources": [e for r in served for e in _entries(r)],
     }
 
 

@@ -12,10 +12,12 @@ from agent.protocol import StatsResult
 from agent.protocol.primitives import now_rfc3339
 from control import errors
 from control.api.agents import NodeAgents, ask_each
+from control.api.query import matcher
 from control.api.registry import Registry
 from control.api.responses import json_response
 from control.errors import ApiError
-from control.objects.kinds import NODE
+from control.objects.kinds import NODE, POD
+from control.store.interface import Matcher
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +31,18 @@ class MetricsApi:
         self.registry = registry
         self.nodes = nodes
 
-    async def serve(self, rest: str) -> web.Response:
+    async def serve(self, rest: str, query: Any = None) -> web.Response:
         """The metrics.k8s.io/v1beta1 API, read-only, from the agents' `stats`:
         nodes, nodes/{name}, pods, namespaces/{ns}/pods, namespaces/{ns}/pods/{name}.
-        Nodes whose agent does not answer are left out, as metrics-server does."""
+        Lists honour labelSelector and fieldSelector, matched against the
+        Nodes and Pods the metrics are of. Nodes whose agent does not answer
+        are left out, as metrics-server does."""
+        q = query if query is not None else {}
+        match = matcher(q.get("labelSelector"), q.get("fieldSelector"))
         parts = rest.split("/") if rest else []
         if parts[:1] == ["nodes"] and len(parts) <= 2:
-            items = [_node_metrics(n, s) for n, s in (await self._all_stats()).items()]
+            names = await self._node_names(match if len(parts) == 1 else None)
+            items = [_node_metrics(n, s) for n, s in (await self._stats(names)).items()]
             if len(parts) == 2:
                 return json_response(_one(items, "nodes", parts[1]))
             return json_response(_metrics_list("NodeMetricsList", items))
@@ -43,11 +50,20 @@ class MetricsApi:
         if len(parts) >= 3 and parts[0] == "namespaces":
             ns, parts = parts[1], parts[2:]
         if parts[:1] == ["pods"] and len(parts) <= 2:
+            selected: set[tuple[str, str]] | None = None
+            nodes: list[str] | None = None
+            if match is not None and len(parts) == 1:
+                pods = [kv.obj for kv in (await self.registry.list(POD, ns, match=match)).items]
+                selected = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods}
+                nodes = sorted({n for p in pods if (n := (p.get("spec") or {}).get("nodeName"))})
+            if nodes is None:
+                nodes = await self._node_names(None)
             items = [
                 _pod_metrics(p)
-                for stats in (await self._all_stats()).values()
+                for stats in (await self._stats(nodes)).values()
                 for p in stats.get("pods", [])
-                if ns is None or p.get("namespace") == ns
+                if (ns is None or p.get("namespace") == ns)
+                and (selected is None or (p.get("namespace"), p.get("name")) in selected)
             ]
             items.sort(key=lambda m: (m["metadata"]["namespace"], m["metadata"]["name"]))
             if len(parts) == 2:
@@ -55,12 +71,16 @@ class MetricsApi:
             return json_response(_metrics_list("PodMetricsList", items))
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
-    async def _all_stats(self) -> dict[str, StatsResult]:
+    async def _node_names(self, match: Matcher | None) -> list[str]:
         if self.nodes is None:
             raise ApiError(503, "ServiceUnavailable", "this API server has no node links")
-        names = sorted(
-            str(kv.obj["metadata"]["name"]) for kv in (await self.registry.list(NODE, None)).items
-        )
+        listed = await self.registry.list(NODE, None, match=match)
+        return sorted(str(kv.obj["metadata"]["name"]) for kv in listed.items)
+
+    async def _stats(self, names: list[str]) -> dict[str, StatsResult]:
+        """The `stats` of the nodes named whose agents answer."""
+        if self.nodes is None:
+            raise ApiError(503, "ServiceUnavailable", "this API server has no node links")
         return await ask_each(self.nodes, names, lambda link: link.stats(), STATS_TIMEOUT)
 
 

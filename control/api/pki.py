@@ -315,6 +315,11 @@ class Tokens:
         entry = self.lookup(token)
         return entry.role if entry else None
 
+    def user_of(self, token: str) -> str | None:
+        """The user a token names, or None for an unknown token."""
+        entry = self.lookup(token)
+        return entry.user if entry else None
+
     def token_for(self, role: str) -> str | None:
         """The first token with `role`, e.g. to write the admin kubeconfig."""
         return next((e.token for e in self.entries if e.role == role), None)

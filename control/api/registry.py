@@ -39,6 +39,7 @@ from control.store.interface import (
     Store,
     WatchEvent,
 )
+from control.store.keyspace import encode_token
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _NAME_SUFFIX = string.ascii_lowercase + string.digits
@@ -127,12 +128,20 @@ class Registry:
         match: Matcher | None = None,
         limit: int = 0,
         continue_token: str | None = None,
+        revision: int | None = None,
     ) -> ListResult:
+        """`revision` reads the list as it was then (410 Gone once compacted)."""
+        prefix = rt.prefix(namespace)
+        if revision is not None:
+            # A continue token from before the first key reads the whole list at `revision`.
+            continue_token = encode_token(revision, prefix, prefix)
         try:
             return await self.store.list(
-                rt.prefix(namespace), match=match, limit=limit, continue_token=continue_token
+                prefix, match=match, limit=limit, continue_token=continue_token
             )
         except Compacted as e:
+            if revision is not None:
+                raise errors.gone("The resourceVersion for the provided list is too old.") from e
             raise errors.gone(
                 "The provided continue parameter is too old to display a consistent list result."
             ) from e

@@ -15,8 +15,9 @@ from control import errors
 from control.api.bodies import body, patch_change
 from control.api.deletion import RETURNS_DELETED_OBJECT, Deletion
 from control.api.fieldvalidation import add_warnings, check_fields
+from control.api.listoptions import list_options, read_list
 from control.api.options import DeleteOptions, WriteOptions, delete_options
-from control.api.query import TRUE, int_param, matcher
+from control.api.query import int_param, matcher
 from control.api.registry import Registry
 from control.api.responses import created, json_response, raw_response
 from control.api.routing import Target
@@ -39,12 +40,11 @@ class ResourceHandlers:
         q = request.query
         match = matcher(q.get("labelSelector"), q.get("fieldSelector"))
         asked = table_request(request)
-        if q.get("watch") in TRUE:
-            return await serve_watch(request, self.registry, rt, ns, match, asked)
+        opts = list_options(q)
+        if opts.watch:
+            return await serve_watch(request, self.registry, rt, ns, match, opts, asked)
         limit = int_param(q, "limit", 0)
-        listed = await self.registry.list(
-            rt, ns, match=match, limit=limit, continue_token=q.get("continue") or None
-        )
+        listed = await read_list(self.registry, rt, ns, match, limit, opts)
         meta: dict[str, Any] = {"resourceVersion": str(listed.revision)}
         if listed.continue_token:
             meta["continue"] = listed.continue_token

@@ -101,6 +101,10 @@ class Router:
             self._routes[(route, method, k)] = handler
             self._served.add((route, k))
 
+    def serves(self, route: str, kind: str) -> bool:
+        """Whether some method of `route` is served for `kind`."""
+        return (route, kind) in self._served
+
     def resolve(self, request: web.Request, target: Target) -> Handler:
         """The handler of the request, to call with (request, target); 404 or
         405 when there is none."""

@@ -21,9 +21,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from control.api import discovery, openapi
+from control import errors
+from control.api import aggregated, discovery, openapi, selfreview
 from control.api.agents import NodeAgents
-from control.api.auth import TRUSTED_ROLE, authorize
+from control.api.auth import ROLE, TRUSTED_ROLE, authorize
+from control.api.health import Health
 from control.api.images import import_images
 from control.api.ingressstats import IngressStatsApi
 from control.api.metrics import METRICS_PREFIX, MetricsApi
@@ -46,13 +48,15 @@ class ApiServer:
         registry: Registry,
         *,
         role_of_token: Callable[[str], str | None] | None = None,
+        user_of_token: Callable[[str], str | None] | None = None,
         nodes: NodeAgents | None = None,
     ) -> None:
         """`nodes` reaches the node agents, for pod logs, exec, metrics and
-        ingress traffic;
-        without it those answer 503."""
+        ingress traffic; without it those answer 503. `user_of_token` names a
+        token's user (for `kubectl auth whoami`)."""
         self.registry = registry
         self.role_of_token = role_of_token
+        self.user_of_token = user_of_token
         self.nodes = nodes
         self.metrics = MetricsApi(registry, nodes)
         self.ingress_stats = IngressStatsApi(registry, nodes)
@@ -60,6 +64,7 @@ class ApiServer:
         self._runners: list[web.AppRunner] = []
         self.tcp_port: int | None = None
         self._stopping = asyncio.Event()
+        self.health = Health(registry.store, self._stopping)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -132,6 +137,15 @@ class ApiServer:
         path = request.path.rstrip("/") or "/"
         method = request.method
         if method == "GET":
+            health = await self.health.response(request, path)
+            if health is not None:
+                return health
+        if not request[ROLE]:
+            raise errors.unauthorized()  # anonymous: the health endpoints alone
+        if method == "GET":
+            aggregated_doc = aggregated.response(request, path)
+            if aggregated_doc is not None:
+                return aggregated_doc
             doc = discovery.document(path)
             if doc is not None:
                 return json_response(doc)
@@ -139,11 +153,17 @@ class ApiServer:
             if spec is not None:
                 return raw_response(spec)
             if path.startswith(METRICS_PREFIX + "/"):
-                return await self.metrics.serve(path.removeprefix(METRICS_PREFIX).strip("/"))
+                return await self.metrics.serve(
+                    path.removeprefix(METRICS_PREFIX).strip("/"), request.query
+                )
             if path == INGRESS_STATS_PATH:
                 return json_response(await self.ingress_stats.collect())
         elif method == "POST" and path == IMAGE_IMPORT_PATH:
             return await import_images(request, self.registry, self.nodes)
+        elif method == "POST":
+            review = await selfreview.answer(request, path, self.user_of_token)
+            if review is not None:
+                return review
         target = parse_path(path)
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")

@@ -11,7 +11,8 @@ Node, then keeps two flows going until the connection drops:
 - up: `pod_status` notifications become pod status writes (and, for a pod
   being deleted whose agent confirms it stopped, the final delete), and
   `node_status` heartbeats become Node status writes, at most one per
-  `status_interval` unless something other than the heartbeat time changed.
+  `status_interval` unless something other than the heartbeat time changed,
+  each with a renewal of the node's Lease (control.nodes.lease).
 
 A dropped connection is retried with capped exponential backoff
 (control.nodes.reconnecting). The link
@@ -50,6 +51,7 @@ from control.api.registry import Registry
 from control.config import NodeConfig
 from control.errors import ApiError
 from control.machinery.events import EventRecorder
+from control.nodes.lease import renew_node_lease
 from control.nodes.reconnecting import (
     LinkTiming,
     ReconnectingLink,
@@ -460,6 +462,7 @@ class NodeLink(ReconnectingLink):
             else:
                 log.warning("node %s: status not written: %s", self.name, e)
             return
+        await renew_node_lease(self.registry, self.name, kv)
         if became:
             ready = became[-1] == "True"
             await self.recorder.record(

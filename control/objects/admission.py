@@ -16,6 +16,7 @@ from pydantic_core import ErrorDetails
 from control.errors import ApiError, Cause, invalid
 from control.objects import kinds
 from control.objects.apps import Deployment, ReplicaSet
+from control.objects.coordination import Lease
 from control.objects.core import ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service
 from control.objects.discovery import EndpointSlice
 from control.objects.gateway import Gateway, GatewayClass, HTTPRoute
@@ -49,6 +50,7 @@ MODELS: dict[str, type[KubeObject]] = {
         GatewayClass,
         Gateway,
         HTTPRoute,
+        Lease,
     )
 }
 

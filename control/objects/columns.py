@@ -376,6 +376,7 @@ COLUMNS: dict[str, list[Column]] = {
         AGE,
     ],
     "HTTPRoute": [NAME, Column("HOSTNAMES", _hostnames), AGE],
+    "Lease": [NAME, Column("HOLDER", _str("spec", "holderIdentity", default="")), AGE],
     "Node": [
         NAME,
         Column("STATUS", node_status),

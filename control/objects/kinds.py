@@ -115,6 +115,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ),
     _rt(GATEWAY_GROUP, "Gateway", "gateways", True, ("gtw",), True, categories=GATEWAY_API),
     _rt(GATEWAY_GROUP, "HTTPRoute", "httproutes", True, (), True, categories=GATEWAY_API),
+    _rt("coordination.k8s.io", "Lease", "leases", True),
 )
 
 GROUP_VERSIONS: tuple[tuple[str, str], ...] = (
@@ -122,6 +123,7 @@ GROUP_VERSIONS: tuple[tuple[str, str], ...] = (
     ("discovery.k8s.io", "v1"),
     ("networking.k8s.io", "v1"),
     (GATEWAY_GROUP, "v1"),
+    ("coordination.k8s.io", "v1"),
 )
 
 _BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
@@ -169,6 +171,7 @@ INGRESSCLASS = _require("networking.k8s.io/v1", "IngressClass")
 GATEWAYCLASS = _require(f"{GATEWAY_GROUP}/v1", "GatewayClass")
 GATEWAY = _require(f"{GATEWAY_GROUP}/v1", "Gateway")
 HTTPROUTE = _require(f"{GATEWAY_GROUP}/v1", "HTTPRoute")
+LEASE = _require("coordination.k8s.io/v1", "Lease")
 
 
 def object_key(obj: dict[str, Any]) -> str:

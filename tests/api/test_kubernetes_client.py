@@ -101,3 +101,49 @@ def test_delete_answers_a_status_and_honours_dry_run(k8s: client.ApiClient) -> N
     with pytest.raises(ApiException) as exc:
         core.read_namespaced_config_map("c", "default")
     assert exc.value.status == 404
+
+
+def test_watch_list_and_exact_lists(k8s: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s)
+    for name in ("a", "b"):
+        core.create_namespaced_config_map(
+            "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name))
+        )
+    listed = core.list_namespaced_config_map("default")
+    w = watch.Watch()
+    seen = []
+    for event in w.stream(
+        core.list_namespaced_config_map,
+        "default",
+        send_initial_events=True,
+        resource_version_match="NotOlderThan",
+        allow_watch_bookmarks=True,
+        timeout_seconds=5,
+    ):
+        if event["type"] == "BOOKMARK":
+            # This client hands a bookmark's object over as the raw dict.
+            meta = event["object"]["metadata"]
+            seen.append(("BOOKMARK", meta.get("name"), meta.get("annotations")))
+            w.stop()
+            continue
+        meta = event["object"].metadata
+        seen.append((event["type"], meta.name, meta.annotations))
+    assert seen == [
+        ("ADDED", "a", None),
+        ("ADDED", "b", None),
+        ("BOOKMARK", None, {"k8s.io/initial-events-end": "true"}),
+    ]
+    assert w.resource_version == listed.metadata.resource_version
+
+    core.delete_namespaced_config_map("a", "default")
+    exact = core.list_namespaced_config_map(
+        "default",
+        resource_version=listed.metadata.resource_version,
+        resource_version_match="Exact",
+    )
+    assert [c.metadata.name for c in exact.items] == ["a", "b"]
+    with pytest.raises(ApiException) as exc:
+        core.list_namespaced_config_map(
+            "default", resource_version_match="Exact", _preload_content=True
+        )
+    assert exc.value.status == 422

@@ -69,6 +69,10 @@ async def test_discovery(client: Client) -> None:
         "discovery.k8s.io",
         "networking.k8s.io",
         "gateway.networking.k8s.io",
+        "coordination.k8s.io",
+        "metrics.k8s.io",
+        "authorization.k8s.io",
+        "authentication.k8s.io",
     }
     apps = await client.request("GET", "/apis/apps/v1")
     assert "deployments/scale" in {r["name"] for r in apps["resources"]}

@@ -219,6 +219,31 @@ async def test_metrics_api(hollow_cluster: HollowCluster) -> None:
         assert e.value.code == 404
 
 
+async def test_metrics_api_honours_selectors(hollow_cluster: HollowCluster) -> None:
+    await _running(hollow_cluster, "a", "node-1", labels={"app": "a", "tier": "web"})
+    await _running(hollow_cluster, "b", "node-2", labels={"app": "b", "tier": "web"})
+    await _running(hollow_cluster, "c", "node-2", labels={"app": "c", "tier": "db"})
+    pods = "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods"
+    async with hollow_cluster.client() as client:
+
+        async def names(path: str, **params: str) -> list[str]:
+            listed = await client.request("GET", path, params=params)
+            return [m["metadata"]["name"] for m in listed["items"]]
+
+        assert await names(pods, labelSelector="tier=web") == ["a", "b"]
+        assert await names(pods, labelSelector="app=c") == ["c"]
+        assert await names(pods, fieldSelector="metadata.name=b") == ["b"]
+        assert await names(pods, labelSelector="app=nothing") == []
+        assert await names("/apis/metrics.k8s.io/v1beta1/pods", labelSelector="tier=db") == ["c"]
+        assert await names(pods) == ["a", "b", "c"]
+        nodes = "/apis/metrics.k8s.io/v1beta1/nodes"
+        assert await names(nodes, fieldSelector="metadata.name=node-2") == ["node-2"]
+        assert await names(nodes, labelSelector="kubernetes.io/hostname=node-3") == ["node-3"]
+        with pytest.raises(ApiError) as e:
+            await names(pods, labelSelector="a in (")
+        assert e.value.code == 400
+
+
 # -- CLI ------------------------------------------------------------------------
 
 

@@ -1,0 +1,118 @@
+"""The self reviews: SelfSubjectAccessReview (authorization.k8s.io/v1, what
+`kubectl auth can-i` asks) answered from the roles control.api.auth
+enforces, and SelfSubjectReview (authentication.k8s.io/v1, `kubectl auth
+whoami`): the user's name and groups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from control import errors
+from control.api.auth import ROLE, bearer_token
+from control.api.bodies import body
+from control.api.responses import json_response
+from control.api.reviewproto import PROTOBUF, decode_review
+from control.errors import Cause
+
+SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+SSR_PATH = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+_READ_VERBS = {"get", "list", "watch"}
+# Pod subresources that run something in a container: the admin role's alone
+# (control.api.podproxy checks it).
+_ADMIN_POD_SUBRESOURCES = {"exec", "attach", "portforward", "proxy"}
+_GROUPS = {
+    "admin": ["system:masters", "system:authenticated"],
+    "readonly": ["pilothouse:readonly", "system:authenticated"],
+}
+# The unix socket is trusted: its user is the admin role itself.
+_SOCKET_USER = "admin"
+
+
+async def answer(
+    request: web.Request, path: str, user_of_token: Callable[[str], str | None] | None
+) -> web.Response | None:
+    """The answer to a POST of a self review, or None when `path` is not one."""
+    if path == SSAR_PATH:
+        return await _access_review(request)
+    if path == SSR_PATH:
+        return await _self_review(request, user_of_token)
+    return None
+
+
+def allowed(role: str, attributes: dict[str, Any], *, resource: bool) -> tuple[bool, str]:
+    """Whether `role` may do what a review's resourceAttributes (or
+    nonResourceAttributes) describe, and why."""
+    if role == "admin":
+        return True, "the admin role may do anything"
+    verb = str(attributes.get("verb") or "")
+    if resource:
+        group, plural = attributes.get("group") or "", attributes.get("resource") or ""
+        if (group, plural) in (
+            ("authorization.k8s.io", "selfsubjectaccessreviews"),
+            ("authentication.k8s.io", "selfsubjectreviews"),
+        ) and verb == "create":
+            return True, "every user may review itself"
+        sub = attributes.get("subresource") or ""
+        if not group and plural in ("pods", "*") and sub in _ADMIN_POD_SUBRESOURCES:
+            return False, f"the {role} role may not use pods/{sub}"
+    elif verb == "head":
+        verb = "get"
+    if verb in _READ_VERBS:
+        return True, f"the {role} role may read"
+    return False, f"the {role} role may only read"
+
+
+async def _access_review(request: web.Request) -> web.Response:
+    review = await _review_body(request, "SelfSubjectAccessReview", "authorization.k8s.io/v1")
+    spec = review.get("spec")
+    spec = spec if isinstance(spec, dict) else {}
+    res, non_res = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+    attributes = non_res if res is None else res
+    if (res is None) == (non_res is None) or not isinstance(attributes, dict):
+        raise errors.invalid(
+            "SelfSubjectAccessReview",
+            "",
+            [
+                Cause(
+                    "spec.resourceAttributes",
+                    "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+                )
+            ],
+            "authorization.k8s.io",
+        )
+    ok, reason = allowed(request[ROLE], attributes, resource=res is not None)
+    review["status"] = {"allowed": ok, "reason": reason}
+    return json_response(review, 201)
+
+
+async def _self_review(
+    request: web.Request, user_of_token: Callable[[str], str | None] | None
+) -> web.Response:
+    review = await _review_body(request, "SelfSubjectReview", "authentication.k8s.io/v1")
+    role = request[ROLE]
+    token = bearer_token(request)
+    user = (user_of_token(token) if token and user_of_token else None) or _SOCKET_USER
+    review["status"] = {"userInfo": {"username": user, "groups": _GROUPS.get(role, [])}}
+    return json_response(review, 201)
+
+
+async def _review_body(request: web.Request, kind: str, api_version: str) -> dict[str, Any]:
+    if request.content_type == PROTOBUF:
+        review = decode_review(await request.read())
+    else:
+        review = await body(request)
+    if not isinstance(review, dict):
+        raise errors.bad_request(f"the request body must be a {api_version} {kind}")
+    if review.setdefault("kind", kind) != kind or (
+        review.setdefault("apiVersion", api_version) != api_version
+    ):
+        raise errors.bad_request(
+            f"the API version in the data ({review['apiVersion']}) and kind ({review['kind']}) "
+            f"do not match the request path, which expects {api_version} {kind}"
+        )
+    meta = review.get("metadata")
+    review["metadata"] = {**(meta if isinstance(meta, dict) else {}), "creationTimestamp": None}
+    return review
