@@ -434,8 +434,8 @@ class _StopRecorder:
     def __init__(self) -> None:
         self.stops: list[tuple[str, int, float]] = []
 
-    async def stop_container(self, cid: str, timeout: int) -> None:
-        self.stops.append((cid, timeout, asyncio.get_running_loop().time()))
+    async def stop_container(self, container_id: str, timeout_s: int) -> None:
+        self.stops.append((container_id, timeout_s, asyncio.get_running_loop().time()))
 
 
 async def test_a_prestop_sleep_delays_the_stop_inside_the_grace_period(tmp_path: Path) -> None:
