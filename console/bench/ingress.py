@@ -26,13 +26,12 @@ import base64
 import contextlib
 import datetime as dt
 import json
-import os
 import secrets
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,10 +41,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from console.bench.machine import describe_machine
-from console.bench.net import _netprobe, _wait_pods
-from console.bench.pods import NODES_READY_WITHIN, _wait_nodes_ready, throwaway_cluster
-from console.bench.report import print_report
+from console.bench.net import Say, _netprobe, _say, _wait_pods, on_throwaway_cluster
+from console.bench.pods import NODES_READY_WITHIN, _wait_nodes_ready
 from control.client import Client
 from control.localcluster.layout import Layout
 from control.localcluster.plan import NodeState
@@ -67,12 +64,7 @@ ROLLOUT_WITHIN = 120.0
 SERVING_WITHIN = 60.0
 GOAL_RATIO = 0.95
 GOAL_FAILED = 0
-
-Say = Callable[[str], None]
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+STOP_WITHIN = 10.0  # a child asked to stop, before it is killed
 
 
 @dataclass(frozen=True)
@@ -90,19 +82,13 @@ class Counts:
 def certificate_pem(host: str) -> tuple[str, str]:
     """A new self-signed certificate for `host` and its key, PEM each."""
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    valid = (now - dt.timedelta(minutes=5), now + dt.timedelta(days=1))  # the bench's day
+    serial = x509.random_serial_number()
+    builder = x509.CertificateBuilder(name, name, key.public_key(), serial, *valid)
+    sans = x509.SubjectAlternativeName([x509.DNSName(host)])
+    cert = builder.add_extension(sans, critical=False).sign(key, hashes.SHA256())
     encoding = serialization.Encoding.PEM
     key_pem = key.private_bytes(
         encoding, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -240,14 +226,21 @@ async def hand_haproxy(
     try:
         yield
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await _stop(proc, signal.SIGTERM)
         say(f"hand-configured HAProxy: pid {proc.pid} stopped")
+
+
+async def _stop(proc: asyncio.subprocess.Process, how: signal.Signals) -> tuple[bytes, bytes]:
+    """Sends `how` to the child (by its pid) and reads what it printed; kills it
+    when it has not ended within STOP_WITHIN."""
+    if proc.returncode is None:
+        proc.send_signal(how)
+    try:
+        return await asyncio.wait_for(proc.communicate(), STOP_WITHIN)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError(f"pid {proc.pid} did not end within {STOP_WITHIN:g} s") from None
 
 
 # -- traffic from the client pod ---------------------------------------------------------
@@ -339,12 +332,10 @@ async def rollout_under_load(
                 raise RuntimeError("the rolling update did not end while the load ran")
             await asyncio.sleep(0.2)
         seconds = time.monotonic() - t0
-        proc.send_signal(signal.SIGTERM)
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    except BaseException:
+        await _stop(proc, signal.SIGKILL)
+        raise
+    out, err = await _stop(proc, signal.SIGTERM)
     if proc.returncode != 0:
         raise RuntimeError(f"netprobe: exit {proc.returncode}: {err.decode().strip()}")
     result: dict[str, Any] = json.loads(out)
@@ -454,20 +445,12 @@ def _rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 async def run_bench_ingress(*, counts: Counts, as_json: bool, say: Say = _say) -> int:
-    if os.geteuid() != 0:
-        raise RuntimeError("needs root: it brings up a local cluster")
-    load_before = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="pilothouse-bench-ingress-") as tmp:
-        async with throwaway_cluster(NODES, say) as target:
-            assert target.data_dir is not None
-            figures = await _bench(target.client, target.data_dir, Path(tmp), counts, say)
-    figures["load_before"] = load_before
-    figures["load_after"] = round(os.getloadavg()[0], 2)
-    print_report(
-        "pilothouse bench ingress (throwaway local cluster: HAProxy from Ingress objects)",
-        describe_machine(),
-        _rows(figures),
-        figures,
-        as_json,
-    )
-    return 0
+        return await on_throwaway_cluster(
+            "pilothouse bench ingress (throwaway local cluster: HAProxy from Ingress objects)",
+            NODES,
+            lambda client, data_dir: _bench(client, data_dir, Path(tmp), counts, say),
+            _rows,
+            as_json=as_json,
+            say=say,
+        )

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, cli
+from tests.localcluster.traces import assert_throwaway_cluster_gone
 
 pytestmark = NEEDS_LOCAL_CLUSTER
 
@@ -26,11 +26,6 @@ def test_bench_ingress_on_its_own_cluster(tmp_path: Path) -> None:
     assert f["rollout_failed_requests"] == 0 and f["rollout_requests"] > 0, f["rollout_errors"]
     assert f["machine"]["cores"] >= 1
     assert "failed requests through a rolling update" in r.stdout
-    m = re.search(r"local cluster (\w+): .* in (\S+)$", r.stderr, re.MULTILINE)
-    assert m, r.stderr[-3000:]
-    cluster, data = m.group(1), Path(m.group(2))
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=20)
-    assert f"ph-{cluster}-" not in netns.stdout
-    assert not data.parent.exists()
+    assert_throwaway_cluster_gone(r.stderr)
     pids = re.findall(r"hand-configured HAProxy: pid (\d+) stopped", r.stderr)
     assert pids and not any(Path(f"/proc/{pid}").exists() for pid in pids)
