@@ -30,6 +30,11 @@ MAX_SERVER_WEIGHT = 256  # HAProxy's
 UNUSED_ADDRESS = ("0.0.0.0", 1)
 NO_ROUTE_BACKEND = "no_route"
 SOCKET_NAME = "haproxy.sock"
+# Retries (`_global`): a refused or failed connection is retried for any request,
+# each time on another server (a pod that stopped is not coming back), since nothing
+# was sent; an empty response or a timeout only for these methods (RFC 9110's
+# idempotent ones), since the server may have acted on the request.
+IDEMPOTENT_METHODS = ("GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE")
 # Folders of the runtime directory, each file named by its content.
 CERTIFICATES, CRT_LISTS = "certs", "crt-lists"
 FILE_KINDS = (CERTIFICATES, CRT_LISTS)
@@ -148,6 +153,7 @@ class _Builder:
             f"    http-request set-header X-Forwarded-Proto {proto}",
             "    http-request set-var(txn.host) req.hdr(host),field(1,:),lower",
             "    http-request set-var(txn.parent) var(txn.host),field(2,.,0)",
+            f"    http-request disable-l7-retry unless {{ method {' '.join(IDEMPOTENT_METHODS)} }}",
         ]
         for i, host in enumerate(frontend.hosts):
             lines.append(
@@ -306,7 +312,7 @@ def _global(settings: Settings) -> str:
 defaults
     mode http
 {log_defaults}    option forwardfor
-    option redispatch
+    option redispatch 1
     retries 3
     retry-on conn-failure empty-response response-timeout
     timeout connect 5s

@@ -417,7 +417,11 @@ class PodWorker:
     # ---- lifecycle hooks ----
 
     async def _hook(self, cid: str, c: Obj, hook: Obj, pod_ip: str, kind: str) -> bool:
-        """Runs an exec or httpGet hook; False (and a log line) when it fails."""
+        """Runs an exec, httpGet or sleep hook; False (and a log line) when it fails."""
+        if "sleep" in hook:
+            # Kubernetes' sleep action: a preStop delay that needs no sleep in the image.
+            await asyncio.sleep(max(0, int((hook["sleep"] or {}).get("seconds") or 0)))
+            return True
         spec = ProbeSpec(kind=kind, handler=hook, timeout=float(S.grace_period(self.pod) or 30))
 
         async def exec_fn(cmd: list[str], limit: int) -> int:

@@ -29,7 +29,7 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -477,20 +477,35 @@ def _rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
-async def run_bench_net(*, as_json: bool, say: Say = _say) -> int:
+async def on_throwaway_cluster(
+    title: str,
+    nodes: int,
+    bench: Callable[[Client, Path], Awaitable[dict[str, Any]]],
+    rows: Callable[[dict[str, Any]], list[tuple[str, str, str]]],
+    *,
+    as_json: bool,
+    say: Say,
+) -> int:
+    """Runs `bench` on a throwaway local cluster of `nodes` (always taken down)
+    and prints its figures, with the load average before and after."""
     if os.geteuid() != 0:
         raise RuntimeError("needs root: it brings up a local cluster")
     load_before = round(os.getloadavg()[0], 2)
-    async with throwaway_cluster(NODES, say) as target:
+    async with throwaway_cluster(nodes, say) as target:
         assert target.data_dir is not None
-        figures = await _bench(target.client, target.data_dir, say)
+        figures = await bench(target.client, target.data_dir)
     figures["load_before"] = load_before
     figures["load_after"] = round(os.getloadavg()[0], 2)
-    print_report(
-        "pilothouse bench net (throwaway local cluster: nftables service rules, cluster DNS)",
-        describe_machine(),
-        _rows(figures),
-        figures,
-        as_json,
-    )
+    print_report(title, describe_machine(), rows(figures), figures, as_json)
     return 0
+
+
+async def run_bench_net(*, as_json: bool, say: Say = _say) -> int:
+    return await on_throwaway_cluster(
+        "pilothouse bench net (throwaway local cluster: nftables service rules, cluster DNS)",
+        NODES,
+        lambda client, data_dir: _bench(client, data_dir, say),
+        _rows,
+        as_json=as_json,
+        say=say,
+    )

@@ -8,8 +8,12 @@ Modes, each bounded by a count and by `--within` seconds, each printing one
 JSON object:
 
 - `http URL...`: GETs, one connection each (as a client without keep-alive
-  does), the URLs in turn; `--requests` in all, `--concurrency` in flight.
-  The count of each body tells which backends answered.
+  does), the URLs in turn; `--count` in all, `--concurrency` in flight.
+  The count of each body tells which backends answered. `--host` sends that
+  Host header (and TLS server name) instead of the URL's; https URLs make a
+  TLS handshake per request, verified against `--cafile` (none: unverified).
+  SIGTERM ends a run early: no new request starts, and the figures so far are
+  printed (a load that lasts as long as something else does).
 - `dns SERVER NAME...`: A queries over UDP to SERVER:53, the names in turn.
   Latencies of the answered ones; the answers and rcode of each name.
 - `connect IP PORT`: one TCP connect: "ok", "timeout" or the errno's name
@@ -23,7 +27,9 @@ import asyncio
 import errno
 import itertools
 import json
+import signal
 import socket
+import ssl
 import sys
 import time
 import urllib.parse
@@ -43,16 +49,20 @@ def _ms(seconds: float) -> float:
 
 
 async def _run_bounded(
-    count: int, concurrency: int, within: float, one: Callable[[int], Awaitable[None]]
+    count: int,
+    concurrency: int,
+    within: float,
+    one: Callable[[int], Awaitable[None]],
+    stop: asyncio.Event | None = None,
 ) -> float:
     """`one(i)` for i in 0..count-1, `concurrency` at a time, stopping when
-    `within` seconds have passed; returns the seconds it took."""
+    `within` seconds have passed or `stop` is set; returns the seconds it took."""
     numbers: Iterator[int] = iter(range(count))
     deadline = time.monotonic() + within
 
     async def worker() -> None:
         for i in numbers:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or (stop is not None and stop.is_set()):
                 return
             await one(i)
 
@@ -64,15 +74,36 @@ async def _run_bounded(
 # -- http ------------------------------------------------------------------------------
 
 
-async def http_get(url: str) -> str:
-    """The body of GET `url` (HTTP/1.0, so the server closes); ValueError on a non-2xx."""
+def tls_context(cafile: str | None) -> ssl.SSLContext:
+    """Verifying against `cafile`; None: no verification (a bench's own certificate)."""
+    if cafile:
+        return ssl.create_default_context(cafile=cafile)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def http_get(url: str, host: str | None = None, tls: ssl.SSLContext | None = None) -> str:
+    """The body of GET `url` (HTTP/1.0, so the server closes), with Host (and
+    the TLS server name) `host` if given; ValueError on a non-2xx. An https URL
+    needs `tls`."""
     u = urllib.parse.urlsplit(url)
-    if u.scheme != "http" or not u.hostname:
-        raise ValueError(f"not an http URL: {url!r}")
-    reader, writer = await asyncio.open_connection(u.hostname, u.port or 80)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise ValueError(f"not an http or https URL: {url!r}")
+    secure = u.scheme == "https"
+    if secure and tls is None:
+        raise ValueError(f"{url}: https needs a TLS context")
+    name = host or u.hostname
+    reader, writer = await asyncio.open_connection(
+        u.hostname,
+        u.port or (443 if secure else 80),
+        ssl=tls if secure else None,
+        server_hostname=name if secure else None,
+    )
     try:
         path = u.path or "/"
-        writer.write(f"GET {path} HTTP/1.0\r\nHost: {u.netloc}\r\n\r\n".encode())
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: {host or u.netloc}\r\n\r\n".encode())
         await writer.drain()
         raw = await reader.read()
     finally:
@@ -100,25 +131,39 @@ def _summary(
 
 
 async def http_load(
-    urls: list[str], requests: int, concurrency: int, within: float
+    urls: list[str],
+    requests: int,
+    concurrency: int,
+    within: float,
+    *,
+    host: str | None = None,
+    cafile: str | None = None,
+    stop: asyncio.Event | None = None,
 ) -> dict[str, Any]:
     bodies: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     latencies: list[float] = []
+    tls = tls_context(cafile) if any(u.startswith("https:") for u in urls) else None
 
     async def one(i: int) -> None:
         t0 = time.perf_counter()
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT):
-                body = await http_get(urls[i % len(urls)])
+                body = await http_get(urls[i % len(urls)], host, tls)
         except (OSError, ValueError, TimeoutError) as e:
             errors[type(e).__name__] += 1
             return
         latencies.append(time.perf_counter() - t0)
         bodies[body] += 1
 
-    seconds = await _run_bounded(requests, concurrency, within, one)
-    return {**_summary("requests", "rps", latencies, errors, seconds), "bodies": dict(bodies)}
+    cpu0 = time.process_time()
+    seconds = await _run_bounded(requests, concurrency, within, one, stop)
+    return {
+        **_summary("requests", "rps", latencies, errors, seconds),
+        "bodies": dict(bodies),
+        # The generator's own CPU time: near `seconds`, it is what limits the rate.
+        "cpu_seconds": round(time.process_time() - cpu0, 3),
+    }
 
 
 # -- dns -------------------------------------------------------------------------------
@@ -207,6 +252,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         m.add_argument("--count", type=int, default=100, help="requests or queries in all")
         m.add_argument("--concurrency", type=int, default=8)
         m.add_argument("--within", type=float, default=30.0, metavar="SECONDS")
+        if name == "http":
+            m.add_argument("--host", help="the Host header and TLS server name to send")
+            m.add_argument("--cafile", help="verify https servers against these certificates")
     m = modes.add_parser("connect")
     m.add_argument("ip")
     m.add_argument("port", type=int)
@@ -219,7 +267,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def probe(args: argparse.Namespace) -> dict[str, Any]:
     if args.mode == "http":
-        return await http_load(args.targets, args.count, args.concurrency, args.within)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        return await http_load(
+            args.targets,
+            args.count,
+            args.concurrency,
+            args.within,
+            host=args.host,
+            cafile=args.cafile,
+            stop=stop,
+        )
     if args.mode == "dns":
         return await dns_load(args.server, args.targets, args.count, args.concurrency, args.within)
     return await connect(args.ip, args.port, args.within)

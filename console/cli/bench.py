@@ -54,3 +54,18 @@ async def net(args: argparse.Namespace) -> int:
     except RuntimeError as e:
         print(f"error: bench net: {e}", file=sys.stderr, flush=True)
         return 1
+
+
+async def ingress(args: argparse.Namespace) -> int:
+    from console.bench.ingress import Counts, run_bench_ingress
+
+    if min(args.requests, args.tls_requests, args.concurrency) < 1:
+        raise UsageError("--requests, --tls-requests and --concurrency must be positive")
+    counts = Counts(
+        http_requests=args.requests, tls_requests=args.tls_requests, concurrency=args.concurrency
+    )
+    try:
+        return await run_bench_ingress(counts=counts, as_json=args.json)
+    except RuntimeError as e:
+        print(f"error: bench ingress: {e}", file=sys.stderr, flush=True)
+        return 1

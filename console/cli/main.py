@@ -335,6 +335,26 @@ def _bench(sub: Subparsers) -> None:
         "--json", action="store_true", help="print the figures as one JSON object on the last line"
     )
     b.set_defaults(func=Command("bench", "net"))
+    b = benches.add_parser(
+        "ingress",
+        help="the Ingress data plane on real nodes: requests/s against a hand-configured "
+        "HAProxy, p99, TLS handshakes/s, failed requests in a rolling update (needs root)",
+        description="Brings up a throwaway local cluster of its own and takes it down afterwards.",
+    )
+    b.add_argument(
+        "--requests", type=int, default=4000, help="HTTP requests per run, 4 runs (default 4000)"
+    )
+    b.add_argument(
+        "--tls-requests",
+        type=int,
+        default=500,
+        help="new TLS connections per run, 4 runs (default 500)",
+    )
+    b.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
+    b.add_argument(
+        "--json", action="store_true", help="print the figures as one JSON object on the last line"
+    )
+    b.set_defaults(func=Command("bench", "ingress"))
 
 
 def _up(sub: Subparsers) -> None:

@@ -426,3 +426,38 @@ async def test_offline_registry_fails_an_absent_image_at_once_with_the_reason() 
     assert (r.ok, r.reason) == (False, "ImagePullBackOff")
     assert "--offline-registry" in r.message
     assert fake.pulls == []
+
+
+class _StopRecorder:
+    """The one CRI call a graceful stop makes, with the time it was made."""
+
+    def __init__(self) -> None:
+        self.stops: list[tuple[str, int, float]] = []
+
+    async def stop_container(self, container_id: str, timeout_s: int) -> None:
+        self.stops.append((container_id, timeout_s, asyncio.get_running_loop().time()))
+
+
+async def test_a_prestop_sleep_delays_the_stop_inside_the_grace_period(tmp_path: Path) -> None:
+    from agent.pods.worker import PodWorker
+
+    async def notify(params: object, terminated: bool) -> None:
+        pass
+
+    container = {
+        "name": "app",
+        "image": "busybox",
+        "lifecycle": {"preStop": {"sleep": {"seconds": 1}}},
+    }
+    pod = {
+        "metadata": {"name": "p", "namespace": "default", "uid": "u1"},
+        "spec": {"terminationGracePeriodSeconds": 10, "containers": [container]},
+    }
+    cri = _StopRecorder()
+    node = S.NodeConfig(name="n", state_dir=tmp_path, cgroup_parent="")
+    worker = PodWorker(cast(CRIClient, cri), node, pod, notify)
+    t0 = asyncio.get_running_loop().time()
+    await worker._stop_gracefully("c1", "app", 10, "10.0.0.1")
+    [(cid, left, at)] = cri.stops
+    assert cid == "c1" and at - t0 >= 1.0
+    assert left == 8  # what is left of the grace period, in whole seconds

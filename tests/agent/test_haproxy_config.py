@@ -288,3 +288,18 @@ def test_a_route_in_two_frontends_shares_its_backend() -> None:
 def test_quoting() -> None:
     assert quote('a "b" \\ $X') == '"a \\"b\\" \\\\ \\$X"'
     assert log_format("100%") == '"100%%"'
+
+
+def test_retries_redispatch_and_only_idempotent_requests_are_retried_after_sending() -> None:
+    """A refused connection is retried on another server each time; a request that
+    reached a server is retried only when it is idempotent."""
+    config = render(
+        table(frontend(80, host("", route("r", "/", backend("a", 1))))), SETTINGS
+    ).config
+    defaults = section(config, "defaults")
+    assert {"option redispatch 1", "retries 3"} <= set(defaults)
+    assert "retry-on conn-failure empty-response response-timeout" in defaults
+    assert (
+        "http-request disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE TRACE }"
+        in section(config, "frontend fe_80")
+    )

@@ -5,12 +5,11 @@ fast they are."""
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 from pathlib import Path
 
 from console.bench import net
 from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, cli
+from tests.localcluster.traces import assert_throwaway_cluster_gone, netns_names
 
 pytestmark = [
     *NEEDS_LOCAL_CLUSTER,
@@ -32,9 +31,5 @@ def test_bench_net_on_its_own_cluster(tmp_path: Path) -> None:
     assert f["sync_1k_services_ms"] == sorted(f["sync_samples_ms"])[1]
     assert f["machine"]["cores"] >= 1
     assert "endpoint change -> all nodes' rules p50 / p99" in r.stdout
-    m = re.search(r"local cluster (\w+): .* in (\S+)$", r.stderr, re.MULTILINE)
-    assert m, r.stderr[-3000:]
-    cluster, data = m.group(1), Path(m.group(2))
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=20)
-    assert f"ph-{cluster}-" not in netns.stdout and "ph-bench-" not in netns.stdout
-    assert not data.parent.exists()
+    assert_throwaway_cluster_gone(r.stderr)
+    assert not any(n.startswith("ph-bench-") for n in netns_names())

@@ -3,8 +3,9 @@ is the ingress node, two busybox httpd Deployments (alpha and bravo) whose
 every file holds their own name, Ingresses in front of them, and what a client
 on the host sees at the ingress node's address: routing by host and path, TLS
 chosen by SNI with a Secret's certificate, the redirect to HTTPS, broken
-Ingresses that warn without disturbing the others, the Ingress status, and no
-HAProxy left after `down`.
+Ingresses that warn without disturbing the others, the Ingress status, a
+rolling update under load that fails no request, an HTTPRoute's 90/10 weights,
+and no HAProxy left after `down`.
 
 One cluster serves the whole module (tests.localcluster.clicluster); the tests
 run in order. Every request goes to the ingress node's own address and every
@@ -29,9 +30,10 @@ import yaml
 
 from agent.ingress.selfsigned import self_signed_pem
 from agent.protocol.ingress import HTTP_PORT, HTTPS_PORT
-from control.nodes.ingressroutes import TLS_SECRET_TYPE
+from console.bench import netprobe
+from control.nodes.ingressroutes import CLASS_NAME, TLS_SECRET_TYPE
 from control.nodes.nodeaddress import internal_ip
-from control.objects.kinds import EVENT, INGRESS, NODE, POD
+from control.objects.kinds import DEPLOYMENT, EVENT, INGRESS, NODE, POD
 from control.objects.routes import INGRESS_NODE_LABEL
 from tests.localcluster.clicluster import Cluster, cli_cluster, ok, poll, running_ready
 from tests.localcluster.names import SHARED_CLUSTER_MODULE, unique
@@ -48,19 +50,29 @@ NO_BACKEND = "c.example.test"  # -> a Service that does not exist
 NO_SECRET = "d.example.test"  # TLS with a Secret that does not exist
 SECRET_NAME = "secure-tls"
 INGRESSES = ("routes", "secure")
+ROLLING = "r.example.test"  # -> the `rolling` Deployment, updated under load
+WEIGHTED = "w.example.test"  # an HTTPRoute: alpha 90, bravo 10
+# The load through a rolling update: a few clients until the update is over,
+# bounded in count and time all the same.
+ROLLOUT_CLIENTS = 4
+ROLLOUT_MAX_REQUESTS = 20000
+ROLLOUT_WITHIN = 90.0
 
 
 def _meta(kind: str, name: str, api_version: str = "v1") -> dict[str, Any]:
     return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}
 
 
-def app(name: str) -> list[dict[str, Any]]:
-    """A Deployment of one busybox httpd answering `name` at every FILES path, and its Service."""
+def app(name: str, replicas: int = 1, pre_stop: int = 0) -> list[dict[str, Any]]:
+    """A Deployment of busybox httpds answering `name` at every FILES path, and its
+    Service. With `pre_stop`, a terminating pod keeps serving that many seconds
+    (a preStop sleep, as real deployments have) while the proxies drop it."""
     labels = {"app": name}
     files = " ".join(FILES)
     script = (
         f"mkdir -p /tmp/www/api && for f in {files}; do echo {name} > /tmp/www/$f; done"
-        " && exec httpd -f -p 80 -h /tmp/www"
+        # httpd as PID 1 would ignore SIGTERM; an app stops at once, as real ones do.
+        " && httpd -f -p 80 -h /tmp/www & trap 'kill $!; exit 0' TERM; wait"
     )
     httpd = {
         "name": "httpd",
@@ -69,10 +81,12 @@ def app(name: str) -> list[dict[str, Any]]:
         "ports": [{"containerPort": 80}],
         "readinessProbe": {"httpGet": {"path": "/", "port": 80}, "periodSeconds": 1},
     }
-    pod_spec = {"terminationGracePeriodSeconds": 2, "containers": [httpd]}
+    if pre_stop:
+        httpd["lifecycle"] = {"preStop": {"sleep": {"seconds": pre_stop}}}
+    pod_spec = {"terminationGracePeriodSeconds": 2 + pre_stop, "containers": [httpd]}
     deployment = _meta("Deployment", name, "apps/v1") | {
         "spec": {
-            "replicas": 1,
+            "replicas": replicas,
             "selector": {"matchLabels": labels},
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         }
@@ -287,6 +301,100 @@ async def test_the_ingress_status_lists_the_ingress_nodes_ip(
         return True
 
     await poll(listed, "the ingress node's IP in each Ingress's status", within=30)
+
+
+# -- rolling update under load, weights --------------------------------------------------------
+
+
+def gateway_api(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return _meta(kind, name, "gateway.networking.k8s.io/v1") | {"spec": spec}
+
+
+async def load(
+    ip: str,
+    host: str,
+    requests: int,
+    clients: int,
+    within: float,
+    stop: asyncio.Event | None = None,
+) -> dict[str, Any]:
+    """GETs of http://ip/ with Host `host`, one connection each (netprobe's http
+    mode): counts by body, errors by kind."""
+    return await netprobe.http_load(
+        [f"http://{ip}/"], requests, clients, within, host=host, stop=stop
+    )
+
+
+async def split(ip: str, host: str, requests: int = 1000) -> dict[str, float]:
+    """The share of `requests` (in points, 0-100) each app answered; none may fail."""
+    got = await load(ip, host, requests, 4, 60)
+    assert got["errors"] == {} and got["requests"] == requests, got
+    return {body: 100 * n / requests for body, n in got["bodies"].items()}
+
+
+async def rolled_out(cluster: Cluster, name: str) -> bool:
+    """The Deployment's update is over: every replica is new and available, and
+    no old pod is left (terminating ones included)."""
+    d = await cluster.api.get(DEPLOYMENT, name, "default")
+    st, want = d.get("status") or {}, d["spec"]["replicas"]
+    assert st.get("observedGeneration") == d["metadata"]["generation"], st
+    assert st.get("updatedReplicas") == st.get("availableReplicas") == want, st
+    pods = (await cluster.api.list(POD, "default", label_selector=f"app={name}"))["items"]
+    assert len(pods) == want, [p["metadata"]["name"] for p in pods]
+    return True
+
+
+async def test_a_rolling_update_under_load_fails_no_request(
+    cluster: Cluster, ingresses: Ingresses
+) -> None:
+    """Terminating pods leave the EndpointSlice's ready endpoints at once and keep
+    serving through their preStop sleep, so HAProxy stops choosing them before
+    they stop; a connection that fails anyway is retried on another server."""
+    await apply(
+        cluster,
+        "rolling",
+        [*app("rolling", replicas=3, pre_stop=2), ingress("rolling", ROLLING, {"/": "rolling"})],
+    )
+    await poll(lambda: rolled_out(cluster, "rolling"), "3 rolling pods Ready", within=120)
+    await answered(ingresses.ip, ROLLING, "/", 200, "rolling")
+    stop = asyncio.Event()
+    traffic = asyncio.create_task(
+        load(ingresses.ip, ROLLING, ROLLOUT_MAX_REQUESTS, ROLLOUT_CLIENTS, ROLLOUT_WITHIN, stop)
+    )
+    try:
+        await asyncio.sleep(1)  # the load is on before the update starts
+        await ok(cluster.data_dir, "rollout", "restart", "deployment/rolling")
+        await poll(lambda: rolled_out(cluster, "rolling"), "the rolling update over", within=80)
+        assert not traffic.done(), "the load ended before the update did"
+    finally:
+        stop.set()
+        got = await traffic
+    assert got["errors"] == {}, got
+    assert got["requests"] >= 100 and got["bodies"] == {"rolling": got["requests"]}, got
+
+
+async def test_an_httproute_splits_by_its_weights(cluster: Cluster, ingresses: Ingresses) -> None:
+    listener = {"name": "http", "port": HTTP_PORT, "protocol": "HTTP"}
+    refs = [
+        {"name": "alpha", "port": 80, "weight": 90},
+        {"name": "bravo", "port": 80, "weight": 10},
+    ]
+    route_spec = {
+        "parentRefs": [{"name": "gw"}],
+        "hostnames": [WEIGHTED],
+        "rules": [{"backendRefs": refs}],
+    }
+    await apply(
+        cluster,
+        "weighted",
+        [
+            gateway_api("Gateway", "gw", {"gatewayClassName": CLASS_NAME, "listeners": [listener]}),
+            gateway_api("HTTPRoute", "weighted", route_spec),
+        ],
+    )
+    await answered(ingresses.ip, WEIGHTED, "/", 200)
+    shares = await split(ingresses.ip, WEIGHTED)
+    assert set(shares) == set(APPS) and abs(shares["alpha"] - 90) <= 5, shares
 
 
 def haproxies(pids: set[int]) -> set[int]:

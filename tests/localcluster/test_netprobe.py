@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
+import ssl
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from dnslib import QTYPE, RR, A, DNSRecord
 
+from agent.ingress.selfsigned import self_signed_pem
 from console.bench import netprobe
 
 
@@ -46,6 +51,70 @@ async def test_http_load_stops_at_its_deadline(http_servers: list[str]) -> None:
     result = await netprobe.http_load(http_servers, requests=10**9, concurrency=2, within=0.3)
     assert 0 < result["requests"] < 10**9
     assert result["seconds"] < 5
+
+
+async def _host_echo(tls: ssl.SSLContext | None) -> asyncio.Server:
+    """A loopback server answering the Host header it got."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        host = next(h.split(":", 1)[1].strip() for h in head.split("\r\n") if h.startswith("Host:"))
+        writer.write(f"HTTP/1.0 200 OK\r\n\r\n{host}".encode())
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
+
+
+async def test_http_load_sends_the_host_and_verifies_tls_against_the_cafile(
+    tmp_path: Path,
+) -> None:
+    pem = self_signed_pem("a.example.test", ["a.example.test"])
+    (tmp_path / "both.pem").write_text(pem)
+    cafile = tmp_path / "cert.pem"
+    cafile.write_text(pem[: pem.index("-----BEGIN PRIVATE KEY")])
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(tmp_path / "both.pem")
+    names: list[str | None] = []
+    server_tls.sni_callback = lambda _sock, name, _ctx: names.append(name)
+    plain, secure = await _host_echo(None), await _host_echo(server_tls)
+    port, tls_port = (s.sockets[0].getsockname()[1] for s in (plain, secure))
+    try:
+        got = await netprobe.http_load(
+            [f"http://127.0.0.1:{port}/"], 4, 2, 20, host="a.example.test"
+        )
+        assert got["bodies"] == {"a.example.test": 4}, got
+        got = await netprobe.http_load(
+            [f"https://127.0.0.1:{tls_port}/"], 4, 2, 20, host="a.example.test", cafile=str(cafile)
+        )
+        assert got["bodies"] == {"a.example.test": 4}, got
+        assert names == ["a.example.test"] * 4
+        wrong = await netprobe.http_load(
+            [f"https://127.0.0.1:{tls_port}/"], 2, 1, 20, host="b.example.test", cafile=str(cafile)
+        )
+        assert wrong["requests"] == 0 and wrong["errors"] == {"SSLCertVerificationError": 2}
+    finally:
+        plain.close()
+        secure.close()
+
+
+async def test_sigterm_ends_an_http_run_early_with_its_figures(http_servers: list[str]) -> None:
+    argv = [sys.executable, "-m", "console.bench.netprobe", "http", http_servers[0]]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, "--count", "1000000", "--within", "60", stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        await asyncio.sleep(1.5)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    result = json.loads(out)
+    assert proc.returncode == 0 and time.monotonic() - t0 < 10
+    assert 0 < result["requests"] < 1000000 and result["errors"] == {}
 
 
 def _closed_port() -> int:

@@ -209,3 +209,13 @@ def leftovers(
         "files": sorted(p.name for p in data_dir.iterdir()) if data_dir.exists() else [],
     }
     return {k: v for k, v in found.items() if v}
+
+
+def assert_throwaway_cluster_gone(stderr: str) -> None:
+    """A bench's throwaway local cluster (named in the `local cluster NAME: ...
+    in DATA` line of its stderr) left no network namespace and no data dir."""
+    m = re.search(r"local cluster (\w+): .* in (\S+)$", stderr, re.MULTILINE)
+    assert m, stderr[-3000:]
+    cluster, data = m.group(1), Path(m.group(2))
+    assert not any(n.startswith(f"ph-{cluster}-") for n in netns_names())
+    assert not data.parent.exists()
