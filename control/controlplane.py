@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -77,7 +78,13 @@ class ControlPlane:
         self.config = config
         self.components = components
         self.store = open_store(config)
-        self.registry = Registry(self.store, config.network.service_cidr)
+        self.registry = Registry(
+            self.store,
+            config.network.service_cidr,
+            # As kube-apiserver's --default-not-ready-toleration-seconds: the
+            # eviction timeout, so eviction waits as long as before.
+            default_toleration_seconds=math.ceil(config.controllers.pod_eviction_timeout),
+        )
         self.api: ApiServer | None = None
         self.server_url: str | None = None
         self.controllers = ControllerManager(self.registry, config)

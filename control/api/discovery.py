@@ -7,10 +7,17 @@ from typing import Any
 
 from control.objects.kinds import GROUP_VERSIONS, RESOURCES, ResourceType
 
-KUBE_VERSION = (1, 30)
+# The Kubernetes API level served: kubectl of this minor version warns of no skew.
+KUBE_VERSION = (1, 37)
 _ALL = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 # Kubernetes serves no deletecollection for namespaces.
 _NAMESPACE_VERBS = [v for v in _ALL if v != "deletecollection"]
+
+
+def git_version(build: str = "") -> str:
+    """`v1.37.0-pilothouse`, with `.build` when given (as `-eks-...` and `-gke.N` do)."""
+    major, minor = KUBE_VERSION
+    return f"v{major}.{minor}.0-pilothouse" + (f".{build}" if build else "")
 
 
 def version() -> dict[str, Any]:
@@ -19,7 +26,7 @@ def version() -> dict[str, Any]:
     return {
         "major": str(major),
         "minor": str(minor),
-        "gitVersion": f"v{major}.{minor}.0+pilothouse",
+        "gitVersion": git_version(),
         "gitCommit": "",
         "gitTreeState": "clean",
         "buildDate": "",

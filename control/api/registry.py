@@ -12,8 +12,6 @@ controllers may call the registry directly.
 from __future__ import annotations
 
 import os
-import secrets
-import string
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -29,7 +27,9 @@ from control.api.storewrites import StoreWrites
 from control.errors import ApiError, Cause
 from control.objects.admission import admit
 from control.objects.kinds import NAMESPACE, POD, ResourceType
+from control.objects.names import generated_name
 from control.objects.selectors import selector_from_match
+from control.objects.tolerations import DEFAULT_TOLERATION_SECONDS, add_default_tolerations
 from control.store.interface import (
     KV,
     Compacted,
@@ -41,7 +41,6 @@ from control.store.interface import (
 )
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-_NAME_SUFFIX = string.ascii_lowercase + string.digits
 # How often a read-modify-write (patch, scale) retries on a concurrent write.
 _PATCH_RETRIES = 5
 
@@ -95,8 +94,17 @@ def _meta(obj: Obj) -> dict[str, Any]:
 class Registry:
     """Create, read, update, patch, delete, list and watch Kubernetes objects."""
 
-    def __init__(self, store: Store, service_cidr: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        service_cidr: str,
+        *,
+        default_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS,
+    ) -> None:
+        """New pods tolerate a not-ready or unreachable node for
+        `default_toleration_seconds` (control.objects.tolerations)."""
         self.store = store
+        self.default_toleration_seconds = default_toleration_seconds
         self.writes = StoreWrites(
             store, ClusterIPAllocator(store, service_cidr), NodePortAllocator(store)
         )
@@ -156,9 +164,10 @@ class Registry:
         obj = self._prepare_body(rt, namespace, body)
         meta = _meta(obj)
         if not meta.get("name") and meta.get("generateName"):
-            suffix = "".join(secrets.choice(_NAME_SUFFIX) for _ in range(5))
-            meta["name"] = f"{meta['generateName']}{suffix}"
+            meta["name"] = generated_name(str(meta["generateName"]))
         obj = admit(obj)
+        if rt.kind == "Pod":
+            add_default_tolerations(obj, self.default_toleration_seconds)
         meta = _meta(obj)
         name = meta["name"]
         if rt.namespaced:
@@ -508,6 +517,8 @@ def _keep_cluster_ip(name: str, old: Obj, new: Obj) -> None:
     new_spec = new.setdefault("spec", {})
     old_ip = old_spec.get("clusterIP")
     new_ip = new_spec.get("clusterIP")
+    if "ipFamilies" in old_spec:
+        new_spec.setdefault("ipFamilies", old_spec["ipFamilies"])
     if not new_ip:
         if old_ip:
             new_spec["clusterIP"] = old_ip

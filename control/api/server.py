@@ -28,7 +28,7 @@ from control.api.metrics import METRICS_PREFIX, MetricsApi
 from control.api.podproxy import PodProxy
 from control.api.registry import Registry
 from control.api.resources import ResourceHandlers
-from control.api.responses import json_response
+from control.api.responses import error_response, json_response
 from control.api.routing import COLLECTION, CONNECT, Router, parse_path
 from control.errors import ApiError
 from control.wire import IMAGE_IMPORT_PATH
@@ -114,7 +114,7 @@ class ApiServer:
             authorize(request, self.role_of_token)
             return await self._dispatch(request)
         except ApiError as e:
-            return json_response(e.status(), e.code)
+            return error_response(e)
         except web.HTTPException:
             raise
         except asyncio.CancelledError:
@@ -122,7 +122,7 @@ class ApiServer:
         except Exception:
             log.exception("internal error serving %s %s", request.method, request.path)
             err = ApiError(500, "InternalError", "an internal error occurred; see the server log")
-            return json_response(err.status(), 500)
+            return error_response(err)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
