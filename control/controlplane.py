@@ -13,7 +13,8 @@ import gc
 import logging
 import math
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from control.api.pki import (
@@ -202,9 +203,30 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def over_ssh(config: Config) -> ControlPlane:
+HOLLOW_NODE_PREFIX = "hollow-"
+
+
+def hollow_node_transports(count: int, taken: Iterable[str] = ()) -> dict[str, Transport]:
+    """`count` hollow nodes (`python3 -m agent.hollow`, one child process each:
+    the real protocol, no containers), named hollow-1 ... hollow-N. A child
+    exits when its link closes its stdin, and when this process dies."""
+    names = [f"{HOLLOW_NODE_PREFIX}{i}" for i in range(1, count + 1)]
+    clash = sorted(set(names) & set(taken))
+    if clash:
+        raise ValueError(f"hollow node {clash[0]} is also a configured [[nodes]] entry")
+    return {
+        name: CommandTransport(
+            (sys.executable, "-m", "agent.hollow", "--name", name), name=f"hollow node {name}"
+        )
+        for name in names
+    }
+
+
+def over_ssh(config: Config, *, hollow_nodes: int = 0) -> ControlPlane:
     """A control plane that reaches the configured [[nodes]] over SSH, as
-    `pilothouse serve` runs it."""
+    `pilothouse serve` runs it, plus `hollow_nodes` simulated nodes."""
     from control.nodes.ssh import ssh_transports  # asyncssh: only where SSH links are made
 
-    return ControlPlane(config, transports=ssh_transports(config))
+    transports: dict[str, Transport] = dict(ssh_transports(config))
+    transports.update(hollow_node_transports(hollow_nodes, transports))
+    return ControlPlane(config, transports=transports)

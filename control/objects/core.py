@@ -135,6 +135,7 @@ class NodeSystemInfo(KubeModel):
     osImage: str | None = None
     containerRuntimeVersion: str | None = None
     kubeletVersion: str | None = None
+    kubeProxyVersion: str | None = None
     operatingSystem: str | None = None
     architecture: str | None = None
 
