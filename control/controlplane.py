@@ -30,6 +30,7 @@ from control.config import Config
 from control.controllers.endpoints import EndpointsController
 from control.controllers.endpointslices import EndpointSliceController
 from control.controllers.manager import ControllerManager
+from control.controllers.namespace import NamespaceController
 from control.controllers.nodelifecycle import NodeLifecycleController
 from control.nodes.ingress import ensure_default_classes
 from control.nodes.manager import NodeLinks
@@ -93,6 +94,7 @@ class ControlPlane:
         self.controllers.register(EndpointsController(self.controllers, config))
         self.controllers.register(EndpointSliceController(self.controllers, config))
         self.controllers.register(NodeLifecycleController(self.controllers, config))
+        self.controllers.register(NamespaceController(self.controllers, config))
         if proxies is None:
             proxies = {
                 p.name: CommandTransport(p.command, name=f"service proxy {p.name}")

@@ -18,7 +18,7 @@ from typing import Any
 
 from agent.protocol.primitives import now_rfc3339
 from control import errors
-from control.api import deletion
+from control.api import deletion, namespaces
 from control.api.clusterip import ClusterIPAllocator
 from control.api.deletion import Deletion
 from control.api.nodeports import NodePortAllocator, keep_node_ports
@@ -168,10 +168,12 @@ class Registry:
         obj = admit(obj)
         if rt.kind == "Pod":
             add_default_tolerations(obj, self.default_toleration_seconds)
+        elif rt.kind == "Namespace":
+            namespaces.prepare_create(obj)
         meta = _meta(obj)
         name = meta["name"]
         if rt.namespaced:
-            await self._require_namespace(namespace or "default")
+            await self._require_namespace(namespace or "default", rt, name)
         for server_field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(server_field, None)
         meta["uid"] = new_uid()
@@ -440,8 +442,12 @@ class Registry:
             # The stored pod was valid, and a binding sets only spec.nodeName and
             # the PodScheduled condition: no need to validate it all again.
             new = obj
+        elif subresource == namespaces.FINALIZE:
+            new = admit(namespaces.prepare_update(old, obj, subresource))
         else:
             new = admit(obj)
+            if rt.kind == "Namespace":
+                new = namespaces.prepare_update(old, new, subresource)
             if rt.status:
                 # Status changes only through /status.
                 if "status" in old:
@@ -473,21 +479,20 @@ class Registry:
             meta.get("deletionTimestamp")
             and not meta.get("finalizers")
             and not meta.get("deletionGracePeriodSeconds")
+            and (rt.kind != "Namespace" or namespaces.finalized(new))
         ):
             # The last finalizer is gone: the object goes too, unless a node
             # agent has yet to confirm a graceful pod deletion.
             return await self.writes.delete(rt, name, current, options)
         return await self.writes.update(rt, name, current, new, options)
 
-    async def _require_namespace(self, namespace: str) -> None:
+    async def _require_namespace(self, namespace: str, rt: ResourceType, name: str) -> None:
         ns = await self.store.get(NAMESPACE.key(None, namespace))
         if ns is None:
             raise errors.not_found("namespaces", namespace)
         # Every create in the namespace asks: look in the raw bytes before parsing.
         if b'"deletionTimestamp"' in ns.raw and _meta(ns.obj).get("deletionTimestamp"):
-            raise errors.forbidden(
-                f"unable to create new content in namespace {namespace} because it is being terminated"
-            )
+            raise namespaces.terminating(rt, name, namespace)
 
 
 def _parse_rv(rv: Any) -> int:

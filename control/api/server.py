@@ -155,6 +155,7 @@ def _routes(resources: ResourceHandlers, pods: PodProxy) -> Router:
     r.read("scale", "GET", resources.get_scale)
     r.write("scale", "PUT", resources.update_scale)
     r.write("scale", "PATCH", resources.patch_scale)
+    r.write("finalize", "PUT", resources.update, kind="Namespace")
     r.write("binding", "POST", resources.bind, kind="Pod")
     r.write("eviction", "POST", resources.evict, kind="Pod")
     r.read("log", "GET", pods.log, kind="Pod")
