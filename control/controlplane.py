@@ -19,6 +19,7 @@ from pathlib import Path
 
 from control.api.pki import (
     Tokens,
+    ensure_ca,
     ensure_pki,
     ensure_tokens,
     server_ssl_context,
@@ -32,6 +33,7 @@ from control.controllers.endpointslices import EndpointSliceController
 from control.controllers.manager import ControllerManager
 from control.controllers.namespace import NamespaceController
 from control.controllers.nodelifecycle import NodeLifecycleController
+from control.controllers.rootca import RootCAPublisher
 from control.nodes.ingress import ensure_default_classes
 from control.nodes.manager import NodeLinks
 from control.nodes.transport import CommandTransport, Transport
@@ -110,6 +112,7 @@ class ControlPlane:
         # Components that run until stop(), each as one task.
         self._tasks: list[asyncio.Task[None]] = []
         self._gc_thresholds: tuple[int, int, int] | None = None  # to restore at stop()
+        self._ca_published = False  # the root CA publisher needs the CA: made at start()
 
     @property
     def socket_path(self) -> Path:
@@ -142,6 +145,10 @@ class ControlPlane:
                 await self._start_tls(*listen, tokens)
             if not self.components:
                 return
+            if not self._ca_published:
+                ca_pem = ensure_ca(cfg.api.pki_dir).decode()
+                self.controllers.register(RootCAPublisher(self.controllers, cfg, ca_pem))
+                self._ca_published = True
             self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
             self._tasks.append(asyncio.create_task(self.controllers.run(), name="controllers"))
             self._tasks.append(asyncio.create_task(self.node_links.run(), name="node links"))

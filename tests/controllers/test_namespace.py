@@ -127,3 +127,34 @@ async def test_finalize_subresource(plane: ControlPlane, client: Client) -> None
 async def _spec_finalizers_are(client: Client, name: str, wanted: list[str]) -> Obj | None:
     ns = await client.get(NAMESPACE, name)
     return ns if (ns.get("spec") or {}).get("finalizers") == wanted else None
+
+
+async def test_every_namespace_has_the_root_ca(plane: ControlPlane, client: Client) -> None:
+    ca = (plane.config.api.pki_dir / "ca.crt").read_text()
+    assert ca.startswith("-----BEGIN CERTIFICATE-----")
+
+    async def root_ca(namespace: str) -> Obj | None:
+        try:
+            cm = await client.get(CONFIGMAP, "kube-root-ca.crt", namespace)
+        except ApiError:
+            return None
+        return cm if cm.get("data") == {"ca.crt": ca} else None
+
+    for ns in ("default", "kube-system"):
+        await eventually(lambda ns=ns: root_ca(ns), within=10)
+    await client.create(NAMESPACE, namespace("team"))
+    cm = await eventually(lambda: root_ca("team"), within=10)
+    assert cm["metadata"]["annotations"]["kubernetes.io/description"].startswith(
+        "Contains a CA bundle"
+    )
+    # Changed or deleted, it comes back.
+    await client.patch(CONFIGMAP, "kube-root-ca.crt", {"data": {"ca.crt": "x"}}, "team")
+    await eventually(lambda: root_ca("team"), within=10)
+    uid = cm["metadata"]["uid"]
+    await client.delete(CONFIGMAP, "kube-root-ca.crt", "team")
+
+    async def recreated() -> Obj | None:
+        again = await root_ca("team")
+        return again if again and again["metadata"]["uid"] != uid else None
+
+    await eventually(recreated, within=10)
