@@ -84,16 +84,14 @@ def status_body(
 ) -> dict[str, Any]:
     """A `Status` object, its fields in kube-apiserver's order and left out
     when empty as there (`metadata` always present): the one place they are made."""
-    body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": status}
-    if message:
-        body["message"] = message
-    if reason:
-        body["reason"] = reason
-    if details:
-        body["details"] = details
-    if code:
-        body["code"] = code
-    return body
+    optional = {"message": message, "reason": reason, "details": details, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": status,
+        **{key: value for key, value in optional.items() if value},
+    }
 
 
 class TransportError(ConnectionError):
