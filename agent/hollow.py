@@ -50,7 +50,7 @@ from agent.cri import api_pb2 as pb
 from agent.images import ImageReceiver
 from agent.ingress.routetable import RouteTable, RouteTableError, parse_route_table
 from agent.network.servicesync import ServiceSync
-from agent.nodestatus import architecture, node_conditions
+from agent.nodestatus import architecture, hollow_identity, node_conditions
 from agent.pods.params import container_name, desired_pods, exec_command
 from agent.pods.sessions import Sessions
 from agent.pods.status import Observed, PodStatusBuilder, gone_status, ns_to_s
@@ -285,6 +285,7 @@ class HollowAgent:
         node_ip: str | None = None,
     ) -> None:
         self.name = name
+        self.identity = hollow_identity(name)
         self.capacity = {"cpu": cpu, "memory": memory, "pods": str(pods)}
         self.heartbeat_interval = heartbeat_interval
         self.pod_cidr = pod_cidr
@@ -418,6 +419,9 @@ class HollowAgent:
             agentVersion=f"{AGENT_VERSION}-hollow",
             protocolVersion=PROTOCOL_VERSION,
             networking=False,
+            machineID=self.identity.machine_id,
+            systemUUID=self.identity.system_uuid,
+            bootID=self.identity.boot_id,
         )
 
     async def _network_config(self, params: Params) -> dict[str, Any]:

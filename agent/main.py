@@ -29,7 +29,7 @@ from agent.cri.client import CRIClient, CRIError
 from agent.images import ImageReceiver, import_archive
 from agent.ingress.nodeingress import NodeIngress, runtime_dir_for
 from agent.network.nodenetwork import NodeNetwork
-from agent.nodestatus import architecture, node_conditions
+from agent.nodestatus import architecture, machine_identity, node_conditions
 from agent.pods.manager import PodManager
 from agent.pods.network import write_conflist
 from agent.pods.params import desired_pods
@@ -89,6 +89,7 @@ def _os_image() -> str:
 
 
 def _node_info(name: str, containerd_version: str) -> NodeInfo:
+    ids = machine_identity()
     return NodeInfo(
         hostname=name,  # kubelet's --hostname-override: nodes may share a UTS ns
         os="linux",
@@ -101,6 +102,9 @@ def _node_info(name: str, containerd_version: str) -> NodeInfo:
         agentVersion=AGENT_VERSION,
         protocolVersion=PROTOCOL_VERSION,
         networking=True,
+        machineID=ids.machine_id,
+        systemUUID=ids.system_uuid,
+        bootID=ids.boot_id,
     )
 
 

@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from control.api.pki import (
     Tokens,
+    ensure_ca,
     ensure_pki,
     ensure_tokens,
     server_ssl_context,
@@ -28,7 +31,9 @@ from control.config import Config
 from control.controllers.endpoints import EndpointsController
 from control.controllers.endpointslices import EndpointSliceController
 from control.controllers.manager import ControllerManager
+from control.controllers.namespace import NamespaceController
 from control.controllers.nodelifecycle import NodeLifecycleController
+from control.controllers.rootca import RootCAPublisher
 from control.nodes.ingress import ensure_default_classes
 from control.nodes.manager import NodeLinks
 from control.nodes.transport import CommandTransport, Transport
@@ -77,7 +82,13 @@ class ControlPlane:
         self.config = config
         self.components = components
         self.store = open_store(config)
-        self.registry = Registry(self.store, config.network.service_cidr)
+        self.registry = Registry(
+            self.store,
+            config.network.service_cidr,
+            # As kube-apiserver's --default-not-ready-toleration-seconds: the
+            # eviction timeout, so eviction waits as long as before.
+            default_toleration_seconds=math.ceil(config.controllers.pod_eviction_timeout),
+        )
         self.api: ApiServer | None = None
         self.server_url: str | None = None
         self.controllers = ControllerManager(self.registry, config)
@@ -85,6 +96,7 @@ class ControlPlane:
         self.controllers.register(EndpointsController(self.controllers, config))
         self.controllers.register(EndpointSliceController(self.controllers, config))
         self.controllers.register(NodeLifecycleController(self.controllers, config))
+        self.controllers.register(NamespaceController(self.controllers, config))
         if proxies is None:
             proxies = {
                 p.name: CommandTransport(p.command, name=f"service proxy {p.name}")
@@ -100,6 +112,7 @@ class ControlPlane:
         # Components that run until stop(), each as one task.
         self._tasks: list[asyncio.Task[None]] = []
         self._gc_thresholds: tuple[int, int, int] | None = None  # to restore at stop()
+        self._ca_published = False  # the root CA publisher needs the CA: made at start()
 
     @property
     def socket_path(self) -> Path:
@@ -133,6 +146,10 @@ class ControlPlane:
                 await self._start_tls(*listen, tokens)
             if not self.components:
                 return
+            if not self._ca_published:
+                ca_pem = ensure_ca(cfg.api.pki_dir).decode()
+                self.controllers.register(RootCAPublisher(self.controllers, cfg, ca_pem))
+                self._ca_published = True
             self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
             self._tasks.append(asyncio.create_task(self.controllers.run(), name="controllers"))
             self._tasks.append(asyncio.create_task(self.node_links.run(), name="node links"))
@@ -196,9 +213,30 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def over_ssh(config: Config) -> ControlPlane:
+HOLLOW_NODE_PREFIX = "hollow-"
+
+
+def hollow_node_transports(count: int, taken: Iterable[str] = ()) -> dict[str, Transport]:
+    """`count` hollow nodes (`python3 -m agent.hollow`, one child process each:
+    the real protocol, no containers), named hollow-1 ... hollow-N. A child
+    exits when its link closes its stdin, and when this process dies."""
+    names = [f"{HOLLOW_NODE_PREFIX}{i}" for i in range(1, count + 1)]
+    clash = sorted(set(names) & set(taken))
+    if clash:
+        raise ValueError(f"hollow node {clash[0]} is also a configured [[nodes]] entry")
+    return {
+        name: CommandTransport(
+            (sys.executable, "-m", "agent.hollow", "--name", name), name=f"hollow node {name}"
+        )
+        for name in names
+    }
+
+
+def over_ssh(config: Config, *, hollow_nodes: int = 0) -> ControlPlane:
     """A control plane that reaches the configured [[nodes]] over SSH, as
-    `pilothouse serve` runs it."""
+    `pilothouse serve` runs it, plus `hollow_nodes` simulated nodes."""
     from control.nodes.ssh import ssh_transports  # asyncssh: only where SSH links are made
 
-    return ControlPlane(config, transports=ssh_transports(config))
+    transports: dict[str, Transport] = dict(ssh_transports(config))
+    transports.update(hollow_node_transports(hollow_nodes, transports))
+    return ControlPlane(config, transports=transports)

@@ -52,18 +52,9 @@ class ApiError(Exception):
             ]
         if self.retry_after is not None:
             details["retryAfterSeconds"] = self.retry_after
-        body: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        if details:
-            body["details"] = details
-        return body
+        return status_body(
+            "Failure", message=self.message, reason=self.reason, details=details, code=self.code
+        )
 
     @classmethod
     def from_status(cls, body: dict[str, Any], code: int) -> ApiError:
@@ -81,6 +72,26 @@ class ApiError(Exception):
             group=str(details.get("group") or ""),
             causes=causes,
         )
+
+
+def status_body(
+    status: str,
+    *,
+    message: str = "",
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+    code: int = 0,
+) -> dict[str, Any]:
+    """A `Status` object, its fields in kube-apiserver's order and left out
+    when empty as there (`metadata` always present): the one place they are made."""
+    optional = {"message": message, "reason": reason, "details": details, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": status,
+        **{key: value for key, value in optional.items() if value},
+    }
 
 
 class TransportError(ConnectionError):

@@ -68,8 +68,9 @@ class Served:
         }
 
 
-def start_serve(data_dir: Path, log: Path) -> Served:
-    """Start `pilothouse serve` and wait until its kubeconfig and socket are there."""
+def start_serve(data_dir: Path, log: Path, *extra: str) -> Served:
+    """Start `pilothouse serve` (with `extra` arguments) and wait until its
+    kubeconfig and socket are there."""
     for stale in (data_dir / "kubeconfig", data_dir / "api.sock"):
         stale.unlink(missing_ok=True)
     out = open(log, "ab")
@@ -83,6 +84,7 @@ def start_serve(data_dir: Path, log: Path) -> Served:
             str(data_dir),
             "--listen",
             "127.0.0.1:0",
+            *extra,
         ],
         stdout=out,
         stderr=out,

@@ -67,4 +67,8 @@ async def hello(peer: Peer, node_name: str) -> NodeInfo:
     )
     if info.get("proxyOnly") is True:
         node["proxyOnly"] = True
+    for key in ("machineID", "systemUUID", "bootID"):
+        value = info.get(key)
+        if isinstance(value, str):
+            node[key] = value
     return node

@@ -47,6 +47,11 @@ class NodeInfo(TypedDict):
     # A proxy-only agent (`python3 -m agent --proxy-only`): no containerd, no
     # pods; it answers network_config and the services_* requests only.
     proxyOnly: NotRequired[bool]
+    # The machine's identity, as the kubelet reports it in Node
+    # status.nodeInfo ("" when unknown; older agents leave them out).
+    machineID: NotRequired[str]  # /etc/machine-id
+    systemUUID: NotRequired[str]  # the DMI product UUID
+    bootID: NotRequired[str]  # /proc/sys/kernel/random/boot_id
 
 
 class SyncPodsParams(TypedDict):

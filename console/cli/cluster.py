@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from console.cli.arguments import client_for
+from console.cli.arguments import UsageError, client_for
 
 
 def _say(message: str) -> None:
@@ -33,13 +33,20 @@ async def serve(args: argparse.Namespace) -> int:
     config = load_config(Path(args.config) if args.config else None, data_dir=data_dir)
     if args.listen is not None:
         config = replace(config, api=replace(config.api, listen=args.listen))
-    # The configured [[nodes]] are reached over SSH.
-    plane = over_ssh(config)
+    if args.hollow_nodes < 0:
+        raise UsageError("--hollow-nodes: must be 0 or more")
+    # The configured [[nodes]] are reached over SSH; hollow nodes are child processes.
+    try:
+        plane = over_ssh(config, hollow_nodes=args.hollow_nodes)
+    except ValueError as e:
+        raise UsageError(f"--hollow-nodes: {e}") from None
     await plane.start()
     print(f"pilothouse API serving on unix:{plane.socket_path}", file=sys.stderr)
     if plane.server_url:
         print(f"pilothouse API serving on {plane.server_url}", file=sys.stderr)
         print(f"kubeconfig: {plane.kubeconfig_path}", file=sys.stderr)
+    if args.hollow_nodes:
+        print(f"hollow nodes joining: hollow-1 ... hollow-{args.hollow_nodes}", file=sys.stderr)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -71,6 +71,14 @@ def _serve(sub: Subparsers) -> None:
     p.add_argument(
         "--listen", help="TLS listen address HOST:PORT (default 127.0.0.1:6443; '' disables)"
     )
+    p.add_argument(
+        "--hollow-nodes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also join N simulated nodes (hollow-1 ...): pods run on them without "
+        "containers, no root needed",
+    )
     p.set_defaults(func=Command("cluster", "serve", fast_loop=True))
 
 

@@ -4,7 +4,8 @@ of pods, finalizers, and the finalizer of the propagation policy.
 An object goes at once unless something holds it: a pod bound to a node gets
 a deletionTimestamp and deletionGracePeriodSeconds, and its node agent stops
 it and then deletes it for good with grace 0; finalizers hold any object
-until they are gone. `Orphan` and `Foreground` deletes are finalizers too
+until they are gone; a namespace goes through Terminating
+(control.api.namespaces). `Orphan` and `Foreground` deletes are finalizers too
 (`orphan`, `foregroundDeletion`), which the garbage collector carries out;
 `Background`, the default, deletes the owner now and leaves its dependents to
 the garbage collector.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 from agent.protocol.primitives import format_rfc3339
 from control import errors
+from control.api.namespaces import finalized, mark_terminating
 from control.api.options import (
     FOREGROUND,
     FOREGROUND_FINALIZER,
@@ -62,7 +64,11 @@ async def delete(
     finalizers = gc_finalizers(list(meta.get("finalizers") or []), options)
     grace = pod_grace_period(obj, options.grace_period_seconds) if rt.kind == "Pod" else 0
     uid = str(meta.get("uid") or "")
-    if grace > 0 or finalizers:
+    # A namespace is first only marked Terminating, and stays until finalized.
+    held = rt.kind == "Namespace" and not (meta.get("deletionTimestamp") and finalized(obj))
+    if held:
+        mark_terminating(obj)
+    if grace > 0 or finalizers or held:
         kv = await _mark_deleting(writes, rt, name, current, obj, finalizers, grace, options)
         return Deletion(kv, gone=False, uid=uid)
     return Deletion(await writes.delete(rt, name, current, options), gone=True, uid=uid)

@@ -7,7 +7,14 @@ from typing import Any
 
 from control.api.apiresources import ApiResource, group_versions, optional_names, resources_of
 
-KUBE_VERSION = (1, 30)
+# The Kubernetes API level served: kubectl of this minor version warns of no skew.
+KUBE_VERSION = (1, 37)
+
+
+def git_version(build: str = "") -> str:
+    """`v1.37.0-pilothouse`, with `.build` when given (as `-eks-...` and `-gke.N` do)."""
+    major, minor = KUBE_VERSION
+    return f"v{major}.{minor}.0-pilothouse" + (f".{build}" if build else "")
 
 
 def version() -> dict[str, Any]:
@@ -16,7 +23,7 @@ def version() -> dict[str, Any]:
     return {
         "major": str(major),
         "minor": str(minor),
-        "gitVersion": f"v{major}.{minor}.0+pilothouse",
+        "gitVersion": git_version(),
         "gitCommit": "",
         "gitTreeState": "clean",
         "buildDate": "",

@@ -35,6 +35,7 @@ from agent.protocol.execio import (
     exec_status,
 )
 from control import errors
+from control.api.responses import error_response
 from control.errors import ApiError
 from control.wire import (
     CLOSE_CHANNEL,
@@ -102,12 +103,9 @@ def exec_options(request: web.Request) -> ExecOptions:
 
 def refuse(e: ApiError) -> web.Response:
     """The answer to an upgrade that is refused: the Status, plus headers."""
-    return web.Response(
-        body=orjson.dumps(e.status()),
-        status=e.code,
-        content_type="application/json",
-        headers={REASON_HEADER: e.reason, MESSAGE_HEADER: quote(e.message)},
-    )
+    response = error_response(e)
+    response.headers.update({REASON_HEADER: e.reason, MESSAGE_HEADER: quote(e.message)})
+    return response
 
 
 def _encode(protocol: str, channel: int, data: bytes) -> bytes | str:

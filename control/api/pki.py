@@ -237,6 +237,27 @@ def _server_cert_usable(
     return names <= have_names and ips <= have_ips
 
 
+def _ensure_ca(pki_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """Load the cluster CA from `pki_dir`, or make it there."""
+    pki_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ca_cert_path, ca_key_path = pki_dir / "ca.crt", pki_dir / "ca.key"
+    # The key is written before the certificate, so a certificate on disk
+    # always has its key; a lone key from an interrupted start is replaced.
+    if ca_cert_path.exists():
+        return _load_ca(ca_cert_path, ca_key_path)
+    ca, ca_key = _new_ca()
+    _write_atomic(ca_key_path, _key_pem(ca_key), 0o600)
+    _write_atomic(ca_cert_path, ca.public_bytes(serialization.Encoding.PEM), 0o644)
+    return ca, ca_key
+
+
+def ensure_ca(pki_dir: Path) -> bytes:
+    """The cluster CA's certificate (PEM), made in `pki_dir` on first use:
+    what pods find in the kube-root-ca.crt ConfigMap, with or without a TLS
+    listener."""
+    return _ensure_ca(pki_dir)[0].public_bytes(serialization.Encoding.PEM)
+
+
 def ensure_pki(pki_dir: Path, hosts: Iterable[str]) -> Pki:
     """Create, or reuse, the CA and the server certificate in `pki_dir`.
 
@@ -245,18 +266,9 @@ def ensure_pki(pki_dir: Path, hosts: Iterable[str]) -> Pki:
     is not signed by the CA, or it expires within 30 days.
     """
     names, ips = _normalize_hosts(hosts)
-    pki_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     ca_cert_path, ca_key_path = pki_dir / "ca.crt", pki_dir / "ca.key"
     cert_path, key_path = pki_dir / "server.crt", pki_dir / "server.key"
-
-    # The key is written before the certificate, so a certificate on disk
-    # always has its key; a lone key from an interrupted start is replaced.
-    if ca_cert_path.exists():
-        ca, ca_key = _load_ca(ca_cert_path, ca_key_path)
-    else:
-        ca, ca_key = _new_ca()
-        _write_atomic(ca_key_path, _key_pem(ca_key), 0o600)
-        _write_atomic(ca_cert_path, ca.public_bytes(serialization.Encoding.PEM), 0o644)
+    ca, ca_key = _ensure_ca(pki_dir)
 
     if not _server_cert_usable(cert_path, key_path, ca, names, ips):
         cert, key = _new_server_cert(ca, ca_key, names, ips)

@@ -12,15 +12,13 @@ controllers may call the registry directly.
 from __future__ import annotations
 
 import os
-import secrets
-import string
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from agent.protocol.primitives import now_rfc3339
 from control import errors
-from control.api import deletion
+from control.api import deletion, namespaces
 from control.api.clusterip import ClusterIPAllocator
 from control.api.deletion import Deletion
 from control.api.nodeports import NodePortAllocator, keep_node_ports
@@ -29,7 +27,9 @@ from control.api.storewrites import StoreWrites
 from control.errors import ApiError, Cause
 from control.objects.admission import admit
 from control.objects.kinds import NAMESPACE, POD, ResourceType
+from control.objects.names import generated_name
 from control.objects.selectors import selector_from_match
+from control.objects.tolerations import DEFAULT_TOLERATION_SECONDS, add_default_tolerations
 from control.store.interface import (
     KV,
     Compacted,
@@ -42,7 +42,6 @@ from control.store.interface import (
 from control.store.keyspace import encode_token
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-_NAME_SUFFIX = string.ascii_lowercase + string.digits
 # How often a read-modify-write (patch, scale) retries on a concurrent write.
 _PATCH_RETRIES = 5
 
@@ -96,8 +95,17 @@ def _meta(obj: Obj) -> dict[str, Any]:
 class Registry:
     """Create, read, update, patch, delete, list and watch Kubernetes objects."""
 
-    def __init__(self, store: Store, service_cidr: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        service_cidr: str,
+        *,
+        default_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS,
+    ) -> None:
+        """New pods tolerate a not-ready or unreachable node for
+        `default_toleration_seconds` (control.objects.tolerations)."""
         self.store = store
+        self.default_toleration_seconds = default_toleration_seconds
         self.writes = StoreWrites(
             store, ClusterIPAllocator(store, service_cidr), NodePortAllocator(store)
         )
@@ -165,13 +173,16 @@ class Registry:
         obj = self._prepare_body(rt, namespace, body)
         meta = _meta(obj)
         if not meta.get("name") and meta.get("generateName"):
-            suffix = "".join(secrets.choice(_NAME_SUFFIX) for _ in range(5))
-            meta["name"] = f"{meta['generateName']}{suffix}"
+            meta["name"] = generated_name(str(meta["generateName"]))
         obj = admit(obj)
+        if rt.kind == "Pod":
+            add_default_tolerations(obj, self.default_toleration_seconds)
+        elif rt.kind == "Namespace":
+            namespaces.prepare_create(obj)
         meta = _meta(obj)
         name = meta["name"]
         if rt.namespaced:
-            await self._require_namespace(namespace or "default")
+            await self._require_namespace(namespace or "default", rt, name)
         for server_field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(server_field, None)
         meta["uid"] = new_uid()
@@ -440,8 +451,12 @@ class Registry:
             # The stored pod was valid, and a binding sets only spec.nodeName and
             # the PodScheduled condition: no need to validate it all again.
             new = obj
+        elif subresource == namespaces.FINALIZE:
+            new = admit(namespaces.prepare_update(old, obj, subresource))
         else:
             new = admit(obj)
+            if rt.kind == "Namespace":
+                new = namespaces.prepare_update(old, new, subresource)
             if rt.status:
                 # Status changes only through /status.
                 if "status" in old:
@@ -473,21 +488,20 @@ class Registry:
             meta.get("deletionTimestamp")
             and not meta.get("finalizers")
             and not meta.get("deletionGracePeriodSeconds")
+            and (rt.kind != "Namespace" or namespaces.finalized(new))
         ):
             # The last finalizer is gone: the object goes too, unless a node
             # agent has yet to confirm a graceful pod deletion.
             return await self.writes.delete(rt, name, current, options)
         return await self.writes.update(rt, name, current, new, options)
 
-    async def _require_namespace(self, namespace: str) -> None:
+    async def _require_namespace(self, namespace: str, rt: ResourceType, name: str) -> None:
         ns = await self.store.get(NAMESPACE.key(None, namespace))
         if ns is None:
             raise errors.not_found("namespaces", namespace)
         # Every create in the namespace asks: look in the raw bytes before parsing.
         if b'"deletionTimestamp"' in ns.raw and _meta(ns.obj).get("deletionTimestamp"):
-            raise errors.forbidden(
-                f"unable to create new content in namespace {namespace} because it is being terminated"
-            )
+            raise namespaces.terminating(rt, name, namespace)
 
 
 def _parse_rv(rv: Any) -> int:
@@ -517,6 +531,8 @@ def _keep_cluster_ip(name: str, old: Obj, new: Obj) -> None:
     new_spec = new.setdefault("spec", {})
     old_ip = old_spec.get("clusterIP")
     new_ip = new_spec.get("clusterIP")
+    if "ipFamilies" in old_spec:
+        new_spec.setdefault("ipFamilies", old_spec["ipFamilies"])
     if not new_ip:
         if old_ip:
             new_spec["clusterIP"] = old_ip

@@ -19,11 +19,11 @@ from control.api.listoptions import list_options, read_list
 from control.api.options import DeleteOptions, WriteOptions, delete_options
 from control.api.query import int_param, matcher
 from control.api.registry import Registry
-from control.api.responses import created, json_response, raw_response
+from control.api.responses import created, json_response, raw_response, status_response
 from control.api.routing import Target
 from control.api.tables import table_request, table_response
 from control.api.watch import serve_watch
-from control.errors import Cause
+from control.errors import Cause, status_body
 from control.objects.kinds import ResourceType
 from control.store.interface import KV
 
@@ -201,11 +201,4 @@ def _deleted(rt: ResourceType, name: str, done: Deletion, options: DeleteOptions
     details = {"name": name, "group": rt.group, "kind": rt.plural, "uid": done.uid}
     if not rt.group:
         del details["group"]
-    status = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-        "details": details,
-    }
-    return json_response(status, code)
+    return status_response(status_body("Success", details=details), code)

@@ -8,6 +8,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from control.errors import ApiError, status_body
+
 JSON = "application/json"
 
 
@@ -19,13 +21,15 @@ def raw_response(raw: bytes, status: int = 200) -> web.Response:
     return web.Response(body=raw, status=status, content_type=JSON)
 
 
+def status_response(status: dict[str, Any], code: int) -> web.Response:
+    """A `Status` object as kube-apiserver writes one: JSON and a newline."""
+    return web.Response(body=orjson.dumps(status) + b"\n", status=code, content_type=JSON)
+
+
+def error_response(e: ApiError) -> web.Response:
+    return status_response(e.status(), e.code)
+
+
 def created() -> web.Response:
     """The Status a subresource POST (binding, eviction) answers with."""
-    status = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-        "code": 201,
-    }
-    return json_response(status, 201)
+    return status_response(status_body("Success", code=201), 201)

@@ -32,7 +32,7 @@ from control.api.metrics import METRICS_PREFIX, MetricsApi
 from control.api.podproxy import PodProxy
 from control.api.registry import Registry
 from control.api.resources import ResourceHandlers
-from control.api.responses import json_response, raw_response
+from control.api.responses import error_response, json_response, raw_response
 from control.api.routing import COLLECTION, CONNECT, Router, parse_path
 from control.errors import ApiError
 from control.wire import IMAGE_IMPORT_PATH, INGRESS_STATS_PATH
@@ -123,7 +123,7 @@ class ApiServer:
             authorize(request, self.role_of_token)
             return await self._dispatch(request)
         except ApiError as e:
-            return json_response(e.status(), e.code)
+            return error_response(e)
         except web.HTTPException:
             raise
         except asyncio.CancelledError:
@@ -131,7 +131,7 @@ class ApiServer:
         except Exception:
             log.exception("internal error serving %s %s", request.method, request.path)
             err = ApiError(500, "InternalError", "an internal error occurred; see the server log")
-            return json_response(err.status(), 500)
+            return error_response(err)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -184,6 +184,7 @@ def _routes(resources: ResourceHandlers, pods: PodProxy) -> Router:
     r.read("scale", "GET", resources.get_scale)
     r.write("scale", "PUT", resources.update_scale)
     r.write("scale", "PATCH", resources.patch_scale)
+    r.write("finalize", "PUT", resources.update, kind="Namespace")
     r.write("binding", "POST", resources.bind, kind="Pod")
     r.write("eviction", "POST", resources.evict, kind="Pod")
     r.read("log", "GET", pods.log, kind="Pod")

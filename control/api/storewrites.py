@@ -9,6 +9,8 @@ namespace's contents.
 
 from __future__ import annotations
 
+import ipaddress
+
 import orjson
 
 from control import errors
@@ -113,6 +115,7 @@ class StoreWrites:
         requested = spec.get("clusterIP") or ""
         if requested == "None":
             spec["clusterIPs"] = ["None"]
+            spec.setdefault("ipFamilies", [_family(self.cluster_ips.network.version)])
             return None
         name = obj["metadata"]["name"]
         try:
@@ -131,6 +134,13 @@ class StoreWrites:
             ) from e
         spec["clusterIP"] = ip
         spec["clusterIPs"] = [ip]
+        try:
+            spec["ipFamilies"] = _families(spec, ipaddress.ip_address(ip).version)
+        except ValueError as e:
+            if not options.dry_run:
+                await self.cluster_ips.release(ip)
+            field, why = str(e).split(": ", 1)
+            raise errors.invalid("Service", name, [Cause(field, why)]) from None
         return None if options.dry_run else ip
 
     async def _assign_node_ports(
@@ -151,3 +161,23 @@ class StoreWrites:
         for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
             if ip and ip != "None":
                 await self.cluster_ips.release(ip)
+
+
+def _family(version: int) -> str:
+    """A Service's `ipFamilies` entry for an IP version."""
+    return f"IPv{version}"
+
+
+def _families(spec: Obj, version: int) -> list[str]:
+    """A new Service's `ipFamilies` on this single-stack cluster, whose
+    ClusterIPs are of IP `version`; ValueError("field: why") when it asks
+    for what the cluster cannot give."""
+    family = _family(version)
+    if spec.get("ipFamilyPolicy") == "RequireDualStack":
+        raise ValueError("spec.ipFamilyPolicy: the cluster is not configured for dual-stack")
+    wanted = spec.get("ipFamilies") or [family]
+    if wanted[0] != family:
+        raise ValueError(f'spec.ipFamilies[0]: "{wanted[0]}" is not configured on this cluster')
+    if len(wanted) > 1 and spec.get("ipFamilyPolicy") != "PreferDualStack":
+        raise ValueError("spec.ipFamilies: the cluster is not configured for dual-stack")
+    return [family]

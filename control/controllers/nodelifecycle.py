@@ -5,7 +5,8 @@
   and its pods marked not ready.
 - Ready=Unknown taints the node `node.kubernetes.io/unreachable`, Ready=False
   `node.kubernetes.io/not-ready`, each NoSchedule and NoExecute; the taints go
-  when the node is Ready again.
+  when the node is Ready again. A cordoned node (spec.unschedulable) is
+  tainted `node.kubernetes.io/unschedulable:NoSchedule` until it is uncordoned.
 - Pods on a node with NoExecute taints are evicted once their toleration runs
   out: `tolerationSeconds` of the matching tolerations, or
   `pod_eviction_timeout` for the not-ready and unreachable taints a pod does
@@ -35,15 +36,20 @@ from control.errors import ApiError
 from control.machinery.indexes import NODE_NAME_INDEX, pod_node_name
 from control.objects.conditions import ready_condition
 from control.objects.kinds import NODE, POD
+from control.objects.tolerations import (
+    NO_EXECUTE,
+    NO_SCHEDULE,
+    NOT_READY,
+    UNREACHABLE,
+    UNSCHEDULABLE,
+)
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "node-controller"
-UNREACHABLE = "node.kubernetes.io/unreachable"
-NOT_READY = "node.kubernetes.io/not-ready"
 CONDITION_TAINTS = (UNREACHABLE, NOT_READY)
-NO_EXECUTE = "NoExecute"
-NO_SCHEDULE = "NoSchedule"
+# The taints this controller keeps in line with the node.
+MANAGED_TAINTS = (*CONDITION_TAINTS, UNSCHEDULABLE)
 # The conditions a node agent reports, which go Unknown when it stops.
 AGENT_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 
@@ -255,12 +261,16 @@ class NodeLifecycleController(QueueController):
                 continue
 
     async def _sync_taints(self, node: Obj, status: str | None) -> bool:
-        """Put the condition taints in line with Ready; True when nothing had to change."""
+        """Put the condition taints in line with Ready, and the unschedulable
+        taint with spec.unschedulable; True when nothing had to change."""
         name = str(node["metadata"]["name"])
         want = {"Unknown": UNREACHABLE, "False": NOT_READY}.get(status or "")
-        taints = (node.get("spec") or {}).get("taints") or []
-        have = {(t.get("key"), t.get("effect")) for t in taints if t.get("key") in CONDITION_TAINTS}
+        spec = node.get("spec") or {}
+        taints = spec.get("taints") or []
+        have = {(t.get("key"), t.get("effect")) for t in taints if t.get("key") in MANAGED_TAINTS}
         wanted = {(want, e) for e in (NO_SCHEDULE, NO_EXECUTE)} if want else set()
+        if spec.get("unschedulable"):
+            wanted.add((UNSCHEDULABLE, NO_SCHEDULE))
         self._forget_taints(name, {(str(t.get("key")), str(t.get("effect"))) for t in taints})
         if have == wanted:
             return True
@@ -268,13 +278,17 @@ class NodeLifecycleController(QueueController):
 
         def build(obj: Obj) -> Obj:
             spec = obj.setdefault("spec", {})
+            want_here = {w for w in wanted if w[0] != UNSCHEDULABLE}
+            if spec.get("unschedulable"):  # as stored now: a cordon may have raced
+                want_here.add((UNSCHEDULABLE, NO_SCHEDULE))
             kept = [
                 t
                 for t in spec.get("taints") or []
-                if t.get("key") not in CONDITION_TAINTS or (t.get("key"), t.get("effect")) in wanted
+                if t.get("key") not in MANAGED_TAINTS
+                or (t.get("key"), t.get("effect")) in want_here
             ]
             present = {(t.get("key"), t.get("effect")) for t in kept}
-            for key, effect in sorted(wanted - present):
+            for key, effect in sorted(want_here - present):
                 kept.append({"key": key, "effect": effect, "timeAdded": now})
             if kept:
                 spec["taints"] = kept
@@ -286,7 +300,7 @@ class NodeLifecycleController(QueueController):
         if wanted - have:
             for key, effect in wanted - have:
                 self._taint_since[(name, str(key), effect)] = self._now()
-            log.info("node %s: tainted %s", name, want)
+            log.info("node %s: tainted %s", name, ", ".join(sorted({k for k, _ in wanted - have})))
         return False
 
     def _forget_taints(self, node: str, present: set[tuple[str, str]]) -> None:

@@ -282,13 +282,19 @@ class NodeLink(ReconnectingLink):
         runtime = info["containerdVersion"]
         return {
             "addresses": addresses,
+            # Every field of Kubernetes' NodeSystemInfo, in its order: clients
+            # require them all (kubeProxyVersion is deprecated and empty).
             "nodeInfo": {
+                "machineID": info.get("machineID", ""),
+                "systemUUID": info.get("systemUUID", ""),
+                "bootID": info.get("bootID", ""),
                 "kernelVersion": info["kernel"],
                 "osImage": info["osImage"],
-                "operatingSystem": info["os"],
-                "architecture": info["architecture"],
                 "containerRuntimeVersion": f"containerd://{runtime}" if runtime else "hollow://",
                 "kubeletVersion": f"pilothouse-agent/{info['agentVersion']}",
+                "kubeProxyVersion": "",
+                "operatingSystem": info["os"],
+                "architecture": info["architecture"],
             },
         }
 

@@ -135,6 +135,7 @@ class NodeSystemInfo(KubeModel):
     osImage: str | None = None
     containerRuntimeVersion: str | None = None
     kubeletVersion: str | None = None
+    kubeProxyVersion: str | None = None
     operatingSystem: str | None = None
     architecture: str | None = None
 
@@ -422,6 +423,9 @@ class ServiceSpec(KubeModel):
     externalTrafficPolicy: Literal["Cluster", "Local"] | None = None
     internalTrafficPolicy: Literal["Cluster", "Local"] | None = None
     publishNotReadyAddresses: bool | None = None
+    # The families are set with the ClusterIP (control.api.storewrites).
+    ipFamilies: list[Literal["IPv4", "IPv6"]] | None = Field(None, max_length=2)
+    ipFamilyPolicy: Literal["SingleStack", "PreferDualStack", "RequireDualStack"] | None = None
 
     @model_validator(mode="after")
     def _defaults_and_ports(self) -> Self:
@@ -430,6 +434,8 @@ class ServiceSpec(KubeModel):
             if not self.externalName:
                 errors.append(field_error(("externalName",), REQUIRED, "required"))
         else:
+            if self.ipFamilyPolicy is None:
+                self.ipFamilyPolicy = "SingleStack"
             if self.internalTrafficPolicy is None:
                 self.internalTrafficPolicy = "Cluster"
             if self.externalTrafficPolicy is None and self.type in ("NodePort", "LoadBalancer"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 
+from control.objects.tolerations import UNSCHEDULABLE
 from control.scheduler.cache import NodeInfo
 from control.scheduler.podinfo import WILDCARD_IP, PodInfo
 
@@ -18,7 +19,6 @@ Reasons = tuple[str, ...]
 Filter = Callable[[PodInfo, NodeInfo], Reasons]
 
 PASS: Reasons = ()
-UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 
 ERR_UNSCHEDULABLE = "node(s) were unschedulable"
 ERR_NODE_NAME = "node(s) didn't match the requested node name"
@@ -30,7 +30,7 @@ ERR_TOO_MANY_PODS = "Too many pods"
 def node_unschedulable(pod: PodInfo, node: NodeInfo) -> Reasons:
     if not node.unschedulable:
         return PASS
-    if any(t.tolerates(UNSCHEDULABLE_TAINT, "", "NoSchedule") for t in pod.tolerations):
+    if any(t.tolerates(UNSCHEDULABLE, "", "NoSchedule") for t in pod.tolerations):
         return PASS
     return (ERR_UNSCHEDULABLE,)
 

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import tomllib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,6 +241,18 @@ async def test_hello_with_a_hollow_agent() -> None:
         assert info["protocolVersion"] == PROTOCOL_VERSION
         assert info["cpus"] == 8 and info["memoryBytes"] == 16 * 1024**3
         assert info["containerdVersion"] == "" and info["agentVersion"].endswith("hollow")
+        # Machine ids made up from the name: stable, and another node's differ.
+        again = HollowAgent("node-7").identity
+        assert (info["machineID"], info["systemUUID"], info["bootID"]) == (
+            again.machine_id,
+            again.system_uuid,
+            again.boot_id,
+        )
+        assert HollowAgent("node-8").identity.machine_id != info["machineID"]
+        assert (
+            len(info["machineID"]) == 32
+            and str(uuid.UUID(info["systemUUID"])) == info["systemUUID"]
+        )
         # Hollow agents answer logs and exec with synthetic data, for pods they run.
         with pytest.raises(RpcError) as e:
             await control.request("logs", {"namespace": "default", "name": "p"})

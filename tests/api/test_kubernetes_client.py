@@ -1,12 +1,18 @@
-"""The official `kubernetes` Python client against `pilothouse serve`, over TLS with its kubeconfig."""
+"""The official `kubernetes` Python client against `pilothouse serve`, over
+TLS with its kubeconfig: the objects must have the shapes it models (it
+refuses a Node whose nodeInfo lacks a field)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from tests.conftest import Served
+from tests.conftest import Served, start_serve, stop_serve
+from tests.polling import eventually_blocking
 
 
 @pytest.fixture
@@ -101,20 +107,84 @@ def test_delete_answers_a_status_and_honours_dry_run(k8s: client.ApiClient) -> N
     with pytest.raises(ApiException) as exc:
         core.read_namespaced_config_map("c", "default")
     assert exc.value.status == 404
+    # It is a V1Status as the client models one.
+    core.create_namespaced_config_map(
+        "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="d"))
+    )
+    typed = client.V1Status.from_dict(core.delete_namespaced_config_map("d", "default"))
+    assert typed is not None and typed.status == "Success"
+    assert typed.details is not None and typed.details.name == "d"
+
+
+@pytest.fixture
+def hollow_served(tmp_path: Path) -> Iterator[Served]:
+    s = start_serve(tmp_path / "data", tmp_path / "serve.log", "--hollow-nodes", "2")
+    try:
+        yield s
+    finally:
+        stop_serve(s)
+
+
+def test_hollow_nodes_list_as_kubernetes_nodes(hollow_served: Served) -> None:
+    """`serve --hollow-nodes`: the nodes join through the node link, their
+    nodeInfo is complete (the client requires every field), pods run on them,
+    and their logs are the hollow agent's."""
+    k8s = config.new_client_from_config(config_file=str(hollow_served.kubeconfig))
+    core = client.CoreV1Api(k8s)
+
+    def ready_nodes() -> list[client.V1Node]:
+        nodes = core.list_node().items
+        ready = [
+            n
+            for n in nodes
+            if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+        ]
+        return ready if len(ready) == 2 else []
+
+    nodes = eventually_blocking(ready_nodes, within=30, every=0.2)
+    assert sorted(n.metadata.name for n in nodes) == ["hollow-1", "hollow-2"]
+    info = nodes[0].status.node_info
+    assert len(info.machine_id) == 32 and info.system_uuid and info.boot_id
+    assert info.operating_system == "linux" and info.kube_proxy_version == ""
+    again = core.read_node(nodes[0].metadata.name).status.node_info
+    assert again.machine_id == info.machine_id  # stable
+
+    core.create_namespaced_pod(
+        "default",
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="p"),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")]),
+        ),
+    )
+    pod = eventually_blocking(
+        lambda: (p := core.read_namespaced_pod("p", "default")).status.phase == "Running" and p,
+        within=30,
+        every=0.2,
+    )
+    assert pod.spec.node_name in ("hollow-1", "hollow-2")
+    assert core.read_namespaced_pod_log("p", "default").startswith("p/c line 1\n")
+    # The default tolerations, as DefaultTolerationSeconds adds them.
+    assert {(t.key, t.effect, t.toleration_seconds) for t in pod.spec.tolerations} == {
+        ("node.kubernetes.io/not-ready", "NoExecute", 300),
+        ("node.kubernetes.io/unreachable", "NoExecute", 300),
+    }
 
 
 def test_watch_list_and_exact_lists(k8s: client.ApiClient) -> None:
     core = client.CoreV1Api(k8s)
     for name in ("a", "b"):
         core.create_namespaced_config_map(
-            "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name))
+            "default",
+            client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels={"set": "w"})),
         )
-    listed = core.list_namespaced_config_map("default")
+    # Labelled: the namespace also holds kube-root-ca.crt.
+    listed = core.list_namespaced_config_map("default", label_selector="set=w")
     w = watch.Watch()
     seen = []
     for event in w.stream(
         core.list_namespaced_config_map,
         "default",
+        label_selector="set=w",
         send_initial_events=True,
         resource_version_match="NotOlderThan",
         allow_watch_bookmarks=True,
@@ -138,6 +208,7 @@ def test_watch_list_and_exact_lists(k8s: client.ApiClient) -> None:
     core.delete_namespaced_config_map("a", "default")
     exact = core.list_namespaced_config_map(
         "default",
+        label_selector="set=w",
         resource_version=listed.metadata.resource_version,
         resource_version_match="Exact",
     )

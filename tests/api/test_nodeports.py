@@ -10,7 +10,7 @@ import pytest
 
 from control.client import Client
 from control.errors import ApiError
-from control.objects.kinds import NAMESPACE, SERVICE
+from control.objects.kinds import SERVICE
 
 Obj = dict[str, Any]
 SVC_PATH = "/api/v1/namespaces/default/services"
@@ -155,26 +155,3 @@ async def test_failed_writes_and_dry_runs_keep_nothing(client: Client) -> None:
         assert node_ports(await client.create(SERVICE, svc(name, port(80, nodePort=number)))) == [
             number
         ]
-
-
-async def test_deleting_a_namespace_frees_its_node_ports(client: Client) -> None:
-    await client.create(
-        NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tmp"}}
-    )
-    await client.create(SERVICE, svc("a", port(80, nodePort=30200)), "tmp")
-    await client.delete(NAMESPACE, "tmp")
-
-    async def free() -> bool:
-        try:
-            await client.create(SERVICE, svc("b", port(80, nodePort=30200)))
-        except ApiError as e:
-            if "already allocated" not in e.message:
-                raise
-            return False
-        return True
-
-    for _ in range(100):
-        if await free():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("node port 30200 was not freed with its namespace")

@@ -333,15 +333,6 @@ async def test_watch_with_selector_reports_objects_leaving_it(client: Client) ->
     assert events == [("ADDED", "keep"), ("ADDED", "move"), ("DELETED", "move")]
 
 
-async def test_namespace_delete_removes_contents(client: Client) -> None:
-    await client.create(NS, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
-    await client.create(POD, pod("p"), "team")
-    await client.delete(NS, "team")
-    assert (await client.list(POD, "team"))["items"] == []
-    with pytest.raises(ApiError):
-        await client.get(NS, "team")
-
-
 async def test_unix_socket_is_private(plane: ControlPlane) -> None:
     mode = stat.S_IMODE(os.stat(plane.socket_path).st_mode)
     assert mode == 0o600

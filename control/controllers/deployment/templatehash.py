@@ -10,8 +10,7 @@ from __future__ import annotations
 import orjson
 
 from control.controllers.objectmeta import Obj
-
-_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+from control.objects.names import safe_encode
 
 
 def fnv1a_32(data: bytes) -> int:
@@ -27,4 +26,4 @@ def pod_template_hash(template: Obj, collision_count: int | None = None) -> str:
     if collision_count is not None:
         # Go writes the uint32 little-endian into an 8-byte buffer.
         data += (collision_count & 0xFFFFFFFF).to_bytes(4, "little") + b"\0\0\0\0"
-    return "".join(_SAFE_ALPHABET[ord(c) % len(_SAFE_ALPHABET)] for c in str(fnv1a_32(data)))
+    return safe_encode(str(fnv1a_32(data)))
