@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from control.api.registry import Registry
 from control.errors import ApiError
@@ -19,7 +19,7 @@ from control.objects.kinds import ResourceType, object_key
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, Obj | None, Obj | None], None]
-IndexFunc = Callable[[Obj], Iterable[str]]
+IndexFunc = Callable[[Obj], list[str]]
 
 
 class Informer:
@@ -32,6 +32,8 @@ class Informer:
         self._handlers: list[Handler] = []
         self._indexers: dict[str, IndexFunc] = {}
         self._indexes: dict[str, dict[str, set[str]]] = {}
+        # Each object's values in each index, so an update computes only the new ones.
+        self._values: dict[str, dict[str, list[str]]] = {}
         self.revision = 0
 
     def add_handler(self, handler: Handler) -> None:
@@ -41,10 +43,13 @@ class Informer:
         """Keep a secondary index: index value -> keys of the objects that have it."""
         self._indexers[name] = func
         index: dict[str, set[str]] = {}
+        values: dict[str, list[str]] = {}
         for key, obj in self.objects.items():
-            for value in func(obj):
+            values[key] = func(obj)
+            for value in values[key]:
                 index.setdefault(value, set()).add(key)
         self._indexes[name] = index
+        self._values[name] = values
 
     def get(self, key: str) -> Obj | None:
         return self.objects.get(key)
@@ -109,8 +114,9 @@ class Informer:
 
     def _reindex(self, key: str, old: Obj | None, new: Obj | None) -> None:
         for name, func in self._indexers.items():
-            before = func(old) if old is not None else ()
-            after = func(new) if new is not None else ()
+            values = self._values[name]
+            before = values.get(key, [])
+            after = func(new) if new is not None else []
             if before == after:
                 continue  # most updates leave an index alone
             index = self._indexes[name]
@@ -122,6 +128,10 @@ class Informer:
                         del index[value]
             for value in after:
                 index.setdefault(value, set()).add(key)
+            if new is None:
+                del values[key]
+            else:
+                values[key] = after
 
     def _notify(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         for handler in self._handlers:
