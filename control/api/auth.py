@@ -17,7 +17,7 @@ TRUSTED_ROLE = web.AppKey("trusted-role", str)  # "admin" on the unix socket, el
 ROLE = web.RequestKey("role", str)  # the request's role, set by authorize ("": anonymous)
 _READ_METHODS = {"GET", "HEAD"}
 _WRITE_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-_READ_ONLY = "the read-only role may only read"
+_READ_ONLY = "the readonly role may only read"  # as control.api.selfreview says it
 # What anyone may read without credentials.
 PUBLIC_PATHS = ("/healthz", "/livez", "/readyz")
 # What every authenticated user may create: questions about itself.
@@ -70,12 +70,13 @@ def authorize(
 
 def _forbidden(request: web.Request, user: str) -> ApiError:
     """A refused write, in kube-apiserver's words (RBAC's denial, with our reason)."""
-    verb = _WRITE_VERBS.get(request.method, request.method.lower())
     target = parse_path(request.path.rstrip("/"))
-    if target is None:
+    if target is None:  # a non-resource path: the verb is the HTTP method's
         return errors.forbidden(
-            f'forbidden: User "{user}" cannot {verb} path "{request.path}": {_READ_ONLY}'
+            f'forbidden: User "{user}" cannot {request.method.lower()} path "{request.path}": '
+            + _READ_ONLY
         )
+    verb = _WRITE_VERBS.get(request.method, request.method.lower())
     rt = target.rt
     if verb == "delete" and target.name is None:
         verb = "deletecollection"
