@@ -71,6 +71,15 @@ _UNSTORED: tuple[ApiResource, ...] = (
         ("create",),
     ),
     ApiResource(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        "SelfSubjectRulesReview",
+        False,
+        ("create",),
+    ),
+    ApiResource(
         "authentication.k8s.io",
         "v1",
         "selfsubjectreviews",

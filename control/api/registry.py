@@ -26,8 +26,9 @@ from control.api.options import DELETE, WRITE, DeleteOptions, WriteOptions
 from control.api.storewrites import StoreWrites
 from control.errors import ApiError, Cause
 from control.objects.admission import admit
-from control.objects.kinds import NAMESPACE, POD, ResourceType
+from control.objects.kinds import INGRESSCLASS, NAMESPACE, POD, ResourceType
 from control.objects.names import generated_name
+from control.objects.networking import default_ingress_class
 from control.objects.selectors import selector_from_match
 from control.objects.tolerations import DEFAULT_TOLERATION_SECONDS, add_default_tolerations
 from control.store.interface import (
@@ -179,6 +180,8 @@ class Registry:
             add_default_tolerations(obj, self.default_toleration_seconds)
         elif rt.kind == "Namespace":
             namespaces.prepare_create(obj)
+        elif rt.kind == "Ingress":
+            await self._default_ingress_class(obj)
         meta = _meta(obj)
         name = meta["name"]
         if rt.namespaced:
@@ -494,6 +497,14 @@ class Registry:
             # agent has yet to confirm a graceful pod deletion.
             return await self.writes.delete(rt, name, current, options)
         return await self.writes.update(rt, name, current, new, options)
+
+    async def _default_ingress_class(self, ingress: Obj) -> None:
+        """Kubernetes' DefaultIngressClass admission: an Ingress naming no
+        class gets the default one."""
+        classes = await self.list(INGRESSCLASS, None)
+        chosen = default_ingress_class(ingress, (kv.obj for kv in classes.items))
+        if chosen is not None:
+            ingress.setdefault("spec", {})["ingressClassName"] = chosen
 
     async def _require_namespace(self, namespace: str, rt: ResourceType, name: str) -> None:
         ns = await self.store.get(NAMESPACE.key(None, namespace))

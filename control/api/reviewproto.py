@@ -1,6 +1,6 @@
 """The self reviews' bodies in Kubernetes' protobuf encoding, as kubectl
 sends them: the `k8s\\0` envelope (runtime.Unknown) around a
-SelfSubjectAccessReview or SelfSubjectReview, decoded into the JSON shape.
+self review (access, rules or self), decoded into the JSON shape.
 The messages are declared here with the fields a review's answer needs
 (field numbers from k8s.io/api authorization/v1 and apimachinery runtime);
 the protobuf library parses them, skipping the rest (ObjectMeta).
@@ -39,6 +39,8 @@ _MESSAGES: dict[str, list[tuple[str, int, int, str]]] = {
         ("nonResourceAttributes", 2, _MESSAGE, "NonResourceAttributes"),
     ],
     "SelfSubjectAccessReview": [("spec", 2, _MESSAGE, "Spec")],
+    "RulesSpec": [("namespace", 1, _STRING, "")],
+    "SelfSubjectRulesReview": [("spec", 2, _MESSAGE, "RulesSpec")],
 }
 
 
@@ -73,7 +75,8 @@ def _parse(message: str, raw: bytes) -> dict[str, Any]:
 
 
 def decode_review(raw: bytes) -> dict[str, Any]:
-    """A SelfSubjectAccessReview or SelfSubjectReview from its protobuf body."""
+    """A SelfSubjectAccessReview, SelfSubjectRulesReview or SelfSubjectReview
+    from its protobuf body."""
     if not raw.startswith(_MAGIC):
         raise errors.bad_request("the protobuf body lacks the k8s envelope")
     envelope = _CLASSES["Unknown"]()
@@ -83,7 +86,8 @@ def decode_review(raw: bytes) -> dict[str, Any]:
         raise errors.bad_request(f"the protobuf body is not a valid envelope: {e}") from e
     type_meta = MessageToDict(envelope.typeMeta)
     review: dict[str, Any] = {**type_meta, "metadata": {}}
-    if type_meta.get("kind") == "SelfSubjectAccessReview":
-        body = _parse("SelfSubjectAccessReview", envelope.raw)
+    kind = type_meta.get("kind")
+    if kind in ("SelfSubjectAccessReview", "SelfSubjectRulesReview"):
+        body = _parse(kind, envelope.raw)
         review["spec"] = body.get("spec") or {}
     return review

@@ -38,7 +38,21 @@ _SCALARS: dict[Any, Schema] = {
     float: {"type": "number", "format": "double"},
     bool: {"type": "boolean"},
 }
-_INT_OR_STRING: Schema = {"x-kubernetes-int-or-string": True}
+# The scalar types Kubernetes names (kubectl explain shows <IntOrString>,
+# <map[string]Quantity>): each a component of its own, referenced.
+_INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
+_QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
+_NAMED_SCALARS: dict[str, Schema] = {
+    _INT_OR_STRING: {
+        "description": "An int32 or a string: a number, or a name or percentage.",
+        "oneOf": [{"type": "integer"}, {"type": "string"}],
+        "format": "int-or-string",
+    },
+    _QUANTITY: {
+        "description": "A fixed-point number with a unit suffix: 100m, 1.5Gi, 2.",
+        "oneOf": [{"type": "string"}, {"type": "number"}],
+    },
+}
 
 
 def schema_name(model: type[BaseModel]) -> str:
@@ -101,11 +115,17 @@ class SchemaSet:
                 schema["x-kubernetes-patch-strategy"] = "merge"
         return schema
 
+    def _named(self, name: str) -> Schema:
+        self.schemas.setdefault(name, dict(_NAMED_SCALARS[name]))
+        return {"$ref": REF_PREFIX + name}
+
     def schema_of(self, annotation: Any, key: str, metadata: list[Any] | None = None) -> Schema:
         """The schema of a type; `key` is the field it is the type of."""
         for item in metadata or ():
             if isinstance(item, PlainValidator):
-                return _plain(annotation)
+                # Ports by number or name and percents are IntOrString;
+                # quantities (which YAML may give as numbers) are str.
+                return self._named(_QUANTITY if annotation is str else _INT_OR_STRING)
         origin = get_origin(annotation)
         if origin is Annotated:
             inner, *extra = get_args(annotation)
@@ -114,7 +134,7 @@ class SchemaSet:
             options = [a for a in get_args(annotation) if a is not type(None)]
             if len(options) == 1:
                 return self.schema_of(options[0], key)
-            return dict(_INT_OR_STRING) if set(options) == {int, str} else {}
+            return self._named(_INT_OR_STRING) if set(options) == {int, str} else {}
         if origin is Literal:
             values = list(get_args(annotation))
             kind = "integer" if all(isinstance(v, int) for v in values) else "string"
@@ -131,9 +151,3 @@ class SchemaSet:
             return dict(_SCALARS[annotation])
         # Any: whatever the client sends is kept.
         return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-
-
-def _plain(annotation: Any) -> Schema:
-    """A type checked by a plain validator: ports by number or name,
-    percents, quantities (which YAML may give as numbers)."""
-    return dict(_INT_OR_STRING)

@@ -1,7 +1,8 @@
 """The self reviews: SelfSubjectAccessReview (authorization.k8s.io/v1, what
 `kubectl auth can-i` asks) answered from the roles control.api.auth
-enforces, and SelfSubjectReview (authentication.k8s.io/v1, `kubectl auth
-whoami`): the user's name and groups."""
+enforces, SelfSubjectRulesReview (`kubectl auth can-i --list`: the same
+roles as RBAC rules), and SelfSubjectReview (authentication.k8s.io/v1,
+`kubectl auth whoami`): the user's name and groups."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from control.api.reviewproto import PROTOBUF, decode_review
 from control.errors import Cause
 
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+SSRR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews"
 SSR_PATH = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 _READ_VERBS = {"get", "list", "watch"}
 # Pod subresources that run something in a container: the admin role's alone
@@ -26,6 +28,30 @@ _ADMIN_POD_SUBRESOURCES = {"exec", "attach", "portforward", "proxy"}
 _GROUPS = {
     "admin": ["system:masters", "system:authenticated"],
     "readonly": ["pilothouse:readonly", "system:authenticated"],
+}
+# What every authenticated user may create: questions about itself.
+_SELF_RULES: list[dict[str, list[str]]] = [
+    {
+        "verbs": ["create"],
+        "apiGroups": ["authorization.k8s.io"],
+        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+    },
+    {
+        "verbs": ["create"],
+        "apiGroups": ["authentication.k8s.io"],
+        "resources": ["selfsubjectreviews"],
+    },
+]
+# Each role's rules, in RBAC's shape: (resource rules, non-resource rules).
+_RULES: dict[str, tuple[list[dict[str, list[str]]], list[dict[str, list[str]]]]] = {
+    "admin": (
+        [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+        [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+    ),
+    "readonly": (
+        [{"verbs": sorted(_READ_VERBS), "apiGroups": ["*"], "resources": ["*"]}],
+        [{"verbs": ["get"], "nonResourceURLs": ["*"]}],
+    ),
 }
 # The unix socket is trusted: its user is the admin role itself.
 _SOCKET_USER = "admin"
@@ -37,6 +63,8 @@ async def answer(
     """The answer to a POST of a self review, or None when `path` is not one."""
     if path == SSAR_PATH:
         return await _access_review(request)
+    if path == SSRR_PATH:
+        return await _rules_review(request)
     if path == SSR_PATH:
         return await _self_review(request, user_of_token)
     return None
@@ -52,6 +80,7 @@ def allowed(role: str, attributes: dict[str, Any], *, resource: bool) -> tuple[b
         group, plural = attributes.get("group") or "", attributes.get("resource") or ""
         if (group, plural) in (
             ("authorization.k8s.io", "selfsubjectaccessreviews"),
+            ("authorization.k8s.io", "selfsubjectrulesreviews"),
             ("authentication.k8s.io", "selfsubjectreviews"),
         ) and verb == "create":
             return True, "every user may review itself"
@@ -85,6 +114,25 @@ async def _access_review(request: web.Request) -> web.Response:
         )
     ok, reason = allowed(request[ROLE], attributes, resource=res is not None)
     review["status"] = {"allowed": ok, "reason": reason}
+    return json_response(review, 201)
+
+
+async def _rules_review(request: web.Request) -> web.Response:
+    review = await _review_body(request, "SelfSubjectRulesReview", "authorization.k8s.io/v1")
+    spec = review.get("spec")
+    if not isinstance(spec, dict) or not spec.get("namespace"):
+        raise errors.invalid(
+            "SelfSubjectRulesReview",
+            "",
+            [Cause("spec.namespace", "Required value")],
+            "authorization.k8s.io",
+        )
+    resource_rules, non_resource_rules = _RULES.get(request[ROLE], ([], []))
+    review["status"] = {
+        "resourceRules": [*_SELF_RULES, *resource_rules],
+        "nonResourceRules": non_resource_rules,
+        "incomplete": False,
+    }
     return json_response(review, 201)
 
 

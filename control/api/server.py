@@ -120,7 +120,7 @@ class ApiServer:
         handler rather than two middlewares: a request passes through fewer
         frames.)"""
         try:
-            authorize(request, self.role_of_token)
+            authorize(request, self.role_of_token, self.user_of_token)
             return await self._dispatch(request)
         except ApiError as e:
             return error_response(e)

@@ -34,7 +34,6 @@ from control.machinery.events import EventRecorder
 from control.machinery.informer import Informer
 from control.nodes.ingressroutes import (
     CLASS_NAME,
-    DEFAULT_CLASS_ANNOTATION,
     GATEWAY_CONTROLLER,
     RouteResult,
     RouteWarning,
@@ -56,6 +55,7 @@ from control.objects.kinds import (
     ResourceType,
     object_key,
 )
+from control.objects.networking import DEFAULT_CLASS_ANNOTATION
 from control.objects.routes import is_ingress_node
 
 log = logging.getLogger(__name__)

@@ -56,6 +56,7 @@ from agent.protocol.services import EndpointWire
 from control.nodes.servicetable import slice_endpoints
 from control.objects import Obj
 from control.objects.discovery import LABEL_SERVICE_NAME
+from control.objects.networking import is_default_class
 from control.objects.routes import (
     DEFAULT_MATCH,
     backend_weights,
@@ -66,7 +67,6 @@ from control.objects.routes import (
 )
 
 CLASS_NAME = "pilothouse"
-DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 GATEWAY_CONTROLLER = "pilothouse.io/gateway-controller"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 TLS_SECRET_TYPE = "kubernetes.io/tls"
@@ -314,11 +314,7 @@ def serves_ingress(ingress: Obj, ingress_classes: Iterable[Obj], class_name: str
     named = (ingress.get("spec") or {}).get("ingressClassName")
     if named:
         return bool(named == class_name)
-    return any(
-        _meta(c).get("name") == class_name
-        and (_meta(c).get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
-        for c in ingress_classes
-    )
+    return any(_meta(c).get("name") == class_name and is_default_class(c) for c in ingress_classes)
 
 
 def _ingress_backend(

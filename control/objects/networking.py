@@ -1,13 +1,16 @@
-"""The `networking.k8s.io/v1` kinds: Ingress."""
+"""The `networking.k8s.io/v1` kinds: Ingress and IngressClass, and which
+class an Ingress naming none belongs to."""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
 from agent.protocol.primitives import is_dns1123_subdomain
+from control.objects import Obj
 from control.objects.core import LoadBalancerStatus
 from control.objects.meta import (
     FORBIDDEN,
@@ -148,3 +151,32 @@ class Ingress(KubeObject):
     metadata: SubdomainMeta
     spec: IngressSpec
     status: IngressStatus | None = None
+
+
+DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
+# The class an Ingress named before spec.ingressClassName existed.
+LEGACY_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+
+
+def is_default_class(ingress_class: Obj) -> bool:
+    annotations = (ingress_class.get("metadata") or {}).get("annotations") or {}
+    return bool(annotations.get(DEFAULT_CLASS_ANNOTATION) == "true")
+
+
+def default_ingress_class(ingress: Obj, classes: Iterable[Obj]) -> str | None:
+    """The class to set on a new Ingress that names none, as Kubernetes'
+    DefaultIngressClass admission picks it: the newest default class (then
+    the first by name); None when the Ingress names one (or the legacy
+    annotation does) or no class is the default."""
+    annotations = (ingress.get("metadata") or {}).get("annotations") or {}
+    if (ingress.get("spec") or {}).get(
+        "ingressClassName"
+    ) or LEGACY_CLASS_ANNOTATION in annotations:
+        return None
+    defaults = [(c.get("metadata") or {}) for c in classes if is_default_class(c)]
+    if not defaults:
+        return None
+    newest = max(str(m.get("creationTimestamp") or "") for m in defaults)
+    return min(
+        str(m.get("name")) for m in defaults if str(m.get("creationTimestamp") or "") == newest
+    )

@@ -1,9 +1,10 @@
 """Objects and answers shaped as Kubernetes shapes them: Status bodies byte
 for byte, /version, generated names, Service IP families, the default
-tolerations of a new pod."""
+tolerations of a new pod, the default IngressClass of a new Ingress."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from control.client import Client
 from control.controlplane import ControlPlane
 from control.errors import ApiError
-from control.objects.kinds import CONFIGMAP, POD, SERVICE
+from control.objects.kinds import CONFIGMAP, INGRESS, INGRESSCLASS, POD, SERVICE
 from control.objects.names import SAFE_ALPHABET, generated_name
 from tests.api.test_rest import pod
 
@@ -145,3 +146,24 @@ async def test_new_pods_tolerate_not_ready_and_unreachable_nodes(client: Client)
     ]
     keys = [t["key"] for t in (await client.create(POD, partial))["spec"]["tolerations"]]
     assert keys == ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]
+
+
+def _ingress(name: str, **meta: Any) -> Obj:
+    backend = {"service": {"name": "web", "port": {"number": 80}}}
+    return {"metadata": {"name": name, **meta}, "spec": {"defaultBackend": backend}}
+
+
+async def test_new_ingresses_get_the_default_class(client: Client) -> None:
+    async def class_of(ingress: Obj) -> str | None:
+        return (await client.create(INGRESS, ingress))["spec"].get("ingressClassName")
+
+    assert await class_of(_ingress("a")) == "pilothouse"  # the control plane's default
+    assert await class_of(_ingress("b", annotations={"kubernetes.io/ingress.class": "x"})) is None
+    await client.create(INGRESSCLASS, {"metadata": {"name": "other"}})
+    named = _ingress("c")
+    named["spec"]["ingressClassName"] = "other"
+    assert await class_of(named) == "other"
+    await asyncio.sleep(1.1)  # creationTimestamp has whole seconds: the newest default wins
+    default = {"ingressclass.kubernetes.io/is-default-class": "true"}
+    await client.create(INGRESSCLASS, {"metadata": {"name": "mine", "annotations": default}})
+    assert await class_of(_ingress("d")) == "mine"
