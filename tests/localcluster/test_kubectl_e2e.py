@@ -213,8 +213,8 @@ async def test_cp_both_ways(cluster: Cluster, tmp_path: Path) -> None:
 
 async def test_down_leaves_nothing(cluster: Cluster) -> None:
     """Runs last: no exec left running on the node, then `down` leaves nothing."""
-    out = await kubectl_ok(cluster, "exec", "shell", "--", "ps")
-    assert b"cat" not in out and b"tar" not in out, out.decode()
+    ps = await kubectl_ok(cluster, "exec", "shell", "--", "ps")
+    assert b"cat" not in ps and b"tar" not in ps, ps.decode()
     pids, pod_netns = await running(cluster.data_dir)
     out = await ok(cluster.data_dir, "down", "--data-dir", str(cluster.data_dir), within=180)
     assert f"local cluster in {cluster.data_dir} removed" in out
