@@ -597,7 +597,7 @@ class HollowAgent:
         tty = bool(params.get("tty"))
         cols, rows = int(params.get("cols") or 80), int(params.get("rows") or 24)
         attached = HollowAttach(f"{params.get('name')}/{container}", tty, cols, rows)
-        sessions.open(sid, attached, tty=tty)
+        sessions.open(sid, attached, tty=tty, attach=True)
         return ExecSessionResult(session=sid, stdinClose=True)
 
     # -- pods ----------------------------------------------------------------

@@ -278,11 +278,15 @@ class PodManager:
             )
         except CRIError as e:
             raise RpcError(NOT_FOUND if e.not_found else INTERNAL_ERROR, e.details) from None
-        return dict(await self._stream_session(sid, url, params, "attach"))
+        await self._stream_session(sid, url, params, "attach")
+        # An attach's stdin ending detaches it (the container's stdin stays
+        # open, as with stdinOnce false): that needs nothing of the runtime.
+        return dict(ExecSessionResult(session=sid, stdinClose=True))
 
     async def _stream_session(
         self, sid: str, url: str, params: Obj, what: str
     ) -> ExecSessionResult:
+        """A session on the streaming server at `url` (an exec's or an attach's)."""
         tty = bool(params.get("tty"))
         try:
             stream = await ExecSession.connect(url)
@@ -294,7 +298,7 @@ class PodManager:
         except OSError as e:
             await stream.close()
             raise RpcError(INTERNAL_ERROR, f"{what}: {e}") from None
-        self.sessions.open(sid, stream, tty=tty)
+        self.sessions.open(sid, stream, tty=tty, attach=what == "attach")
         return ExecSessionResult(session=sid, stdinClose=stream.can_close_stdin)
 
     # ---- stats ----

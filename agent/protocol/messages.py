@@ -170,7 +170,9 @@ class ExecIO(TypedDict):
 class ExecSessionResult(TypedDict):
     session: str
     # Whether the runtime can close the command's stdin alone (an `eof`
-    # without a tty); containerd 1.6's streaming server cannot.
+    # without a tty); containerd 1.6's streaming server cannot (the agent runs
+    # such an exec under `ctr` when it can). Always true for an attach, whose
+    # `eof` only detaches.
     stdinClose: bool
 
 

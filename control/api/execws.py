@@ -161,8 +161,10 @@ async def serve(
 ) -> web.WebSocketResponse:
     """Upgrade, then relay until the command exits (Status on channel 3) or
     the client goes away (the session is hung up). Always closes `session`.
-    v5 is offered only when the runtime can close the command's stdin."""
-    protocols = PROTOCOLS if session.can_close_stdin else PROTOCOLS[1:]
+    v5 is offered unless the command reads stdin that the runtime cannot
+    close (kubectl speaks v5 alone: it then falls back to SPDY and fails)."""
+    v5 = session.can_close_stdin or not opts.stdin
+    protocols = PROTOCOLS if v5 else PROTOCOLS[1:]
     ws = web.WebSocketResponse(protocols=protocols, max_msg_size=MAX_MESSAGE_BYTES)
     tasks: list[asyncio.Task[Any]] = []
     try:

@@ -138,7 +138,8 @@ async def test_attach_asks_cri_for_the_main_process(tmp_path: Path) -> None:
         manager, cri, sent = await _manager(tmp_path, f"http://127.0.0.1:{port}/attach/tok")
         params = {"namespace": "default", "name": "web", "session": "a1", "stdin": True}
         result = await manager.attach({**params, "tty": True, "cols": 80, "rows": 24})
-        assert result == {"session": "a1", "stdinClose": False}
+        # The end of its stdin detaches (no runtime help needed, no EOT sent).
+        assert result == {"session": "a1", "stdinClose": True}
         got = await _ended(sent, "a1")
         assert base64.b64decode(got[0]["data"]) == b"attached\n" and got[0]["fd"] == 1
         assert got[-1]["exit"] == {"exitCode": 0}
