@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.test_kubectl_protobuf import _kubectl
+from tests.api.test_kubectl_protobuf import _kubectl, kubectl, run_kubectl
 from tests.conftest import Served, start_serve, stop_serve
 from tests.polling import eventually_blocking
 
@@ -29,23 +29,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield s
     finally:
         stop_serve(s)
-
-
-def run(served: Served, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [_kubectl(), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=served.env(),
-        timeout=90,
-    )
-
-
-def kubectl(served: Served, *args: str, stdin: str | None = None) -> str:
-    done = run(served, *args, stdin=stdin)
-    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
-    return done.stdout
 
 
 def _running(served: Served, selector: str) -> list[dict[str, object]]:
@@ -93,7 +76,7 @@ def test_drain_evicts(served: Served) -> None:
     )
     node = nodes[0]["metadata"]["name"]
     drained = eventually_blocking(lambda: on_node(node), within=30, every=0.2)
-    done = run(served, "drain", node, "--timeout=60s", "-v=6")
+    done = run_kubectl(served, "drain", node, "--timeout=60s", "-v=6")
     assert done.returncode == 0, done.stderr
     assert f"node/{node} drained" in done.stdout
     for name in drained:
@@ -108,7 +91,7 @@ def test_exec_with_stdin(served: Served) -> None:
     """`kubectl exec -i` pipes stdin; its end reaches the command (v5)."""
     _pod(served, "sh")
     assert kubectl(served, "exec", "-i", "sh", "--", "cat", stdin="one\ntwo\n") == "one\ntwo\n"
-    done = run(served, "exec", "sh", "--", "exit", "4")
+    done = run_kubectl(served, "exec", "sh", "--", "exit", "4")
     assert done.returncode == 4
 
 

@@ -16,7 +16,6 @@ from control.kubeconfig import client_ssl_context, read_kubeconfig
 from control.objects.kinds import by_name
 from control.wire import MESSAGE_HEADER, V5
 from tests.cluster import DEFAULT_TIMEOUT, HollowCluster, hollow_pod, make_pod
-from tests.polling import eventually
 
 POD = by_name("pods")
 assert POD
@@ -37,16 +36,6 @@ async def cluster(tmp_path: Path) -> AsyncIterator[HollowCluster]:
 
 def _socket_session(cluster: HollowCluster) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=cluster.socket))
-
-
-async def _released(cluster: HollowCluster) -> None:
-    link = cluster.plane.node_links.links["node-1"]
-    agent = cluster.agents["node-1"]
-
-    async def released() -> bool:
-        return not link._exec_sessions and (agent.sessions is None or not len(agent.sessions))
-
-    await eventually(released, "the attach session to be released", within=DEFAULT_TIMEOUT)
 
 
 async def _read_stdout(ws: aiohttp.ClientWebSocketResponse, size: int) -> tuple[bytes, set[int]]:
@@ -73,7 +62,7 @@ async def test_attach_follows_the_main_process(cluster: HollowCluster) -> None:
         expected = LINES.replace(b"{pod}", b"web")
         out, channels = await _read_stdout(ws, len(expected))
         assert out == expected and channels == {1}
-    await _released(cluster)
+    await cluster.sessions_released()
     assert cluster.agents["node-1"].running() == ["default/term", "default/web"]
 
 
@@ -95,7 +84,7 @@ async def test_attach_with_stdin_and_a_tty(cluster: HollowCluster) -> None:
         # Closing stdin (v5) leaves the main process running and attached.
         await ws.send_bytes(b"\xff\x00")
         await ws.send_bytes(b"\x00ignored\n")
-    await _released(cluster)
+    await cluster.sessions_released()
 
 
 async def test_stdin_and_tty_are_the_containers(cluster: HollowCluster) -> None:
@@ -112,7 +101,7 @@ async def test_stdin_and_tty_are_the_containers(cluster: HollowCluster) -> None:
         await ws.send_bytes(b"\x00dropped\n")
         with pytest.raises(TimeoutError):
             await ws.receive(timeout=0.5)
-    await _released(cluster)
+    await cluster.sessions_released()
 
 
 async def test_attach_refusals(cluster: HollowCluster) -> None:
