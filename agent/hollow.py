@@ -24,7 +24,10 @@ Interactive exec sessions (HollowShell) run that fake shell too: `cat` copies
 stdin to stdout; a shell (`sh`, `bash`, ...) runs each line of stdin as a
 command (plus `stty size`, which prints the last terminal size), echoing the
 line first on a tty; both exit at end of input (code 0) or at `exit N`; any
-other command runs at once and exits with its code.
+other command runs at once and exits with its code. An attach (HollowAttach)
+finds a main process that writes `HOLLOW_FOLLOW_LINES` lines
+"<pod>/<container> attached line <i>", then copies stdin to stdout until the
+control plane hangs up.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from agent.images import ImageReceiver
 from agent.ingress.routetable import RouteTable, RouteTableError, parse_route_table
 from agent.network.servicesync import ServiceSync
 from agent.nodestatus import architecture, hollow_identity, node_conditions
-from agent.pods.params import container_name, desired_pods, exec_command
+from agent.pods.params import attach_session, container_name, desired_pods, exec_command
 from agent.pods.sessions import Sessions
 from agent.pods.status import Observed, PodStatusBuilder, gone_status, ns_to_s
 from agent.protocol import (
@@ -178,6 +181,18 @@ class HollowShell:
     async def close(self) -> None:
         self._done = True
         self._out.put_nowait(None)
+
+
+class HollowAttach(HollowShell):
+    """An attach on a hollow node (see the module docstring)."""
+
+    def __init__(self, prefix: str, tty: bool, cols: int, rows: int) -> None:
+        super().__init__(["cat"], tty, cols, rows)
+        for i in range(1, HOLLOW_FOLLOW_LINES + 1):
+            self._emit(CHANNEL_STDOUT, f"{prefix} attached line {i}\n".encode())
+
+    async def close_stdin(self) -> bool:
+        return True  # the main process's stdin stays open (no stdinOnce)
 
 
 def _key(pod: Obj) -> str:
@@ -340,6 +355,7 @@ class HollowAgent:
         peer.on("stats", self._stats)
         peer.on("logs", self._logs)
         peer.on("exec", self._exec)
+        peer.on("attach", self._attach)
         peer.on(INGRESS_SYNC, self._ingress_sync)
         peer.on(INGRESS_STATS, self._ingress_stats)
         sessions = Sessions(peer.notify)
@@ -571,6 +587,17 @@ class HollowAgent:
         tty = bool(params.get("tty"))
         shell = HollowShell(argv, tty, int(params.get("cols") or 80), int(params.get("rows") or 24))
         sessions.open(sid, shell, tty=tty)
+        return ExecSessionResult(session=sid, stdinClose=True)
+
+    async def _attach(self, params: Params) -> ExecSessionResult:
+        sessions = self.sessions
+        assert sessions is not None  # set while serving
+        sid = attach_session(params, sessions)
+        _pod, container = self._find(params)
+        tty = bool(params.get("tty"))
+        cols, rows = int(params.get("cols") or 80), int(params.get("rows") or 24)
+        attached = HollowAttach(f"{params.get('name')}/{container}", tty, cols, rows)
+        sessions.open(sid, attached, tty=tty, attach=True)
         return ExecSessionResult(session=sid, stdinClose=True)
 
     # -- pods ----------------------------------------------------------------

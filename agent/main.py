@@ -162,6 +162,7 @@ class Agent:
         peer.on("sync_pods", self._sync_pods)
         peer.on("logs", self.pods.logs)
         peer.on("exec", self.pods.exec)
+        peer.on("attach", self.pods.attach)
         peer.on("stats", self._stats)
         peer.on("exec_io", self.pods.sessions.on_io)
         handlers = self.images.handlers() | self.network.handlers()

@@ -109,6 +109,17 @@ class HollowCluster:
 
         await eventually(down, f"the link to {name} to go down", within=within)
 
+    async def sessions_released(self, node: str = "node-1") -> None:
+        """Neither the node's link nor its agent keeps an exec or attach
+        session; waits until so."""
+        link = self.plane.node_links.links[node]
+        agent = self.agents[node]
+
+        async def released() -> bool:
+            return not link._exec_sessions and (agent.sessions is None or not len(agent.sessions))
+
+        await eventually(released, "the sessions to be released", within=DEFAULT_TIMEOUT)
+
     # -- reads ---------------------------------------------------------------
 
     async def _get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj | None:

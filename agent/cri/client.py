@@ -180,6 +180,14 @@ class CRIClient:
         r = await self._ask(self.runtime.Exec, req, pb.ExecResponse)
         return r.url
 
+    async def attach_url(self, container_id: str, tty: bool, stdin: bool) -> str:
+        """A streaming-server URL attached to the container's main process."""
+        req = pb.AttachRequest(
+            container_id=container_id, stdin=stdin, tty=tty, stdout=True, stderr=not tty
+        )
+        r = await self._ask(self.runtime.Attach, req, pb.AttachResponse)
+        return r.url
+
     async def container_stats(self, container_id: str) -> pb.ContainerStats:
         req = pb.ContainerStatsRequest(container_id=container_id)
         r = await self._ask(self.runtime.ContainerStats, req, pb.ContainerStatsResponse)

@@ -22,7 +22,8 @@ from agent.protocol import (
 
 from . import logs as L
 from . import spec as S
-from .params import container_name, exec_command
+from .ctrexec import CtrExec, ctr_argv, ctr_path
+from .params import attach_session, container_name, exec_command
 from .pull import ImagePuller
 from .sessions import Sessions
 from .spec import Obj
@@ -221,18 +222,23 @@ class PodManager:
 
     # ---- exec ----
 
-    async def exec(self, params: Obj) -> Obj:
-        argv, session = exec_command(params, self.sessions)
+    async def _running_container(self, params: Obj) -> str:
+        """The id of the running container an exec or attach names."""
         w = self.find(str(params["namespace"]), str(params["name"]), params.get("uid"))
         name = container_name(w.pod, params.get("container"))
         cs = await self._containers(w, name)
         if not cs or cs[0].state != pb.CONTAINER_RUNNING:
             raise RpcError(NOT_FOUND, f"container {name} is not running")
+        return str(cs[0].id)
+
+    async def exec(self, params: Obj) -> Obj:
+        argv, session = exec_command(params, self.sessions)
+        cid = await self._running_container(params)
         try:
             if session is not None:
-                return dict(await self._exec_session(session, cs[0].id, argv, params))
+                return dict(await self._exec_session(session, cid, argv, params))
             timeout = int(params.get("timeoutSeconds") or 0)
-            r = await self.cri.exec_sync(cs[0].id, argv, timeout)
+            r = await self.cri.exec_sync(cid, argv, timeout)
         except CRIError as e:
             raise RpcError(NOT_FOUND if e.not_found else INTERNAL_ERROR, e.details) from None
         return {
@@ -244,21 +250,55 @@ class PodManager:
     async def _exec_session(
         self, sid: str, cid: str, argv: list[str], params: Obj
     ) -> ExecSessionResult:
-        """An interactive session through containerd's streaming server; its
-        input and output then flow as `exec_io` notifications (see Sessions)."""
+        """An interactive session; its input and output then flow as `exec_io`
+        notifications (see Sessions). Through containerd's streaming server,
+        but for stdin without a terminal, which must be able to end on its
+        own: that runs under `ctr` (see agent.pods.ctrexec) when it is here."""
+        tty, stdin = bool(params.get("tty")), bool(params.get("stdin"))
+        ctr = ctr_path() if stdin and not tty else None
+        if ctr is not None:
+            try:
+                backend = await CtrExec.start(ctr_argv(ctr, self.cri.socket, cid, argv))
+            except OSError as e:
+                raise RpcError(INTERNAL_ERROR, f"exec: {e}") from None
+            self.sessions.open(sid, backend, tty=False)
+            return ExecSessionResult(session=sid, stdinClose=True)
+        url = await self.cri.exec_url(cid, argv, tty=tty, stdin=stdin)
+        return await self._stream_session(sid, url, params, "exec")
+
+    async def attach(self, params: Obj) -> Obj:
+        """An interactive session on the container's main process, through
+        containerd's streaming server (CRI Attach): the output it writes from
+        now on, and its stdin when the container has one."""
+        sid = attach_session(params, self.sessions)
+        cid = await self._running_container(params)
+        try:
+            url = await self.cri.attach_url(
+                cid, tty=bool(params.get("tty")), stdin=bool(params.get("stdin"))
+            )
+        except CRIError as e:
+            raise RpcError(NOT_FOUND if e.not_found else INTERNAL_ERROR, e.details) from None
+        await self._stream_session(sid, url, params, "attach")
+        # An attach's stdin ending detaches it (the container's stdin stays
+        # open, as with stdinOnce false): that needs nothing of the runtime.
+        return dict(ExecSessionResult(session=sid, stdinClose=True))
+
+    async def _stream_session(
+        self, sid: str, url: str, params: Obj, what: str
+    ) -> ExecSessionResult:
+        """A session on the streaming server at `url` (an exec's or an attach's)."""
         tty = bool(params.get("tty"))
-        url = await self.cri.exec_url(cid, argv, tty=tty, stdin=bool(params.get("stdin")))
         try:
             stream = await ExecSession.connect(url)
         except (OSError, TimeoutError, StreamError) as e:
-            raise RpcError(INTERNAL_ERROR, f"exec: {e}") from None
+            raise RpcError(INTERNAL_ERROR, f"{what}: {e}") from None
         try:
             if tty and params.get("cols") and params.get("rows"):
                 await stream.resize(int(params["cols"]), int(params["rows"]))
         except OSError as e:
             await stream.close()
-            raise RpcError(INTERNAL_ERROR, f"exec: {e}") from None
-        self.sessions.open(sid, stream, tty=tty)
+            raise RpcError(INTERNAL_ERROR, f"{what}: {e}") from None
+        self.sessions.open(sid, stream, tty=tty, attach=what == "attach")
         return ExecSessionResult(session=sid, stdinClose=stream.can_close_stdin)
 
     # ---- stats ----

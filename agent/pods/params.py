@@ -1,6 +1,7 @@
 """What the pod requests of the protocol ask for, checked the same way by the
 agent and the hollow agent: the desired pods of `sync_pods`, the container of
-`logs` and `exec`, the command and session of `exec`."""
+`logs`, `exec` and `attach`, the command and session of `exec`, the session
+of `attach`."""
 
 from __future__ import annotations
 
@@ -50,3 +51,10 @@ def exec_command(params: Params, sessions: Sessions) -> tuple[list[str], str | N
     elif params.get("tty") or params.get("stdin"):
         raise NotSupported("stdin and tty need an interactive session")
     return [str(c) for c in command], session
+
+
+def attach_session(params: Params, sessions: Sessions) -> str:
+    """An `attach`'s session id: an attach is always an interactive session."""
+    if params.get("session") is None:
+        raise InvalidParams("session: an attach needs an interactive session id")
+    return sessions.check_new(params.get("session"))

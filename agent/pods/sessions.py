@@ -57,6 +57,7 @@ class _Session:
     id: str
     backend: Backend
     tty: bool
+    attach: bool = False  # the end of an attach's stdin detaches it, no more
     unacked: int = 0
     acked: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
@@ -79,9 +80,9 @@ class Sessions:
             raise InvalidParams(f"session {sid} already exists")
         return sid
 
-    def open(self, sid: str, backend: Backend, *, tty: bool) -> None:
+    def open(self, sid: str, backend: Backend, *, tty: bool, attach: bool = False) -> None:
         """Start relaying a backend's output as session `sid`."""
-        session = _Session(self.check_new(sid), backend, tty)
+        session = _Session(self.check_new(sid), backend, tty, attach)
         self._sessions[sid] = session
         session.task = asyncio.create_task(self._pump(session), name=f"exec {sid}")
 
@@ -136,7 +137,7 @@ class Sessions:
             data = params.get("data")
             if isinstance(data, str) and data:
                 await s.backend.send(CHANNEL_STDIN, base64.b64decode(data, validate=True))
-            if params.get("eof") and not await s.backend.close_stdin():
+            if params.get("eof") and not await s.backend.close_stdin() and not s.attach:
                 if s.tty:
                     await s.backend.send(CHANNEL_STDIN, EOT)
                 else:

@@ -3,9 +3,9 @@
 The control plane and a node agent talk over a pair of byte streams, in
 production the stdin and stdout of an agent started over SSH. Requests run
 from control to agent (`hello`, `sync_pods`, `network_config`, `logs`, `exec`,
-`stats`, `image_import_*`, `services_sync`, `services_update`); notifications
-run from agent to control (`node_status`, `pod_status`, `stream`), and both
-ways for interactive exec sessions (`exec_io`). Either side uses one `Peer` to
+`attach`, `stats`, `image_import_*`, `services_sync`, `services_update`);
+notifications run from agent to control (`node_status`, `pod_status`,
+`stream`), and both ways for interactive exec and attach sessions (`exec_io`). Either side uses one `Peer` to
 send, receive and dispatch.
 
 The modules: `messages` (versions, params and results), `errors` (codes and
@@ -51,6 +51,7 @@ from .images import (
 from .messages import (
     AGENT_VERSION,
     PROTOCOL_VERSION,
+    AttachParams,
     ContainerStats,
     ExecExit,
     ExecIO,
@@ -106,6 +107,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "SERVICES_OUT_OF_SYNC",
     "VERSION_MISMATCH",
+    "AttachParams",
     "ConnectionClosed",
     "ContainerStats",
     "ExecExit",

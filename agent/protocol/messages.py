@@ -2,9 +2,10 @@
 results of every method and notification, as the JSON objects they are.
 
 Requests run from control to agent (`hello`, `sync_pods`, `network_config`,
-`logs`, `exec`, `stats`, `image_import_*`; `services_*` are in `services`);
-notifications run from agent to control (`node_status`, `pod_status`,
-`stream`), and both ways for interactive exec sessions (`exec_io`).
+`logs`, `exec`, `attach`, `stats`, `image_import_*`; `services_*` are in
+`services`); notifications run from agent to control (`node_status`,
+`pod_status`, `stream`), and both ways for interactive exec and attach
+sessions (`exec_io`).
 """
 
 from __future__ import annotations
@@ -121,6 +122,23 @@ class ExecParams(TypedDict):
     rows: NotRequired[int]
 
 
+class AttachParams(TypedDict):
+    """Attach to a container's main process, as an interactive session (see
+    ExecParams and ExecIO): its output from now on, and its stdin when the
+    container has `stdin: true`. The session ends with exit code 0 when the
+    container ends; a hang-up leaves the container running."""
+
+    namespace: str
+    name: str
+    uid: NotRequired[str]
+    container: NotRequired[str]
+    session: NotRequired[str]  # required on the wire: the link names the session
+    stdin: NotRequired[bool]
+    tty: NotRequired[bool]  # the container's own tty (stdout and stderr merged)
+    cols: NotRequired[int]
+    rows: NotRequired[int]
+
+
 class ExecResult(TypedDict):
     exitCode: int
     stdout: str
@@ -152,7 +170,9 @@ class ExecIO(TypedDict):
 class ExecSessionResult(TypedDict):
     session: str
     # Whether the runtime can close the command's stdin alone (an `eof`
-    # without a tty); containerd 1.6's streaming server cannot.
+    # without a tty); containerd 1.6's streaming server cannot (the agent runs
+    # such an exec under `ctr` when it can). Always true for an attach, whose
+    # `eof` only detaches.
     stdinClose: bool
 
 

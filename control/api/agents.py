@@ -1,5 +1,5 @@
-"""What the API server needs from the node agents, for pod logs, exec, metrics
-and ingress traffic; and asking many nodes' agents at once."""
+"""What the API server needs from the node agents, for pod logs, exec, attach,
+metrics and ingress traffic; and asking many nodes' agents at once."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from agent.protocol import (
+    AttachParams,
     ExecParams,
     ExecResult,
     LogsParams,
@@ -36,6 +37,9 @@ class AgentLink(Protocol):
     async def stats(self, params: StatsParams | None = None) -> StatsResult: ...
 
     async def exec_session(self, params: ExecParams) -> execws.ExecStream: ...
+
+    async def attach_session(self, params: AttachParams) -> execws.ExecStream: ...
+
     async def request(self, method: str, params: Params, timeout: float | None = None) -> Any: ...  # noqa: ASYNC109
 
 

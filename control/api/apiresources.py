@@ -3,10 +3,12 @@ version and resource with its verbs, scope, names and subresources.
 
 The stored kinds come from the kind table (control.objects.kinds), so a new
 kind is listed with no extra work; to them are added the subresources served
-beside status and scale (pods' log, exec, eviction, binding) and the
-resources that are not stored: metrics.k8s.io (control.api.metrics) and the
-self reviews of authorization.k8s.io and authentication.k8s.io
-(control.api.selfreview).
+beside status and scale (pods' log, exec, attach, eviction, binding; a
+namespace's finalize) and the resources that are not stored: metrics.k8s.io
+(control.api.metrics) and the self reviews of authorization.k8s.io and
+authentication.k8s.io (control.api.selfreview). The policy group is listed
+with no resources of its own (PodDisruptionBudgets are not served): its
+Eviction is a subresource of pods, and clients look for the group.
 """
 
 from __future__ import annotations
@@ -49,12 +51,17 @@ class ApiResource:
 # Subresources served by handlers of their own (control.api.server's routes).
 _EXTRA_SUBRESOURCES: dict[str, tuple[Subresource, ...]] = {
     "Pod": (
+        Subresource("attach", "PodAttachOptions", ("create", "get")),
         Subresource("binding", "Binding", ("create",)),
         Subresource("eviction", "Eviction", ("create",), "policy", "v1"),
         Subresource("exec", "PodExecOptions", ("create", "get")),
         Subresource("log", "Pod", ("get",)),
     ),
+    "Namespace": (Subresource("finalize", "Namespace", ("update",)),),
 }
+# Groups served with no resources of their own: policy/v1 holds the Eviction
+# of pods/eviction (kubectl drain evicts only when discovery shows it).
+_EMPTY_GROUP_VERSIONS = (("policy", "v1"),)
 
 METRICS_GROUP = "metrics.k8s.io"
 _READ = ("get", "list")
@@ -128,6 +135,7 @@ def group_versions() -> list[tuple[str, str]]:
     for r in SERVED:
         if r.group:
             seen.setdefault((r.group, r.version), None)
+    seen.update(dict.fromkeys(_EMPTY_GROUP_VERSIONS))
     return list(seen)
 
 

@@ -86,7 +86,7 @@ def _entries(r: ApiResource) -> list[dict[str, Any]]:
 
 def resource_list(group_: str, version_: str) -> dict[str, Any] | None:
     served = resources_of(group_, version_)
-    if not served:
+    if not served and (group_, version_) not in group_versions():
         return None
     return {
         "kind": "APIResourceList",

@@ -1,5 +1,6 @@
-"""Kubernetes' own exec: `GET`/`POST pods/{name}/exec?command=..&stdin=..&tty=..`
-upgraded to a WebSocket that speaks the channel protocol.
+"""Kubernetes' own exec and attach: `GET`/`POST pods/{name}/exec?command=..&stdin=..&tty=..`
+and `pods/{name}/attach?stdin=..&tty=..`, upgraded to a WebSocket that speaks
+the channel protocol.
 
 Subprotocols, as the kubelet serves them: `v5.channel.k8s.io` (v4, plus
 channel 255 to close stdin), `v4.channel.k8s.io` (binary messages, the
@@ -7,7 +8,8 @@ first byte is the channel: 0 stdin, 1 stdout, 2 stderr, 3 the final Status,
 4 resize as {"Width", "Height"}), `channel.k8s.io`, and their base64
 variants (text messages, the channel as an ASCII digit, the data base64).
 The command's end is a metav1.Status on channel 3: Success, or Failure with
-reason NonZeroExitCode and an ExitCode cause. Then the server closes.
+reason NonZeroExitCode and an ExitCode cause (an attach ends with Success
+when the container does). Then the server closes.
 """
 
 from __future__ import annotations
@@ -101,6 +103,25 @@ def exec_options(request: web.Request) -> ExecOptions:
     )
 
 
+def attach_options(request: web.Request, container: dict[str, Any]) -> ExecOptions:
+    """The query parameters of Kubernetes' attach. stdin and tty are what the
+    container has: its main process reads no other stdin and has no other
+    terminal (kubectl warns of either and turns it off itself)."""
+    query = request.query
+    flags = {k: query.get(k) in _TRUE for k in ("stdin", "stdout", "stderr", "tty")}
+    if not (flags["stdin"] or flags["stdout"] or flags["stderr"]):
+        raise errors.bad_request("you must specify at least 1 of stdin, stdout, stderr")
+    tty = flags["tty"] and bool(container.get("tty"))
+    return ExecOptions(
+        command=[],
+        container=str(container.get("name")),
+        stdin=flags["stdin"] and bool(container.get("stdin")),
+        stdout=flags["stdout"],
+        stderr=flags["stderr"] and not tty,
+        tty=tty,
+    )
+
+
 def refuse(e: ApiError) -> web.Response:
     """The answer to an upgrade that is refused: the Status, plus headers."""
     response = error_response(e)
@@ -140,8 +161,10 @@ async def serve(
 ) -> web.WebSocketResponse:
     """Upgrade, then relay until the command exits (Status on channel 3) or
     the client goes away (the session is hung up). Always closes `session`.
-    v5 is offered only when the runtime can close the command's stdin."""
-    protocols = PROTOCOLS if session.can_close_stdin else PROTOCOLS[1:]
+    v5 is offered unless the command reads stdin that the runtime cannot
+    close (kubectl speaks v5 alone: it then falls back to SPDY and fails)."""
+    v5 = session.can_close_stdin or not opts.stdin
+    protocols = PROTOCOLS if v5 else PROTOCOLS[1:]
     ws = web.WebSocketResponse(protocols=protocols, max_msg_size=MAX_MESSAGE_BYTES)
     tasks: list[asyncio.Task[Any]] = []
     try:

@@ -1,4 +1,4 @@
-"""Pods on their nodes: logs and exec, proxied to the node agent that runs the pod."""
+"""Pods on their nodes: logs, exec and attach, proxied to the node agent that runs the pod."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from agent.protocol import (
     INVALID_PARAMS,
     NOT_FOUND,
     NOT_SUPPORTED,
+    AttachParams,
     ExecParams,
     LogsParams,
     RpcError,
@@ -169,39 +170,67 @@ class PodProxy:
         to a WebSocket (see control.api.execws). Admin only: a shell can change
         anything the pod can reach. An error before the upgrade is a Status,
         also summed up in headers (WebSocket clients rarely read the body)."""
+        return await self._stream(request, target, "exec")
+
+    async def attach_stream(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """Kubernetes' attach: `GET`/`POST pods/{name}/attach?stdin=..&tty=..`
+        upgraded to a WebSocket, on the container's main process. Admin only,
+        as exec is."""
+        return await self._stream(request, target, "attach")
+
+    async def upgrade_required(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """An attach without the WebSocket upgrade it needs."""
+        await self.registry.get(POD, *_pod(target))
+        raise errors.bad_request(
+            "Upgrade request required: attach runs over a WebSocket (v4.channel.k8s.io)"
+        )
+
+    async def _stream(self, request: web.Request, target: Target, sub: str) -> web.StreamResponse:
         ns, name = _pod(target)
         try:
-            session, opts, what = await self._open_exec(request, ns, name)
+            session, opts, what = await self._open_stream(request, ns, name, sub)
         except ApiError as e:
             return execws.refuse(e)
         return await execws.serve(request, session, opts, what)
 
-    async def _open_exec(
-        self, request: web.Request, ns: str, name: str
+    async def _open_stream(
+        self, request: web.Request, ns: str, name: str, sub: str
     ) -> tuple[execws.ExecStream, execws.ExecOptions, str]:
         if request.get(ROLE) != "admin":
             raise errors.forbidden(
-                f'User "{request.get(ROLE) or "anonymous"}" cannot create pods/exec: '
+                f'User "{request.get(ROLE) or "anonymous"}" cannot create pods/{sub}: '
                 "the read-only role may only read"
             )
-        opts = execws.exec_options(request)
+        exec_opts = execws.exec_options(request) if sub == "exec" else None
         pod, link, node = await self._pod_link(ns, name)
-        params = ExecParams(
-            namespace=ns,
-            name=name,
-            command=opts.command,
-            container=_pick_container(pod, opts.container),
-            stdin=opts.stdin,
-            tty=opts.tty,
-        )
         uid = (pod.get("metadata") or {}).get("uid")
-        if uid:
-            params["uid"] = uid
         try:
-            session = await link.exec_session(params)
+            if exec_opts is not None:
+                opts = exec_opts
+                params = ExecParams(
+                    namespace=ns,
+                    name=name,
+                    command=opts.command,
+                    container=_pick_container(pod, opts.container),
+                    stdin=opts.stdin,
+                    tty=opts.tty,
+                )
+                if uid:
+                    params["uid"] = uid
+                session = await link.exec_session(params)
+            else:
+                picked = _pick_container(pod, request.query.get("container") or None)
+                spec = next(c for c in pod["spec"]["containers"] if c.get("name") == picked)
+                opts = execws.attach_options(request, spec)
+                attach = AttachParams(
+                    namespace=ns, name=name, container=picked, stdin=opts.stdin, tty=opts.tty
+                )
+                if uid:
+                    attach["uid"] = uid
+                session = await link.attach_session(attach)
         except (RpcError, ConnectionError, TimeoutError) as e:
             raise _agent_error(e, node) from e
-        return session, opts, f"pod {ns}/{name} on node {node}"
+        return session, opts, f"{sub} of pod {ns}/{name} on node {node}"
 
 
 def _pod(target: Target) -> tuple[str, str]:

@@ -63,7 +63,7 @@ DeleteHandler = Callable[[web.Request, Target, DeleteOptions], Response]
 
 # The route of a collection; an object's routes are named by subresource ("" for itself).
 COLLECTION = "{collection}"
-# A WebSocket upgrade (exec) is Kubernetes' `connect` verb, whatever its HTTP method.
+# A WebSocket upgrade (exec, attach) is Kubernetes' `connect` verb, whatever its HTTP method.
 CONNECT = "CONNECT"
 # What a write method's query carries.
 _OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
@@ -115,7 +115,7 @@ class Router:
         if route == "scale" and not rt.scale:
             raise ApiError(404, "NotFound", f"{rt.plural} has no scale subresource")
         method = request.method
-        if route == "exec" and execws.is_websocket(request):
+        if route in ("exec", "attach") and execws.is_websocket(request):
             method = CONNECT
         handler = self._routes.get((route, method, rt.kind))
         if handler is not None:

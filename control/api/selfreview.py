@@ -15,7 +15,6 @@ from control import errors
 from control.api.auth import ROLE, bearer_token
 from control.api.bodies import body
 from control.api.responses import json_response
-from control.api.reviewproto import PROTOBUF, decode_review
 from control.errors import Cause
 
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
@@ -148,10 +147,7 @@ async def _self_review(
 
 
 async def _review_body(request: web.Request, kind: str, api_version: str) -> dict[str, Any]:
-    if request.content_type == PROTOBUF:
-        review = decode_review(await request.read())
-    else:
-        review = await body(request)
+    review = await body(request)  # JSON, YAML or protobuf (control.api.protobuf)
     if not isinstance(review, dict):
         raise errors.bad_request(f"the request body must be a {api_version} {kind}")
     if review.setdefault("kind", kind) != kind or (

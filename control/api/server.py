@@ -190,4 +190,7 @@ def _routes(resources: ResourceHandlers, pods: PodProxy) -> Router:
     r.read("log", "GET", pods.log, kind="Pod")
     r.read("exec", CONNECT, pods.exec_stream, kind="Pod")
     r.read("exec", "POST", pods.exec, kind="Pod")
+    r.read("attach", CONNECT, pods.attach_stream, kind="Pod")
+    for method in ("GET", "POST"):
+        r.read("attach", method, pods.upgrade_required, kind="Pod")
     return r

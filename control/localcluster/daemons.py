@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -44,8 +45,10 @@ def in_netns(netns: str) -> list[str]:
 
 
 def agent_env(node: NodeState, nl: NodeLayout) -> dict[str, str]:
-    """The node's settings, set by its sshd for the agent launcher."""
-    return {
+    """The node's settings, set by its sshd for the agent launcher; and the
+    PYTHONPATH `up` runs with, so that the agents import the same code as the
+    control plane (a source tree other than the installed one)."""
+    env = {
         "PILOTHOUSE_NODE_NAME": node.name,
         "PILOTHOUSE_CONTAINERD_SOCKET": str(nl.socket),
         "PILOTHOUSE_POD_CIDR": node.pod_cidr,
@@ -53,6 +56,9 @@ def agent_env(node: NodeState, nl: NodeLayout) -> dict[str, str]:
         "PILOTHOUSE_CNI_CONF_DIR": str(nl.cni_conf_dir),
         "PILOTHOUSE_AGENT_STATE_DIR": str(nl.agent_state),
     }
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
 
 
 # --- sshd ----------------------------------------------------------------------

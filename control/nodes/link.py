@@ -32,6 +32,7 @@ from collections.abc import AsyncGenerator
 from typing import Any, Protocol, cast
 
 from agent.protocol import (
+    AttachParams,
     ConnectionClosed,
     ExecParams,
     ExecResult,
@@ -531,16 +532,24 @@ class NodeLink(ReconnectingLink):
     async def exec_session(self, params: ExecParams) -> RemoteExec:
         """Start an interactive exec (`params` says stdin, tty and the first
         terminal size); the caller reads and writes it, then closes it."""
+        return await self._open_session("exec", cast(Params, params))
+
+    async def attach_session(self, params: AttachParams) -> RemoteExec:
+        """Attach to a container's main process, as an interactive session
+        like exec's; it ends when the container does."""
+        return await self._open_session("attach", cast(Params, params))
+
+    async def _open_session(self, method: str, params: Params) -> RemoteExec:
         peer = self._peer
         if peer is None:
             raise ConnectionClosed(
                 f"node {self.name}: not connected ({self.last_error or 'connecting'})"
             )
-        sid = f"exec-{next(self._exec_ids)}"
+        sid = f"{method}-{next(self._exec_ids)}"
         session = RemoteExec(self.name, peer, sid, self._forget_exec)
         self._exec_sessions[sid] = session
         try:
-            result = await peer.request("exec", cast(Params, {**params, "session": sid}))
+            result = await peer.request(method, {**params, "session": sid})
         except BaseException:
             await session.close()
             raise

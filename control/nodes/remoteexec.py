@@ -1,6 +1,6 @@
-"""The control plane's side of one interactive exec session on a node agent.
+"""The control plane's side of one interactive exec or attach session on a node agent.
 
-The node link opens it with an `exec` request that names the session, then
+The node link opens it with an `exec` or `attach` request that names the session, then
 relays `exec_io` notifications: stdin, resizes and acknowledgements down,
 output and the exit code up (see agent.protocol.ExecIO). Output is
 acknowledged as the consumer takes it, so the agent never has more than its

@@ -73,15 +73,20 @@ async def test_aggregated_discovery_lists_every_resource(
     assert pods["responseKind"] == {"group": "", "version": "v1", "kind": "Pod"}
     assert pods["shortNames"] == ["po"] and "watch" in pods["verbs"]
     subs = {s["subresource"]: s for s in pods["subresources"]}
-    assert set(subs) == {"binding", "eviction", "exec", "log", "status"}
+    assert set(subs) == {"attach", "binding", "eviction", "exec", "log", "status"}
     assert subs["eviction"]["responseKind"] == {
         "group": "policy",
         "version": "v1",
         "kind": "Eviction",
     }
     assert subs["log"]["verbs"] == ["get"]
+    assert subs["attach"]["responseKind"]["kind"] == "PodAttachOptions"
     nodes = next(r for r in v1["resources"] if r["resource"] == "nodes")
     assert nodes["scope"] == "Cluster"
+    namespaces = next(r for r in v1["resources"] if r["resource"] == "namespaces")
+    assert {s["subresource"]: s["verbs"] for s in namespaces["subresources"]}["finalize"] == [
+        "update"
+    ]
 
     groups = await aggregated(sock, "/apis", version)
     served = {
@@ -98,6 +103,9 @@ async def test_aggregated_discovery_lists_every_resource(
         ("authorization.k8s.io", "v1", "selfsubjectaccessreviews"),
         ("authentication.k8s.io", "v1", "selfsubjectreviews"),
     } <= served
+    # policy/v1 is listed (kubectl drain looks for it) with no resources of its own.
+    (policy,) = [g for g in groups["items"] if g["metadata"]["name"] == "policy"]
+    assert policy["versions"] == [{"version": "v1", "resources": [], "freshness": "Current"}]
     apps = next(g for g in groups["items"] if g["metadata"]["name"] == "apps")
     deploy = next(r for r in apps["versions"][0]["resources"] if r["resource"] == "deployments")
     assert [s["subresource"] for s in deploy["subresources"]] == ["scale", "status"]
@@ -128,7 +136,20 @@ async def test_plain_discovery_lists_metrics_and_pod_subresources(
     assert core["pods/eviction"]["group"] == "policy"
     assert core["pods/exec"]["kind"] == "PodExecOptions"
     assert core["pods/log"]["verbs"] == ["get"]
-    assert "pods/attach" not in core
+    assert core["pods/attach"]["kind"] == "PodAttachOptions"
+    assert core["pods/attach"]["verbs"] == ["create", "get"]
+    assert core["namespaces/finalize"] == {
+        "name": "namespaces/finalize",
+        "singularName": "",
+        "namespaced": False,
+        "kind": "Namespace",
+        "verbs": ["update"],
+    }
+    assert groups["policy"]["preferredVersion"]["groupVersion"] == "policy/v1"
+    async with sock.get("/apis/policy/v1") as resp:
+        assert resp.status == 200
+        policy = await resp.json()
+    assert policy["groupVersion"] == "policy/v1" and policy["resources"] == []
 
 
 async def test_health_endpoints_answer_without_credentials(

@@ -42,9 +42,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         stop_serve(s)
 
 
-def kubectl(served: Served, *args: str, stdin: str | None = None) -> str:
-    """Run kubectl against `served`; it must succeed. Its output."""
-    done = subprocess.run(
+def run_kubectl(
+    served: Served, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run kubectl against `served`, whatever its exit code."""
+    return subprocess.run(
         [_kubectl(), *args],
         input=stdin,
         capture_output=True,
@@ -52,6 +54,11 @@ def kubectl(served: Served, *args: str, stdin: str | None = None) -> str:
         env=served.env(),
         timeout=60,
     )
+
+
+def kubectl(served: Served, *args: str, stdin: str | None = None) -> str:
+    """Run kubectl against `served`; it must succeed. Its output."""
+    done = run_kubectl(served, *args, stdin=stdin)
     assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
     return done.stdout
 

@@ -266,6 +266,38 @@ async def test_eviction_and_delete_options(plane: ControlPlane, client: Client) 
     assert status == 404
 
 
+async def test_self_reviews(plane: ControlPlane) -> None:
+    """`kubectl auth can-i` and `auth whoami` send their reviews as protobuf,
+    with the (empty) status Go marshals; the one decoder reads them."""
+    review = pb.SelfSubjectAccessReview(
+        metadata=meta(""),
+        spec=pb.SelfSubjectAccessReviewSpec(
+            resourceAttributes=pb.ResourceAttributes(
+                namespace="default", verb="create", resource="pods", subresource="exec"
+            )
+        ),
+        status=pb.SubjectAccessReviewStatus(),
+    )
+    body = envelope("authorization.k8s.io/v1", "SelfSubjectAccessReview", review)
+    status, answer = await send(
+        plane, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body
+    )
+    assert status == 201, answer
+    assert answer["spec"]["resourceAttributes"] == {
+        "namespace": "default",
+        "verb": "create",
+        "resource": "pods",
+        "subresource": "exec",
+    }
+    assert answer["status"]["allowed"] is True
+
+    whoami = pb.SelfSubjectReview(metadata=meta(""), status=pb.SelfSubjectReviewStatus())
+    body = envelope("authentication.k8s.io/v1", "SelfSubjectReview", whoami)
+    status, answer = await send(plane, "/apis/authentication.k8s.io/v1/selfsubjectreviews", body)
+    assert status == 201, answer
+    assert answer["status"]["userInfo"]["username"] == "admin"
+
+
 async def test_unsupported_kind_is_415(plane: ControlPlane) -> None:
     body = envelope("v1", "ResourceQuota", pb.ObjectMeta())
     status, answer = await send(plane, "/api/v1/namespaces/default/configmaps", body)

@@ -73,6 +73,7 @@ async def test_discovery(client: Client) -> None:
         "metrics.k8s.io",
         "authorization.k8s.io",
         "authentication.k8s.io",
+        "policy",
     }
     apps = await client.request("GET", "/apis/apps/v1")
     assert "deployments/scale" in {r["name"] for r in apps["resources"]}

@@ -22,7 +22,7 @@ from control.localcluster.proc import capture
 from control.localcluster.runcstate import runc_state
 from control.objects.kinds import NODE
 from tests.localcluster.names import ClusterNames
-from tests.localcluster.traces import Snapshot
+from tests.localcluster.traces import Snapshot, leftovers
 from tests.polling import eventually
 
 
@@ -115,6 +115,19 @@ def keep_logs(root: Path, to: Path) -> None:
         dst.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
             shutil.copyfile(log, dst)
+
+
+async def down_leaves_nothing(
+    cluster: Cluster, names: ClusterNames, *, pids: set[int], pod_netns: set[str]
+) -> None:
+    """`pilothouse down`, then no trace of the cluster on the machine (`pids`
+    and `pod_netns`: what it ran), and a second `down` finds no cluster."""
+    out = await ok(cluster.data_dir, "down", "--data-dir", str(cluster.data_dir), within=180)
+    assert f"local cluster in {cluster.data_dir} removed" in out
+    left = leftovers(names, cluster.data_dir, cluster.before, pids=pids, pod_netns=pod_netns)
+    assert left == {}
+    again = await pilothouse(cluster.data_dir, "down", "--data-dir", str(cluster.data_dir))
+    assert "no local cluster" in again.out
 
 
 @contextlib.asynccontextmanager

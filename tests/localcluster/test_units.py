@@ -13,7 +13,7 @@ import pytest
 
 from control.config import ServiceProxyConfig, load_config
 from control.localcluster import clusterconfig as cc
-from control.localcluster import files, network
+from control.localcluster import daemons, files, network
 from control.localcluster.agent_launcher import agent_argv
 from control.localcluster.layout import Layout
 from control.localcluster.plan import NodeState, make_plan
@@ -49,6 +49,20 @@ def test_a_state_file_from_before_services_has_the_default_service_cidr(tmp_path
     loaded = State.load(path)
     assert loaded is not None
     assert (loaded.service_cidr, loaded.service_route_created) == ("10.96.0.0/12", False)
+
+
+def test_agents_import_the_control_planes_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PYTHONPATH `up` runs with reaches the agents through their sshd."""
+    node = _state().nodes["node1"]
+    nl = Layout(tmp_path).node("node1")
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    assert "PYTHONPATH" not in daemons.agent_env(node, nl)
+    monkeypatch.setenv("PYTHONPATH", "/src/tree")
+    env = daemons.agent_env(node, nl)
+    assert env["PYTHONPATH"] == "/src/tree"
+    assert env["PILOTHOUSE_NODE_NAME"] == "node1"
 
 
 def test_written_config_loads(tmp_path: Path) -> None:

@@ -38,17 +38,6 @@ async def _collect(conn: ExecConnection) -> bytes:
     return b"".join([data async for _fd, data in conn.output()])
 
 
-async def _no_sessions(cluster: HollowCluster) -> None:
-    """Neither the node link nor the agent keeps a finished session."""
-    link = cluster.plane.node_links.links["node-1"]
-    agent = cluster.agents["node-1"]
-
-    async def released() -> bool:
-        return not link._exec_sessions and (agent.sessions is None or not len(agent.sessions))
-
-    await eventually(released, "the exec session to be released", within=DEFAULT_TIMEOUT)
-
-
 async def test_tty_shell_echo_resize_and_exit_code(cluster: HollowCluster) -> None:
     async with (
         cluster.client() as client,
@@ -67,7 +56,7 @@ async def test_tty_shell_echo_resize_and_exit_code(cluster: HollowCluster) -> No
         "reason": "NonZeroExitCode",
         "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
     }
-    await _no_sessions(cluster)
+    await cluster.sessions_released()
 
 
 async def test_piped_stdin_without_a_tty(cluster: HollowCluster) -> None:
@@ -89,7 +78,7 @@ async def test_piped_stdin_without_a_tty(cluster: HollowCluster) -> None:
         await feeding
     assert out == data
     assert conn.exit_code == 0 and conn.status == {"metadata": {}, "status": "Success"}
-    await _no_sessions(cluster)
+    await cluster.sessions_released()
 
 
 async def test_a_command_without_stdin_and_stderr_apart(cluster: HollowCluster) -> None:
@@ -183,7 +172,7 @@ async def test_a_session_cut_short_is_released(cluster: HollowCluster, ending: s
     await eventually(
         lambda: link.state is LinkState.CONNECTED, "the link up", within=DEFAULT_TIMEOUT
     )
-    await _no_sessions(cluster)
+    await cluster.sessions_released()
 
 
 async def test_the_official_kubernetes_client(cluster: HollowCluster) -> None:

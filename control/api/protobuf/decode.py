@@ -3,7 +3,7 @@ as the JSON objects the server stores.
 
 A body is the magic `k8s\\0` and a runtime.Unknown whose `raw` is the kind's
 message. Only the kinds in `_KINDS` are decoded (those kubectl's create
-shortcuts and drain send), and only the fields of k8s.proto: a body with any
+shortcuts, drain and `auth can-i`/`auth whoami` send), and only the fields of k8s.proto: a body with any
 other kind or field is refused with 415, never stored with parts missing.
 """
 
@@ -34,6 +34,9 @@ _KINDS: dict[tuple[str, str], type[Message]] = {
     ("policy/v1", "Eviction"): k8s_pb2.Eviction,
     ("v1", "DeleteOptions"): k8s_pb2.DeleteOptions,
     ("meta.k8s.io/v1", "DeleteOptions"): k8s_pb2.DeleteOptions,
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): k8s_pb2.SelfSubjectAccessReview,
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): k8s_pb2.SelfSubjectRulesReview,
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): k8s_pb2.SelfSubjectReview,
 }
 
 _QUANTITY = k8s_pb2.Quantity.DESCRIPTOR.full_name
