@@ -69,14 +69,16 @@ async def test_logs_exec_and_top_through_the_api(node: Node, tmp_path: Path) -> 
             assert "42" in lines and "30 100" in lines, shell
             assert conn.exit_code == 3
             assert conn.status is not None and conn.status["reason"] == "NonZeroExitCode"
-            # Piped stdin without a terminal. containerd 1.6 speaks v4, which
-            # cannot say that stdin ended, so v5 is not offered: hang up instead.
+            # Piped stdin without a terminal: containerd 1.6 speaks only v4, so
+            # the agent runs it under `ctr task exec`, which closes the command's
+            # stdin when v5 says that stdin ended.
             async with client.exec_stream("talker", ["cat"], stdin=True) as conn:
-                assert conn.protocol == "v4.channel.k8s.io"
+                assert conn.protocol == "v5.channel.k8s.io"
                 await conn.write(b"piped\n")
-                out = conn.output()
-                assert await anext(out) == (1, b"piped\n")
-                await out.aclose()
+                assert await conn.close_stdin()
+                piped = b"".join([data async for _fd, data in conn.output()])
+            assert piped == b"piped\n"
+            assert conn.exit_code == 0
             link = plane.node_links.links["node-1"]
             await eventually(lambda: not link._exec_sessions, "sessions released", within=10)
 
@@ -84,7 +86,7 @@ async def test_logs_exec_and_top_through_the_api(node: Node, tmp_path: Path) -> 
                 ps = (await client.exec("talker", ["ps", "-o", "args"]))["stdout"]
                 return "cat" not in ps.split()
 
-            # Hanging up closed cat's stdin, so it ended.
+            # Its stdin closed, cat ended.
             await eventually(no_cat, "the hung-up cat to exit", within=10)
 
             chunks = client.follow_logs("talker")

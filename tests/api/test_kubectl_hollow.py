@@ -70,12 +70,16 @@ def test_drain_evicts(served: Served) -> None:
             if p["spec"]["nodeName"] == node  # type: ignore[index]
         ]
 
-    nodes = sorted(
-        json.loads(kubectl(served, "get", "nodes", "-o", "json"))["items"],
-        key=lambda n: n["metadata"]["name"],
-    )
-    node = nodes[0]["metadata"]["name"]
-    drained = eventually_blocking(lambda: on_node(node), within=30, every=0.2)
+    # The node holding pods, whichever it is: a node that joined a moment
+    # later may hold none of the four.
+    def all_running() -> list[dict[str, object]] | None:
+        pods = _running(served, "app=web")
+        return pods if len(pods) == 4 else None
+
+    running = eventually_blocking(all_running, within=30, every=0.2)
+    node = str(running[0]["spec"]["nodeName"])  # type: ignore[index]
+    drained = on_node(node)
+    assert drained
     done = run_kubectl(served, "drain", node, "--timeout=60s", "-v=6")
     assert done.returncode == 0, done.stderr
     assert f"node/{node} drained" in done.stdout
