@@ -25,6 +25,7 @@ from . import spec as S
 from .params import container_name, exec_command
 from .pull import ImagePuller
 from .sessions import Sessions
+from .sources import Sources
 from .spec import Obj
 from .status import gone_status
 from .stream import ExecSession, StreamError
@@ -60,11 +61,15 @@ class PodManager:
         self._streams = itertools.count(1)
         self._follows: set[asyncio.Task[None]] = set()
         self.sessions = Sessions(send)
+        self.sources = Sources()
 
     # ---- sync ----
 
-    async def sync_pods(self, desired: dict[str, Obj]) -> int:
-        """Run the pods of `desired` (by uid, see params.desired_pods), and only them."""
+    async def sync_pods(self, desired: dict[str, Obj], sources: Sources | None = None) -> int:
+        """Run the pods of `desired` (by uid, see params.desired_pods), and only
+        them; `sources` holds the ConfigMaps and Secrets they read."""
+        if sources is not None:
+            self.sources = sources
         if not self._adopted:
             await self._adopt_orphans(desired)
             self._adopted = True
@@ -75,7 +80,7 @@ class PodManager:
             deleting = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
             existing = self.workers.get(uid)
             if existing is not None:
-                existing.update(pod)
+                existing.update(pod, self.sources)
                 continue
             if deleting and not await self.cri.list_pod_sandboxes({S.POD_UID: uid}):
                 await self._notify(dict(gone_status(pod, self.node.node_ip)), True)
@@ -96,6 +101,8 @@ class PodManager:
             backoff_base=self.backoff_base,
             backoff_max=self.backoff_max,
             sync_interval=self.sync_interval,
+            sources=self.sources,
+            record=self._record,
         )
         self.workers[uid] = w
         w.start()
@@ -135,6 +142,10 @@ class PodManager:
             await self.send("pod_status", params)
         except ConnectionError:
             log.debug("pod_status for %s not sent: no connection", params.get("name"))
+
+    async def _record(self, params: Obj) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self.send("pod_event", params)
 
     async def resend(self) -> None:
         """Sends every pod's last status again (after a new connection)."""
