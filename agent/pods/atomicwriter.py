@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from agent.protocol.podsources import volume_path_problem
+
 DATA = "..data"
 _DATA_TMP = "..data_tmp"
 
@@ -27,20 +29,6 @@ _DATA_TMP = "..data_tmp"
 class FileProjection:
     data: bytes
     mode: int = 0o644
-
-
-def check_path(path: str) -> str | None:
-    """Why `path` cannot name a file of a volume (None when it can)."""
-    if not path:
-        return "must not be empty"
-    p = PurePosixPath(path)
-    if p.is_absolute():
-        return "must be a relative path"
-    if ".." in p.parts:
-        return "must not contain '..'"
-    if path.startswith(".."):
-        return "must not start with '..'"
-    return None
 
 
 def _timestamped_name() -> str:
@@ -78,7 +66,7 @@ def write_payload(target: Path, payload: Mapping[str, FileProjection]) -> bool:
     """Make `target`'s files the payload (relative path -> content and mode),
     atomically. Returns whether anything changed."""
     for path in payload:
-        problem = check_path(path)
+        problem = volume_path_problem(path)
         if problem:
             raise ValueError(f"invalid path {path!r}: {problem}")
     target.mkdir(parents=True, exist_ok=True)

@@ -81,8 +81,8 @@ def resource_field_value(ref: Obj, container: Obj, node: NodeConfig) -> str:
     if value is None:
         value = node_allocatable(node, name) if group == "limits" else "0"
     divisor = parse_quantity(ref.get("divisor") or "1")
-    if divisor <= 0:
-        raise ValueError(f"resourceFieldRef: invalid divisor {ref.get('divisor')!r}")
+    if divisor <= 0:  # the API stores an unset divisor as "0"
+        divisor = parse_quantity("1")
     return str(math.ceil(parse_quantity(value) / divisor))
 
 

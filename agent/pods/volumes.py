@@ -137,7 +137,9 @@ def _downward(items: list[Obj], mode: int, pod: Obj, pod_ip: str, node: NodeConf
             value = resource_field_value(ref, container, node)
         else:
             continue
-        payload[str(item.get("path"))] = FileProjection(value.encode(), _mode(item.get("mode"), mode))
+        payload[str(item.get("path"))] = FileProjection(
+            value.encode(), _mode(item.get("mode"), mode)
+        )
     return payload
 
 

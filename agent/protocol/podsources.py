@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 Kind = Literal["configmap", "secret"]
@@ -52,3 +53,17 @@ def _refs(spec: dict[str, Any]) -> Iterator[tuple[Kind, str, bool]]:
 def _ref(kind: Kind, ref: object, name_key: str = "name") -> Iterator[tuple[Kind, str, bool]]:
     if isinstance(ref, dict) and ref.get(name_key):
         yield kind, str(ref[name_key]), bool(ref.get("optional"))
+
+
+def volume_path_problem(path: str) -> str | None:
+    """Why `path` cannot name a file in a volume (None when it can): the
+    API's check of `items[].path`, and the agent's before it writes."""
+    if not path:
+        return "must not be empty"
+    if PurePosixPath(path).is_absolute():
+        return "must be a relative path"
+    if ".." in PurePosixPath(path).parts:
+        return "must not contain '..'"
+    if path.startswith(".."):
+        return "must not start with '..'"
+    return None
