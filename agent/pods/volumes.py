@@ -60,6 +60,9 @@ def write_volumes(pod: Obj, pod_ip: str, node: NodeConfig, sources: Sources) -> 
         payload = volume_payload(vol, pod, pod_ip, node, sources)
         target = volume_dir(node, pod, vol)
         assert target is not None
+        secrets = secret_root(node.state_dir)
+        if secrets in target.parents and not secrets.is_dir():
+            secrets.mkdir(mode=0o700, parents=True)  # root only, tmpfs or not
         if write_payload(target, payload):
             changed.append(str(vol.get("name")))
     return changed
