@@ -297,6 +297,7 @@ class HollowAgent:
         # Whether a pod reports ready when it starts (None: every pod does).
         self.start_ready: Callable[[Obj], bool] | None = None
         self.pods: dict[str, _Pod] = {}  # uid -> pod
+        self.sources = Sources()  # the ConfigMaps and Secrets the last sync_pods brought
         self._free_ips: list[str] = []
         self._used_ips: set[str] = set()
         self._next_host = 2  # .1 is the bridge
@@ -452,7 +453,7 @@ class HollowAgent:
 
     async def _sync_pods(self, params: Params) -> SyncPodsResult:
         desired = desired_pods(params)
-        sources = Sources.from_params(params)
+        sources = self.sources = Sources.from_params(params)
         for uid in [u for u in self.pods if u not in desired]:
             await self._stop(uid)
         for uid, obj in desired.items():
