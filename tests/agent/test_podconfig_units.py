@@ -311,7 +311,7 @@ class FakeCRI:
         c = self.containers[cid]
         return pb.ContainerStatus(id=cid, state=c.state, metadata=c.metadata, started_at=10**18)
 
-    async def stop_container(self, cid: str, timeout: int) -> None:
+    async def stop_container(self, cid: str, timeout_s: int) -> None:
         self.containers[cid].state = pb.CONTAINER_EXITED
 
     async def stop_pod_sandbox(self, sid: str) -> None:
