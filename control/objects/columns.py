@@ -102,8 +102,7 @@ def pod_status(pod: Obj) -> str:
             elif cs.get("ready") and state.get("running") is not None:
                 running = True
         if reason == "Completed" and running:
-            ready = any(c.get("type") == "Ready" for c in status.get("conditions") or [])
-            reason = "Running" if ready else "NotReady"
+            reason = "Running" if _condition_true(pod, "Ready") else "NotReady"
     deleting = _get(pod, "metadata", "deletionTimestamp")
     if deleting and status.get("reason") == "NodeLost":
         return "Unknown"
