@@ -61,7 +61,7 @@ INITIALIZING = {"waiting": {"reason": "PodInitializing"}}
         ),
         ([OK], [RUNNING], "Pending"),
         ([], [{"terminated": {"exitCode": 137, "reason": "OOMKilled"}}], "OOMKilled"),
-        ([], [OK, RUNNING], "Running"),
+        ([], [OK, RUNNING], "NotReady"),  # no Ready condition
     ],
 )
 def test_pod_status_column(init: list[Any], main: list[Any], want: str) -> None:
