@@ -54,6 +54,8 @@ async def running_pod(cluster: Cluster, name: str, within: float = 90.0) -> dict
 
 
 async def in_pod(cluster: Cluster, name: str, script: str) -> str:
+    """A shell script in the pod's container; `show FILE...` prints files one a line."""
+    script = 'show() { for f in "$@"; do cat "$f"; echo; done; }; ' + script
     return await ok(cluster.data_dir, "exec", name, "--", "sh", "-c", script)
 
 
@@ -79,9 +81,9 @@ async def test_config_map_as_env_and_file(cluster: Cluster) -> None:
     volumes = [{"name": "settings", "configMap": {"name": "settings"}}]
     await cluster.api.create(POD, pod("cfg", containers=[app], volumes=volumes))
     await running_pod(cluster, "cfg")
-    out = await in_pod(cluster, "cfg", "echo $COLOR $S_size; cat /etc/settings/color /etc/size")
+    out = await in_pod(cluster, "cfg", "echo $COLOR $S_size; show /etc/settings/color /etc/size")
     assert out.split() == ["blue", "L", "blue", "L"]
-    links = await in_pod(cluster, "cfg", "readlink /etc/settings/color /etc/settings/..data")
+    links = await in_pod(cluster, "cfg", "readlink /etc/settings/color; readlink /etc/settings/..data")
     first, data = links.split()
     assert first == "..data/color" and data.startswith("..")
 
@@ -97,7 +99,7 @@ async def test_a_mounted_config_map_follows_its_changes(cluster: Cluster) -> Non
 
     await poll(red, "the mounted file to follow the ConfigMap", within=30)
     # The environment and a subPath mount keep what the container started with.
-    out = await in_pod(cluster, "cfg", "echo $COLOR; cat /etc/size /etc/settings/size")
+    out = await in_pod(cluster, "cfg", "echo $COLOR; show /etc/size /etc/settings/size")
     assert out.split() == ["blue", "L", "XL"]
 
 
@@ -125,7 +127,9 @@ async def test_a_secret_as_env_and_a_file_with_its_mode(cluster: Cluster) -> Non
     await cluster.api.create(POD, pod("sec", containers=[app], volumes=volumes))
     got = await running_pod(cluster, "sec")
     out = await in_pod(
-        cluster, "sec", "echo $PASSWORD; cat /etc/creds/password; stat -L -c %a /etc/creds/password"
+        cluster,
+        "sec",
+        "echo $PASSWORD; show /etc/creds/password; stat -L -c %a /etc/creds/password",
     )
     assert out.split() == ["s3cret-value", "s3cret-value", "400"]
     # On the node, Secret volumes live on a tmpfs that only root may enter.
