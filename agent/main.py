@@ -33,7 +33,6 @@ from agent.nodestatus import architecture, machine_identity, node_conditions
 from agent.pods.manager import PodManager
 from agent.pods.network import write_conflist
 from agent.pods.params import desired_pods
-from agent.pods.secretfs import ensure_secret_fs
 from agent.pods.sources import Sources
 from agent.pods.spec import NodeConfig
 from agent.protocol import (
@@ -120,6 +119,7 @@ class Agent:
             cluster_dns=args.cluster_dns or "",
             cluster_domain=args.cluster_domain,
             node_ip=args.node_ip or "",
+            secret_tmpfs=True,
         )
         self.pod_cidr: str = args.pod_cidr or ""
         self.cri = CRIClient(args.containerd_socket)
@@ -156,7 +156,6 @@ class Agent:
 
     async def serve(self, reader: Reader, writer: Writer) -> None:
         self.node.state_dir.mkdir(parents=True, exist_ok=True)
-        ensure_secret_fs(self.node.state_dir)
         self.images.sweep()
         self._write_cni()
         peer = Peer(reader, writer, name=f"agent {self.node.name}")

@@ -80,7 +80,7 @@ class PodManager:
             deleting = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
             existing = self.workers.get(uid)
             if existing is not None:
-                existing.update(pod, self.sources)
+                existing.update(pod)
                 continue
             if deleting and not await self.cri.list_pod_sandboxes({S.POD_UID: uid}):
                 await self._notify(dict(gone_status(pod, self.node.node_ip)), True)
@@ -101,8 +101,7 @@ class PodManager:
             backoff_base=self.backoff_base,
             backoff_max=self.backoff_max,
             sync_interval=self.sync_interval,
-            sources=self.sources,
-            record=self._record,
+            host=self,
         )
         self.workers[uid] = w
         w.start()
@@ -143,7 +142,8 @@ class PodManager:
         except ConnectionError:
             log.debug("pod_status for %s not sent: no connection", params.get("name"))
 
-    async def _record(self, params: Obj) -> None:
+    async def record(self, params: Obj) -> None:
+        """A worker's `pod_event`."""
         with contextlib.suppress(ConnectionError):
             await self.send("pod_event", params)
 

@@ -1,8 +1,8 @@
 """Where a node keeps Secret data: a tmpfs only root can enter.
 
 Secret volumes (and projected volumes, which may hold Secrets) are written
-under `<state dir>/secrets`, a tmpfs mounted with mode 0700 when the agent
-runs as root, so Secret data never reaches the node's disk. Without root (or
+under `<state dir>/secrets`, a tmpfs mounted with mode 0700 (with the first
+such volume) when the agent runs as root, so Secret data never reaches the node's disk. Without root (or
 when the mount fails) it is a plain 0700 directory, and the agent says so.
 """
 
@@ -23,12 +23,17 @@ def secret_root(state_dir: Path) -> Path:
     return state_dir / SECRETS_DIR
 
 
-def ensure_secret_fs(state_dir: Path) -> bool:
-    """Create the secrets directory (0700) and mount a tmpfs on it when it
-    has none; returns whether it is a tmpfs."""
+def ensure_secret_fs(state_dir: Path, *, tmpfs: bool = True) -> bool:
+    """Create the secrets directory (0700) and, with `tmpfs`, mount a tmpfs
+    on it when it has none; returns whether it is a tmpfs. The agent calls it
+    with the first Secret volume, so a node without any mounts nothing."""
     root = secret_root(state_dir)
+    if root.is_dir() and root.stat().st_mode & 0o777 == 0o700 and not tmpfs:
+        return False
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o700)
+    if not tmpfs:
+        return False
     if _is_tmpfs(root):
         return True
     if os.geteuid() != 0:

@@ -80,6 +80,8 @@ class NodeConfig:
     node_ip: str = ""
     # What the node can give pods (quantities): a resourceFieldRef's limit when the container has none.
     allocatable: dict[str, str] = field(default_factory=dict)
+    # Whether Secret volumes get a tmpfs (secretfs), mounted with the first of them.
+    secret_tmpfs: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     def log_dir(self, pod: Obj) -> Path:

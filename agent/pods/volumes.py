@@ -17,7 +17,7 @@ from agent.protocol.podsources import SourceRef
 
 from .atomicwriter import FileProjection, data_dir, write_payload
 from .envvars import field_ref_value, resource_field_value
-from .secretfs import secret_root
+from .secretfs import ensure_secret_fs, secret_root
 from .sources import MissingSource, Sources
 
 if TYPE_CHECKING:
@@ -60,9 +60,8 @@ def write_volumes(pod: Obj, pod_ip: str, node: NodeConfig, sources: Sources) -> 
         payload = volume_payload(vol, pod, pod_ip, node, sources)
         target = volume_dir(node, pod, vol)
         assert target is not None
-        secrets = secret_root(node.state_dir)
-        if secrets in target.parents and not secrets.is_dir():
-            secrets.mkdir(mode=0o700, parents=True)  # root only, tmpfs or not
+        if secret_root(node.state_dir) in target.parents:
+            ensure_secret_fs(node.state_dir, tmpfs=node.secret_tmpfs)
         if write_payload(target, payload):
             changed.append(str(vol.get("name")))
     return changed

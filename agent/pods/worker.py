@@ -13,8 +13,9 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Protocol
 
 from agent.cri import api_pb2 as pb
 from agent.cri.client import CRIClient, CRIError
@@ -35,8 +36,18 @@ from .volumes import pod_dirs, write_volumes
 log = logging.getLogger(__name__)
 
 Notify = Callable[[Obj, bool], Awaitable[None]]  # (status params, terminated)
-Record = Callable[[Obj], Coroutine[object, object, None]]  # pod_event params
 CONFIG_ERROR = "CreateContainerConfigError"
+
+
+class PodHost(Protocol):
+    """What a worker reads from the pod manager that runs it."""
+
+    @property
+    def sources(self) -> Sources:
+        """The ConfigMaps and Secrets the last `sync_pods` brought."""
+
+    async def record(self, params: Obj) -> None:
+        """Sends a `pod_event` (PodEventParams)."""
 
 
 # Container states whose ContainerStatus stays the same until the state changes.
@@ -55,8 +66,7 @@ class PodWorker:
         backoff_base: float = 10.0,
         backoff_max: float = 300.0,
         sync_interval: float = 1.0,
-        sources: Sources | None = None,
-        record: Record | None = None,
+        host: PodHost | None = None,
     ) -> None:
         self.cri = cri
         self.node = node
@@ -83,8 +93,7 @@ class PodWorker:
         self.status = PodStatusBuilder(start_time=format_rfc3339(self.created))
         self.timings: dict[str, float] = {}  # last sandbox/container start durations
         self.obs = Observed()
-        self.sources = sources or Sources()
-        self.record = record
+        self.host = host
         self._recorded: set[tuple[str, str]] = set()  # events sent, sent once
         self._volumes_written: tuple[object, ...] | None = None  # what they show
         self.config_error = ""  # why the volumes cannot be written
@@ -95,10 +104,8 @@ class PodWorker:
     def start(self) -> None:
         self.task = asyncio.create_task(self.run(), name=f"pod {S.pod_key(self.pod)}")
 
-    def update(self, pod: Obj, sources: Sources | None = None) -> None:
+    def update(self, pod: Obj) -> None:
         self.pod = pod
-        if sources is not None:
-            self.sources = sources
         if (pod.get("metadata") or {}).get("deletionTimestamp"):
             self.terminating = True
         self.wake.set()
@@ -108,6 +115,10 @@ class PodWorker:
             self.pod = pod
         self.terminating = True
         self.wake.set()
+
+    @property
+    def sources(self) -> Sources:
+        return self.host.sources if self.host is not None else Sources()
 
     @property
     def spec(self) -> Obj:
@@ -459,19 +470,11 @@ class PodWorker:
 
     def _event(self, type_: str, reason: str, message: str) -> None:
         """Records an Event about the pod, once per reason and message."""
-        if self.record is None or (reason, message) in self._recorded:
+        if self.host is None or (reason, message) in self._recorded:
             return
         self._recorded.add((reason, message))
-        meta = self.pod["metadata"]
-        params: Obj = {
-            "namespace": str(meta.get("namespace", "default")),
-            "name": str(meta.get("name", "")),
-            "uid": self.uid,
-            "type": type_,
-            "reason": reason,
-            "message": message,
-        }
-        task = asyncio.create_task(self.record(params))
+        params: Obj = {**self._identity(), "type": type_, "reason": reason, "message": message}
+        task = asyncio.create_task(self.host.record(params))
         self._event_tasks.add(task)
         task.add_done_callback(self._event_tasks.discard)
 
@@ -586,18 +589,21 @@ class PodWorker:
                 return False
         return True
 
+    def _identity(self) -> Obj:
+        """The pod as pod_status and pod_event name it."""
+        meta = self.pod["metadata"]
+        return {
+            "namespace": str(meta.get("namespace", "default")),
+            "name": str(meta.get("name", "")),
+            "uid": self.uid,
+        }
+
     async def report(self, obs: Observed, terminated: bool = False) -> None:
         status = self.build_status(obs)
         if status == self.reported and not terminated:
             return
         self.reported = status
-        meta = self.pod["metadata"]
-        params: Obj = {
-            "namespace": str(meta.get("namespace", "default")),
-            "name": str(meta.get("name", "")),
-            "uid": self.uid,
-            "status": status,
-        }
+        params: Obj = {**self._identity(), "status": status}
         await self.notify(params, terminated)
 
     # ---- termination ----

@@ -324,15 +324,24 @@ class FakeCRI:
         self.containers.pop(cid, None)
 
 
+class Host:
+    """The pod manager's part a worker reads: sources, and events recorded."""
+
+    def __init__(self) -> None:
+        self.sources = Sources()
+        self.events: list[dict[str, Any]] = []
+
+    async def record(self, params: dict[str, Any]) -> None:
+        self.events.append(params)
+
+
 async def test_a_pod_waits_for_its_config_map_then_starts(tmp_path: Path) -> None:
     reports: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
+    host = Host()
+    events = host.events
 
     async def notify(params: dict[str, Any], terminated: bool) -> None:
         reports.append(params["status"])
-
-    async def record(params: dict[str, Any]) -> None:
-        events.append(params)
 
     container = {
         "name": "app",
@@ -346,7 +355,7 @@ async def test_a_pod_waits_for_its_config_map_then_starts(tmp_path: Path) -> Non
     pod = _pod(containers=[container], volumes=[{"name": "cfg", "configMap": {"name": "late"}}])
     cri = FakeCRI()
     worker = PodWorker(
-        cast(CRIClient, cri), _node(tmp_path), pod, notify, sync_interval=0.05, record=record
+        cast(CRIClient, cri), _node(tmp_path), pod, notify, sync_interval=0.05, host=host
     )
     worker.start()
     try:
@@ -368,7 +377,8 @@ async def test_a_pod_waits_for_its_config_map_then_starts(tmp_path: Path) -> Non
         assert events[0]["message"] == 'Error: configmap "late" not found'
 
         late = {"configMaps": [{"namespace": "ns1", "name": "late", "data": {"color": "green"}}]}
-        worker.update(pod, Sources.from_params(late))
+        host.sources = Sources.from_params(late)
+        worker.update(pod)
         await eventually(lambda: reports[-1]["phase"] == "Running", "running")
         [cfg] = cri.configs.values()
         assert {kv.key: kv.value for kv in cfg.envs}["COLOR"] == "green"
@@ -376,12 +386,9 @@ async def test_a_pod_waits_for_its_config_map_then_starts(tmp_path: Path) -> Non
         assert (cfg_dir / "color").read_text() == "green"
 
         # The ConfigMap changes: the mounted files follow, the container stays.
-        worker.update(
-            pod,
-            Sources.from_params(
-                {"configMaps": [{**late["configMaps"][0], "data": {"color": "red"}}]}
-            ),
-        )
+        red = {"configMaps": [{**late["configMaps"][0], "data": {"color": "red"}}]}
+        host.sources = Sources.from_params(red)
+        worker.update(pod)
         await eventually(lambda: (cfg_dir / "color").read_text() == "red", "the new content")
         assert len(cri.containers) == 1
     finally:

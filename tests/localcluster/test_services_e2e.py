@@ -37,14 +37,14 @@ from tests.localcluster.clicluster import (
     Cluster,
     cli_cluster,
     container,
+    down_leaves_nothing,
     http_get,
     ok,
-    pilothouse,
     poll,
     running_ready,
 )
 from tests.localcluster.names import SHARED_CLUSTER_MODULE, unique
-from tests.localcluster.traces import leftovers, running, service_flows
+from tests.localcluster.traces import service_flows
 
 pytestmark = SHARED_CLUSTER_MODULE
 
@@ -361,10 +361,4 @@ async def test_down_leaves_no_service_rules_or_flows(cluster: Cluster, services:
     """Runs last: `down`, then no nft table, conntrack flow, ph-dns or route of ours."""
     await asyncio.to_thread(http_get, f"http://{services.cluster_ip['web']}/")
     assert service_flows(NAMES), "the host's request left no flow to the service CIDR"
-    pids, pod_netns = await running(cluster.data_dir)
-    out = await ok(cluster.data_dir, "down", "--data-dir", str(cluster.data_dir), within=180)
-    assert f"local cluster in {cluster.data_dir} removed" in out
-    left = leftovers(NAMES, cluster.data_dir, cluster.before, pids=pids, pod_netns=pod_netns)
-    assert left == {}
-    again = await pilothouse(cluster.data_dir, "down", "--data-dir", str(cluster.data_dir))
-    assert "no local cluster" in again.out
+    await down_leaves_nothing(cluster, NAMES)

@@ -18,9 +18,15 @@ import pytest_asyncio
 
 from control.localcluster.teardown import mounts_under
 from control.objects.kinds import CONFIGMAP, POD, SECRET
-from tests.localcluster.clicluster import Cluster, cli_cluster, container, ok, pilothouse, poll
+from tests.localcluster.clicluster import (
+    Cluster,
+    cli_cluster,
+    container,
+    down_leaves_nothing,
+    ok,
+    poll,
+)
 from tests.localcluster.names import SHARED_CLUSTER_MODULE, unique
-from tests.localcluster.traces import leftovers, running
 
 pytestmark = SHARED_CLUSTER_MODULE
 
@@ -83,7 +89,9 @@ async def test_config_map_as_env_and_file(cluster: Cluster) -> None:
     await running_pod(cluster, "cfg")
     out = await in_pod(cluster, "cfg", "echo $COLOR $S_size; show /etc/settings/color /etc/size")
     assert out.split() == ["blue", "L", "blue", "L"]
-    links = await in_pod(cluster, "cfg", "readlink /etc/settings/color; readlink /etc/settings/..data")
+    links = await in_pod(
+        cluster, "cfg", "readlink /etc/settings/color; readlink /etc/settings/..data"
+    )
     first, data = links.split()
     assert first == "..data/color" and data.startswith("..")
 
@@ -208,10 +216,4 @@ async def test_down_leaves_nothing_behind(cluster: Cluster) -> None:
     """Runs last: `down`, then no mount (the secrets tmpfs), process or namespace of ours."""
     got = await cluster.api.get(POD, "sec", "default")
     assert container(got)["containerID"]
-    pids, pod_netns = await running(cluster.data_dir)
-    out = await ok(cluster.data_dir, "down", "--data-dir", str(cluster.data_dir), within=180)
-    assert f"local cluster in {cluster.data_dir} removed" in out
-    left = leftovers(NAMES, cluster.data_dir, cluster.before, pids=pids, pod_netns=pod_netns)
-    assert left == {}
-    again = await pilothouse(cluster.data_dir, "down", "--data-dir", str(cluster.data_dir))
-    assert "no local cluster" in again.out
+    await down_leaves_nothing(cluster, NAMES)
