@@ -8,15 +8,15 @@ reads changed."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Kind = Literal["configmap", "secret"]
 
 
-@dataclass(frozen=True, order=True)
-class SourceRef:
+class SourceRef(NamedTuple):
+    """A ConfigMap or Secret a pod reads."""
+
     kind: Kind
     namespace: str
     name: str

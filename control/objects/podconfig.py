@@ -9,6 +9,7 @@ are kept as written; of a projected volume's sources, `serviceAccountToken`,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, Field, model_validator
@@ -88,21 +89,25 @@ def config_key_problem(key: str) -> str | None:
     return None
 
 
-def _config_key(key: str) -> str:
-    problem = config_key_problem(key)
-    if problem:
-        raise error(INVALID, problem)
-    return key
-
-
-def _env_name(name: str) -> str:
+def env_name_problem(name: str) -> str | None:
     if not _ENV_NAME.fullmatch(name):
-        raise error(
-            INVALID,
+        return (
             "a valid environment variable name must consist only of printable ASCII "
-            "characters other than '='",
+            "characters other than '='"
         )
-    return name
+    return None
+
+
+def _checked(problem: Callable[[str], str | None]) -> AfterValidator:
+    """A field validator from a rule that says what is wrong with a value."""
+
+    def check(value: str) -> str:
+        why = problem(value)
+        if why:
+            raise error(INVALID, why)
+        return value
+
+    return AfterValidator(check)
 
 
 def _mode(value: int) -> int:
@@ -111,17 +116,10 @@ def _mode(value: int) -> int:
     return value
 
 
-def _path(value: str) -> str:
-    problem = volume_path_problem(value)
-    if problem:
-        raise error(INVALID, problem)
-    return value
-
-
-ConfigKey = Annotated[str, AfterValidator(_config_key)]
-EnvName = Annotated[str, AfterValidator(_env_name)]
+ConfigKey = Annotated[str, _checked(config_key_problem)]
+EnvName = Annotated[str, _checked(env_name_problem)]
 FileMode = Annotated[int, AfterValidator(_mode)]
-VolumePath = Annotated[str, AfterValidator(_path)]
+VolumePath = Annotated[str, _checked(volume_path_problem)]
 
 
 def _one_of(model: str, fields: dict[str, object], what: str) -> None:
@@ -224,8 +222,8 @@ class EnvFromSource(KubeModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
-        if self.prefix and not _ENV_NAME.fullmatch(self.prefix):
-            why = "a valid environment variable name must consist only of printable ASCII characters other than '='"
+        why = env_name_problem(self.prefix) if self.prefix else None
+        if why:
             raise_errors("EnvFromSource", [field_error(("prefix",), INVALID, why)])
         _one_of(
             "EnvFromSource",
