@@ -56,6 +56,7 @@ from agent.network.servicesync import ServiceSync
 from agent.nodestatus import architecture, hollow_identity, node_conditions
 from agent.pods.params import attach_session, container_name, desired_pods, exec_command
 from agent.pods.sessions import Sessions
+from agent.pods.sources import Sources, first_missing
 from agent.pods.status import Observed, PodStatusBuilder, gone_status, ns_to_s
 from agent.protocol import (
     AGENT_VERSION,
@@ -86,7 +87,7 @@ from agent.protocol.ingress import (
     IngressStatsResult,
     IngressSyncResult,
 )
-from agent.protocol.primitives import format_rfc3339, quantity_value
+from agent.protocol.primitives import format_rfc3339, now_rfc3339, quantity_value
 from agent.stdio import stdio
 
 log = logging.getLogger(__name__)
@@ -311,6 +312,7 @@ class HollowAgent:
         # Whether a pod reports ready when it starts (None: every pod does).
         self.start_ready: Callable[[Obj], bool] | None = None
         self.pods: dict[str, _Pod] = {}  # uid -> pod
+        self.sources = Sources()  # the ConfigMaps and Secrets the last sync_pods brought
         self._free_ips: list[str] = []
         self._used_ips: set[str] = set()
         self._next_host = 2  # .1 is the bridge
@@ -467,6 +469,7 @@ class HollowAgent:
 
     async def _sync_pods(self, params: Params) -> SyncPodsResult:
         desired = desired_pods(params)
+        sources = self.sources = Sources.from_params(params)
         for uid in [u for u in self.pods if u not in desired]:
             await self._stop(uid)
         for uid, obj in desired.items():
@@ -481,6 +484,10 @@ class HollowAgent:
             if pod is None:
                 if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                     continue  # finished for good: nothing to start again
+                missing = first_missing(obj, sources)
+                if missing is not None:
+                    await self._hold(obj, missing)  # started by a later sync, once it exists
+                    continue
                 pod = self._start(obj)
                 self.pods[uid] = pod
             else:
@@ -642,6 +649,18 @@ class HollowAgent:
                 if observed.statuses[cid].state == pb.CONTAINER_RUNNING
             },
         )
+
+    async def _hold(self, obj: Obj, missing: str) -> None:
+        """A pod whose ConfigMap or Secret is missing waits, as on a real node."""
+        spec = obj.get("spec") or {}
+        names = [c["name"] for c in (spec.get("initContainers") or spec.get("containers") or [])]
+        builder = PodStatusBuilder(start_time=now_rfc3339(), runtime="hollow")
+        waiting = {name: ("CreateContainerConfigError", missing) for name in names}
+        plan = "start" if spec.get("initContainers") else "done"
+        status = builder.build(
+            obj, Observed(), node_ip=self.node_ip, init_plan=plan, waiting=waiting
+        )
+        await self._notify_pod(self._params(obj, status))
 
     async def _stop(self, uid: str) -> None:
         pod = self.pods.pop(uid)

@@ -33,6 +33,7 @@ from agent.nodestatus import architecture, machine_identity, node_conditions
 from agent.pods.manager import PodManager
 from agent.pods.network import write_conflist
 from agent.pods.params import desired_pods
+from agent.pods.sources import Sources
 from agent.pods.spec import NodeConfig
 from agent.protocol import (
     AGENT_VERSION,
@@ -118,6 +119,7 @@ class Agent:
             cluster_dns=args.cluster_dns or "",
             cluster_domain=args.cluster_domain,
             node_ip=args.node_ip or "",
+            secret_tmpfs=True,
         )
         self.pod_cidr: str = args.pod_cidr or ""
         self.cri = CRIClient(args.containerd_socket)
@@ -235,7 +237,8 @@ class Agent:
             raise InvalidParams(f"podCIDR {self.pod_cidr}: {e}") from None
 
     async def _sync_pods(self, params: Params) -> SyncPodsResult:
-        return SyncPodsResult(pods=await self.pods.sync_pods(desired_pods(params)))
+        desired = desired_pods(params)
+        return SyncPodsResult(pods=await self.pods.sync_pods(desired, Sources.from_params(params)))
 
     async def _stats(self, params: Params) -> StatsResult:
         uids = params.get("pods")
@@ -272,6 +275,7 @@ class Agent:
         with contextlib.suppress(OSError):
             st = os.statvfs(self.node.state_dir)
             capacity["ephemeral-storage"] = f"{st.f_blocks * st.f_frsize // 1024}Ki"
+        self.node.allocatable = dict(capacity)
         ready: NodeCondition
         try:
             rs = await self.cri.status()

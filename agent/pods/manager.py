@@ -26,6 +26,7 @@ from .ctrexec import CtrExec, ctr_argv, ctr_path
 from .params import attach_session, container_name, exec_command
 from .pull import ImagePuller
 from .sessions import Sessions
+from .sources import Sources
 from .spec import Obj
 from .status import gone_status
 from .stream import ExecSession, StreamError
@@ -61,11 +62,15 @@ class PodManager:
         self._streams = itertools.count(1)
         self._follows: set[asyncio.Task[None]] = set()
         self.sessions = Sessions(send)
+        self.sources = Sources()
 
     # ---- sync ----
 
-    async def sync_pods(self, desired: dict[str, Obj]) -> int:
-        """Run the pods of `desired` (by uid, see params.desired_pods), and only them."""
+    async def sync_pods(self, desired: dict[str, Obj], sources: Sources | None = None) -> int:
+        """Run the pods of `desired` (by uid, see params.desired_pods), and only
+        them; `sources` holds the ConfigMaps and Secrets they read."""
+        if sources is not None:
+            self.sources = sources
         if not self._adopted:
             await self._adopt_orphans(desired)
             self._adopted = True
@@ -97,6 +102,7 @@ class PodManager:
             backoff_base=self.backoff_base,
             backoff_max=self.backoff_max,
             sync_interval=self.sync_interval,
+            host=self,
         )
         self.workers[uid] = w
         w.start()
@@ -136,6 +142,11 @@ class PodManager:
             await self.send("pod_status", params)
         except ConnectionError:
             log.debug("pod_status for %s not sent: no connection", params.get("name"))
+
+    async def record(self, params: Obj) -> None:
+        """A worker's `pod_event`."""
+        with contextlib.suppress(ConnectionError):
+            await self.send("pod_event", params)
 
     async def resend(self) -> None:
         """Sends every pod's last status again (after a new connection)."""

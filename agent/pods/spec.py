@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.cri import api_pb2 as pb
 from agent.protocol.primitives import quantity_milli_value, quantity_value
+
+from .envvars import container_env, expand
+from .sources import Sources
+from .volumes import volume_mounts
 
 Obj = dict[str, Any]  # a Kubernetes object (a pod, its status) as JSON
 
@@ -75,6 +78,10 @@ class NodeConfig:
     cluster_dns: str = ""
     cluster_domain: str = "cluster.local"
     node_ip: str = ""
+    # What the node can give pods (quantities): a resourceFieldRef's limit when the container has none.
+    allocatable: dict[str, str] = field(default_factory=dict)
+    # Whether Secret volumes get a tmpfs (secretfs), mounted with the first of them.
+    secret_tmpfs: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     def log_dir(self, pod: Obj) -> Path:
@@ -171,47 +178,9 @@ def linux_resources(container: Obj) -> pb.LinuxContainerResources:
         out.cpu_quota = max(1000, quantity_milli_value(limits["cpu"]) * CPU_PERIOD // 1000)
     if "memory" in limits:
         out.memory_limit_in_bytes = quantity_value(limits["memory"])
+        # No swap beyond the limit (the kubelet's NoSwap): over it is an OOM kill.
+        out.memory_swap_limit_in_bytes = out.memory_limit_in_bytes
     return out
-
-
-def _field_ref(path: str, pod: Obj, pod_ip: str, node: NodeConfig) -> str:
-    meta = pod["metadata"]
-    values = {
-        "metadata.name": meta.get("name", ""),
-        "metadata.namespace": meta.get("namespace", "default"),
-        "metadata.uid": meta.get("uid", ""),
-        "spec.nodeName": (pod.get("spec") or {}).get("nodeName") or node.name,
-        "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName", ""),
-        "status.podIP": pod_ip,
-        "status.hostIP": node.node_ip,
-    }
-    m = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
-    if m:
-        return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
-    return str(values.get(path, ""))
-
-
-def env(container: Obj, pod: Obj, pod_ip: str, node: NodeConfig) -> list[pb.KeyValue]:
-    out: list[pb.KeyValue] = []
-    for e in container.get("env") or []:
-        value = e.get("value")
-        if value is None:
-            ref = (e.get("valueFrom") or {}).get("fieldRef")
-            value = _field_ref(str(ref.get("fieldPath", "")), pod, pod_ip, node) if ref else ""
-        value = _expand(str(value), {kv.key: kv.value for kv in out})
-        out.append(pb.KeyValue(key=str(e["name"]), value=value))
-    return out
-
-
-def _expand(s: str, env: dict[str, str]) -> str:
-    """Kubernetes $(VAR) expansion; $$ escapes."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        return env.get(m.group(1), m.group(0))
-
-    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)", sub, s)
 
 
 def container_config(
@@ -221,9 +190,15 @@ def container_config(
     attempt: int,
     pod_ip: str,
     node: NodeConfig,
+    *,
+    envs: list[pb.KeyValue] | None = None,
 ) -> pb.ContainerConfig:
+    """The container's CRI config; `envs` is its environment when already
+    resolved (envvars.container_env), else resolved here without ConfigMaps
+    or Secrets."""
     name = str(container["name"])
-    envs = env(container, pod, pod_ip, node)
+    if envs is None:
+        envs = container_env(container, pod, pod_ip, node, Sources()).env
     env_map = {kv.key: kv.value for kv in envs}
     sc = container.get("securityContext") or {}
     pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
@@ -250,8 +225,8 @@ def container_config(
     return pb.ContainerConfig(
         metadata=pb.ContainerMetadata(name=name, attempt=attempt),
         image=pb.ImageSpec(image=image),
-        command=[_expand(str(c), env_map) for c in container.get("command") or []],
-        args=[_expand(str(a), env_map) for a in container.get("args") or []],
+        command=[expand(str(c), env_map) for c in container.get("command") or []],
+        args=[expand(str(a), env_map) for a in container.get("args") or []],
         working_dir=str(container.get("workingDir") or ""),
         envs=envs,
         mounts=volume_mounts(container, pod, node),
@@ -265,34 +240,6 @@ def container_config(
             resources=linux_resources(container), security_context=security
         ),
     )
-
-
-def volume_mounts(container: Obj, pod: Obj, node: NodeConfig) -> list[pb.Mount]:
-    """emptyDir and hostPath volumes; other kinds are not supported yet."""
-    volumes = {v.get("name"): v for v in (pod.get("spec") or {}).get("volumes") or []}
-    mounts: list[pb.Mount] = []
-    for vm in container.get("volumeMounts") or []:
-        vol = volumes.get(vm.get("name"))
-        if vol is None:
-            continue
-        if "hostPath" in vol:
-            host = Path(str(vol["hostPath"].get("path", "")))
-            if vol["hostPath"].get("type") in ("DirectoryOrCreate",):
-                host.mkdir(parents=True, exist_ok=True)
-        elif "emptyDir" in vol:
-            host = node.state_dir / "volumes" / str(pod["metadata"]["uid"]) / str(vol["name"])
-            host.mkdir(parents=True, exist_ok=True)
-        else:
-            continue
-        sub = str(vm.get("subPath") or "")
-        mounts.append(
-            pb.Mount(
-                container_path=str(vm["mountPath"]),
-                host_path=str(host / sub) if sub else str(host),
-                readonly=bool(vm.get("readOnly")),
-            )
-        )
-    return mounts
 
 
 def qos_class(pod: Obj) -> str:

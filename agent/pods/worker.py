@@ -15,21 +15,39 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Protocol
 
 from agent.cri import api_pb2 as pb
 from agent.cri.client import CRIClient, CRIError
+from agent.protocol.podsources import pod_source_refs
 from agent.protocol.primitives import format_rfc3339
 
 from . import spec as S
 from .backoff import Backoff
+from .envvars import container_env
 from .probes import ContainerProbes, ProbeSpec, run_once
 from .pull import ImagePuller
+from .sources import MissingSource, Sources
 from .spec import Obj
 from .status import Observed, PodStatusBuilder, ns_to_s, wants_restart
+from .volumes import WRITTEN as VOLUME_KINDS
+from .volumes import pod_dirs, write_volumes
 
 log = logging.getLogger(__name__)
 
 Notify = Callable[[Obj, bool], Awaitable[None]]  # (status params, terminated)
+CONFIG_ERROR = "CreateContainerConfigError"
+
+
+class PodHost(Protocol):
+    """What a worker reads from the pod manager that runs it."""
+
+    @property
+    def sources(self) -> Sources:
+        """The ConfigMaps and Secrets the last `sync_pods` brought."""
+
+    async def record(self, params: Obj) -> None:
+        """Sends a `pod_event` (PodEventParams)."""
 
 
 # Container states whose ContainerStatus stays the same until the state changes.
@@ -48,6 +66,7 @@ class PodWorker:
         backoff_base: float = 10.0,
         backoff_max: float = 300.0,
         sync_interval: float = 1.0,
+        host: PodHost | None = None,
     ) -> None:
         self.cri = cri
         self.node = node
@@ -74,6 +93,11 @@ class PodWorker:
         self.status = PodStatusBuilder(start_time=format_rfc3339(self.created))
         self.timings: dict[str, float] = {}  # last sandbox/container start durations
         self.obs = Observed()
+        self.host = host
+        self._recorded: set[tuple[str, str]] = set()  # events sent, sent once
+        self._volumes_written: tuple[object, ...] | None = None  # what they show
+        self.config_error = ""  # why the volumes cannot be written
+        self._event_tasks: set[asyncio.Task[None]] = set()
 
     # ---- control ----
 
@@ -91,6 +115,10 @@ class PodWorker:
             self.pod = pod
         self.terminating = True
         self.wake.set()
+
+    @property
+    def sources(self) -> Sources:
+        return self.host.sources if self.host is not None else Sources()
 
     @property
     def spec(self) -> Obj:
@@ -231,6 +259,8 @@ class PodWorker:
                 acted = True
         if acted:
             obs = await self.observe()
+        if obs.sandbox is not None:
+            self._sync_volumes(obs.pod_ip)  # they follow ConfigMap and Secret changes
         # What each container needs: (container, attempt) to (re)start.
         to_start: list[tuple[Obj, int, bool]] = []  # (container, attempt, is_restart)
         self.in_backoff.clear()
@@ -302,6 +332,10 @@ class PodWorker:
             pod_ip = (await self.cri.pod_sandbox_status(sandbox_id)).network.ip
             self._ip_cache = (sandbox_id, pod_ip)
             acted = True
+        if not self._sync_volumes(pod_ip):
+            for want, _, _ in to_start:
+                self._config_error(want["name"], self.config_error)
+            return acted, next_in
         for (want, attempt, is_restart), have_image in zip(to_start, have_images, strict=True):
             if have_image and await self._start_container(
                 want, attempt, is_restart, sandbox_id, pod_ip
@@ -361,10 +395,15 @@ class PodWorker:
         image = S.normalize_image(str(c.get("image") or ""))
         assert self.sandbox_config is not None
         try:
-            cfg = S.container_config(c, self.pod, image, attempt, pod_ip, self.node)
-        except (ValueError, KeyError, TypeError) as e:
-            self.waiting[name] = ("CreateContainerConfigError", str(e))
+            environment = container_env(c, self.pod, pod_ip, self.node, self.sources)
+            cfg = S.container_config(
+                c, self.pod, image, attempt, pod_ip, self.node, envs=environment.env
+            )
+        except (MissingSource, ValueError, KeyError, TypeError) as e:
+            self._config_error(name, str(e))
             return False
+        for reason, message in environment.events:
+            self._event("Warning", reason, message)
         (Path(self.sandbox_config.log_directory) / name).mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
         try:
@@ -393,6 +432,51 @@ class PodWorker:
             self.timings["container"],
         )
         return True
+
+    # ---- configuration: volumes, errors, events ----
+
+    def _sync_volumes(self, pod_ip: str) -> bool:
+        """Writes the pod's configMap, secret, downwardAPI and projected volumes
+        when what they show changed; False (see config_error) when it cannot."""
+        meta, spec = self.pod.get("metadata") or {}, self.spec
+        if not any(k in v for v in spec.get("volumes") or [] for k in VOLUME_KINDS):
+            return True
+        refs = [r for r, _ in pod_source_refs(self.pod)]
+        shown = (
+            self.sources.version(refs),
+            meta.get("labels"),
+            meta.get("annotations"),
+            pod_ip,
+            repr(spec.get("volumes")),
+        )
+        if shown == self._volumes_written:
+            return True
+        try:
+            changed = write_volumes(self.pod, pod_ip, self.node, self.sources)
+        except (MissingSource, OSError, ValueError) as e:
+            self.config_error = str(e)
+            self._volumes_written = None
+            return False
+        if changed and self._volumes_written is not None:
+            log.info("%s: volumes %s updated", S.pod_key(self.pod), ", ".join(changed))
+        self.config_error = ""
+        self._volumes_written = shown
+        return True
+
+    def _config_error(self, name: str, message: str) -> None:
+        """A container that cannot be configured waits, as the kubelet's does."""
+        self.waiting[name] = (CONFIG_ERROR, message)
+        self._event("Warning", "Failed", f"Error: {message}")
+
+    def _event(self, type_: str, reason: str, message: str) -> None:
+        """Records an Event about the pod, once per reason and message."""
+        if self.host is None or (reason, message) in self._recorded:
+            return
+        self._recorded.add((reason, message))
+        params: Obj = {**self._identity(), "type": type_, "reason": reason, "message": message}
+        task = asyncio.create_task(self.host.record(params))
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_tasks.discard)
 
     async def _remove_container(self, cid: str, running: bool) -> None:
         with contextlib.suppress(CRIError):
@@ -505,18 +589,21 @@ class PodWorker:
                 return False
         return True
 
+    def _identity(self) -> Obj:
+        """The pod as pod_status and pod_event name it."""
+        meta = self.pod["metadata"]
+        return {
+            "namespace": str(meta.get("namespace", "default")),
+            "name": str(meta.get("name", "")),
+            "uid": self.uid,
+        }
+
     async def report(self, obs: Observed, terminated: bool = False) -> None:
         status = self.build_status(obs)
         if status == self.reported and not terminated:
             return
         self.reported = status
-        meta = self.pod["metadata"]
-        params: Obj = {
-            "namespace": str(meta.get("namespace", "default")),
-            "name": str(meta.get("name", "")),
-            "uid": self.uid,
-            "status": status,
-        }
+        params: Obj = {**self._identity(), "status": status}
         await self.notify(params, terminated)
 
     # ---- termination ----
@@ -547,7 +634,8 @@ class PodWorker:
             log.warning("%s: kill: %s", S.pod_key(self.pod), e)
             final = self.obs
         shutil.rmtree(self.node.log_dir(self.pod), ignore_errors=True)
-        shutil.rmtree(self.node.state_dir / "volumes" / self.uid, ignore_errors=True)
+        for d in pod_dirs(self.node, self.uid):
+            shutil.rmtree(d, ignore_errors=True)
         final.sandbox = None
         final.pod_ip = ""
         self.in_backoff.clear()

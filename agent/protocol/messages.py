@@ -4,8 +4,8 @@ results of every method and notification, as the JSON objects they are.
 Requests run from control to agent (`hello`, `sync_pods`, `network_config`,
 `logs`, `exec`, `attach`, `stats`, `image_import_*`; `services_*` are in
 `services`); notifications run from agent to control (`node_status`,
-`pod_status`, `stream`), and both ways for interactive exec and attach
-sessions (`exec_io`).
+`pod_status`, `pod_event`, `stream`), and both ways for interactive exec and
+attach sessions (`exec_io`).
 """
 
 from __future__ import annotations
@@ -58,9 +58,25 @@ class NodeInfo(TypedDict):
 class SyncPodsParams(TypedDict):
     """The full desired set of pods for the node. Level-triggered: a pod that
     is not in the set must not run; a pod with `metadata.deletionTimestamp` is
-    to be stopped gracefully and then reported `terminated`."""
+    to be stopped gracefully and then reported `terminated`.
+
+    `configMaps` and `secrets` are those the pods reference (env, envFrom,
+    volumes) and that exist, and only those: a referenced one that is absent
+    does not exist. A Secret never reaches a node none of whose pods use it."""
 
     pods: list[dict[str, Any]]
+    configMaps: NotRequired[list[PodSource]]
+    secrets: NotRequired[list[PodSource]]
+
+
+class PodSource(TypedDict):
+    """A ConfigMap or Secret as a pod reads it: `data` and `binaryData`
+    as the API holds them (a Secret's `data` base64, a ConfigMap's text)."""
+
+    namespace: str
+    name: str
+    data: dict[str, str]
+    binaryData: NotRequired[dict[str, str]]
 
 
 class SyncPodsResult(TypedDict):
@@ -237,6 +253,18 @@ class PodStatusParams(TypedDict):
     # True once the pod runs no container and never will again on this node
     # (deleted, removed from the desired set, or finished for good).
     terminated: NotRequired[bool]
+
+
+class PodEventParams(TypedDict):
+    """An Event the agent records about one of its pods (the kubelet's events,
+    such as InvalidEnvironmentVariableNames); the control plane writes it."""
+
+    namespace: str
+    name: str
+    uid: str
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
 
 
 class StreamParams(TypedDict):

@@ -44,6 +44,9 @@ def in_netns(netns: str) -> list[str]:
     return ["nsenter", f"--net=/run/netns/{netns}", "--"]
 
 
+CODE_ROOT = Path(__file__).resolve().parents[2]  # the directory that holds control/ and agent/
+
+
 def agent_env(node: NodeState, nl: NodeLayout) -> dict[str, str]:
     """The node's settings, set by its sshd for the agent launcher; and the
     PYTHONPATH `up` runs with, so that the agents import the same code as the
@@ -55,6 +58,8 @@ def agent_env(node: NodeState, nl: NodeLayout) -> dict[str, str]:
         "PILOTHOUSE_CGROUP_PARENT": node.cgroup_parent,
         "PILOTHOUSE_CNI_CONF_DIR": str(nl.cni_conf_dir),
         "PILOTHOUSE_AGENT_STATE_DIR": str(nl.agent_state),
+        # The agents run the code this control plane runs (a worktree's, not an install's).
+        "PYTHONPATH": str(CODE_ROOT),
     }
     if os.environ.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]

@@ -4,7 +4,8 @@ A supervisor task connects through a Transport, says hello, registers the
 Node, then keeps two flows going until the connection drops:
 
 - down: the node's full desired pod set (`sync_pods`, coalesced, sent again
-  whenever a pod on the node changes in a way the agent cares about), the
+  whenever a pod on the node changes in a way the agent cares about, with the
+  ConfigMaps and Secrets those pods read: control.nodes.podsources), the
   network state (`network_config`), and after it the service rules (a full
   `services_sync` on every connect, then updates: control.nodes.services;
   an ingress node's route table: control.nodes.ingress);
@@ -42,6 +43,7 @@ from agent.protocol import (
     NodeInfo,
     Params,
     Peer,
+    PodSource,
     RpcError,
     StatsParams,
     StatsResult,
@@ -79,6 +81,9 @@ class LinkHost(Protocol):
     def desired_pods(self, node: str) -> list[Obj]: ...
 
     def cached_pod(self, key: str) -> Obj | None: ...
+
+    def pod_sources(self, pods: list[Obj]) -> dict[str, list[PodSource]]:
+        """The ConfigMaps and Secrets these pods read (control.nodes.podsources)."""
 
     def allocate_pod_cidr(self, node: str) -> str: ...
 
@@ -180,6 +185,7 @@ class NodeLink(ReconnectingLink):
             handlers={
                 "node_status": self._on_node_status,
                 "pod_status": self._on_pod_status,
+                "pod_event": self._on_pod_event,
                 "stream": self._on_stream,
                 "exec_io": self._on_exec_io,
             },
@@ -317,7 +323,7 @@ class NodeLink(ReconnectingLink):
             pods = self.host.desired_pods(self.name)
             self._announce_kills(pods)
             try:
-                await peer.request("sync_pods", {"pods": pods})
+                await peer.request("sync_pods", {"pods": pods, **self.host.pod_sources(pods)})
             except ValueError as e:  # over the message size limit
                 log.error("node %s: cannot send its pods: %s", self.name, e)
             except RpcError as e:
@@ -389,6 +395,17 @@ class NodeLink(ReconnectingLink):
             if e.code in (404, 409):
                 return
             log.warning("node %s: status of pod %s/%s not written: %s", self.name, ns, name, e)
+
+    async def _on_pod_event(self, params: Params) -> None:
+        """An Event the agent reports about one of its pods (see PodEventParams)."""
+        ns, name = str(params.get("namespace")), str(params.get("name"))
+        pod = self.host.cached_pod(f"{ns}/{name}")
+        if pod is None or (pod.get("metadata") or {}).get("uid") != params.get("uid"):
+            return
+        type_ = "Warning" if params.get("type") == "Warning" else "Normal"
+        reason, message = str(params.get("reason") or ""), str(params.get("message") or "")
+        if reason:
+            await self.recorder.record(pod, type_, reason, message)
 
     # -- up: node status -----------------------------------------------------
 

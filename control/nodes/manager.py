@@ -18,7 +18,7 @@ import ipaddress
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
-from agent.protocol import NetworkConfigParams, Params, Peer, Route
+from agent.protocol import NetworkConfigParams, Params, Peer, PodSource, Route
 from control.api.registry import Registry
 from control.config import Config, NodeConfig
 from control.machinery.events import EventRecorder
@@ -27,11 +27,21 @@ from control.machinery.informer import Informer
 from control.nodes.ingress import IngressRoutes, IngressTiming
 from control.nodes.link import LinkTiming, NodeLink, desired_changed
 from control.nodes.nodeaddress import internal_ip
+from control.nodes.podsources import PodSources
 from control.nodes.proxylink import ProxyLink
 from control.nodes.services import RulesTiming, ServiceRules
 from control.nodes.transport import Transport
 from control.objects import Obj
-from control.objects.kinds import ENDPOINTSLICE, NODE, POD, SERVICE, ResourceType, object_key
+from control.objects.kinds import (
+    CONFIGMAP,
+    ENDPOINTSLICE,
+    NODE,
+    POD,
+    SECRET,
+    SERVICE,
+    ResourceType,
+    object_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +93,14 @@ class NodeLinks:
                 own[rt.plural] = Informer(registry, rt)
             return own[rt.plural]
 
-        self.pods, self.nodes, services, slices = (
-            informer(rt) for rt in (POD, NODE, SERVICE, ENDPOINTSLICE)
+        self.pods, self.nodes, services, slices, configmaps, secrets = (
+            informer(rt) for rt in (POD, NODE, SERVICE, ENDPOINTSLICE, CONFIGMAP, SECRET)
         )
         self.service_rules = ServiceRules(registry, services, slices, rules_timing)
         self.ingress_routes = IngressRoutes(registry, informer, self.nodes, ingress_timing)
         self._informers = list(own.values())
         self.pods.add_index(NODE_NAME_INDEX, pod_node_name)
+        self.sources = PodSources(self.pods, configmaps, secrets, self._sources_changed)
         self.pods.add_handler(self._on_pod)
         self.nodes.add_handler(self._on_node)
         self.recorder = EventRecorder(registry, "kubelet")
@@ -166,6 +177,8 @@ class NodeLinks:
         try:
             await self.pods.synced.wait()
             await self.nodes.synced.wait()
+            for source_informer in self.sources.informers.values():
+                await source_informer.synced.wait()
             self._running = True
             for link in self.links.values():
                 self._start(link)
@@ -193,6 +206,11 @@ class NodeLinks:
                 if link is not None:
                     link.pods_changed()
 
+    def _sources_changed(self, node: str) -> None:
+        link = self.links.get(node)
+        if link is not None:
+            link.pods_changed()
+
     def _on_node(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         before = _network_view(old) if old is not None else None
         after = _network_view(new) if new is not None else None
@@ -208,6 +226,9 @@ class NodeLinks:
         pods = self.pods.by_index(NODE_NAME_INDEX, node)
         pods.sort(key=object_key)
         return pods
+
+    def pod_sources(self, pods: list[Obj]) -> dict[str, list[PodSource]]:
+        return self.sources.for_pods(pods)
 
     def cached_pod(self, key: str) -> Obj | None:
         return self.pods.get(key)

@@ -70,16 +70,58 @@ def _name(obj: Obj) -> str:
 
 
 def pod_status(pod: Obj) -> str:
-    """The STATUS column: a waiting or terminated reason beats the phase."""
-    if _get(pod, "metadata", "deletionTimestamp"):
-        return "Terminating"
-    for cs in _get(pod, "status", "containerStatuses") or []:
+    """The STATUS column, as kubectl's printer makes it: the phase (or reason),
+    `Init:N/M` or the reason of the first init container that has not
+    succeeded, then the reason of the first container with one."""
+    status = pod.get("status") or {}
+    reason = str(status.get("reason") or status.get("phase") or "Pending")
+    init_specs = _get(pod, "spec", "initContainers") or []
+    initializing = False
+    for i, cs in enumerate(status.get("initContainerStatuses") or []):
         state = cs.get("state") or {}
-        for key in ("waiting", "terminated"):
-            reason = (state.get(key) or {}).get("reason")
-            if reason:
-                return str(reason)
-    return str(_get(pod, "status", "phase") or "Pending")
+        term, waiting = state.get("terminated"), state.get("waiting") or {}
+        if term is not None and term.get("exitCode") == 0:
+            continue
+        if term is not None:
+            reason = "Init:" + _terminated_reason(term)
+        elif waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            reason = "Init:" + str(waiting["reason"])
+        else:
+            reason = f"Init:{i}/{len(init_specs)}"
+        initializing = True
+        break
+    if not initializing or _condition_true(pod, "Initialized"):
+        running = False
+        for cs in reversed(status.get("containerStatuses") or []):
+            state = cs.get("state") or {}
+            term, waiting = state.get("terminated"), state.get("waiting") or {}
+            if waiting.get("reason"):
+                reason = str(waiting["reason"])
+            elif term is not None:
+                reason = _terminated_reason(term)
+            elif cs.get("ready") and state.get("running") is not None:
+                running = True
+        if reason == "Completed" and running:
+            reason = "Running" if _condition_true(pod, "Ready") else "NotReady"
+    deleting = _get(pod, "metadata", "deletionTimestamp")
+    if deleting and status.get("reason") == "NodeLost":
+        return "Unknown"
+    if deleting and status.get("phase") not in ("Succeeded", "Failed"):
+        return "Terminating"
+    return reason
+
+
+def _terminated_reason(term: Obj) -> str:
+    if term.get("reason"):
+        return str(term["reason"])
+    if term.get("signal"):
+        return f"Signal:{term['signal']}"
+    return f"ExitCode:{term.get('exitCode', 0)}"
+
+
+def _condition_true(obj: Obj, type_: str) -> bool:
+    conditions = _get(obj, "status", "conditions") or []
+    return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions)
 
 
 def _pod_ready(pod: Obj) -> str:
@@ -90,12 +132,12 @@ def _pod_ready(pod: Obj) -> str:
 
 
 def _pod_restarts(pod: Obj) -> str:
-    return str(
-        sum(
-            int(cs.get("restartCount") or 0)
-            for cs in _get(pod, "status", "containerStatuses") or []
-        )
-    )
+    """kubectl's RESTARTS: the init containers' while the pod initializes."""
+    status = pod.get("status") or {}
+    init = status.get("initContainerStatuses") or []
+    initialized = not init or _condition_true(pod, "Initialized")
+    statuses = status.get("containerStatuses") if initialized else init
+    return str(sum(int(cs.get("restartCount") or 0) for cs in statuses or []))
 
 
 def _ports(svc: Obj) -> str:

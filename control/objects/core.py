@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-import re
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
@@ -37,6 +36,7 @@ from control.objects.meta import (
     field_error,
     raise_errors,
 )
+from control.objects.podconfig import EnvFromSource, EnvVar, Volume, config_key_problem
 
 Protocol = Literal["TCP", "UDP", "SCTP"]
 
@@ -53,13 +53,12 @@ def _ip(value: str) -> str:
 
 IPAddress = Annotated[str, AfterValidator(_ip)]
 
-_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 DATA_MAX_BYTES = 1024 * 1024
 
 
 def _config_keys(data: dict[str, str]) -> dict[str, str]:
     for key in data:
-        if len(key) > 253 or not _CONFIG_KEY.fullmatch(key) or key in (".", ".."):
+        if config_key_problem(key):
             raise error(
                 INVALID,
                 f'invalid key "{key}": a valid config key must consist of alphanumeric '
@@ -166,12 +165,6 @@ class ContainerPort(KubeModel):
     hostIP: str | None = None
 
 
-class EnvVar(KubeModel):
-    name: str = Field(min_length=1)
-    value: str | None = None
-    valueFrom: dict[str, Any] | None = None
-
-
 class ResourceRequirements(KubeModel):
     limits: ResourceList | None = None
     requests: ResourceList | None = None
@@ -260,6 +253,7 @@ class Container(KubeModel):
     workingDir: str | None = None
     ports: list[ContainerPort] | None = None
     env: list[EnvVar] | None = None
+    envFrom: list[EnvFromSource] | None = None
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
     volumeMounts: list[VolumeMount] | None = None
     livenessProbe: Probe | None = None
@@ -293,10 +287,6 @@ class Toleration(KubeModel):
     value: str | None = None
     effect: TaintEffect | None = None
     tolerationSeconds: int | None = None
-
-
-class Volume(KubeModel):
-    name: DNSLabel
 
 
 class PodSpec(KubeModel):

@@ -22,7 +22,7 @@ from control.localcluster.proc import capture
 from control.localcluster.runcstate import runc_state
 from control.objects.kinds import NODE
 from tests.localcluster.names import ClusterNames
-from tests.localcluster.traces import Snapshot, leftovers
+from tests.localcluster.traces import Snapshot, leftovers, running
 from tests.polling import eventually
 
 
@@ -117,19 +117,6 @@ def keep_logs(root: Path, to: Path) -> None:
             shutil.copyfile(log, dst)
 
 
-async def down_leaves_nothing(
-    cluster: Cluster, names: ClusterNames, *, pids: set[int], pod_netns: set[str]
-) -> None:
-    """`pilothouse down`, then no trace of the cluster on the machine (`pids`
-    and `pod_netns`: what it ran), and a second `down` finds no cluster."""
-    out = await ok(cluster.data_dir, "down", "--data-dir", str(cluster.data_dir), within=180)
-    assert f"local cluster in {cluster.data_dir} removed" in out
-    left = leftovers(names, cluster.data_dir, cluster.before, pids=pids, pod_netns=pod_netns)
-    assert left == {}
-    again = await pilothouse(cluster.data_dir, "down", "--data-dir", str(cluster.data_dir))
-    assert "no local cluster" in again.out
-
-
 @contextlib.asynccontextmanager
 async def cli_cluster(
     data_dir: Path, names: ClusterNames, nodes: int, *up_options: str
@@ -165,3 +152,15 @@ async def cli_cluster(
         keep_logs(data_dir / "cluster", data_dir.parent / "logs")
         r = await pilothouse(data_dir, "down", "--data-dir", str(data_dir), within=180)
         assert r.code == 0, r.err
+
+
+async def down_leaves_nothing(cluster: Cluster, names: ClusterNames) -> None:
+    """`down`, then nothing of the cluster is left (tests.localcluster.traces), and
+    a second `down` finds no cluster."""
+    pids, pod_netns = await running(cluster.data_dir)
+    out = await ok(cluster.data_dir, "down", "--data-dir", str(cluster.data_dir), within=180)
+    assert f"local cluster in {cluster.data_dir} removed" in out
+    left = leftovers(names, cluster.data_dir, cluster.before, pids=pids, pod_netns=pod_netns)
+    assert left == {}
+    again = await pilothouse(cluster.data_dir, "down", "--data-dir", str(cluster.data_dir))
+    assert "no local cluster" in again.out

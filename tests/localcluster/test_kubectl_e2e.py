@@ -32,7 +32,6 @@ from tests.localcluster.clicluster import (
     running_ready,
 )
 from tests.localcluster.names import SHARED_CLUSTER_MODULE, unique
-from tests.localcluster.traces import running
 
 pytestmark = SHARED_CLUSTER_MODULE
 
@@ -220,5 +219,4 @@ async def test_down_leaves_nothing(cluster: Cluster) -> None:
     """Runs last: no exec left running on the node, then `down` leaves nothing."""
     ps = await kubectl_ok(cluster, "exec", "shell", "--", "ps")
     assert b"cat" not in ps and b"tar" not in ps, ps.decode()
-    pids, pod_netns = await running(cluster.data_dir)
-    await down_leaves_nothing(cluster, NAMES, pids=pids, pod_netns=pod_netns)
+    await down_leaves_nothing(cluster, NAMES)

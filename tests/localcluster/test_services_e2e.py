@@ -44,7 +44,7 @@ from tests.localcluster.clicluster import (
     running_ready,
 )
 from tests.localcluster.names import SHARED_CLUSTER_MODULE, unique
-from tests.localcluster.traces import running, service_flows
+from tests.localcluster.traces import service_flows
 
 pytestmark = SHARED_CLUSTER_MODULE
 
@@ -361,5 +361,4 @@ async def test_down_leaves_no_service_rules_or_flows(cluster: Cluster, services:
     """Runs last: `down`, then no nft table, conntrack flow, ph-dns or route of ours."""
     await asyncio.to_thread(http_get, f"http://{services.cluster_ip['web']}/")
     assert service_flows(NAMES), "the host's request left no flow to the service CIDR"
-    pids, pod_netns = await running(cluster.data_dir)
-    await down_leaves_nothing(cluster, NAMES, pids=pids, pod_netns=pod_netns)
+    await down_leaves_nothing(cluster, NAMES)
