@@ -29,6 +29,7 @@ from control.objects.admission import admit
 from control.objects.kinds import NAMESPACE, POD, ResourceType
 from control.objects.names import generated_name
 from control.objects.selectors import selector_from_match
+from control.objects.batch import prepare_job_create
 from control.objects.tolerations import DEFAULT_TOLERATION_SECONDS, add_default_tolerations
 from control.store.interface import (
     KV,
@@ -174,6 +175,9 @@ class Registry:
         meta = _meta(obj)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = generated_name(str(meta["generateName"]))
+        uid = new_uid()
+        if rt.kind == "Job":
+            prepare_job_create(obj, uid)
         obj = admit(obj)
         if rt.kind == "Pod":
             add_default_tolerations(obj, self.default_toleration_seconds)
@@ -185,7 +189,7 @@ class Registry:
             await self._require_namespace(namespace or "default", rt, name)
         for server_field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(server_field, None)
-        meta["uid"] = new_uid()
+        meta["uid"] = uid
         meta["creationTimestamp"] = now_rfc3339()
         meta["generation"] = 1
         _reset_status_on_create(rt, obj)

@@ -1,4 +1,4 @@
-"""The `apps/v1` kinds: Deployment and ReplicaSet."""
+"""The `apps/v1` kinds: Deployment, ReplicaSet and DaemonSet."""
 
 from __future__ import annotations
 
@@ -171,3 +171,65 @@ class ReplicaSet(KubeObject):
     metadata: SubdomainMeta
     spec: ReplicaSetSpec
     status: ReplicaSetStatus | None = None
+
+
+class RollingUpdateDaemonSet(KubeModel):
+    maxUnavailable: IntOrPercent = 1
+    maxSurge: IntOrPercent = 0
+
+
+class DaemonSetUpdateStrategy(KubeModel):
+    type: Literal["OnDelete", "RollingUpdate"] = "RollingUpdate"
+    rollingUpdate: RollingUpdateDaemonSet | None = None
+
+    @model_validator(mode="after")
+    def _default_rolling_update(self) -> Self:
+        if self.type == "RollingUpdate" and self.rollingUpdate is None:
+            self.rollingUpdate = RollingUpdateDaemonSet()
+        return self
+
+    def problems(self) -> list[InitErrorDetails]:
+        ru = self.rollingUpdate
+        if ru is None or self.type != "RollingUpdate":
+            return []
+        loc = ("updateStrategy", "rollingUpdate", "maxUnavailable")
+        if _is_zero(ru.maxSurge) and _is_zero(ru.maxUnavailable):
+            why = "may not be 0 when `maxSurge` is 0"
+            return [field_error(loc, INVALID, why)]
+        if isinstance(ru.maxUnavailable, str) and int(ru.maxUnavailable[:-1]) > 100:
+            return [field_error(loc, INVALID, "must not be greater than 100%")]
+        return []
+
+
+class DaemonSetSpec(KubeModel):
+    selector: LabelSelector
+    template: PodTemplateSpec
+    updateStrategy: DaemonSetUpdateStrategy = Field(default_factory=DaemonSetUpdateStrategy)
+    minReadySeconds: int = Field(0, ge=0)
+    revisionHistoryLimit: int = Field(10, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        errors = _workload_errors("daemonset", self.selector, self.template)
+        errors += self.updateStrategy.problems()
+        raise_errors("DaemonSetSpec", errors)
+        return self
+
+
+class DaemonSetStatus(KubeModel):
+    currentNumberScheduled: int = 0
+    numberMisscheduled: int = 0
+    desiredNumberScheduled: int = 0
+    numberReady: int = 0
+    observedGeneration: int | None = None
+    updatedNumberScheduled: int | None = None
+    numberAvailable: int | None = None
+    numberUnavailable: int | None = None
+    collisionCount: int | None = None
+    conditions: list[Condition] | None = None
+
+
+class DaemonSet(KubeObject):
+    metadata: SubdomainMeta
+    spec: DaemonSetSpec
+    status: DaemonSetStatus | None = None
