@@ -26,10 +26,10 @@ from control.api.options import DELETE, WRITE, DeleteOptions, WriteOptions
 from control.api.storewrites import StoreWrites
 from control.errors import ApiError, Cause
 from control.objects.admission import admit
+from control.objects.batch import prepare_job_create
 from control.objects.kinds import NAMESPACE, POD, ResourceType
 from control.objects.names import generated_name
 from control.objects.selectors import selector_from_match
-from control.objects.batch import prepare_job_create
 from control.objects.tolerations import DEFAULT_TOLERATION_SECONDS, add_default_tolerations
 from control.store.interface import (
     KV,

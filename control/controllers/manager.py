@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from control.api.registry import Registry
 from control.config import Config
+from control.controllers.daemonset import DaemonSetController
 from control.controllers.deployment import DeploymentController
 from control.controllers.gc import GarbageCollector
 from control.controllers.replicaset import ReplicaSetController
@@ -44,6 +45,7 @@ CONTROLLERS: list[ControllerFactory] = [
     ReplicaSetController,
     DeploymentController,
     GarbageCollector,
+    DaemonSetController,
 ]
 
 

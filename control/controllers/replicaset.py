@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from agent.protocol.primitives import controller_ref, new_controller_ref, rfc3339_seconds
+from agent.protocol.primitives import controller_ref, rfc3339_seconds
 from control.config import Config
 from control.controllers.base import (
     QueueController,
@@ -27,6 +27,7 @@ from control.controllers.podstate import (
     is_pod_active,
     is_pod_ready,
 )
+from control.controllers.podtemplate import pod_from_template
 from control.errors import ApiError
 from control.objects.conditions import ready_condition
 from control.objects.kinds import POD, REPLICASET, object_key
@@ -201,25 +202,9 @@ class ReplicaSetController(QueueController):
         return again
 
     async def _create(self, key: str, rs: Obj, count: int) -> None:
-        m = meta(rs)
-        ns = str(m.get("namespace"))
+        ns = str(meta(rs).get("namespace"))
         template = (rs.get("spec") or {}).get("template") or {}
-        tmeta = template.get("metadata") or {}
-        body: Obj = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "generateName": f"{m.get('name')}-",
-                "namespace": ns,
-                "ownerReferences": [
-                    new_controller_ref(rs, REPLICASET.api_version, REPLICASET.kind)
-                ],
-            },
-            "spec": template.get("spec") or {},
-        }
-        for field_name in ("labels", "annotations"):
-            if tmeta.get(field_name):
-                body["metadata"][field_name] = dict(tmeta[field_name])
+        body = pod_from_template(rs, REPLICASET, template, f"{meta(rs).get('name')}-")
         self.expectations.expect(key, adds=count)
         attempted = 0
 
