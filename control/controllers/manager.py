@@ -19,6 +19,7 @@ from control.config import Config
 from control.controllers.daemonset import DaemonSetController
 from control.controllers.deployment import DeploymentController
 from control.controllers.gc import GarbageCollector
+from control.controllers.job import JobController
 from control.controllers.replicaset import ReplicaSetController
 from control.machinery.informer import Informer
 from control.objects.kinds import ResourceType
@@ -46,6 +47,7 @@ CONTROLLERS: list[ControllerFactory] = [
     DeploymentController,
     GarbageCollector,
     DaemonSetController,
+    JobController,
 ]
 
 
