@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from control.api.registry import Registry
 from control.config import Config
+from control.controllers.cronjob import CronJobController
 from control.controllers.daemonset import DaemonSetController
 from control.controllers.deployment import DeploymentController
 from control.controllers.gc import GarbageCollector
@@ -48,6 +49,7 @@ CONTROLLERS: list[ControllerFactory] = [
     GarbageCollector,
     DaemonSetController,
     JobController,
+    CronJobController,
 ]
 
 

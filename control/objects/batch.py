@@ -3,6 +3,7 @@ server gives a new Job (Kubernetes' job strategy)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
@@ -193,3 +194,22 @@ def prepare_job_create(job: dict[str, Any], uid: str) -> None:
     match = selector.setdefault("matchLabels", {})
     if isinstance(match, dict):
         match.setdefault(CONTROLLER_UID_LABEL, uid)
+
+
+def job_from_cronjob(cronjob: dict[str, Any], name: str) -> dict[str, Any]:
+    """A Job from a CronJob's jobTemplate: its labels, annotations and spec
+    (what the CronJob controller and `create job --from=cronjob/X` make)."""
+    spec = cronjob.get("spec") or {}
+    template = spec.get("jobTemplate") or {}
+    tmeta = template.get("metadata") or {}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": str((cronjob.get("metadata") or {}).get("namespace")),
+            "labels": dict(tmeta.get("labels") or {}),
+            "annotations": dict(tmeta.get("annotations") or {}),
+        },
+        "spec": copy.deepcopy(template.get("spec") or {}),
+    }
