@@ -608,6 +608,21 @@ def node_rows(obj: Obj, ctx: Context) -> list[Row]:
     ]
 
 
+def _column_rows(kind: str, *headers: str) -> RowsFunc:
+    """Rows of a view that shows a kind's own columns, after its namespace."""
+    cells = _cols(kind, "NAME", *headers)
+
+    def rows(obj: Obj, ctx: Context) -> list[Row]:
+        return [(obj_key(obj), [_ns(obj), *(f(obj) for f in cells), _created(obj)])]
+
+    return rows
+
+
+_DS_HEADERS = ("DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR")
+_JOB_HEADERS = ("STATUS", "COMPLETIONS", "DURATION")
+_CRONJOB_HEADERS = ("SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE")
+
+
 VIEWS: tuple[ViewSpec, ...] = (
     ViewSpec(
         "pods",
@@ -623,6 +638,27 @@ VIEWS: tuple[ViewSpec, ...] = (
         ["NAMESPACE", "NAME", "READY", "UP-TO-DATE", "AVAILABLE", "ROLLOUT", "AGE"],
         deploy_rows,
         more_aliases=("dp",),
+    ),
+    ViewSpec(
+        "daemonsets",
+        "DaemonSets",
+        kinds.DAEMONSET,
+        ["NAMESPACE", "NAME", *_DS_HEADERS, "AGE"],
+        _column_rows("DaemonSet", *_DS_HEADERS),
+    ),
+    ViewSpec(
+        "jobs",
+        "Jobs",
+        kinds.JOB,
+        ["NAMESPACE", "NAME", *_JOB_HEADERS, "AGE"],
+        _column_rows("Job", *_JOB_HEADERS),
+    ),
+    ViewSpec(
+        "cronjobs",
+        "CronJobs",
+        kinds.CRONJOB,
+        ["NAMESPACE", "NAME", *_CRONJOB_HEADERS, "AGE"],
+        _column_rows("CronJob", *_CRONJOB_HEADERS),
     ),
     ViewSpec(
         "services",
