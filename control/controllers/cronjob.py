@@ -20,6 +20,7 @@ from email.utils import format_datetime
 from typing import TYPE_CHECKING
 
 from agent.protocol.primitives import new_controller_ref, parse_rfc3339, rfc3339_seconds
+from control import errors
 from control.api.options import BACKGROUND, DeleteOptions
 from control.config import Config
 from control.controllers.base import QueueController, event_object, owner_key
@@ -111,7 +112,10 @@ class CronJobController(QueueController):
             uid = str(meta(job).get("uid"))
             job_status = job.get("status") or {}
             if not finished(job_status):
-                if uid not in active and not is_deleting(job):
+                scheduled = SCHEDULED_TIMESTAMP in (meta(job).get("annotations") or {})
+                if uid not in active and scheduled:
+                    active[uid] = _ref(job)  # ours, made by a sync whose status write lost
+                elif uid not in active and not is_deleting(job):
                     message = f"Saw a job that the controller did not create or forgot: {meta(job).get('name')}"
                     await self.recorder.record(cj, "Warning", "UnexpectedJob", message)
                 continue
@@ -258,14 +262,20 @@ class CronJobController(QueueController):
         if status == (cj.get("status") or {}):
             return
         m = meta(cj)
+        name, read = str(m.get("name")), m.get("resourceVersion")
 
         def set_status(current: Obj) -> Obj:
+            # Built from what was read: never write over a newer status.
+            if meta(current).get("resourceVersion") != read:
+                raise errors.conflict(
+                    CRONJOB.plural, name, CRONJOB.group, "the object has been modified"
+                )
             current["status"] = status
             return current
 
         try:
             await self.registry.patch(
-                CRONJOB, m.get("namespace"), str(m.get("name")), set_status, subresource="status"
+                CRONJOB, m.get("namespace"), name, set_status, subresource="status"
             )
         except ApiError as e:
             if e.code != 404:

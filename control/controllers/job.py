@@ -22,6 +22,7 @@ import time
 from typing import TYPE_CHECKING
 
 from agent.protocol.primitives import controller_ref, now_rfc3339, rfc3339_seconds
+from control import errors
 from control.api.options import FOREGROUND, DeleteOptions
 from control.config import Config
 from control.controllers.base import QueueController, claim_candidates, event_object, owner_key
@@ -107,10 +108,12 @@ class JobController(QueueController):
         if key.startswith(_ORPHAN):
             await self._release_orphan(key.removeprefix(_ORPHAN))
             return None
-        job = self.jobs.get(key)
-        if job is None:
+        cached = self.jobs.get(key)
+        if cached is None:
             self.expectations.forget(key)
             return None
+        # A copy: the sync keeps the status and resourceVersion it writes in it.
+        job = {**cached, "metadata": dict(meta(cached))}
         status = copy.deepcopy(job.get("status") or {})
         selector = selector_of(job)
         if selector is None:
@@ -358,15 +361,20 @@ class JobController(QueueController):
         if status == (job.get("status") or {}):
             return
         m = meta(job)
+        name, read = str(m.get("name")), m.get("resourceVersion")
 
         def set_status(current: Obj) -> Obj:
+            # The counts add to what was read: never write over a newer status.
+            if meta(current).get("resourceVersion") != read:
+                raise errors.conflict(JOB.plural, name, JOB.group, "the object has been modified")
             current["status"] = copy.deepcopy(status)
             return current
 
         kv = await self.registry.patch(
-            JOB, m.get("namespace"), str(m.get("name")), set_status, subresource="status"
+            JOB, m.get("namespace"), name, set_status, subresource="status"
         )
         job["status"] = kv.obj.get("status")
+        m["resourceVersion"] = meta(kv.obj).get("resourceVersion")
 
     async def _release_orphan(self, pod_key: str) -> None:
         """A pod with the tracking finalizer whose Job is gone: let it go."""

@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 
 from agent.protocol.primitives import new_controller_ref, now_rfc3339
+from console.cli.arguments import UsageError
 from control.controllers.cronjob import SCHEDULED_TIMESTAMP, job_name, most_recent
 from control.controlplane import ControlPlane
 from control.errors import ApiError
 from control.objects.batch import job_from_cronjob
 from control.objects.cron import CronError, parse_schedule, zone
 from control.objects.kinds import CRONJOB, JOB
-from tests.controllers.helpers import NS, events, get
+from tests.controllers.helpers import NS, cli, events, get
 from tests.polling import eventually
 
 Obj = dict[str, Any]
@@ -212,3 +213,17 @@ async def test_forbid_too_many_missed_and_history(plane: ControlPlane) -> None:
     assert deleted[0]["message"] == "Deleted job hello-manual"
     status = (await get(plane.registry, CRONJOB, "hello"))["status"]
     assert status["lastSuccessfulTime"]
+
+
+async def test_cli_create_job_from_cronjob(
+    plane: ControlPlane, capsys: pytest.CaptureFixture[str]
+) -> None:
+    created = await plane.registry.create(CRONJOB, NS, cronjob(suspend=True))
+    assert await cli(plane, "create", "job", "by-hand", "--from=cronjob/hello") == 0
+    assert capsys.readouterr().out == "job.batch/by-hand created\n"
+    job = await get(plane.registry, JOB, "by-hand")
+    assert job["metadata"]["annotations"] == {"cronjob.kubernetes.io/instantiate": "manual"}
+    assert job["metadata"]["labels"] == {"team": "a"}
+    assert job["metadata"]["ownerReferences"][0]["uid"] == created.obj["metadata"]["uid"]
+    with pytest.raises(UsageError):
+        await cli(plane, "create", "job", "x", "--from=deployment/web")
