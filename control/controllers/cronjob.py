@@ -20,13 +20,13 @@ from email.utils import format_datetime
 from typing import TYPE_CHECKING
 
 from agent.protocol.primitives import new_controller_ref, parse_rfc3339, rfc3339_seconds
-from control import errors
 from control.api.options import BACKGROUND, DeleteOptions
 from control.config import Config
 from control.controllers.base import QueueController, event_object, owner_key
 from control.controllers.jobstatus import COMPLETE, FAILED, condition, finished, is_true
 from control.controllers.objectmeta import Obj, is_deleting, meta
 from control.controllers.ownership import CONTROLLER_UID_INDEX
+from control.controllers.podcontrol import write_status
 from control.errors import ApiError
 from control.objects.batch import job_from_cronjob
 from control.objects.cron import CronError, Schedule, parse_schedule, zone
@@ -259,27 +259,9 @@ class CronJobController(QueueController):
         await self.recorder.record(cj, "Normal", "SuccessfulDelete", f"Deleted job {m.get('name')}")
 
     async def _write_status(self, cj: Obj, status: Obj) -> None:
-        if status == (cj.get("status") or {}):
-            return
-        m = meta(cj)
-        name, read = str(m.get("name")), m.get("resourceVersion")
-
-        def set_status(current: Obj) -> Obj:
-            # Built from what was read: never write over a newer status.
-            if meta(current).get("resourceVersion") != read:
-                raise errors.conflict(
-                    CRONJOB.plural, name, CRONJOB.group, "the object has been modified"
-                )
-            current["status"] = status
-            return current
-
-        try:
-            await self.registry.patch(
-                CRONJOB, m.get("namespace"), name, set_status, subresource="status"
-            )
-        except ApiError as e:
-            if e.code != 404:
-                raise
+        if status != (cj.get("status") or {}):
+            # Built from what was read: never over a newer status.
+            await write_status(self.registry, CRONJOB, cj, status, only_over_read=True)
 
 
 def _ref(job: Obj) -> Obj:

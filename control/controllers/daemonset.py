@@ -12,7 +12,6 @@ node by node within maxUnavailable (or first surges within maxSurge).
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 import math
@@ -33,8 +32,8 @@ from control.controllers.deployment.templatehash import pod_template_hash
 from control.controllers.expectations import Expectations
 from control.controllers.objectmeta import Obj, is_deleting, meta
 from control.controllers.ownership import claim, selector_of
+from control.controllers.podcontrol import PodControl, gather_all, pod_from_template, write_status
 from control.controllers.podstate import available_in, is_pod_ready
-from control.controllers.podtemplate import pod_from_template
 from control.errors import ApiError
 from control.objects.kinds import DAEMONSET, NODE, POD, object_key
 from control.objects.nodeaffinity import Toleration, required_terms, toleration
@@ -155,6 +154,7 @@ class DaemonSetController(QueueController):
         self.pods = self.informer(POD, claimable=True)
         self.nodes = self.informer(NODE)
         self.expectations = Expectations()
+        self.pod_control = PodControl(self.registry, self.recorder, self.expectations)
         self.daemonsets.add_handler(self._on_daemonset)
         self.pods.add_handler(self._on_pod)
         self.nodes.add_handler(self._on_node)
@@ -305,21 +305,21 @@ class DaemonSetController(QueueController):
                 plan.create.append(e.node)
 
     async def _apply(self, key: str, ds: Obj, plan: Plan, current: str) -> None:
-        deletes = {object_key(p): p for p in plan.delete}
-        self.expectations.expect(key, adds=len(plan.create), deletes=deletes)
         for pod, node in plan.failed:
             message = (
                 f"Found failed daemon pod {object_key(pod)} on node {node}, will try to kill it"
             )
             await self.recorder.record(ds, "Warning", "FailedDaemonPod", message)
-        results = await asyncio.gather(
-            *(self._create(key, ds, node, current) for node in plan.create),
-            *(self._delete(key, ds, pod) for pod in deletes.values()),
-            return_exceptions=True,
+        deletes = list({object_key(p): p for p in plan.delete}.values())
+        self.expectations.expect(
+            key, adds=len(plan.create), deletes=[object_key(p) for p in deletes]
         )
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
+        await gather_all(
+            [
+                *(self._create(key, ds, node, current) for node in plan.create),
+                self.pod_control.delete_all(key, ds, deletes),
+            ]
+        )
 
     async def _create(self, key: str, ds: Obj, node: str, current: str) -> None:
         template = (ds.get("spec") or {}).get("template") or {}
@@ -331,29 +331,10 @@ class DaemonSetController(QueueController):
         add_daemon_tolerations(spec)
         spec["affinity"] = node_affinity_for(spec.get("affinity"), node)
         try:
-            kv = await self.registry.create(POD, str(meta(ds).get("namespace")), body)
+            await self.pod_control.create(key, ds, body)
         except ApiError as e:
-            self.expectations.creation_observed(key)
             await self.recorder.record(ds, "Warning", "FailedCreate", f"Error creating: {e}")
             raise
-        name = meta(kv.obj).get("name")
-        await self.recorder.record(ds, "Normal", "SuccessfulCreate", f"Created pod: {name}")
-
-    async def _delete(self, key: str, ds: Obj, pod: Obj) -> None:
-        pm = meta(pod)
-        try:
-            await self.registry.delete(
-                POD, pm.get("namespace"), str(pm.get("name")), expected_uid=pm.get("uid")
-            )
-        except ApiError as e:
-            self.expectations.deletion_observed(key, object_key(pod))
-            if e.code == 404:
-                return
-            await self.recorder.record(ds, "Warning", "FailedDelete", f"Error deleting: {e}")
-            raise
-        await self.recorder.record(
-            ds, "Normal", "SuccessfulDelete", f"Deleted pod: {pm.get('name')}"
-        )
 
     async def _update_status(
         self, ds: Obj, by_node: dict[str, NodePods], current: str, min_ready: int, now: float
@@ -396,23 +377,7 @@ class DaemonSetController(QueueController):
             if kept in old:
                 status[kept] = old[kept]
         if status != old:
-            m = meta(ds)
-
-            def set_status(obj: Obj) -> Obj:
-                obj["status"] = status
-                return obj
-
-            try:
-                await self.registry.patch(
-                    DAEMONSET,
-                    m.get("namespace"),
-                    str(m.get("name")),
-                    set_status,
-                    subresource="status",
-                )
-            except ApiError as e:
-                if e.code != 404:
-                    raise
+            await write_status(self.registry, DAEMONSET, ds, status)
         return None if wait is None else wait + 0.05
 
 

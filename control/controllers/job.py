@@ -15,14 +15,12 @@ runs) as Kubernetes writes them.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 import time
 from typing import TYPE_CHECKING
 
 from agent.protocol.primitives import controller_ref, now_rfc3339, rfc3339_seconds
-from control import errors
 from control.api.options import FOREGROUND, DeleteOptions
 from control.config import Config
 from control.controllers.base import QueueController, claim_candidates, event_object, owner_key
@@ -51,8 +49,8 @@ from control.controllers.jobstatus import (
 )
 from control.controllers.objectmeta import Obj, is_deleting, meta
 from control.controllers.ownership import claim, selector_of
+from control.controllers.podcontrol import PodControl, gather_all, pod_from_template, write_status
 from control.controllers.podstate import is_pod_ready
-from control.controllers.podtemplate import pod_from_template
 from control.errors import ApiError
 from control.objects.batch import COMPLETION_INDEX
 from control.objects.kinds import JOB, POD, object_key
@@ -76,6 +74,7 @@ class JobController(QueueController):
         self.jobs = self.informer(JOB)
         self.pods = self.informer(POD, claimable=True)
         self.expectations = Expectations()
+        self.pod_control = PodControl(self.registry, self.recorder, self.expectations)
         # Per Job: the failures seen so far and when the last one was seen.
         self._failures: dict[str, tuple[int, float]] = {}
         self.jobs.add_handler(self._on_job)
@@ -303,36 +302,17 @@ class JobController(QueueController):
             if index is not None:
                 _add_index(body, name, index)
             try:
-                kv = await self.registry.create(POD, str(meta(job).get("namespace")), body)
+                await self.pod_control.create(key, job, body)
             except ApiError as e:
-                self.expectations.creation_observed(key)
                 await self.recorder.record(job, "Warning", "FailedCreate", f"Error creating: {e}")
                 raise
-            message = f"Created pod: {meta(kv.obj).get('name')}"
-            await self.recorder.record(job, "Normal", "SuccessfulCreate", message)
 
-        await _all(create_one(i) for i in indexes)
+        await gather_all([create_one(i) for i in indexes])
 
     async def _delete(self, key: str, job: Obj, victims: list[Obj]) -> None:
-        if not victims:
-            return
-        self.expectations.expect(key, deletes=[object_key(p) for p in victims])
-
-        async def delete_one(pod: Obj) -> None:
-            pm = meta(pod)
-            try:
-                await self.registry.delete(
-                    POD, pm.get("namespace"), str(pm.get("name")), expected_uid=pm.get("uid")
-                )
-            except ApiError as e:
-                self.expectations.deletion_observed(key, object_key(pod))
-                if e.code != 404:
-                    raise
-                return
-            message = f"Deleted pod: {pm.get('name')}"
-            await self.recorder.record(job, "Normal", "SuccessfulDelete", message)
-
-        await _all(delete_one(p) for p in victims)
+        if victims:
+            self.expectations.expect(key, deletes=[object_key(p) for p in victims])
+            await self.pod_control.delete_all(key, job, victims)
 
     async def _remove_finalizers(self, job: Obj | None, pods: list[Obj]) -> None:
         async def remove(pod: Obj) -> None:
@@ -352,29 +332,19 @@ class JobController(QueueController):
                 if e.code != 404:
                     raise
 
-        await _all(remove(p) for p in pods)
+        await gather_all([remove(p) for p in pods])
 
     async def _write_status(self, job: Obj, status: Obj) -> None:
         """Write `status` unless the Job has it; counters at 0 are left out, as
-        Kubernetes leaves them."""
+        Kubernetes leaves them. The counts add to what was read: never over a
+        newer status."""
         status = {k: v for k, v in status.items() if v or k not in _OMITTED_AT_ZERO}
         if status == (job.get("status") or {}):
             return
-        m = meta(job)
-        name, read = str(m.get("name")), m.get("resourceVersion")
-
-        def set_status(current: Obj) -> Obj:
-            # The counts add to what was read: never write over a newer status.
-            if meta(current).get("resourceVersion") != read:
-                raise errors.conflict(JOB.plural, name, JOB.group, "the object has been modified")
-            current["status"] = copy.deepcopy(status)
-            return current
-
-        kv = await self.registry.patch(
-            JOB, m.get("namespace"), name, set_status, subresource="status"
-        )
-        job["status"] = kv.obj.get("status")
-        m["resourceVersion"] = meta(kv.obj).get("resourceVersion")
+        written = await write_status(self.registry, JOB, job, status, only_over_read=True)
+        if written is not None:
+            job["status"] = written.get("status")
+            meta(job)["resourceVersion"] = meta(written).get("resourceVersion")
 
     async def _release_orphan(self, pod_key: str) -> None:
         """A pod with the tracking finalizer whose Job is gone: let it go."""
@@ -474,10 +444,3 @@ def _add_index(pod: Obj, job_name: str, index: int) -> None:
         for container in spec.get(group) or ():
             env = [e for e in container.get("env") or () if e.get("name") != "JOB_COMPLETION_INDEX"]
             container["env"] = [{"name": "JOB_COMPLETION_INDEX", "valueFrom": ref}, *env]
-
-
-async def _all(aws: object) -> None:
-    results = await asyncio.gather(*aws, return_exceptions=True)  # type: ignore[misc]
-    for r in results:
-        if isinstance(r, BaseException):
-            raise r
