@@ -618,9 +618,15 @@ def _column_rows(kind: str, *headers: str) -> RowsFunc:
     return rows
 
 
-_DS_HEADERS = ("DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR")
-_JOB_HEADERS = ("STATUS", "COMPLETIONS", "DURATION")
-_CRONJOB_HEADERS = ("SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE")
+def _column_view(rt: ResourceType, title: str, *headers: str) -> ViewSpec:
+    """A view of a kind's own columns: DaemonSets, Jobs, CronJobs."""
+    return ViewSpec(
+        rt.plural,
+        title,
+        rt,
+        ["NAMESPACE", "NAME", *headers, "AGE"],
+        _column_rows(rt.kind, *headers),
+    )
 
 
 VIEWS: tuple[ViewSpec, ...] = (
@@ -639,26 +645,14 @@ VIEWS: tuple[ViewSpec, ...] = (
         deploy_rows,
         more_aliases=("dp",),
     ),
-    ViewSpec(
-        "daemonsets",
-        "DaemonSets",
+    _column_view(
         kinds.DAEMONSET,
-        ["NAMESPACE", "NAME", *_DS_HEADERS, "AGE"],
-        _column_rows("DaemonSet", *_DS_HEADERS),
+        "DaemonSets",
+        *("DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR"),
     ),
-    ViewSpec(
-        "jobs",
-        "Jobs",
-        kinds.JOB,
-        ["NAMESPACE", "NAME", *_JOB_HEADERS, "AGE"],
-        _column_rows("Job", *_JOB_HEADERS),
-    ),
-    ViewSpec(
-        "cronjobs",
-        "CronJobs",
-        kinds.CRONJOB,
-        ["NAMESPACE", "NAME", *_CRONJOB_HEADERS, "AGE"],
-        _column_rows("CronJob", *_CRONJOB_HEADERS),
+    _column_view(kinds.JOB, "Jobs", "STATUS", "COMPLETIONS", "DURATION"),
+    _column_view(
+        kinds.CRONJOB, "CronJobs", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE"
     ),
     ViewSpec(
         "services",

@@ -20,17 +20,17 @@ from email.utils import format_datetime
 from typing import TYPE_CHECKING
 
 from agent.protocol.primitives import new_controller_ref, parse_rfc3339, rfc3339_seconds
-from control.api.options import BACKGROUND, DeleteOptions
+from control.api.options import BACKGROUND
 from control.config import Config
-from control.controllers.base import QueueController, event_object, owner_key
+from control.controllers.base import QueueController
 from control.controllers.jobstatus import COMPLETE, FAILED, condition, finished, is_true
 from control.controllers.objectmeta import Obj, is_deleting, meta
 from control.controllers.ownership import CONTROLLER_UID_INDEX
-from control.controllers.podcontrol import write_status
+from control.controllers.podcontrol import delete_object, write_status
 from control.errors import ApiError
 from control.objects.batch import job_from_cronjob
 from control.objects.cron import CronError, Schedule, parse_schedule, zone
-from control.objects.kinds import CRONJOB, JOB, object_key
+from control.objects.kinds import CRONJOB, JOB
 
 if TYPE_CHECKING:
     from control.controllers.manager import ControllerManager
@@ -79,24 +79,19 @@ class CronJobController(QueueController):
 
     def __init__(self, manager: ControllerManager, config: Config, *, workers: int = 2) -> None:
         super().__init__(manager, config, workers=workers)
-        self.cronjobs = self.informer(CRONJOB)
-        self.jobs = self.informer(JOB, claimable=True)
-        self.cronjobs.add_handler(self._on_cronjob)
-        self.jobs.add_handler(self._on_job)
-
-    def _on_cronjob(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        self.queue.add(object_key(event_object(old, new)))
+        self.jobs = self.informer(JOB, claimable=True, handler=self._on_job)
+        self.cronjobs = self.informer(CRONJOB, handler=self.enqueue)
 
     def _on_job(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        key = owner_key(self.cronjobs, "CronJob", event_object(old, new))
+        _, key = self.event_owner(self.cronjobs, "CronJob", old, new)
         if key is not None:
             self.queue.add(key)
 
     async def reconcile(self, key: str) -> float | None:
         cj = self.cronjobs.get(key)
+        status = dict((cj or {}).get("status") or {})
         if cj is None:
             return None
-        status = dict(cj.get("status") or {})
         jobs = self.jobs.by_index(CONTROLLER_UID_INDEX, str(meta(cj).get("uid")))
         await self._track_active(cj, status, jobs)
         await self._clean_history(cj, jobs)
@@ -243,20 +238,9 @@ class CronJobController(QueueController):
         return kv.obj
 
     async def _delete_job(self, cj: Obj, job: Obj) -> None:
-        m = meta(job)
-        try:
-            await self.registry.delete(
-                JOB,
-                m.get("namespace"),
-                str(m.get("name")),
-                DeleteOptions(propagation_policy=BACKGROUND),
-                expected_uid=m.get("uid"),
-            )
-        except ApiError as e:
-            if e.code != 404:
-                raise
-            return
-        await self.recorder.record(cj, "Normal", "SuccessfulDelete", f"Deleted job {m.get('name')}")
+        if await delete_object(self.registry, JOB, job, BACKGROUND):
+            message = f"Deleted job {meta(job).get('name')}"
+            await self.recorder.record(cj, "Normal", "SuccessfulDelete", message)
 
     async def _write_status(self, cj: Obj, status: Obj) -> None:
         if status != (cj.get("status") or {}):

@@ -24,15 +24,12 @@ from control.config import Config
 from control.controllers.base import (
     QueueController,
     claim_candidates,
-    event_object,
-    owner_key,
     selecting_keys,
 )
 from control.controllers.deployment.templatehash import pod_template_hash
-from control.controllers.expectations import Expectations
 from control.controllers.objectmeta import Obj, is_deleting, meta
 from control.controllers.ownership import claim, selector_of
-from control.controllers.podcontrol import PodControl, gather_all, pod_from_template, write_status
+from control.controllers.podcontrol import gather_all, pod_from_template, write_status
 from control.controllers.podstate import available_in, is_pod_ready
 from control.errors import ApiError
 from control.objects.kinds import DAEMONSET, NODE, POD, object_key
@@ -150,33 +147,20 @@ class DaemonSetController(QueueController):
 
     def __init__(self, manager: ControllerManager, config: Config, *, workers: int = 2) -> None:
         super().__init__(manager, config, workers=workers)
-        self.daemonsets = self.informer(DAEMONSET)
-        self.pods = self.informer(POD, claimable=True)
-        self.nodes = self.informer(NODE)
-        self.expectations = Expectations()
-        self.pod_control = PodControl(self.registry, self.recorder, self.expectations)
-        self.daemonsets.add_handler(self._on_daemonset)
-        self.pods.add_handler(self._on_pod)
-        self.nodes.add_handler(self._on_node)
-
-    def _on_daemonset(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        key = object_key(event_object(old, new))
-        if kind == "DELETED":
-            self.expectations.forget(key)
-        self.queue.add(key)
+        self.daemonsets = self.informer(DAEMONSET, handler=self.enqueue)
+        self.nodes = self.informer(NODE, handler=self._on_node)
+        self.pods = self.informer(POD, claimable=True, handler=self._on_pod)
+        self.pod_control = self.new_pod_control()
+        self.expectations = self.pod_control.expectations
 
     def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        pod = event_object(old, new)
-        key = owner_key(self.daemonsets, "DaemonSet", pod)
+        pod, key = self.event_owner(self.daemonsets, "DaemonSet", old, new)
         if key is None:
             if new is not None and not is_deleting(new):
                 for owner in selecting_keys(self.daemonsets, new):
                     self.queue.add(owner)
             return
-        if kind == "ADDED":
-            self.expectations.creation_observed(key)
-        elif kind == "DELETED" or (new is not None and is_deleting(new)):
-            self.expectations.deletion_observed(key, object_key(pod))
+        self.pod_control.observe(key, kind, pod, new)
         self.queue.add(key)
 
     def _on_node(self, kind: str, old: Obj | None, new: Obj | None) -> None:
@@ -192,14 +176,12 @@ class DaemonSetController(QueueController):
 
     async def reconcile(self, key: str) -> float | None:
         ds = self.daemonsets.get(key)
-        if ds is None:
-            self.expectations.forget(key)
+        selector = selector_of(ds) if ds is not None else None
+        if ds is None or selector is None or selector.empty:
             return None
-        selector = selector_of(ds)
-        if selector is None or selector.empty:
-            return None
-        candidates = claim_candidates(self.pods, ds)
-        owned = await claim(self.registry, POD, ds, DAEMONSET, selector, candidates)
+        owned = await claim(
+            self.registry, POD, ds, DAEMONSET, selector, claim_candidates(self.pods, ds)
+        )
         spec = ds.get("spec") or {}
         template = spec.get("template") or {}
         collisions = (ds.get("status") or {}).get("collisionCount")

@@ -21,10 +21,9 @@ import time
 from typing import TYPE_CHECKING
 
 from agent.protocol.primitives import controller_ref, now_rfc3339, rfc3339_seconds
-from control.api.options import FOREGROUND, DeleteOptions
+from control.api.options import FOREGROUND
 from control.config import Config
-from control.controllers.base import QueueController, claim_candidates, event_object, owner_key
-from control.controllers.expectations import Expectations
+from control.controllers.base import QueueController, claim_candidates
 from control.controllers.jobstatus import (
     BACKOFF,
     DEADLINE,
@@ -49,7 +48,12 @@ from control.controllers.jobstatus import (
 )
 from control.controllers.objectmeta import Obj, is_deleting, meta
 from control.controllers.ownership import claim, selector_of
-from control.controllers.podcontrol import PodControl, gather_all, pod_from_template, write_status
+from control.controllers.podcontrol import (
+    delete_object,
+    gather_all,
+    pod_from_template,
+    write_status,
+)
 from control.controllers.podstate import is_pod_ready
 from control.errors import ApiError
 from control.objects.batch import COMPLETION_INDEX
@@ -71,34 +75,21 @@ class JobController(QueueController):
 
     def __init__(self, manager: ControllerManager, config: Config, *, workers: int = 2) -> None:
         super().__init__(manager, config, workers=workers)
-        self.jobs = self.informer(JOB)
-        self.pods = self.informer(POD, claimable=True)
-        self.expectations = Expectations()
-        self.pod_control = PodControl(self.registry, self.recorder, self.expectations)
+        self.pod_control = self.new_pod_control()
+        self.expectations = self.pod_control.expectations
         # Per Job: the failures seen so far and when the last one was seen.
         self._failures: dict[str, tuple[int, float]] = {}
-        self.jobs.add_handler(self._on_job)
-        self.pods.add_handler(self._on_pod)
-
-    def _on_job(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        key = object_key(event_object(old, new))
-        if kind == "DELETED":
-            self.expectations.forget(key)
-            self._failures.pop(key, None)
-        self.queue.add(key)
+        self.jobs = self.informer(JOB, handler=self.enqueue)
+        self.pods = self.informer(POD, claimable=True, handler=self._on_pod)
 
     def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        pod = event_object(old, new)
-        key = owner_key(self.jobs, "Job", pod)
+        pod, key = self.event_owner(self.jobs, "Job", old, new)
         if key is None:
             ref = controller_ref(pod)
             if new is not None and has_tracking_finalizer(new) and ref and ref.get("kind") == "Job":
                 self.queue.add(_ORPHAN + object_key(new))
             return
-        if kind == "ADDED":
-            self.expectations.creation_observed(key)
-        elif kind == "DELETED" or (new is not None and is_deleting(new)):
-            self.expectations.deletion_observed(key, object_key(pod))
+        self.pod_control.observe(key, kind, pod, new)
         self.queue.add(key)
 
     # -- reconcile -------------------------------------------------------------
@@ -110,6 +101,7 @@ class JobController(QueueController):
         cached = self.jobs.get(key)
         if cached is None:
             self.expectations.forget(key)
+            self._failures.pop(key, None)
             return None
         # A copy: the sync keeps the status and resourceVersion it writes in it.
         job = {**cached, "metadata": dict(meta(cached))}
@@ -389,18 +381,7 @@ class JobController(QueueController):
             return None
         if left > 0:
             return left + 0.05
-        m = meta(job)
-        try:
-            await self.registry.delete(
-                JOB,
-                m.get("namespace"),
-                str(m.get("name")),
-                expected_uid=m.get("uid"),
-                options=DeleteOptions(propagation_policy=FOREGROUND),
-            )
-        except ApiError as e:
-            if e.code != 404:
-                raise
+        await delete_object(self.registry, JOB, job, FOREGROUND)
         return None
 
 

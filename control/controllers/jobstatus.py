@@ -12,19 +12,9 @@ from control.objects.batch import COMPLETION_INDEX
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 
-# Conditions and their reasons (batch/v1, 1.31+: the interim SuccessCriteriaMet
-# and FailureTarget come first; Complete and Failed once no pod is left running).
-COMPLETE = "Complete"
-FAILED = "Failed"
-SUCCESS_CRITERIA_MET = "SuccessCriteriaMet"
-FAILURE_TARGET = "FailureTarget"
-SUSPENDED = "Suspended"
-COMPLETIONS_REACHED = "CompletionsReached"
-COMPLETIONS_MESSAGE = "Reached expected number of succeeded pods"
-BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
-BACKOFF_MESSAGE = "Job has reached the specified backoff limit"
-DEADLINE_EXCEEDED = "DeadlineExceeded"
-DEADLINE_MESSAGE = "Job was active longer than specified deadline"
+# Conditions (batch/v1, 1.31+: the interim SuccessCriteriaMet and
+# FailureTarget come first; Complete and Failed once no pod is left running).
+COMPLETE, FAILED, SUSPENDED = "Complete", "Failed", "Suspended"
 
 # Pod failures delay the next pod: 10s, doubling, at most 6 minutes (Kubernetes' defaults).
 BACKOFF_BASE = 10.0
@@ -167,9 +157,18 @@ class Verdict:
     message: str
 
 
-SUCCESS = Verdict(SUCCESS_CRITERIA_MET, COMPLETE, COMPLETIONS_REACHED, COMPLETIONS_MESSAGE)
-BACKOFF = Verdict(FAILURE_TARGET, FAILED, BACKOFF_LIMIT_EXCEEDED, BACKOFF_MESSAGE)
-DEADLINE = Verdict(FAILURE_TARGET, FAILED, DEADLINE_EXCEEDED, DEADLINE_MESSAGE)
+SUCCESS = Verdict(
+    "SuccessCriteriaMet",
+    COMPLETE,
+    "CompletionsReached",
+    "Reached expected number of succeeded pods",
+)
+BACKOFF = Verdict(
+    "FailureTarget", FAILED, "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+)
+DEADLINE = Verdict(
+    "FailureTarget", FAILED, "DeadlineExceeded", "Job was active longer than specified deadline"
+)
 
 
 def past_backoff_limit(spec: Obj, failed: int, active_pods: list[Obj]) -> bool:

@@ -10,9 +10,10 @@ from typing import Any
 
 from agent.protocol.primitives import new_controller_ref
 from control import errors
+from control.api.options import DeleteOptions
 from control.api.registry import Registry
 from control.controllers.expectations import Expectations
-from control.controllers.objectmeta import Obj, meta
+from control.controllers.objectmeta import Obj, is_deleting, meta
 from control.errors import ApiError
 from control.machinery.events import EventRecorder
 from control.objects.kinds import POD, ResourceType, object_key
@@ -47,6 +48,13 @@ class PodControl:
         self, registry: Registry, recorder: EventRecorder, expectations: Expectations
     ) -> None:
         self.registry, self.recorder, self.expectations = registry, recorder, expectations
+
+    def observe(self, key: str, kind: str, pod: Obj, new: Obj | None) -> None:
+        """A pod event of the owner `key`: lower its expectations."""
+        if kind == "ADDED":
+            self.expectations.creation_observed(key)
+        elif kind == "DELETED" or (new is not None and is_deleting(new)):
+            self.expectations.deletion_observed(key, object_key(pod))
 
     async def create(self, key: str, owner: Obj, body: Obj) -> Obj:
         """Create one pod the caller expected (`expect(key, adds=...)`)."""
@@ -90,6 +98,22 @@ async def gather_all(aws: list[Any]) -> None:
     for r in results:
         if isinstance(r, BaseException):
             raise r
+
+
+async def delete_object(registry: Registry, rt: ResourceType, obj: Obj, policy: str) -> bool:
+    """Delete this very object (its uid) with a propagation policy; False when
+    it was gone already."""
+    m = meta(obj)
+    options = DeleteOptions(propagation_policy=policy)
+    try:
+        await registry.delete(
+            rt, m.get("namespace"), str(m.get("name")), options, expected_uid=m.get("uid")
+        )
+    except ApiError as e:
+        if e.code != 404:
+            raise
+        return False
+    return True
 
 
 async def write_status(

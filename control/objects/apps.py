@@ -78,12 +78,19 @@ class DeploymentStrategy(KubeModel):
         if self.type == "Recreate":
             why = "may not be specified when strategy `type` is 'Recreate'"
             return [field_error(("strategy", "rollingUpdate"), FORBIDDEN, why)]
-        loc = ("strategy", "rollingUpdate", "maxUnavailable")
-        if _is_zero(ru.maxSurge) and _is_zero(ru.maxUnavailable):
-            return [field_error(loc, INVALID, "may not be 0 when `maxSurge` is 0")]
-        if isinstance(ru.maxUnavailable, str) and int(ru.maxUnavailable[:-1]) > 100:
-            return [field_error(loc, INVALID, "must not be greater than 100%")]
-        return []
+        return _unavailable_problems("strategy", ru.maxUnavailable, ru.maxSurge)
+
+
+def _unavailable_problems(
+    strategy: str, max_unavailable: int | str, max_surge: int | str
+) -> list[InitErrorDetails]:
+    """What Deployments and DaemonSets both check of a rolling update."""
+    loc = (strategy, "rollingUpdate", "maxUnavailable")
+    if _is_zero(max_surge) and _is_zero(max_unavailable):
+        return [field_error(loc, INVALID, "may not be 0 when `maxSurge` is 0")]
+    if isinstance(max_unavailable, str) and int(max_unavailable[:-1]) > 100:
+        return [field_error(loc, INVALID, "must not be greater than 100%")]
+    return []
 
 
 def _workload_errors(
@@ -179,26 +186,10 @@ class RollingUpdateDaemonSet(KubeModel):
 
 
 class DaemonSetUpdateStrategy(KubeModel):
+    """OnDelete, or RollingUpdate (the default, with its defaults)."""
+
     type: Literal["OnDelete", "RollingUpdate"] = "RollingUpdate"
     rollingUpdate: RollingUpdateDaemonSet | None = None
-
-    @model_validator(mode="after")
-    def _default_rolling_update(self) -> Self:
-        if self.type == "RollingUpdate" and self.rollingUpdate is None:
-            self.rollingUpdate = RollingUpdateDaemonSet()
-        return self
-
-    def problems(self) -> list[InitErrorDetails]:
-        ru = self.rollingUpdate
-        if ru is None or self.type != "RollingUpdate":
-            return []
-        loc = ("updateStrategy", "rollingUpdate", "maxUnavailable")
-        if _is_zero(ru.maxSurge) and _is_zero(ru.maxUnavailable):
-            why = "may not be 0 when `maxSurge` is 0"
-            return [field_error(loc, INVALID, why)]
-        if isinstance(ru.maxUnavailable, str) and int(ru.maxUnavailable[:-1]) > 100:
-            return [field_error(loc, INVALID, "must not be greater than 100%")]
-        return []
 
 
 class DaemonSetSpec(KubeModel):
@@ -211,25 +202,30 @@ class DaemonSetSpec(KubeModel):
     @model_validator(mode="after")
     def _check(self) -> Self:
         errors = _workload_errors("daemonset", self.selector, self.template)
-        errors += self.updateStrategy.problems()
+        strategy = self.updateStrategy
+        if strategy.type == "RollingUpdate":
+            ru = strategy.rollingUpdate = strategy.rollingUpdate or RollingUpdateDaemonSet()
+            errors += _unavailable_problems("updateStrategy", ru.maxUnavailable, ru.maxSurge)
         raise_errors("DaemonSetSpec", errors)
         return self
 
 
 class DaemonSetStatus(KubeModel):
-    currentNumberScheduled: int = 0
-    numberMisscheduled: int = 0
-    desiredNumberScheduled: int = 0
-    numberReady: int = 0
-    observedGeneration: int | None = None
-    updatedNumberScheduled: int | None = None
-    numberAvailable: int | None = None
-    numberUnavailable: int | None = None
-    collisionCount: int | None = None
+    currentNumberScheduled: int = Field(0, ge=0)
+    numberMisscheduled: int = Field(0, ge=0)
+    desiredNumberScheduled: int = Field(0, ge=0)
+    numberReady: int = Field(0, ge=0)
+    observedGeneration: int | None = Field(None, ge=0)
+    updatedNumberScheduled: int | None = Field(None, ge=0)
+    numberAvailable: int | None = Field(None, ge=0)
+    numberUnavailable: int | None = Field(None, ge=0)
+    collisionCount: int | None = Field(None, ge=0)
     conditions: list[Condition] | None = None
 
 
 class DaemonSet(KubeObject):
+    """One pod on each eligible node."""
+
     metadata: SubdomainMeta
     spec: DaemonSetSpec
     status: DaemonSetStatus | None = None

@@ -90,17 +90,19 @@ class JobStatus(KubeModel):
     conditions: list[JobCondition] | None = None
     startTime: Time | None = None
     completionTime: Time | None = None
-    active: int | None = None
-    succeeded: int | None = None
-    failed: int | None = None
-    terminating: int | None = None
+    active: int | None = Field(None, ge=0)
+    succeeded: int | None = Field(None, ge=0)
+    failed: int | None = Field(None, ge=0)
+    terminating: int | None = Field(None, ge=0)
     completedIndexes: str | None = None
     failedIndexes: str | None = None
     uncountedTerminatedPods: UncountedTerminatedPods | None = None
-    ready: int | None = None
+    ready: int | None = Field(None, ge=0)
 
 
 class Job(KubeObject):
+    """Pods run until enough of them succeed."""
+
     metadata: SubdomainMeta
     spec: JobSpec
     status: JobStatus | None = None
@@ -157,6 +159,8 @@ class CronJobMeta(SubdomainMeta):
 
 
 class CronJob(KubeObject):
+    """A Job at each time of a schedule."""
+
     metadata: CronJobMeta
     spec: CronJobSpec
     status: CronJobStatus | None = None

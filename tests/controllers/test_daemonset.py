@@ -41,6 +41,12 @@ async def settled(plane: ControlPlane, name: str, desired: int, within: float = 
     return await eventually(check, f"daemonset {name} at {desired}", within=within)
 
 
+async def created(plane: ControlPlane) -> Obj:
+    """The DaemonSet `agent`, once it runs on the three hollow nodes."""
+    await plane.registry.create(DAEMONSET, NS, daemonset())
+    return await settled(plane, "agent", 3)
+
+
 def test_placement_follows_selector_affinity_and_taints() -> None:
     node = {
         "metadata": {"name": "n1", "labels": {"disk": "ssd"}},
@@ -71,9 +77,8 @@ def test_placement_follows_selector_affinity_and_taints() -> None:
 async def test_one_pod_per_node_with_daemon_tolerations(
     plane: ControlPlane, kubelet: HollowNodes
 ) -> None:
+    ds = await created(plane)
     reg = plane.registry
-    await reg.create(DAEMONSET, NS, daemonset())
-    ds = await settled(plane, "agent", 3)
     assert ds["status"]["currentNumberScheduled"] == 3
     assert ds["status"]["numberReady"] == 3
     assert ds["status"]["numberMisscheduled"] == 0
@@ -133,9 +138,8 @@ async def test_node_selector_and_noexecute_taint(plane: ControlPlane, kubelet: H
 async def test_rolling_update_within_max_unavailable(
     plane: ControlPlane, kubelet: HollowNodes
 ) -> None:
+    old = await created(plane)
     reg = plane.registry
-    await reg.create(DAEMONSET, NS, daemonset())
-    old = await settled(plane, "agent", 3)
     old_hash = (await pods(reg, "agent"))[0]["metadata"]["labels"][REVISION_HASH]
     fewest = 3
 

@@ -20,19 +20,15 @@ def job_spec(**spec: Any) -> Obj:
     return {"template": {"spec": {"containers": [CONTAINER], "restartPolicy": "Never"}}, **spec}
 
 
-async def make_cronjob(client: Client, name: str = "nightly") -> Obj:
-    body = {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": job_spec()}},
-    }
-    created: Obj = await client.create(kinds.CRONJOB, body)
+async def make(client: Client, rt: kinds.ResourceType, name: str, spec: Obj) -> Obj:
+    body = {"apiVersion": rt.api_version, "kind": rt.kind, "metadata": {"name": name}, "spec": spec}
+    created: Obj = await client.create(rt, body, "default")
     return created
 
 
 async def test_cronjob_run_now_and_suspend(plane: ControlPlane, client: Client) -> None:
-    cj = await make_cronjob(client)
+    cron = {"schedule": "0 3 * * *", "jobTemplate": {"spec": job_spec()}}
+    cj = await make(client, kinds.CRONJOB, "nightly", cron)
     async with console(plane, view="cj", rows=1) as (app, pilot):
         await pilot.press("t")
         await eventually(noted(app, "job.batch/nightly-manual-"))
@@ -49,13 +45,7 @@ async def test_cronjob_run_now_and_suspend(plane: ControlPlane, client: Client) 
 
 
 async def test_job_s_sets_parallelism(plane: ControlPlane, client: Client) -> None:
-    body = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "batch", "namespace": "default"},
-        "spec": job_spec(completions=10, parallelism=2),
-    }
-    await client.create(kinds.JOB, body)
+    await make(client, kinds.JOB, "batch", job_spec(completions=10, parallelism=2))
     async with console(plane, view="jobs", rows=1) as (app, pilot):
         await press_for(pilot, "s", PromptScreen)
         await pilot.press("backspace", "5", "enter")
@@ -66,19 +56,14 @@ async def test_job_s_sets_parallelism(plane: ControlPlane, client: Client) -> No
 
 
 async def test_daemonset_does_not_scale(plane: ControlPlane, client: Client) -> None:
-    body = {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": "agent", "namespace": "default"},
-        "spec": {
-            "selector": {"matchLabels": {"app": "agent"}},
-            "template": {
-                "metadata": {"labels": {"app": "agent"}},
-                "spec": {"containers": [CONTAINER]},
-            },
-        },
-    }
-    await client.create(kinds.DAEMONSET, body)
+    labels = {"app": "agent"}
+    template = {"metadata": {"labels": labels}, "spec": {"containers": [CONTAINER]}}
+    await make(
+        client,
+        kinds.DAEMONSET,
+        "agent",
+        {"selector": {"matchLabels": labels}, "template": template},
+    )
     async with console(plane, view="ds", rows=1) as (app, pilot):
         for key in ("s", "minus"):
             await pilot.press(key)
