@@ -134,6 +134,16 @@ def _scale(sub: Subparsers) -> None:
     _talks_to_cluster(p, Command("resources", "scale"))
 
 
+def _create(sub: Subparsers) -> None:
+    p = sub.add_parser("create", help="create an object: a Job from a CronJob")
+    kinds = p.add_subparsers(dest="create_kind", metavar="KIND", required=True)
+    job = kinds.add_parser("job", help="run a CronJob's job template now")
+    job.add_argument("name", help="the new Job's name")
+    job.add_argument("--from", dest="source", required=True, help="cronjob/NAME")
+    _ns_flags(job)
+    _talks_to_cluster(job, Command("jobs", "create_job"))
+
+
 def _rollout(sub: Subparsers) -> None:
     p = sub.add_parser("rollout", help="manage the rollout of a deployment")
     rollout_actions = p.add_subparsers(dest="rollout", metavar="ACTION", required=True)
@@ -426,6 +436,7 @@ COMMANDS: dict[str, Callable[[Subparsers], None]] = {
     "describe": _describe,
     "delete": _delete,
     "scale": _scale,
+    "create": _create,
     "rollout": _rollout,
     "logs": _logs,
     "exec": _exec,

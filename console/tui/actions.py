@@ -23,7 +23,7 @@ from control.objects import Obj, kinds
 from control.objects.kinds import ResourceType
 from control.objects.manifest import load_manifests, load_paths
 from control.objects.routes import Route
-from control.operations import OperationError, nodes, rollout, routes, scale
+from control.operations import OperationError, jobs, nodes, rollout, routes, scale
 from control.operations import delete as remove
 from control.operations.routes import route_details_of
 from control.operations.services import service_details_of
@@ -255,3 +255,32 @@ async def describe(client: Client, rt: ResourceType, key: str) -> str:
 def dump_for_edit(obj: Obj) -> str:
     clean = {k: v for k, v in obj.items() if k != "status"}
     return yaml.safe_dump(clean, sort_keys=False, default_flow_style=False)
+
+
+async def run_cronjob(client: Client, key: str) -> str:
+    """`t` on a CronJob: a Job from its template now (`kubectl create job --from`)."""
+    ns, name = split_key(key)
+    job = await jobs.create_job_from_cronjob(client, name, ns)
+    return f"{label(kinds.JOB, str(job['metadata']['name']))} created"
+
+
+async def suspend_cronjob(client: Client, key: str) -> str:
+    """`p` on a CronJob: suspend it, or resume it if suspended."""
+    ns, name = split_key(key)
+    suspended = await jobs.toggle_suspend(client, name, ns)
+    return f"{label(kinds.CRONJOB, name)} {'suspended' if suspended else 'resumed'}"
+
+
+async def set_parallelism(client: Client, key: str, parallelism: int) -> str:
+    ns, name = split_key(key)
+    await jobs.set_parallelism(client, name, ns, parallelism)
+    return f"{label(kinds.JOB, name)} parallelism set to {parallelism}"
+
+
+def not_scalable(view: str, key: str) -> str:
+    """Why a scaling key does nothing on this view."""
+    if view == "daemonsets":
+        return "a DaemonSet runs one pod on each eligible node: it does not scale"
+    if view == "jobs":
+        return f"{key} does not scale a Job: s sets its parallelism"
+    return "a CronJob does not scale: t runs it now, p suspends or resumes it"

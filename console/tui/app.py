@@ -27,7 +27,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Input, Static
 
 from console.tui import actions
-from console.tui.bindings import ACTIONS, APPLIES, MUTATING, Act, main_bindings
+from console.tui.bindings import ACTIONS, APPLIES, MUTATING, NOT_SCALABLE, Act, main_bindings
 from console.tui.informer import WatchCache
 from console.tui.screens import (
     ConfirmScreen,
@@ -189,6 +189,12 @@ class MainScreen(Screen[None]):
 
     def action_apply(self) -> None:
         self.papp.act_apply()
+
+    def action_trigger(self) -> None:
+        self.papp.act_simple(actions.run_cronjob)
+
+    def action_suspend(self) -> None:
+        self.papp.act_simple(actions.suspend_cronjob)
 
 
 class PilothouseApp(App[None]):
@@ -531,6 +537,9 @@ class PilothouseApp(App[None]):
             self.run_api(fn.__name__.replace("_", " "), lambda: fn(self.client, key))
 
     def act_scale_by(self, delta: int) -> None:
+        if self.view.name in NOT_SCALABLE:
+            self.notify(actions.not_scalable(self.view.name, "+" if delta > 0 else "-"))
+            return
         key, rt = self.selected(), self.view.rt
         if key is not None:
             self.run_api("scale", lambda: actions.scale_by(self.client, rt, key, delta))
@@ -552,11 +561,15 @@ class PilothouseApp(App[None]):
         self.run_api("weights", lambda: actions.shift_weights(self.client, route, toward_canary))
 
     def act_scale_prompt(self) -> None:
+        if self.view.name in NOT_SCALABLE - {"jobs"}:
+            self.notify(actions.not_scalable(self.view.name, "s"))
+            return
         key, rt = self.selected(), self.view.rt
         if key is None:
             return
         obj = self.ctx.of(rt).get(key) or {}
-        current = str((obj.get("spec") or {}).get("replicas", ""))
+        field = "parallelism" if rt is kinds.JOB else "replicas"
+        current = str((obj.get("spec") or {}).get(field, ""))
 
         def done(value: str | None) -> None:
             if value is None or not value.strip():
@@ -566,9 +579,15 @@ class PilothouseApp(App[None]):
             except ValueError:
                 self.notify(f"scale: {value!r} is not a number", severity="error")
                 return
+            if rt is kinds.JOB:
+                self.run_api(
+                    "parallelism", lambda: actions.set_parallelism(self.client, key, replicas)
+                )
+                return
             self.run_api("scale", lambda: actions.scale_to(self.client, rt, key, replicas))
 
-        self.push_screen(PromptScreen(f"Scale {rt.singular}/{key} to:", current), done)
+        what = "Set parallelism of" if rt is kinds.JOB else "Scale"
+        self.push_screen(PromptScreen(f"{what} {rt.singular}/{key} to:", current), done)
 
     def act_cordon(self, on: bool) -> None:
         key = self.selected()

@@ -30,13 +30,20 @@ MUTATING = {
     "drain",
     "shell",
     "apply",
+    "trigger",
+    "suspend",
 }
 SCALABLE = {"deployments"}
+# Views where a scaling key only says why it does nothing there (`s` on a Job
+# sets its parallelism).
+NOT_SCALABLE = {"daemonsets", "jobs", "cronjobs"}
 # Which views each action applies to; absent means every view.
 APPLIES: dict[str, set[str]] = {
-    "scale": SCALABLE,
-    "scale_up": SCALABLE,
-    "scale_down": SCALABLE,
+    "scale": SCALABLE | NOT_SCALABLE,
+    "scale_up": SCALABLE | NOT_SCALABLE,
+    "scale_down": SCALABLE | NOT_SCALABLE,
+    "trigger": {"cronjobs"},
+    "suspend": {"cronjobs"},
     "weight_up": {"ingress"},
     "weight_down": {"ingress"},
     "logs": {"pods"},
@@ -81,6 +88,8 @@ ACTIONS: tuple[Act, ...] = (
     Act("r", "drain", "Drain"),
     Act("x", "shell", "Shell"),
     Act("a", "apply", "Apply"),
+    Act("t", "trigger", "Run now"),
+    Act("p", "suspend", "Suspend/Resume"),
     Act("q", "app.quit", "Quit", show=False),
 )
 

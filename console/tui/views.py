@@ -608,6 +608,27 @@ def node_rows(obj: Obj, ctx: Context) -> list[Row]:
     ]
 
 
+def _column_rows(kind: str, *headers: str) -> RowsFunc:
+    """Rows of a view that shows a kind's own columns, after its namespace."""
+    cells = _cols(kind, "NAME", *headers)
+
+    def rows(obj: Obj, ctx: Context) -> list[Row]:
+        return [(obj_key(obj), [_ns(obj), *(f(obj) for f in cells), _created(obj)])]
+
+    return rows
+
+
+def _column_view(rt: ResourceType, title: str, *headers: str) -> ViewSpec:
+    """A view of a kind's own columns: DaemonSets, Jobs, CronJobs."""
+    return ViewSpec(
+        rt.plural,
+        title,
+        rt,
+        ["NAMESPACE", "NAME", *headers, "AGE"],
+        _column_rows(rt.kind, *headers),
+    )
+
+
 VIEWS: tuple[ViewSpec, ...] = (
     ViewSpec(
         "pods",
@@ -623,6 +644,15 @@ VIEWS: tuple[ViewSpec, ...] = (
         ["NAMESPACE", "NAME", "READY", "UP-TO-DATE", "AVAILABLE", "ROLLOUT", "AGE"],
         deploy_rows,
         more_aliases=("dp",),
+    ),
+    _column_view(
+        kinds.DAEMONSET,
+        "DaemonSets",
+        *("DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR"),
+    ),
+    _column_view(kinds.JOB, "Jobs", "STATUS", "COMPLETIONS", "DURATION"),
+    _column_view(
+        kinds.CRONJOB, "CronJobs", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE"
     ),
     ViewSpec(
         "services",

@@ -26,6 +26,7 @@ from control.api.options import DELETE, WRITE, DeleteOptions, WriteOptions
 from control.api.storewrites import StoreWrites
 from control.errors import ApiError, Cause
 from control.objects.admission import admit
+from control.objects.batch import prepare_job_create
 from control.objects.kinds import INGRESSCLASS, NAMESPACE, POD, ResourceType
 from control.objects.names import generated_name
 from control.objects.networking import default_ingress_class
@@ -175,6 +176,9 @@ class Registry:
         meta = _meta(obj)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = generated_name(str(meta["generateName"]))
+        uid = new_uid()
+        if rt.kind == "Job":
+            prepare_job_create(obj, uid)
         obj = admit(obj)
         if rt.kind == "Pod":
             add_default_tolerations(obj, self.default_toleration_seconds)
@@ -188,7 +192,7 @@ class Registry:
             await self._require_namespace(namespace or "default", rt, name)
         for server_field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(server_field, None)
-        meta["uid"] = new_uid()
+        meta["uid"] = uid
         meta["creationTimestamp"] = now_rfc3339()
         meta["generation"] = 1
         _reset_status_on_create(rt, obj)

@@ -26,6 +26,7 @@ _PACKAGES = {
     "control.objects.meta": _META_PACKAGE,
     "control.objects.core": "io.k8s.api.core.v1",
     "control.objects.apps": "io.k8s.api.apps.v1",
+    "control.objects.batch": "io.k8s.api.batch.v1",
     "control.objects.networking": "io.k8s.api.networking.v1",
     "control.objects.discovery": "io.k8s.api.discovery.v1",
     "control.objects.gateway": "io.k8s.networking.gateway.v1",

@@ -10,6 +10,7 @@ from typing import Protocol
 from agent.protocol.primitives import controller_ref
 from control.api.registry import Registry
 from control.config import Config
+from control.controllers.expectations import Expectations
 from control.controllers.objectmeta import Obj, labels_of, meta
 from control.controllers.ownership import (
     CONTROLLER_UID_INDEX,
@@ -18,9 +19,10 @@ from control.controllers.ownership import (
     orphan_index,
     selector_of,
 )
+from control.controllers.podcontrol import PodControl
 from control.errors import ApiError
 from control.machinery.events import EventRecorder
-from control.machinery.informer import Informer
+from control.machinery.informer import Handler, Informer
 from control.machinery.queue import WorkQueue
 from control.objects.kinds import ResourceType, object_key
 
@@ -79,16 +81,42 @@ class QueueController:
         self.workers = workers
         self.queue = WorkQueue()
         self.recorder = EventRecorder(self.registry, self.name)
+        self._expectations: Expectations | None = None
 
-    def informer(self, rt: ResourceType, *, claimable: bool = False) -> Informer:
+    def informer(
+        self, rt: ResourceType, *, claimable: bool = False, handler: Handler | None = None
+    ) -> Informer:
         """The manager's shared informer of `rt`; `run` waits for it to sync.
-        `claimable`: indexed for `claim_candidates`."""
+        `claimable`: indexed for `claim_candidates`; `handler`: added to it."""
         informer = self._manager.informer(rt)
+        if handler is not None:
+            informer.add_handler(handler)
         if claimable:
             informer.add_index(CONTROLLER_UID_INDEX, controller_uid_index)
             informer.add_index(ORPHAN_INDEX, orphan_index)
         self._informers.append(informer)
         return informer
+
+    def new_pod_control(self) -> PodControl:
+        """The controller's pod writes, with expectations that `enqueue`
+        forgets for deleted owners."""
+        self._expectations = Expectations()
+        return PodControl(self.registry, self.recorder, self._expectations)
+
+    def event_owner(
+        self, owners: Informer, kind: str, old: Obj | None, new: Obj | None
+    ) -> tuple[Obj, str | None]:
+        """An event's object, and the key of its `kind` owner if `owners` has it."""
+        obj = event_object(old, new)
+        return obj, owner_key(owners, kind, obj)
+
+    def enqueue(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        """An informer handler: queue the object's own key; once it is deleted,
+        what was expected of it is forgotten (a new one may take its name)."""
+        key = object_key(event_object(old, new))
+        if kind == "DELETED" and self._expectations is not None:
+            self._expectations.forget(key)
+        self.queue.add(key)
 
     async def reconcile(self, key: str) -> float | None:
         raise NotImplementedError

@@ -16,8 +16,11 @@ from typing import Any, Protocol
 
 from control.api.registry import Registry
 from control.config import Config
+from control.controllers.cronjob import CronJobController
+from control.controllers.daemonset import DaemonSetController
 from control.controllers.deployment import DeploymentController
 from control.controllers.gc import GarbageCollector
+from control.controllers.job import JobController
 from control.controllers.replicaset import ReplicaSetController
 from control.machinery.informer import Informer
 from control.objects.kinds import ResourceType
@@ -44,6 +47,9 @@ CONTROLLERS: list[ControllerFactory] = [
     ReplicaSetController,
     DeploymentController,
     GarbageCollector,
+    DaemonSetController,
+    JobController,
+    CronJobController,
 ]
 
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from agent.protocol.primitives import controller_ref, new_controller_ref, rfc3339_seconds
+from agent.protocol.primitives import controller_ref, rfc3339_seconds
 from control.config import Config
 from control.controllers.base import (
     QueueController,
@@ -21,6 +21,7 @@ from control.controllers.base import (
 from control.controllers.expectations import Expectations
 from control.controllers.objectmeta import Obj, is_deleting, labels_of, meta
 from control.controllers.ownership import claim, selector_of
+from control.controllers.podcontrol import PodControl, pod_from_template, write_status
 from control.controllers.podstate import (
     TERMINAL_PHASES,
     available_in,
@@ -110,6 +111,7 @@ class ReplicaSetController(QueueController):
         self.pods = self.informer(POD, claimable=True)
         self.replicasets = self.informer(REPLICASET, claimable=True)
         self.expectations = Expectations()
+        self.pod_control = PodControl(self.registry, self.recorder, self.expectations)
         self.replicasets.add_handler(self._on_replicaset)
         self.pods.add_handler(self._on_pod)
 
@@ -192,7 +194,8 @@ class ReplicaSetController(QueueController):
                     await self._create(key, rs, min(-diff, BURST_REPLICAS))
                 elif diff > 0:
                     victims = sorted(pods, key=deletion_rank)[: min(diff, BURST_REPLICAS)]
-                    await self._delete(key, rs, victims)
+                    self.expectations.expect(key, deletes=[object_key(p) for p in victims])
+                    await self.pod_control.delete_all(key, rs, victims)
             except ApiError as e:
                 failure, create_failed = e, diff < 0
         again = await self._update_status(rs, pods, failure if create_failed else None)
@@ -201,38 +204,15 @@ class ReplicaSetController(QueueController):
         return again
 
     async def _create(self, key: str, rs: Obj, count: int) -> None:
-        m = meta(rs)
-        ns = str(m.get("namespace"))
         template = (rs.get("spec") or {}).get("template") or {}
-        tmeta = template.get("metadata") or {}
-        body: Obj = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "generateName": f"{m.get('name')}-",
-                "namespace": ns,
-                "ownerReferences": [
-                    new_controller_ref(rs, REPLICASET.api_version, REPLICASET.kind)
-                ],
-            },
-            "spec": template.get("spec") or {},
-        }
-        for field_name in ("labels", "annotations"):
-            if tmeta.get(field_name):
-                body["metadata"][field_name] = dict(tmeta[field_name])
+        body = pod_from_template(rs, REPLICASET, template, f"{meta(rs).get('name')}-")
         self.expectations.expect(key, adds=count)
         attempted = 0
 
         async def create_one() -> None:
             nonlocal attempted
             attempted += 1
-            try:
-                kv = await self.registry.create(POD, ns, copy.deepcopy(body))
-            except BaseException:
-                self.expectations.creation_observed(key)  # its event will never come
-                raise
-            name = meta(kv.obj).get("name")
-            await self.recorder.record(rs, "Normal", "SuccessfulCreate", f"Created pod: {name}")
+            await self.pod_control.create(key, rs, copy.deepcopy(body))
 
         try:
             created = await slow_start(count, create_one)
@@ -242,32 +222,6 @@ class ReplicaSetController(QueueController):
             await self.recorder.record(rs, "Warning", "FailedCreate", f"Error creating: {e}")
             raise
         log.debug("%s: created %d pods", key, created)
-
-    async def _delete(self, key: str, rs: Obj, victims: list[Obj]) -> None:
-        self.expectations.expect(key, deletes=[object_key(p) for p in victims])
-
-        async def delete_one(pod: Obj) -> None:
-            pm = meta(pod)
-            try:
-                await self.registry.delete(
-                    POD, pm.get("namespace"), str(pm.get("name")), expected_uid=pm.get("uid")
-                )
-            except ApiError as e:
-                self.expectations.deletion_observed(key, object_key(pod))
-                if e.code == 404:
-                    return
-                await self.recorder.record(
-                    rs, "Warning", "FailedDelete", f"Error deleting: {e.message}"
-                )
-                raise
-            await self.recorder.record(
-                rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pm.get('name')}"
-            )
-
-        results = await asyncio.gather(*(delete_one(p) for p in victims), return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
 
     async def _update_status(
         self, rs: Obj, pods: list[Obj], create_failure: ApiError | None
@@ -311,22 +265,6 @@ class ReplicaSetController(QueueController):
         if conditions:
             status["conditions"] = conditions
         if status != old:
-            m = meta(rs)
-
-            def set_status(current: Obj) -> Obj:
-                current["status"] = status
-                return current
-
-            try:
-                await self.registry.patch(
-                    REPLICASET,
-                    m.get("namespace"),
-                    str(m.get("name")),
-                    set_status,
-                    subresource="status",
-                )
-            except ApiError as e:
-                if e.code != 404:
-                    raise
+            await write_status(self.registry, REPLICASET, rs, status)
         # A ready pod becomes available minReadySeconds later, with no event to say so.
         return None if wait is None else wait + 0.05

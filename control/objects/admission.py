@@ -15,7 +15,8 @@ from pydantic_core import ErrorDetails
 
 from control.errors import ApiError, Cause, invalid
 from control.objects import kinds
-from control.objects.apps import Deployment, ReplicaSet
+from control.objects.apps import DaemonSet, Deployment, ReplicaSet
+from control.objects.batch import CronJob, Job
 from control.objects.coordination import Lease
 from control.objects.core import ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service
 from control.objects.discovery import EndpointSlice
@@ -51,6 +52,9 @@ MODELS: dict[str, type[KubeObject]] = {
         Gateway,
         HTTPRoute,
         Lease,
+        DaemonSet,
+        Job,
+        CronJob,
     )
 }
 

@@ -1,4 +1,4 @@
-"""The `apps/v1` kinds: Deployment and ReplicaSet."""
+"""The `apps/v1` kinds: Deployment, ReplicaSet and DaemonSet."""
 
 from __future__ import annotations
 
@@ -78,12 +78,19 @@ class DeploymentStrategy(KubeModel):
         if self.type == "Recreate":
             why = "may not be specified when strategy `type` is 'Recreate'"
             return [field_error(("strategy", "rollingUpdate"), FORBIDDEN, why)]
-        loc = ("strategy", "rollingUpdate", "maxUnavailable")
-        if _is_zero(ru.maxSurge) and _is_zero(ru.maxUnavailable):
-            return [field_error(loc, INVALID, "may not be 0 when `maxSurge` is 0")]
-        if isinstance(ru.maxUnavailable, str) and int(ru.maxUnavailable[:-1]) > 100:
-            return [field_error(loc, INVALID, "must not be greater than 100%")]
-        return []
+        return _unavailable_problems("strategy", ru.maxUnavailable, ru.maxSurge)
+
+
+def _unavailable_problems(
+    strategy: str, max_unavailable: int | str, max_surge: int | str
+) -> list[InitErrorDetails]:
+    """What Deployments and DaemonSets both check of a rolling update."""
+    loc = (strategy, "rollingUpdate", "maxUnavailable")
+    if _is_zero(max_surge) and _is_zero(max_unavailable):
+        return [field_error(loc, INVALID, "may not be 0 when `maxSurge` is 0")]
+    if isinstance(max_unavailable, str) and int(max_unavailable[:-1]) > 100:
+        return [field_error(loc, INVALID, "must not be greater than 100%")]
+    return []
 
 
 def _workload_errors(
@@ -171,3 +178,54 @@ class ReplicaSet(KubeObject):
     metadata: SubdomainMeta
     spec: ReplicaSetSpec
     status: ReplicaSetStatus | None = None
+
+
+class RollingUpdateDaemonSet(KubeModel):
+    maxUnavailable: IntOrPercent = 1
+    maxSurge: IntOrPercent = 0
+
+
+class DaemonSetUpdateStrategy(KubeModel):
+    """OnDelete, or RollingUpdate (the default, with its defaults)."""
+
+    type: Literal["OnDelete", "RollingUpdate"] = "RollingUpdate"
+    rollingUpdate: RollingUpdateDaemonSet | None = None
+
+
+class DaemonSetSpec(KubeModel):
+    selector: LabelSelector
+    template: PodTemplateSpec
+    updateStrategy: DaemonSetUpdateStrategy = Field(default_factory=DaemonSetUpdateStrategy)
+    minReadySeconds: int = Field(0, ge=0)
+    revisionHistoryLimit: int = Field(10, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        errors = _workload_errors("daemonset", self.selector, self.template)
+        strategy = self.updateStrategy
+        if strategy.type == "RollingUpdate":
+            ru = strategy.rollingUpdate = strategy.rollingUpdate or RollingUpdateDaemonSet()
+            errors += _unavailable_problems("updateStrategy", ru.maxUnavailable, ru.maxSurge)
+        raise_errors("DaemonSetSpec", errors)
+        return self
+
+
+class DaemonSetStatus(KubeModel):
+    currentNumberScheduled: int = Field(0, ge=0)
+    numberMisscheduled: int = Field(0, ge=0)
+    desiredNumberScheduled: int = Field(0, ge=0)
+    numberReady: int = Field(0, ge=0)
+    observedGeneration: int | None = Field(None, ge=0)
+    updatedNumberScheduled: int | None = Field(None, ge=0)
+    numberAvailable: int | None = Field(None, ge=0)
+    numberUnavailable: int | None = Field(None, ge=0)
+    collisionCount: int | None = Field(None, ge=0)
+    conditions: list[Condition] | None = None
+
+
+class DaemonSet(KubeObject):
+    """One pod on each eligible node."""
+
+    metadata: SubdomainMeta
+    spec: DaemonSetSpec
+    status: DaemonSetStatus | None = None

@@ -503,3 +503,131 @@ def columns_for(kind: str, *, wide: bool = False) -> list[Column]:
 def rows(kind: str, objs: list[Obj], *, wide: bool = False) -> tuple[list[str], list[list[str]]]:
     cols = columns_for(kind, wide=wide)
     return [c.header for c in cols], [[c.cell(o) for c in cols] for o in objs]
+
+
+# -- DaemonSet, Job, CronJob -----------------------------------------------------
+
+
+def human_duration(seconds: float) -> str:
+    """apimachinery's HumanDuration: `45s`, `5m30s`, `3h10m`, `2d5h`."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 120:
+        return f"{max(s, 0)}s"
+    minutes, hours = s // 60, s // 3600
+    if minutes < 10:
+        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    days = hours // 24
+    if hours < 24 * 8:
+        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
+    if hours < 24 * 365 * 2:
+        return f"{days}d"
+    years = days // 365
+    if hours < 24 * 365 * 8:
+        return f"{years}y{days % 365}d" if days % 365 else f"{years}y"
+    return f"{years}y"
+
+
+def _since(timestamp: str | None, until: str | None = None) -> str:
+    """HumanDuration from `timestamp` to `until` (or now); `<none>` without one."""
+    if not timestamp:
+        return "<none>"
+    try:
+        start = parse_rfc3339(timestamp)
+        end = parse_rfc3339(until) if until else datetime.now(UTC)
+    except ValueError:
+        return "<unknown>"
+    return human_duration((end - start).total_seconds())
+
+
+def _node_selector(ds: Obj) -> str:
+    selector = _get(ds, "spec", "template", "spec", "nodeSelector") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>"
+
+
+def _has_condition(obj: Obj, kind_type: str) -> bool:
+    return any(
+        c.get("type") == kind_type and c.get("status") == "True"
+        for c in _get(obj, "status", "conditions") or []
+    )
+
+
+def job_status(job: Obj) -> str:
+    """kubectl's STATUS of a Job: its finished conditions first."""
+    if _has_condition(job, "Complete"):
+        return "Complete"
+    if _has_condition(job, "Failed"):
+        return "Failed"
+    if _get(job, "metadata", "deletionTimestamp"):
+        return "Terminating"
+    for reason in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if _has_condition(job, reason):
+            return reason
+    return "Running"
+
+
+def job_completions(job: Obj) -> str:
+    succeeded = _get(job, "status", "succeeded") or 0
+    completions = _get(job, "spec", "completions")
+    if completions is not None:
+        return f"{succeeded}/{completions}"
+    parallelism = _get(job, "spec", "parallelism") or 0
+    return f"{succeeded}/1 of {parallelism}" if parallelism > 1 else f"{succeeded}/1"
+
+
+def _job_duration(job: Obj) -> str:
+    start = _get(job, "status", "startTime")
+    if not start:
+        return ""
+    return _since(start, _get(job, "status", "completionTime"))
+
+
+def _job_template(cronjob: Obj) -> Obj:
+    return {"spec": _get(cronjob, "spec", "jobTemplate", "spec") or {}}
+
+
+def _suspend(cronjob: Obj) -> str:
+    value = _get(cronjob, "spec", "suspend")
+    return "<unset>" if value is None else str(bool(value))
+
+
+COLUMNS["DaemonSet"] = [
+    NAME,
+    _integer("DESIRED", _num("status", "desiredNumberScheduled")),
+    _integer("CURRENT", _num("status", "currentNumberScheduled")),
+    _integer("READY", _num("status", "numberReady")),
+    _integer("UP-TO-DATE", _num("status", "updatedNumberScheduled")),
+    _integer("AVAILABLE", _num("status", "numberAvailable")),
+    Column("NODE SELECTOR", _node_selector, name="Node Selector"),
+    *_WORKLOAD_WIDE,
+]
+COLUMNS["Job"] = [
+    NAME,
+    Column("STATUS", job_status, description="Status of the job."),
+    Column("COMPLETIONS", job_completions),
+    Column("DURATION", _job_duration),
+    *_WORKLOAD_WIDE,
+]
+COLUMNS["CronJob"] = [
+    NAME,
+    Column("SCHEDULE", _str("spec", "schedule", default="")),
+    Column("TIMEZONE", _str("spec", "timeZone"), name="Timezone"),
+    Column("SUSPEND", _suspend),
+    _integer("ACTIVE", lambda o: str(len(_get(o, "status", "active") or []))),
+    Column(
+        "LAST SCHEDULE",
+        lambda o: _since(_get(o, "status", "lastScheduleTime")),
+        name="Last Schedule",
+    ),
+    AGE,
+    Column("CONTAINERS", lambda o: _containers(_job_template(o)), wide=True),
+    Column("IMAGES", lambda o: _images(_job_template(o)), wide=True),
+    Column("SELECTOR", lambda o: _selector(_job_template(o)), wide=True),
+]

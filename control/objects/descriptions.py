@@ -27,6 +27,9 @@ KIND_DESCRIPTIONS: dict[str, str] = {
     "GatewayClass": "GatewayClass describes a class of Gateways available to the user.",
     "Gateway": "Gateway represents an instance of a service-traffic handling infrastructure.",
     "HTTPRoute": "HTTPRoute provides a way to route HTTP requests.",
+    "DaemonSet": "DaemonSet represents the configuration of a daemon set.",
+    "Job": "Job represents the configuration of a single job.",
+    "CronJob": "CronJob represents the configuration of a single cron job.",
 }
 
 FIELD_DESCRIPTIONS: dict[str, str] = {

@@ -116,6 +116,9 @@ RESOURCES: tuple[ResourceType, ...] = (
     _rt(GATEWAY_GROUP, "Gateway", "gateways", True, ("gtw",), True, categories=GATEWAY_API),
     _rt(GATEWAY_GROUP, "HTTPRoute", "httproutes", True, (), True, categories=GATEWAY_API),
     _rt("coordination.k8s.io", "Lease", "leases", True),
+    _rt("apps", "DaemonSet", "daemonsets", True, ("ds",), status=True, categories=ALL),
+    _rt("batch", "Job", "jobs", True, (), status=True, categories=ALL),
+    _rt("batch", "CronJob", "cronjobs", True, ("cj",), status=True, categories=ALL),
 )
 
 GROUP_VERSIONS: tuple[tuple[str, str], ...] = (
@@ -124,6 +127,7 @@ GROUP_VERSIONS: tuple[tuple[str, str], ...] = (
     ("networking.k8s.io", "v1"),
     (GATEWAY_GROUP, "v1"),
     ("coordination.k8s.io", "v1"),
+    ("batch", "v1"),
 )
 
 _BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
@@ -172,6 +176,9 @@ GATEWAYCLASS = _require(f"{GATEWAY_GROUP}/v1", "GatewayClass")
 GATEWAY = _require(f"{GATEWAY_GROUP}/v1", "Gateway")
 HTTPROUTE = _require(f"{GATEWAY_GROUP}/v1", "HTTPRoute")
 LEASE = _require("coordination.k8s.io/v1", "Lease")
+DAEMONSET = _require("apps/v1", "DaemonSet")
+JOB = _require("batch/v1", "Job")
+CRONJOB = _require("batch/v1", "CronJob")
 
 
 def object_key(obj: dict[str, Any]) -> str:

@@ -70,6 +70,7 @@ async def test_discovery(client: Client) -> None:
         "networking.k8s.io",
         "gateway.networking.k8s.io",
         "coordination.k8s.io",
+        "batch",
         "metrics.k8s.io",
         "authorization.k8s.io",
         "authentication.k8s.io",

@@ -56,6 +56,8 @@ OTHER_COMMANDS = (
     "console.cli.pods",
     "console.cli.rollout",
     "console.cli.interactive",
+    "console.cli.jobs",
+    "control.operations.jobs",
     "control.operations.nodes",
     "control.operations.rollout",
     "control.operations.scale",
@@ -108,7 +110,7 @@ def _commands(parser: argparse.ArgumentParser) -> list[Command]:
 
 def test_every_command_names_a_handler() -> None:
     commands = _commands(build_parser())
-    assert len(commands) == 29  # bench ingress is the 29th
+    assert len(commands) == 30  # create job is the 30th
     for command in commands:
         handler = getattr(import_module(f"console.cli.{command.module}"), command.name)
         assert inspect.iscoroutinefunction(handler), command

@@ -32,6 +32,8 @@ _KINDS: dict[tuple[str, str], type[Message]] = {
     ("apps/v1", "Deployment"): k8s_pb2.Deployment,
     ("networking.k8s.io/v1", "Ingress"): k8s_pb2.Ingress,
     ("policy/v1", "Eviction"): k8s_pb2.Eviction,
+    ("batch/v1", "Job"): k8s_pb2.Job,
+    ("batch/v1", "CronJob"): k8s_pb2.CronJob,
     ("v1", "DeleteOptions"): k8s_pb2.DeleteOptions,
     ("meta.k8s.io/v1", "DeleteOptions"): k8s_pb2.DeleteOptions,
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): k8s_pb2.SelfSubjectAccessReview,
