@@ -170,11 +170,10 @@ class AccessLog:
             loop.remove_reader(self._read_fd)
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
         for fd in (self._read_fd, self.write_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
