@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,7 +37,7 @@ from agent.main import Agent, parse_args
 from agent.protocol import INTERNAL_ERROR, INVALID_PARAMS, Handler, Peer, RpcError, hello
 from agent.protocol.ingress import INGRESS_STATS, INGRESS_SYNC, RouteTableWire
 from tests.agent.inprocess import control_of, peer_to
-from tests.polling import eventually
+from tests.polling import Polling, eventually
 
 from .haproxytables import backend, frontend, host, route, table
 
@@ -331,17 +332,24 @@ def test_lines_are_counted_in_bulk_and_a_cut_line_waits_for_its_end() -> None:
     assert feed(window, b"x" * 1000) == b""  # no newline in sight: not kept
 
 
-async def test_haproxy_logs_each_request_to_the_pipe(tmp_path: Path) -> None:
-    """The rendered configuration, with a real HAProxy when one is installed: a
-    request's line reaches the window."""
+def _children(pid: int) -> set[int]:
+    return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+async def test_haproxy_logs_each_request_to_the_pipe_across_a_reload(tmp_path: Path) -> None:
+    """The rendered configuration, with a real HAProxy (master-worker, as the
+    proxy runs it) when one is installed: a request's line reaches the window,
+    and so does one served by the worker a reload started (the pipe is inherited)."""
     if shutil.which("haproxy") is None:
         pytest.skip("haproxy is not installed")
     window = LatencyWindow()
     access = AccessLog(window)
     await access.open()
+    delay = [0.0]  # the backend's answer time: slow after the reload, so its line shows
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(delay[0])
         writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
         writer.close()
 
@@ -356,6 +364,7 @@ async def test_haproxy_logs_each_request_to_the_pipe(tmp_path: Path) -> None:
     (tmp_path / "haproxy.cfg").write_text(plan.config)
     proc = await asyncio.create_subprocess_exec(
         "haproxy",
+        "-W",
         "-db",
         "-f",
         str(tmp_path / "haproxy.cfg"),
@@ -375,8 +384,26 @@ async def test_haproxy_logs_each_request_to_the_pipe(tmp_path: Path) -> None:
             writer.close()
             return True
 
-        await eventually(answered, "HAProxy answering", within=10, every=0.2, retry_asserts=True)
+        polling: Polling = {"within": 10, "every": 0.2, "retry_asserts": True}
+        await eventually(answered, "HAProxy answering", **polling)
         await eventually(lambda: window.percentile(plan.backends), "the request's line", within=10)
+        fast = window.percentile(plan.backends, 1.0)
+        assert fast is not None and fast < 200, fast
+
+        (first,) = await eventually(lambda: _children(proc.pid), "the first worker", **polling)
+        proc.send_signal(signal.SIGUSR2)
+        await eventually(
+            lambda: first not in (now := _children(proc.pid)) and now,
+            "the new worker alone",
+            **polling,
+        )
+        delay[0] = 0.3
+        await answered()
+        await eventually(
+            lambda: (window.percentile(plan.backends, 1.0) or 0) >= 300,
+            "the new worker's line",
+            within=10,
+        )
     finally:
         proc.terminate()
         await proc.wait()
