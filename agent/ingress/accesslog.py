@@ -1,35 +1,43 @@
 """Response times from HAProxy's access log, for the 99th percentile its stats
 lack.
 
-HAProxy sends one datagram per request to a unix datagram socket the agent
-binds (`log <socket> format raw`, log-format "<backend> <%Ta>": the active time
-of the request, from its first byte to the response's last, without keep-alive
-idle time). The agent keeps, per HAProxy backend, one histogram per second for
-the last WINDOW_SECONDS; bins grow by GROWTH, so a percentile is at most that
-much above the true value. Memory is bounded by backends x seconds x bins, and
-the socket's buffer bounds a burst: datagrams past it are dropped by the kernel
-(HAProxy never waits for the agent).
+HAProxy writes one line per request, "<backend> <%Ta>" (the active time of
+the request, from its first byte to the response's last, without keep-alive
+idle time), to a pipe the agent made and handed it (`log fd@N`): one write to
+a pipe per request, cheaper than a datagram, with no per-message queue limit.
+The agent reads the pipe in bulk every READ_EVERY seconds while lines come, so
+it wakes a few times a second rather than once per request, and counts
+identical lines once (a route's times take few distinct values). The pipe
+holds PIPE_BYTES meanwhile; when it is full HAProxy drops lines (it never
+waits for the agent).
+
+The agent keeps, per HAProxy backend, one histogram per second for the last
+WINDOW_SECONDS; bins grow by GROWTH, so a percentile is at most that much above
+the true value. Memory is bounded by backends x seconds x bins.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import math
-import socket
+import os
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 LOG_FORMAT = "%b %Ta"
+PIPE_BYTES = 1 << 20  # tens of thousands of lines: seconds at any rate one node serves
+MAX_LINE = 256  # longer is not a line of LOG_FORMAT (backend names are short)
 WINDOW_SECONDS = 10
 GROWTH = 1.05
 MAX_MS = 3_600_000.0  # longer times count as an hour
-RECEIVE_BUFFER = 1 << 20
+READ_EVERY = 0.2  # seconds between the agent's reads of the pipe
+READ_CHUNK = 1 << 20
 
 Histogram = dict[int, int]  # bin -> count
 
@@ -55,7 +63,8 @@ class LatencyWindow:
         self.clock = clock
         self._seconds: dict[str, deque[tuple[int, Histogram]]] = {}
 
-    def add(self, key: str, ms: float) -> None:
+    def add(self, key: str, ms: float, count: int = 1) -> None:
+        """`count` requests of `key` that took `ms`."""
         now = int(self.clock())
         seconds = self._seconds.setdefault(key, deque())
         if not seconds or seconds[-1][0] != now:
@@ -63,7 +72,7 @@ class LatencyWindow:
             self._expire(seconds, now)
         histogram = seconds[-1][1]
         b = bin_of(ms)
-        histogram[b] = histogram.get(b, 0) + 1
+        histogram[b] = histogram.get(b, 0) + count
 
     def percentile(self, keys: Iterable[str], fraction: float = 0.99) -> float | None:
         """Over the given keys together; None when they had no sample in the window."""
@@ -100,50 +109,71 @@ class LatencyWindow:
 
 
 def parse_line(data: bytes) -> tuple[str, float] | None:
-    """(backend, ms) from one log datagram; None for anything else (HAProxy's
-    own messages, requests that ended before a time was known)."""
-    fields = data.decode(errors="replace").split()
+    """(backend, ms) from one log line; None for anything else (HAProxy's own
+    messages, requests that ended before a time was known)."""
+    fields = data.split()
     if len(fields) != 2 or not fields[1].isdigit():
         return None
-    return fields[0], float(fields[1])
+    return fields[0].decode(errors="replace"), float(fields[1])
 
 
-class AccessLog(asyncio.DatagramProtocol):
-    """The socket HAProxy logs to, feeding `window`."""
+def feed(window: LatencyWindow, data: bytes) -> bytes:
+    """Adds the complete lines of `data` to `window` and returns what follows
+    the last newline (the start of a line still coming)."""
+    *lines, rest = data.split(b"\n")
+    for line, count in Counter(lines).items():
+        entry = parse_line(line)
+        if entry is not None:
+            window.add(*entry, count)
+    return rest if len(rest) <= MAX_LINE else b""
 
-    def __init__(self, path: Path, window: LatencyWindow) -> None:
-        self.path = path
+
+class AccessLog:
+    """The pipe HAProxy logs to, feeding `window`. `write_fd` is HAProxy's end: it
+    must be passed to HAProxy (pass_fds), which keeps it across reloads."""
+
+    def __init__(self, window: LatencyWindow) -> None:
         self.window = window
-        self._transport: asyncio.DatagramTransport | None = None
+        self._read_fd, self.write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        with contextlib.suppress(OSError):  # above the system's pipe-max-size: the default
+            fcntl.fcntl(self.write_fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        self._reader: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
-        if self._transport is not None:
-            return
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        """Waits for lines, takes all that have come, then sleeps READ_EVERY."""
+        rest = b""
+        while True:
+            await self._readable()
+            chunks = [rest]
+            with contextlib.suppress(BlockingIOError):
+                while data := os.read(self._read_fd, READ_CHUNK):
+                    chunks.append(data)
+            rest = feed(self.window, b"".join(chunks))
+            await asyncio.sleep(READ_EVERY)
+
+    async def _readable(self) -> None:
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(self._read_fd, wake)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-            self.path.unlink(missing_ok=True)
-            sock.bind(str(self.path))
-            sock.setblocking(False)
-            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-                lambda: self, sock=sock
-            )
-        except BaseException:
-            sock.close()
-            raise
-        self._transport = transport
+            await ready
+        finally:
+            loop.remove_reader(self._read_fd)
 
-    def datagram_received(self, data: bytes, addr: object) -> None:
-        entry = parse_line(data)
-        if entry is not None:
-            self.window.add(*entry)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("ingress: access log socket: %s", exc)
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
-        with contextlib.suppress(OSError):
-            self.path.unlink(missing_ok=True)
+    async def close(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        for fd in (self._read_fd, self.write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)

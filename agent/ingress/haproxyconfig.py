@@ -64,7 +64,7 @@ class Settings:
     runtime_dir: Path  # the stats socket, certificates and crt-lists live here
     bind_address: str = "0.0.0.0"
     default_certificate: Path | None = None  # served when no SNI matches (TLS frontends)
-    log_socket: Path | None = None  # a unix datagram socket for the access log (accesslog)
+    log_fd: int | None = None  # HAProxy's end of the access log's pipe (accesslog)
 
 
 def render(table: RouteTable, settings: Settings, previous: Plan | None = None) -> Plan:
@@ -301,8 +301,8 @@ def _header_conditions(route: Route) -> list[str]:
 def _global(settings: Settings) -> str:
     socket = quote(str(settings.runtime_dir / SOCKET_NAME))
     log_global = log_defaults = ""
-    if settings.log_socket is not None:
-        log_global = f"    log {quote(str(settings.log_socket))} format raw local0 info\n"
+    if settings.log_fd is not None:
+        log_global = f"    log fd@{settings.log_fd} format raw local0 info\n"
         log_defaults = f"    log global\n    log-format {quote(LOG_FORMAT)}\n"
     return f"""global
     stats socket {socket} mode 600 level admin expose-fd listeners

@@ -34,7 +34,6 @@ STOP_TIMEOUT = 10.0
 MAX_RESTART_DELAY = 30.0
 # sun_path holds 108 bytes with the terminating NUL.
 MAX_SOCKET_PATH = 107
-ACCESS_LOG_NAME = "access.sock"  # shorter than the stats socket's name
 
 
 class IngressError(RuntimeError):
@@ -51,7 +50,7 @@ class RouteStats:
 
 
 class IngressProxy:
-    """`runtime_dir` holds the configuration, the stats and access log sockets,
+    """`runtime_dir` holds the configuration, the stats socket,
     certificates and HAProxy's log; it must be private to this proxy."""
 
     def __init__(
@@ -68,12 +67,12 @@ class IngressProxy:
         self.log_path = runtime_dir / "haproxy.log"
         self.runtime = RuntimeAPI(socket_path)
         self.latency = LatencyWindow()
-        self.access_log = AccessLog(runtime_dir / ACCESS_LOG_NAME, self.latency)
+        self.access_log = AccessLog(self.latency)
         self._settings = Settings(
             runtime_dir=runtime_dir,
             bind_address=bind_address,
             default_certificate=runtime_dir / "default.pem",
-            log_socket=self.access_log.path,
+            log_fd=self.access_log.write_fd,
         )
         self.generation: int | None = None  # of the table HAProxy serves
         self.plan: Plan | None = None
@@ -155,7 +154,7 @@ class IngressProxy:
                     await proc.wait()
             if self._log is not None:
                 self._log.close()
-            self.access_log.close()
+            await self.access_log.close()
 
     # --- changes ----------------------------------------------------------------
 
@@ -224,7 +223,11 @@ class IngressProxy:
         await self.access_log.open()
         argv = [self.haproxy, "-W", "-db", "-f", str(self.config_path), "-p", str(self.pid_path)]
         self._proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=self._log, stderr=self._log
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+            pass_fds=(self.access_log.write_fd,),
         )
         log.info("ingress: haproxy started, pid %d", self._proc.pid)
         await self._wait_worker(None)

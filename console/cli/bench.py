@@ -59,10 +59,13 @@ async def net(args: argparse.Namespace) -> int:
 async def ingress(args: argparse.Namespace) -> int:
     from console.bench.ingress import Counts, run_bench_ingress
 
-    if min(args.requests, args.tls_requests, args.concurrency) < 1:
-        raise UsageError("--requests, --tls-requests and --concurrency must be positive")
+    if min(args.requests, args.tls_requests, args.concurrency, args.rounds) < 1:
+        raise UsageError("--requests, --tls-requests, --concurrency and --rounds must be positive")
     counts = Counts(
-        http_requests=args.requests, tls_requests=args.tls_requests, concurrency=args.concurrency
+        http_requests=args.requests,
+        tls_requests=args.tls_requests,
+        concurrency=args.concurrency,
+        rounds=args.rounds,
     )
     try:
         return await run_bench_ingress(counts=counts, as_json=args.json)

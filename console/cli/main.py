@@ -360,13 +360,22 @@ def _bench(sub: Subparsers) -> None:
         description="Brings up a throwaway local cluster of its own and takes it down afterwards.",
     )
     b.add_argument(
-        "--requests", type=int, default=4000, help="HTTP requests per run, 4 runs (default 4000)"
+        "--requests",
+        type=int,
+        default=2000,
+        help="HTTP requests per run, one run each way in each round (default 2000)",
     )
     b.add_argument(
         "--tls-requests",
         type=int,
-        default=500,
-        help="new TLS connections per run, 4 runs (default 500)",
+        default=300,
+        help="new TLS connections per run, one run each way in each round (default 300)",
+    )
+    b.add_argument(
+        "--rounds",
+        type=int,
+        default=9,
+        help="rounds of alternated runs; the median round's figures are given (default 9)",
     )
     b.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
     b.add_argument(

@@ -5,7 +5,11 @@ answers; and the access log's latency window."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import shutil
+import signal
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +25,7 @@ from agent.ingress.accesslog import (
     LatencyWindow,
     bin_of,
     bin_top,
+    feed,
     parse_line,
 )
 from agent.ingress.haproxyconfig import Settings, render
@@ -32,7 +37,7 @@ from agent.main import Agent, parse_args
 from agent.protocol import INTERNAL_ERROR, INVALID_PARAMS, Handler, Peer, RpcError, hello
 from agent.protocol.ingress import INGRESS_STATS, INGRESS_SYNC, RouteTableWire
 from tests.agent.inprocess import control_of, peer_to
-from tests.polling import eventually
+from tests.polling import Polling, eventually
 
 from .haproxytables import backend, frontend, host, route, table
 
@@ -294,26 +299,122 @@ def test_log_lines_are_backend_and_milliseconds() -> None:
     assert parse_line(b"") is None
 
 
-async def test_the_access_log_socket_feeds_the_window(tmp_path: Path) -> None:
+async def test_the_access_log_pipe_feeds_the_window() -> None:
     window = LatencyWindow()
-    access = AccessLog(tmp_path / "access.sock", window)
+    access = AccessLog(window)
     await access.open()
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            for line in (b"r_a 40", b"noise", b"r_a 60"):
-                s.sendto(line, str(access.path))
-        await eventually(lambda: (window.percentile(["r_a"], 1.0) or 0) >= 60, "both lines read")
+        # As HAProxy writes them, and one line cut across two reads.
+        for chunk in (b"r_a 40\nnoi", b"se\nr_a 6", b"0\n"):
+            os.write(access.write_fd, chunk)
+            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: (window.percentile(["r_a"], 1.0) or 0) >= 60, "both lines read", within=5
+        )
         top = window.percentile(["r_a"])
         assert top is not None and 60 <= top <= 60 * GROWTH
     finally:
-        access.close()
-    assert not access.path.exists()
+        await access.close()
+    with pytest.raises(OSError):
+        os.write(access.write_fd, b"r_a 1\n")  # both ends closed
 
 
-def test_the_configuration_logs_to_the_socket_only_when_given(tmp_path: Path) -> None:
+def test_lines_are_counted_in_bulk_and_a_cut_line_waits_for_its_end() -> None:
+    window = LatencyWindow(clock=Clock())
+    rest = feed(window, b"r_a 5\nr_a 5\nr_b 200\nProxy fe_80 started.\nr_a 5\nr_b 2")
+    assert rest == b"r_b 2"
+    assert feed(window, rest + b"00\n" + b"r_a 5\n" * 95) == b""
+    # r_a: 99 of 5 ms; r_b: 2 of 200 ms. The 99th of the 101 is in r_b's.
+    p99 = window.percentile(["r_a", "r_b"])
+    assert p99 is not None and 200 <= p99 <= 200 * GROWTH
+    p99_a = window.percentile(["r_a"])
+    assert p99_a is not None and 5 <= p99_a <= 5 * GROWTH
+    assert feed(window, b"x" * 1000) == b""  # no newline in sight: not kept
+
+
+def _children(pid: int) -> set[int]:
+    return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+async def test_haproxy_logs_each_request_to_the_pipe_across_a_reload(tmp_path: Path) -> None:
+    """The rendered configuration, with a real HAProxy (master-worker, as the
+    proxy runs it) when one is installed: a request's line reaches the window,
+    and so does one served by the worker a reload started (the pipe is inherited)."""
+    if shutil.which("haproxy") is None:
+        pytest.skip("haproxy is not installed")
+    window = LatencyWindow()
+    access = AccessLog(window)
+    await access.open()
+    delay = [0.0]  # the backend's answer time: slow after the reload, so its line shows
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(delay[0])
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+        writer.close()
+
+    app = await asyncio.start_server(serve, "127.0.0.1", 0)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app_port = app.sockets[0].getsockname()[1]
+    t = table(frontend(port, host("", route("r", "/", backend("ns/a:80", app_port)))))
+    settings = Settings(runtime_dir=tmp_path, bind_address="127.0.0.1", log_fd=access.write_fd)
+    plan = render(t, settings)
+    (tmp_path / "haproxy.cfg").write_text(plan.config)
+    proc = await asyncio.create_subprocess_exec(
+        "haproxy",
+        "-W",
+        "-db",
+        "-f",
+        str(tmp_path / "haproxy.cfg"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        pass_fds=(access.write_fd,),
+    )
+    try:
+
+        async def answered() -> bool:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError as e:  # not listening yet
+                raise AssertionError(e) from e
+            writer.write(b"GET / HTTP/1.0\r\n\r\n")
+            await reader.read()
+            writer.close()
+            return True
+
+        polling: Polling = {"within": 10, "every": 0.2, "retry_asserts": True}
+        await eventually(answered, "HAProxy answering", **polling)
+        await eventually(lambda: window.percentile(plan.backends), "the request's line", within=10)
+        fast = window.percentile(plan.backends, 1.0)
+        assert fast is not None and fast < 200, fast
+
+        (first,) = await eventually(lambda: _children(proc.pid), "the first worker", **polling)
+        proc.send_signal(signal.SIGUSR2)
+        await eventually(
+            lambda: first not in (now := _children(proc.pid)) and now,
+            "the new worker alone",
+            **polling,
+        )
+        delay[0] = 0.3
+        await answered()
+        await eventually(
+            lambda: (window.percentile(plan.backends, 1.0) or 0) >= 300,
+            "the new worker's line",
+            within=10,
+        )
+    finally:
+        proc.terminate()
+        await proc.wait()
+        app.close()
+        await access.close()
+
+
+def test_the_configuration_logs_to_the_pipe_only_when_given(tmp_path: Path) -> None:
     t = table(frontend(80, host("", route("r", "/", backend("ns/a:80", 8080)))))
     plain = render(t, Settings(runtime_dir=tmp_path)).config
     assert " log " not in plain and "log-format" not in plain
-    logged = render(t, Settings(runtime_dir=tmp_path, log_socket=tmp_path / "access.sock"))
-    assert f'log "{tmp_path}/access.sock" format raw local0 info' in logged.config
+    logged = render(t, Settings(runtime_dir=tmp_path, log_fd=7))
+    assert "log fd@7 format raw local0 info" in logged.config
     assert 'log global\n    log-format "%b %Ta"' in logged.config

@@ -39,3 +39,27 @@ def test_the_certificate_names_the_tls_host() -> None:
     names = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.DNSName) == ["secure.bench.test"]
     assert "PRIVATE KEY" in key
+
+
+async def test_rounds_alternate_the_sides_and_the_median_round_decides(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    hand_rps = iter([1000.0, 1000.0, 400.0, 1000.0, 1000.0])  # round 3: the hand side disturbed
+    ingress_rps = iter([950.0, 1000.0, 1000.0, 900.0, 980.0])
+    order: list[str] = []
+
+    async def netprobe(netns: Path, mode: str, url: str, *args: str) -> dict[str, object]:
+        side = "hand" if f":{ingress.HAND_HTTP_PORT}/" in url else "ingress"
+        order.append(side)
+        rps = next(hand_rps if side == "hand" else ingress_rps)
+        return {"rps": rps, "errors": {}, "p99_ms": 5.0, "cpu_seconds": 0.5, "seconds": 1.0}
+
+    monkeypatch.setattr(ingress, "_netprobe", netprobe)
+    urls = ("http://10.0.0.1/", f"http://10.0.0.1:{ingress.HAND_HTTP_PORT}/")
+    counts = ingress.Counts(rounds=5)
+    rounds = await ingress.measure(tmp_path, urls, "h", tmp_path / "ca", 10, counts)
+    assert order == ["ingress", "hand", "hand", "ingress"] * 2 + ["ingress", "hand"]
+    assert rounds.ratios() == [0.95, 1.0, 2.5, 0.9, 0.98]
+    assert rounds.ratio() == 0.98  # not the disturbed round's 2.5, nor the mean
+    assert rounds.median().ingress["rps"] == 980.0
+    assert rounds.cpu_share() == 0.5

@@ -15,34 +15,30 @@ The tmux server is always killed and `down` always runs, even on failure.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import secrets
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.localcluster.names import NEEDS_LOCAL_CLUSTER, cli, unique
-from tests.polling import eventually_blocking
+from tests.localcluster.tmuxconsole import (
+    NEEDS_TMUX,
+    Tmux,
+    attached,
+    console_in_tmux,
+    poll,
+    prompt,
+    rows,
+    view,
+)
 
 NAMES = unique("tx")
-PILOTHOUSE = Path(sys.executable).with_name("pilothouse")
 # `e` runs $EDITOR on the object's YAML: this one raises a deployment from 1 to 3 replicas.
 EDITOR = "sed -i -e 's/^  replicas: 1$/  replicas: 3/'"
-DEADLINE = 60.0  # an offline node's first pod of a :latest image can take a while
 
-pytestmark = [
-    *NEEDS_LOCAL_CLUSTER,
-    pytest.mark.skipif(not shutil.which("tmux"), reason="needs tmux"),
-    pytest.mark.skipif(not PILOTHOUSE.exists(), reason="needs the installed pilothouse script"),
-]
+pytestmark = [*NEEDS_LOCAL_CLUSTER, NEEDS_TMUX]
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -68,62 +64,10 @@ spec:
 """
 
 
-def _env(home: Path) -> dict[str, str]:
-    env = {**os.environ, "PILOTHOUSE_HOME": str(home), "EDITOR": EDITOR}
-    env.pop("KUBECONFIG", None)
-    env.pop("VISUAL", None)
-    return env
-
-
 def _get(home: Path, *args: str) -> Any:
     r = cli(home, "get", *args, "-o", "json")
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
-
-
-# The screen follows the cluster within DEADLINE; tmux is read twice a second.
-poll = functools.partial(eventually_blocking, within=DEADLINE, every=0.5)
-
-
-@dataclass
-class Tmux:
-    """A tmux server of the test's own, running one program in session `ph`."""
-
-    name: str
-    path: Path | None = None  # the server's socket, known once it runs
-
-    def run(self, *args: str, env: dict[str, str] | None = None) -> str:
-        r = subprocess.run(
-            ["tmux", "-L", self.name, *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=30,
-            stdin=subprocess.DEVNULL,
-        )
-        assert r.returncode == 0, f"tmux {' '.join(args)}: {r.stderr}"
-        return r.stdout
-
-    def keys(self, *keys: str) -> None:
-        """Key names, as tmux names them (Enter, Escape)."""
-        self.run("send-keys", "-t", "ph", *keys)
-
-    def type(self, text: str) -> None:
-        """Literal text, one key per character."""
-        self.run("send-keys", "-t", "ph", "-l", text)
-
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", "ph")
-
-    def kill(self) -> None:
-        subprocess.run(
-            ["tmux", "-L", self.name, "kill-server"],
-            capture_output=True,
-            timeout=30,
-            stdin=subprocess.DEVNULL,
-        )
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)  # kill-server leaves it behind
 
 
 @pytest.fixture(scope="module")
@@ -142,62 +86,19 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture
 def console(home: Path, tmp_path: Path) -> Iterator[Tmux]:
     """The real `pilothouse` binary in a 200x50 tmux pane, attached to `home`'s cluster."""
-    tmux = Tmux(f"ph-test-{NAMES.cluster}-{secrets.token_hex(2)}")
-    conf = tmp_path / "tmux.conf"
-    # Keep the pane after an exit, so that a crash leaves its traceback to read.
-    conf.write_text("set -g remain-on-exit on\n")
-    try:
-        tmux.run(
-            "-f",
-            str(conf),
-            "new-session",
-            "-d",
-            "-s",
-            "ph",
-            "-x",
-            "200",
-            "-y",
-            "50",
-            "-e",
-            f"PILOTHOUSE_HOME={home}",
-            "-e",
-            f"EDITOR={EDITOR}",
-            str(PILOTHOUSE),
-            env=_env(home),
-        )
-        tmux.path = Path(tmux.run("display-message", "-p", "#{socket_path}").strip())
+    with console_in_tmux(home, tmp_path, NAMES.cluster, editor=EDITOR) as tmux:
         yield tmux
-    finally:
-        tmux.kill()
-
-
-def _rows(screen: str, word: str) -> list[list[str]]:
-    """The screen's lines that hold `word` as a cell, split into cells."""
-    rows = [line.replace("│", " ").split() for line in screen.splitlines()]
-    return [r for r in rows if word in r]
-
-
-def _prompt(tmux: Tmux, key: str, text: str) -> None:
-    """`:` or `/`, `text` and Enter, sent at once: the console takes keys typed ahead."""
-    tmux.type(key + text)
-    tmux.keys("Enter")
-
-
-def _view(tmux: Tmux, alias: str, title: str) -> None:
-    _prompt(tmux, ":", alias)
-    poll(lambda: f" {title} " in tmux.screen(), f"the {title} view", describe=tmux.screen)
 
 
 def _select_deployment(tmux: Tmux, name: str) -> None:
     """The Deployments view, filtered to deployment `name` (the row under the cursor) at 1/1."""
-    # The console attached to the cluster that `up` started, rather than hosting one.
-    poll(lambda: "attached to" in tmux.screen(), "the console", describe=tmux.screen)
-    _view(tmux, "deploy", "Deployments")
-    _prompt(tmux, "/", name)
+    attached(tmux)
+    view(tmux, "deploy", "Deployments")
+    prompt(tmux, "/", name)
     poll(
         lambda: (
             f" Deployments  /{name}  1 rows" in (screen := tmux.screen())
-            and [r[:3] for r in _rows(screen, name)] == [["default", name, "1/1"]]
+            and [r[:3] for r in rows(screen, name)] == [["default", name, "1/1"]]
         ),
         f"deployment {name} alone, at 1/1",
         describe=tmux.screen,
@@ -238,10 +139,10 @@ def test_plus_adds_a_running_pod_and_cordon_shows(
         describe=console.screen,
     )
 
-    _view(console, "po", "Pods")
+    view(console, "po", "Pods")
 
     def new_pod_running_on_screen() -> bool:
-        shown = {c for row in _rows(console.screen(), "Running") for c in row}
+        shown = {c for row in rows(console.screen(), "Running") for c in row}
         pods = {c for c in shown if c.startswith(f"{name}-")}
         return first in pods and len(pods) == 2
 
@@ -251,10 +152,10 @@ def test_plus_adds_a_running_pod_and_cordon_shows(
     )
     assert len(running_pods()) == 2
 
-    _view(console, "no", "Nodes")
+    view(console, "no", "Nodes")
     poll(
         lambda: (
-            [r[:2] for r in _rows(console.screen(), "Ready")]
+            [r[:2] for r in rows(console.screen(), "Ready")]
             == [["node1", "Ready"], ["node2", "Ready"]]
         ),
         "node1 and node2 Ready",
@@ -263,8 +164,8 @@ def test_plus_adds_a_running_pod_and_cordon_shows(
     console.type("c")  # the cursor is on the first row, node1
 
     def cordoned_on_screen() -> bool:
-        rows = _rows(console.screen(), "node1")
-        return any(r[1] == "Ready,SchedulingDisabled" and "cordoned" in r for r in rows)
+        node1 = rows(console.screen(), "node1")
+        return any(r[1] == "Ready,SchedulingDisabled" and "cordoned" in r for r in node1)
 
     poll(cordoned_on_screen, "node1 cordoned in the Nodes view", describe=console.screen)
     assert _get(home, "node", "node1")["spec"].get("unschedulable") is True
@@ -289,7 +190,7 @@ def test_e_edits_in_the_editor_and_applies(home: Path, console: Tmux, tmp_path: 
     )
     # The console has its screen back, live.
     poll(
-        lambda: any(r[2].endswith("/3") for r in _rows(console.screen(), name)),
+        lambda: any(r[2].endswith("/3") for r in rows(console.screen(), name)),
         f"{name} wanting 3",
         describe=console.screen,
     )

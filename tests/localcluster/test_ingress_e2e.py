@@ -4,8 +4,10 @@ every file holds their own name, Ingresses in front of them, and what a client
 on the host sees at the ingress node's address: routing by host and path, TLS
 chosen by SNI with a Secret's certificate, the redirect to HTTPS, broken
 Ingresses that warn without disturbing the others, the Ingress status, a
-rolling update under load that fails no request, an HTTPRoute's 90/10 weights,
-and no HAProxy left after `down`.
+rolling update under load that fails no request, an HTTPRoute's 90/10 weights
+through a Gateway's HTTP listener and its certificate on the Gateway's HTTPS
+listener, the real console (in tmux) showing the route's live traffic and
+moving it to 80/20 with `+`, and no HAProxy left after `down`.
 
 One cluster serves the whole module (tests.localcluster.clicluster); the tests
 run in order. Every request goes to the ingress node's own address and every
@@ -17,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.client
+import re
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +37,9 @@ from agent.protocol.ingress import HTTP_PORT, HTTPS_PORT
 from console.bench import netprobe
 from control.nodes.ingressroutes import CLASS_NAME, TLS_SECRET_TYPE
 from control.nodes.nodeaddress import internal_ip
-from control.objects.kinds import DEPLOYMENT, EVENT, INGRESS, NODE, POD
+from control.objects.kinds import DEPLOYMENT, EVENT, HTTPROUTE, INGRESS, NODE, POD
 from control.objects.routes import INGRESS_NODE_LABEL
+from tests.localcluster import tmuxconsole
 from tests.localcluster.clicluster import Cluster, cli_cluster, ok, poll, running_ready
 from tests.localcluster.names import SHARED_CLUSTER_MODULE, unique
 from tests.localcluster.traces import leftovers, running
@@ -51,7 +56,10 @@ NO_SECRET = "d.example.test"  # TLS with a Secret that does not exist
 SECRET_NAME = "secure-tls"
 INGRESSES = ("routes", "secure")
 ROLLING = "r.example.test"  # -> the `rolling` Deployment, updated under load
-WEIGHTED = "w.example.test"  # an HTTPRoute: alpha 90, bravo 10
+WEIGHTED = "w.example.test"  # an HTTPRoute: alpha 90, bravo 10; `+` in the console: 80/20
+GATEWAY_SECRET = "gateway-tls"  # the Gateway's HTTPS listener's certificate, for WEIGHTED
+# From `+` in the console to the data plane serving the new split.
+SHIFT_SEEN_WITHIN = 10.0
 # The load through a rolling update: a few clients until the update is over,
 # bounded in count and time all the same.
 ROLLOUT_CLIENTS = 4
@@ -120,6 +128,11 @@ def ingress(
     return _meta("Ingress", name, "networking.k8s.io/v1") | {"spec": spec}
 
 
+def certificate_of(pem: str) -> str:
+    """The certificate of a certificate-then-key PEM."""
+    return pem[: pem.index("-----BEGIN PRIVATE KEY")]
+
+
 def tls_secret(name: str, pem: str) -> dict[str, Any]:
     """A kubernetes.io/tls Secret from a certificate-then-key PEM."""
     split = pem.index("-----BEGIN PRIVATE KEY")
@@ -134,6 +147,7 @@ class Ingresses:
 
     ip: str  # the ingress node's
     certificate: str  # the Secret's certificate, PEM
+    gateway_pem: str  # the Gateway's HTTPS listener's certificate and key, PEM
 
 
 @dataclass
@@ -224,7 +238,11 @@ async def ingresses(cluster: Cluster) -> Ingresses:
     assert [internal_ip(n) for n in nodes] == [NAMES.node_ip(1)], (
         "the ingress nodes are not the first node alone"
     )
-    return Ingresses(ip=NAMES.node_ip(1), certificate=pem[: pem.index("-----BEGIN PRIVATE KEY")])
+    return Ingresses(
+        ip=NAMES.node_ip(1),
+        certificate=certificate_of(pem),
+        gateway_pem=self_signed_pem(WEIGHTED, [WEIGHTED]),
+    )
 
 
 async def routes_as_applied(s: Ingresses) -> None:
@@ -374,7 +392,17 @@ async def test_a_rolling_update_under_load_fails_no_request(
 
 
 async def test_an_httproute_splits_by_its_weights(cluster: Cluster, ingresses: Ingresses) -> None:
-    listener = {"name": "http", "port": HTTP_PORT, "protocol": "HTTP"}
+    """Through the Gateway's HTTP listener (its HTTPS one is the next test's)."""
+    listeners = [
+        {"name": "http", "port": HTTP_PORT, "protocol": "HTTP"},
+        {
+            "name": "https",
+            "port": HTTPS_PORT,
+            "protocol": "HTTPS",
+            "hostname": WEIGHTED,
+            "tls": {"mode": "Terminate", "certificateRefs": [{"name": GATEWAY_SECRET}]},
+        },
+    ]
     refs = [
         {"name": "alpha", "port": 80, "weight": 90},
         {"name": "bravo", "port": 80, "weight": 10},
@@ -388,13 +416,120 @@ async def test_an_httproute_splits_by_its_weights(cluster: Cluster, ingresses: I
         cluster,
         "weighted",
         [
-            gateway_api("Gateway", "gw", {"gatewayClassName": CLASS_NAME, "listeners": [listener]}),
+            tls_secret(GATEWAY_SECRET, ingresses.gateway_pem),
+            gateway_api("Gateway", "gw", {"gatewayClassName": CLASS_NAME, "listeners": listeners}),
             gateway_api("HTTPRoute", "weighted", route_spec),
         ],
     )
     await answered(ingresses.ip, WEIGHTED, "/", 200)
     shares = await split(ingresses.ip, WEIGHTED)
     assert set(shares) == set(APPS) and abs(shares["alpha"] - 90) <= 5, shares
+
+
+async def test_an_https_gateway_listener_serves_its_secrets_certificate(
+    ingresses: Ingresses,
+) -> None:
+    """The HTTPRoute on the Gateway's HTTPS listener: the client checks the
+    listener's Secret's certificate for the route's hostname."""
+    trusted = certificate_of(ingresses.gateway_pem)
+
+    async def served() -> bool:
+        der, got = await asyncio.to_thread(ask_tls, ingresses.ip, WEIGHTED, "/", trusted)
+        assert der == ssl.PEM_cert_to_DER_cert(trusted)
+        assert got.status == 200 and got.body in APPS, got
+        return True
+
+    await poll(served, f"https://{WEIGHTED}/ with the Gateway's certificate", within=30)
+
+
+# -- the console's `+` on the weighted route --------------------------------------------------
+
+
+def route_cells(screen: str, route: str) -> list[list[str]]:
+    """The Ingress routes view's rows of `route` ("httproute/NAME"), split into words."""
+    return tmuxconsole.rows(screen, route)
+
+
+def requests_per_second(cells: list[str]) -> float:
+    """A route row's REQ/S: its first word of the form 12.3."""
+    return next(float(c) for c in cells if re.fullmatch(r"\d+\.\d", c))
+
+
+def toasts(screen: str) -> str:
+    """The text of the screen's right half (where notifications show), wrapped
+    lines joined: a notification wider than its toast is found whole."""
+    return " ".join(" ".join(line[len(line) // 2 :].split()) for line in screen.splitlines())
+
+
+async def stored_weights(cluster: Cluster, name: str) -> list[int]:
+    obj = await cluster.api.get(HTTPROUTE, name, "default")
+    return [int(r["weight"]) for r in obj["spec"]["rules"][0]["backendRefs"]]
+
+
+@tmuxconsole.NEEDS_TMUX
+async def test_plus_in_the_console_moves_the_split_to_80_20(
+    cluster: Cluster, ingresses: Ingresses, tmp_path: Path
+) -> None:
+    """The real console, attached to this cluster: its Ingress routes view shows
+    the weighted route's live traffic, and `+` on it moves 10 points to the
+    last backend: stored, notified, and served within seconds."""
+    route = "httproute/weighted"
+    with tmuxconsole.console_in_tmux(cluster.data_dir, tmp_path, NAMES.cluster) as console:
+
+        async def screen() -> str:
+            return await asyncio.to_thread(console.screen)
+
+        await asyncio.to_thread(tmuxconsole.attached, console)
+        await asyncio.to_thread(tmuxconsole.view, console, "ing", "Ingress routes")
+        await asyncio.to_thread(tmuxconsole.prompt, console, "/", "weighted")
+
+        async def shown_at(percents: tuple[int, int]) -> bool:
+            text = await screen()
+            assert " Ingress routes  /weighted  " in text, text
+            found = route_cells(text, route)
+            want = ["alpha:80", f"{percents[0]}%,", "bravo:80", f"{percents[1]}%"]
+            assert found and all(want == c[5:9] for c in found), found or text
+            return True
+
+        await poll(lambda: shown_at((90, 10)), f"{route} at 90/10 in the view", within=60)
+
+        # Live traffic: the route's REQ/S turns non-zero while a load runs.
+        stop = asyncio.Event()
+        traffic = asyncio.create_task(load(ingresses.ip, WEIGHTED, 20000, 2, 60, stop))
+
+        async def busy() -> bool:
+            found = route_cells(await screen(), route)
+            assert found and all(requests_per_second(c) > 0 for c in found), found
+            return True
+
+        try:
+            await poll(busy, f"{route}'s req/s above 0 in the view", within=20)
+        finally:
+            stop.set()
+            got = await traffic
+        assert got["errors"] == {} and got["requests"] > 0, got
+
+        pressed = time.monotonic()
+        await asyncio.to_thread(console.type, "+")
+        notified = f"{route} rule 0: alpha:80 80% / bravo:80 20%"
+        await poll(
+            lambda: notified in toasts(console.screen()),
+            f"the notification {notified!r}",
+            within=10,
+        )
+        assert await stored_weights(cluster, "weighted") == [80, 20]
+        await poll(lambda: shown_at((80, 20)), f"{route} at 80/20 in the view", within=10)
+
+    async def served_at_80_20() -> bool:
+        probe = await split(ingresses.ip, WEIGHTED, 100)
+        assert abs(probe.get("alpha", 0) - 80) <= 5, probe
+        return True
+
+    await poll(served_at_80_20, "the data plane at 80/20", within=SHIFT_SEEN_WITHIN)
+    seen = time.monotonic() - pressed
+    assert seen <= SHIFT_SEEN_WITHIN, f"80/20 served {seen:.1f} s after `+`"
+    shares = await split(ingresses.ip, WEIGHTED)
+    assert set(shares) == set(APPS) and abs(shares["alpha"] - 80) <= 5, shares
 
 
 def haproxies(pids: set[int]) -> set[int]:
