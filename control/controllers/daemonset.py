@@ -19,15 +19,17 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent.protocol.primitives import rfc3339_seconds
+from agent.protocol.primitives import controller_ref, rfc3339_seconds
 from control.config import Config
 from control.controllers.base import (
     QueueController,
     claim_candidates,
+    event_object,
+    owner_key,
     selecting_keys,
 )
 from control.controllers.deployment.templatehash import pod_template_hash
-from control.controllers.objectmeta import Obj, is_deleting, meta
+from control.controllers.objectmeta import Obj, is_deleting, labels_of, meta
 from control.controllers.ownership import claim, selector_of
 from control.controllers.podcontrol import gather_all, pod_from_template, write_status
 from control.controllers.podstate import available_in, is_pod_ready
@@ -154,11 +156,28 @@ class DaemonSetController(QueueController):
         self.expectations = self.pod_control.expectations
 
     def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        pod, key = self.event_owner(self.daemonsets, "DaemonSet", old, new)
-        if key is None:
-            if new is not None and not is_deleting(new):
+        pod = event_object(old, new)
+        ref = controller_ref(pod)
+        if ref is None:
+            # An orphan: a DaemonSet may adopt it when it appears, loses its
+            # owner or changes its labels (as Kubernetes' controller checks).
+            if (
+                new is not None
+                and self.daemonsets.objects
+                and not is_deleting(new)
+                and (
+                    old is None
+                    or controller_ref(old) is not None
+                    or labels_of(old) != labels_of(new)
+                )
+            ):
                 for owner in selecting_keys(self.daemonsets, new):
                     self.queue.add(owner)
+            return
+        if ref.get("kind") != "DaemonSet":
+            return
+        key = owner_key(self.daemonsets, "DaemonSet", pod)
+        if key is None:
             return
         self.pod_control.observe(key, kind, pod, new)
         self.queue.add(key)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from agent.protocol.primitives import controller_ref, now_rfc3339, rfc3339_seconds
 from control.api.options import FOREGROUND
 from control.config import Config
-from control.controllers.base import QueueController, claim_candidates
+from control.controllers.base import QueueController, claim_candidates, event_object, owner_key
 from control.controllers.jobstatus import (
     BACKOFF,
     DEADLINE,
@@ -83,10 +83,13 @@ class JobController(QueueController):
         self.pods = self.informer(POD, claimable=True, handler=self._on_pod)
 
     def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
-        pod, key = self.event_owner(self.jobs, "Job", old, new)
+        pod = event_object(old, new)
+        ref = controller_ref(pod)
+        if ref is None or ref.get("kind") != "Job":
+            return  # most pods: checked first, it is cheap
+        key = owner_key(self.jobs, "Job", pod)
         if key is None:
-            ref = controller_ref(pod)
-            if new is not None and has_tracking_finalizer(new) and ref and ref.get("kind") == "Job":
+            if new is not None and has_tracking_finalizer(new):
                 self.queue.add(_ORPHAN + object_key(new))
             return
         self.pod_control.observe(key, kind, pod, new)
