@@ -41,7 +41,7 @@ pytestmark = SHARED_CLUSTER_MODULE
 NAMES = unique("wl")
 BUSYBOX = "pilothouse/busybox:latest"
 SLEEP = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
-NODES = {"node-1", "node-2", "node-3"}
+NODES = {"node1", "node2", "node3"}  # what `up --nodes 3` names them
 SCHEDULED = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 # When the CronJob was suspended (time.time()), for the test that runs last.
 SUSPENDED_AT: list[float] = []
@@ -198,7 +198,7 @@ async def test_a_secret_as_env_and_a_file_with_its_mode(cluster: Cluster) -> Non
     assert str(secrets) in mounts_under(secrets)
     assert secrets.stat().st_mode & 0o777 == 0o700
     # Only the node that runs the pod holds the Secret.
-    for name in ("node-1", "node-2", "node-3"):
+    for name in sorted(NODES):
         if name == got["spec"]["nodeName"]:
             continue
         others = cluster.lay.node(name).agent_state / "secrets"
@@ -314,6 +314,7 @@ async def daemon_status(cluster: Cluster, desired: int) -> dict[str, Any]:
 
 
 async def test_a_daemon_set_runs_one_pod_on_each_node(cluster: Cluster) -> None:
+    assert {n["metadata"]["name"] for n in (await cluster.api.list(NODE))["items"]} == NODES
     await cluster.api.create(DAEMONSET, daemon_set("agentd"))
     by_node = await poll(
         lambda: daemon_pods(cluster, NODES), "one Running daemon pod per node", within=90
