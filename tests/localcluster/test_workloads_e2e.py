@@ -361,6 +361,7 @@ async def test_a_cordoned_and_tainted_node_loses_its_daemon_pod_then_gets_it_bac
     )
     assert {n: p["metadata"]["uid"] for n, p in after.items()} == {n: uids[n] for n in others}
     await poll(lambda: daemon_status(cluster, 2), "the DaemonSet's status: 2 of 2", within=20)
+    assert set(await daemon_pods(cluster, others)) == others  # and no new pod for the node
 
     # Untainted and uncordoned: a new pod there.
     taints = (await cluster.api.get(NODE, node))["spec"]["taints"]
