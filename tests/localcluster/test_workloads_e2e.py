@@ -77,26 +77,30 @@ async def in_pod(cluster: Cluster, name: str, script: str) -> str:
     return await ok(cluster.data_dir, "exec", name, "--", "sh", "-c", script)
 
 
-def cron_job(name: str, schedule: str) -> dict[str, Any]:
-    command = ["sh", "-c", "echo tick"]
+def manifest(api_version: str, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def batch_job(name: str, command: list[str], **spec: Any) -> dict[str, Any]:
     template = {
         "spec": {
             "terminationGracePeriodSeconds": 2,
             "restartPolicy": "Never",
-            "containers": [{"name": "tick", "image": BUSYBOX, "command": command}],
+            "containers": [{"name": "work", "image": BUSYBOX, "command": command}],
         }
     }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": {"name": name},
-        "spec": {
-            "schedule": schedule,
-            # Keep every Job the module sees run, so the first one can be checked.
-            "successfulJobsHistoryLimit": 10,
-            "jobTemplate": {"spec": {"backoffLimit": 0, "template": template}},
-        },
+    return manifest("batch/v1", "Job", name, {**spec, "template": template})
+
+
+def cron_job(name: str, schedule: str) -> dict[str, Any]:
+    job = batch_job(name, ["sh", "-c", "echo tick"], backoffLimit=0)
+    spec = {
+        "schedule": schedule,
+        # Keep every Job the module sees run, so the first one can be checked.
+        "successfulJobsHistoryLimit": 10,
+        "jobTemplate": {"spec": job["spec"]},
     }
+    return manifest("batch/v1", "CronJob", name, spec)
 
 
 async def jobs_of_cron(cluster: Cluster, name: str) -> list[dict[str, Any]]:
@@ -276,15 +280,10 @@ def daemon_set(name: str) -> dict[str, Any]:
         "terminationGracePeriodSeconds": 2,
         "containers": [{"name": "app", "image": BUSYBOX, "command": SLEEP}],
     }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": name},
-        "spec": {
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": template_spec},
-        },
-    }
+    template = {"metadata": {"labels": labels}, "spec": template_spec}
+    return manifest(
+        "apps/v1", "DaemonSet", name, {"selector": {"matchLabels": labels}, "template": template}
+    )
 
 
 async def pods_with(cluster: Cluster, selector: str) -> list[dict[str, Any]]:
@@ -421,22 +420,6 @@ async def test_the_cron_job_makes_a_job_within_its_first_minute_then_is_suspende
 
 
 # -- Jobs ----------------------------------------------------------------------
-
-
-def batch_job(name: str, command: list[str], **spec: Any) -> dict[str, Any]:
-    template = {
-        "spec": {
-            "terminationGracePeriodSeconds": 2,
-            "restartPolicy": "Never",
-            "containers": [{"name": "work", "image": BUSYBOX, "command": command}],
-        }
-    }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {**spec, "template": template},
-    }
 
 
 def job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
