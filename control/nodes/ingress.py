@@ -14,7 +14,9 @@ backoff.
 After each computation the warnings not seen the last time become Warning
 Events on their objects, the Ingresses of this controller's class get
 `status.loadBalancer.ingress` = the ingress nodes' IPs, and HTTPRoutes get
-their `status.parents` entries for this controller's parents: each written
+their `status.parents` entries for this controller's parents, and this
+controller's GatewayClasses and their Gateways their conditions and addresses
+(`gatewaystatus.py`): each written
 only when it changed.
 """
 
@@ -24,7 +26,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from agent.protocol import Peer, RpcError
 from agent.protocol.ingress import INGRESS_SYNC, RouteTableWire
@@ -32,6 +33,7 @@ from control.api.registry import Registry
 from control.errors import ApiError
 from control.machinery.events import EventRecorder
 from control.machinery.informer import Informer
+from control.nodes.gatewaystatus import gateway_class_status, gateway_status
 from control.nodes.ingressroutes import (
     CLASS_NAME,
     GATEWAY_CONTROLLER,
@@ -279,20 +281,34 @@ class IngressRoutes:
                 continue
             current = (ingress.get("status") or {}).get("loadBalancer") or {}
             if current != load_balancer:
-                await self._write_status(INGRESS, ingress, "loadBalancer", load_balancer)
+                await self._write_status(INGRESS, ingress, {"loadBalancer": load_balancer})
         parents = self.result.route_parents
         for route in self.sources[3].list():
             current = (route.get("status") or {}).get("parents") or []
             others = [p for p in current if p.get("controllerName") != GATEWAY_CONTROLLER]
             wanted = others + parents.get(object_key(route), [])
             if current != wanted:
-                await self._write_status(HTTPROUTE, route, "parents", wanted)
+                await self._write_status(HTTPROUTE, route, {"parents": wanted})
+        ours = set()
+        for gateway_class in self.sources[7].list():
+            if (gateway_class.get("spec") or {}).get("controllerName") != GATEWAY_CONTROLLER:
+                continue
+            ours.add((gateway_class.get("metadata") or {}).get("name"))
+            status = gateway_class_status(gateway_class)
+            if status is not None:
+                await self._write_status(GATEWAYCLASS, gateway_class, status)
+        for gateway in self.sources[2].list():
+            if (gateway.get("spec") or {}).get("gatewayClassName") in ours:
+                status = gateway_status(gateway, self.addresses())
+                if status is not None:
+                    await self._write_status(GATEWAY, gateway, status)
 
-    async def _write_status(self, rt: ResourceType, obj: Obj, name: str, value: Any) -> None:
+    async def _write_status(self, rt: ResourceType, obj: Obj, fields: Obj) -> None:
+        """Set `fields` in the object's status."""
         meta = obj.get("metadata") or {}
 
         def build(current: Obj) -> Obj:
-            current["status"] = {**(current.get("status") or {}), name: value}
+            current["status"] = {**(current.get("status") or {}), **fields}
             return current
 
         try:

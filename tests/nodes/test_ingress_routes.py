@@ -9,6 +9,7 @@ a node labelled pilothouse.io/ingress=true and one on a node without it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,6 +219,24 @@ async def test_httproute_gets_status_and_routes(ingress_cluster: IngressCluster)
     assert parent["parentRef"]["name"] == "gw"
     accepted = [c for c in parent["conditions"] if c["type"] == "Accepted"]
     assert accepted and accepted[0]["status"] == "True"
+
+    # The Gateway and its class get their own status, and it settles: written
+    # once, not again on every computation.
+    async def programmed() -> Obj | None:
+        gw = (await registry.get(GATEWAY, "default", "gw")).obj
+        conditions = {
+            c["type"]: c["status"] for c in (gw.get("status") or {}).get("conditions") or []
+        }
+        return gw if conditions == {"Accepted": "True", "Programmed": "True"} else None
+
+    gateway = await eventually(programmed, "the Gateway Programmed", within=DEFAULT_TIMEOUT)
+    assert [a["type"] for a in gateway["status"]["addresses"]] == ["IPAddress"]
+    gateway_class = (await registry.get(GATEWAYCLASS, None, CLASS_NAME)).obj
+    [class_accepted] = gateway_class["status"]["conditions"]
+    assert (class_accepted["type"], class_accepted["status"]) == ("Accepted", "True")
+    await asyncio.sleep(1)
+    again = (await registry.get(GATEWAY, "default", "gw")).obj
+    assert again["metadata"]["resourceVersion"] == gateway["metadata"]["resourceVersion"]
 
 
 async def test_default_classes_exist(ingress_cluster: IngressCluster) -> None:
