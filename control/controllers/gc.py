@@ -107,8 +107,9 @@ class GarbageCollector(QueueController):
 
     def _on_change(self, rt: ResourceType, old: Obj | None, new: Obj | None) -> None:
         # Called for every change of every object: each value is computed once.
-        old_uid = str(meta(old).get("uid")) if old is not None else None
+        old_meta = meta(old) if old is not None else {}
         new_meta = meta(new) if new is not None else {}
+        old_uid = str(old_meta.get("uid")) if old is not None else None
         new_uid = str(new_meta.get("uid")) if new is not None else None
         replaced = old_uid is not None and old_uid != new_uid
         if replaced:
@@ -116,8 +117,9 @@ class GarbageCollector(QueueController):
             self._items.pop(str(old_uid), None)
             if self._started:
                 self._queue_dependents(str(old_uid))
-        old_owners = _owner_uids(old)
-        owners = _owner_uids(new)
+        # Most objects have no owners: no lists to build then.
+        old_owners = _owner_uids(old) if old_meta.get("ownerReferences") else []
+        owners = _owner_uids(new) if new_meta.get("ownerReferences") else []
         if self._started and old is not None and (replaced or old_owners != owners):
             self._wake_waiting_owners(old)
         if new is None or new_uid is None:

@@ -31,7 +31,7 @@ from control.objects import Obj
 from control.objects.kinds import NODE, POD, ResourceType, object_key
 from control.scheduler.cache import NodeChange, SchedulerCache
 from control.scheduler.filters import FILTERS, find_feasible
-from control.scheduler.podinfo import PodInfo, pod_info, same_for_scheduling
+from control.scheduler.podinfo import DEFAULT_SCHEDULER, PodInfo, pod_info, same_for_scheduling
 from control.scheduler.queue import ClusterEvent, QueuedPod, SchedulingQueue
 from control.scheduler.scoreboard import ScoreBoard
 
@@ -178,6 +178,14 @@ class Scheduler:
         if self.cache.confirm(key, new):
             self.queue.delete(key)
             return  # our binding, seen in the watch: nothing to recount
+        spec = new.get("spec") or {}
+        if not spec.get("nodeName") and (spec.get("schedulerName") or DEFAULT_SCHEDULER) != (
+            DEFAULT_SCHEDULER
+        ):
+            # Another scheduler's pending pod: not ours to place, and it holds
+            # nothing on a node yet; checked before the whole pod is read.
+            self.queue.delete(key)
+            return
         info = pod_info(new)
         if info.node_name:
             self.queue.delete(info.key)
