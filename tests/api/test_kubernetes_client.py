@@ -4,14 +4,11 @@ refuses a Node whose nodeInfo lacks a field)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from tests.conftest import Served, start_serve, stop_serve
+from tests.conftest import Served
 from tests.polling import eventually_blocking
 
 
@@ -114,15 +111,6 @@ def test_delete_answers_a_status_and_honours_dry_run(k8s: client.ApiClient) -> N
     typed = client.V1Status.from_dict(core.delete_namespaced_config_map("d", "default"))
     assert typed is not None and typed.status == "Success"
     assert typed.details is not None and typed.details.name == "d"
-
-
-@pytest.fixture
-def hollow_served(tmp_path: Path) -> Iterator[Served]:
-    s = start_serve(tmp_path / "data", tmp_path / "serve.log", "--hollow-nodes", "2")
-    try:
-        yield s
-    finally:
-        stop_serve(s)
 
 
 def test_hollow_nodes_list_as_kubernetes_nodes(hollow_served: Served) -> None:
