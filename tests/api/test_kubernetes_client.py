@@ -4,6 +4,9 @@ refuses a Node whose nodeInfo lacks a field)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
@@ -15,6 +18,17 @@ from tests.polling import eventually_blocking
 @pytest.fixture
 def k8s(served: Served) -> client.ApiClient:
     return config.new_client_from_config(config_file=str(served.kubeconfig))
+
+
+def _watch_default(
+    w: watch.Watch, list_fn: Callable[..., Any], selector: str, **options: object
+) -> Iterator[dict[str, Any]]:
+    """`w`'s events of the labelled objects `list_fn` lists in the default
+    namespace, for 5 seconds at most."""
+    events: Iterator[dict[str, Any]] = w.stream(
+        list_fn, "default", label_selector=selector, timeout_seconds=5, **options
+    )
+    return events
 
 
 def _deployment(name: str) -> client.V1Deployment:
@@ -59,13 +73,7 @@ def test_list_create_watch_patch_scale(k8s: client.ApiClient) -> None:
     seen = []
     # Only p1: the deployment's pods change meanwhile too (scheduled, bound),
     # and the scheduler may write p1's PodScheduled condition before the patch.
-    for event in w.stream(
-        core.list_namespaced_pod,
-        "default",
-        label_selector="app=x",
-        resource_version=rv,
-        timeout_seconds=5,
-    ):
+    for event in _watch_default(w, core.list_namespaced_pod, "app=x", resource_version=rv):
         tier = event["object"].metadata.labels.get("tier")
         seen.append((event["type"], event["object"].metadata.name, tier))
         if tier:
@@ -169,14 +177,13 @@ def test_watch_list_and_exact_lists(k8s: client.ApiClient) -> None:
     listed = core.list_namespaced_config_map("default", label_selector="set=w")
     w = watch.Watch()
     seen = []
-    for event in w.stream(
+    for event in _watch_default(
+        w,
         core.list_namespaced_config_map,
-        "default",
-        label_selector="set=w",
+        "set=w",
         send_initial_events=True,
         resource_version_match="NotOlderThan",
         allow_watch_bookmarks=True,
-        timeout_seconds=5,
     ):
         if event["type"] == "BOOKMARK":
             # This client hands a bookmark's object over as the raw dict.
