@@ -601,23 +601,31 @@ class PilothouseApp(App[None]):
         )
 
     def act_yaml(self) -> None:
-        selected = self.selected_object()
-        if selected is None:
-            return
-        rt, key = selected
+        async def yaml_of(rt: ResourceType, key: str) -> str:
+            ns, name = actions.split_key(key)
+            return actions.as_yaml(await self.client.get(rt, name, ns))
 
-        async def job() -> None:
-            try:
-                ns, name = actions.split_key(key)
-                obj = await self.client.get(rt, name, ns)
-            except (ApiError, ClusterUnreachable) as e:
-                self.notify(error_text(e), title="yaml", severity="error")
-                return
-            self.push_screen(TextScreen(f" {rt.singular}/{key}  (YAML)", actions.as_yaml(obj)))
-
-        self.run_worker(job(), group="api", exit_on_error=False)
+        self.show_selected("yaml", yaml_of, "{kind}/{key}  (YAML)")
 
     def act_describe(self) -> None:
+        self.show_selected(
+            "describe",
+            functools.partial(actions.describe, self.client),
+            "describe {kind}/{key}",
+            pod_shell=True,
+        )
+
+    def show_selected(
+        self,
+        what: str,
+        fetch: Callable[[ResourceType, str], Awaitable[str]],
+        title: str,
+        *,
+        pod_shell: bool = False,
+    ) -> None:
+        """A TextScreen of the selected object's text from `fetch`, titled
+        `title` (with {kind} and {key}); with `pod_shell`, `x` on a pod's opens
+        a shell in it. A failed fetch is notified under `what`."""
         selected = self.selected_object()
         if selected is None:
             return
@@ -625,16 +633,17 @@ class PilothouseApp(App[None]):
 
         async def job() -> None:
             try:
-                text = await actions.describe(self.client, rt, key)
+                text = await fetch(rt, key)
             except (ApiError, ClusterUnreachable) as e:
-                self.notify(error_text(e), title="describe", severity="error")
+                self.notify(error_text(e), title=what, severity="error")
                 return
             shell = (
                 functools.partial(self.open_shell, key)
-                if rt is kinds.POD and not self.readonly
+                if pod_shell and rt is kinds.POD and not self.readonly
                 else None
             )
-            self.push_screen(TextScreen(f" describe {rt.singular}/{key}", text, shell=shell))
+            heading = " " + title.format(kind=rt.singular, key=key)
+            self.push_screen(TextScreen(heading, text, shell=shell))
 
         self.run_worker(job(), group="api", exit_on_error=False)
 
