@@ -286,6 +286,18 @@ def _version(sub: Subparsers) -> None:
     _talks_to_cluster(p, Command("cluster", "version"))
 
 
+# What a bench on real nodes does when not pointed at a cluster.
+THROWAWAY_CLUSTER = "Brings up a throwaway local cluster of its own and takes it down afterwards."
+
+
+def _prints_figures(b: argparse.ArgumentParser, command: Command) -> None:
+    """A benchmark: its --json flag (added last, so last in its help) and its handler."""
+    b.add_argument(
+        "--json", action="store_true", help="print the figures as one JSON object on the last line"
+    )
+    b.set_defaults(func=command)
+
+
 def _bench(sub: Subparsers) -> None:
     p = sub.add_parser("bench", help="run a benchmark and print its figures next to a baseline")
     benches = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
@@ -294,20 +306,14 @@ def _bench(sub: Subparsers) -> None:
         "--objects", type=int, default=10000, help="objects to create and update (default 10000)"
     )
     b.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
-    b.add_argument(
-        "--json", action="store_true", help="print the figures as one JSON object on the last line"
-    )
-    b.set_defaults(func=Command("bench", "api", fast_loop=True))
+    _prints_figures(b, Command("bench", "api", fast_loop=True))
     b = benches.add_parser(
         "scheduler", help="the whole control plane placing pods on hollow nodes: pods/s, latency"
     )
     b.add_argument("--nodes", type=int, default=5000, help="hollow nodes (default 5000)")
     b.add_argument("--pods", type=int, default=10000, help="pods to schedule (default 10000)")
     b.add_argument("--concurrency", type=int, default=32, help="creates in flight (default 32)")
-    b.add_argument(
-        "--json", action="store_true", help="print the figures as one JSON object on the last line"
-    )
-    b.set_defaults(func=Command("bench", "scheduler", fast_loop=True))
+    _prints_figures(b, Command("bench", "scheduler", fast_loop=True))
     b = benches.add_parser("console", help="the console: open 20,000 pods, keypress latency, RSS")
     b.add_argument("--pods", type=int, default=20000, help="pods to create (default 20000)")
     b.add_argument("--nodes", type=int, default=50, help="hollow nodes to create (default 50)")
@@ -315,10 +321,7 @@ def _bench(sub: Subparsers) -> None:
         "--seconds", type=float, default=10.0, help="keypress measurement duration (default 10)"
     )
     b.add_argument("--rate", type=float, default=100.0, help="pod updates per second (default 100)")
-    b.add_argument(
-        "--json", action="store_true", help="print the figures as one JSON object on the last line"
-    )
-    b.set_defaults(func=Command("bench", "console"))
+    _prints_figures(b, Command("bench", "console"))
     b = benches.add_parser(
         "pods",
         help="pods on real nodes: scale 0 -> 30 and single-pod startup p50/p99 (needs root)",
@@ -339,25 +342,19 @@ def _bench(sub: Subparsers) -> None:
         help="use the cluster the CLI finds (as `get` does) instead of a throwaway one",
     )
     _cluster_flags(b)
-    b.add_argument(
-        "--json", action="store_true", help="print the figures as one JSON object on the last line"
-    )
-    b.set_defaults(func=Command("bench", "pods"))
+    _prints_figures(b, Command("bench", "pods"))
     b = benches.add_parser(
         "net",
         help="Services on real nodes: ClusterIP vs pod IP throughput, cluster DNS, "
         "rule propagation, a 1,000-Service sync (needs root)",
-        description="Brings up a throwaway local cluster of its own and takes it down afterwards.",
+        description=THROWAWAY_CLUSTER,
     )
-    b.add_argument(
-        "--json", action="store_true", help="print the figures as one JSON object on the last line"
-    )
-    b.set_defaults(func=Command("bench", "net"))
+    _prints_figures(b, Command("bench", "net"))
     b = benches.add_parser(
         "ingress",
         help="the Ingress data plane on real nodes: requests/s against a hand-configured "
         "HAProxy, p99, TLS handshakes/s, failed requests in a rolling update (needs root)",
-        description="Brings up a throwaway local cluster of its own and takes it down afterwards.",
+        description=THROWAWAY_CLUSTER,
     )
     b.add_argument(
         "--requests",
@@ -378,10 +375,7 @@ def _bench(sub: Subparsers) -> None:
         help="rounds of alternated runs; the median round's figures are given (default 9)",
     )
     b.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
-    b.add_argument(
-        "--json", action="store_true", help="print the figures as one JSON object on the last line"
-    )
-    b.set_defaults(func=Command("bench", "ingress"))
+    _prints_figures(b, Command("bench", "ingress"))
 
 
 def _up(sub: Subparsers) -> None:

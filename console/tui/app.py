@@ -123,78 +123,43 @@ class MainScreen(Screen[None]):
             return False
         return True
 
-    # -- navigation --------------------------------------------------------------
 
-    def action_command(self) -> None:
-        self.papp.open_prompt("command")
+def _forward(call: Callable[[PilothouseApp], object]) -> Callable[[MainScreen], None]:
+    def action(screen: MainScreen) -> None:
+        call(screen.papp)
 
-    def action_filter(self) -> None:
-        self.papp.open_prompt("filter")
+    return action
 
-    def action_back(self) -> None:
-        self.papp.back()
 
-    def action_help(self) -> None:
-        self.papp.push_screen(HelpScreen(self.papp.help_rows()))
-
-    # -- actions on the selected object -----------------------------------------
-
-    def action_scale(self) -> None:
-        self.papp.act_scale_prompt()
-
-    def action_scale_up(self) -> None:
-        self.papp.act_scale_by(1)
-
-    def action_scale_down(self) -> None:
-        self.papp.act_scale_by(-1)
-
-    def action_weight_up(self) -> None:
-        self.papp.act_shift_weights(True)
-
-    def action_weight_down(self) -> None:
-        self.papp.act_shift_weights(False)
-
-    def action_logs(self) -> None:
-        self.papp.act_logs()
-
-    def action_describe(self) -> None:
-        self.papp.act_describe()
-
-    def action_yaml(self) -> None:
-        self.papp.act_yaml()
-
-    def action_edit(self) -> None:
-        self.papp.act_edit()
-
-    def action_delete(self) -> None:
-        self.papp.act_delete()
-
-    def action_restart(self) -> None:
-        self.papp.act_simple(actions.rollout_restart)
-
-    def action_undo(self) -> None:
-        self.papp.act_simple(actions.rollout_undo)
-
-    def action_cordon(self) -> None:
-        self.papp.act_cordon(True)
-
-    def action_uncordon(self) -> None:
-        self.papp.act_cordon(False)
-
-    def action_drain(self) -> None:
-        self.papp.act_drain()
-
-    def action_shell(self) -> None:
-        self.papp.act_shell()
-
-    def action_apply(self) -> None:
-        self.papp.act_apply()
-
-    def action_trigger(self) -> None:
-        self.papp.act_simple(actions.run_cronjob)
-
-    def action_suspend(self) -> None:
-        self.papp.act_simple(actions.suspend_cronjob)
+# What each of the main screen's actions (bindings.ACTIONS) does, on the app.
+# Textual runs a binding as the screen's `action_<name>`: one forwarder each.
+SCREEN_ACTIONS: dict[str, Callable[[PilothouseApp], object]] = {
+    "command": lambda app: app.open_prompt("command"),
+    "filter": lambda app: app.open_prompt("filter"),
+    "back": lambda app: app.back(),
+    "help": lambda app: app.push_screen(HelpScreen(app.help_rows())),
+    "scale": lambda app: app.act_scale_prompt(),
+    "scale_up": lambda app: app.act_scale_by(1),
+    "scale_down": lambda app: app.act_scale_by(-1),
+    "weight_up": lambda app: app.act_shift_weights(True),
+    "weight_down": lambda app: app.act_shift_weights(False),
+    "logs": lambda app: app.act_logs(),
+    "describe": lambda app: app.act_describe(),
+    "yaml": lambda app: app.act_yaml(),
+    "edit": lambda app: app.act_edit(),
+    "delete": lambda app: app.act_delete(),
+    "restart": lambda app: app.act_simple(actions.rollout_restart),
+    "undo": lambda app: app.act_simple(actions.rollout_undo),
+    "cordon": lambda app: app.act_cordon(True),
+    "uncordon": lambda app: app.act_cordon(False),
+    "drain": lambda app: app.act_drain(),
+    "shell": lambda app: app.act_shell(),
+    "apply": lambda app: app.act_apply(),
+    "trigger": lambda app: app.act_simple(actions.run_cronjob),
+    "suspend": lambda app: app.act_simple(actions.suspend_cronjob),
+}
+for _name, _call in SCREEN_ACTIONS.items():
+    setattr(MainScreen, f"action_{_name}", _forward(_call))
 
 
 class PilothouseApp(App[None]):
@@ -636,23 +601,31 @@ class PilothouseApp(App[None]):
         )
 
     def act_yaml(self) -> None:
-        selected = self.selected_object()
-        if selected is None:
-            return
-        rt, key = selected
+        async def yaml_of(rt: ResourceType, key: str) -> str:
+            ns, name = actions.split_key(key)
+            return actions.as_yaml(await self.client.get(rt, name, ns))
 
-        async def job() -> None:
-            try:
-                ns, name = actions.split_key(key)
-                obj = await self.client.get(rt, name, ns)
-            except (ApiError, ClusterUnreachable) as e:
-                self.notify(error_text(e), title="yaml", severity="error")
-                return
-            self.push_screen(TextScreen(f" {rt.singular}/{key}  (YAML)", actions.as_yaml(obj)))
-
-        self.run_worker(job(), group="api", exit_on_error=False)
+        self.show_selected("yaml", yaml_of, "{kind}/{key}  (YAML)")
 
     def act_describe(self) -> None:
+        self.show_selected(
+            "describe",
+            functools.partial(actions.describe, self.client),
+            "describe {kind}/{key}",
+            pod_shell=True,
+        )
+
+    def show_selected(
+        self,
+        what: str,
+        fetch: Callable[[ResourceType, str], Awaitable[str]],
+        title: str,
+        *,
+        pod_shell: bool = False,
+    ) -> None:
+        """A TextScreen of the selected object's text from `fetch`, titled
+        `title` (with {kind} and {key}); with `pod_shell`, `x` on a pod's opens
+        a shell in it. A failed fetch is notified under `what`."""
         selected = self.selected_object()
         if selected is None:
             return
@@ -660,16 +633,17 @@ class PilothouseApp(App[None]):
 
         async def job() -> None:
             try:
-                text = await actions.describe(self.client, rt, key)
+                text = await fetch(rt, key)
             except (ApiError, ClusterUnreachable) as e:
-                self.notify(error_text(e), title="describe", severity="error")
+                self.notify(error_text(e), title=what, severity="error")
                 return
             shell = (
                 functools.partial(self.open_shell, key)
-                if rt is kinds.POD and not self.readonly
+                if pod_shell and rt is kinds.POD and not self.readonly
                 else None
             )
-            self.push_screen(TextScreen(f" describe {rt.singular}/{key}", text, shell=shell))
+            heading = " " + title.format(kind=rt.singular, key=key)
+            self.push_screen(TextScreen(heading, text, shell=shell))
 
         self.run_worker(job(), group="api", exit_on_error=False)
 

@@ -32,6 +32,7 @@ from control.objects.meta import (
     ResourceList,
     SubdomainMeta,
     Time,
+    duplicate_names,
     error,
     field_error,
     raise_errors,
@@ -324,13 +325,7 @@ class PodSpec(KubeModel):
         return self
 
     def _reference_errors(self, volumes: set[str]) -> list[InitErrorDetails]:
-        errors: list[InitErrorDetails] = []
-        seen: set[str] = set()
-        for i, v in enumerate(self.volumes or ()):
-            if v.name in seen:
-                why = f'duplicate value "{v.name}"'
-                errors.append(field_error(("volumes", i, "name"), DUPLICATE, why))
-            seen.add(v.name)
+        errors = duplicate_names("volumes", (v.name for v in self.volumes or ()))
         names: set[str] = set()
         for group in ("initContainers", "containers"):
             for i, c in enumerate(getattr(self, group) or ()):

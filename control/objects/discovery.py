@@ -13,7 +13,6 @@ from control.objects.core import Protocol
 from control.objects.meta import (
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
-    DUPLICATE,
     INVALID,
     LABEL_RULE,
     SUBDOMAIN_RULE,
@@ -24,6 +23,7 @@ from control.objects.meta import (
     ObjectReference,
     Port,
     SubdomainMeta,
+    duplicate_names,
     error,
     field_error,
     raise_errors,
@@ -113,11 +113,6 @@ class EndpointSlice(KubeObject):
                 if why:
                     loc = ("endpoints", i, "addresses", j)
                     errors.append(field_error(loc, INVALID, f'invalid value "{address}": {why}'))
-        names: set[str] = set()
-        for i, port in enumerate(self.ports or ()):
-            if port.name in names:
-                why = f'duplicate value "{port.name}"'
-                errors.append(field_error(("ports", i, "name"), DUPLICATE, why))
-            names.add(port.name)
+        errors += duplicate_names("ports", (p.name for p in self.ports or ()))
         raise_errors("EndpointSlice", errors)
         return self

@@ -65,6 +65,17 @@ def field_error(loc: Loc, reason: str, message: str) -> InitErrorDetails:
     return InitErrorDetails(type=PydanticCustomError(reason, message), loc=loc, input=None)
 
 
+def duplicate_names(field: str, names: Iterable[object]) -> list[InitErrorDetails]:
+    """A DUPLICATE error at `field[i].name` for each name the list already had."""
+    errors: list[InitErrorDetails] = []
+    seen: set[object] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            errors.append(field_error((field, i, "name"), DUPLICATE, f'duplicate value "{name}"'))
+        seen.add(name)
+    return errors
+
+
 def raise_errors(model: str, errors: list[InitErrorDetails]) -> None:
     """Raise every problem a model validator found at once.
 

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from control.controlplane import ControlPlane
-from tests.conftest import running_plane
+from tests.conftest import Served, running_plane, start_serve, stop_serve
 
 
 @pytest.fixture
 async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
     async with running_plane(tmp_path, components=False) as cp:
         yield cp
+
+
+@pytest.fixture(scope="module")
+def hollow_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """`pilothouse serve --hollow-nodes 2`, one per test module."""
+    tmp = tmp_path_factory.mktemp("hollow-served")
+    s = start_serve(tmp / "data", tmp / "serve.log", "--hollow-nodes", "2")
+    try:
+        yield s
+    finally:
+        stop_serve(s)

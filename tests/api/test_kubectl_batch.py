@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.api.test_kubectl_tables import Kubectl, header
-from tests.conftest import Served, start_serve, stop_serve
+from tests.conftest import Served
 
 DAEMONSET = """
 apiVersion: apps/v1
@@ -26,19 +25,9 @@ spec:
 """
 
 
-@pytest.fixture(scope="module")
-def hollow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    tmp = tmp_path_factory.mktemp("batch")
-    s = start_serve(tmp / "data", tmp / "serve.log", "--hollow-nodes", "2")
-    try:
-        yield s
-    finally:
-        stop_serve(s)
-
-
 @pytest.fixture
-def kubectl(hollow: Served, tmp_path: Path) -> Kubectl:
-    return Kubectl(hollow, tmp_path / "home")
+def kubectl(hollow_served: Served, tmp_path: Path) -> Kubectl:
+    return Kubectl(hollow_served, tmp_path / "home")
 
 
 def test_create_job_cronjob_and_job_from_cronjob(kubectl: Kubectl) -> None:

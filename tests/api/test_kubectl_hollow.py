@@ -11,24 +11,11 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.api.test_kubectl_protobuf import _kubectl, kubectl, run_kubectl
-from tests.conftest import Served, start_serve, stop_serve
+from tests.conftest import Served
 from tests.polling import eventually_blocking
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    tmp = tmp_path_factory.mktemp("kubectl-hollow")
-    s = start_serve(tmp / "data", tmp / "serve.log", "--hollow-nodes", "2")
-    try:
-        yield s
-    finally:
-        stop_serve(s)
 
 
 def _running(served: Served, selector: str) -> list[dict[str, object]]:
@@ -51,36 +38,38 @@ def _pod(served: Served, name: str, **container: object) -> None:
     eventually_blocking(lambda: _running(served, f"app={name}"), within=30, every=0.2)
 
 
-def test_discovery_lists_policy(served: Served) -> None:
-    out = kubectl(served, "api-versions")
+def test_discovery_lists_policy(hollow_served: Served) -> None:
+    out = kubectl(hollow_served, "api-versions")
     assert "policy/v1" in out.split()
-    resources = kubectl(served, "api-resources", "--api-group=policy", "-o", "name")
+    resources = kubectl(hollow_served, "api-resources", "--api-group=policy", "-o", "name")
     assert resources.strip() == ""  # no PodDisruptionBudgets: the group has none of its own
 
 
-def test_drain_evicts(served: Served) -> None:
+def test_drain_evicts(hollow_served: Served) -> None:
     """kubectl drain evicts when discovery says it can: a POST of each
     pod's eviction subresource (seen in kubectl's -v=6 request log)."""
-    kubectl(served, "create", "deployment", "web", "--image=pilothouse/busybox", "--replicas=4")
+    kubectl(
+        hollow_served, "create", "deployment", "web", "--image=pilothouse/busybox", "--replicas=4"
+    )
 
     def on_node(node: str) -> list[str]:
         return [
             str(p["metadata"]["name"])  # type: ignore[index]
-            for p in _running(served, "app=web")
+            for p in _running(hollow_served, "app=web")
             if p["spec"]["nodeName"] == node  # type: ignore[index]
         ]
 
     # The node holding pods, whichever it is: a node that joined a moment
     # later may hold none of the four.
     def all_running() -> list[dict[str, object]] | None:
-        pods = _running(served, "app=web")
+        pods = _running(hollow_served, "app=web")
         return pods if len(pods) == 4 else None
 
     running = eventually_blocking(all_running, within=30, every=0.2)
     node = str(running[0]["spec"]["nodeName"])  # type: ignore[index]
     drained = on_node(node)
     assert drained
-    done = run_kubectl(served, "drain", node, "--timeout=60s", "-v=6")
+    done = run_kubectl(hollow_served, "drain", node, "--timeout=60s", "-v=6")
     assert done.returncode == 0, done.stderr
     assert f"node/{node} drained" in done.stdout
     for name in drained:
@@ -88,27 +77,29 @@ def test_drain_evicts(served: Served) -> None:
         posted = rf'verb="POST" url="\S+/api/v1/namespaces/default/pods/{name}/eviction"'
         assert re.search(posted + ' status="201 Created"', done.stderr), done.stderr
     assert on_node(node) == []
-    kubectl(served, "uncordon", node)
+    kubectl(hollow_served, "uncordon", node)
 
 
-def test_exec_with_stdin(served: Served) -> None:
+def test_exec_with_stdin(hollow_served: Served) -> None:
     """`kubectl exec -i` pipes stdin; its end reaches the command (v5)."""
-    _pod(served, "sh")
-    assert kubectl(served, "exec", "-i", "sh", "--", "cat", stdin="one\ntwo\n") == "one\ntwo\n"
-    done = run_kubectl(served, "exec", "sh", "--", "exit", "4")
+    _pod(hollow_served, "sh")
+    assert (
+        kubectl(hollow_served, "exec", "-i", "sh", "--", "cat", stdin="one\ntwo\n") == "one\ntwo\n"
+    )
+    done = run_kubectl(hollow_served, "exec", "sh", "--", "exit", "4")
     assert done.returncode == 4
 
 
-def test_attach(served: Served, tmp_path: Path) -> None:
+def test_attach(hollow_served: Served, tmp_path: Path) -> None:
     """`kubectl attach` follows the main process's output; with -i its
     stdin reaches a container that has `stdin: true`."""
-    _pod(served, "reader", stdin=True)
+    _pod(hollow_served, "reader", stdin=True)
     proc = subprocess.Popen(
         [_kubectl(), "attach", "-i", "reader", "-c", "main"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=served.env(),
+        env=hollow_served.env(),
     )
     assert proc.stdin is not None and proc.stdout is not None
     try:

@@ -4,20 +4,31 @@ refuses a Node whose nodeInfo lacks a field)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from tests.conftest import Served, start_serve, stop_serve
+from tests.conftest import Served
 from tests.polling import eventually_blocking
 
 
 @pytest.fixture
 def k8s(served: Served) -> client.ApiClient:
     return config.new_client_from_config(config_file=str(served.kubeconfig))
+
+
+def _watch_default(
+    w: watch.Watch, list_fn: Callable[..., Any], selector: str, **options: object
+) -> Iterator[dict[str, Any]]:
+    """`w`'s events of the labelled objects `list_fn` lists in the default
+    namespace, for 5 seconds at most."""
+    events: Iterator[dict[str, Any]] = w.stream(
+        list_fn, "default", label_selector=selector, timeout_seconds=5, **options
+    )
+    return events
 
 
 def _deployment(name: str) -> client.V1Deployment:
@@ -62,13 +73,7 @@ def test_list_create_watch_patch_scale(k8s: client.ApiClient) -> None:
     seen = []
     # Only p1: the deployment's pods change meanwhile too (scheduled, bound),
     # and the scheduler may write p1's PodScheduled condition before the patch.
-    for event in w.stream(
-        core.list_namespaced_pod,
-        "default",
-        label_selector="app=x",
-        resource_version=rv,
-        timeout_seconds=5,
-    ):
+    for event in _watch_default(w, core.list_namespaced_pod, "app=x", resource_version=rv):
         tier = event["object"].metadata.labels.get("tier")
         seen.append((event["type"], event["object"].metadata.name, tier))
         if tier:
@@ -114,15 +119,6 @@ def test_delete_answers_a_status_and_honours_dry_run(k8s: client.ApiClient) -> N
     typed = client.V1Status.from_dict(core.delete_namespaced_config_map("d", "default"))
     assert typed is not None and typed.status == "Success"
     assert typed.details is not None and typed.details.name == "d"
-
-
-@pytest.fixture
-def hollow_served(tmp_path: Path) -> Iterator[Served]:
-    s = start_serve(tmp_path / "data", tmp_path / "serve.log", "--hollow-nodes", "2")
-    try:
-        yield s
-    finally:
-        stop_serve(s)
 
 
 def test_hollow_nodes_list_as_kubernetes_nodes(hollow_served: Served) -> None:
@@ -181,14 +177,13 @@ def test_watch_list_and_exact_lists(k8s: client.ApiClient) -> None:
     listed = core.list_namespaced_config_map("default", label_selector="set=w")
     w = watch.Watch()
     seen = []
-    for event in w.stream(
+    for event in _watch_default(
+        w,
         core.list_namespaced_config_map,
-        "default",
-        label_selector="set=w",
+        "set=w",
         send_initial_events=True,
         resource_version_match="NotOlderThan",
         allow_watch_bookmarks=True,
-        timeout_seconds=5,
     ):
         if event["type"] == "BOOKMARK":
             # This client hands a bookmark's object over as the raw dict.

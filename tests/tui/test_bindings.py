@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from console.tui.app import SCREEN_ACTIONS, MainScreen
 from console.tui.bindings import ACTIONS, KEYMAP_FILE, binding_id, load_keymap, main_bindings
 
 
@@ -20,3 +21,9 @@ def test_every_action_is_bound_under_its_id() -> None:
     ids = [b.id for b in main_bindings() if not isinstance(b, tuple)]
     assert ids == [binding_id(a.action) for a in ACTIONS]
     assert "quit" in ids and "app.quit" not in ids
+
+
+def test_every_screen_action_has_a_method() -> None:
+    screen_actions = {a.action for a in ACTIONS if not a.action.startswith("app.")}
+    assert set(SCREEN_ACTIONS) == screen_actions
+    assert all(callable(getattr(MainScreen, f"action_{a}", None)) for a in screen_actions)

@@ -390,6 +390,12 @@ def test_pod_cross_references() -> None:
     }
 
 
+def test_pod_volume_names_are_unique() -> None:
+    obj = pod()
+    obj["spec"]["volumes"] = [{"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}]
+    assert causes(obj) == {"spec.volumes[1].name": 'duplicate value "v"'}
+
+
 def test_probe_needs_one_handler() -> None:
     assert causes(pod(livenessProbe={"periodSeconds": 3})) == {
         "spec.containers[0].livenessProbe": "must specify a handler type"
