@@ -113,13 +113,20 @@ def stop_serve(served: Served, sig: int = signal.SIGTERM) -> None:
             served.proc.wait()
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    s = start_serve(tmp_path / "data", tmp_path / "serve.log")
+@contextlib.contextmanager
+def serving(tmp: Path, *extra: str) -> Iterator[Served]:
+    """`pilothouse serve` on `tmp/data` (its log in `tmp/serve.log`) while inside."""
+    s = start_serve(tmp / "data", tmp / "serve.log", *extra)
     try:
         yield s
     finally:
         stop_serve(s)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    with serving(tmp_path) as s:
+        yield s
 
 
 def pilothouse(

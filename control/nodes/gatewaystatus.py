@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.protocol.primitives import now_rfc3339
+from control.nodes.ingressroutes import condition
 from control.objects import Obj
 
 
@@ -37,21 +38,11 @@ def _without_times(conditions: list[Obj]) -> list[Obj]:
     return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conditions]
 
 
-def _condition(type_: str, ok: bool, reason: str, message: str, generation: Any) -> Obj:
-    return {
-        "type": type_,
-        "status": "True" if ok else "False",
-        "reason": reason,
-        "message": message,
-        "observedGeneration": generation,
-    }
-
-
 def gateway_class_status(gateway_class: Obj) -> Obj | None:
     """The status to write on one of this controller's GatewayClasses, or None
     when the stored one already says it."""
     current = gateway_class.get("status") or {}
-    wanted = [_condition("Accepted", True, "Accepted", "", _generation(gateway_class))]
+    wanted = [condition("Accepted", None, "Accepted", _generation(gateway_class))]
     old = current.get("conditions") or []
     if _without_times(old) == wanted:
         return None
@@ -63,14 +54,11 @@ def gateway_status(gateway: Obj, addresses: list[str]) -> Obj | None:
     served by the ingress nodes at `addresses`; None when it is current."""
     current = gateway.get("status") or {}
     generation = _generation(gateway)
-    programmed = (
-        _condition("Programmed", True, "Programmed", "", generation)
-        if addresses
-        else _condition(
-            "Programmed", False, "AddressNotAssigned", "no ingress node serves it", generation
-        )
-    )
-    wanted = [_condition("Accepted", True, "Accepted", "", generation), programmed]
+    unserved = None if addresses else ("AddressNotAssigned", "no ingress node serves it")
+    wanted = [
+        condition("Accepted", None, "Accepted", generation),
+        condition("Programmed", unserved, "Programmed", generation),
+    ]
     wanted_addresses = [{"type": "IPAddress", "value": ip} for ip in addresses]
     old = current.get("conditions") or []
     if _without_times(old) == wanted and current.get("addresses") == wanted_addresses:

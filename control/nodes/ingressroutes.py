@@ -466,7 +466,9 @@ def intersect_hostnames(listener: str, route: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _condition(type_: str, problem: Problem | None, ok: str, generation: Any) -> Obj:
+def condition(type_: str, problem: Problem | None, ok: str, generation: Any) -> Obj:
+    """A Gateway API status condition: True with reason `ok`, or False with
+    the problem's reason and message."""
     reason, message = problem or (ok, "")
     return {
         "type": type_,
@@ -631,8 +633,8 @@ def _add_httproute(
                 "parentRef": parent,
                 "controllerName": GATEWAY_CONTROLLER,
                 "conditions": [
-                    _condition("Accepted", problem, "Accepted", generation),
-                    _condition("ResolvedRefs", refs_problem, "ResolvedRefs", generation),
+                    condition("Accepted", problem, "Accepted", generation),
+                    condition("ResolvedRefs", refs_problem, "ResolvedRefs", generation),
                 ],
             }
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from control.controlplane import ControlPlane
-from tests.conftest import Served, running_plane, start_serve, stop_serve
+from tests.conftest import Served, running_plane, serving
 
 
 @pytest.fixture
@@ -20,9 +20,5 @@ async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
 @pytest.fixture(scope="module")
 def hollow_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`pilothouse serve --hollow-nodes 2`, one per test module."""
-    tmp = tmp_path_factory.mktemp("hollow-served")
-    s = start_serve(tmp / "data", tmp / "serve.log", "--hollow-nodes", "2")
-    try:
+    with serving(tmp_path_factory.mktemp("hollow-served"), "--hollow-nodes", "2") as s:
         yield s
-    finally:
-        stop_serve(s)

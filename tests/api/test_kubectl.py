@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.api.test_kubectl_tables import kubectl_binary
-from tests.conftest import Served, start_serve, stop_serve
+from tests.conftest import Served, serving
 from tests.polling import eventually_blocking
 from tests.unit.test_ingressroutes import tls_secret
 
@@ -66,8 +66,7 @@ class Kubectl:
 @pytest.fixture(scope="module")
 def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
     tmp = tmp_path_factory.mktemp("kubectl")
-    served = start_serve(tmp / "data", tmp / "serve.log", "--hollow-nodes", str(len(NODES)))
-    try:
+    with serving(tmp, "--hollow-nodes", str(len(NODES))) as served:
         k = Kubectl(served, tmp / "home")
         eventually_blocking(
             lambda: k.run("wait", "--for=condition=Ready", *(f"node/{n}" for n in NODES)),
@@ -76,8 +75,6 @@ def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
             every=0.3,
         )
         yield k
-    finally:
-        stop_serve(served)
 
 
 def columns(out: str) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.cluster import hollow_cluster
-from tests.conftest import Served, start_serve, stop_serve
+from tests.conftest import Served, serving
 from tests.polling import eventually
 from tests.unit.test_ingressroutes import tls_secret
 
@@ -34,12 +34,8 @@ def _kubectl() -> str:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    tmp = tmp_path_factory.mktemp("kubectl")
-    s = start_serve(tmp / "data", tmp / "serve.log")
-    try:
+    with serving(tmp_path_factory.mktemp("kubectl")) as s:
         yield s
-    finally:
-        stop_serve(s)
 
 
 def run_kubectl(
