@@ -54,11 +54,12 @@ def test_a_state_file_from_before_services_has_the_default_service_cidr(tmp_path
 def test_agents_import_the_control_planes_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The PYTHONPATH `up` runs with reaches the agents through their sshd."""
+    """The agents import the control plane's code: its source root, or the
+    PYTHONPATH `up` runs with, reaches them through their sshd."""
     node = _state().nodes["node1"]
     nl = Layout(tmp_path).node("node1")
     monkeypatch.delenv("PYTHONPATH", raising=False)
-    assert "PYTHONPATH" not in daemons.agent_env(node, nl)
+    assert daemons.agent_env(node, nl)["PYTHONPATH"] == str(daemons.CODE_ROOT)
     monkeypatch.setenv("PYTHONPATH", "/src/tree")
     env = daemons.agent_env(node, nl)
     assert env["PYTHONPATH"] == "/src/tree"
