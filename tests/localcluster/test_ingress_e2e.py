@@ -265,6 +265,8 @@ async def tls_as_applied(s: Ingresses) -> None:
 
 
 async def test_an_ingress_routes_by_host_and_path(ingresses: Ingresses) -> None:
+    # Both backends' endpoints have reached the proxy (each on its own push).
+    await answered(ingresses.ip, ROUTED, "/api/x", 200, "bravo")
     await routes_as_applied(ingresses)
     unknown = await asyncio.to_thread(ask, ingresses.ip, "unknown.example.test", "/")
     assert unknown.status == 404, unknown
