@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from control.controllers.objectmeta import Obj, is_deleting, meta
 from control.objects.batch import COMPLETION_INDEX
+from control.objects.conditions import transition_time
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 
@@ -122,14 +123,13 @@ def set_condition(status: Obj, kind: str, value: str, reason: str, message: str,
             continue
         if c.get("status") == value and c.get("reason") == reason and c.get("message") == message:
             return False
-        moved = c.get("status") != value
         conditions[i] = {
             **c,
             "status": value,
             "reason": reason,
             "message": message,
             "lastProbeTime": now,
-            "lastTransitionTime": now if moved else c.get("lastTransitionTime", now),
+            "lastTransitionTime": transition_time(c, value, now),
         }
         status["conditions"] = conditions
         return True

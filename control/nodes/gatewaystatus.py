@@ -15,6 +15,7 @@ from typing import Any
 from agent.protocol.primitives import now_rfc3339
 from control.nodes.ingressroutes import condition
 from control.objects import Obj
+from control.objects.conditions import transition_time
 
 
 def _generation(obj: Obj) -> Any:
@@ -25,13 +26,11 @@ def merged_conditions(current: list[Obj], wanted: list[Obj]) -> list[Obj]:
     """`wanted` (without times), each with the `lastTransitionTime` of the same
     condition in `current` when its status is unchanged, else now."""
     before = {c.get("type"): c for c in current if isinstance(c, dict)}
-    out = []
-    for c in wanted:
-        old = before.get(c["type"])
-        same = old is not None and old.get("status") == c["status"]
-        time = old.get("lastTransitionTime") if same and old is not None else None
-        out.append({**c, "lastTransitionTime": time or now_rfc3339()})
-    return out
+    now = now_rfc3339()
+    return [
+        {**c, "lastTransitionTime": transition_time(before.get(c["type"]), c["status"], now)}
+        for c in wanted
+    ]
 
 
 def _without_times(conditions: list[Obj]) -> list[Obj]:

@@ -8,7 +8,7 @@ import time
 from agent.protocol.primitives import now_rfc3339, rfc3339_seconds
 from control.controllers.deployment.replicas import replicas
 from control.controllers.objectmeta import Obj, meta
-from control.objects.conditions import get_condition
+from control.objects.conditions import get_condition, transition_time
 
 NO_PROGRESS_DEADLINE = 2**31 - 1
 
@@ -46,8 +46,9 @@ def set_condition(status: Obj, cond: Obj) -> None:
     if current is not None:
         if current.get("status") == cond["status"] and current.get("reason") == cond["reason"]:
             return
-        if current.get("status") == cond["status"]:
-            cond["lastTransitionTime"] = current.get("lastTransitionTime")
+        cond["lastTransitionTime"] = transition_time(
+            current, cond["status"], cond["lastTransitionTime"]
+        )
     remove_condition(status, cond["type"])
     status.setdefault("conditions", []).append(cond)
 
