@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
   for pkg in python3-venv openssl containerd runc containernetworking-plugins busybox-static iproute2 \
-    openssh-server nftables iptables conntrack kmod procps util-linux tmux haproxy; do
+    openssh-server nftables iptables conntrack kmod procps util-linux tmux haproxy etcd-server; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ "${#need[@]}" -gt 0 ]; then
