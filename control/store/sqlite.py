@@ -166,6 +166,16 @@ def _key_range(lo: str, inclusive: bool, hi: str | None) -> tuple[str, list[Any]
     return sql, params
 
 
+def _make_private(path: Path) -> None:
+    """The store holds Secrets: its files are the owner's alone, 0600, also
+    those an older version left wider. SQLite gives the -wal and -shm files
+    it creates the database file's mode, so the database file is made first."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(file, 0o600)
+
+
 class SqliteStore(Store):
     """The embedded default store. See the module docstring.
 
@@ -255,8 +265,9 @@ class SqliteStore(Store):
         await asyncio.wrap_future(self._wdone)
 
     def _open_writer(self) -> tuple[int, int]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock_fd = acquire_lock(self.lock_path, self.path)
+        _make_private(self.path)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._wconn = conn
         if conn.execute("PRAGMA page_count").fetchone()[0] == 0:

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import sqlite3
+import stat
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -62,6 +63,30 @@ async def test_wal_mode_is_on(db_path: Path) -> None:
         await s.create(key("a"), pod("a"))
         with sqlite3.connect(db_path) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _modes(db_path: Path) -> dict[str, int]:
+    """The permission bits of the store's files that exist, by suffix."""
+    paths = {suffix: Path(f"{db_path}{suffix}") for suffix in ("", "-wal", "-shm")}
+    return {s: stat.S_IMODE(p.stat().st_mode) for s, p in paths.items() if p.exists()}
+
+
+async def test_files_hold_secrets_so_only_the_owner_reads_them(db_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        async with opened(SqliteStore(db_path)) as s:
+            await s.create(key("a"), pod("a"))
+            assert _modes(db_path) == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
+            assert stat.S_IMODE(db_path.parent.stat().st_mode) == 0o700
+        # Files left wider by an older version are narrowed when the store opens.
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db_path}{suffix}").touch()
+            os.chmod(f"{db_path}{suffix}", 0o644)
+        async with opened(SqliteStore(db_path)) as s:
+            assert await s.get(key("a")) is not None
+            assert _modes(db_path) == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
+    finally:
+        os.umask(old)
 
 
 async def test_second_open_fails_at_once(db_path: Path) -> None:
