@@ -20,11 +20,12 @@ from agent.protocol import (
 from control import errors
 from control.api import execws
 from control.api.agents import AgentLink, NodeAgents
-from control.api.auth import ROLE
+from control.api.auth import ROLE, forbidden
 from control.api.bodies import decode, read_body
 from control.api.query import TRUE, int_param
 from control.api.registry import Registry
 from control.api.responses import json_response
+from control.api.roles import resource_decision
 from control.api.routing import Target
 from control.errors import ApiError
 from control.objects.kinds import POD
@@ -196,11 +197,8 @@ class PodProxy:
     async def _open_stream(
         self, request: web.Request, ns: str, name: str, sub: str
     ) -> tuple[execws.ExecStream, execws.ExecOptions, str]:
-        if request.get(ROLE) != "admin":
-            raise errors.forbidden(
-                f'User "{request.get(ROLE) or "anonymous"}" cannot create pods/{sub}: '
-                "the read-only role may only read"
-            )
+        if not resource_decision(request.get(ROLE) or "", "create", "", "pods", sub)[0]:
+            raise forbidden(request, "create", Target(POD, ns, name, sub))
         exec_opts = execws.exec_options(request) if sub == "exec" else None
         pod, link, node = await self._pod_link(ns, name)
         uid = (pod.get("metadata") or {}).get("uid")

@@ -15,42 +15,15 @@ from control import errors
 from control.api.auth import ROLE, bearer_token
 from control.api.bodies import body
 from control.api.responses import json_response
+from control.api.roles import path_decision, resource_decision, rules
 from control.errors import Cause
 
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 SSRR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews"
 SSR_PATH = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
-_READ_VERBS = {"get", "list", "watch"}
-# Pod subresources that run something in a container: the admin role's alone
-# (control.api.podproxy checks it).
-_ADMIN_POD_SUBRESOURCES = {"exec", "attach", "portforward", "proxy"}
 _GROUPS = {
     "admin": ["system:masters", "system:authenticated"],
     "readonly": ["pilothouse:readonly", "system:authenticated"],
-}
-# What every authenticated user may create: questions about itself.
-_SELF_RULES: list[dict[str, list[str]]] = [
-    {
-        "verbs": ["create"],
-        "apiGroups": ["authorization.k8s.io"],
-        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
-    },
-    {
-        "verbs": ["create"],
-        "apiGroups": ["authentication.k8s.io"],
-        "resources": ["selfsubjectreviews"],
-    },
-]
-# Each role's rules, in RBAC's shape: (resource rules, non-resource rules).
-_RULES: dict[str, tuple[list[dict[str, list[str]]], list[dict[str, list[str]]]]] = {
-    "admin": (
-        [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-        [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
-    ),
-    "readonly": (
-        [{"verbs": sorted(_READ_VERBS), "apiGroups": ["*"], "resources": ["*"]}],
-        [{"verbs": ["get"], "nonResourceURLs": ["*"]}],
-    ),
 }
 # The unix socket is trusted: its user is the admin role itself.
 _SOCKET_USER = "admin"
@@ -72,25 +45,16 @@ async def answer(
 def allowed(role: str, attributes: dict[str, Any], *, resource: bool) -> tuple[bool, str]:
     """Whether `role` may do what a review's resourceAttributes (or
     nonResourceAttributes) describe, and why."""
-    if role == "admin":
-        return True, "the admin role may do anything"
     verb = str(attributes.get("verb") or "")
-    if resource:
-        group, plural = attributes.get("group") or "", attributes.get("resource") or ""
-        if (group, plural) in (
-            ("authorization.k8s.io", "selfsubjectaccessreviews"),
-            ("authorization.k8s.io", "selfsubjectrulesreviews"),
-            ("authentication.k8s.io", "selfsubjectreviews"),
-        ) and verb == "create":
-            return True, "every user may review itself"
-        sub = attributes.get("subresource") or ""
-        if not group and plural in ("pods", "*") and sub in _ADMIN_POD_SUBRESOURCES:
-            return False, f"the {role} role may not use pods/{sub}"
-    elif verb == "head":
-        verb = "get"
-    if verb in _READ_VERBS:
-        return True, f"the {role} role may read"
-    return False, f"the {role} role may only read"
+    if not resource:
+        return path_decision(role, verb)
+    return resource_decision(
+        role,
+        verb,
+        str(attributes.get("group") or ""),
+        str(attributes.get("resource") or ""),
+        str(attributes.get("subresource") or ""),
+    )
 
 
 async def _access_review(request: web.Request) -> web.Response:
@@ -126,9 +90,9 @@ async def _rules_review(request: web.Request) -> web.Response:
             [Cause("spec.namespace", "Required value")],
             "authorization.k8s.io",
         )
-    resource_rules, non_resource_rules = _RULES.get(request[ROLE], ([], []))
+    resource_rules, non_resource_rules = rules(request[ROLE])
     review["status"] = {
-        "resourceRules": [*_SELF_RULES, *resource_rules],
+        "resourceRules": resource_rules,
         "nonResourceRules": non_resource_rules,
         "incomplete": False,
     }

@@ -208,7 +208,8 @@ async def test_self_reviews_for_both_roles(
     viewer = read_kubeconfig(plane.config.data_dir / "kubeconfig-readonly").token
     cases = [
         (ssar("create", "pods"), True, False),
-        (ssar("list", "secrets"), True, True),
+        (ssar("list", "secrets"), True, False),
+        (ssar("list", "configmaps"), True, True),
         (ssar("watch", "deployments", group="apps"), True, True),
         (ssar("delete", "pods"), True, False),
         (ssar("get", "pods", "log"), True, True),

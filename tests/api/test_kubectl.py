@@ -469,7 +469,11 @@ def test_auth_can_i_and_whoami(kubectl: Kubectl) -> None:
     assert columns(admin_rules[0]) == ["Resources", "Non-Resource URLs", "Resource Names", "Verbs"]
     assert admin_rules[1].split() == ["*.*", "[]", "[]", "[*]"]
     viewer_rules = kubectl.ok("auth", "can-i", "--list", readonly=True).splitlines()
-    assert ["*.*", "[]", "[]", "[get", "list", "watch]"] in [r.split() for r in viewer_rules]
+    rows = [r.split() for r in viewer_rules]
+    assert ["pods", "[]", "[]", "[get", "list", "watch]"] in rows
+    assert ["deployments.apps", "[]", "[]", "[get", "list", "watch]"] in rows
+    # As Kubernetes' view role: every resource named, Secrets not among them.
+    assert not any(r[0] == "*.*" or r[0].startswith("secrets") for r in rows)
     assert not any("[*]" in r.split()[-1] for r in viewer_rules if r.startswith("*.*"))
 
     admin = kubectl.ok("auth", "whoami", "-o", "json")
@@ -484,6 +488,18 @@ def test_auth_can_i_and_whoami(kubectl: Kubectl) -> None:
         'Error from server (Forbidden): configmaps "cfg" is forbidden: User "viewer" cannot '
         'delete resource "configmaps" in API group "" in the namespace "default"'
     )
+    # Kubernetes' words exactly, and the read-only role reads no Secrets.
+    assert refused.stderr == (
+        'Error from server (Forbidden): configmaps "cfg" is forbidden: User "viewer" cannot '
+        'delete resource "configmaps" in API group "" in the namespace "default"\n'
+    )
+    secrets = kubectl.run("get", "secrets", "-A", readonly=True)
+    assert (secrets.returncode, secrets.stderr) == (
+        1,
+        'Error from server (Forbidden): secrets is forbidden: User "viewer" cannot '
+        'list resource "secrets" in API group "" at the cluster scope\n',
+    )
+    assert "forbidden" in kubectl.run("get", "secret", "x", "-n", "team", readonly=True).stderr
     assert kubectl.json("configmap", "cfg")["data"] == {"a": "b"}
 
 

@@ -80,7 +80,9 @@ def test_health_and_auth(kubectl: Kubectl) -> None:
     assert "healthz check passed" in kubectl.ok("get", "--raw", "/healthz?verbose")
 
     assert kubectl.ok("auth", "can-i", "create", "pods").strip() == "yes"
-    assert kubectl.ok("auth", "can-i", "list", "secrets", readonly=True).strip() == "yes"
+    assert kubectl.ok("auth", "can-i", "list", "configmaps", readonly=True).strip() == "yes"
+    secrets = kubectl("auth", "can-i", "list", "secrets", readonly=True)
+    assert secrets.returncode == 1 and secrets.stdout.startswith("no")
     denied = kubectl("auth", "can-i", "create", "pods", readonly=True)
     assert denied.returncode == 1 and denied.stdout.startswith("no")
     assert kubectl("auth", "can-i", "create", "pods/exec", readonly=True).returncode == 1

@@ -132,6 +132,6 @@ async def test_attach_refusals(cluster: HollowCluster) -> None:
                 ssl=client_ssl_context(ro.ca_pem),
             )
         assert e.value.status == 403
-        assert "cannot create pods/attach" in unquote(
+        assert 'cannot create resource "pods/attach"' in unquote(
             (e.value.headers or {}).get(MESSAGE_HEADER, "")
         )

@@ -71,6 +71,12 @@ def _modes(db_path: Path) -> dict[str, int]:
     return {s: stat.S_IMODE(p.stat().st_mode) for s, p in paths.items() if p.exists()}
 
 
+def _widen(db_path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").touch()
+        os.chmod(f"{db_path}{suffix}", 0o644)
+
+
 async def test_files_hold_secrets_so_only_the_owner_reads_them(db_path: Path) -> None:
     old = os.umask(0o022)
     try:
@@ -79,9 +85,7 @@ async def test_files_hold_secrets_so_only_the_owner_reads_them(db_path: Path) ->
             assert _modes(db_path) == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
             assert stat.S_IMODE(db_path.parent.stat().st_mode) == 0o700
         # Files left wider by an older version are narrowed when the store opens.
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{db_path}{suffix}").touch()
-            os.chmod(f"{db_path}{suffix}", 0o644)
+        _widen(db_path)
         async with opened(SqliteStore(db_path)) as s:
             assert await s.get(key("a")) is not None
             assert _modes(db_path) == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
