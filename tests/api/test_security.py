@@ -1,9 +1,13 @@
 """What the read-only role may not see or do, said in Kubernetes' words; the
-self reviews agree with what is enforced."""
+self reviews agree with what is enforced; Secret values reach no log."""
 
 from __future__ import annotations
 
+import base64
+import json
+import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -11,11 +15,12 @@ import aiohttp
 import pytest
 
 from control.api.apiresources import SERVED
-from control.client import Client
+from control.client import PATCH_TYPES, Client
 from control.controlplane import ControlPlane
 from control.kubeconfig import client_ssl_context, read_kubeconfig
-from control.objects.kinds import RESOURCES, SECRET
+from control.objects.kinds import EVENT, POD, RESOURCES, SECRET
 from control.wire import IMAGE_IMPORT_PATH, MESSAGE_HEADER, V5
+from tests.cluster import hollow_cluster, make_pod
 
 
 @pytest.fixture
@@ -207,3 +212,50 @@ async def test_self_reviews_agree_with_what_is_enforced(
     assert ("metrics.k8s.io", "pods") in named
     assert not {("", "secrets"), ("", "pods/exec"), ("", "pods/attach"), ("*", "*")} & named
     assert {r.group for r in SERVED} <= {g for g, _ in named}
+
+
+MARKER = "marker-7f3a9c-never-logged"
+
+
+async def test_secret_values_reach_no_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A Secret used by a pod's env, envFrom and a volume on a hollow node,
+    then writes of it that fail: the value is in no log line, Event or status."""
+    caplog.set_level(logging.DEBUG)
+    encoded = base64.b64encode(MARKER.encode()).decode()
+    secret = {"metadata": {"name": "db"}, "stringData": {"pw": MARKER}}
+    async with hollow_cluster(tmp_path, nodes=1, listen="127.0.0.1:0") as cluster:
+        await cluster.wait_nodes_ready()
+        async with cluster.client() as c:
+            await c.create(SECRET, secret)
+            pod = make_pod("web", "node-1")
+            ref = {"name": "db", "key": "pw"}
+            pod["spec"]["containers"][0]["env"] = [
+                {"name": "PW", "valueFrom": {"secretKeyRef": ref}}
+            ]
+            pod["spec"]["containers"][0]["envFrom"] = [{"secretRef": {"name": "db"}}]
+            pod["spec"]["volumes"] = [{"name": "s", "secret": {"secretName": "db"}}]
+            await c.create(POD, pod)
+            await cluster.wait_pod_running("web")
+            stored = await c.get(SECRET, "db", "default")
+            failing: list[tuple[str, dict[str, Any]]] = [
+                ("PUT", {**stored, "data": {"pw": MARKER + "!"}}),  # not base64
+                ("PUT", {**stored, "data": {"bad key": encoded}}),  # an invalid key
+                ("PUT", {**stored, "metadata": {**stored["metadata"], "resourceVersion": "1"}}),
+                ("PATCH", {"data": {"pw": 7}, "stringData": {"x": MARKER}}),  # data not a string
+            ]
+            path = c.path(SECRET, "default", "db")
+            for method, body in failing:
+                status, answer = await c.request_raw(
+                    method,
+                    path,
+                    body=body,
+                    **({"content_type": PATCH_TYPES["merge"]} if method == "PATCH" else {}),
+                )
+                assert status in (409, 422), (status, answer)
+                assert MARKER.encode() not in answer and encoded.encode() not in answer
+            status, answer = await c.request_raw("POST", "/api/v1/namespaces/default/secrets")
+            assert status == 400 and MARKER.encode() not in answer
+            events = await c.list(EVENT, "default")
+            pods = await c.list(POD, "default")
+    seen = json.dumps([events, pods]) + caplog.text
+    assert caplog.text and MARKER not in seen and encoded not in seen
