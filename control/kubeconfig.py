@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from control.objects.manifest import yaml_problem
+
 
 class KubeconfigError(ValueError):
     """A kubeconfig that cannot be used to reach the API server."""
@@ -87,7 +89,7 @@ def read_kubeconfig(path: Path, *, context: str | None = None) -> KubeconfigTarg
     except OSError as e:
         raise KubeconfigError(f"{path}: cannot read: {e.strerror or e}") from None
     except yaml.YAMLError as e:
-        raise KubeconfigError(f"{path}: not valid YAML: {e}") from None
+        raise KubeconfigError(f"{path}: not valid YAML: {yaml_problem(e)}") from None
     if not isinstance(doc, dict):
         raise KubeconfigError(f"{path}: not a kubeconfig (expected a YAML map)")
     base = path.parent

@@ -48,9 +48,11 @@ def print_objects(
     *,
     all_namespaces: bool = False,
     single: bool = False,
+    namespace: str | None = None,
     out: TextIO | None = None,
 ) -> None:
-    """Print in `fmt`: "" (table), "wide", "yaml", "json" or "name"."""
+    """Print in `fmt`: "" (table), "wide", "yaml", "json" or "name". `namespace`:
+    the one listed, which an empty table names as kubectl does."""
     out = out or sys.stdout
     if fmt in ("yaml", "json"):
         doc: Any = (
@@ -76,7 +78,8 @@ def print_objects(
             )
         return
     if not objs:
-        sys.stderr.write("No resources found.\n")
+        where = f" in {namespace} namespace" if namespace and rt.namespaced else ""
+        sys.stderr.write(f"No resources found{where}.\n")
         return
     headers, body = rows(rt.kind, objs, wide=fmt == "wide")
     if all_namespaces and rt.namespaced:

@@ -14,7 +14,15 @@ from console.cli.arguments import (
 )
 from console.cli.output import print_objects, table, to_yaml
 from control.errors import ApiError
-from control.objects.kinds import EVENT, HTTPROUTE, INGRESS, SERVICE, ResourceType, by_kind
+from control.objects.kinds import (
+    EVENT,
+    HTTPROUTE,
+    INGRESS,
+    NAMESPACE,
+    SERVICE,
+    ResourceType,
+    by_kind,
+)
 from control.operations.listing import list_all
 
 
@@ -23,6 +31,8 @@ async def apply(args: argparse.Namespace) -> int:
     from control.objects.manifest import load_paths
 
     docs = load_paths(args.filename)
+    if not docs:
+        raise UsageError("no objects passed to apply")
     # Namespaces first, so objects in them can be created in the same run.
     docs.sort(key=lambda d: 0 if d[1].get("kind") == "Namespace" else 1)
     failed = 0
@@ -50,8 +60,15 @@ async def get(args: argparse.Namespace) -> int:
             objs = [await client.get(rt, n, ns) for n in args.names]
         else:
             objs = await list_all(client, rt, ns, args.selector, args.field_selector)
+            if not objs and ns and rt.namespaced:
+                await client.get(NAMESPACE, ns)  # a missing namespace is an error, not a list
     print_objects(
-        rt, objs, args.output, all_namespaces=args.all_namespaces, single=len(args.names) == 1
+        rt,
+        objs,
+        args.output,
+        all_namespaces=args.all_namespaces,
+        single=len(args.names) == 1,
+        namespace=ns,
     )
     return 0
 

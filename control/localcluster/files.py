@@ -7,8 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import asyncssh
-
+from control.nodes.asyncsshlib import asyncssh
 from control.nodes.cri import CNI_BIN_DIR, PAUSE_IMAGE
 
 

@@ -17,9 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import asyncssh
-
 from control.config import Config, NodeConfig, SshConfig
+from control.nodes.asyncsshlib import asyncssh
 from control.nodes.transport import Channel, TransportError
 
 log = logging.getLogger(__name__)

@@ -86,13 +86,17 @@ def _documents(text: str, source: str) -> Iterator[Any]:
         for doc in yaml.load_all(text, Loader=_Loader):
             yield doc
             index += 1
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        what = exc.problem or exc.context or "invalid YAML"
-        raise ManifestError(f"{source}: document {index}: {where}{what}") from None
     except yaml.YAMLError as exc:
-        raise ManifestError(f"{source}: document {index}: {exc}") from None
+        raise ManifestError(f"{source}: document {index}: {yaml_problem(exc)}") from None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: where, then what (PyYAML's own text spans several)."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return " ".join(str(exc).split())
+    mark = exc.problem_mark or exc.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    return where + (exc.problem or exc.context or "invalid YAML")
 
 
 def _check_type(doc: dict[str, Any], where: str) -> None:

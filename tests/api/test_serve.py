@@ -179,6 +179,32 @@ def test_user_errors_are_one_line(served: Served) -> None:
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_more_user_errors_are_one_line(served: Served, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n---\n")
+    r = pilothouse(served, "apply", "-f", str(empty))
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "error: no objects passed to apply\n")
+
+    r = pilothouse(served, "get", "pods", "-n", "nowhere")
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == 'Error from server (NotFound): namespaces "nowhere" not found\n'
+    # An empty namespace that exists is no error, as kubectl says it.
+    quiet = tmp_path / "quiet.yaml"
+    quiet.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: quiet}\n")
+    assert pilothouse(served, "apply", "-f", str(quiet)).returncode == 0
+    r = pilothouse(served, "get", "pods", "-n", "quiet")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "No resources found in quiet namespace.\n")
+    r = pilothouse(served, "get", "pods", "-n", "quiet", "-o", "json")
+    assert r.returncode == 0 and json.loads(r.stdout)["items"] == []
+
+    broken = tmp_path / "kubeconfig"
+    broken.write_text("apiVersion: v1\nclusters:\n- cluster: {server: [\n")
+    r = pilothouse(served, "--kubeconfig", str(broken), "get", "pods")
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"error: {broken}: not valid YAML: line ")
+    assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr
+
+
 def test_second_serve_on_same_data_dir_fails_at_once(served: Served, tmp_path: Path) -> None:
     t0 = time.monotonic()
     r = subprocess.run(

@@ -8,6 +8,7 @@ import asyncio
 import inspect
 import json
 import os
+import subprocess
 import sys
 from importlib import import_module
 from pathlib import Path
@@ -114,3 +115,32 @@ def test_every_command_names_a_handler() -> None:
     for command in commands:
         handler = getattr(import_module(f"console.cli.{command.module}"), command.name)
         assert inspect.iscoroutinefunction(handler), command
+
+
+def test_commands_print_no_library_warnings(tmp_path: Path) -> None:
+    """asyncssh's import warns of DSA on the current cryptography: `down` (and
+    every command that reaches a node) would print it on the user's terminal."""
+    env = {**os.environ, "PILOTHOUSE_HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
+    env.pop("PYTHONWARNINGS", None)
+    down = subprocess.run(
+        [sys.executable, "-m", "console", "down"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert (down.returncode, down.stderr) == (0, "")
+    assert down.stdout.startswith("no local cluster")
+    # What `up`, `serve` and `node check` import, with every warning shown.
+    imports = "import console.cli.cluster, console.cli.nodes, control.localcluster.cluster"
+    imports += ", control.localcluster.files, control.nodes.ssh, control.controlplane"
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "-c", imports],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
