@@ -102,52 +102,27 @@ async def test_the_readonly_role_reads_no_secrets(
         assert (await _answer(s, "GET", server + path))[0] == 200, path
 
 
+# Refused requests of the read-only role: "METHOD PATH | kind,name,group | message".
+REFUSALS = """\
+POST /api/v1/namespaces/default/pods | pods,, | pods is forbidden: User "viewer" cannot create resource "pods" in API group "" in the namespace "default"
+DELETE /api/v1/nodes/n1 | nodes,n1, | nodes "n1" is forbidden: User "viewer" cannot delete resource "nodes" in API group "" at the cluster scope
+PUT /api/v1/namespaces/default/pods/web/status | pods,web, | pods "web" is forbidden: User "viewer" cannot update resource "pods/status" in API group "" in the namespace "default"
+PATCH /apis/apps/v1/namespaces/team/deployments/web/scale | deployments,web,apps | deployments.apps "web" is forbidden: User "viewer" cannot patch resource "deployments/scale" in API group "apps" in the namespace "team"
+DELETE /api/v1/namespaces/default/configmaps | configmaps,, | configmaps is forbidden: User "viewer" cannot deletecollection resource "configmaps" in API group "" in the namespace "default"
+"""
+
+
 async def test_refusals_in_kubernetes_words(viewer: tuple[str, aiohttp.ClientSession]) -> None:
     server, s = viewer
-    user = 'User "viewer"'
-    cases = [
-        (
-            "POST",
-            "/api/v1/namespaces/default/pods",
-            f'pods is forbidden: {user} cannot create resource "pods" in API group "" '
-            'in the namespace "default"',
-            ("pods", "", ""),
-        ),
-        (
-            "DELETE",
-            "/api/v1/nodes/n1",
-            f'nodes "n1" is forbidden: {user} cannot delete resource "nodes" in API group "" '
-            "at the cluster scope",
-            ("nodes", "n1", ""),
-        ),
-        (
-            "PUT",
-            "/api/v1/namespaces/default/pods/web/status",
-            f'pods "web" is forbidden: {user} cannot update resource "pods/status" '
-            'in API group "" in the namespace "default"',
-            ("pods", "web", ""),
-        ),
-        (
-            "PATCH",
-            "/apis/apps/v1/namespaces/team/deployments/web/scale",
-            f'deployments.apps "web" is forbidden: {user} cannot patch resource '
-            '"deployments/scale" in API group "apps" in the namespace "team"',
-            ("deployments", "web", "apps"),
-        ),
-        (
-            "DELETE",
-            "/api/v1/namespaces/default/configmaps",
-            f"configmaps is forbidden: {user} cannot deletecollection resource "
-            '"configmaps" in API group "" in the namespace "default"',
-            ("configmaps", "", ""),
-        ),
-    ]
-    for method, path, message, (kind, name, group) in cases:
+    for line in REFUSALS.splitlines():
+        request, details, message = line.split(" | ")
+        method, path = request.split()
+        kind, name, group = details.split(",")
         status, body = await _answer(s, method, server + path)
         assert (status, _without_empty(body)) == (403, forbidden(message, kind, name, group))
     status, body = await _answer(s, "POST", server + IMAGE_IMPORT_PATH)
     assert status == 403
-    assert body["message"] == (f'forbidden: {user} cannot post path "{IMAGE_IMPORT_PATH}"')
+    assert body["message"] == f'forbidden: User "viewer" cannot post path "{IMAGE_IMPORT_PATH}"'
 
 
 async def test_exec_refusal_in_kubernetes_words(

@@ -122,25 +122,13 @@ def test_commands_print_no_library_warnings(tmp_path: Path) -> None:
     every command that reaches a node) would print it on the user's terminal."""
     env = {**os.environ, "PILOTHOUSE_HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
     env.pop("PYTHONWARNINGS", None)
-    down = subprocess.run(
-        [sys.executable, "-m", "console", "down"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-    )
-    assert (down.returncode, down.stderr) == (0, "")
-    assert down.stdout.startswith("no local cluster")
     # What `up`, `serve` and `node check` import, with every warning shown.
     imports = "import console.cli.cluster, console.cli.nodes, control.localcluster.cluster"
     imports += ", control.localcluster.files, control.nodes.ssh, control.controlplane"
-    done = subprocess.run(
-        [sys.executable, "-W", "always", "-c", imports],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
+    down, imported = (
+        subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env, timeout=60)
+        for argv in (["-m", "console", "down"], ["-W", "always", "-c", imports])
     )
-    assert (done.returncode, done.stderr) == (0, "")
+    assert (down.returncode, down.stderr) == (0, "")
+    assert down.stdout.startswith("no local cluster")
+    assert (imported.returncode, imported.stderr) == (0, "")
