@@ -11,7 +11,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from control import errors
-from control.api import roles
+from control.api import execws, roles
 from control.api.routing import Target, parse_path
 from control.errors import ApiError
 
@@ -75,7 +75,7 @@ def authorize(
             raise forbidden(request, request.method.lower(), None)
         return
     rt, sub = target.rt, target.subresource
-    if not rt.group and rt.plural == "pods" and sub in roles.ADMIN_POD_SUBRESOURCES:
+    if sub in ("exec", "attach") and execws.is_websocket(request):
         return  # control.api.podproxy refuses these, with the WebSocket's headers
     verb = _verb(request, target)
     if not roles.resource_decision(role, verb, rt.group, rt.plural, sub)[0]:

@@ -108,6 +108,7 @@ POST /api/v1/namespaces/default/pods | pods,, | pods is forbidden: User "viewer"
 DELETE /api/v1/nodes/n1 | nodes,n1, | nodes "n1" is forbidden: User "viewer" cannot delete resource "nodes" in API group "" at the cluster scope
 PUT /api/v1/namespaces/default/pods/web/status | pods,web, | pods "web" is forbidden: User "viewer" cannot update resource "pods/status" in API group "" in the namespace "default"
 PATCH /apis/apps/v1/namespaces/team/deployments/web/scale | deployments,web,apps | deployments.apps "web" is forbidden: User "viewer" cannot patch resource "deployments/scale" in API group "apps" in the namespace "team"
+POST /api/v1/namespaces/default/pods/web/exec | pods,web, | pods "web" is forbidden: User "viewer" cannot create resource "pods/exec" in API group "" in the namespace "default"
 DELETE /api/v1/namespaces/default/configmaps | configmaps,, | configmaps is forbidden: User "viewer" cannot deletecollection resource "configmaps" in API group "" in the namespace "default"
 """
 
