@@ -188,9 +188,9 @@ class CachedStore(Store):
         if match is None:
             if limit <= 0 or hi - lo <= limit:
                 return ListResult(kvs[lo:hi], revision, None, None)
-            page = kvs[lo : lo + limit]
-            token = encode_token(revision, prefix, page[-1].key)
-            return ListResult(page, revision, token, hi - lo - limit)
+            items = kvs[lo : lo + limit]
+            token = encode_token(revision, prefix, items[-1].key)
+            return ListResult(items, revision, token, hi - lo - limit)
 
         # `match` runs on the event loop now: orjson keeps the parse per object
         # to microseconds, and nothing is parsed when there is no `match`.
