@@ -82,6 +82,26 @@ def _serve(sub: Subparsers) -> None:
     p.set_defaults(func=Command("cluster", "serve", fast_loop=True))
 
 
+def _migrate(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "migrate",
+        help="copy every object from one store to another (control plane stopped)",
+        description="Copies every object into an empty store and checks the counts "
+        "afterwards, e.g. --from sqlite:~/.pilothouse/state.db --to etcd:http://127.0.0.1:2379",
+    )
+    p.add_argument("--from", dest="source", required=True, help="sqlite:PATH or etcd:URL[,URL...]")
+    p.add_argument(
+        "--to", dest="destination", required=True, help="sqlite:PATH or etcd:URL[,URL...]"
+    )
+    p.add_argument(
+        "--etcd-prefix", default="/pilothouse", help="etcd key prefix (default /pilothouse)"
+    )
+    p.add_argument("--etcd-ca-file", help="CA that signed etcd's certificate")
+    p.add_argument("--etcd-cert-file", help="client certificate for etcd")
+    p.add_argument("--etcd-key-file", help="client key for etcd")
+    p.set_defaults(func=Command("cluster", "migrate"))
+
+
 def _apply(sub: Subparsers) -> None:
     p = sub.add_parser("apply", help="create or update objects from manifests")
     p.add_argument(
@@ -434,6 +454,7 @@ def _node(sub: Subparsers) -> None:
 
 COMMANDS: dict[str, Callable[[Subparsers], None]] = {
     "serve": _serve,
+    "migrate": _migrate,
     "apply": _apply,
     "get": _get,
     "describe": _describe,
@@ -584,6 +605,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from control.client import ClusterUnreachable
     from control.config import ConfigError
     from control.localcluster.proc import LocalClusterError
+    from control.migrate import MigrateError
     from control.objects.manifest import ManifestError
     from control.operations import OperationError
 
@@ -596,6 +618,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         UsageError,
         OperationError,
         LocalClusterError,
+        MigrateError,
         TransportError,
     )
 
