@@ -14,11 +14,15 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from control.config import StoreConfig
-from control.store.backends import backend_store
-from control.store.interface import Store, StoreError
+
+if TYPE_CHECKING:
+    from control.store.interface import Store
+
+# The store modules (and gRPC) are imported by `migrate` itself: the command
+# line loads this module on any error, to know MigrateError.
 
 _PAGE: Final = 1000  # objects read, and written concurrently, at a time
 _REGISTRY: Final = "/registry/"
@@ -89,6 +93,8 @@ async def _counts(store: Store) -> Counter[str]:
 
 @contextlib.asynccontextmanager
 async def _opened(store: Store, url: str) -> AsyncIterator[Store]:
+    from control.store.interface import StoreError
+
     try:
         await store.open()
     except StoreError as e:
@@ -108,6 +114,9 @@ async def migrate(
 ) -> Migrated:
     """Copy every key of `source` into the empty `destination` and check that
     both hold as many objects of each resource. `progress` gets the running total."""
+    from control.store.backends import backend_store
+    from control.store.interface import StoreError
+
     etcd = etcd or EtcdOptions()
     src_config = store_config(source, etcd, "--from")
     dst_config = store_config(destination, etcd, "--to")
