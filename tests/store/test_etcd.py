@@ -167,10 +167,11 @@ async def test_second_endpoint_is_used_when_the_first_is_down(
         assert (await s.create(key("a"), pod("a"))).mod_revision == 1
 
 
-async def test_tls_with_client_certificate(tmp_path: Path, prefix: str) -> None:
+async def test_tls_verifies_etcd_against_the_ca(tmp_path: Path, prefix: str) -> None:
     pki = ensure_pki(tmp_path / "pki", ["127.0.0.1"])
     with running_etcd(cert=pki.server_cert, key=pki.server_key) as server:
         assert server.endpoint.startswith("https://")
+        # A client certificate and key are sent too (this etcd does not ask for one).
         tls = EtcdTLS(pki.ca_cert, pki.server_cert, pki.server_key)
         async with opened(EtcdStore((server.endpoint,), prefix=prefix, tls=tls)) as s:
             await s.create(key("a"), pod("a"))
