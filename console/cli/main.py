@@ -318,6 +318,15 @@ def _prints_figures(b: argparse.ArgumentParser, command: Command) -> None:
     b.set_defaults(func=command)
 
 
+def _store_choice(b: argparse.ArgumentParser) -> None:
+    b.add_argument(
+        "--store",
+        choices=["sqlite", "etcd"],
+        default="sqlite",
+        help="etcd: run it again on a throwaway etcd, reported beside SQLite (default sqlite)",
+    )
+
+
 def _bench(sub: Subparsers) -> None:
     p = sub.add_parser("bench", help="run a benchmark and print its figures next to a baseline")
     benches = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
@@ -326,6 +335,7 @@ def _bench(sub: Subparsers) -> None:
         "--objects", type=int, default=10000, help="objects to create and update (default 10000)"
     )
     b.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
+    _store_choice(b)
     _prints_figures(b, Command("bench", "api", fast_loop=True))
     b = benches.add_parser(
         "scheduler", help="the whole control plane placing pods on hollow nodes: pods/s, latency"
@@ -333,6 +343,7 @@ def _bench(sub: Subparsers) -> None:
     b.add_argument("--nodes", type=int, default=5000, help="hollow nodes (default 5000)")
     b.add_argument("--pods", type=int, default=10000, help="pods to schedule (default 10000)")
     b.add_argument("--concurrency", type=int, default=32, help="creates in flight (default 32)")
+    _store_choice(b)
     _prints_figures(b, Command("bench", "scheduler", fast_loop=True))
     b = benches.add_parser("console", help="the console: open 20,000 pods, keypress latency, RSS")
     b.add_argument("--pods", type=int, default=20000, help="pods to create (default 20000)")

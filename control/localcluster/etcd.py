@@ -32,6 +32,13 @@ class EtcdServer:
     dir: Path
     pid: int
 
+    def store_table(self, prefix: str = "/pilothouse") -> str:
+        """The `[store]` table of a config.toml whose control plane keeps its objects here."""
+        return (
+            f'[store]\nbackend = "etcd"\netcd_endpoints = ["{self.endpoint}"]\n'
+            f'etcd_prefix = "{prefix}"\n'
+        )
+
 
 def etcd_binary() -> str | None:
     """The etcd binary (Debian's etcd-server package), or None."""

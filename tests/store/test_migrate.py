@@ -86,10 +86,7 @@ async def test_demo_objects_round_trip(etcd: EtcdServer, tmp_path: Path) -> None
     # A control plane on the migrated etcd serves the objects and writes on.
     served = tmp_path / "served"
     served.mkdir()
-    (served / "config.toml").write_text(
-        '[api]\nlisten = ""\n[store]\nbackend = "etcd"\n'
-        f'etcd_endpoints = ["{etcd.endpoint}"]\netcd_prefix = "/migrated"\n'
-    )
+    (served / "config.toml").write_text(f'[api]\nlisten = ""\n{etcd.store_table("/migrated")}')
     cp = ControlPlane(load_config(None, data_dir=served), components=False)
     await cp.start()
     try:
