@@ -120,7 +120,11 @@ class EtcdStore(Store):
         self._state = "closed"  # until it has opened
         self._base = await self.client.open(self._marker_revision)
         self._state = "open"
-        self._compacted = await self.compacted_revision()
+        try:
+            self._compacted = await self.compacted_revision()
+        except BaseException:
+            await self.close()
+            raise
 
     async def _marker_revision(self) -> int:
         """Create the marker unless it exists; its create revision."""
@@ -205,8 +209,7 @@ class EtcdStore(Store):
             start = self._key(prefix + rel) + b"\x00"  # the next key after the last one served
         page = Page(match, limit)
         chunk = limit + 1 if match is None and 0 < limit < _CHUNK else _CHUNK
-        remaining: int | None = None
-        first = True
+        total: int | None = None  # keys from the page's start on, at its revision
         while True:
             req = pb.RangeRequest(key=start, range_end=end, limit=chunk, revision=at)
             try:
@@ -217,13 +220,13 @@ class EtcdStore(Store):
             except FutureRevision:
                 raise ValueError("invalid continue token: revision from the future") from None
             at = at or int(resp.header.revision)
+            if total is None:
+                total = int(resp.count)
             full = page.add(map(self._kv, resp.kvs))
-            if first and match is None:
-                remaining = int(resp.count) - len(page.items)
-            first = False
             if full or not resp.more:
                 break
             start = resp.kvs[-1].key + b"\x00"
+        remaining = None if match is not None or total is None else total - len(page.items)
         return page.result(at - self._base, prefix, remaining)
 
     # -- writes ------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from control.api.pki import ensure_pki
+from control.store import etcd as etcd_module
 from control.store.cache import CachedStore
 from control.store.etcd import EtcdStore
 from control.store.etcdclient import EtcdTLS
@@ -183,3 +184,24 @@ async def test_tls_verifies_etcd_against_the_ca(tmp_path: Path, prefix: str) -> 
         # Without the CA, etcd's certificate is not trusted.
         with pytest.raises(StoreError):
             await asyncio.wait_for(EtcdStore((server.endpoint,), prefix=prefix).open(), 20)
+
+
+async def test_pages_span_several_reads(
+    etcd: EtcdServer, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(etcd_module, "_CHUNK", 2)  # keys per read while listing
+    async with opened(EtcdStore((etcd.endpoint,), prefix=prefix)) as s:
+        for i in range(7):
+            await s.create(key(f"p{i}"), pod(f"p{i}", odd=str(i % 2)))
+        page = await s.list("/registry/pods/", limit=5)
+        assert [kv.key for kv in page.items] == [key(f"p{i}") for i in range(5)]
+        assert page.remaining == 2
+        rest = await s.list("/registry/pods/", limit=5, continue_token=page.continue_token)
+        assert [kv.key for kv in rest.items] == [key("p5"), key("p6")]
+        assert rest.continue_token is None
+        odd = await s.list(
+            "/registry/pods/", match=lambda o: o["metadata"]["labels"]["odd"] == "1", limit=2
+        )
+        assert [kv.key for kv in odd.items] == [key("p1"), key("p3")]
+        assert odd.continue_token is not None and odd.remaining is None
+        assert len((await s.list("")).items) == 7
