@@ -39,6 +39,8 @@ import grpc
 import grpc.aio
 import orjson
 
+from control.objects import Obj
+from control.store import keyspace
 from control.store.etcdclient import (
     EtcdClient,
     EtcdCompacted,
@@ -53,13 +55,11 @@ from control.store.interface import (
     KeyNotFound,
     ListResult,
     Matcher,
-    Obj,
     RevisionConflict,
     Store,
     StoreError,
     WatchEvent,
 )
-from control.store.keyspace import decode_token, prefix_end
 from control.store.pages import Page
 from control.store.resourceversion import stamp
 
@@ -163,7 +163,7 @@ class EtcdStore(Store):
         if not prefix:
             prefix = "/"
         _check_key(prefix)
-        end = prefix_end(prefix)
+        end = keyspace.prefix_end(prefix)
         # No end: the keys after the prefix's last code point, which UTF-8 never starts with.
         return self._key(prefix), (self._root + b"\xff" if end is None else self._key(end))
 
@@ -192,19 +192,17 @@ class EtcdStore(Store):
         self,
         prefix: str,
         *,
-        match: Matcher | None = None,
         limit: int = 0,
         continue_token: str | None = None,
+        match: Matcher | None = None,
     ) -> ListResult:
-        """See `Store.list`. A malformed `continue_token` raises ValueError.
-
-        Pages after the first are read at the first page's revision.
-        """
+        """See `Store.list`; pages after the first are read at the first page's
+        revision. A malformed `continue_token` raises ValueError."""
         self._check_open()
         start, end = self._range(prefix)
         at = 0  # etcd revision to read at; 0 is the current one
         if continue_token:
-            token_rev, rel = decode_token(continue_token)
+            token_rev, rel = keyspace.decode_token(continue_token)
             at = token_rev + self._base
             start = self._key(prefix + rel) + b"\x00"  # the next key after the last one served
         page = Page(match, limit)
