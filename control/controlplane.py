@@ -38,9 +38,8 @@ from control.nodes.ingress import ensure_default_classes
 from control.nodes.manager import NodeLinks
 from control.nodes.transport import CommandTransport, Transport
 from control.scheduler.scheduler import Scheduler
-from control.store.cache import CachedStore
+from control.store.backends import cached_store
 from control.store.interface import Store
-from control.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +58,8 @@ GC_THRESHOLDS = (50_000, 20, 10)
 
 
 def open_store(config: Config) -> Store:
-    # The config refuses backends that do not exist yet (store.backend).
     # Reads are served from memory; the cache follows the backend with a watch.
-    return CachedStore(SqliteStore(config.store.path, compact_keep=config.store.compaction_keep))
+    return cached_store(config.store)
 
 
 class ControlPlane:
