@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from control import errors
+from control.errors import ApiError, Cause
+from control.objects.meta import INT64_MAX, INT64_MIN
 from control.objects.selectors import SelectorError, build_matcher
 from control.store.interface import Matcher
 
@@ -26,8 +28,17 @@ def int_param(q: Any, name: str, default: int) -> int:
 
 
 def nonnegative_int(value: Any, field: str) -> int | None:
-    """A non-negative integer, given as a number or a string (a query parameter,
+    """A non-negative int64, given as a number or a string (a query parameter,
     a body field); None when absent or empty."""
+    number = int64(value, field)
+    if number is not None and number < 0:
+        raise errors.bad_request(f"{field}: must be >= 0")
+    return number
+
+
+def int64(value: Any, field: str) -> int | None:
+    """An integer in int64's range, given as a number or a string; None when
+    absent or empty."""
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
@@ -36,6 +47,21 @@ def nonnegative_int(value: Any, field: str) -> int | None:
         number = int(value)
     except ValueError as e:
         raise errors.bad_request(f"{field}: must be an integer, got {value!r}") from e
-    if number < 0:
-        raise errors.bad_request(f"{field}: must be >= 0")
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise errors.bad_request(f"{field}: {value} is out of range for an int64")
+    return number
+
+
+def revision(value: Any, field: str = "resourceVersion") -> int:
+    """A resourceVersion (a decimal string, or a number) as a store revision:
+    a non-negative int64, else 400 naming `field`."""
+    number = -1
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        try:
+            number = int(value)
+        except ValueError:
+            pass
+    if not 0 <= number <= INT64_MAX:
+        message = f"invalid resource version: {value!r}"
+        raise ApiError(400, "BadRequest", message, causes=[Cause(field, message)])
     return number

@@ -23,6 +23,7 @@ from control.api.clusterip import ClusterIPAllocator
 from control.api.deletion import Deletion
 from control.api.nodeports import NodePortAllocator, keep_node_ports
 from control.api.options import DELETE, WRITE, DeleteOptions, WriteOptions
+from control.api.query import revision
 from control.api.storewrites import StoreWrites
 from control.errors import ApiError, Cause
 from control.objects.admission import admit
@@ -217,7 +218,7 @@ class Registry:
             )
         meta["name"] = name
         rv = meta.get("resourceVersion")
-        expected = _parse_rv(rv) if rv else None
+        expected = revision(rv, "metadata.resourceVersion") if rv else None
         current = await self.get(rt, namespace, name)
         return await self._write(
             rt, namespace, current, current.obj, obj, expected, subresource, options
@@ -269,7 +270,7 @@ class Registry:
             # caller set another one as a precondition. Only a race on the
             # revision we read is worth another try.
             rv = meta.get("resourceVersion")
-            expected = _parse_rv(rv) if rv else None
+            expected = revision(rv, "metadata.resourceVersion") if rv else None
             try:
                 return await self._write(
                     rt, namespace, current, old, new, expected, subresource, options
@@ -517,13 +518,6 @@ class Registry:
         # Every create in the namespace asks: look in the raw bytes before parsing.
         if b'"deletionTimestamp"' in ns.raw and _meta(ns.obj).get("deletionTimestamp"):
             raise namespaces.terminating(rt, name, namespace)
-
-
-def _parse_rv(rv: Any) -> int:
-    try:
-        return int(rv)
-    except (TypeError, ValueError) as e:
-        raise errors.bad_request(f"invalid resourceVersion: {rv!r}") from e
 
 
 def _reset_status_on_create(rt: ResourceType, obj: Obj) -> None:

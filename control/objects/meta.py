@@ -221,6 +221,13 @@ Annotations = Annotated[dict[str, str], AfterValidator(_annotations)]
 
 # --- numbers and quantities ------------------------------------------------------
 
+# The ranges of Kubernetes' int32 and int64 fields.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+Int32 = Annotated[int, Field(ge=-(2**31), le=INT32_MAX)]
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+
 
 def _port(value: int) -> int:
     if not 1 <= value <= 65535:
