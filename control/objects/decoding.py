@@ -99,7 +99,7 @@ def check_yaml(text: bytes | str) -> None:
     expanded = 0
     anchored: dict[str, int] = {}  # anchor -> the nodes it stands for
     open_nodes: list[list[Any]] = []  # [anchor, nodes so far] of each open collection
-    for event in yaml.parse(text, Loader=_Loader):
+    for event in _events(text):
         nodes = 0
         if isinstance(event, ScalarEvent):
             nodes = 1
@@ -125,3 +125,12 @@ def check_yaml(text: bytes | str) -> None:
             anchored.clear()
         if nodes and open_nodes:
             open_nodes[-1][1] += nodes
+
+
+def _events(text: bytes | str) -> Iterator[yaml.Event]:
+    """The parse events up to the first syntax error, if any: loading meets
+    it at the same place, and says which document it is in."""
+    try:
+        yield from yaml.parse(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return
