@@ -7,18 +7,24 @@ from typing import Any
 from control import errors
 from control.errors import ApiError, Cause
 from control.objects.meta import INT64_MAX, INT64_MIN
-from control.objects.selectors import SelectorError, build_matcher
+from control.objects.selectors import SelectorError, build_matcher, unsupported_field
 from control.store.interface import Matcher
 
 TRUE = {"1", "true", "True"}
 
 
-def matcher(label: str | None, field: str | None) -> Matcher | None:
-    """labelSelector and fieldSelector as one predicate; None selects everything."""
+def matcher(label: str | None, field: str | None, kind: str = "") -> Matcher | None:
+    """labelSelector and fieldSelector as one predicate; None selects
+    everything. With `kind`, a field that kind cannot be selected by is 400."""
     try:
-        return build_matcher(label or None, field or None)
+        unsupported = unsupported_field(kind, field) if kind and field else None
+        built = build_matcher(label or None, field or None)
     except SelectorError as e:
         raise errors.bad_request(f"unable to parse requirement: {e}") from e
+    if unsupported is not None:
+        message = f"field label not supported: {unsupported}"
+        raise ApiError(400, "BadRequest", message, causes=[Cause("fieldSelector", message)])
+    return built
 
 
 def int_param(q: Any, name: str, default: int) -> int:

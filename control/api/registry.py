@@ -212,10 +212,7 @@ class Registry:
         """PUT: replace the object (or only its status, with subresource="status")."""
         obj = self._prepare_body(rt, namespace, body)
         meta = _meta(obj)
-        if meta.get("name", name) != name:
-            raise errors.bad_request(
-                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
-            )
+        _check_names(rt, namespace, name, meta)
         meta["name"] = name
         rv = meta.get("resourceVersion")
         expected = revision(rv, "metadata.resourceVersion") if rv else None
@@ -265,6 +262,7 @@ class Registry:
             old = current.obj
             new = build(current, old)
             meta = _meta(new)
+            _check_names(rt, namespace, name, meta)
             meta["name"] = name
             # The built object carries the revision it was read at, unless the
             # caller set another one as a precondition. Only a race on the
@@ -449,6 +447,10 @@ class Registry:
         name = old_meta["name"]
         if expected is not None and expected != current.mod_revision:
             raise errors.conflict(rt.plural, name, rt.group)
+        uid = _meta(obj).get("uid")
+        if uid and uid != old_meta.get("uid"):
+            why = f'Invalid value: "{uid}": field is immutable'
+            raise errors.invalid(rt.kind, name, [Cause("metadata.uid", why)], rt.group)
         if subresource == "status":
             # Only status changes through /status; the rest is kept as stored.
             merged = dict(old)
@@ -518,6 +520,19 @@ class Registry:
         # Every create in the namespace asks: look in the raw bytes before parsing.
         if b'"deletionTimestamp"' in ns.raw and _meta(ns.obj).get("deletionTimestamp"):
             raise namespaces.terminating(rt, name, namespace)
+
+
+def _check_names(rt: ResourceType, namespace: str | None, name: str, meta: dict[str, Any]) -> None:
+    """A write names the object its URL names (Kubernetes' checkName), 400 otherwise."""
+    field, why = "", ""
+    if meta.get("name", name) != name:
+        field = "metadata.name"
+        why = f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+    elif rt.namespaced and namespace and meta.get("namespace") not in (None, "", namespace):
+        field = "metadata.namespace"
+        why = "the namespace of the provided object does not match the namespace sent on the request"
+    if field:
+        raise ApiError(400, "BadRequest", why, causes=[Cause(field, why)])
 
 
 def _reset_status_on_create(rt: ResourceType, obj: Obj) -> None:

@@ -38,7 +38,7 @@ class ResourceHandlers:
         """A list, or with `watch` a watch. Items are spliced in as stored."""
         rt, ns = target.rt, target.namespace
         q = request.query
-        match = matcher(q.get("labelSelector"), q.get("fieldSelector"))
+        match = matcher(q.get("labelSelector"), q.get("fieldSelector"), rt.kind)
         asked = table_request(request)
         opts = list_options(q)
         if opts.watch:
@@ -73,7 +73,7 @@ class ResourceHandlers:
                 "the server does not allow this method on the requested resource"
             )
         q = request.query
-        match = matcher(q.get("labelSelector"), q.get("fieldSelector"))
+        match = matcher(q.get("labelSelector"), q.get("fieldSelector"), rt.kind)
         deleted = await self.registry.delete_collection(rt, ns, options, match)
         return raw_response(_list_body(rt, {}, deleted))
 
