@@ -45,6 +45,9 @@ from control.store.interface import (
 from control.store.keyspace import encode_token
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_NAMESPACE_MISMATCH = (
+    "the namespace of the provided object does not match the namespace sent on the request"
+)
 # How often a read-modify-write (patch, scale) retries on a concurrent write.
 _PATCH_RETRIES = 5
 
@@ -423,9 +426,7 @@ class Registry:
         if rt.namespaced:
             ns = meta.get("namespace") or namespace
             if namespace and ns != namespace:
-                raise errors.bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request"
-                )
+                raise errors.bad_request(_NAMESPACE_MISMATCH)
             meta["namespace"] = ns or "default"
         else:
             meta.pop("namespace", None)
@@ -530,7 +531,7 @@ def _check_names(rt: ResourceType, namespace: str | None, name: str, meta: dict[
         why = f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
     elif rt.namespaced and namespace and meta.get("namespace") not in (None, "", namespace):
         field = "metadata.namespace"
-        why = "the namespace of the provided object does not match the namespace sent on the request"
+        why = _NAMESPACE_MISMATCH
     if field:
         raise ApiError(400, "BadRequest", why, causes=[Cause(field, why)])
 

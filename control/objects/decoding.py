@@ -36,7 +36,7 @@ class DecodeError(ValueError):
 class YAMLBoundsError(yaml.MarkedYAMLError):
     """YAML beyond the decoder's bounds, in document number `document` (from 1)."""
 
-    def __init__(self, problem: str, mark: yaml.Mark | None, document: int) -> None:
+    def __init__(self, problem: str, mark: Any, document: int) -> None:
         super().__init__(problem=problem, problem_mark=mark)
         self.document = document
 

@@ -124,7 +124,7 @@ async def test_yaml_aliases_are_bounded_in_bodies_and_manifests(
     assert status == 400
     refused(answer, 400, f"aliases expand to more than {MAX_ALIAS_NODES} nodes")
     assert await names(client) == []
-    with pytest.raises(ManifestError, match="document 2: line 11.*aliases expand"):
+    with pytest.raises(ManifestError, match=r"document 2: line 11.*aliases expand"):
         load_manifests("apiVersion: v1\nkind: Namespace\n---\n" + laughs(), "lol.yaml")
     # A few aliases, as manifests use them, are fine.
     body = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: &d {k: v}\nx: *d\n"
