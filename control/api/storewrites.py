@@ -37,7 +37,7 @@ class StoreWrites:
         self, rt: ResourceType, namespace: str | None, name: str, obj: Obj, options: WriteOptions
     ) -> KV:
         key = rt.key(namespace, name)
-        raw = encoded(rt, name, obj)
+        encoded(rt, name, obj)
         claims = await self._assign_node_ports(rt, obj, None, options)
         try:
             allocated = await self._allocate_cluster_ip(rt, namespace, obj, options)
@@ -45,7 +45,7 @@ class StoreWrites:
             await self.node_ports.release(claims.claimed)
             raise
         if options.dry_run:
-            return KV(key, raw, 0, 0)
+            return KV(key, orjson.dumps(obj), 0, 0)  # with the addresses it was given
         try:
             return await self.store.create(key, obj)
         except BaseException as e:
