@@ -37,7 +37,7 @@ class StoreWrites:
         self, rt: ResourceType, namespace: str | None, name: str, obj: Obj, options: WriteOptions
     ) -> KV:
         key = rt.key(namespace, name)
-        encoded(rt, name, obj)
+        check_storable(rt, name, obj)
         claims = await self._assign_node_ports(rt, obj, None, options)
         try:
             allocated = await self._allocate_cluster_ip(rt, namespace, obj, options)
@@ -60,7 +60,7 @@ class StoreWrites:
         self, rt: ResourceType, name: str, current: KV, obj: Obj, options: WriteOptions
     ) -> KV:
         """Replace `current` with `obj`, compare-and-swap on its revision."""
-        encoded(rt, name, obj)
+        check_storable(rt, name, obj)
         claims = await self._assign_node_ports(rt, obj, current, options)
         if options.dry_run:
             obj.setdefault("metadata", {})["resourceVersion"] = str(current.mod_revision)
@@ -168,9 +168,9 @@ class StoreWrites:
                 await self.cluster_ips.release(ip)
 
 
-def encoded(rt: ResourceType, name: str, obj: Obj) -> bytes:
-    """`obj` as the store would hold it: 413 beyond MAX_OBJECT_BYTES, 400 when
-    it cannot be encoded (an integer beyond 64 bits, nesting orjson refuses)."""
+def check_storable(rt: ResourceType, name: str, obj: Obj) -> None:
+    """413 when `obj` encodes beyond MAX_OBJECT_BYTES, 400 when it cannot be
+    encoded (an integer beyond 64 bits, nesting orjson refuses)."""
     try:
         raw = orjson.dumps(obj)
     except (TypeError, ValueError) as e:
@@ -178,7 +178,6 @@ def encoded(rt: ResourceType, name: str, obj: Obj) -> bytes:
     if len(raw) > MAX_OBJECT_BYTES:
         why = f"the object is {len(raw)} bytes, limit is {MAX_OBJECT_BYTES}"
         raise errors.request_entity_too_large(why, rt.plural, name, rt.group)
-    return raw
 
 
 def _family(version: int) -> str:

@@ -313,6 +313,18 @@ async def test_objects_are_capped_at_kubernetes_size(plane: ControlPlane, client
     assert "note" not in await client.get(CM, "c", "default")
 
 
+async def test_integers_beyond_64_bits_are_400(
+    plane: ControlPlane, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # YAML reads any integer; the store can hold 64 bits.
+    body = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: n}}\nx: {10**30}\n"
+    status, answer = await send(plane, "POST", CM_PATH, body.encode(), "application/yaml")
+    assert status == 400
+    refused(answer, 400, "64-bit")
+    assert await names(client) == []
+    no_tracebacks(caplog)
+
+
 async def test_unsupported_field_selectors_are_400(plane: ControlPlane, client: Client) -> None:
     await bound_pod(client, "p")
     for path, selector in (
