@@ -139,6 +139,14 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 
 
+def request_entity_too_large(
+    message: str, kind: str = "", name: str = "", group: str = ""
+) -> ApiError:
+    return ApiError(
+        413, "RequestEntityTooLarge", f"Request entity too large: {message}", kind, name, group
+    )
+
+
 def forbidden(message: str) -> ApiError:
     return ApiError(403, "Forbidden", message)
 

@@ -10,7 +10,6 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 import yaml
 from aiohttp import web
 
@@ -18,6 +17,7 @@ from control import errors
 from control.api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from control.api.protobuf import decode as protobuf
 from control.errors import ApiError
+from control.objects.decoding import load_json, load_yaml
 
 Patcher = Callable[[Any, Any], Any]
 _PATCHERS: dict[str, Patcher] = {
@@ -48,10 +48,8 @@ def decode(content_type: str, raw: bytes) -> Any:
     if content_type not in _JSON_TYPES and content_type != YAML:
         raise errors.unsupported_media_type(content_type)
     try:
-        if content_type == YAML:
-            return yaml.safe_load(raw)
-        return orjson.loads(raw)
-    except (orjson.JSONDecodeError, yaml.YAMLError) as e:
+        return load_yaml(raw) if content_type == YAML else load_json(raw)
+    except (ValueError, yaml.YAMLError) as e:
         what = "YAML" if content_type == YAML else "JSON"
         raise errors.bad_request(f"the request body is not valid {what}: {e}") from e
 

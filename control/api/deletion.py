@@ -33,6 +33,8 @@ from control.store.interface import KV, Obj
 # The kinds whose delete answers with the object rather than a Status
 # (Kubernetes' ReturnDeletedObject).
 RETURNS_DELETED_OBJECT = frozenset({"Pod", "Service"})
+# 9999-12-31T23:59:59Z: the last time RFC 3339 can write, where an int64 grace period may reach.
+_LATEST = 253402300799
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +101,7 @@ async def _mark_deleting(
     else:
         meta.pop("finalizers", None)
     if not already or running:
-        meta["deletionTimestamp"] = format_rfc3339(time.time() + grace)
+        meta["deletionTimestamp"] = format_rfc3339(min(time.time() + grace, _LATEST))
         if rt.kind == "Pod" or grace:
             meta["deletionGracePeriodSeconds"] = grace
     return await writes.update(rt, name, current, obj, options)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from control import errors
-from control.api.query import TRUE
+from control.api.query import TRUE, revision
 from control.api.registry import Registry
 from control.errors import ApiError, Cause
 from control.objects.kinds import ResourceType
@@ -37,15 +37,7 @@ class ListOptions:
     def revision(self) -> int | None:
         """The resourceVersion as a revision; None for "" and "0" (any)."""
         rv = self.resource_version
-        if rv in ("", "0"):
-            return None
-        try:
-            revision = int(rv)
-        except ValueError:
-            revision = -1
-        if revision < 0:
-            raise errors.bad_request(f"invalid resourceVersion: {rv!r}")
-        return revision
+        return None if rv in ("", "0") else revision(rv)
 
 
 def list_options(q: Any) -> ListOptions:
@@ -58,6 +50,7 @@ def list_options(q: Any) -> ListOptions:
         allow_bookmarks=q.get("allowWatchBookmarks") in TRUE,
         continue_token=q.get("continue") or None,
     )
+    opts.revision()  # a watch's is refused here, before its stream starts
     causes = _watch_causes(opts) if opts.watch else _list_causes(opts)
     if causes:
         joined = ", ".join(f"{c.field}: {c.message}" for c in causes)

@@ -16,7 +16,7 @@ from typing import Any
 from multidict import MultiMapping
 
 from control import errors
-from control.api.query import nonnegative_int
+from control.api.query import int64, revision
 from control.errors import Cause
 
 DRY_RUN_ALL = "All"
@@ -98,9 +98,11 @@ def delete_options(query: MultiMapping[str] | None, body: Any, *, path: str = ""
     orphan = _bool(raw("orphanDependents"), f"{path}orphanDependents")
     if orphan is None and "orphanDependents" in q:
         orphan = _query_bool(q["orphanDependents"][-1], f"{path}orphanDependents")
-    grace = nonnegative_int(raw("gracePeriodSeconds"), f"{path}gracePeriodSeconds")
+    grace = int64(raw("gracePeriodSeconds"), f"{path}gracePeriodSeconds")
     if grace is None and "gracePeriodSeconds" in q:
-        grace = nonnegative_int(q["gracePeriodSeconds"][-1], f"{path}gracePeriodSeconds")
+        grace = int64(q["gracePeriodSeconds"][-1], f"{path}gracePeriodSeconds")
+    if grace is not None and grace < 0:
+        grace = 1  # as Kubernetes' delete path reads a negative grace period
     uid, rv = _preconditions(raw("preconditions"), f"{path}preconditions")
 
     causes: list[Cause] = []
@@ -179,7 +181,4 @@ def _preconditions(value: Any, field: str) -> tuple[str | None, int | None]:
         return uid or None, None
     if isinstance(rv, bool) or not isinstance(rv, int | str):
         raise errors.bad_request(f"{field}.resourceVersion: must be a string")
-    try:
-        return uid or None, int(rv)
-    except ValueError as e:
-        raise errors.bad_request(f"invalid {field}.resourceVersion: {rv!r}") from e
+    return uid or None, revision(rv, f"{field}.resourceVersion")

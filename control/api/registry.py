@@ -23,6 +23,7 @@ from control.api.clusterip import ClusterIPAllocator
 from control.api.deletion import Deletion
 from control.api.nodeports import NodePortAllocator, keep_node_ports
 from control.api.options import DELETE, WRITE, DeleteOptions, WriteOptions
+from control.api.query import revision
 from control.api.storewrites import StoreWrites
 from control.errors import ApiError, Cause
 from control.objects.admission import admit
@@ -44,6 +45,9 @@ from control.store.interface import (
 from control.store.keyspace import encode_token
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_NAMESPACE_MISMATCH = (
+    "the namespace of the provided object does not match the namespace sent on the request"
+)
 # How often a read-modify-write (patch, scale) retries on a concurrent write.
 _PATCH_RETRIES = 5
 
@@ -211,13 +215,10 @@ class Registry:
         """PUT: replace the object (or only its status, with subresource="status")."""
         obj = self._prepare_body(rt, namespace, body)
         meta = _meta(obj)
-        if meta.get("name", name) != name:
-            raise errors.bad_request(
-                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
-            )
+        _check_names(rt, namespace, name, meta)
         meta["name"] = name
         rv = meta.get("resourceVersion")
-        expected = _parse_rv(rv) if rv else None
+        expected = revision(rv, "metadata.resourceVersion") if rv else None
         current = await self.get(rt, namespace, name)
         return await self._write(
             rt, namespace, current, current.obj, obj, expected, subresource, options
@@ -264,12 +265,13 @@ class Registry:
             old = current.obj
             new = build(current, old)
             meta = _meta(new)
+            _check_names(rt, namespace, name, meta)
             meta["name"] = name
             # The built object carries the revision it was read at, unless the
             # caller set another one as a precondition. Only a race on the
             # revision we read is worth another try.
             rv = meta.get("resourceVersion")
-            expected = _parse_rv(rv) if rv else None
+            expected = revision(rv, "metadata.resourceVersion") if rv else None
             try:
                 return await self._write(
                     rt, namespace, current, old, new, expected, subresource, options
@@ -424,9 +426,7 @@ class Registry:
         if rt.namespaced:
             ns = meta.get("namespace") or namespace
             if namespace and ns != namespace:
-                raise errors.bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request"
-                )
+                raise errors.bad_request(_NAMESPACE_MISMATCH)
             meta["namespace"] = ns or "default"
         else:
             meta.pop("namespace", None)
@@ -448,6 +448,10 @@ class Registry:
         name = old_meta["name"]
         if expected is not None and expected != current.mod_revision:
             raise errors.conflict(rt.plural, name, rt.group)
+        uid = _meta(obj).get("uid")
+        if uid and uid != old_meta.get("uid"):
+            why = f'Invalid value: "{uid}": field is immutable'
+            raise errors.invalid(rt.kind, name, [Cause("metadata.uid", why)], rt.group)
         if subresource == "status":
             # Only status changes through /status; the rest is kept as stored.
             merged = dict(old)
@@ -519,11 +523,17 @@ class Registry:
             raise namespaces.terminating(rt, name, namespace)
 
 
-def _parse_rv(rv: Any) -> int:
-    try:
-        return int(rv)
-    except (TypeError, ValueError) as e:
-        raise errors.bad_request(f"invalid resourceVersion: {rv!r}") from e
+def _check_names(rt: ResourceType, namespace: str | None, name: str, meta: dict[str, Any]) -> None:
+    """A write names the object its URL names (Kubernetes' checkName), 400 otherwise."""
+    field, why = "", ""
+    if meta.get("name", name) != name:
+        field = "metadata.name"
+        why = f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+    elif rt.namespaced and namespace and meta.get("namespace") not in (None, "", namespace):
+        field = "metadata.namespace"
+        why = _NAMESPACE_MISMATCH
+    if field:
+        raise ApiError(400, "BadRequest", why, causes=[Cause(field, why)])
 
 
 def _reset_status_on_create(rt: ResourceType, obj: Obj) -> None:

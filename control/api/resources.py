@@ -38,7 +38,7 @@ class ResourceHandlers:
         """A list, or with `watch` a watch. Items are spliced in as stored."""
         rt, ns = target.rt, target.namespace
         q = request.query
-        match = matcher(q.get("labelSelector"), q.get("fieldSelector"))
+        match = matcher(q.get("labelSelector"), q.get("fieldSelector"), rt.kind)
         asked = table_request(request)
         opts = list_options(q)
         if opts.watch:
@@ -73,7 +73,7 @@ class ResourceHandlers:
                 "the server does not allow this method on the requested resource"
             )
         q = request.query
-        match = matcher(q.get("labelSelector"), q.get("fieldSelector"))
+        match = matcher(q.get("labelSelector"), q.get("fieldSelector"), rt.kind)
         deleted = await self.registry.delete_collection(rt, ns, options, match)
         return raw_response(_list_body(rt, {}, deleted))
 
@@ -166,6 +166,8 @@ class ResourceHandlers:
         if not isinstance(eviction, dict) or eviction.get("kind", "Eviction") != "Eviction":
             raise errors.bad_request("the request body must be a policy/v1 Eviction")
         meta = eviction.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata: must be an object")
         if meta.get("name", name) != name:
             raise errors.bad_request(
                 f"name in URL does not match name in Eviction object: {name} != {meta.get('name')}"

@@ -21,6 +21,9 @@ from control.errors import Cause
 from control.objects.kinds import RESOURCES, ResourceType
 from control.store.interface import KV, KeyExists, KeyNotFound, Obj, RevisionConflict, Store
 
+# Kubernetes' limit on one stored object (etcd's request limit), encoded.
+MAX_OBJECT_BYTES = 1_572_864
+
 
 class StoreWrites:
     def __init__(
@@ -34,6 +37,7 @@ class StoreWrites:
         self, rt: ResourceType, namespace: str | None, name: str, obj: Obj, options: WriteOptions
     ) -> KV:
         key = rt.key(namespace, name)
+        check_storable(rt, name, obj)
         claims = await self._assign_node_ports(rt, obj, None, options)
         try:
             allocated = await self._allocate_cluster_ip(rt, namespace, obj, options)
@@ -41,7 +45,7 @@ class StoreWrites:
             await self.node_ports.release(claims.claimed)
             raise
         if options.dry_run:
-            return KV(key, orjson.dumps(obj), 0, 0)
+            return KV(key, orjson.dumps(obj), 0, 0)  # with the addresses it was given
         try:
             return await self.store.create(key, obj)
         except BaseException as e:
@@ -56,6 +60,7 @@ class StoreWrites:
         self, rt: ResourceType, name: str, current: KV, obj: Obj, options: WriteOptions
     ) -> KV:
         """Replace `current` with `obj`, compare-and-swap on its revision."""
+        check_storable(rt, name, obj)
         claims = await self._assign_node_ports(rt, obj, current, options)
         if options.dry_run:
             obj.setdefault("metadata", {})["resourceVersion"] = str(current.mod_revision)
@@ -161,6 +166,18 @@ class StoreWrites:
         for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
             if ip and ip != "None":
                 await self.cluster_ips.release(ip)
+
+
+def check_storable(rt: ResourceType, name: str, obj: Obj) -> None:
+    """413 when `obj` encodes beyond MAX_OBJECT_BYTES, 400 when it cannot be
+    encoded (an integer beyond 64 bits, nesting orjson refuses)."""
+    try:
+        raw = orjson.dumps(obj)
+    except (TypeError, ValueError) as e:
+        raise errors.bad_request(f"the object cannot be stored: {e}") from None
+    if len(raw) > MAX_OBJECT_BYTES:
+        why = f"the object is {len(raw)} bytes, limit is {MAX_OBJECT_BYTES}"
+        raise errors.request_entity_too_large(why, rt.plural, name, rt.group)
 
 
 def _family(version: int) -> str:

@@ -11,9 +11,13 @@ from pydantic_core import InitErrorDetails
 from control.objects.core import PodSpec
 from control.objects.meta import (
     FORBIDDEN,
+    INT32_MAX,
+    INT64_MAX,
     INVALID,
     NOT_SUPPORTED,
     Condition,
+    Int32,
+    Int64,
     KubeModel,
     KubeObject,
     LabelSelector,
@@ -33,6 +37,8 @@ def _int_or_percent(value: object) -> int | str:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             raise error(INVALID, "must be >= 0")
+        if value > INT32_MAX:
+            raise error(INVALID, f"must be <= {INT32_MAX}")
         return value
     if isinstance(value, str) and _PERCENT.fullmatch(value):
         return value
@@ -112,13 +118,13 @@ def _workload_errors(
 
 
 class DeploymentSpec(KubeModel):
-    replicas: int = Field(1, ge=0)
+    replicas: int = Field(1, ge=0, le=INT32_MAX)
     selector: LabelSelector
     template: PodTemplateSpec
     strategy: DeploymentStrategy = Field(default_factory=DeploymentStrategy)
-    minReadySeconds: int = Field(0, ge=0)
-    revisionHistoryLimit: int = Field(10, ge=0)
-    progressDeadlineSeconds: int = Field(600, ge=0)
+    minReadySeconds: int = Field(0, ge=0, le=INT32_MAX)
+    revisionHistoryLimit: int = Field(10, ge=0, le=INT32_MAX)
+    progressDeadlineSeconds: int = Field(600, ge=0, le=INT32_MAX)
     paused: bool | None = None
 
     @model_validator(mode="after")
@@ -137,14 +143,14 @@ class DeploymentCondition(Condition):
 
 
 class DeploymentStatus(KubeModel):
-    observedGeneration: int | None = None
-    replicas: int | None = None
-    updatedReplicas: int | None = None
-    readyReplicas: int | None = None
-    availableReplicas: int | None = None
-    unavailableReplicas: int | None = None
+    observedGeneration: Int64 | None = None
+    replicas: Int32 | None = None
+    updatedReplicas: Int32 | None = None
+    readyReplicas: Int32 | None = None
+    availableReplicas: Int32 | None = None
+    unavailableReplicas: Int32 | None = None
     conditions: list[DeploymentCondition] | None = None
-    collisionCount: int | None = None
+    collisionCount: Int32 | None = None
 
 
 class Deployment(KubeObject):
@@ -154,8 +160,8 @@ class Deployment(KubeObject):
 
 
 class ReplicaSetSpec(KubeModel):
-    replicas: int = Field(1, ge=0)
-    minReadySeconds: int = Field(0, ge=0)
+    replicas: int = Field(1, ge=0, le=INT32_MAX)
+    minReadySeconds: int = Field(0, ge=0, le=INT32_MAX)
     selector: LabelSelector
     template: PodTemplateSpec
 
@@ -166,11 +172,11 @@ class ReplicaSetSpec(KubeModel):
 
 
 class ReplicaSetStatus(KubeModel):
-    replicas: int = 0
-    fullyLabeledReplicas: int | None = None
-    readyReplicas: int | None = None
-    availableReplicas: int | None = None
-    observedGeneration: int | None = None
+    replicas: Int32 = 0
+    fullyLabeledReplicas: Int32 | None = None
+    readyReplicas: Int32 | None = None
+    availableReplicas: Int32 | None = None
+    observedGeneration: Int64 | None = None
     conditions: list[Condition] | None = None
 
 
@@ -196,8 +202,8 @@ class DaemonSetSpec(KubeModel):
     selector: LabelSelector
     template: PodTemplateSpec
     updateStrategy: DaemonSetUpdateStrategy = Field(default_factory=DaemonSetUpdateStrategy)
-    minReadySeconds: int = Field(0, ge=0)
-    revisionHistoryLimit: int = Field(10, ge=0)
+    minReadySeconds: int = Field(0, ge=0, le=INT32_MAX)
+    revisionHistoryLimit: int = Field(10, ge=0, le=INT32_MAX)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -211,15 +217,15 @@ class DaemonSetSpec(KubeModel):
 
 
 class DaemonSetStatus(KubeModel):
-    currentNumberScheduled: int = Field(0, ge=0)
-    numberMisscheduled: int = Field(0, ge=0)
-    desiredNumberScheduled: int = Field(0, ge=0)
-    numberReady: int = Field(0, ge=0)
-    observedGeneration: int | None = Field(None, ge=0)
-    updatedNumberScheduled: int | None = Field(None, ge=0)
-    numberAvailable: int | None = Field(None, ge=0)
-    numberUnavailable: int | None = Field(None, ge=0)
-    collisionCount: int | None = Field(None, ge=0)
+    currentNumberScheduled: int = Field(0, ge=0, le=INT32_MAX)
+    numberMisscheduled: int = Field(0, ge=0, le=INT32_MAX)
+    desiredNumberScheduled: int = Field(0, ge=0, le=INT32_MAX)
+    numberReady: int = Field(0, ge=0, le=INT32_MAX)
+    observedGeneration: int | None = Field(None, ge=0, le=INT64_MAX)
+    updatedNumberScheduled: int | None = Field(None, ge=0, le=INT32_MAX)
+    numberAvailable: int | None = Field(None, ge=0, le=INT32_MAX)
+    numberUnavailable: int | None = Field(None, ge=0, le=INT32_MAX)
+    collisionCount: int | None = Field(None, ge=0, le=INT32_MAX)
     conditions: list[Condition] | None = None
 
 

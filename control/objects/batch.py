@@ -12,6 +12,8 @@ from pydantic_core import InitErrorDetails
 from control.objects.apps import PodTemplateSpec
 from control.objects.cron import CronError, parse_schedule, zone
 from control.objects.meta import (
+    INT32_MAX,
+    INT64_MAX,
     INVALID,
     NOT_SUPPORTED,
     REQUIRED,
@@ -39,11 +41,11 @@ CRONJOB_NAME_MAX = 52
 
 
 class JobSpec(KubeModel):
-    parallelism: int | None = Field(None, ge=0)
-    completions: int | None = Field(None, ge=0)
-    activeDeadlineSeconds: int | None = Field(None, ge=0)
-    backoffLimit: int | None = Field(None, ge=0)
-    ttlSecondsAfterFinished: int | None = Field(None, ge=0)
+    parallelism: int | None = Field(None, ge=0, le=INT32_MAX)
+    completions: int | None = Field(None, ge=0, le=INT32_MAX)
+    activeDeadlineSeconds: int | None = Field(None, ge=0, le=INT64_MAX)
+    backoffLimit: int | None = Field(None, ge=0, le=INT32_MAX)
+    ttlSecondsAfterFinished: int | None = Field(None, ge=0, le=INT32_MAX)
     completionMode: Literal["NonIndexed", "Indexed"] = "NonIndexed"
     suspend: bool = False
     manualSelector: bool | None = None
@@ -90,14 +92,14 @@ class JobStatus(KubeModel):
     conditions: list[JobCondition] | None = None
     startTime: Time | None = None
     completionTime: Time | None = None
-    active: int | None = Field(None, ge=0)
-    succeeded: int | None = Field(None, ge=0)
-    failed: int | None = Field(None, ge=0)
-    terminating: int | None = Field(None, ge=0)
+    active: int | None = Field(None, ge=0, le=INT32_MAX)
+    succeeded: int | None = Field(None, ge=0, le=INT32_MAX)
+    failed: int | None = Field(None, ge=0, le=INT32_MAX)
+    terminating: int | None = Field(None, ge=0, le=INT32_MAX)
     completedIndexes: str | None = None
     failedIndexes: str | None = None
     uncountedTerminatedPods: UncountedTerminatedPods | None = None
-    ready: int | None = Field(None, ge=0)
+    ready: int | None = Field(None, ge=0, le=INT32_MAX)
 
 
 class Job(KubeObject):
@@ -116,12 +118,12 @@ class JobTemplateSpec(KubeModel):
 class CronJobSpec(KubeModel):
     schedule: str
     timeZone: str | None = None
-    startingDeadlineSeconds: int | None = Field(None, ge=0)
+    startingDeadlineSeconds: int | None = Field(None, ge=0, le=INT64_MAX)
     concurrencyPolicy: Literal["Allow", "Forbid", "Replace"] = "Allow"
     suspend: bool = False
     jobTemplate: JobTemplateSpec
-    successfulJobsHistoryLimit: int = Field(3, ge=0)
-    failedJobsHistoryLimit: int = Field(1, ge=0)
+    successfulJobsHistoryLimit: int = Field(3, ge=0, le=INT32_MAX)
+    failedJobsHistoryLimit: int = Field(1, ge=0, le=INT32_MAX)
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from control.objects.meta import KubeModel, KubeObject, SubdomainMeta
+from control.objects.meta import INT32_MAX, KubeModel, KubeObject, SubdomainMeta
 
 
 class LeaseSpec(KubeModel):
     holderIdentity: str | None = None
-    leaseDurationSeconds: int | None = Field(None, gt=0)
+    leaseDurationSeconds: int | None = Field(None, gt=0, le=INT32_MAX)
     acquireTime: str | None = None
     renewTime: str | None = None
-    leaseTransitions: int | None = Field(None, ge=0)
+    leaseTransitions: int | None = Field(None, ge=0, le=INT32_MAX)
 
 
 class Lease(KubeObject):

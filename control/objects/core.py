@@ -11,9 +11,12 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import InitErrorDetails
 
+from agent.protocol.primitives import quantity_milli_value
 from control.objects.meta import (
     DUPLICATE,
     FORBIDDEN,
+    INT32_MAX,
+    INT64_MAX,
     INVALID,
     NOT_FOUND,
     REQUIRED,
@@ -21,6 +24,8 @@ from control.objects.meta import (
     Condition,
     DNS1035Meta,
     DNSLabel,
+    Int32,
+    Int64,
     KubeModel,
     KubeObject,
     LabelMeta,
@@ -178,6 +183,16 @@ class ResourceRequirements(KubeModel):
             for name, quantity in self.limits.items():
                 requests.setdefault(name, quantity)
             self.requests = requests
+            errors = [
+                field_error(
+                    ("requests", name),
+                    INVALID,
+                    f"must be less than or equal to {name} limit of {limit}",
+                )
+                for name, limit in self.limits.items()
+                if quantity_milli_value(requests[name]) > quantity_milli_value(limit)
+            ]
+            raise_errors("ResourceRequirements", errors)
         return self
 
 
@@ -220,12 +235,12 @@ class Probe(KubeModel):
     httpGet: HTTPGetAction | None = None
     tcpSocket: TCPSocketAction | None = None
     grpc: GRPCAction | None = None
-    initialDelaySeconds: int | None = Field(None, ge=0)
-    timeoutSeconds: int = Field(1, ge=0)
-    periodSeconds: int = Field(10, ge=0)
-    successThreshold: int = Field(1, ge=0)
-    failureThreshold: int = Field(3, ge=0)
-    terminationGracePeriodSeconds: int | None = Field(None, ge=1)
+    initialDelaySeconds: int | None = Field(None, ge=0, le=INT32_MAX)
+    timeoutSeconds: int = Field(1, ge=0, le=INT32_MAX)
+    periodSeconds: int = Field(10, ge=0, le=INT32_MAX)
+    successThreshold: int = Field(1, ge=0, le=INT32_MAX)
+    failureThreshold: int = Field(3, ge=0, le=INT32_MAX)
+    terminationGracePeriodSeconds: int | None = Field(None, ge=1, le=INT64_MAX)
 
     @model_validator(mode="after")
     def _one_handler(self) -> Self:
@@ -287,7 +302,7 @@ class Toleration(KubeModel):
     operator: Literal["Exists", "Equal"] | None = None
     value: str | None = None
     effect: TaintEffect | None = None
-    tolerationSeconds: int | None = None
+    tolerationSeconds: Int64 | None = None
 
 
 class PodSpec(KubeModel):
@@ -295,8 +310,8 @@ class PodSpec(KubeModel):
     containers: list[Container] = Field(min_length=1)
     volumes: list[Volume] | None = None
     restartPolicy: Literal["Always", "OnFailure", "Never"] = "Always"
-    terminationGracePeriodSeconds: int = Field(30, ge=0)
-    activeDeadlineSeconds: int | None = Field(None, ge=1)
+    terminationGracePeriodSeconds: int = Field(30, ge=0, le=INT64_MAX)
+    activeDeadlineSeconds: int | None = Field(None, ge=1, le=INT64_MAX)
     dnsPolicy: Literal["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"] = (
         "ClusterFirst"
     )
@@ -309,7 +324,7 @@ class PodSpec(KubeModel):
     schedulerName: str = "default-scheduler"
     tolerations: list[Toleration] | None = None
     priorityClassName: str | None = None
-    priority: int | None = None
+    priority: Int32 | None = None
     enableServiceLinks: bool = True
 
     @model_validator(mode="after")
@@ -348,7 +363,7 @@ class PodCondition(Condition):
 class ContainerStatus(KubeModel):
     name: str
     ready: bool = False
-    restartCount: int = 0
+    restartCount: Int32 = 0
     image: str | None = None
     imageID: str | None = None
     containerID: str | None = None
@@ -564,7 +579,7 @@ class Event(KubeObject):
     source: EventSource | None = None
     firstTimestamp: Time | None = None
     lastTimestamp: Time | None = None
-    count: int | None = None
+    count: Int32 | None = None
     type: Literal["Normal", "Warning"] | None = None
     eventTime: Time | None = None
     action: str | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,21 +9,13 @@ from typing import Any
 
 import yaml
 
+from control.objects.decoding import YAMLBoundsError, load_json, yaml_documents
+
 _SUFFIXES = (".yaml", ".yml", ".json")
 
 
 class ManifestError(ValueError):
     """A manifest that cannot be read; the message names the source and document."""
-
-
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """SafeLoader that keeps timestamps as strings, as Kubernetes' YAML decoder does."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
 
 
 def load_manifests(text: str, source: str = "-") -> list[dict[str, Any]]:
@@ -76,16 +67,19 @@ def load_paths(paths: list[str]) -> list[tuple[str, dict[str, Any]]]:
 def _documents(text: str, source: str) -> Iterator[Any]:
     if text.lstrip().startswith(("{", "[")):
         # JSON is YAML, but PyYAML rejects tab indentation, which JSON allows.
+        # JSON it cannot read (too deep, say) is read as YAML, whose errors say where.
         try:
-            yield json.loads(text)
+            yield load_json(text)
             return
-        except json.JSONDecodeError:
+        except ValueError:
             pass
     index = 1
     try:
-        for doc in yaml.load_all(text, Loader=_Loader):
+        for doc in yaml_documents(text):
             yield doc
             index += 1
+    except YAMLBoundsError as exc:
+        raise ManifestError(f"{source}: document {exc.document}: {yaml_problem(exc)}") from None
     except yaml.YAMLError as exc:
         raise ManifestError(f"{source}: document {index}: {yaml_problem(exc)}") from None
 

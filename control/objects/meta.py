@@ -31,6 +31,7 @@ from agent.protocol.primitives import (
     is_dns1123_subdomain,
     is_label_value,
     is_quantity,
+    quantity_milli_value,
 )
 
 # Cause reasons, as Kubernetes spells them.
@@ -221,6 +222,13 @@ Annotations = Annotated[dict[str, str], AfterValidator(_annotations)]
 
 # --- numbers and quantities ------------------------------------------------------
 
+# The ranges of Kubernetes' int32 and int64 fields.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+Int32 = Annotated[int, Field(ge=-(2**31), le=INT32_MAX)]
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+
 
 def _port(value: int) -> int:
     if not 1 <= value <= 65535:
@@ -232,9 +240,11 @@ Port = Annotated[int, AfterValidator(_port)]
 
 
 def _int_or_string(value: object) -> int | str:
-    if isinstance(value, int | str) and not isinstance(value, bool):
+    if isinstance(value, str) or (
+        isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value <= INT32_MAX
+    ):
         return value
-    raise error(TYPE_INVALID, "must be an integer or a string")
+    raise error(TYPE_INVALID, "must be an int32 or a string")
 
 
 IntOrString = Annotated[int | str, PlainValidator(_int_or_string)]
@@ -252,13 +262,22 @@ def _quantity(value: object) -> str:
     # YAML gives `cpu: 1` as a number; Kubernetes stores quantities as strings.
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = str(value)
-    if isinstance(value, str) and is_quantity(value):
-        return value
-    raise error(
-        INVALID,
-        "quantities must match the regular expression "
-        "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
-    )
+    if not isinstance(value, str) or not is_quantity(value):
+        raise error(
+            INVALID,
+            "quantities must match the regular expression "
+            "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+        )
+    # Kubernetes keeps a quantity in int64 milli-units; none is negative.
+    try:
+        milli = quantity_milli_value(value)
+    except ValueError:
+        milli = INT64_MAX + 1  # an exponent beyond any int64
+    if milli < 0:
+        raise error(INVALID, "must be greater than or equal to 0")
+    if milli > INT64_MAX:
+        raise error(INVALID, f"must be less than or equal to {INT64_MAX}m")
+    return value
 
 
 Quantity = Annotated[str, PlainValidator(_quantity)]
@@ -294,10 +313,10 @@ class ObjectMeta(KubeModel):
     annotations: Annotations | None = None
     uid: str | None = None
     resourceVersion: str | None = None
-    generation: int | None = None
+    generation: Int64 | None = None
     creationTimestamp: Time | None = None
     deletionTimestamp: Time | None = None
-    deletionGracePeriodSeconds: int | None = None
+    deletionGracePeriodSeconds: Int64 | None = None
     ownerReferences: Annotated[list[OwnerReference], AfterValidator(_owner_references)] | None = (
         None
     )

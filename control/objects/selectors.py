@@ -586,6 +586,52 @@ def parse_field_selector(s: str) -> FieldSelector:
     return FieldSelector(tuple(reqs))
 
 
+# What each kind may be selected by besides metadata.name and metadata.namespace:
+# Kubernetes' field labels that are the object's own fields at the dotted path.
+_FIELD_LABELS: dict[str, frozenset[str]] = {
+    "Pod": frozenset(
+        {
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        }
+    ),
+    "Node": frozenset({"spec.unschedulable"}),
+    "Namespace": frozenset({"status.phase"}),
+    "Secret": frozenset({"type"}),
+    "Service": frozenset({"spec.clusterIP", "spec.type"}),
+    "ReplicaSet": frozenset({"status.replicas"}),
+    "Event": frozenset(
+        {
+            *(
+                f"involvedObject.{f}"
+                for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion")
+            ),
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "type",
+        }
+    ),
+}
+_META_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
+
+
+def unsupported_field(kind: str, field: str) -> str | None:
+    """The first field of the selector `field` that `kind` cannot be selected
+    by, or None. Raises SelectorError for an invalid selector."""
+    supported = _FIELD_LABELS.get(kind, frozenset())
+    for r in parse_field_selector(field).requirements:
+        if r.field not in _META_FIELDS and r.field not in supported:
+            return r.field
+    return None
+
+
 def build_matcher(label: str | None, field: str | None) -> Matcher | None:
     """One predicate over whole objects for `?labelSelector=&fieldSelector=`.
 

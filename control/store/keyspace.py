@@ -37,6 +37,6 @@ def decode_token(token: str) -> tuple[int, str]:
         rev, start = body["rev"], body["start"]
     except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         raise ValueError("invalid continue token") from None
-    if not isinstance(rev, int) or rev < 0 or not isinstance(start, str):
+    if not isinstance(rev, int) or not 0 <= rev < 2**63 or not isinstance(start, str):
         raise ValueError("invalid continue token")
     return rev, start

@@ -149,7 +149,10 @@ async def test_update_keeps_server_fields_and_bumps_generation(client: Client) -
     d = await client.create(DEPLOY, deployment("web"))
     assert d["metadata"]["generation"] == 1
     d["spec"]["template"]["spec"]["containers"][0]["image"] = "pilothouse/busybox:v2"
-    d["metadata"]["uid"] = "forged"
+    # A forged uid is refused, as Kubernetes' ObjectMeta update validation does.
+    with pytest.raises(ApiError) as forged:
+        await client.replace(DEPLOY, {**d, "metadata": {**d["metadata"], "uid": "forged"}})
+    assert (forged.value.code, forged.value.causes[0].field) == (422, "metadata.uid")
     d["status"] = {"replicas": 99}
     updated = await client.replace(DEPLOY, d)
     assert updated["metadata"]["generation"] == 2
