@@ -6,39 +6,16 @@ import sys
 from typing import Any, TextIO
 
 import orjson
-import yaml
 
-from control.objects.columns import rows
+from control.objects.columns import aligned, rows
 from control.objects.kinds import ResourceType
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
-_Dumper.add_representer(str, _str_presenter)
-
-
-def to_yaml(obj: Any) -> str:
-    return yaml.dump(
-        obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
-    )
+from control.objects.yamltext import to_yaml
 
 
 def table(headers: list[str], body: list[list[str]], out: TextIO | None = None) -> None:
     out = out or sys.stdout  # now, not at import: tests and callers replace sys.stdout
-    widths = [len(h) for h in headers]
-    for row in body:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    for row in [headers, *body]:
-        line = "   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row))
-        out.write(line.rstrip() + "\n")
+    for line in aligned(headers, body):
+        out.write(line + "\n")
 
 
 def print_objects(

@@ -12,14 +12,10 @@ from console.cli.arguments import (
     resolve_kind,
     split_target,
 )
-from console.cli.output import print_objects, table, to_yaml
+from console.cli.output import print_objects
 from control.errors import ApiError
 from control.objects.kinds import (
-    EVENT,
-    HTTPROUTE,
-    INGRESS,
     NAMESPACE,
-    SERVICE,
     ResourceType,
     by_kind,
 )
@@ -74,69 +70,11 @@ async def get(args: argparse.Namespace) -> int:
 
 
 async def describe(args: argparse.Namespace) -> int:
+    from control.operations.describe import describe as describe_text
+
     rt = resolve_kind(args.kind)
-    ns = namespace_of(args, rt)
     async with client_for(args) as client:
-        obj = await client.get(rt, args.name, ns)
-        selector = f"involvedObject.name={args.name},involvedObject.kind={rt.kind}"
-        events = await list_all(client, EVENT, ns or "default", field=selector)
-        details: list[str] = []
-        if rt is SERVICE:
-            from control.operations.services import service_details_of
-
-            details = await service_details_of(client, ns or "default", args.name)
-        elif rt in (INGRESS, HTTPROUTE):
-            from control.operations.routes import route_details_of
-
-            details = await route_details_of(client, obj)
-    meta = obj.get("metadata") or {}
-    out = sys.stdout
-    out.write(f"Name:         {meta.get('name')}\n")
-    if rt.namespaced:
-        out.write(f"Namespace:    {meta.get('namespace')}\n")
-    out.write(f"Kind:         {rt.kind}\n")
-    out.write(f"Created:      {meta.get('creationTimestamp')}\n")
-    labels = meta.get("labels") or {}
-    out.write(
-        "Labels:       " + (", ".join(f"{k}={v}" for k, v in labels.items()) or "<none>") + "\n"
-    )
-    annotations = {
-        k: v
-        for k, v in (meta.get("annotations") or {}).items()
-        if not k.startswith("kubectl.kubernetes.io/")
-    }
-    out.write(
-        "Annotations:  "
-        + (", ".join(f"{k}={v}" for k, v in annotations.items()) or "<none>")
-        + "\n"
-    )
-    for section in ("spec", "data", "subsets", "status"):
-        if obj.get(section):
-            out.write(f"{section.capitalize()}:\n")
-            for line in to_yaml(obj[section]).splitlines():
-                out.write(f"  {line}\n")
-    for line in details:
-        out.write(f"{line}\n")
-    out.write("Events:")
-    if not events:
-        out.write("       <none>\n")
-        return 0
-    out.write("\n")
-    events.sort(key=lambda e: e.get("lastTimestamp") or "")
-    table(
-        ["  TYPE", "REASON", "COUNT", "FROM", "MESSAGE"],
-        [
-            [
-                f"  {e.get('type', 'Normal')}",
-                str(e.get("reason", "")),
-                str(e.get("count", 1)),
-                str((e.get("source") or {}).get("component", "")),
-                str(e.get("message", "")),
-            ]
-            for e in events
-        ],
-        out,
-    )
+        sys.stdout.write(await describe_text(client, rt, args.name, namespace_of(args, rt)))
     return 0
 
 

@@ -25,8 +25,7 @@ from control.objects.manifest import load_manifests, load_paths
 from control.objects.routes import Route
 from control.operations import OperationError, jobs, nodes, rollout, routes, scale
 from control.operations import delete as remove
-from control.operations.routes import route_details_of
-from control.operations.services import service_details_of
+from control.operations.describe import describe as describe_text
 
 
 def split_key(key: str) -> tuple[str | None, str]:
@@ -194,62 +193,9 @@ def as_yaml(obj: Obj) -> str:
     return to_yaml(obj)
 
 
-def _kv(d: Obj | None) -> str:
-    return ", ".join(f"{k}={v}" for k, v in (d or {}).items()) or "<none>"
-
-
 async def describe(client: Client, rt: ResourceType, key: str) -> str:
     ns, name = split_key(key)
-    obj = await client.get(rt, name, ns)
-    try:
-        events = (
-            await client.list(
-                kinds.EVENT,
-                ns or "default",
-                field_selector=f"involvedObject.name={name},involvedObject.kind={rt.kind}",
-            )
-        ).get("items") or []
-    except ApiError:
-        events = []
-    meta = obj.get("metadata") or {}
-    out = [f"Name:         {meta.get('name')}"]
-    if rt.namespaced:
-        out.append(f"Namespace:    {meta.get('namespace')}")
-    out.append(f"Kind:         {rt.kind}")
-    out.append(f"Created:      {meta.get('creationTimestamp')}")
-    out.append(f"Labels:       {_kv(meta.get('labels'))}")
-    annotations = {
-        k: v
-        for k, v in (meta.get("annotations") or {}).items()
-        if not k.startswith("kubectl.kubernetes.io/last")
-    }
-    out.append(f"Annotations:  {_kv(annotations)}")
-    for section in ("spec", "data", "subsets", "status"):
-        if obj.get(section):
-            out.append(f"{section.capitalize()}:")
-            out.extend(f"  {line}" for line in to_yaml(obj[section]).splitlines())
-    if rt is kinds.SERVICE:
-        try:
-            out.extend(await service_details_of(client, ns or "default", name))
-        except ApiError as err:
-            out.append(f"Endpoints:    <unknown: {err.message}>")
-    elif rt in (kinds.INGRESS, kinds.HTTPROUTE):
-        try:
-            out.extend(await route_details_of(client, obj))
-        except ApiError as err:
-            out.append(f"Routes:       <unknown: {err.message}>")
-    if not events:
-        out.append("Events:       <none>")
-    else:
-        out.append("Events:")
-        events.sort(key=lambda e: e.get("lastTimestamp") or "")
-        out.append("  TYPE      REASON                COUNT  MESSAGE")
-        for e in events:
-            out.append(
-                f"  {e.get('type', 'Normal')!s:<9} {e.get('reason', '')!s:<21} "
-                f"{e.get('count', 1)!s:<6} {e.get('message', '')}"
-            )
-    return "\n".join(out) + "\n"
+    return await describe_text(client, rt, name, ns)
 
 
 def dump_for_edit(obj: Obj) -> str:

@@ -500,6 +500,18 @@ def columns_for(kind: str, *, wide: bool = False) -> list[Column]:
     return [c for c in cols if wide or not c.wide]
 
 
+def aligned(headers: list[str], body: list[list[str]]) -> list[str]:
+    """A table as text lines, as kubectl prints one: columns padded, three spaces apart."""
+    widths = [len(h) for h in headers]
+    for row in body:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    return [
+        "   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+        for row in [headers, *body]
+    ]
+
+
 def rows(kind: str, objs: list[Obj], *, wide: bool = False) -> tuple[list[str], list[list[str]]]:
     cols = columns_for(kind, wide=wide)
     return [c.header for c in cols], [[c.cell(o) for c in cols] for o in objs]
