@@ -488,6 +488,8 @@ class Registry:
             # Before the generation: leaving out what the server set is no change.
             _keep_cluster_ip(name, old, new)
             keep_node_ports(name, old, new)
+        if rt.kind in ("Secret", "ConfigMap"):
+            _keep_immutable_data(rt, name, old, new)
         generation = int(old_meta.get("generation") or 1)
         if subresource != "status" and new.get("spec") != old.get("spec"):
             generation += 1
@@ -568,6 +570,20 @@ def _keep_cluster_ip(name: str, old: Obj, new: Obj) -> None:
             "Service", name, [Cause("spec.clusterIP", "field is immutable", "FieldValueInvalid")]
         )
     new_spec.setdefault("clusterIPs", old_spec.get("clusterIPs") or [old_ip])
+
+
+def _keep_immutable_data(rt: ResourceType, name: str, old: Obj, new: Obj) -> None:
+    """A Secret or ConfigMap marked `immutable: true` keeps its data, and the mark."""
+    if not old.get("immutable"):
+        return
+    why = "field is immutable when `immutable` is set"
+    causes = [
+        Cause(field, why, "FieldValueForbidden")
+        for field in ("data", "binaryData", "immutable")
+        if new.get(field) != old.get(field)
+    ]
+    if causes:
+        raise errors.invalid(rt.kind, name, causes, rt.group)
 
 
 def to_scale(rt: ResourceType, kv: KV) -> Obj:

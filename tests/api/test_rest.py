@@ -366,3 +366,29 @@ async def test_tls_tokens_and_roles(plane: ControlPlane) -> None:
     async with aiohttp.ClientSession() as s:
         with pytest.raises(aiohttp.ClientConnectorCertificateError):
             await s.get(target.server + "/version", ssl=client_ssl_context(None))
+
+
+@pytest.mark.parametrize("kind", ["ConfigMap", "Secret"])
+async def test_immutable_data_cannot_change(client: Client, kind: str) -> None:
+    rt = by_name(kind.lower())
+    assert rt is not None
+    obj = {
+        "apiVersion": "v1",
+        "kind": kind,
+        "metadata": {"name": "frozen", "namespace": "default"},
+        "data": {"k": "dg==" if kind == "Secret" else "v"},
+        "immutable": True,
+    }
+    created = await client.create(rt, obj)
+    changed = {**created, "data": {"k": "dzI=" if kind == "Secret" else "w2"}}
+    with pytest.raises(ApiError) as exc:
+        await client.replace(rt, changed)
+    assert exc.value.code == 422
+    assert "data: field is immutable when `immutable` is set" in exc.value.message
+    with pytest.raises(ApiError) as exc:
+        await client.replace(rt, {**created, "immutable": False})
+    assert "immutable: field is immutable" in exc.value.message
+    # Labels may still change; the data is what was stored.
+    relabelled = {**created, "metadata": {**created["metadata"], "labels": {"a": "b"}}}
+    after = await client.replace(rt, relabelled)
+    assert after["data"] == obj["data"] and after["metadata"]["labels"] == {"a": "b"}
