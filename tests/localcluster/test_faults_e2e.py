@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -32,6 +33,7 @@ from agent.cri.client import CRIClient
 from agent.pods import spec as S
 from control.errors import ApiError
 from control.localcluster.daemons import start_containerd, stop_containerd
+from control.localcluster.plan import SSH_PORT
 from control.localcluster.proc import read_pid
 from control.localcluster.state import read_state
 from control.objects.kinds import CONFIGMAP, DEPLOYMENT, NODE, POD, REPLICASET
@@ -42,6 +44,7 @@ from tests.localcluster.clicluster import (
     container,
     container_pid,
     down_leaves_nothing,
+    keep_logs,
     node_ready,
     ok,
     poll,
@@ -62,8 +65,14 @@ HOSTNAME = "kubernetes.io/hostname"
 REVISION = "deployment.kubernetes.io/revision"
 
 
-def _run(*argv: str) -> None:
-    subprocess.run(list(argv), check=True, capture_output=True, timeout=30)
+def _run(*argv: str) -> str:
+    done = subprocess.run(list(argv), check=True, capture_output=True, text=True, timeout=30)
+    return done.stdout
+
+
+def ssh_established(ip: str) -> bool:
+    """Whether a TCP connection to the node's sshd is up on the host (the node link's)."""
+    return bool(_run("ss", "-Htn", "state", "established", "dst", f"{ip}:{SSH_PORT}").strip())
 
 
 @contextlib.contextmanager
@@ -184,6 +193,45 @@ async def runtime_view(cluster: Cluster, node: str) -> tuple[list[Any], list[Any
         return await cri.list_pod_sandboxes(managed), await cri.list_containers(managed)
 
 
+class PodHistory:
+    """Every pod of `app` created or deleted from now on, by watching, across
+    control plane restarts (the watch resumes from the last revision seen)."""
+
+    def __init__(self, cluster: Cluster, app: str) -> None:
+        self.cluster, self.app = cluster, app
+        self.added: dict[str, str] = {}  # pod uid -> its owner's uid
+        self.deleted: set[str] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        listed = await self.cluster.api.list(POD, "default", label_selector=f"app={self.app}")
+        self.task = asyncio.create_task(self._follow(listed["metadata"]["resourceVersion"]))
+
+    async def _follow(self, rv: str) -> None:
+        while True:
+            try:
+                events = self.cluster.api.watch(
+                    POD, "default", resource_version=rv, label_selector=f"app={self.app}"
+                )
+                async for kind, pod in events:
+                    meta = pod["metadata"]
+                    rv = meta["resourceVersion"]
+                    owners = [r["uid"] for r in meta.get("ownerReferences") or ()]
+                    if kind == "ADDED":
+                        self.added[meta["uid"]] = owners[0] if owners else ""
+                    elif kind == "DELETED":
+                        self.deleted.add(meta["uid"])
+            except (ApiError, OSError, aiohttp.ClientError):
+                pass  # the control plane is away: watch again from `rv`
+            await asyncio.sleep(0.2)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
 async def node_is(cluster: Cluster, node: str, ready: str) -> bool | None:
     return True if node_ready(await cluster.api.get(NODE, node)) == ready else None
 
@@ -212,6 +260,36 @@ async def up_again(cluster: Cluster) -> None:
     )
 
 
+async def one_sandbox_per_pod(cluster: Cluster, node: str) -> list[Any]:
+    """Wait until what the node's containerd holds is exactly the API's pods
+    on it: one sandbox each, and no container outside its pod's sandbox.
+    Returns the containers."""
+    held: list[Any] = []
+
+    async def exact() -> bool:
+        held[:] = await _runtime_against_api(cluster, node)
+        return True
+
+    await poll(exact, f"{node}'s containerd to hold exactly its pods", within=30)
+    return held
+
+
+async def _runtime_against_api(cluster: Cluster, node: str) -> list[Any]:
+    placed = {
+        p["metadata"]["uid"]
+        for p in (await cluster.api.list(POD, field_selector=f"spec.nodeName={node}"))["items"]
+    }
+    sandboxes, containers = await runtime_view(cluster, node)
+    per_pod: dict[str, list[str]] = {}
+    for s in sandboxes:
+        per_pod.setdefault(s.labels.get(S.POD_UID, ""), []).append(s.id)
+    assert {u: len(ids) for u, ids in per_pod.items()} == dict.fromkeys(placed, 1), per_pod
+    for c in containers:
+        uid = c.labels.get(S.POD_UID, "")
+        assert [c.pod_sandbox_id] == per_pod.get(uid), (c.id, uid, c.pod_sandbox_id)
+    return containers
+
+
 # -- the tests, in order ---------------------------------------------------------
 
 
@@ -226,6 +304,8 @@ async def test_a_rolling_update_completes_exactly_after_the_control_plane_is_kil
     await cluster.api.create(DEPLOYMENT, app)
     await wait_settled(cluster, "roll", replicas)
 
+    history = PodHistory(cluster, "roll")
+    await history.start()
     patch = {"spec": {"template": {"metadata": {"annotations": {"rollout": "2"}}}}}
     await cluster.api.patch(DEPLOYMENT, "roll", patch, "default")
 
@@ -243,8 +323,18 @@ async def test_a_rolling_update_completes_exactly_after_the_control_plane_is_kil
     cluster.pids.add(serve)
     t0 = time.monotonic()
     await up_again(cluster)
-    pods = await wait_settled(cluster, "roll", replicas, within=120)
-    print(f"control plane killed mid-rollout -> settled in {time.monotonic() - t0:.1f}s")
+    try:
+        pods = await wait_settled(cluster, "roll", replicas, within=120)
+        print(f"control plane killed mid-rollout -> settled in {time.monotonic() - t0:.1f}s")
+        # The watch has seen everything up to the settled state.
+        await poll(lambda: history.added.keys() >= {p["metadata"]["uid"] for p in pods}, within=10)
+    finally:
+        await history.stop()
+    # Not one pod too many was ever made, nor one of the new ones deleted.
+    new_rs = {p["metadata"]["ownerReferences"][0]["uid"] for p in pods}
+    assert len(new_rs) == 1
+    assert sorted(history.added) == sorted(p["metadata"]["uid"] for p in pods), history.added
+    assert history.deleted.isdisjoint(history.added)
     d = await cluster.api.get(DEPLOYMENT, "roll", "default")
     assert d["metadata"]["annotations"][REVISION] == "2"
     assert (
@@ -279,19 +369,8 @@ async def test_an_agent_killed_mid_sync_leaves_one_sandbox_per_pod(cluster: Clus
     cluster.pids.update(new)
     pods = await wait_settled(cluster, "burst", replicas)
 
-    uids = {p["metadata"]["uid"] for p in await pods_of(cluster, "burst")}
-    everyone = {p["metadata"]["uid"]: p for p in (await cluster.api.list(POD))["items"]}
-    sandboxes, containers = await runtime_view(cluster, node)
-    per_pod: dict[str, list[str]] = {}
-    for s in sandboxes:
-        per_pod.setdefault(s.labels.get(S.POD_UID, ""), []).append(s.id)
-    assert {u: len(ids) for u, ids in per_pod.items() if u in uids} == dict.fromkeys(uids, 1)
-    # Every sandbox on the node belongs to a pod the API places there.
-    assert all(everyone.get(u, {}).get("spec", {}).get("nodeName") == node for u in per_pod)
-    sandbox_of = {u: ids[0] for u, ids in per_pod.items()}
-    for c in containers:
-        uid = c.labels.get(S.POD_UID, "")
-        assert c.pod_sandbox_id == sandbox_of.get(uid), (c.id, uid, c.pod_sandbox_id)
+    uids = {p["metadata"]["uid"] for p in pods}
+    containers = await one_sandbox_per_pod(cluster, node)
     mine = [c for c in containers if c.labels.get(S.POD_UID) in uids]
     assert sorted(c.labels[S.POD_UID] for c in mine) == sorted(uids), "one container per pod"
     assert all(container(p)["restartCount"] == 0 for p in pods), pods
@@ -370,6 +449,18 @@ async def test_a_partitioned_node_loses_its_pods_and_drops_them_when_it_heals(
 
         await poll(replaced, f"part's pods replaced off {node}", within=60)
         print(f"{node} cut off -> pods replaced in {time.monotonic() - t0:.1f}s")
+        # The stale pods still run on the node: nothing could tell its agent.
+        sandboxes, _ = await runtime_view(cluster, node)
+        assert stale <= {s.labels.get(S.POD_UID) for s in sandboxes}
+        # Long enough for the control plane to give the SSH connection up, so
+        # that the node comes back through a new connection and a new agent.
+        await poll(
+            lambda: not ssh_established(state.nodes[node].ip),
+            f"the control plane to drop its connection to {node}",
+            within=90,
+            every=1,
+        )
+        print(f"{node} cut off -> connection dropped in {time.monotonic() - t0:.1f}s")
     finally:
         _run("ip", "-n", netns, "link", "set", "eth0", "up")
     t1 = time.monotonic()
@@ -386,6 +477,9 @@ async def test_a_partitioned_node_loses_its_pods_and_drops_them_when_it_heals(
     pods = await wait_settled(cluster, "part", replicas)
     assert stale.isdisjoint(p["metadata"]["uid"] for p in pods)
     await wait_settled(cluster, "roll", 6)
+    agents = await poll(lambda: agent_pids(cluster, node), f"{node}'s agent", within=30)
+    assert len(agents) == 1, agents
+    await one_sandbox_per_pod(cluster, node)
 
 
 def fill(path: Path) -> None:
@@ -461,5 +555,6 @@ async def test_down_leaves_nothing_behind(cluster: Cluster) -> None:
     """Runs last: `down`, then nothing of the cluster is left (the store's files too)."""
     state = read_state(cluster.data_dir)
     assert state is not None
+    keep_logs(cluster.lay.root, cluster.data_dir.parent / "logs")
     await down_leaves_nothing(cluster, NAMES)
     assert os.listdir(state.store_dir) == []
