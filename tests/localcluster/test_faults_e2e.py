@@ -31,8 +31,9 @@ import pytest_asyncio
 
 from agent.cri.client import CRIClient
 from agent.pods import spec as S
+from control.client import ClusterUnreachable
 from control.errors import ApiError
-from control.localcluster.daemons import start_containerd, stop_containerd
+from control.localcluster.daemons import containerd_running, start_containerd
 from control.localcluster.plan import SSH_PORT
 from control.localcluster.proc import read_pid
 from control.localcluster.state import read_state
@@ -62,6 +63,7 @@ STORE_MIB = 160  # the store's tmpfs: room for the database and its WAL (up to 6
 BUSYBOX = "pilothouse/busybox:latest"
 SLEEP = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
 HOSTNAME = "kubernetes.io/hostname"
+KILLS = 3  # agents killed one after the other in the middle of a pod sync
 REVISION = "deployment.kubernetes.io/revision"
 
 
@@ -221,7 +223,7 @@ class PodHistory:
                         self.added[meta["uid"]] = owners[0] if owners else ""
                     elif kind == "DELETED":
                         self.deleted.add(meta["uid"])
-            except (ApiError, OSError, aiohttp.ClientError):
+            except (ApiError, ClusterUnreachable, OSError, aiohttp.ClientError):
                 pass  # the control plane is away: watch again from `rv`
             await asyncio.sleep(0.2)
 
@@ -352,21 +354,38 @@ async def test_an_agent_killed_mid_sync_leaves_one_sandbox_per_pod(cluster: Clus
     cluster.pids.update(old)
     await cluster.api.create(DEPLOYMENT, app)
 
-    async def mid_sync() -> bool | None:
+    async def started_since(seen: int) -> int | None:
+        """The pods' sandboxes once there are more than `seen`; -1 once every pod runs."""
+        pods = [p for p in await pods_of(cluster, "burst") if p["spec"].get("nodeName")]
+        if len(pods) == replicas and all(running_ready(p) for p in pods):
+            return -1
+        uids = {p["metadata"]["uid"] for p in pods}
         sandboxes, _ = await runtime_view(cluster, node)
-        uids = {p["metadata"]["uid"] for p in await pods_of(cluster, "burst")}
-        started = [s for s in sandboxes if s.labels.get(S.POD_UID) in uids]
-        return True if 0 < len(started) < replicas else None
+        started = len([s for s in sandboxes if s.labels.get(S.POD_UID) in uids])
+        return started if started > seen else None
 
-    await poll(mid_sync, "the first sandboxes of burst", within=60, every=0.05)
-    for pid in old:
-        os.kill(pid, signal.SIGKILL)
-    new = await poll(
-        lambda: [p for p in agent_pids(cluster, node) if p not in old],
-        f"a new agent on {node}",
-        within=60,
-    )
-    cluster.pids.update(new)
+    # The agent is killed as the first sandboxes start, and each successor as
+    # soon as it has started one more, KILLS times (or until all pods run).
+    seen = kills = 0
+    while kills < KILLS:
+        seen = await poll(
+            lambda seen=seen: started_since(seen), "a new sandbox", within=60, every=0.05
+        )
+        if seen < 0:
+            break
+        for pid in old:
+            os.kill(pid, signal.SIGKILL)
+        kills += 1
+        new = await poll(
+            lambda old=old: [p for p in agent_pids(cluster, node) if p not in old],
+            f"a new agent on {node}",
+            within=60,
+            every=0.05,
+        )
+        cluster.pids.update(new)
+        old = new
+    print(f"{node}: agent killed {kills} times in the middle of a pod sync")
+    assert kills > 0
     pods = await wait_settled(cluster, "burst", replicas)
 
     uids = {p["metadata"]["uid"] for p in pods}
@@ -377,7 +396,7 @@ async def test_an_agent_killed_mid_sync_leaves_one_sandbox_per_pod(cluster: Clus
     await cluster.api.delete(DEPLOYMENT, "burst", "default")
 
 
-async def test_a_restarted_containerd_keeps_the_pods_running(cluster: Cluster) -> None:
+async def test_a_crashed_and_restarted_containerd_keeps_the_pods_running(cluster: Cluster) -> None:
     node = "node2"
     pods = await wait_settled(cluster, "roll", 6)
     mine = {p["metadata"]["name"]: p for p in pods if p["spec"]["nodeName"] == node}
@@ -387,7 +406,11 @@ async def test_a_restarted_containerd_keeps_the_pods_running(cluster: Cluster) -
     state = read_state(cluster.data_dir)
     assert state is not None
     nl = cluster.lay.node(node)
-    await stop_containerd(nl)
+    pid = read_pid(nl.containerd_pid)
+    assert pid is not None and containerd_running(nl)
+    os.kill(pid, signal.SIGKILL)  # a crash: no clean shutdown
+    cluster.pids.add(pid)
+    await poll(lambda: not containerd_running(nl), f"{node}'s containerd gone", within=10)
     await start_containerd(state.nodes[node], nl)
 
     # A new pod on the node: the agent talks to the new containerd.
