@@ -271,7 +271,8 @@ class PodWorker:
         if item is not None:
             cs = obs.containers.get(item[0]["name"]) or []
             if cs and cs[0].state == pb.CONTAINER_CREATED:
-                await self._remove_container(cs[0].id, running=False)
+                if await self._resume(item[0], cs[0], obs):
+                    return True, next_in
             to_start.append(item)
         for c in self.containers if plan == "done" else []:
             name = c["name"]
@@ -284,10 +285,9 @@ class PodWorker:
             if latest.state == pb.CONTAINER_RUNNING and in_sandbox:
                 continue
             if latest.state == pb.CONTAINER_CREATED:
-                # Created but never started (the agent stopped mid-way): redo it.
-                await self._remove_container(latest.id, running=False)
-                to_start.append((c, latest.metadata.attempt, False))
                 acted = True
+                if not await self._resume(c, latest, obs):
+                    to_start.append((c, latest.metadata.attempt, False))  # redo it
                 continue
             status = obs.statuses.get(latest.id)
             if latest.state == pb.CONTAINER_RUNNING or status is None:
@@ -418,10 +418,7 @@ class PodWorker:
             self.backoff.next(name)
             return True
         self.timings["container"] = time.monotonic() - t0
-        self.waiting.pop(name, None)
-        post_start = ((c.get("lifecycle") or {}).get("postStart")) or {}
-        if post_start and not await self._hook(cid, c, post_start, pod_ip, "PostStart"):
-            await self.cri.stop_container(cid, S.grace_period(self.pod))
+        await self._started(c, cid, pod_ip)
         if is_restart:
             self.backoff.next(name)
         log.info(
@@ -432,6 +429,35 @@ class PodWorker:
             self.timings["container"],
         )
         return True
+
+    async def _started(self, c: Obj, cid: str, pod_ip: str) -> None:
+        """Container `c` has just been started as `cid`: its postStart hook runs."""
+        self.waiting.pop(c["name"], None)
+        post_start = ((c.get("lifecycle") or {}).get("postStart")) or {}
+        if post_start and not await self._hook(cid, c, post_start, pod_ip, "PostStart"):
+            await self.cri.stop_container(cid, S.grace_period(self.pod))
+
+    async def _resume(self, c: Obj, created: pb.Container, obs: Observed) -> bool:
+        """A container created and never started: an agent stopped between the
+        two, and its StartContainer may still be on its way in the runtime. In
+        the pod's sandbox it is started (or found started); True then. Else
+        (False) it is removed, to be created again."""
+        if obs.sandbox is not None and created.pod_sandbox_id == obs.sandbox.id:
+            try:
+                await self.cri.start_container(created.id)
+            except CRIError as e:
+                with contextlib.suppress(CRIError):
+                    if (await self.cri.container_status(created.id)).state != (
+                        pb.CONTAINER_CREATED
+                    ):
+                        return True  # the earlier start won: the next pass sees it
+                log.info("%s: %s cannot start: %s", S.pod_key(self.pod), c["name"], e.details)
+            else:
+                log.info("%s: container %s started (resumed)", S.pod_key(self.pod), c["name"])
+                await self._started(c, created.id, obs.pod_ip)
+                return True
+        await self._remove_container(created.id, running=False)
+        return False
 
     # ---- configuration: volumes, errors, events ----
 

@@ -395,3 +395,35 @@ async def test_a_pod_waits_for_its_config_map_then_starts(tmp_path: Path) -> Non
         worker.terminate()
         await asyncio.wait_for(worker.done.wait(), 10)
     assert not (tmp_path / "volumes" / "u1").exists()
+
+
+async def test_a_container_an_agent_created_and_never_started_is_started_not_made_again(
+    tmp_path: Path,
+) -> None:
+    """An agent killed between CreateContainer and StartContainer: the next
+    one starts that container (its start may still be on its way), and makes
+    no second one."""
+    pod = _pod(containers=[{"name": "app", "image": "busybox", "imagePullPolicy": "IfNotPresent"}])
+    cri = FakeCRI()
+    node = _node(tmp_path)
+    sid = await cri.run_pod_sandbox(S.sandbox_config(pod, node, 0))
+    cfg = S.container_config(pod["spec"]["containers"][0], pod, "busybox", 0, "10.1.0.9", node)
+    cid = await cri.create_container(sid, cfg, None)
+    made = cri.configs[cid]
+    reports: list[dict[str, Any]] = []
+
+    async def notify(params: dict[str, Any], terminated: bool) -> None:
+        reports.append(params["status"])
+
+    worker = PodWorker(cast(CRIClient, cri), node, pod, notify, sync_interval=0.05, host=Host())
+    worker.start()
+    try:
+        await eventually(lambda: reports and reports[-1]["phase"] == "Running", "running")
+        assert list(cri.containers) == [cid]
+        assert cri.configs[cid] is made  # not created again
+        assert cri.containers[cid].state == pb.CONTAINER_RUNNING
+        assert list(cri.sandboxes) == [sid]
+        assert reports[-1]["containerStatuses"][0]["restartCount"] == 0
+    finally:
+        worker.terminate()
+        await asyncio.wait_for(worker.done.wait(), 10)

@@ -391,7 +391,8 @@ async def test_an_agent_killed_mid_sync_leaves_one_sandbox_per_pod(cluster: Clus
     uids = {p["metadata"]["uid"] for p in pods}
     containers = await one_sandbox_per_pod(cluster, node)
     mine = [c for c in containers if c.labels.get(S.POD_UID) in uids]
-    assert sorted(c.labels[S.POD_UID] for c in mine) == sorted(uids), "one container per pod"
+    held = [(c.labels[S.POD_UID][:8], c.metadata.attempt, c.state, c.id[:12]) for c in mine]
+    assert sorted(c.labels[S.POD_UID] for c in mine) == sorted(uids), sorted(held)
     assert all(container(p)["restartCount"] == 0 for p in pods), pods
     await cluster.api.delete(DEPLOYMENT, "burst", "default")
 
