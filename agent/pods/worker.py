@@ -220,6 +220,8 @@ class PodWorker:
             st = obs.statuses.get(latest.id)
             if st is None:
                 return "wait", None, 0.0
+            if self._interrupted(st):
+                return "start", (c, latest.metadata.attempt, False), 0.0
             if st.exit_code == 0:
                 continue
             if not self._wants_restart(st, init=True):
@@ -273,6 +275,8 @@ class PodWorker:
             if cs and cs[0].state == pb.CONTAINER_CREATED:
                 if await self._resume(item[0], cs[0], obs):
                     return True, next_in
+            elif cs and item[1] == cs[0].metadata.attempt:  # an interrupted start
+                await self._remove_container(cs[0].id, running=False)
             to_start.append(item)
         for c in self.containers if plan == "done" else []:
             name = c["name"]
@@ -290,6 +294,11 @@ class PodWorker:
                     to_start.append((c, latest.metadata.attempt, False))  # redo it
                 continue
             status = obs.statuses.get(latest.id)
+            if status is not None and self._interrupted(status):
+                await self._remove_container(latest.id, running=False)
+                to_start.append((c, latest.metadata.attempt, False))
+                acted = True
+                continue
             if latest.state == pb.CONTAINER_RUNNING or status is None:
                 # Running in a dead sandbox: restart it in a new one.
                 to_start.append((c, latest.metadata.attempt + 1, True))
@@ -439,25 +448,31 @@ class PodWorker:
 
     async def _resume(self, c: Obj, created: pb.Container, obs: Observed) -> bool:
         """A container created and never started: an agent stopped between the
-        two, and its StartContainer may still be on its way in the runtime. In
-        the pod's sandbox it is started (or found started); True then. Else
-        (False) it is removed, to be created again."""
+        two, and its StartContainer may still be under way in the runtime (or
+        cancelled: see `_interrupted`). In the pod's sandbox it is started, or
+        left to finish starting; True then. Else it is removed (False), to be
+        created again."""
         if obs.sandbox is not None and created.pod_sandbox_id == obs.sandbox.id:
             try:
                 await self.cri.start_container(created.id)
             except CRIError as e:
-                with contextlib.suppress(CRIError):
-                    if (await self.cri.container_status(created.id)).state != (
-                        pb.CONTAINER_CREATED
-                    ):
-                        return True  # the earlier start won: the next pass sees it
-                log.info("%s: %s cannot start: %s", S.pod_key(self.pod), c["name"], e.details)
+                log.info("%s: %s not started: %s", S.pod_key(self.pod), c["name"], e.details)
             else:
                 log.info("%s: container %s started (resumed)", S.pod_key(self.pod), c["name"])
                 await self._started(c, created.id, obs.pod_ip)
-                return True
+            return True
         await self._remove_container(created.id, running=False)
         return False
+
+    def _interrupted(self, status: pb.ContainerStatus) -> bool:
+        """An earlier agent's container whose start never ran: the agent was
+        stopped with its StartContainer under way, which the runtime then
+        cancelled. Its attempt is made again, and is no restart."""
+        return (
+            status.state == pb.CONTAINER_EXITED
+            and not status.started_at
+            and status.created_at < self.created * 1e9
+        )
 
     # ---- configuration: volumes, errors, events ----
 

@@ -427,3 +427,44 @@ async def test_a_container_an_agent_created_and_never_started_is_started_not_mad
     finally:
         worker.terminate()
         await asyncio.wait_for(worker.done.wait(), 10)
+
+
+class InterruptedStartCRI(FakeCRI):
+    """A container whose start an earlier agent's death cancelled: it exited
+    without ever running."""
+
+    never_ran: str = ""
+
+    async def container_status(self, cid: str) -> pb.ContainerStatus:
+        st = await super().container_status(cid)
+        if cid == self.never_ran:
+            st.started_at, st.created_at, st.exit_code = 0, 1, 128
+        return st
+
+
+async def test_a_start_an_earlier_agent_never_finished_is_made_again_as_no_restart(
+    tmp_path: Path,
+) -> None:
+    pod = _pod(containers=[{"name": "app", "image": "busybox", "imagePullPolicy": "IfNotPresent"}])
+    cri = InterruptedStartCRI()
+    node = _node(tmp_path)
+    sid = await cri.run_pod_sandbox(S.sandbox_config(pod, node, 0))
+    cfg = S.container_config(pod["spec"]["containers"][0], pod, "busybox", 0, "10.1.0.9", node)
+    cri.never_ran = await cri.create_container(sid, cfg, None)
+    cri.containers[cri.never_ran].state = pb.CONTAINER_EXITED
+    reports: list[dict[str, Any]] = []
+
+    async def notify(params: dict[str, Any], terminated: bool) -> None:
+        reports.append(params["status"])
+
+    worker = PodWorker(cast(CRIClient, cri), node, pod, notify, sync_interval=0.05, host=Host())
+    worker.start()
+    try:
+        await eventually(lambda: reports and reports[-1]["phase"] == "Running", "running")
+        [(cid, c)] = cri.containers.items()
+        assert cri.configs[cid] is not cfg and c.metadata.attempt == 0
+        assert c.state == pb.CONTAINER_RUNNING
+        assert reports[-1]["containerStatuses"][0]["restartCount"] == 0
+    finally:
+        worker.terminate()
+        await asyncio.wait_for(worker.done.wait(), 10)
