@@ -122,16 +122,17 @@ def deployment(name: str, replicas: int, **pod_spec: Any) -> dict[str, Any]:
         "containers": containers,
         **pod_spec,
     }
+    deploy = {
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": name}},
+        "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        "template": {"metadata": {"labels": {"app": name}}, "spec": spec},
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": {"metadata": {"labels": {"app": name}}, "spec": spec},
-        },
+        "spec": deploy,
     }
 
 
