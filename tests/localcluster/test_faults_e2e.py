@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import os
 import signal
 import sqlite3
@@ -505,6 +506,30 @@ async def test_a_partitioned_node_loses_its_pods_and_drops_them_when_it_heals(
     agents = await poll(lambda: agent_pids(cluster, node), f"{node}'s agent", within=30)
     assert len(agents) == 1, agents
     await one_sandbox_per_pod(cluster, node)
+
+
+def routed(netns: str) -> set[str]:
+    """The destinations a node's namespace routes."""
+    return {r.get("dst", "") for r in json.loads(_run("ip", "-n", netns, "-j", "route", "show"))}
+
+
+async def test_a_link_down_for_a_moment_gets_its_routes_back(cluster: Cluster) -> None:
+    """A flap too short for any connection to drop: the kernel drops the
+    routes through the link, and the node gets them back."""
+    state = read_state(cluster.data_dir)
+    assert state is not None
+    node = state.nodes["node1"]
+    others = {n.pod_cidr for n in state.nodes.values() if n is not node}
+    assert others <= routed(node.netns)
+    _run("ip", "-n", node.netns, "link", "set", "eth0", "down")
+    try:
+        assert not others & routed(node.netns)
+    finally:
+        _run("ip", "-n", node.netns, "link", "set", "eth0", "up")
+    await poll(
+        lambda: others <= routed(node.netns), "the routes to the other nodes' pods", within=30
+    )
+    await all_nodes_ready(cluster)
 
 
 def fill(path: Path) -> None:
