@@ -326,8 +326,8 @@ async def test_a_rolling_update_completes_exactly_after_the_control_plane_is_kil
     os.kill(serve, signal.SIGKILL)
     cluster.pids.add(serve)
     t0 = time.monotonic()
-    await up_again(cluster)
     try:
+        await up_again(cluster)
         pods = await wait_settled(cluster, "roll", replicas, within=120)
         print(f"control plane killed mid-rollout -> settled in {time.monotonic() - t0:.1f}s")
         # The watch has seen everything up to the settled state.
@@ -500,6 +500,8 @@ async def test_a_partitioned_node_loses_its_pods_and_drops_them_when_it_heals(
 
     await poll(stale_gone, f"the stale pods removed from {node}", within=60)
     print(f"{node} healed -> stale pods removed in {time.monotonic() - t1:.1f}s")
+    others = {n.pod_cidr for name, n in state.nodes.items() if name != node}
+    await poll(lambda: others <= routed(netns), f"{node}'s routes to the other nodes", within=30)
     pods = await wait_settled(cluster, "part", replicas)
     assert stale.isdisjoint(p["metadata"]["uid"] for p in pods)
     await wait_settled(cluster, "roll", 6)
