@@ -198,13 +198,15 @@ async def runtime_view(cluster: Cluster, node: str) -> tuple[list[Any], list[Any
 
 
 class PodHistory:
-    """Every pod of `app` created or deleted from now on, by watching, across
-    control plane restarts (the watch resumes from the last revision seen)."""
+    """Every pod of `app` created or deleted from now on, and every one seen
+    not Running and Ready, by watching, across control plane restarts (the
+    watch resumes from the last revision seen)."""
 
     def __init__(self, cluster: Cluster, app: str) -> None:
         self.cluster, self.app = cluster, app
         self.added: dict[str, str] = {}  # pod uid -> its owner's uid
         self.deleted: set[str] = set()
+        self.unready: set[str] = set()  # pod names
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -225,6 +227,8 @@ class PodHistory:
                         self.added[meta["uid"]] = owners[0] if owners else ""
                     elif kind == "DELETED":
                         self.deleted.add(meta["uid"])
+                    if kind == "MODIFIED" and not running_ready(pod):
+                        self.unready.add(meta["name"])
             except (ApiError, ClusterUnreachable, OSError, aiohttp.ClientError):
                 pass  # the control plane is away: watch again from `rv`
             await asyncio.sleep(0.2)
@@ -234,6 +238,13 @@ class PodHistory:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
+
+    async def __aenter__(self) -> PodHistory:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
 
 async def node_is(cluster: Cluster, node: str, ready: str) -> bool | None:
@@ -308,32 +319,30 @@ async def test_a_rolling_update_completes_exactly_after_the_control_plane_is_kil
     await cluster.api.create(DEPLOYMENT, app)
     await wait_settled(cluster, "roll", replicas)
 
-    history = PodHistory(cluster, "roll")
-    await history.start()
-    patch = {"spec": {"template": {"metadata": {"annotations": {"rollout": "2"}}}}}
-    await cluster.api.patch(DEPLOYMENT, "roll", patch, "default")
+    async with PodHistory(cluster, "roll") as history:
+        patch = {"spec": {"template": {"metadata": {"annotations": {"rollout": "2"}}}}}
+        await cluster.api.patch(DEPLOYMENT, "roll", patch, "default")
 
-    async def midway() -> bool | None:
-        rss = (await cluster.api.list(REPLICASET, "default", label_selector="app=roll"))["items"]
-        if len(rss) != 2:
-            return None
-        ready = [(rs.get("status") or {}).get("readyReplicas", 0) for rs in rss]
-        return True if all(0 < r < replicas for r in ready) else None
+        async def midway() -> bool | None:
+            rss = (await cluster.api.list(REPLICASET, "default", label_selector="app=roll"))[
+                "items"
+            ]
+            if len(rss) != 2:
+                return None
+            ready = [(rs.get("status") or {}).get("readyReplicas", 0) for rs in rss]
+            return True if all(0 < r < replicas for r in ready) else None
 
-    await poll(midway, "the rollout under way", within=60, every=0.1)
-    serve = read_pid(cluster.lay.serve_pid)
-    assert serve is not None
-    os.kill(serve, signal.SIGKILL)
-    cluster.pids.add(serve)
-    t0 = time.monotonic()
-    try:
+        await poll(midway, "the rollout under way", within=60, every=0.1)
+        serve = read_pid(cluster.lay.serve_pid)
+        assert serve is not None
+        os.kill(serve, signal.SIGKILL)
+        cluster.pids.add(serve)
+        t0 = time.monotonic()
         await up_again(cluster)
         pods = await wait_settled(cluster, "roll", replicas, within=120)
         print(f"control plane killed mid-rollout -> settled in {time.monotonic() - t0:.1f}s")
         # The watch has seen everything up to the settled state.
         await poll(lambda: history.added.keys() >= {p["metadata"]["uid"] for p in pods}, within=10)
-    finally:
-        await history.stop()
     # Not one pod too many was ever made, nor one of the new ones deleted.
     new_rs = {p["metadata"]["ownerReferences"][0]["uid"] for p in pods}
     assert len(new_rs) == 1
@@ -408,41 +417,44 @@ async def test_a_crashed_and_restarted_containerd_keeps_the_pods_running(cluster
     processes = {name: container_pid(cluster, p) for name, p in mine.items()}
     state = read_state(cluster.data_dir)
     assert state is not None
-    nl = cluster.lay.node(node)
-    pid = read_pid(nl.containerd_pid)
-    assert pid is not None and containerd_running(nl)
-    os.kill(pid, signal.SIGKILL)  # a crash: no clean shutdown
-    cluster.pids.add(pid)
-    await poll(lambda: not containerd_running(nl), f"{node}'s containerd gone", within=10)
-    await start_containerd(state.nodes[node], nl)
+    async with PodHistory(cluster, "roll") as history:
+        nl = cluster.lay.node(node)
+        pid = read_pid(nl.containerd_pid)
+        assert pid is not None and containerd_running(nl)
+        os.kill(pid, signal.SIGKILL)  # a crash: no clean shutdown
+        cluster.pids.add(pid)
+        await poll(lambda: not containerd_running(nl), f"{node}'s containerd gone", within=10)
+        await start_containerd(state.nodes[node], nl)
 
-    # A new pod on the node: the agent talks to the new containerd.
-    probe = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "after-restart"},
-        "spec": {
-            "nodeName": node,
-            "terminationGracePeriodSeconds": 2,
-            "containers": [{"name": "app", "image": BUSYBOX, "command": SLEEP}],
-        },
-    }
-    await cluster.api.create(POD, probe)
+        # A new pod on the node: the agent talks to the new containerd.
+        probe = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "after-restart"},
+            "spec": {
+                "nodeName": node,
+                "terminationGracePeriodSeconds": 2,
+                "containers": [{"name": "app", "image": BUSYBOX, "command": SLEEP}],
+            },
+        }
+        await cluster.api.create(POD, probe)
 
-    async def running() -> dict[str, Any] | None:
-        got = await cluster.api.get(POD, "after-restart", "default")
-        return got if running_ready(got) else None
+        async def running() -> dict[str, Any] | None:
+            got = await cluster.api.get(POD, "after-restart", "default")
+            return got if running_ready(got) else None
 
-    await poll(running, "a new pod Running on the restarted containerd", within=60)
-    pods = await wait_settled(cluster, "roll", 6)
-    for p in pods:
-        name = p["metadata"]["name"]
-        if name in mine:
-            after = container(p)
-            assert after["containerID"] == before[name]["containerID"], (before[name], after)
-            assert after["restartCount"] == before[name]["restartCount"], after
-            assert "running" in after["state"], after
-            assert container_pid(cluster, p) == processes[name]
+        await poll(running, "a new pod Running on the restarted containerd", within=60)
+        pods = await wait_settled(cluster, "roll", 6)
+        for p in pods:
+            name = p["metadata"]["name"]
+            if name in mine:
+                after = container(p)
+                assert after["containerID"] == before[name]["containerID"], (before[name], after)
+                assert after["restartCount"] == before[name]["restartCount"], after
+                assert "running" in after["state"], after
+                assert container_pid(cluster, p) == processes[name]
+    # Their status never said otherwise meanwhile.
+    assert not history.unready & set(mine), history.unready
     await cluster.api.delete(POD, "after-restart", "default")
     await all_nodes_ready(cluster)
 
@@ -579,6 +591,9 @@ async def test_a_full_store_disk_refuses_writes_keeps_reads_and_loses_nothing(
         assert refused is not None, "the full disk took every write"
         assert (refused.code, refused.reason) == (507, "InternalError"), refused
         assert "disk is full" in refused.message, refused.message
+        with pytest.raises(ApiError) as update:
+            await cluster.api.patch(CONFIGMAP, "before-0", {"data": {"blob": "changed"}}, "default")
+        assert update.value.code == 507, update.value
         # Reads keep working.
         for name, data in written.items():
             assert (await cluster.api.get(CONFIGMAP, name, "default"))["data"] == data
