@@ -194,6 +194,10 @@ class Agent:
                 return
             except Exception:
                 log.exception("heartbeat failed")
+            try:
+                await self.network.repair()  # a routine check with each heartbeat
+            except Exception:
+                log.exception("network repair failed")
             await asyncio.sleep(self.args.heartbeat_interval)
 
     # ---- handlers ----

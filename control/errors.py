@@ -135,6 +135,11 @@ def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> ApiEr
     )
 
 
+def insufficient_storage(message: str) -> ApiError:
+    """507: the store cannot take the write (its disk is full); nothing was written."""
+    return ApiError(507, "InternalError", message)
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 

@@ -75,6 +75,11 @@ class NodeNetwork:
                 errors.append(str(e))
         return errors
 
+    async def repair(self) -> None:
+        """Puts back what the kernel dropped since (see Routes.repair)."""
+        if self.rules:
+            await self.routes.repair()
+
     async def close(self) -> None:
         """The connection ended: stop serving DNS. Rules and routes stay, for
         the next agent."""

@@ -95,3 +95,23 @@ class Routes:
         for e in errors:
             log.warning("%s", e)
         return errors
+
+    async def repair(self) -> list[str]:
+        """Puts back the routes the kernel dropped: a link that goes down, even
+        for a moment, takes its routes along, and no new desired set may come
+        (the connection can outlive the flap). Returns error messages."""
+        if not self.current:
+            return []
+        code, out = await self.runner(["ip", "-j", "route", "show"])
+        try:
+            present = {r.get("dst") for r in json.loads(out or "[]")} if code == 0 else None
+        except (ValueError, AttributeError):
+            present = None
+        if present is None:
+            return [f"ip route show: {out.strip()}"]
+        want = dict(self.current)
+        lost = [cidr for cidr in want if cidr not in present]
+        for cidr in lost:
+            log.info("route %s via %s: gone, putting it back", cidr, want[cidr])
+            del self.current[cidr]
+        return await self.apply(want) if lost else []

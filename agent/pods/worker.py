@@ -220,6 +220,8 @@ class PodWorker:
             st = obs.statuses.get(latest.id)
             if st is None:
                 return "wait", None, 0.0
+            if self._interrupted(st):
+                return "start", (c, latest.metadata.attempt, False), 0.0
             if st.exit_code == 0:
                 continue
             if not self._wants_restart(st, init=True):
@@ -271,6 +273,9 @@ class PodWorker:
         if item is not None:
             cs = obs.containers.get(item[0]["name"]) or []
             if cs and cs[0].state == pb.CONTAINER_CREATED:
+                if await self._resume(item[0], cs[0], obs):
+                    return True, next_in
+            elif cs and item[1] == cs[0].metadata.attempt:  # an interrupted start
                 await self._remove_container(cs[0].id, running=False)
             to_start.append(item)
         for c in self.containers if plan == "done" else []:
@@ -284,12 +289,16 @@ class PodWorker:
             if latest.state == pb.CONTAINER_RUNNING and in_sandbox:
                 continue
             if latest.state == pb.CONTAINER_CREATED:
-                # Created but never started (the agent stopped mid-way): redo it.
+                acted = True
+                if not await self._resume(c, latest, obs):
+                    to_start.append((c, latest.metadata.attempt, False))  # redo it
+                continue
+            status = obs.statuses.get(latest.id)
+            if status is not None and self._interrupted(status):
                 await self._remove_container(latest.id, running=False)
                 to_start.append((c, latest.metadata.attempt, False))
                 acted = True
                 continue
-            status = obs.statuses.get(latest.id)
             if latest.state == pb.CONTAINER_RUNNING or status is None:
                 # Running in a dead sandbox: restart it in a new one.
                 to_start.append((c, latest.metadata.attempt + 1, True))
@@ -418,10 +427,7 @@ class PodWorker:
             self.backoff.next(name)
             return True
         self.timings["container"] = time.monotonic() - t0
-        self.waiting.pop(name, None)
-        post_start = ((c.get("lifecycle") or {}).get("postStart")) or {}
-        if post_start and not await self._hook(cid, c, post_start, pod_ip, "PostStart"):
-            await self.cri.stop_container(cid, S.grace_period(self.pod))
+        await self._started(c, cid, pod_ip)
         if is_restart:
             self.backoff.next(name)
         log.info(
@@ -432,6 +438,41 @@ class PodWorker:
             self.timings["container"],
         )
         return True
+
+    async def _started(self, c: Obj, cid: str, pod_ip: str) -> None:
+        """Container `c` has just been started as `cid`: its postStart hook runs."""
+        self.waiting.pop(c["name"], None)
+        post_start = ((c.get("lifecycle") or {}).get("postStart")) or {}
+        if post_start and not await self._hook(cid, c, post_start, pod_ip, "PostStart"):
+            await self.cri.stop_container(cid, S.grace_period(self.pod))
+
+    async def _resume(self, c: Obj, created: pb.Container, obs: Observed) -> bool:
+        """A container created and never started: an agent stopped between the
+        two, and its StartContainer may still be under way in the runtime (or
+        cancelled: see `_interrupted`). In the pod's sandbox it is started, or
+        left to finish starting; True then. Else it is removed (False), to be
+        created again."""
+        if obs.sandbox is not None and created.pod_sandbox_id == obs.sandbox.id:
+            try:
+                await self.cri.start_container(created.id)
+            except CRIError as e:
+                log.info("%s: %s not started: %s", S.pod_key(self.pod), c["name"], e.details)
+            else:
+                log.info("%s: container %s started (resumed)", S.pod_key(self.pod), c["name"])
+                await self._started(c, created.id, obs.pod_ip)
+            return True
+        await self._remove_container(created.id, running=False)
+        return False
+
+    def _interrupted(self, status: pb.ContainerStatus) -> bool:
+        """An earlier agent's container whose start never ran: the agent was
+        stopped with its StartContainer under way, which the runtime then
+        cancelled. Its attempt is made again, and is no restart."""
+        return (
+            status.state == pb.CONTAINER_EXITED
+            and not status.started_at
+            and status.created_at < self.created * 1e9
+        )
 
     # ---- configuration: volumes, errors, events ----
 

@@ -98,6 +98,7 @@ async def up(args: argparse.Namespace) -> int:
         api_listen=args.listen,
         node_grace_period=args.node_grace_period,
         backoff_base=args.backoff_base,
+        store_dir=Path(args.store_dir) if args.store_dir else None,
         serve_command=(sys.executable, "-m", "console", "serve", "--data-dir", str(data_dir)),
         progress=_say,
     )

@@ -443,6 +443,11 @@ def _up(sub: Subparsers) -> None:
         metavar="SECONDS",
         help="first CrashLoopBackOff delay on the nodes, doubling to 5 minutes (default 10)",
     )
+    p.add_argument(
+        "--store-dir",
+        metavar="DIR",
+        help="an existing directory for the control plane's store (default: the data dir)",
+    )
     p.set_defaults(func=Command("cluster", "up"))
 
 

@@ -19,7 +19,15 @@ from control.api.nodeports import NodePortAllocator, NodePortClaims, check_node_
 from control.api.options import WriteOptions
 from control.errors import Cause
 from control.objects.kinds import RESOURCES, ResourceType
-from control.store.interface import KV, KeyExists, KeyNotFound, Obj, RevisionConflict, Store
+from control.store.interface import (
+    KV,
+    KeyExists,
+    KeyNotFound,
+    Obj,
+    RevisionConflict,
+    Store,
+    StoreFull,
+)
 
 # Kubernetes' limit on one stored object (etcd's request limit), encoded.
 MAX_OBJECT_BYTES = 1_572_864
@@ -54,6 +62,8 @@ class StoreWrites:
             await self.node_ports.release(claims.claimed)
             if isinstance(e, KeyExists):
                 raise errors.already_exists(rt.plural, name, rt.group) from e
+            if isinstance(e, StoreFull):
+                raise errors.insufficient_storage(str(e)) from e
             raise
 
     async def update(
@@ -73,6 +83,8 @@ class StoreWrites:
                 raise errors.not_found(rt.plural, name, rt.group) from e
             if isinstance(e, RevisionConflict):
                 raise errors.conflict(rt.plural, name, rt.group) from e
+            if isinstance(e, StoreFull):
+                raise errors.insufficient_storage(str(e)) from e
             raise
         await self.node_ports.release(claims.freed)
         return kv
@@ -90,6 +102,8 @@ class StoreWrites:
             raise errors.not_found(rt.plural, name, rt.group) from e
         except RevisionConflict as e:
             raise errors.conflict(rt.plural, name, rt.group) from e
+        except StoreFull as e:
+            raise errors.insufficient_storage(str(e)) from e
         if rt.kind == "Service":
             await self._release_service_addresses(deleted.obj)
         return deleted

@@ -38,7 +38,7 @@ from control.localcluster.daemons import (
     write_sshd_files,
 )
 from control.localcluster.images import build_images, import_images
-from control.localcluster.layout import CLUSTER_DIR, Layout
+from control.localcluster.layout import CLUSTER_DIR, STORE_FILE, STORE_SUFFIXES, Layout
 from control.localcluster.plan import (
     DEFAULT_NODE_CIDR_MASK,
     DEFAULT_NODE_SUBNET,
@@ -107,6 +107,7 @@ async def up(
     api_listen: str | None = None,
     node_grace_period: float = DEFAULT_NODE_GRACE_PERIOD,
     backoff_base: float = DEFAULT_BACKOFF_BASE,
+    store_dir: Path | None = None,
     progress: Progress = _quiet,
 ) -> UpResult:
     """Bring up (or complete, or resize) the local cluster in `data_dir`. Idempotent.
@@ -123,6 +124,9 @@ async def up(
     `node_grace_period` is the control plane's node_monitor_grace_period: how
     long a silent node stays Ready. `backoff_base` is the agents' first
     CrashLoopBackOff (and image pull back-off) delay, doubling to 5 minutes.
+    `store_dir` puts the control plane's store in an existing directory of its
+    own (a filesystem of its own, say) instead of the data dir; a data dir
+    keeps the store dir of its first `up`, and `down` removes the store files.
     """
     lay = Layout.of(data_dir)
     data_dir = lay.data_dir
@@ -160,12 +164,19 @@ async def up(
                 )
         _check_tools()
         check_config_is_ours(lay.config)
+        wanted_store = _store_dir(store_dir)
 
         if state is None:
             data_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(data_dir, 0o700)
             preexisting = sorted(p.name for p in data_dir.iterdir() if p.name != CLUSTER_DIR)
             state = State.new(plan, preexisting)
+            state.store_dir = wanted_store
+        elif store_dir is not None and wanted_store != state.store_dir:
+            raise LocalClusterError(
+                f"{data_dir} keeps its store in {state.store_dir or data_dir}; "
+                "run `pilothouse down` first to move it"
+            )
         lay.root.mkdir(parents=True, exist_ok=True)
         state.save(lay.state)
 
@@ -219,6 +230,7 @@ async def up(
                 api_listen,
                 node_grace_period,
                 service_proxies=[host_service_proxy()],
+                store_path=Path(state.store_dir) / STORE_FILE if state.store_dir else None,
             )
 
         serve_pid = None
@@ -256,6 +268,23 @@ async def _up_node(
         names = await import_images(nl.socket, images)
         progress(f"{node.name}: images imported ({len(images)} archives: {', '.join(names)})")
     return host_pub
+
+
+def _store_dir(store_dir: Path | None) -> str:
+    """The store dir as the state file records it ("": the data dir)."""
+    if store_dir is None:
+        return ""
+    d = store_dir.expanduser().absolute()
+    if not d.is_dir():
+        raise LocalClusterError(f"--store-dir: {d} is not a directory")
+    return str(d)
+
+
+def _remove_store(store_dir: str) -> None:
+    """The store files in a store dir of its own (the data dir goes as a whole)."""
+    if store_dir:
+        for suffix in STORE_SUFFIXES:
+            Path(store_dir, STORE_FILE + suffix).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -325,6 +354,7 @@ async def _down(lay: Layout, *, progress: Progress) -> bool:
     if errors:
         state.save(lay.state)
         raise LocalClusterError("; ".join(str(e) for e in errors))
+    _remove_store(state.store_dir)
     keep = set(state.preexisting)
     for entry in lay.data_dir.iterdir():
         if entry.name in keep:

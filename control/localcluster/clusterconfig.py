@@ -64,15 +64,19 @@ def render_config(
     api_listen: str | None,
     node_grace_period: float,
     service_proxies: Sequence[ServiceProxy] = (),
+    store_path: Path | None = None,
 ) -> str:
     """The config that reaches `nodes` over SSH (none: a control plane with no
-    node links), and runs `service_proxies`."""
+    node links), and runs `service_proxies`; its store at `store_path` (None:
+    the data dir's)."""
     lines = [
         f"{CONFIG_MARKER} for local cluster {plan.cluster!r}; `pilothouse down` removes it.",
         "",
     ]
     if api_listen is not None:
         lines += ["[api]", f"listen = {files.toml_str(api_listen)}", ""]
+    if store_path is not None:
+        lines += ["[store]", f"path = {files.toml_str(str(store_path))}", ""]
     lines += [
         "[ssh]",
         'user = "root"',

@@ -6,6 +6,9 @@ from pathlib import Path
 
 CLUSTER_DIR = "cluster"
 STATE_FILE = "state.json"
+STORE_FILE = "state.db"  # the control plane's default store path, under the data dir
+# The files SQLite and the store's lock keep next to the store.
+STORE_SUFFIXES = ("", "-wal", "-shm", "-journal", ".lock")
 
 
 class Layout:

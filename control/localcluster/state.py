@@ -25,6 +25,8 @@ class State:
     # This cluster added the host's `unreachable` service CIDR route and its rules.
     service_route_created: bool = False
     made_run_sshd: bool = False
+    # Where the control plane's store lives when not in the data dir ("": there).
+    store_dir: str = ""
     # Top-level entries of the data dir before the first `up`; `down` removes the rest.
     preexisting: list[str] = field(default_factory=list)
     host_routes: list[str] = field(default_factory=list)

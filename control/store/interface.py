@@ -61,6 +61,11 @@ class Compacted(StoreError):
         self.compacted = compacted
 
 
+class StoreFull(StoreError):
+    """A write failed because the store's disk (or filesystem) is full; nothing
+    of it was written, and reads still work. The API answers 507."""
+
+
 class StoreLocked(StoreError, DataDirLocked):
     """Another process holds this store's data dir."""
 

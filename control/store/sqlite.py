@@ -63,6 +63,7 @@ from control.store.interface import (
     RevisionConflict,
     Store,
     StoreError,
+    StoreFull,
     WatchEvent,
 )
 from control.store.keyspace import decode_token, prefix_end
@@ -145,7 +146,12 @@ def _revisions(conn: sqlite3.Connection) -> tuple[int, int]:
 
 
 def _write_failed(cause: Exception) -> StoreError:
-    err = StoreError(f"store write failed: {cause}")
+    full = isinstance(cause, sqlite3.Error) and cause.sqlite_errorcode == sqlite3.SQLITE_FULL
+    err = (
+        StoreFull(f"store write failed: the disk is full ({cause})")
+        if full
+        else StoreError(f"store write failed: {cause}")
+    )
     err.__cause__ = cause
     return err
 

@@ -296,6 +296,28 @@ async def test_routes_follow_the_desired_set() -> None:
     ]
 
 
+async def test_routes_the_kernel_dropped_are_put_back() -> None:
+    """A link down for a moment takes its routes along; the next repair puts them back."""
+    calls: list[list[str]] = []
+    table = [{"dst": "10.244.2.0/24"}, {"dst": "10.0.0.0/24"}]
+
+    async def runner(argv: Sequence[str]) -> tuple[int, str]:
+        calls.append(list(argv))
+        return 0, json.dumps(table) if argv[:3] == ["ip", "-j", "route"] else ""
+
+    r = Routes(runner)
+    assert await r.repair() == []  # nothing desired yet: nothing to look at
+    assert calls == []
+    await r.apply({"10.244.2.0/24": "10.0.0.2", "10.244.3.0/24": "10.0.0.3"})
+    calls.clear()
+    assert await r.repair() == []
+    assert calls == [
+        ["ip", "-j", "route", "show"],
+        ["ip", "route", "replace", "10.244.3.0/24", "via", "10.0.0.3"],
+    ]
+    assert r.current == {"10.244.2.0/24": "10.0.0.2", "10.244.3.0/24": "10.0.0.3"}
+
+
 def test_exec_status_exit_codes() -> None:
     assert exec_exit_code(exec_status(0)) == 0
     assert exec_exit_code(exec_status(7)) == 7

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -395,3 +397,79 @@ async def test_a_pod_waits_for_its_config_map_then_starts(tmp_path: Path) -> Non
         worker.terminate()
         await asyncio.wait_for(worker.done.wait(), 10)
     assert not (tmp_path / "volumes" / "u1").exists()
+
+
+async def _made_by_an_earlier_agent(
+    cri: FakeCRI, tmp_path: Path
+) -> tuple[dict[str, Any], S.NodeConfig, str]:
+    """A pod of one container, and the sandbox and container (created, not
+    started) an earlier agent made for it: (pod, node, container id)."""
+    pod = _pod(containers=[{"name": "app", "image": "busybox", "imagePullPolicy": "IfNotPresent"}])
+    node = _node(tmp_path)
+    sid = await cri.run_pod_sandbox(S.sandbox_config(pod, node, 0))
+    cfg = S.container_config(pod["spec"]["containers"][0], pod, "busybox", 0, "10.1.0.9", node)
+    return pod, node, await cri.create_container(sid, cfg, None)
+
+
+@contextlib.asynccontextmanager
+async def _running_worker(
+    cri: FakeCRI, node: S.NodeConfig, pod: dict[str, Any]
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """A worker for `pod`, once it reports it Running; its reports."""
+    reports: list[dict[str, Any]] = []
+
+    async def notify(params: dict[str, Any], terminated: bool) -> None:
+        reports.append(params["status"])
+
+    worker = PodWorker(cast(CRIClient, cri), node, pod, notify, sync_interval=0.05, host=Host())
+    worker.start()
+    try:
+        await eventually(lambda: reports and reports[-1]["phase"] == "Running", "running")
+        yield reports
+    finally:
+        worker.terminate()
+        await asyncio.wait_for(worker.done.wait(), 10)
+
+
+async def test_a_container_an_agent_created_and_never_started_is_started_not_made_again(
+    tmp_path: Path,
+) -> None:
+    """An agent killed between CreateContainer and StartContainer: the next
+    one starts that container (its start may still be on its way), and makes
+    no second one."""
+    cri = FakeCRI()
+    pod, node, cid = await _made_by_an_earlier_agent(cri, tmp_path)
+    made, [sid] = cri.configs[cid], list(cri.sandboxes)
+    async with _running_worker(cri, node, pod) as reports:
+        assert list(cri.containers) == [cid]
+        assert cri.configs[cid] is made  # not created again
+        assert cri.containers[cid].state == pb.CONTAINER_RUNNING
+        assert list(cri.sandboxes) == [sid]
+        assert reports[-1]["containerStatuses"][0]["restartCount"] == 0
+
+
+class InterruptedStartCRI(FakeCRI):
+    """A container whose start an earlier agent's death cancelled: it exited
+    without ever running."""
+
+    never_ran: str = ""
+
+    async def container_status(self, cid: str) -> pb.ContainerStatus:
+        st = await super().container_status(cid)
+        if cid == self.never_ran:
+            st.started_at, st.created_at, st.exit_code = 0, 1, 128
+        return st
+
+
+async def test_a_start_an_earlier_agent_never_finished_is_made_again_as_no_restart(
+    tmp_path: Path,
+) -> None:
+    cri = InterruptedStartCRI()
+    pod, node, cri.never_ran = await _made_by_an_earlier_agent(cri, tmp_path)
+    cri.containers[cri.never_ran].state = pb.CONTAINER_EXITED
+    first = cri.configs[cri.never_ran]
+    async with _running_worker(cri, node, pod) as reports:
+        [(cid, c)] = cri.containers.items()
+        assert cri.configs[cid] is not first  # made again
+        assert c.state == pb.CONTAINER_RUNNING and c.metadata.attempt == 0
+        assert reports[-1]["containerStatuses"][0]["restartCount"] == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import shutil
 import sys
@@ -18,8 +19,9 @@ from typing import Any
 
 from control.client import Client
 from control.localcluster.layout import Layout
-from control.localcluster.proc import capture
+from control.localcluster.proc import capture, cmdline, is_zombie, netns_inode, pids_in_netns
 from control.localcluster.runcstate import runc_state
+from control.localcluster.state import read_state
 from control.objects.kinds import NODE
 from tests.localcluster.names import ClusterNames
 from tests.localcluster.traces import Snapshot, leftovers, running
@@ -95,6 +97,22 @@ def container_pid(cluster: Cluster, pod: dict[str, Any]) -> int:
     pid = state["pid"]
     assert isinstance(pid, int) and pid > 0
     return pid
+
+
+def agent_pids(cluster: Cluster, node: str) -> list[int]:
+    """The agent processes of `node`: in its network namespace, started by its
+    sshd (`python3 -m agent --node-name NODE ...`)."""
+    state = read_state(cluster.data_dir)
+    assert state is not None
+    inode = netns_inode(state.nodes[node].netns)
+    assert inode is not None
+    found = []
+    for pid in pids_in_netns(inode):
+        argv = cmdline(pid)
+        named = ("--node-name", node) in itertools.pairwise(argv)
+        if argv[1:3] == ["-m", "agent"] and named:
+            found.append(pid)
+    return [p for p in found if not is_zombie(p)]
 
 
 def log_tails(root: Path, lines: int = 15) -> str:

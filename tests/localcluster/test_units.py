@@ -85,7 +85,18 @@ def test_written_config_loads(tmp_path: Path) -> None:
     assert config.network.service_cidr == plan.service_cidr == "10.96.0.0/12"
     (node,) = config.nodes
     assert (node.name, node.host, node.port, node.user) == ("node1", "172.31.240.11", 22, "root")
+    assert config.store.path == tmp_path / "state.db"
     cc.check_config_is_ours(lay.config)
+
+
+def test_the_store_may_live_in_a_directory_of_its_own(tmp_path: Path) -> None:
+    """`up --store-dir`: the control plane's store elsewhere (a small filesystem)."""
+    lay = Layout(tmp_path / "home")
+    plan = make_plan("t", 1, node_subnet="172.31.240.0/24", pod_cidr="10.250.0.0/16")
+    store = tmp_path / "store" / "state.db"
+    text = cc.render_config(lay, plan, plan.nodes, ["agent"], "", 12.0, store_path=store)
+    cc.write_config(lay.config, text)
+    assert load_config(None, data_dir=lay.data_dir).store.path == store
 
 
 def test_config_without_nodes_loads(tmp_path: Path) -> None:

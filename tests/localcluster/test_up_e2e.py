@@ -29,14 +29,12 @@ from control.localcluster.proc import (
     LocalClusterError,
     cmdline,
     is_zombie,
-    netns_inode,
-    pids_in_netns,
     read_pid,
 )
-from control.localcluster.state import read_state
 from control.objects.kinds import NODE, POD
 from tests.localcluster.clicluster import (
     Cluster,
+    agent_pids,
     cli_cluster,
     container,
     container_pid,
@@ -125,22 +123,6 @@ async def all_web_ready(api: Client, avoid: str = "") -> list[dict[str, Any]] | 
 
 def parse_time(ts: str) -> float:
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-
-
-def agent_pids(cluster: Cluster, node: str) -> list[int]:
-    """The agent processes of `node`: in its network namespace, started by its
-    sshd (`python3 -m agent --node-name NODE ...`)."""
-    state = read_state(cluster.data_dir)
-    assert state is not None
-    inode = netns_inode(state.nodes[node].netns)
-    assert inode is not None
-    found = []
-    for pid in pids_in_netns(inode):
-        argv = cmdline(pid)
-        named = ("--node-name", node) in itertools.pairwise(argv)
-        if argv[1:3] == ["-m", "agent"] and named:
-            found.append(pid)
-    return [p for p in found if not is_zombie(p)]
 
 
 # -- the cluster -----------------------------------------------------------------

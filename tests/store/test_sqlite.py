@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from control.store.interface import Compacted, Store, StoreError, StoreLocked, WatchEvent
+from control.store.interface import (
+    Compacted,
+    Store,
+    StoreError,
+    StoreFull,
+    StoreLocked,
+    WatchEvent,
+)
 from control.store.sqlite import SqliteStore
 from tests.store.contract import (
     StoreContract,
@@ -124,6 +131,33 @@ async def test_reopen_keeps_data_and_revisions(db_path: Path) -> None:
         assert await s.compacted_revision() == 2
         assert [kv.key for kv in (await s.list("/registry/pods/")).items] == [key("a")]
         assert (await s.create(key("c"), pod("c"))).mod_revision == 4
+
+
+class FullDiskStore(SqliteStore):
+    """A store whose database may grow by a few pages only, as on a full disk."""
+
+    def _open_writer(self) -> tuple[int, int]:
+        opened = super()._open_writer()
+        assert self._wconn is not None
+        pages = self._wconn.execute("PRAGMA page_count").fetchone()[0]
+        self._wconn.execute(f"PRAGMA max_page_count = {pages + 20}")
+        return opened
+
+
+async def test_a_full_disk_refuses_the_write_and_keeps_everything_else(db_path: Path) -> None:
+    async with opened(FullDiskStore(db_path)) as s:
+        blob = "x" * 20_000
+        written = []
+        with pytest.raises(StoreFull, match="disk is full"):
+            for i in range(100):
+                await s.create(key(f"p{i}"), {**pod(f"p{i}"), "data": blob})
+                written.append(key(f"p{i}"))
+        assert written
+        assert [kv.key for kv in (await s.list("/registry/pods/")).items] == sorted(written)
+        assert await s.revision() == len(written)
+        await s.update(key("p0"), pod("p0"))  # smaller: it fits
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
 
 async def test_closed_store_refuses_work(db_path: Path) -> None:
