@@ -26,13 +26,19 @@ def _scratch_dir() -> Path:
 
 @contextlib.contextmanager
 def running_etcd(
-    *, cert: Path | None = None, key: Path | None = None, client_ca: Path | None = None
+    *,
+    cert: Path | None = None,
+    key: Path | None = None,
+    client_ca: Path | None = None,
+    quota_bytes: int | None = None,
 ) -> Iterator[EtcdServer]:
     if etcd_binary() is None:
         pytest.skip("etcd is not installed (scripts/setup.sh installs etcd-server)")
     d = _scratch_dir()
     try:
-        with throwaway_etcd(d, cert=cert, key=key, client_ca=client_ca) as server:
+        with throwaway_etcd(
+            d, cert=cert, key=key, client_ca=client_ca, quota_bytes=quota_bytes
+        ) as server:
             yield server
     finally:
         shutil.rmtree(d, ignore_errors=True)

@@ -60,9 +60,11 @@ def throwaway_etcd(
     cert: Path | None = None,
     key: Path | None = None,
     client_ca: Path | None = None,
+    quota_bytes: int | None = None,
 ) -> Iterator[EtcdServer]:
     """An etcd with its data and log in `data_dir`; over TLS with `cert` and
-    `key`, requiring client certificates signed by `client_ca` when given."""
+    `key`, requiring client certificates signed by `client_ca` when given;
+    `quota_bytes`: its backend's size limit (etcd's own default when None)."""
     binary = etcd_binary()
     if binary is None:
         raise LocalClusterError("etcd is not installed (scripts/setup.sh installs etcd-server)")
@@ -85,6 +87,8 @@ def throwaway_etcd(
     ]
     if cert is not None and key is not None:
         argv += [f"--cert-file={cert}", f"--key-file={key}"]
+    if quota_bytes is not None:
+        argv.append(f"--quota-backend-bytes={quota_bytes}")
     if client_ca is not None:
         argv += [f"--trusted-ca-file={client_ca}", "--client-cert-auth"]
     log = data_dir / "etcd.log"

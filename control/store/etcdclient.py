@@ -17,7 +17,7 @@ import grpc.aio
 
 from control.store.etcdpb import rpc_pb2 as pb
 from control.store.etcdpb.rpc_pb2_grpc import KVStub, LeaseStub, WatchStub
-from control.store.interface import StoreError
+from control.store.interface import StoreError, StoreFull
 
 T = TypeVar("T")
 
@@ -85,6 +85,9 @@ def _translate(e: grpc.aio.AioRpcError, endpoint: str) -> StoreError:
         return EtcdCompacted(details)
     if "required revision is a future revision" in details:
         return FutureRevision(details)
+    if "database space exceeded" in details:
+        # etcd's NOSPACE alarm: its backend reached its quota; reads still work.
+        return StoreFull(f"etcd at {endpoint}: {details}")
     if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return EtcdUnavailable(f"etcd at {endpoint}: {details or e.code().name}")
     return StoreError(f"etcd at {endpoint}: {e.code().name}: {details}")

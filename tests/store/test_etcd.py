@@ -14,7 +14,7 @@ from control.store import etcd as etcd_module
 from control.store.cache import CachedStore
 from control.store.etcd import EtcdStore
 from control.store.etcdclient import EtcdTLS
-from control.store.interface import Compacted, Store, StoreError
+from control.store.interface import Compacted, Store, StoreError, StoreFull
 from tests.etcdserver import EtcdServer, running_etcd
 from tests.polling import eventually
 from tests.store.contract import StoreContract, close_iter, key, next_event, opened, pod, take
@@ -195,3 +195,21 @@ async def test_pages_span_several_reads(
         assert [kv.key for kv in odd.items] == [key("p1"), key("p3")]
         assert odd.continue_token is not None and odd.remaining is None
         assert len((await s.list("")).items) == 7
+
+
+async def test_a_full_etcd_refuses_writes_as_store_full_and_keeps_reads(
+    prefix: str,
+) -> None:
+    # etcd's NOSPACE alarm, raised when its backend passes the quota, is the
+    # etcd form of a full disk: writes fail with StoreFull (507), reads work.
+    with running_etcd(quota_bytes=1024 * 1024) as small:
+        async with opened(EtcdStore((small.endpoint,), prefix=prefix)) as store:
+            await store.create(key("first"), pod("first"))
+            filler = "x" * 100_000
+            with pytest.raises(StoreFull):
+                for i in range(200):  # bounded: 20 MB at most against a 1 MiB quota
+                    obj = pod(f"big{i}")
+                    obj["metadata"]["annotations"] = {"filler": filler}
+                    await store.create(key(f"big{i}"), obj)
+            kv = await store.get(key("first"))
+            assert kv is not None and kv.obj["metadata"]["name"] == "first"
