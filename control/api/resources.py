@@ -166,6 +166,8 @@ class ResourceHandlers:
         if not isinstance(eviction, dict) or eviction.get("kind", "Eviction") != "Eviction":
             raise errors.bad_request("the request body must be a policy/v1 Eviction")
         meta = eviction.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata: must be an object")
         if meta.get("name", name) != name:
             raise errors.bad_request(
                 f"name in URL does not match name in Eviction object: {name} != {meta.get('name')}"
