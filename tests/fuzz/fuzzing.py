@@ -158,15 +158,15 @@ JSON = json_values()
 JSON_OBJECTS = st.dictionaries(KEYS, JSON, max_size=6)
 
 
-def _paths(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def paths(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Every path into `value` (keys and indexes), the root first."""
     out = [at]
     if isinstance(value, dict):
         for k, v in value.items():
-            out += _paths(v, (*at, k))
+            out += paths(v, (*at, k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            out += _paths(v, (*at, i))
+            out += paths(v, (*at, i))
     return out
 
 
@@ -186,10 +186,10 @@ def mutated(
     added. Paths for which `keep` is true are left alone."""
     doc = _copy(seed)
     for _ in range(draw(st.integers(0, 4))):
-        paths = [p for p in _paths(doc) if p and not (keep and keep(p))]
-        if not paths:
+        changeable = [p for p in paths(doc) if p and not (keep and keep(p))]
+        if not changeable:
             break
-        path = draw(st.sampled_from(paths))
+        path = draw(st.sampled_from(changeable))
         parent = doc
         for step in path[:-1]:
             parent = parent[step]
