@@ -41,11 +41,14 @@ class Api:
         query: Mapping[str, str] | list[tuple[str, str]] | None = None,
         body: bytes | None = None,
         content_type: str | None = "application/json",
+        headers: Mapping[str, str] | None = None,
         stream: bool = False,
     ) -> Answer:
         """One request. With `stream` (a watch) only the status is waited for
         when it is 200; the body is dropped."""
-        headers = {"Content-Type": content_type} if content_type and body is not None else {}
+        headers = dict(headers or {})
+        if content_type and body is not None:
+            headers["Content-Type"] = content_type
         async with asyncio.timeout(REQUEST_TIMEOUT):
             async with self.session.request(
                 method, "http://pilothouse" + path, params=query, data=body, headers=headers
