@@ -18,6 +18,7 @@ from control import errors
 from control.api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from control.api.protobuf import decode as protobuf
 from control.errors import ApiError
+from control.objects.manifest import load_yaml
 
 Patcher = Callable[[Any, Any], Any]
 _PATCHERS: dict[str, Patcher] = {
@@ -49,7 +50,7 @@ def decode(content_type: str, raw: bytes) -> Any:
         raise errors.unsupported_media_type(content_type)
     try:
         if content_type == YAML:
-            return yaml.safe_load(raw)
+            return load_yaml(raw)
         return orjson.loads(raw)
     except (orjson.JSONDecodeError, yaml.YAMLError) as e:
         what = "YAML" if content_type == YAML else "JSON"

@@ -18,13 +18,32 @@ class ManifestError(ValueError):
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """SafeLoader that keeps timestamps as strings, as Kubernetes' YAML decoder does."""
+    """SafeLoader that keeps timestamps as strings, as Kubernetes' YAML decoder
+    does, and fails only with YAMLError."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, IndexError, KeyError, OverflowError) as exc:
+            # PyYAML's scalar constructors fail on bad explicit tags (`!!int`,
+            # `!!float x`, `!!timestamp 2024-13-45`) and on too many digits.
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this {node.tag} value: {exc}", node.start_mark
+            ) from None
 
 
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+def load_yaml(text: str | bytes) -> Any:
+    """One YAML document as Kubernetes reads it (timestamps stay strings);
+    anything it cannot read is a yaml.YAMLError."""
+    return yaml.load(text, Loader=_Loader)
 
 
 def load_manifests(text: str, source: str = "-") -> list[dict[str, Any]]:
@@ -79,7 +98,7 @@ def _documents(text: str, source: str) -> Iterator[Any]:
         try:
             yield json.loads(text)
             return
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or a number past Python's digit limit
             pass
     index = 1
     try:

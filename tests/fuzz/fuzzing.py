@@ -158,6 +158,68 @@ JSON = json_values()
 JSON_OBJECTS = st.dictionaries(KEYS, JSON, max_size=6)
 
 
+# Pieces of YAML syntax, explicit tags above all, to join at random. (Anchors
+# and aliases are a class another change fixes: see KNOWN_CLASSES.)
+_YAML_PIECES = [
+    "!!int ",
+    "!!float ",
+    "!!timestamp ",
+    "!!binary ",
+    "!!str ",
+    "!!null ",
+    "!!bool ",
+    "!!set ",
+    "!!omap ",
+    "!!pairs ",
+    "!!seq ",
+    "!!map ",
+    "!foo ",
+    "- ",
+    ": ",
+    "\n",
+    "  ",
+    "\t",
+    "? ",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    "0x",
+    "0o",
+    "0b",
+    "1_0",
+    "1e9",
+    "-.inf",
+    ".nan",
+    "2024-01-01",
+    "2024-13-45",
+    "2024-01-01T25:61:00Z",
+    "12:30:00",
+    "~",
+    "'",
+    '"',
+    "#",
+    "---\n",
+    "...\n",
+    "%YAML 1.1\n",
+    "%TAG ! tag:x,2024:\n",
+    "|\n",
+    ">-\n",
+    "apiVersion",
+    "kind",
+    "v1",
+    "List",
+    "items",
+    "a",
+    "1",
+    "\\u0000",
+]
+if KNOWN_CLASSES:
+    _YAML_PIECES += ["&a ", "*a", "<<: *a\n"]
+YAML_SOUP = st.lists(st.sampled_from(_YAML_PIECES), max_size=24).map("".join)
+
+
 def paths(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Every path into `value` (keys and indexes), the root first."""
     out = [at]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from control.api.protobuf import k8s_pb2
 from control.api.protobuf.decode import CONTENT_TYPE as PROTOBUF
 from control.api.protobuf.decode import MAGIC
-from tests.fuzz.fuzzing import JSON, KNOWN_CLASSES, budget, mutated, ran
+from tests.fuzz.fuzzing import JSON, KNOWN_CLASSES, YAML_SOUP, budget, mutated, ran
 from tests.fuzz.seeds import NAME, NAMESPACE, seed, seeded
 from tests.fuzz.served import Api, check_answer, check_refusal_wrote_nothing
 from tests.fuzz.targets import resources
@@ -86,6 +86,7 @@ def _post_put() -> list[Target]:
 
 POST_PUT = _post_put()
 SSAR = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+CONFIGMAPS = f"/api/v1/namespaces/{NAMESPACE}/configmaps"
 EVICTION = f"/api/v1/namespaces/{NAMESPACE}/pods/{NAME}/eviction"
 
 
@@ -181,8 +182,19 @@ def _protobuf_bodies(draw: st.DrawFn) -> bytes:
 @given(
     target=st.sampled_from(POST_PUT),
     content_type=_CONTENT_TYPES,
-    raw=st.one_of(_protobuf_bodies(), st.binary(max_size=64), st.text(max_size=64).map(str.encode)),
+    raw=st.one_of(
+        _protobuf_bodies(),
+        st.binary(max_size=64),
+        st.text(max_size=64).map(str.encode),
+        YAML_SOUP.map(str.encode),
+    ),
 )
+@example(  # YAML whose scalar constructor fails: a date out of range, a bare !!int
+    target=Target("POST", CONFIGMAPS, {}),
+    content_type="application/yaml",
+    raw=b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {a: 2024-13-45}",
+)
+@example(target=Target("POST", CONFIGMAPS, {}), content_type="application/yaml", raw=b"!!int")
 async def test_raw_bodies(api: Api, target: Target, content_type: str | None, raw: bytes) -> None:
     """Any bytes under any content type, and protobuf envelopes of random messages."""
     ran("test_raw_bodies")
