@@ -24,11 +24,12 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             raise
-        except (ValueError, TypeError, IndexError, KeyError, OverflowError) as exc:
-            # PyYAML's scalar constructors fail on bad explicit tags (`!!int`,
-            # `!!float x`, `!!timestamp 2024-13-45`) and on too many digits.
+        except Exception as exc:
+            # PyYAML's scalar constructors fail with whatever their parsing
+            # raises on bad explicit tags (`!!int`, `!!float x`, `!!timestamp`,
+            # `!!timestamp 2024-13-45`) and on too many digits.
             raise yaml.constructor.ConstructorError(
                 None, None, f"cannot read this {node.tag} value: {exc}", node.start_mark
             ) from None

@@ -11,13 +11,14 @@ import asyncio
 import base64
 import hashlib
 import itertools
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, reject
 from hypothesis import strategies as st
 
 from agent.hollow import HollowAgent
@@ -98,9 +99,16 @@ MESSAGES = st.fixed_dictionaries(
         ),
     },
 )
+
+
+def _dumps(value: Any) -> bytes:
+    """JSON as any sender may write it (numbers past 64 bits too)."""
+    return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
 LINES = st.one_of(
-    MESSAGES.map(orjson.dumps),
-    JSON.map(orjson.dumps),
+    MESSAGES.map(_dumps),
+    JSON.map(_dumps),
     st.binary(max_size=48),
     st.text(max_size=48).map(str.encode),
 )
@@ -181,6 +189,7 @@ SEEDS: dict[str, dict[str, Any]] = {
     },
     "image_import_abort": {"transfer": "t"},
 }
+SYNC_PODS_CRASH = {"pods": [{"metadata": {"uid": "u2"}, "spec": {"containers": None}}]}
 NOTIFICATIONS = {"exec_io"}
 
 
@@ -199,9 +208,14 @@ async def agent_link(tmp_path: Path) -> AsyncIterator[Peer]:
         lambda m: st.tuples(st.just(m), st.one_of(mutated(SEEDS[m]), JSON_OBJECTS))
     )
 )
+@example(call=("sync_pods", SYNC_PODS_CRASH))  # then every stats failed
 async def test_agent_methods(agent_link: Peer, call: tuple[str, dict[str, Any]]) -> None:
     """Any params to any method: a result, or an error that is not internal."""
     method, params = call
+    try:
+        orjson.dumps(params)
+    except orjson.JSONEncodeError:
+        reject()  # a control plane cannot send it
     ran("test_agent_methods")
     if method in NOTIFICATIONS:
         await agent_link.notify(method, params)
@@ -209,6 +223,8 @@ async def test_agent_methods(agent_link: Peer, call: tuple[str, dict[str, Any]])
         try:
             await agent_link.request(method, params, timeout=ANSWER_TIMEOUT)
         except RpcError as e:
-            assert e.code != INTERNAL_ERROR, f"{method} {params!r}: {e}"
+            # The one internal error by design: the limit of open image imports.
+            busy = e.message.endswith("image imports are already under way")
+            assert e.code != INTERNAL_ERROR or busy, f"{method} {params!r}: {e}"
     # The agent still serves.
     await agent_link.request("stats", {}, timeout=ANSWER_TIMEOUT)

@@ -43,6 +43,7 @@ TEXTS = st.one_of(documents(), YAML_SOUP, st.text(max_size=80))
 @given(text=TEXTS)
 @example(text="a: !!timestamp 2024-13-45")  # constructors' ValueErrors
 @example(text="a: !!float x")
+@example(text="!!timestamp")
 @example(text="[" + "1" * 5000 + "]")  # past Python's digit limit, in JSON and YAML
 def test_decoder(text: str) -> None:
     ran("test_decoder")
@@ -57,6 +58,15 @@ def test_decoder(text: str) -> None:
 
 @budget(200)
 @given(manifest=SEEDS.flatmap(mutated), namespace=st.sampled_from([None, "fuzz", "default"]))
+@example(manifest={"apiVersion": "v1", "kind": "Namespace", "metadata": True}, namespace=None)
+@example(  # past 64 bits: orjson cannot send it
+    manifest={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": -(2**63) - 1}},
+    namespace=None,
+)
+@example(  # a name that would name the seed's status subresource
+    manifest={"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "seed/status"}},
+    namespace="fuzz",
+)
 async def test_apply(api: Api, manifest: Any, namespace: str | None) -> None:
     """What `apply` does with each object the decoder gives."""
     if not isinstance(manifest, dict) or not manifest.get("apiVersion") or not manifest.get("kind"):
