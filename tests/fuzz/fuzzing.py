@@ -10,6 +10,7 @@ CI profile keeps away from (`KNOWN_CLASSES` below).
 
 from __future__ import annotations
 
+import json
 import os
 import string
 from collections.abc import Callable
@@ -66,6 +67,12 @@ def ran(test: str) -> None:
 
 
 # -- JSON values -------------------------------------------------------------
+
+
+def dumps(value: Any) -> bytes:
+    """JSON as any client may send it: numbers past 64 bits too, which orjson refuses."""
+    return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
 
 # Field names the kinds use, so that random maps reach the models' fields.
 FIELD_NAMES = (

@@ -16,6 +16,7 @@ import orjson
 from control.controlplane import ControlPlane
 from control.objects.kinds import ResourceType
 from tests.conftest import running_plane
+from tests.fuzz.fuzzing import dumps
 from tests.fuzz.seeds import NAMESPACE, seed, seeded
 
 # A request that takes longer is a hang.
@@ -62,7 +63,7 @@ class Api:
             return Answer(resp.status, raw)
 
     async def send_json(self, method: str, path: str, value: Any, **kw: Any) -> Answer:
-        return await self.request(method, path, body=orjson.dumps(value), **kw)
+        return await self.request(method, path, body=dumps(value), **kw)
 
     async def revision(self) -> int:
         return await self.plane.store.revision()

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import hashlib
 import itertools
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from agent.protocol import INTERNAL_ERROR, PROTOCOL_VERSION, Params, Peer, RpcEr
 from agent.protocol.ingress import INGRESS_STATS, INGRESS_SYNC
 from agent.protocol.services import SERVICES_SYNC, SERVICES_UPDATE
 from tests.agent.inprocess import control_of, socket_streams
-from tests.fuzz.fuzzing import JSON, JSON_OBJECTS, budget, mutated, ran
+from tests.fuzz.fuzzing import JSON, JSON_OBJECTS, budget, dumps, mutated, ran
 
 ANSWER_TIMEOUT = 5.0
 _ids = itertools.count()
@@ -101,14 +100,9 @@ MESSAGES = st.fixed_dictionaries(
 )
 
 
-def _dumps(value: Any) -> bytes:
-    """JSON as any sender may write it (numbers past 64 bits too)."""
-    return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
-
-
 LINES = st.one_of(
-    MESSAGES.map(_dumps),
-    JSON.map(_dumps),
+    MESSAGES.map(dumps),
+    JSON.map(dumps),
     st.binary(max_size=48),
     st.text(max_size=48).map(str.encode),
 )

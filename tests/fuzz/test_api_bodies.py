@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -15,7 +14,7 @@ from hypothesis import strategies as st
 from control.api.protobuf import k8s_pb2
 from control.api.protobuf.decode import CONTENT_TYPE as PROTOBUF
 from control.api.protobuf.decode import MAGIC
-from tests.fuzz.fuzzing import JSON, KNOWN_CLASSES, YAML_SOUP, budget, mutated, ran
+from tests.fuzz.fuzzing import JSON, KNOWN_CLASSES, YAML_SOUP, budget, dumps, mutated, ran
 from tests.fuzz.seeds import NAME, NAMESPACE, seed, seeded
 from tests.fuzz.served import Api, check_answer, check_refusal_wrote_nothing
 from tests.fuzz.targets import resources
@@ -135,7 +134,7 @@ async def test_json_bodies(api: Api, target: tuple[Target, Any], as_yaml: int) -
     if as_yaml == 0:
         raw, content_type = yaml.safe_dump(value).encode(), "application/yaml"
     else:
-        raw, content_type = orjson.dumps(value), "application/json"
+        raw, content_type = dumps(value), "application/json"
     ran("test_json_bodies")
     await _exercise(api, to, raw, content_type)
 

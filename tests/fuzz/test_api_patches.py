@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from tests.fuzz.fuzzing import JSON, JSON_OBJECTS, KNOWN_CLASSES, budget, mutated, ran
+from tests.fuzz.fuzzing import JSON, JSON_OBJECTS, KNOWN_CLASSES, budget, dumps, mutated, ran
 from tests.fuzz.seeds import seed
 from tests.fuzz.served import Api, check_answer, check_refusal_wrote_nothing
 from tests.fuzz.targets import Resource, resources
@@ -87,7 +86,7 @@ async def test_patches(api: Api, case: tuple[str, str, Any, bool]) -> None:
     answer = await api.request(
         "PATCH",
         path,
-        body=orjson.dumps(patch),
+        body=dumps(patch),
         content_type=content_type,
         query={"dryRun": "All"} if dry_run else None,
     )

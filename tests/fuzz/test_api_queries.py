@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzz.fuzzing import KNOWN_CLASSES, TEXT, budget, ran
+from tests.fuzz.fuzzing import KNOWN_CLASSES, TEXT, budget, dumps, ran
 from tests.fuzz.seeds import NAMESPACE, seed, seeded
 from tests.fuzz.served import Answer, Api, check_answer, check_refusal_wrote_nothing
 from tests.fuzz.targets import resources
@@ -188,7 +187,7 @@ async def test_deletes(
     what = f"DELETE {path} {query} {body}"
     before = await api.revision()
     answer = await api.request(
-        "DELETE", path, query=query, body=None if body is None else orjson.dumps(body)
+        "DELETE", path, query=query, body=None if body is None else dumps(body)
     )
     check_answer(answer, what)
     await check_refusal_wrote_nothing(api, before, answer, what)
@@ -228,7 +227,7 @@ async def test_write_options(
     what = f"{method} {path} {query}"
     before = await api.revision()
     answer = await api.request(
-        method, path, query=query, body=orjson.dumps(obj), content_type=content_type
+        method, path, query=query, body=dumps(obj), content_type=content_type
     )
     check_answer(answer, what)
     dry_run = "dryRun" in dict(query)
