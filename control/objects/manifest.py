@@ -41,6 +41,19 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
+def _int64(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """An integer JSON can carry (orjson's limit, Kubernetes' int64)."""
+    value = yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+    if not -(2**63) <= value < 2**64:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"integer {node.value} is out of the 64-bit range", node.start_mark
+        )
+    return value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _int64)
+
+
 def load_yaml(text: str | bytes) -> Any:
     """One YAML document as Kubernetes reads it (timestamps stay strings);
     anything it cannot read is a yaml.YAMLError."""
