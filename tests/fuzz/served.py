@@ -85,6 +85,16 @@ def check_answer(answer: Answer, what: str) -> None:
     assert body.get("code") == answer.status, f"{what}: {body!r}"
 
 
+def too_large_rv(answer: Answer) -> bool:
+    """Kubernetes' own 5xx: 504 for a resourceVersion the store has not reached."""
+    body = answer.body
+    return (
+        answer.status == 504
+        and isinstance(body, dict)
+        and str(body.get("message", "")).startswith("Too large resource version")
+    )
+
+
 async def check_refusal_wrote_nothing(
     api: Api, before: int, answer: Answer, what: str, *, dry_run: bool = False
 ) -> None:

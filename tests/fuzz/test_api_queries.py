@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tests.fuzz.fuzzing import KNOWN_CLASSES, TEXT, budget, dumps, ran
 from tests.fuzz.seeds import NAMESPACE, seed, seeded
-from tests.fuzz.served import Answer, Api, check_answer, check_refusal_wrote_nothing
+from tests.fuzz.served import Api, check_answer, check_refusal_wrote_nothing, too_large_rv
 from tests.fuzz.targets import resources
 
 _RV_LIMIT = 2**64 if KNOWN_CLASSES else 2**62
@@ -97,15 +97,6 @@ LIST_PARAMS = _params(
 LISTABLE = [r for r in resources() if "list" in r.verbs and not r.sub and r.rt is not None]
 
 
-def _too_large_rv(answer: Answer) -> bool:
-    body = answer.body
-    return (
-        answer.status == 504
-        and isinstance(body, dict)
-        and str(body.get("message", "")).startswith("Too large resource version")
-    )
-
-
 @budget(250)
 @given(
     r=st.sampled_from(LISTABLE),
@@ -127,7 +118,7 @@ async def test_lists_and_watches(
         headers={"Accept": _TABLE} if table else None,
         stream=True,
     )
-    if not _too_large_rv(answer):
+    if not too_large_rv(answer):
         check_answer(answer, what)
     await check_refusal_wrote_nothing(api, before, answer, what, dry_run=True)
 
