@@ -42,7 +42,7 @@ _Loader.yaml_implicit_resolvers = {
 
 
 def _int64(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    """An integer JSON can carry (orjson's limit, Kubernetes' int64)."""
+    """An integer the JSON encoder can write: int64, or uint64 (orjson's range)."""
     value = yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
     if not -(2**63) <= value < 2**64:
         raise yaml.constructor.ConstructorError(

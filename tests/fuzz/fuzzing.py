@@ -10,6 +10,7 @@ CI profile keeps away from (`KNOWN_CLASSES` below).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import string
@@ -240,21 +241,13 @@ def paths(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
 @st.composite
 def mutated(
     draw: st.DrawFn, seed: Any, keep: Callable[[tuple[Any, ...]], bool] | None = None
 ) -> Any:
     """`seed` with up to four changes: a value replaced, removed, or a field
     added. Paths for which `keep` is true are left alone."""
-    doc = _copy(seed)
+    doc = copy.deepcopy(seed)
     for _ in range(draw(st.integers(0, 4))):
         changeable = [p for p in paths(doc) if p and not (keep and keep(p))]
         if not changeable:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from tests.fuzz.fuzzing import KNOWN_CLASSES, TEXT, budget, dumps, ran
 from tests.fuzz.seeds import NAMESPACE, seed, seeded
 from tests.fuzz.served import Api, check_answer, check_refusal_wrote_nothing, too_large_rv
-from tests.fuzz.targets import resources
+from tests.fuzz.targets import Resource, resources
 
 _RV_LIMIT = 2**64 if KNOWN_CLASSES else 2**62
 _GRACE_LIMIT = 2**64 if KNOWN_CLASSES else 2**31
@@ -199,15 +199,15 @@ WRITABLE = [r for r in resources() if r.rt is not None and not r.sub and "create
 
 @budget(150)
 @given(
-    r=st.sampled_from(WRITABLE),
-    method=st.sampled_from(["POST", "PUT", "PATCH"]),
+    call=st.tuples(st.sampled_from(WRITABLE), st.sampled_from(["POST", "PUT", "PATCH"])),
     query=WRITE_PARAMS,
     extra=st.booleans(),
 )
 async def test_write_options(
-    api: Api, r: Any, method: str, query: list[tuple[str, str]], extra: bool
+    api: Api, call: tuple[Resource, str], query: list[tuple[str, str]], extra: bool
 ) -> None:
     """A valid body (with an unknown field when `extra`) under any write options."""
+    r, method = call
     ran("test_write_options")
     assert r.rt is not None
     obj = seed(r.rt, None if method == "POST" else "seed")
