@@ -445,6 +445,8 @@ class HollowAgent:
     async def _network_config(self, params: Params) -> dict[str, Any]:
         cidr = params.get("podCIDR")
         if cidr and cidr != self.pod_cidr:
+            if not isinstance(cidr, str):  # ip_network would take a number as an address
+                raise InvalidParams(f"podCIDR: must be a string, not {cidr!r}")
             try:
                 ipaddress.ip_network(cidr)
             except ValueError as e:

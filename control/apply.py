@@ -45,10 +45,18 @@ def _with_annotation(manifest: dict[str, Any]) -> dict[str, Any]:
         if annotations
         else {k: v for k, v in meta.items() if k != "annotations"},
     }
-    annotations[LAST_APPLIED] = orjson.dumps(stripped, option=orjson.OPT_SORT_KEYS).decode()
+    try:
+        annotations[LAST_APPLIED] = orjson.dumps(stripped, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError as e:  # a number past 64 bits, say
+        raise _bad_manifest(f"cannot be sent as JSON: {e}") from None
     meta["annotations"] = annotations
     obj["metadata"] = meta
     return obj
+
+
+def _bad_manifest(why: str) -> ApiError:
+    """A manifest refused before it is sent, as the server would refuse it."""
+    return ApiError(400, "BadRequest", f"the manifest's {why}")
 
 
 async def apply_one(
@@ -63,6 +71,13 @@ async def apply_one(
             f'no matches for kind "{manifest.get("kind")}" in version "{manifest.get("apiVersion")}"',
         )
     meta = manifest.get("metadata") or {}
+    if not isinstance(meta, dict) or not isinstance(meta.get("annotations") or {}, dict):
+        raise _bad_manifest("metadata and metadata.annotations must be objects")
+    for field in ("name", "namespace"):
+        value = meta.get(field)
+        if value is not None and (not isinstance(value, str) or "/" in value):
+            # It goes into the request's path.
+            raise _bad_manifest(f"metadata.{field} must be a string without '/', not {value!r}")
     name = str(meta.get("name") or "")
     ns = (meta.get("namespace") or namespace or "default") if rt.namespaced else None
     label = f"{rt.singular}{'.' + rt.group if rt.group else ''}/{name}"
@@ -79,7 +94,14 @@ async def apply_one(
         await client.create(rt, desired, ns)
         return label, "created"
     last_raw = ((current.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
-    last = orjson.loads(last_raw) if last_raw else {}
+    try:
+        last = orjson.loads(last_raw) if last_raw else {}
+    except orjson.JSONDecodeError:
+        last = None
+    if not isinstance(last, dict):
+        raise ApiError(
+            400, "BadRequest", f"{label}: its {LAST_APPLIED} annotation is not a JSON object"
+        )
     patch = removals(_with_annotation(last) if last else {}, desired)
     updated = await client.patch(rt, name, patch, ns, patch_type="strategic")
     same = updated["metadata"].get("resourceVersion") == current["metadata"].get("resourceVersion")

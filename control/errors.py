@@ -152,6 +152,17 @@ def request_entity_too_large(
     )
 
 
+def check_type(obj: dict[str, Any], api_version: str, kind: str) -> None:
+    """Default a body's apiVersion and kind to those of its path; 400 when it
+    names others."""
+    given = obj.setdefault("apiVersion", api_version), obj.setdefault("kind", kind)
+    if given != (api_version, kind):
+        raise bad_request(
+            f"the API version in the data ({given[0]}) and kind ({given[1]}) "
+            f"do not match the request path, which expects {api_version} {kind}"
+        )
+
+
 def forbidden(message: str) -> ApiError:
     return ApiError(403, "Forbidden", message)
 

@@ -12,17 +12,35 @@ from .spec import Obj
 
 
 def desired_pods(params: Params) -> dict[str, Obj]:
-    """`sync_pods`' pods by uid."""
+    """`sync_pods`' pods by uid, each shaped as the API serves pods."""
     pods = params.get("pods")
     if not isinstance(pods, list):
         raise InvalidParams("pods: expected an array of pods")
     desired: dict[str, Obj] = {}
-    for pod in pods:
-        uid = (pod.get("metadata") or {}).get("uid") if isinstance(pod, dict) else None
-        if not uid:
-            raise InvalidParams("pods: every pod needs metadata.uid")
-        desired[str(uid)] = pod
+    for i, pod in enumerate(pods):
+        problem = _pod_problem(pod)
+        if problem:
+            raise InvalidParams(f"pods[{i}]: {problem}")
+        desired[pod["metadata"]["uid"]] = pod
     return desired
+
+
+def _pod_problem(pod: object) -> str | None:
+    """What makes `pod` no pod the API would serve, in the fields every pod
+    worker reads; None when it is one."""
+    if not isinstance(pod, dict):
+        return "expected an object"
+    meta, spec = pod.get("metadata"), pod.get("spec")
+    if not isinstance(meta, dict) or not meta.get("uid") or not isinstance(meta["uid"], str):
+        return "every pod needs metadata.uid"
+    if not all(isinstance(meta.get(f), str) for f in ("name", "namespace")):
+        return "metadata.name and metadata.namespace must be strings"
+    containers = spec.get("containers") if isinstance(spec, dict) else None
+    if not isinstance(containers, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("name"), str) for c in containers
+    ):
+        return "spec.containers must be an array of objects with a name"
+    return None
 
 
 def container_name(pod: Obj, wanted: object) -> str:

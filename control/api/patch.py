@@ -193,7 +193,7 @@ def json_patch(target: Any, ops: Sequence[Mapping[str, Any]]) -> Any:
         if not isinstance(operation, Mapping):
             raise PatchError(f"operation {n}: expected an object, got {operation!r}")
         op = operation.get("op")
-        if op not in _REQUIRED:
+        if not isinstance(op, str) or op not in _REQUIRED:
             raise PatchError(f"operation {n}: unknown op {op!r}")
         for member in _REQUIRED[op]:
             if member not in operation:

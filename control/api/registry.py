@@ -414,13 +414,7 @@ class Registry:
         if not isinstance(body, dict):
             raise errors.bad_request("the request body must be a JSON object")
         obj = dict(body)
-        if obj.setdefault("apiVersion", rt.api_version) != rt.api_version or (
-            obj.setdefault("kind", rt.kind) != rt.kind
-        ):
-            raise errors.bad_request(
-                f"the API version in the data ({obj['apiVersion']}) and kind ({obj['kind']}) "
-                f"do not match the request path, which expects {rt.api_version} {rt.kind}"
-            )
+        errors.check_type(obj, rt.api_version, rt.kind)
         meta = dict(_meta(obj))
         obj["metadata"] = meta
         if rt.namespaced:

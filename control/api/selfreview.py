@@ -114,13 +114,7 @@ async def _review_body(request: web.Request, kind: str, api_version: str) -> dic
     review = await body(request)  # JSON, YAML or protobuf (control.api.protobuf)
     if not isinstance(review, dict):
         raise errors.bad_request(f"the request body must be a {api_version} {kind}")
-    if review.setdefault("kind", kind) != kind or (
-        review.setdefault("apiVersion", api_version) != api_version
-    ):
-        raise errors.bad_request(
-            f"the API version in the data ({review['apiVersion']}) and kind ({review['kind']}) "
-            f"do not match the request path, which expects {api_version} {kind}"
-        )
+    errors.check_type(review, api_version, kind)
     meta = review.get("metadata")
     review["metadata"] = {**(meta if isinstance(meta, dict) else {}), "creationTimestamp": None}
     return review

@@ -42,13 +42,40 @@ class YAMLBoundsError(yaml.MarkedYAMLError):
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """SafeLoader that keeps timestamps as strings, as Kubernetes' YAML decoder does."""
+    """SafeLoader that keeps timestamps as strings, as Kubernetes' YAML decoder
+    does, and fails only with YAMLError."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception as exc:
+            # PyYAML's scalar constructors fail with whatever their parsing
+            # raises on bad explicit tags (`!!int`, `!!float x`, `!!timestamp`,
+            # `!!timestamp 2024-13-45`) and on too many digits.
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this {node.tag} value: {exc}", node.start_mark
+            ) from None
 
 
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+def _int64(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """An integer the JSON encoder can write: int64, or uint64 (orjson's range)."""
+    value = yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+    if not -(2**63) <= value < 2**64:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"integer {node.value} is out of the 64-bit range", node.start_mark
+        )
+    return value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _int64)
 
 TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
 
