@@ -140,7 +140,7 @@ async def test_without_a_leader_or_twice_forwarded_it_is_503(planes: Planes) -> 
             await client.logs("web")
         assert e.value.code == 503 and "no control plane leads" in e.value.message
         # What the store answers is served by any control plane.
-        assert (await client.get(POD, "web"))["spec"]["nodeName"] == "node-1"
+        assert (await client.get(POD, "web", "default"))["spec"]["nodeName"] == "node-1"
 
 
 def _server_context(pki_dir: Path) -> ssl.SSLContext:
