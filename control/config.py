@@ -31,9 +31,8 @@ except ImportError:  # pragma: no cover  (Python < 3.11)
 
 CONFIG_FILE = "config.toml"
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-StoreBackend = Literal["sqlite"]
-# Documented in config.example.toml but not written yet: refused at load.
-PLANNED_STORE_BACKENDS = ("etcd",)
+StoreBackend = Literal["sqlite", "etcd"]
+STORE_BACKENDS: tuple[StoreBackend, ...] = ("sqlite", "etcd")
 
 T = TypeVar("T")
 
@@ -48,6 +47,11 @@ class StoreConfig:
     backend: StoreBackend = "sqlite"
     etcd_endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
     etcd_prefix: str = "/pilothouse"
+    # Client TLS to etcd: the CA that signed etcd's certificate, and this
+    # control plane's client certificate and key (set both or neither).
+    etcd_ca_file: Path | None = None
+    etcd_cert_file: Path | None = None
+    etcd_key_file: Path | None = None
     # Revisions of history kept for watch resume; older ones are compacted away.
     compaction_keep: int = 10000
 
@@ -369,23 +373,44 @@ def _parse(raw: Mapping[str, Any], src: str, file_dir: Path, data_dir: Path | No
 
 def _parse_store(t: _Table, data_dir: Path) -> StoreConfig:
     backend = t.string("backend", "sqlite")
-    if backend in PLANNED_STORE_BACKENDS:
-        raise t.err("backend", f'"{backend}" is not available yet; the only backend is "sqlite"')
-    if backend != "sqlite":
-        raise t.err("backend", f'unknown backend {backend!r}; the only backend is "sqlite"')
+    if backend not in STORE_BACKENDS:
+        raise t.err("backend", f'unknown backend {backend!r} (want "sqlite" or "etcd")')
+    ca, cert, key = (
+        t.optional_path(k) for k in ("etcd_ca_file", "etcd_cert_file", "etcd_key_file")
+    )
+    if (cert is None) != (key is None):
+        missing = "etcd_key_file" if key is None else "etcd_cert_file"
+        raise t.err(missing, "etcd_cert_file and etcd_key_file must be set together")
+    if backend == "etcd":
+        for name, path in (("etcd_ca_file", ca), ("etcd_cert_file", cert), ("etcd_key_file", key)):
+            if path is not None and not path.is_file():
+                raise t.err(name, f"no such file: {path}")
+    tls = ca is not None or cert is not None
     endpoints = t.string_list("etcd_endpoints", ("http://127.0.0.1:2379",))
+    if not endpoints:
+        raise t.err("etcd_endpoints", "must name at least one endpoint")
     for ep in endpoints:
-        rest = ep.split("://", 1)[1] if "://" in ep else ep
-        if _split_host_port(rest.rstrip("/")) is None:
+        scheme, sep, rest = ep.partition("://")
+        if not sep:
+            scheme, rest = "", ep
+        if scheme not in ("", "http", "https") or _split_host_port(rest.rstrip("/")) is None:
             raise t.err("etcd_endpoints", f"not a valid endpoint (want host:port): {ep!r}")
+        if scheme == "http" and tls:
+            raise t.err(
+                "etcd_endpoints",
+                f"{ep!r} is plain HTTP but etcd TLS files are set (use https://)",
+            )
     prefix = t.string("etcd_prefix", "/pilothouse")
     if not prefix.startswith("/"):
         raise t.err("etcd_prefix", f"must start with '/': {prefix!r}")
     cfg = StoreConfig(
         path=t.path("path", data_dir / "state.db"),
-        backend="sqlite",
+        backend="etcd" if backend == "etcd" else "sqlite",
         etcd_endpoints=endpoints,
         etcd_prefix=prefix.rstrip("/") or "/",
+        etcd_ca_file=ca,
+        etcd_cert_file=cert,
+        etcd_key_file=key,
         compaction_keep=t.integer("compaction_keep", 10000, lo=1),
     )
     t.done()

@@ -45,9 +45,8 @@ from control.nodes.link import NodeLink
 from control.nodes.manager import NodeLinks
 from control.nodes.transport import CommandTransport, Transport
 from control.scheduler.scheduler import Scheduler
-from control.store.cache import CachedStore
+from control.store.backends import cached_store
 from control.store.interface import Store
-from control.store.sqlite import SqliteStore
 from control.wire import LEADER_LEASE_NAME, LEADER_LEASE_NAMESPACE
 
 log = logging.getLogger(__name__)
@@ -67,9 +66,8 @@ GC_THRESHOLDS = (50_000, 20, 10)
 
 
 def open_store(config: Config) -> Store:
-    # The config refuses backends that do not exist yet (store.backend).
     # Reads are served from memory; the cache follows the backend with a watch.
-    return CachedStore(SqliteStore(config.store.path, compact_keep=config.store.compaction_keep))
+    return cached_store(config.store)
 
 
 class ControlPlane:

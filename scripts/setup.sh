@@ -38,3 +38,7 @@ if [ ! -f control/api/protobuf/k8s_pb2.py ] || [ control/api/protobuf/k8s.proto 
   echo "setup: generating the Kubernetes protobuf stubs"
   PYTHON=.venv/bin/python bash scripts/gen_k8s_proto.sh
 fi
+if [ ! -f control/store/etcdpb/rpc_pb2_grpc.py ] || [ control/store/etcdpb/rpc.proto -nt control/store/etcdpb/rpc_pb2_grpc.py ]; then
+  echo "setup: generating the etcd API stubs"
+  PYTHON=.venv/bin/python bash scripts/gen_etcd_proto.sh
+fi

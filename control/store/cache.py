@@ -44,8 +44,6 @@ from heapq import heappop, heappush
 from operator import attrgetter
 from typing import Final, Literal
 
-import orjson
-
 from control.store.interface import (
     KV,
     Compacted,
@@ -58,6 +56,7 @@ from control.store.interface import (
     WatchEvent,
 )
 from control.store.keyspace import decode_token, encode_token, prefix_end
+from control.store.pages import Page
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +65,6 @@ _ALL: Final = ""
 _RETRY_MIN: Final = 0.05
 _RETRY_MAX: Final = 2.0
 
-# Aliases for use inside CachedStore, where `list` names the method.
-_KVs = list[KV]
 _key_of = attrgetter("key")
 
 
@@ -191,24 +188,15 @@ class CachedStore(Store):
         if match is None:
             if limit <= 0 or hi - lo <= limit:
                 return ListResult(kvs[lo:hi], revision, None, None)
-            page = kvs[lo : lo + limit]
-            token = encode_token(revision, prefix, page[-1].key)
-            return ListResult(page, revision, token, hi - lo - limit)
+            items = kvs[lo : lo + limit]
+            token = encode_token(revision, prefix, items[-1].key)
+            return ListResult(items, revision, token, hi - lo - limit)
 
         # `match` runs on the event loop now: orjson keeps the parse per object
         # to microseconds, and nothing is parsed when there is no `match`.
-        loads = orjson.loads
-        items: _KVs = []
-        more = False
-        for i in range(lo, hi):
-            kv = kvs[i]
-            if match(loads(kv.raw)):
-                if 0 < limit <= len(items):
-                    more = True
-                    break
-                items.append(kv)
-        token_or_none = encode_token(revision, prefix, items[-1].key) if more else None
-        return ListResult(items, revision, token_or_none, None)
+        page = Page(match, limit)
+        page.add(map(kvs.__getitem__, range(lo, hi)))
+        return page.result(revision, prefix)
 
     # -- writes ------------------------------------------------------------
 

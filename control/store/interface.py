@@ -7,8 +7,8 @@ compare-and-swap on the object's current revision. A watch starts from a
 revision: it first replays what happened after it, then streams live events. A
 watch from a revision that was compacted away raises `Compacted` (410 Gone).
 
-Backends (`sqlite`; an `etcd` one is planned) implement `Store` and pass the one
-contract suite in `tests/store/contract.py`.
+Backends (`sqlite`, `etcd`) implement `Store` and pass the one contract suite
+in `tests/store/contract.py`.
 """
 
 from __future__ import annotations

@@ -65,8 +65,10 @@ from control.store.interface import (
     StoreError,
     WatchEvent,
 )
-from control.store.keyspace import decode_token, encode_token, prefix_end
+from control.store.keyspace import decode_token, prefix_end
 from control.store.lockfile import acquire_lock
+from control.store.pages import Page
+from control.store.resourceversion import stamp
 from control.store.storethread import Call, Stop, call_in, noop, post, run_call
 from control.store.watchbuffer import WatchBuffer
 
@@ -146,14 +148,6 @@ def _write_failed(cause: Exception) -> StoreError:
     err = StoreError(f"store write failed: {cause}")
     err.__cause__ = cause
     return err
-
-
-def _stamp(obj: Obj, revision: int) -> bytes:
-    """Serialize `obj` with metadata.resourceVersion set, without mutating it."""
-    meta = obj.get("metadata")
-    stamped = dict(meta) if isinstance(meta, dict) else {}
-    stamped["resourceVersion"] = str(revision)
-    return orjson.dumps({**obj, "metadata": stamped})
 
 
 def _key_range(lo: str, inclusive: bool, hi: str | None) -> tuple[str, list[Any]]:
@@ -384,26 +378,15 @@ class SqliteStore(Store):
             if match is None and limit <= 0:
                 return ListResult(list(starmap(KV, rows)), revision, None, None)
 
-            items: list[KV] = []
-            more = False
-            for row in rows:
-                if match is not None and not match(orjson.loads(row[1])):
-                    continue
-                if 0 < limit <= len(items):
-                    more = True
-                    break
-                items.append(KV(*row))
-            token: str | None = None
+            page = Page(match, limit)
+            page.add(starmap(KV, rows))
             remaining: int | None = None
-            if more:
-                last = items[-1].key
-                token = encode_token(revision, prefix, last)
-                if match is None and start is None:
-                    where, params = _key_range(last, False, end)
-                    remaining = conn.execute(
-                        f"SELECT count(*) FROM objects WHERE {where}", params
-                    ).fetchone()[0]
-            return ListResult(items, revision, token, remaining)
+            if page.more and match is None and start is None:
+                where, params = _key_range(page.items[-1].key, False, end)
+                remaining = conn.execute(
+                    f"SELECT count(*) FROM objects WHERE {where}", params
+                ).fetchone()[0]
+            return page.result(revision, prefix, remaining)
         finally:
             for cur in cursors:
                 cur.close()
@@ -578,7 +561,7 @@ class SqliteStore(Store):
         rev = self._wrev + 1
         if op.kind == "create":
             assert op.obj is not None
-            raw = _stamp(op.obj, rev)
+            raw = stamp(op.obj, rev)
             cur = conn.execute(
                 "INSERT INTO objects (key, value, mod_revision, create_revision) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
@@ -606,13 +589,13 @@ class SqliteStore(Store):
         if op.kind == "update":
             assert op.obj is not None
             etype = "MODIFIED"
-            raw = _stamp(op.obj, rev)
+            raw = stamp(op.obj, rev)
             conn.execute(
                 "UPDATE objects SET value = ?, mod_revision = ? WHERE key = ?", (raw, rev, key)
             )
         else:
             etype = "DELETED"
-            raw = _stamp(orjson.loads(old), rev)
+            raw = stamp(orjson.loads(old), rev)
             conn.execute("DELETE FROM objects WHERE key = ?", (key,))
         conn.execute(
             "INSERT INTO events (revision, type, key, value, create_revision) "

@@ -130,6 +130,34 @@ etcd_endpoints = ["https://10.0.0.1:2379", "10.0.0.2:2379"]
     assert c.store.etcd_endpoints == ("https://10.0.0.1:2379", "10.0.0.2:2379")
 
 
+def test_etcd_backend_with_tls(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("ca.crt", "client.crt", "client.key"):
+        (data / name).write_text("pem")
+    text = """
+[store]
+backend = "etcd"
+etcd_endpoints = ["https://10.0.0.1:2379", "10.0.0.2:2379"]
+etcd_prefix = "/prod/"
+etcd_ca_file = "ca.crt"
+etcd_cert_file = "client.crt"
+etcd_key_file = "client.key"
+"""
+    c = load_text(tmp_path, text)
+    assert c.store.backend == "etcd"
+    assert c.store.etcd_prefix == "/prod"
+    assert c.store.etcd_ca_file == data / "ca.crt"
+    assert (c.store.etcd_cert_file, c.store.etcd_key_file) == (
+        data / "client.crt",
+        data / "client.key",
+    )
+    (data / "client.key").unlink()
+    assert error_of(tmp_path, text).endswith(
+        f"store.etcd_key_file: no such file: {data / 'client.key'}"
+    )
+
+
 def test_ipv6_listen_address(tmp_path: Path) -> None:
     assert load_text(tmp_path, '[api]\nlisten = "[::]:6443"\n').api.listen_address == ("::", 6443)
 
@@ -267,11 +295,19 @@ def test_example_file_documents_every_key() -> None:
         ("ssh = 3\n", "config.toml: ssh: expected a table, got integer 3"),
         (
             '[store]\nbackend = "redis"\n',
-            "config.toml: store.backend: unknown backend 'redis'; the only backend is \"sqlite\"",
+            'config.toml: store.backend: unknown backend \'redis\' (want "sqlite" or "etcd")',
         ),
         (
-            '[store]\nbackend = "etcd"\n',
-            'config.toml: store.backend: "etcd" is not available yet; the only backend is "sqlite"',
+            '[store]\netcd_cert_file = "c.pem"\n',
+            "config.toml: store.etcd_key_file: etcd_cert_file and etcd_key_file must be set together",
+        ),
+        (
+            '[store]\netcd_ca_file = "ca.pem"\netcd_endpoints = ["http://127.0.0.1:2379"]\n',
+            "config.toml: store.etcd_endpoints: 'http://127.0.0.1:2379' is plain HTTP but etcd TLS files are set (use https://)",
+        ),
+        (
+            '[store]\netcd_endpoints = ["ftp://etcd:2379"]\n',
+            "config.toml: store.etcd_endpoints: not a valid endpoint (want host:port): 'ftp://etcd:2379'",
         ),
         (
             '[store]\netcd_endpoints = ["http://etcd"]\n',

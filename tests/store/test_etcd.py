@@ -1,0 +1,184 @@
+"""The etcd store: the shared contract on a real etcd, and what sharing one etcd means."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from control.api.pki import ensure_pki
+from control.store.cache import CachedStore
+from control.store.etcd import EtcdStore
+from control.store.etcdclient import EtcdTLS
+from control.store.interface import Compacted, Store, StoreError
+from tests.etcdserver import EtcdServer, running_etcd
+from tests.polling import eventually
+from tests.store.contract import (
+    StoreContract,
+    close_iter,
+    key,
+    next_event,
+    opened,
+    pod,
+    take,
+)
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def etcd() -> Iterator[EtcdServer]:
+    with running_etcd() as server:
+        yield server
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A prefix of its own for each test: the module's tests share one etcd."""
+    return f"/test{next(_prefixes)}"
+
+
+class TestEtcdStore(StoreContract):
+    @pytest.fixture
+    async def store(self, etcd: EtcdServer, prefix: str) -> AsyncIterator[Store]:
+        async with opened(EtcdStore((etcd.endpoint,), prefix=prefix)) as s:
+            yield s
+
+
+class TestCachedEtcdStore(StoreContract):
+    @pytest.fixture
+    async def store(self, etcd: EtcdServer, prefix: str) -> AsyncIterator[Store]:
+        async with opened(CachedStore(EtcdStore((etcd.endpoint,), prefix=prefix))) as s:
+            yield s
+
+
+async def test_two_caches_on_one_etcd_see_each_others_writes(etcd: EtcdServer, prefix: str) -> None:
+    async with (
+        opened(CachedStore(EtcdStore((etcd.endpoint,), prefix=prefix))) as a,
+        opened(CachedStore(EtcdStore((etcd.endpoint,), prefix=prefix))) as b,
+    ):
+        it = b.watch("/registry/pods/", await b.revision())
+        try:
+            created = await a.create(key("x"), pod("x", app="web"))
+            event = await next_event(it)
+            assert (event.type, event.kv) == ("ADDED", created)
+            # b's cache follows the same etcd watch: its reads show a's write.
+            assert await b.get(key("x")) == created
+            assert [kv.key for kv in (await b.list("/registry/pods/")).items] == [key("x")]
+            # A compare-and-swap from b on a's revision wins; a's stale one loses.
+            won = await b.update(
+                key("x"), pod("x", app="db"), expected_revision=created.mod_revision
+            )
+            assert (await next_event(it)).kv == won
+            with pytest.raises(StoreError):
+                await a.update(key("x"), pod("x"), expected_revision=created.mod_revision)
+
+            async def a_sees_it() -> bool:
+                return await a.get(key("x")) == won
+
+            await eventually(a_sees_it, "a's cache sees b's write")
+            deleted = await a.delete(key("x"))
+            assert (await next_event(it)).kv == deleted
+            assert await b.get(key("x")) is None
+        finally:
+            await close_iter(it)
+
+
+async def test_prefixes_do_not_see_each_other(etcd: EtcdServer, prefix: str) -> None:
+    async with (
+        opened(EtcdStore((etcd.endpoint,), prefix=prefix)) as a,
+        opened(EtcdStore((etcd.endpoint,), prefix=prefix + "x")) as b,
+    ):
+        await a.create(key("a"), pod("a"))
+        assert (await b.list("")).items == []
+        # Revisions are etcd's: a write under another prefix leaves a gap.
+        assert (await b.create(key("b"), pod("b"))).mod_revision == 2
+        assert [kv.key for kv in (await a.list("")).items] == [key("a")]
+
+
+async def test_revisions_survive_reopening(etcd: EtcdServer, prefix: str) -> None:
+    async with opened(EtcdStore((etcd.endpoint,), prefix=prefix)) as s:
+        await s.create(key("a"), pod("a"))
+        await s.create(key("b"), pod("b"))
+        await s.compact(1)
+    async with opened(EtcdStore((etcd.endpoint,), prefix=prefix)) as s:
+        assert await s.revision() == 2
+        assert await s.compacted_revision() == 1
+        got = await s.get(key("b"))
+        assert got is not None and got.mod_revision == 2
+        assert got.obj["metadata"]["resourceVersion"] == "2"
+
+
+async def test_compaction_by_another_store_is_gone_for_a_watch(
+    etcd: EtcdServer, prefix: str
+) -> None:
+    async with (
+        opened(EtcdStore((etcd.endpoint,), prefix=prefix)) as a,
+        opened(EtcdStore((etcd.endpoint,), prefix=prefix)) as b,
+    ):
+        for i in range(5):
+            await a.create(key(f"p{i}"), pod(f"p{i}"))
+        await a.compact(4)
+        assert await b.compacted_revision() == 4
+        it = b.watch("/registry/pods/", 3)
+        try:
+            with pytest.raises(Compacted) as info:
+                await next_event(it)
+            assert (info.value.requested, info.value.compacted) == (3, 4)
+        finally:
+            await close_iter(it)
+
+
+async def test_automatic_compaction(etcd: EtcdServer, prefix: str) -> None:
+    async with opened(
+        EtcdStore((etcd.endpoint,), prefix=prefix, compact_keep=5, compact_every=5)
+    ) as s:
+        for i in range(12):
+            await s.create(key(f"p{i}"), pod(f"p{i}"))
+        await eventually(s.compacted_revision, "an automatic compaction")
+        assert 0 < await s.compacted_revision() <= 12 - 5
+        assert len((await s.list("/registry/pods/")).items) == 12
+
+
+async def test_bad_keys_and_tokens_are_refused(etcd: EtcdServer, prefix: str) -> None:
+    async with opened(EtcdStore((etcd.endpoint,), prefix=prefix)) as s:
+        with pytest.raises(ValueError):
+            await s.create("registry/pods/a", pod("a"))
+        with pytest.raises(ValueError):
+            await s.list("/registry/pods/", limit=1, continue_token="not a token")
+    with pytest.raises(StoreError):
+        await s.get(key("a"))
+
+
+async def test_unreachable_etcd_fails_open_naming_it() -> None:
+    s = EtcdStore(("http://127.0.0.1:1",))
+    with pytest.raises(StoreError) as info:
+        await s.open()
+    assert "127.0.0.1:1" in str(info.value)
+
+
+async def test_second_endpoint_is_used_when_the_first_is_down(
+    etcd: EtcdServer, prefix: str
+) -> None:
+    async with opened(EtcdStore(("http://127.0.0.1:1", etcd.endpoint), prefix=prefix)) as s:
+        assert (await s.create(key("a"), pod("a"))).mod_revision == 1
+
+
+async def test_tls_with_client_certificate(tmp_path: Path, prefix: str) -> None:
+    pki = ensure_pki(tmp_path / "pki", ["127.0.0.1"])
+    with running_etcd(cert=pki.server_cert, key=pki.server_key) as server:
+        assert server.endpoint.startswith("https://")
+        tls = EtcdTLS(pki.ca_cert, pki.server_cert, pki.server_key)
+        async with opened(EtcdStore((server.endpoint,), prefix=prefix, tls=tls)) as s:
+            await s.create(key("a"), pod("a"))
+            it = s.watch("/registry/pods/", 0)
+            try:
+                assert [e.type for e in await take(it, 1)] == ["ADDED"]
+            finally:
+                await close_iter(it)
+        # Without the CA, etcd's certificate is not trusted.
+        with pytest.raises(StoreError):
+            await asyncio.wait_for(EtcdStore((server.endpoint,), prefix=prefix).open(), 20)
