@@ -216,6 +216,8 @@ class ControlPlane:
             ca_pem = ensure_ca(cfg.api.pki_dir).decode()
             self.controllers.register(RootCAPublisher(self.controllers, cfg, ca_pem))
             self._ca_published = True
+        if self.elector is not None:
+            log.info("leading: the scheduler, the controllers and the node links start")
         tasks = [
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
             asyncio.create_task(self.controllers.run(), name="controllers"),
@@ -227,6 +229,8 @@ class ControlPlane:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.elector is not None:
+                log.info("not leading: the scheduler, the controllers and the node links stopped")
 
     async def _start_tls(self, host: str, port: int, tokens: Tokens) -> None:
         cfg = self.config
