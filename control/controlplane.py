@@ -174,7 +174,7 @@ class ControlPlane:
                     asyncio.create_task(self.elector.run(self._lead), name="leader election")
                 )
             elif self.components:
-                self._tasks.append(asyncio.create_task(self._lead(), name="components"))
+                self._tasks.extend(self._start_components())
         except BaseException:
             await self.stop()
             raise
@@ -206,8 +206,8 @@ class ControlPlane:
         the node links now (always, once started, without leader election)."""
         return bool(self._terms) and (self.elector is None or self.elector.leading)
 
-    async def _lead(self) -> None:
-        """Run the scheduler, the controllers and the node links until cancelled."""
+    def _start_components(self) -> list[asyncio.Task[None]]:
+        """Start the scheduler, the controllers and the node links, one task each."""
         if self._terms:
             self._build_components()
         self._terms += 1
@@ -216,21 +216,23 @@ class ControlPlane:
             ca_pem = ensure_ca(cfg.api.pki_dir).decode()
             self.controllers.register(RootCAPublisher(self.controllers, cfg, ca_pem))
             self._ca_published = True
-        if self.elector is not None:
-            log.info("leading: the scheduler, the controllers and the node links start")
-        tasks = [
+        return [
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
             asyncio.create_task(self.controllers.run(), name="controllers"),
             asyncio.create_task(self.node_links.run(), name="node links"),
         ]
+
+    async def _lead(self) -> None:
+        """One term of leadership: the components run until cancelled."""
+        log.info("leading: the scheduler, the controllers and the node links start")
+        tasks = self._start_components()
         try:
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if self.elector is not None:
-                log.info("not leading: the scheduler, the controllers and the node links stopped")
+            log.info("not leading: the scheduler, the controllers and the node links stopped")
 
     async def _start_tls(self, host: str, port: int, tokens: Tokens) -> None:
         cfg = self.config

@@ -72,3 +72,21 @@ async def ingress(args: argparse.Namespace) -> int:
     except RuntimeError as e:
         print(f"error: bench ingress: {e}", file=sys.stderr, flush=True)
         return 1
+
+
+async def failover(args: argparse.Namespace) -> int:
+    from console.bench.failover import Timing, run_bench_failover
+
+    if args.control_planes < 2 or args.kills < 1:
+        raise UsageError("--control-planes must be at least 2 and --kills at least 1")
+    try:
+        return await run_bench_failover(
+            control_planes=args.control_planes,
+            kills=args.kills,
+            etcd=args.etcd,
+            timing=Timing(args.lease_duration, args.renew_deadline, args.retry_period),
+            as_json=args.json,
+        )
+    except RuntimeError as e:
+        print(f"error: bench failover: {e}", file=sys.stderr, flush=True)
+        return 1
