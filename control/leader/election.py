@@ -274,18 +274,27 @@ class LeaderElector:
 
     async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
         """Campaign, lead, and stand again after each loss, until cancelled.
-        Cancelled while leading, it stops `lead` first, then releases the lock."""
+        Cancelled while leading, or when `lead` ends by itself (a leader that
+        no longer runs what it leads for must not hold the lock), it stops
+        `lead` first, then releases the lock."""
         while True:
             await self.acquire()
             self.leading = True
             leading = asyncio.ensure_future(lead())
+            renewing = asyncio.ensure_future(self.renew())
+            gave_up = False
             try:
-                await self.renew()
+                await asyncio.wait((leading, renewing), return_when=asyncio.FIRST_COMPLETED)
+                gave_up = leading.done() and not renewing.done()
+                if gave_up:
+                    error = None if leading.cancelled() else leading.exception()
+                    log.error("leader election: leading ended (%r); giving the lease up", error)
             finally:
-                leading.cancel()
-                await asyncio.gather(leading, return_exceptions=True)
+                for task in (renewing, leading):
+                    task.cancel()
+                await asyncio.gather(renewing, leading, return_exceptions=True)
                 self.leading = False
-                if _cancelling():
+                if gave_up or _cancelling():
                     await asyncio.shield(self.release())
 
 

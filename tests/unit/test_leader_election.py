@@ -273,6 +273,27 @@ async def test_run_leads_stops_on_loss_and_stands_again() -> None:
     assert stored.record is not None and stored.record.holder == ""
 
 
+async def test_a_leader_whose_work_ends_gives_the_lease_up() -> None:
+    stored, clock = Stored(), FakeClock()
+    a = candidate(stored, clock, "a")
+    terms = 0
+
+    async def lead() -> None:
+        nonlocal terms
+        terms += 1
+        if terms == 1:
+            raise RuntimeError("a component could not start")
+        await asyncio.Event().wait()
+
+    running = asyncio.create_task(a.run(lead))
+    await until(lambda: terms == 2 and a.leading)
+    # The first term released the lease; the second took it again as a new holder.
+    assert stored.record is not None and stored.record.holder == "a"
+    assert stored.record.transitions == 1
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+
+
 def test_an_identity_is_required() -> None:
     with pytest.raises(ValueError, match="identity"):
         LeaderElector(FakeLock(Stored()), "", TIMING)
