@@ -47,11 +47,8 @@ NAMESPACE = "default"
 APP = "failover"
 
 
-@dataclass(frozen=True)
-class Timing:
-    lease_duration: int = 15
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
+# The leader election's lease duration (whole seconds), renew deadline and retry period.
+Timing = tuple[int, float, float]
 
 
 @dataclass
@@ -79,7 +76,6 @@ def _say(text: str) -> None:
 
 
 async def run_bench_failover(
-    *,
     control_planes: int,
     kills: int,
     etcd: str | None,
@@ -92,19 +88,20 @@ async def run_bench_failover(
             figures = await _bench(tmp, endpoint, control_planes, kills, timing)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    lease, renew, retry = timing
     result: dict[str, Any] = {
         "control_planes": control_planes,
         "kills": kills,
-        "lease_duration_s": timing.lease_duration,
-        "renew_deadline_s": timing.renew_deadline,
-        "retry_period_s": timing.retry_period,
+        "lease_duration_s": lease,
+        "renew_deadline_s": renew,
+        "retry_period_s": retry,
         "failover_s": [round(s, 3) for s in figures.failover_s],
         "failover_median_s": round(median(figures.failover_s), 3),
         "failover_max_s": round(max(figures.failover_s, default=0.0), 3),
         "new_leader_median_s": round(median(figures.new_leader_s), 3),
         "baseline_median_s": round(median(figures.baseline_s), 3),
     }
-    bound = timing.lease_duration + 2 * timing.retry_period * 2.2
+    bound = lease + 2 * retry * 2.2
     rows = [
         (
             "failover, kill to a pod created (median)",
@@ -115,7 +112,7 @@ async def run_bench_failover(
         (
             "kill to the Lease held by a survivor (median)",
             f"{result['new_leader_median_s']:.2f} s",
-            f"lease duration {timing.lease_duration} s",
+            f"lease duration {lease} s",
         ),
     ]
     print_report(
@@ -182,12 +179,13 @@ async def _bench(tmp: Path, endpoint: str, count: int, kills: int, timing: Timin
 
 def _config(tmp: Path, endpoint: str, name: str, timing: Timing) -> str:
     shared = tmp / "shared"
+    lease, renew, retry = timing
     return (
         f'[store]\nbackend = "etcd"\netcd_endpoints = ["{endpoint}"]\n'
         'etcd_prefix = "/bench-failover"\n\n'
         f'[api]\npki_dir = "{shared / "pki"}"\ntokens_file = "{shared / "tokens.csv"}"\n\n'
-        f"[leader_election]\nenabled = true\nlease_duration = {timing.lease_duration}\n"
-        f"renew_deadline = {timing.renew_deadline}\nretry_period = {timing.retry_period}\n"
+        f"[leader_election]\nenabled = true\nlease_duration = {lease}\n"
+        f"renew_deadline = {renew}\nretry_period = {retry}\n"
         f'identity = "{name}"\n'
     )
 

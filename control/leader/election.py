@@ -154,12 +154,7 @@ class LeaderElector:
                 acquire_time=self.observed.acquire_time,
                 transitions=self.observed.transitions,
             )
-            try:
-                await self.lock.update(mine)
-            except Exception as e:
-                log.info("leader election: optimistic renew failed (%s); reading the lease", e)
-            else:
-                self._observe(mine)
+            if await self._write(self.lock.update, mine, "renew (the fast path; reading next)"):
                 return True
         # 2. Read the lock, or create it.
         try:
@@ -168,13 +163,7 @@ class LeaderElector:
             log.warning("leader election: cannot read the lease: %s", e)
             return False
         if current is None:
-            try:
-                await self.lock.create(record)
-            except Exception as e:
-                log.info("leader election: cannot create the lease: %s", e)
-                return False
-            self._observe(record)
-            return True
+            return await self._write(self.lock.create, record, "create")
         # 3. Someone else's record: it expires lease_duration after it last changed here.
         if current != self.observed:
             self._observe(current)
@@ -187,10 +176,16 @@ class LeaderElector:
             )
         else:
             record = replace(record, transitions=current.transitions + 1)
+        return await self._write(self.lock.update, record, "write")
+
+    async def _write(
+        self, write: Callable[[LeaderRecord], Awaitable[None]], record: LeaderRecord, what: str
+    ) -> bool:
+        """`write(record)`; observed when it succeeds, logged when it fails."""
         try:
-            await self.lock.update(record)
+            await write(record)
         except Exception as e:
-            log.info("leader election: cannot write the lease: %s", e)
+            log.info("leader election: cannot %s the lease: %s", what, e)
             return False
         self._observe(record)
         return True
@@ -263,14 +258,10 @@ class LeaderElector:
             renew_time=stamp,
             transitions=self.observed.transitions,
         )
-        try:
-            await self.lock.update(record)
-        except Exception as e:
-            log.warning("leader election: cannot release the lease: %s", e)
-            return False
-        self._observe(record)
-        self._report()
-        return True
+        released = await self._write(self.lock.update, record, "release")
+        if released:
+            self._report()
+        return released
 
     async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
         """Campaign, lead, and stand again after each loss, until cancelled.

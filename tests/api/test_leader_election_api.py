@@ -6,7 +6,10 @@ retry periods, and the two never lead at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 from control.controlplane import ControlPlane
 from control.leader.election import JITTER_FACTOR, ElectionTiming, LeaderElector, LeaderRecord
@@ -80,13 +83,29 @@ def never_two_at_once(log: list[tuple[float, str, str]]) -> None:
             leading.discard(name)
 
 
-async def test_one_leader_then_takeover_when_it_stops_renewing(plane: ControlPlane) -> None:
+@contextlib.asynccontextmanager
+async def two_candidates(
+    plane: ControlPlane,
+) -> AsyncIterator[tuple[Candidate, Candidate, list[tuple[float, str, str]]]]:
+    """cp-a, leading, and cp-b, following; their terms logged; both stopped after."""
     log: list[tuple[float, str, str]] = []
     a, b = Candidate(plane, "cp-a", log), Candidate(plane, "cp-b", log)
     a.start()
-    await eventually(lambda: a.elector.leading, "cp-a to lead")
-    b.start()
     try:
+        await eventually(lambda: a.elector.leading, "cp-a to lead")
+        b.start()
+        yield a, b, log
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def stored_lease(plane: ControlPlane) -> dict[str, Any]:
+    return (await plane.registry.get(LEASE, LEADER_LEASE_NAMESPACE, LEADER_LEASE_NAME)).obj
+
+
+async def test_one_leader_then_takeover_when_it_stops_renewing(plane: ControlPlane) -> None:
+    async with two_candidates(plane) as (a, b, log):
         # Several lease durations: a keeps renewing, b keeps following.
         for _ in range(12):
             await asyncio.sleep(TIMING.lease_duration / 4)
@@ -94,7 +113,7 @@ async def test_one_leader_then_takeover_when_it_stops_renewing(plane: ControlPla
             seen = b.elector.leader
             assert seen is not None and seen.holder == "cp-a"
             assert seen.endpoint == "https://cp-a.example:6443"
-        lease = (await plane.registry.get(LEASE, LEADER_LEASE_NAMESPACE, LEADER_LEASE_NAME)).obj
+        lease = await stored_lease(plane)
         assert lease["spec"]["holderIdentity"] == "cp-a"
         assert lease["spec"]["leaseTransitions"] == 0
         acquired = lease["spec"]["acquireTime"]
@@ -109,7 +128,7 @@ async def test_one_leader_then_takeover_when_it_stops_renewing(plane: ControlPla
         assert took >= TIMING.lease_duration - TIMING.retry_period, took
         await eventually(lambda: not a.elector.leading, "cp-a to stop leading")
 
-        lease = (await plane.registry.get(LEASE, LEADER_LEASE_NAMESPACE, LEADER_LEASE_NAME)).obj
+        lease = await stored_lease(plane)
         spec = lease["spec"]
         assert spec["holderIdentity"] == "cp-b" and spec["leaseTransitions"] == 1
         assert spec["acquireTime"] > acquired and spec["leaseDurationSeconds"] == 2
@@ -128,18 +147,10 @@ async def test_one_leader_then_takeover_when_it_stops_renewing(plane: ControlPla
             ("cp-a", "stop"),
             ("cp-b", "start"),
         ]
-    finally:
-        await a.stop()
-        await b.stop()
 
 
 async def test_a_clean_stop_hands_over_at_once(plane: ControlPlane) -> None:
-    log: list[tuple[float, str, str]] = []
-    a, b = Candidate(plane, "cp-a", log), Candidate(plane, "cp-b", log)
-    a.start()
-    await eventually(lambda: a.elector.leading, "cp-a to lead")
-    b.start()
-    try:
+    async with two_candidates(plane) as (a, b, log):
         await asyncio.sleep(TIMING.retry_period * 3)
         stopped_at = time.monotonic()
         await a.stop()  # releases the lease
@@ -147,8 +158,6 @@ async def test_a_clean_stop_hands_over_at_once(plane: ControlPlane) -> None:
         # No lease duration to wait out: b's next try takes it.
         assert time.monotonic() - stopped_at <= TIMING.retry_period * (1 + JITTER_FACTOR) + 0.5
         never_two_at_once(log)
-        lease = (await plane.registry.get(LEASE, LEADER_LEASE_NAMESPACE, LEADER_LEASE_NAME)).obj
+        lease = await stored_lease(plane)
         assert lease["spec"]["holderIdentity"] == "cp-b"
         assert lease["spec"]["leaseTransitions"] == 1
-    finally:
-        await b.stop()
