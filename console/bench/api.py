@@ -1,4 +1,5 @@
 """`pilothouse bench api`: the API server and SQLite store, over the unix socket.
+With `--store etcd`, the same again on a throwaway etcd, reported beside SQLite.
 
 It starts a real `pilothouse serve` in a child process with a fresh data dir,
 then drives it from this process:
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from console.bench.machine import describe_machine
 from console.bench.report import median, p50_p99, print_report
 from console.bench.serve import spawn_serve, stop
 from control.client import Client
+from control.localcluster.etcd import throwaway_etcd
 from control.objects.kinds import POD
 
 WATCH_SAMPLES = 500
@@ -144,7 +147,83 @@ async def _watch_latency(client: Client, n: int) -> list[float]:
     return got
 
 
-async def run_bench_api(n: int, concurrency: int, as_json: bool) -> int:
+@dataclass
+class _Measured:
+    """What one store did under the same load."""
+
+    n: int
+    create_s: float
+    create_lat: list[float]
+    update_s: float
+    update_lat: list[float]
+    list_ms: list[float]
+    decode_ms: list[float]
+    watch_lat: list[float]
+
+    @property
+    def writes_per_s(self) -> float:
+        return 2 * self.n / (self.create_s + self.update_s)
+
+    def figures(self) -> dict[str, Any]:
+        n = self.n
+        return {
+            "writes_per_s": round(self.writes_per_s, 1),
+            "creates_per_s": round(n / self.create_s, 1),
+            "updates_per_s": round(n / self.update_s, 1),
+            **p50_p99("write", self.create_lat + self.update_lat),
+            **p50_p99("create", self.create_lat),
+            **p50_p99("update", self.update_lat),
+            "list_10k_ms": round(median(self.list_ms), 1),
+            "list_10k_decode_ms": round(median(self.decode_ms), 1),
+            **p50_p99("watch", self.watch_lat),
+        }
+
+
+async def _measure(data: Path, n: int, concurrency: int) -> _Measured:
+    """Creates, updates, lists and watch delivery on a `pilothouse serve` of `data`."""
+    proc = spawn_serve(data, stderr=subprocess.DEVNULL)
+    try:
+        await _wait_socket(data / "api.sock", proc, "pilothouse serve")
+        async with Client(str(data / "api.sock")) as client:
+            print(f"create {n} pods ...", file=sys.stderr)
+            create_s, create_lat = await drive(
+                n, concurrency, lambda i: client.create(POD, _pod(i))
+            )
+
+            async def update(i: int) -> None:
+                await client.patch(
+                    POD, f"bench-{i:06d}", {"metadata": {"labels": {"tier": "web"}}}, "default"
+                )
+
+            print(f"update {n} pods ...", file=sys.stderr)
+            update_s, update_lat = await drive(n, concurrency, update)
+
+            print(f"list {n} pods ...", file=sys.stderr)
+            list_ms: list[float] = []
+            decode_ms: list[float] = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                status, raw = await client.request_raw("GET", client.path(POD, "default"))
+                t1 = time.perf_counter()
+                items = orjson.loads(raw)["items"]
+                decode_ms.append((time.perf_counter() - t1) * 1000)
+                list_ms.append((t1 - t0) * 1000)
+                if status != 200 or len(items) != n:
+                    raise RuntimeError(
+                        f"list returned {len(items)} pods (HTTP {status}), expected {n}"
+                    )
+
+            print(f"watch latency over {WATCH_SAMPLES} paced updates ...", file=sys.stderr)
+            watch_lat = await _watch_latency(client, WATCH_SAMPLES)
+            if len(watch_lat) < WATCH_SAMPLES:
+                raise RuntimeError(f"watch delivered {len(watch_lat)} of {WATCH_SAMPLES} events")
+    finally:
+        stop(proc, 15)
+    return _Measured(n, create_s, create_lat, update_s, update_lat, list_ms, decode_ms, watch_lat)
+
+
+async def run_bench_api(n: int, concurrency: int, as_json: bool, store: str = "sqlite") -> int:
+    """With `store` "etcd", the same load runs again on a throwaway etcd, reported beside SQLite."""
     if n < WATCH_SAMPLES:
         raise ValueError(f"--objects must be at least {WATCH_SAMPLES}")
     with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as tmp_name:
@@ -154,77 +233,33 @@ async def run_bench_api(n: int, concurrency: int, as_json: bool) -> int:
         print("baseline: fixed-answer aiohttp server ...", file=sys.stderr)
         http_floor = await _http_floor(tmp, min(n, 5000), concurrency)
 
-        data = tmp / "data"
-        proc = spawn_serve(data, stderr=subprocess.DEVNULL)
-        try:
-            await _wait_socket(data / "api.sock", proc, "pilothouse serve")
-            async with Client(str(data / "api.sock")) as client:
-                print(f"create {n} pods ...", file=sys.stderr)
-                create_s, create_lat = await drive(
-                    n, concurrency, lambda i: client.create(POD, _pod(i))
-                )
+        m = await _measure(tmp / "data", n, concurrency)
+        on_etcd: _Measured | None = None
+        if store == "etcd":
+            with throwaway_etcd(tmp / "etcd") as etcd:
+                print(f"the same on etcd ({etcd.endpoint}) ...", file=sys.stderr)
+                data = tmp / "data-etcd"
+                data.mkdir()
+                (data / "config.toml").write_text(etcd.store_table())
+                on_etcd = await _measure(data, n, concurrency)
 
-                async def update(i: int) -> None:
-                    await client.patch(
-                        POD, f"bench-{i:06d}", {"metadata": {"labels": {"tier": "web"}}}, "default"
-                    )
-
-                print(f"update {n} pods ...", file=sys.stderr)
-                update_s, update_lat = await drive(n, concurrency, update)
-
-                print(f"list {n} pods ...", file=sys.stderr)
-                list_ms: list[float] = []
-                decode_ms: list[float] = []
-                for _ in range(5):
-                    t0 = time.perf_counter()
-                    status, raw = await client.request_raw("GET", client.path(POD, "default"))
-                    t1 = time.perf_counter()
-                    items = orjson.loads(raw)["items"]
-                    decode_ms.append((time.perf_counter() - t1) * 1000)
-                    list_ms.append((t1 - t0) * 1000)
-                    if status != 200 or len(items) != n:
-                        raise RuntimeError(
-                            f"list returned {len(items)} pods (HTTP {status}), expected {n}"
-                        )
-
-                print(f"watch latency over {WATCH_SAMPLES} paced updates ...", file=sys.stderr)
-                watch_lat = await _watch_latency(client, WATCH_SAMPLES)
-                if len(watch_lat) < WATCH_SAMPLES:
-                    raise RuntimeError(
-                        f"watch delivered {len(watch_lat)} of {WATCH_SAMPLES} events"
-                    )
-        finally:
-            stop(proc, 15)
-
-    creates_per_s = n / create_s
-    updates_per_s = n / update_s
-    writes_per_s = 2 * n / (create_s + update_s)
-    writes = create_lat + update_lat
     figures = {
         "objects": n,
         "concurrency": concurrency,
-        "writes_per_s": round(writes_per_s, 1),
-        "creates_per_s": round(creates_per_s, 1),
-        "updates_per_s": round(updates_per_s, 1),
-        **p50_p99("write", writes),
-        **p50_p99("create", create_lat),
-        **p50_p99("update", update_lat),
-        "list_10k_ms": round(median(list_ms), 1),
-        "list_10k_decode_ms": round(median(decode_ms), 1),
-        **p50_p99("watch", watch_lat),
+        **m.figures(),
         "baseline_http_floor_rps": round(http_floor, 1),
         "baseline_sqlite_commits_per_s": round(sqlite_floor, 1),
     }
     rows = [
-        ("writes/s (create+update)", f"{writes_per_s:,.0f}", "goal >= 2,000"),
+        ("writes/s (create+update)", f"{m.writes_per_s:,.0f}", "goal >= 2,000"),
         (
             "  creates/s",
-            f"{creates_per_s:,.0f}",
+            f"{figures['creates_per_s']:,.0f}",
             f"HTTP floor {http_floor:,.0f} req/s (fixed-answer aiohttp)",
         ),
         (
             "  updates/s (merge-patch)",
-            f"{updates_per_s:,.0f}",
+            f"{figures['updates_per_s']:,.0f}",
             f"SQLite floor {sqlite_floor:,.0f} commits/s",
         ),
         (
@@ -243,11 +278,17 @@ async def run_bench_api(n: int, concurrency: int, as_json: bool) -> int:
             f"goal p99 < 50 ms, {WATCH_SAMPLES} updates at {WATCH_RATE:.0f}/s",
         ),
     ]
-    print_report(
-        "pilothouse bench api (unix socket, SQLite store)",
-        describe_machine(),
-        rows,
-        figures,
-        as_json,
-    )
+    title = "pilothouse bench api (unix socket, SQLite store)"
+    if on_etcd is not None:
+        title = "pilothouse bench api (unix socket, SQLite store; then etcd)"
+        e = on_etcd.figures()
+        figures.update({f"etcd_{k}": v for k, v in e.items()})
+        rows += [
+            ("etcd: writes/s (create+update)", f"{on_etcd.writes_per_s:,.0f}", "same load"),
+            ("  creates/s, updates/s", f"{e['creates_per_s']:,.0f}, {e['updates_per_s']:,.0f}", ""),
+            ("  write p50 / p99 ms", f"{e['write_p50_ms']} / {e['write_p99_ms']}", ""),
+            (f"  list {n} pods ms (median of 5)", f"{e['list_10k_ms']}", "from the read cache"),
+            ("  watch delivery p50 / p99 ms", f"{e['watch_p50_ms']} / {e['watch_p99_ms']}", ""),
+        ]
+    print_report(title, describe_machine(), rows, figures, as_json)
     return 0

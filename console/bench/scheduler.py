@@ -14,7 +14,9 @@ notes when each pod shows `spec.nodeName`.
 Scenarios: 500 nodes and --nodes nodes, plus a baseline measured in the same
 run: the same pod creates with nothing for the scheduler to do (the pods name
 another scheduler), timed from create to its watch event. The gap between
-the baseline and the scheduled runs is what scheduling costs.
+the baseline and the scheduled runs is what scheduling costs. With
+`--store etcd`, the --nodes scenario runs once more with the objects on a
+throwaway etcd.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from console.bench.nodes import ready_node
 from console.bench.report import percentile, print_report
 from console.bench.serve import spawn_serve, stop
 from control.client import Client
+from control.localcluster.etcd import throwaway_etcd
 from control.objects.kinds import NODE, POD
 
 SMALL_CLUSTER = 500
@@ -103,10 +106,10 @@ def _spawn_serve(data: Path, log_path: Path) -> subprocess.Popen[bytes]:
 
 
 @contextlib.asynccontextmanager
-async def _serve(tmp: Path, label: str) -> Any:
+async def _serve(tmp: Path, label: str, store_table: str = "") -> Any:
     data = tmp / label
     data.mkdir()
-    (data / "config.toml").write_text(SERVE_CONFIG)
+    (data / "config.toml").write_text(SERVE_CONFIG + store_table)
     proc = _spawn_serve(data, tmp / f"{label}.log")
     try:
         deadline = time.monotonic() + 30
@@ -127,9 +130,15 @@ async def _serve(tmp: Path, label: str) -> Any:
 
 
 async def _scenario(
-    tmp: Path, label: str, nodes: int, pods: int, concurrency: int, baseline: bool
+    tmp: Path,
+    label: str,
+    nodes: int,
+    pods: int,
+    concurrency: int,
+    baseline: bool,
+    store_table: str = "",
 ) -> Run:
-    async with _serve(tmp, label) as client:
+    async with _serve(tmp, label, store_table) as client:
         if nodes:
             print(f"[{label}] register {nodes} hollow nodes ...", file=sys.stderr)
             await drive(nodes, concurrency, lambda i: client.create(NODE, _node(i)))
@@ -190,7 +199,10 @@ async def _scenario(
         )
 
 
-async def run_bench_scheduler(nodes: int, pods: int, concurrency: int, as_json: bool) -> int:
+async def run_bench_scheduler(
+    nodes: int, pods: int, concurrency: int, as_json: bool, store: str = "sqlite"
+) -> int:
+    """With `store` "etcd", the --nodes scenario runs again on a throwaway etcd."""
     if nodes < 1 or pods < 1 or concurrency < 1:
         raise ValueError("--nodes, --pods and --concurrency must be positive")
     sizes = [SMALL_CLUSTER, nodes] if nodes != SMALL_CLUSTER else [nodes]
@@ -201,6 +213,12 @@ async def run_bench_scheduler(nodes: int, pods: int, concurrency: int, as_json: 
             n: await _scenario(tmp, f"nodes-{n}", n, pods, concurrency, baseline=False)
             for n in sizes
         }
+        on_etcd: Run | None = None
+        if store == "etcd":
+            with throwaway_etcd(tmp / "etcd") as etcd:
+                on_etcd = await _scenario(
+                    tmp, f"etcd-nodes-{nodes}", nodes, pods, concurrency, False, etcd.store_table()
+                )
     main = runs[nodes]
     small = runs[sizes[0]]
     figures = {
@@ -246,8 +264,28 @@ async def run_bench_scheduler(nodes: int, pods: int, concurrency: int, as_json: 
         ),
         ("  create -> watch event p50 / p99 ms", f"{base.p(50)} / {base.p(99)}", ""),
     ]
+    title = "pilothouse bench scheduler (API server, SQLite store and scheduler; hollow nodes)"
+    if on_etcd is not None:
+        title = title.replace("scheduler;", "scheduler, then on etcd;")
+        figures.update(
+            {
+                "etcd_pods_per_s": round(on_etcd.pods_per_s, 1),
+                "etcd_bind_p50_ms": on_etcd.p(50),
+                "etcd_bind_p99_ms": on_etcd.p(99),
+                "etcd_creates_per_s": round(on_etcd.creates_per_s, 1),
+            }
+        )
+        rows += [
+            (
+                f"etcd: pods scheduled/s, {nodes:,} nodes",
+                f"{on_etcd.pods_per_s:,.0f}",
+                "same pods on a throwaway etcd",
+            ),
+            ("  create -> bind p50 / p99 ms", f"{on_etcd.p(50)} / {on_etcd.p(99)}", ""),
+            ("  pods created/s meanwhile", f"{on_etcd.creates_per_s:,.0f}", ""),
+        ]
     print_report(
-        "pilothouse bench scheduler (API server, SQLite store and scheduler; hollow nodes)",
+        title,
         describe_machine(),
         rows,
         figures,

@@ -12,13 +12,13 @@ from console.cli.arguments import UsageError
 async def api(args: argparse.Namespace) -> int:
     from console.bench.api import run_bench_api
 
-    return await run_bench_api(args.objects, args.concurrency, args.json)
+    return await run_bench_api(args.objects, args.concurrency, args.json, args.store)
 
 
 async def scheduler(args: argparse.Namespace) -> int:
     from console.bench.scheduler import run_bench_scheduler
 
-    return await run_bench_scheduler(args.nodes, args.pods, args.concurrency, args.json)
+    return await run_bench_scheduler(args.nodes, args.pods, args.concurrency, args.json, args.store)
 
 
 async def console(args: argparse.Namespace) -> int:

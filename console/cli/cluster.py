@@ -64,6 +64,31 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def migrate(args: argparse.Namespace) -> int:
+    from control.migrate import EtcdOptions
+    from control.migrate import migrate as copy_store
+
+    def path(p: str | None) -> Path | None:
+        return Path(p).expanduser().absolute() if p else None
+
+    etcd = EtcdOptions(
+        prefix=args.etcd_prefix,
+        ca_file=path(args.etcd_ca_file),
+        cert_file=path(args.etcd_cert_file),
+        key_file=path(args.etcd_key_file),
+    )
+    if (etcd.cert_file is None) != (etcd.key_file is None):
+        raise UsageError("--etcd-cert-file and --etcd-key-file must be given together")
+    done = await copy_store(
+        args.source, args.destination, etcd, progress=lambda n: _say(f"copied {n} objects")
+    )
+    counts = ", ".join(f"{r} {n}" for r, n in done.counts.items())
+    print(f"migrated {done.total} objects from {done.source} to {done.destination}: counts match")
+    if counts:
+        print(f"  {counts}")
+    return 0
+
+
 async def up(args: argparse.Namespace) -> int:
     from control.config import default_data_dir
     from control.localcluster.cluster import up as cluster_up

@@ -82,6 +82,26 @@ def _serve(sub: Subparsers) -> None:
     p.set_defaults(func=Command("cluster", "serve", fast_loop=True))
 
 
+def _migrate(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "migrate",
+        help="copy every object from one store to another (control plane stopped)",
+        description="Copies every object into an empty store and checks the counts "
+        "afterwards, e.g. --from sqlite:~/.pilothouse/state.db --to etcd:http://127.0.0.1:2379",
+    )
+    p.add_argument("--from", dest="source", required=True, help="sqlite:PATH or etcd:URL[,URL...]")
+    p.add_argument(
+        "--to", dest="destination", required=True, help="sqlite:PATH or etcd:URL[,URL...]"
+    )
+    p.add_argument(
+        "--etcd-prefix", default="/pilothouse", help="etcd key prefix (default /pilothouse)"
+    )
+    p.add_argument("--etcd-ca-file", help="CA that signed etcd's certificate")
+    p.add_argument("--etcd-cert-file", help="client certificate for etcd")
+    p.add_argument("--etcd-key-file", help="client key for etcd")
+    p.set_defaults(func=Command("cluster", "migrate"))
+
+
 def _apply(sub: Subparsers) -> None:
     p = sub.add_parser("apply", help="create or update objects from manifests")
     p.add_argument(
@@ -298,6 +318,15 @@ def _prints_figures(b: argparse.ArgumentParser, command: Command) -> None:
     b.set_defaults(func=command)
 
 
+def _store_choice(b: argparse.ArgumentParser) -> None:
+    b.add_argument(
+        "--store",
+        choices=["sqlite", "etcd"],
+        default="sqlite",
+        help="etcd: run it again on a throwaway etcd, reported beside SQLite (default sqlite)",
+    )
+
+
 def _bench(sub: Subparsers) -> None:
     p = sub.add_parser("bench", help="run a benchmark and print its figures next to a baseline")
     benches = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
@@ -306,6 +335,7 @@ def _bench(sub: Subparsers) -> None:
         "--objects", type=int, default=10000, help="objects to create and update (default 10000)"
     )
     b.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
+    _store_choice(b)
     _prints_figures(b, Command("bench", "api", fast_loop=True))
     b = benches.add_parser(
         "scheduler", help="the whole control plane placing pods on hollow nodes: pods/s, latency"
@@ -313,6 +343,7 @@ def _bench(sub: Subparsers) -> None:
     b.add_argument("--nodes", type=int, default=5000, help="hollow nodes (default 5000)")
     b.add_argument("--pods", type=int, default=10000, help="pods to schedule (default 10000)")
     b.add_argument("--concurrency", type=int, default=32, help="creates in flight (default 32)")
+    _store_choice(b)
     _prints_figures(b, Command("bench", "scheduler", fast_loop=True))
     b = benches.add_parser("console", help="the console: open 20,000 pods, keypress latency, RSS")
     b.add_argument("--pods", type=int, default=20000, help="pods to create (default 20000)")
@@ -449,6 +480,7 @@ def _node(sub: Subparsers) -> None:
 
 COMMANDS: dict[str, Callable[[Subparsers], None]] = {
     "serve": _serve,
+    "migrate": _migrate,
     "apply": _apply,
     "get": _get,
     "describe": _describe,
@@ -599,6 +631,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from control.client import ClusterUnreachable
     from control.config import ConfigError
     from control.localcluster.proc import LocalClusterError
+    from control.migrate import MigrateError
     from control.objects.manifest import ManifestError
     from control.operations import OperationError
 
@@ -611,6 +644,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         UsageError,
         OperationError,
         LocalClusterError,
+        MigrateError,
         TransportError,
     )
 

@@ -39,6 +39,8 @@ import grpc
 import grpc.aio
 import orjson
 
+from control.objects import Obj
+from control.store import keyspace
 from control.store.etcdclient import (
     EtcdClient,
     EtcdCompacted,
@@ -53,13 +55,11 @@ from control.store.interface import (
     KeyNotFound,
     ListResult,
     Matcher,
-    Obj,
     RevisionConflict,
     Store,
     StoreError,
     WatchEvent,
 )
-from control.store.keyspace import decode_token, prefix_end
 from control.store.pages import Page
 from control.store.resourceversion import stamp
 
@@ -120,7 +120,11 @@ class EtcdStore(Store):
         self._state = "closed"  # until it has opened
         self._base = await self.client.open(self._marker_revision)
         self._state = "open"
-        self._compacted = await self.compacted_revision()
+        try:
+            self._compacted = await self.compacted_revision()
+        except BaseException:
+            await self.close()
+            raise
 
     async def _marker_revision(self) -> int:
         """Create the marker unless it exists; its create revision."""
@@ -159,7 +163,7 @@ class EtcdStore(Store):
         if not prefix:
             prefix = "/"
         _check_key(prefix)
-        end = prefix_end(prefix)
+        end = keyspace.prefix_end(prefix)
         # No end: the keys after the prefix's last code point, which UTF-8 never starts with.
         return self._key(prefix), (self._root + b"\xff" if end is None else self._key(end))
 
@@ -188,25 +192,22 @@ class EtcdStore(Store):
         self,
         prefix: str,
         *,
-        match: Matcher | None = None,
         limit: int = 0,
         continue_token: str | None = None,
+        match: Matcher | None = None,
     ) -> ListResult:
-        """See `Store.list`. A malformed `continue_token` raises ValueError.
-
-        Pages after the first are read at the first page's revision.
-        """
+        """See `Store.list`; pages after the first are read at the first page's
+        revision. A malformed `continue_token` raises ValueError."""
         self._check_open()
         start, end = self._range(prefix)
         at = 0  # etcd revision to read at; 0 is the current one
         if continue_token:
-            token_rev, rel = decode_token(continue_token)
+            token_rev, rel = keyspace.decode_token(continue_token)
             at = token_rev + self._base
             start = self._key(prefix + rel) + b"\x00"  # the next key after the last one served
         page = Page(match, limit)
         chunk = limit + 1 if match is None and 0 < limit < _CHUNK else _CHUNK
-        remaining: int | None = None
-        first = True
+        total: int | None = None  # keys from the page's start on, at its revision
         while True:
             req = pb.RangeRequest(key=start, range_end=end, limit=chunk, revision=at)
             try:
@@ -217,13 +218,13 @@ class EtcdStore(Store):
             except FutureRevision:
                 raise ValueError("invalid continue token: revision from the future") from None
             at = at or int(resp.header.revision)
+            if total is None:
+                total = int(resp.count)
             full = page.add(map(self._kv, resp.kvs))
-            if first and match is None:
-                remaining = int(resp.count) - len(page.items)
-            first = False
             if full or not resp.more:
                 break
             start = resp.kvs[-1].key + b"\x00"
+        remaining = None if match is not None or total is None else total - len(page.items)
         return page.result(at - self._base, prefix, remaining)
 
     # -- writes ------------------------------------------------------------

@@ -26,17 +26,13 @@ def etcd() -> Iterator[EtcdServer]:
         yield server
 
 
-def store_table(etcd: EtcdServer, prefix: str) -> str:
-    return f'[store]\nbackend = "etcd"\netcd_endpoints = ["{etcd.endpoint}"]\netcd_prefix = "{prefix}"\n'
-
-
 async def test_deployment_through_a_second_control_plane_runs_on_hollow_nodes(
     etcd: EtcdServer, tmp_path: Path
 ) -> None:
     leader, api_only = tmp_path / "leader", tmp_path / "api"
     leader.mkdir()
     api_only.mkdir()
-    table = store_table(etcd, "/serve")
+    table = etcd.store_table("/serve")
     async with hollow_cluster(leader, nodes=2, extra_config=table) as cluster:
         await cluster.wait_nodes_ready()
         # A second control plane on the same etcd serves the API alone: no

@@ -10,21 +10,14 @@ from pathlib import Path
 import pytest
 
 from control.api.pki import ensure_pki
+from control.store import etcd as etcd_module
 from control.store.cache import CachedStore
 from control.store.etcd import EtcdStore
 from control.store.etcdclient import EtcdTLS
 from control.store.interface import Compacted, Store, StoreError
 from tests.etcdserver import EtcdServer, running_etcd
 from tests.polling import eventually
-from tests.store.contract import (
-    StoreContract,
-    close_iter,
-    key,
-    next_event,
-    opened,
-    pod,
-    take,
-)
+from tests.store.contract import StoreContract, close_iter, key, next_event, opened, pod, take
 
 _prefixes = itertools.count()
 
@@ -119,17 +112,15 @@ async def test_compaction_by_another_store_is_gone_for_a_watch(
         opened(EtcdStore((etcd.endpoint,), prefix=prefix)) as a,
         opened(EtcdStore((etcd.endpoint,), prefix=prefix)) as b,
     ):
-        for i in range(5):
-            await a.create(key(f"p{i}"), pod(f"p{i}"))
-        await a.compact(4)
+        kvs = [await a.create(key(f"p{i}"), pod(f"p{i}")) for i in range(5)]
+        await a.compact(kvs[3].mod_revision)
+        # b learns of it from etcd alone.
         assert await b.compacted_revision() == 4
-        it = b.watch("/registry/pods/", 3)
-        try:
-            with pytest.raises(Compacted) as info:
-                await next_event(it)
-            assert (info.value.requested, info.value.compacted) == (3, 4)
-        finally:
-            await close_iter(it)
+        events = b.watch("/registry/pods/", 3)
+        with pytest.raises(Compacted) as gone:
+            await next_event(events)
+        assert gone.value.compacted == 4 and gone.value.requested == 3
+        await close_iter(events)
 
 
 async def test_automatic_compaction(etcd: EtcdServer, prefix: str) -> None:
@@ -167,10 +158,11 @@ async def test_second_endpoint_is_used_when_the_first_is_down(
         assert (await s.create(key("a"), pod("a"))).mod_revision == 1
 
 
-async def test_tls_with_client_certificate(tmp_path: Path, prefix: str) -> None:
+async def test_tls_verifies_etcd_against_the_ca(tmp_path: Path, prefix: str) -> None:
     pki = ensure_pki(tmp_path / "pki", ["127.0.0.1"])
     with running_etcd(cert=pki.server_cert, key=pki.server_key) as server:
         assert server.endpoint.startswith("https://")
+        # A client certificate and key are sent too (this etcd does not ask for one).
         tls = EtcdTLS(pki.ca_cert, pki.server_cert, pki.server_key)
         async with opened(EtcdStore((server.endpoint,), prefix=prefix, tls=tls)) as s:
             await s.create(key("a"), pod("a"))
@@ -182,3 +174,24 @@ async def test_tls_with_client_certificate(tmp_path: Path, prefix: str) -> None:
         # Without the CA, etcd's certificate is not trusted.
         with pytest.raises(StoreError):
             await asyncio.wait_for(EtcdStore((server.endpoint,), prefix=prefix).open(), 20)
+
+
+async def test_pages_span_several_reads(
+    etcd: EtcdServer, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(etcd_module, "_CHUNK", 2)  # keys per read while listing
+    async with opened(EtcdStore((etcd.endpoint,), prefix=prefix)) as s:
+        for i in range(7):
+            await s.create(key(f"p{i}"), pod(f"p{i}", odd=str(i % 2)))
+        page = await s.list("/registry/pods/", limit=5)
+        assert [kv.key for kv in page.items] == [key(f"p{i}") for i in range(5)]
+        assert page.remaining == 2
+        rest = await s.list("/registry/pods/", limit=5, continue_token=page.continue_token)
+        assert [kv.key for kv in rest.items] == [key("p5"), key("p6")]
+        assert rest.continue_token is None
+        odd = await s.list(
+            "/registry/pods/", match=lambda o: o["metadata"]["labels"]["odd"] == "1", limit=2
+        )
+        assert [kv.key for kv in odd.items] == [key("p1"), key("p3")]
+        assert odd.continue_token is not None and odd.remaining is None
+        assert len((await s.list("")).items) == 7
