@@ -20,12 +20,10 @@ import functools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,8 @@ from console.bench.serve import spawn_serve, stop
 from control.client import Client
 from control.config import ConfigError, load_config
 from control.errors import ApiError
+from control.localcluster.etcd import throwaway_etcd
+from control.localcluster.proc import LocalClusterError
 from control.objects.coordination import lease_holder
 from control.objects.kinds import DEPLOYMENT, LEASE, POD
 from control.wire import LEADER_LEASE_NAME, LEADER_LEASE_NAMESPACE
@@ -293,49 +293,13 @@ async def _until(check: Callable[[], Awaitable[Any]], what: str, within: float) 
 
 @contextlib.asynccontextmanager
 async def _etcd(endpoint: str | None, tmp: Path) -> AsyncIterator[str]:
-    """`endpoint`, or a throwaway single-member etcd on loopback (stopped after)."""
+    """`endpoint`, or a throwaway etcd on loopback (stopped after)."""
     if endpoint:
         yield endpoint
         return
-    binary = shutil.which("etcd")
-    if binary is None:
-        raise RuntimeError("no etcd on PATH: install etcd-server, or name one with --etcd")
-    client_port, peer_port = _free_port(), _free_port()
-    url, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
-    argv = [
-        binary,
-        "--name=bench",
-        f"--data-dir={tmp / 'etcd'}",
-        f"--listen-client-urls={url}",
-        f"--advertise-client-urls={url}",
-        f"--listen-peer-urls={peer}",
-        f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster=bench={peer}",
-    ]
-    proc = await asyncio.to_thread(_run_logged, argv, tmp / "etcd.log")
-    try:
-
-        def healthy() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"etcd exited with {proc.returncode}; see {tmp / 'etcd.log'}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=1) as answer:
-                    return b'"true"' in answer.read()
-            except OSError:
-                return False
-
-        await _until(lambda: asyncio.to_thread(lambda: True if healthy() else None), "etcd", 30)
-        yield url
-    finally:
-        stop(proc, 10)
-
-
-def _run_logged(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
-    with open(log_path, "wb") as log:
-        return subprocess.Popen(argv, stdout=log, stderr=log)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    with contextlib.ExitStack() as stack:
+        try:
+            server = await asyncio.to_thread(stack.enter_context, throwaway_etcd(tmp / "etcd"))
+        except LocalClusterError as e:
+            raise RuntimeError(f"{e} (or name one with --etcd)") from None
+        yield server.endpoint

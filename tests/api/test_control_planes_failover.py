@@ -44,9 +44,8 @@ def serve_on_etcd(tmp: Path, etcd: EtcdServer, name: str) -> Served:
     data.mkdir()
     shared = tmp / "shared"
     (data / "config.toml").write_text(
-        f'[store]\nbackend = "etcd"\netcd_endpoints = ["{etcd.endpoint}"]\n'
-        'etcd_prefix = "/failover"\n\n'
-        f'[api]\npki_dir = "{shared / "pki"}"\ntokens_file = "{shared / "tokens.csv"}"\n\n'
+        etcd.store_table("/failover")
+        + f'\n[api]\npki_dir = "{shared / "pki"}"\ntokens_file = "{shared / "tokens.csv"}"\n\n'
         + ELECTION.format(identity=name)
     )
     return start_serve(data, tmp / f"{name}.log", "--hollow-nodes", str(HOLLOW_NODES))
