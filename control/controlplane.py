@@ -194,6 +194,7 @@ class ControlPlane:
         # The leader's certificate: the shared CA's, or an operator's under the system CAs.
         ca_pem = None if cfg.api.tls_cert else ensure_ca(cfg.api.pki_dir)
         return LeaderForwarder(
+            self.registry,
             self.elector,
             identity=self.elector.identity,
             ssl_context=client_ssl_context(ca_pem),

@@ -4,7 +4,7 @@ Of several control planes on one store, only the leader holds the node links
 (control.leader), so pod logs, exec and attach, metrics, ingress traffic and
 image imports must reach the agents through it. Another API server passes
 such a request on to the leader's HTTPS endpoint, which the leader advertises
-in its Lease, and streams the answer back: chunked bodies as they come, and
+in the Lease, read from the store for each request, and streams the answer back: chunked bodies as they come, and
 exec and attach WebSockets message by message. The caller's bearer token goes
 with it (a unix-socket caller, trusted here, is sent with this control plane's
 admin token): the control planes share their CA and tokens, so the leader
@@ -27,11 +27,17 @@ from aiohttp import WSMsgType, web
 
 from control.api import execws
 from control.api.metrics import METRICS_PREFIX
+from control.api.registry import Registry
 from control.errors import ApiError
+from control.objects.coordination import lease_holder
+from control.objects.kinds import LEASE
 from control.wire import (
     FORWARDED_HEADER,
     IMAGE_IMPORT_PATH,
     INGRESS_STATS_PATH,
+    LEADER_ENDPOINT_ANNOTATION,
+    LEADER_LEASE_NAME,
+    LEADER_LEASE_NAMESPACE,
     MAX_MESSAGE_BYTES,
     MESSAGE_HEADER,
     REASON_HEADER,
@@ -48,24 +54,11 @@ _ANSWER_HEADERS = ("Content-Type", "Cache-Control", REASON_HEADER, MESSAGE_HEADE
 _CHUNK = 64 * 1024
 
 
-class LeaderSeen(Protocol):
-    """The leader as last observed (control.leader.election.LeaderRecord)."""
-
-    @property
-    def holder(self) -> str: ...
-
-    @property
-    def endpoint(self) -> str: ...
-
-
 class Leadership(Protocol):
-    """This control plane's view of the election (control.leader.election.LeaderElector)."""
+    """Whether this control plane leads (control.leader.election.LeaderElector)."""
 
     @property
     def leading(self) -> bool: ...
-
-    @property
-    def leader(self) -> LeaderSeen | None: ...
 
 
 def needs_leader(path: str) -> bool:
@@ -79,12 +72,14 @@ def needs_leader(path: str) -> bool:
 class LeaderForwarder:
     def __init__(
         self,
+        registry: Registry,
         leadership: Leadership,
         *,
         identity: str,
         ssl_context: ssl.SSLContext,
         admin_token: str,
     ) -> None:
+        self.registry = registry
         self.leadership = leadership
         self.identity = identity
         self.ssl_context = ssl_context
@@ -100,23 +95,33 @@ class LeaderForwarder:
             await self._session.close()
             self._session = None
 
-    def _leader_url(self, request: web.Request) -> str:
+    async def _leader_url(self, request: web.Request) -> str:
+        """The leader's endpoint, from the Lease as the store holds it now (an
+        elector's own view lags a takeover by up to a retry period)."""
         if FORWARDED_HEADER in request.headers:
             raise ApiError(
                 503,
                 "ServiceUnavailable",
                 "this control plane does not lead (any more): retry through another one",
             )
-        leader = self.leadership.leader
-        if leader is None:
+        try:
+            lease = (await self.registry.get(LEASE, LEADER_LEASE_NAMESPACE, LEADER_LEASE_NAME)).obj
+        except ApiError as e:
+            if e.code != 404:
+                raise
+            lease = {}
+        holder = lease_holder(lease)
+        if not holder:
             raise ApiError(503, "ServiceUnavailable", "no control plane leads yet: retry shortly")
-        if not leader.endpoint:
+        annotations = (lease.get("metadata") or {}).get("annotations") or {}
+        endpoint = str(annotations.get(LEADER_ENDPOINT_ANNOTATION) or "")
+        if not endpoint:
             raise ApiError(
                 503,
                 "ServiceUnavailable",
-                f"the leading control plane {leader.holder} advertises no HTTPS endpoint",
+                f"the leading control plane {holder} advertises no HTTPS endpoint",
             )
-        return leader.endpoint
+        return endpoint
 
     def _sess(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -138,7 +143,7 @@ class LeaderForwarder:
     async def forward(self, request: web.Request) -> web.StreamResponse:
         websocket = execws.is_websocket(request)
         try:
-            url = self._leader_url(request) + request.path_qs
+            url = await self._leader_url(request) + request.path_qs
             try:
                 if websocket:
                     return await self._forward_websocket(request, url)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from control.client import Client
+from control.errors import ApiError
 from control.objects.kinds import DEPLOYMENT, LEASE, POD
 from control.wire import LEADER_LEASE_NAME, LEADER_LEASE_NAMESPACE
 from tests.conftest import Served, start_serve, stop_serve
@@ -146,7 +147,10 @@ async def test_kill_the_leader_and_a_follower_takes_over(etcd: EtcdServer, tmp_p
                 lambda: running_pods(clients[second], 5), "5 pods Running", within=30
             )
             assert placed(before).items() <= placed(grown).items()
-            assert "line" in await clients[third].logs(name, tail_lines=1)
+            # Its links reconnect to new agents (child processes that take a moment to start).
+            assert "line" in await eventually(
+                lambda: last_log_line(clients[third], name), "the pod's log", within=20
+            )
 
             # Each log says when its control plane led: the killed one, then the new one.
             logs = {n: (tmp_path / f"{n}.log").read_text() for n in planes}
@@ -159,6 +163,16 @@ async def test_kill_the_leader_and_a_follower_takes_over(etcd: EtcdServer, tmp_p
     finally:
         for served in planes.values():
             stop_serve(served)
+
+
+async def last_log_line(client: Client, pod: str) -> str | None:
+    """The pod's last log line; None while its node's link is not up."""
+    try:
+        return await client.logs(pod, tail_lines=1)
+    except ApiError as e:
+        if e.code in (400, 503):
+            return None
+        raise
 
 
 async def _other_holder(client: Client, old: str) -> str | None:

@@ -5,6 +5,7 @@ would be), against a leader on hollow nodes."""
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,14 +16,16 @@ import pytest
 
 from control.api.leaderproxy import LeaderForwarder
 from control.api.pki import ensure_ca, ensure_pki, ensure_tokens, server_ssl_context
+from control.api.registry import Registry
 from control.api.server import ApiServer
 from control.client import Client
+from control.config import Config
 from control.errors import ApiError
 from control.kubeconfig import client_ssl_context, read_kubeconfig
-from control.leader.election import LeaderRecord
-from control.objects.kinds import LEASE, POD
+from control.objects.kinds import LEASE, NAMESPACE
 from control.wire import FORWARDED_HEADER, LEADER_LEASE_NAME, LEADER_LEASE_NAMESPACE
 from tests.cluster import HollowCluster, hollow_pod
+from tests.conftest import running_plane
 from tests.polling import eventually
 from tests.unit.test_image_import import write_oci
 
@@ -32,15 +35,37 @@ ELECTION = "[leader_election]\nenabled = true\n"
 @dataclass
 class Follower:
     leading: bool = False
-    leader: LeaderRecord | None = None
 
 
 @dataclass
 class Planes:
     leader: HollowCluster
-    follower: Follower
     socket: Path
     server: ApiServer
+
+
+@contextlib.asynccontextmanager
+async def follower_api(
+    registry: Registry, config: Config, socket: Path
+) -> AsyncIterator[ApiServer]:
+    """An API server on `registry` that does not lead, on the unix socket `socket`."""
+    tokens = ensure_tokens(config.api.tokens_file)
+    server = ApiServer(
+        registry,
+        role_of_token=tokens.role_of,
+        leader=LeaderForwarder(
+            registry,
+            Follower(),
+            identity="cp-2",
+            ssl_context=client_ssl_context(ensure_ca(config.api.pki_dir)),
+            admin_token=tokens.require_token("admin"),
+        ),
+    )
+    await server.start_unix(socket)
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 @pytest.fixture
@@ -49,25 +74,9 @@ async def planes(tmp_path: Path) -> AsyncIterator[Planes]:
         plane = cluster.plane
         assert plane.elector is not None and plane.server_url
         await eventually(lambda: plane.leading, "the only candidate to lead")
-        config = plane.config
-        follower = Follower(leader=LeaderRecord(holder="cp-1", endpoint=plane.server_url))
-        tokens = ensure_tokens(config.api.tokens_file)
-        server = ApiServer(
-            plane.registry,
-            role_of_token=tokens.role_of,
-            leader=LeaderForwarder(
-                follower,
-                identity="cp-2",
-                ssl_context=client_ssl_context(ensure_ca(config.api.pki_dir)),
-                admin_token=tokens.require_token("admin"),
-            ),
-        )
         socket = tmp_path / "follower.sock"
-        await server.start_unix(socket)
-        try:
-            yield Planes(cluster, follower, socket, server)
-        finally:
-            await server.stop()
+        async with follower_api(plane.registry, plane.config, socket) as server:
+            yield Planes(cluster, socket, server)
 
 
 async def test_the_leader_advertises_its_endpoint_in_the_lease(planes: Planes) -> None:
@@ -125,22 +134,28 @@ async def test_the_callers_token_goes_to_the_leader(planes: Planes) -> None:
         assert e.value.code == 403
 
 
-async def test_without_a_leader_or_twice_forwarded_it_is_503(planes: Planes) -> None:
-    async with Client(str(planes.socket)) as client:
-        async with (
-            aiohttp.ClientSession(connector=aiohttp.UnixConnector(str(planes.socket))) as raw,
-            raw.get(
-                "http://localhost/api/v1/namespaces/default/pods/web/log",
-                headers={FORWARDED_HEADER: "cp-3"},
-            ) as answer,
-        ):
-            assert answer.status == 503 and "does not lead" in await answer.text()
-        planes.follower.leader = None
+async def test_a_request_forwarded_twice_is_503(planes: Planes) -> None:
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.UnixConnector(str(planes.socket))) as raw,
+        raw.get(
+            "http://localhost/api/v1/namespaces/default/pods/web/log",
+            headers={FORWARDED_HEADER: "cp-3"},
+        ) as answer,
+    ):
+        assert answer.status == 503 and "does not lead" in await answer.text()
+
+
+async def test_without_a_leader_it_is_503(tmp_path: Path) -> None:
+    """No Lease (nobody has led yet): 503, while what the store answers is served."""
+    async with (
+        running_plane(tmp_path, components=False) as alone,
+        follower_api(alone.registry, alone.config, tmp_path / "follower.sock"),
+        Client(str(tmp_path / "follower.sock")) as client,
+    ):
         with pytest.raises(ApiError) as e:
-            await client.logs("web")
+            await client.node_metrics()
         assert e.value.code == 503 and "no control plane leads" in e.value.message
-        # What the store answers is served by any control plane.
-        assert (await client.get(POD, "web", "default"))["spec"]["nodeName"] == "node-1"
+        assert (await client.get(NAMESPACE, "default"))["metadata"]["name"] == "default"
 
 
 def _server_context(pki_dir: Path) -> ssl.SSLContext:
