@@ -19,6 +19,7 @@ import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import unquote
 
@@ -69,22 +70,17 @@ def needs_leader(path: str) -> bool:
     return len(parts) == 4 and parts[1] == "pods" and parts[3] in _POD_AGENT_SUBRESOURCES
 
 
+@dataclass(eq=False)
 class LeaderForwarder:
-    def __init__(
-        self,
-        registry: Registry,
-        leadership: Leadership,
-        *,
-        identity: str,
-        ssl_context: ssl.SSLContext,
-        admin_token: str,
-    ) -> None:
-        self.registry = registry
-        self.leadership = leadership
-        self.identity = identity
-        self.ssl_context = ssl_context
-        self.admin_token = admin_token
-        self._session: aiohttp.ClientSession | None = None
+    """Passes requests on to the leader as `identity` (FORWARDED_HEADER), over
+    TLS trusting `ssl_context`; `admin_token` stands for unix-socket callers."""
+
+    registry: Registry
+    leadership: Leadership
+    identity: str
+    ssl_context: ssl.SSLContext
+    admin_token: str
+    _session: aiohttp.ClientSession | None = field(default=None, init=False)
 
     def applies(self, path: str) -> bool:
         """Whether this request must be passed on to the leader."""

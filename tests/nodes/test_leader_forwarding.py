@@ -61,11 +61,10 @@ async def follower_api(
             admin_token=tokens.require_token("admin"),
         ),
     )
-    await server.start_unix(socket)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        await server.start_unix(socket)
+        stack.push_async_callback(server.stop)
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
