@@ -142,6 +142,19 @@ class SchedulerConfig:
 
 
 @dataclass(frozen=True)
+class LeaderElectionConfig:
+    """Which of several control planes on one store runs the scheduler, the
+    controllers and the node links: client-go's leader election on a Lease."""
+
+    enabled: bool = False  # default: on with a shared store (etcd), off with SQLite
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    identity: str = ""  # "": the host name and a random suffix, new at each start
+    advertise_url: str = ""  # "": the HTTPS listener's URL
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path
     store: StoreConfig
@@ -152,6 +165,7 @@ class Config:
     controllers: ControllersConfig = field(default_factory=ControllersConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     service_proxies: tuple[ServiceProxyConfig, ...] = ()
+    leader_election: LeaderElectionConfig = field(default_factory=LeaderElectionConfig)
 
 
 def default_data_dir() -> Path:
@@ -350,8 +364,11 @@ def _parse(raw: Mapping[str, Any], src: str, file_dir: Path, data_dir: Path | No
         percentage_of_nodes_to_score=t.integer("percentage_of_nodes_to_score", 0, 0, 100)
     )
     t.done()
+    election = _parse_leader_election(top.table("leader_election"), store)
     top.done()
-    return Config(data_dir, store, api, ssh, nodes, network, controllers, scheduler, proxies)
+    return Config(
+        data_dir, store, api, ssh, nodes, network, controllers, scheduler, proxies, election
+    )
 
 
 def _parse_store(t: _Table, data_dir: Path) -> StoreConfig:
@@ -395,6 +412,54 @@ def _parse_store(t: _Table, data_dir: Path) -> StoreConfig:
         etcd_cert_file=cert,
         etcd_key_file=key,
         compaction_keep=t.integer("compaction_keep", 10000, lo=1),
+    )
+    t.done()
+    return cfg
+
+
+# client-go's leaderelection.JitterFactor: a candidate waits up to this many
+# retry periods more between tries, so the renew deadline must exceed it.
+ELECTION_JITTER = 1.2
+
+
+def _parse_leader_election(t: _Table, store: StoreConfig) -> LeaderElectionConfig:
+    # One SQLite file has one control plane (the data dir lock): nothing to elect.
+    enabled = t.boolean("enabled", store.backend != "sqlite")
+    lease = t.duration("lease_duration", 15.0)
+    if lease != int(lease):
+        # The Lease's leaseDurationSeconds is an integer: others must expire it when we do.
+        raise t.err("lease_duration", f"must be a whole number of seconds, got {lease!r}")
+    renew = t.duration("renew_deadline", 10.0)
+    retry = t.duration("retry_period", 2.0)
+    if renew >= lease:
+        raise t.err(
+            "renew_deadline",
+            f"must be less than leader_election.lease_duration ({renew} >= {lease})",
+        )
+    if renew <= ELECTION_JITTER * retry:
+        raise t.err(
+            "retry_period",
+            f"must be less than leader_election.renew_deadline / {ELECTION_JITTER} "
+            f"({retry} * {ELECTION_JITTER} >= {renew})",
+        )
+    identity = t.string("identity", "")
+    if identity and (len(identity) > 253 or not identity.isprintable() or " " in identity):
+        raise t.err(
+            "identity", f"must be printable, without spaces, at most 253 characters: {identity!r}"
+        )
+    advertise = t.string("advertise_url", "")
+    if advertise and (
+        not advertise.startswith("https://")
+        or _split_host_port(advertise.removeprefix("https://").rstrip("/")) is None
+    ):
+        raise t.err("advertise_url", f'want "https://host:port": {advertise!r}')
+    cfg = LeaderElectionConfig(
+        enabled=enabled,
+        lease_duration=lease,
+        renew_deadline=renew,
+        retry_period=retry,
+        identity=identity,
+        advertise_url=advertise.rstrip("/"),
     )
     t.done()
     return cfg

@@ -13,10 +13,13 @@ import gc
 import logging
 import math
 import os
+import socket
 import sys
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from control.api.leaderproxy import LeaderForwarder
 from control.api.pki import (
     Tokens,
     ensure_ca,
@@ -34,12 +37,17 @@ from control.controllers.manager import ControllerManager
 from control.controllers.namespace import NamespaceController
 from control.controllers.nodelifecycle import NodeLifecycleController
 from control.controllers.rootca import RootCAPublisher
+from control.kubeconfig import client_ssl_context
+from control.leader.election import ElectionTiming, LeaderElector
+from control.leader.leaselock import RegistryLeaseLock
 from control.nodes.ingress import ensure_default_classes
+from control.nodes.link import NodeLink
 from control.nodes.manager import NodeLinks
 from control.nodes.transport import CommandTransport, Transport
 from control.scheduler.scheduler import Scheduler
 from control.store.backends import cached_store
 from control.store.interface import Store
+from control.wire import LEADER_LEASE_NAME, LEADER_LEASE_NAMESPACE
 
 log = logging.getLogger(__name__)
 
@@ -89,27 +97,39 @@ class ControlPlane:
         )
         self.api: ApiServer | None = None
         self.server_url: str | None = None
+        if proxies is None:
+            proxies = {
+                p.name: CommandTransport(p.command, name=f"service proxy {p.name}")
+                for p in config.service_proxies
+            }
+        self._transports = dict(transports or {})
+        self._proxies = dict(proxies)
+        self._build_components()
+        # With leader election: campaigns while the API serves, and runs the
+        # components only while this control plane leads.
+        self.elector: LeaderElector | None = None
+        self._terms = 0  # how many times the components have started
+        # Components that run until stop(), each as one task.
+        self._tasks: list[asyncio.Task[None]] = []
+        self._gc_thresholds: tuple[int, int, int] | None = None  # to restore at stop()
+
+    def _build_components(self) -> None:
+        """The scheduler, the controllers and the node links, fresh: each term
+        of leadership starts from new informers, queues and links."""
+        config = self.config
         self.controllers = ControllerManager(self.registry, config)
         self.scheduler = Scheduler(self.registry, config, informers=self.controllers.informer)
         self.controllers.register(EndpointsController(self.controllers, config))
         self.controllers.register(EndpointSliceController(self.controllers, config))
         self.controllers.register(NodeLifecycleController(self.controllers, config))
         self.controllers.register(NamespaceController(self.controllers, config))
-        if proxies is None:
-            proxies = {
-                p.name: CommandTransport(p.command, name=f"service proxy {p.name}")
-                for p in config.service_proxies
-            }
         self.node_links = NodeLinks(
             self.registry,
             config,
-            transports or {},
-            proxies=proxies,
+            self._transports,
+            proxies=self._proxies,
             informers=self.controllers.informer,
         )
-        # Components that run until stop(), each as one task.
-        self._tasks: list[asyncio.Task[None]] = []
-        self._gc_thresholds: tuple[int, int, int] | None = None  # to restore at stop()
         self._ca_published = False  # the root CA publisher needs the CA: made at start()
 
     @property
@@ -132,28 +152,88 @@ class ControlPlane:
             await self.registry.ensure_system_namespaces()
             await ensure_default_classes(self.registry)
             tokens = ensure_tokens(cfg.api.tokens_file)
+            elect = self.components and cfg.leader_election.enabled
+            if elect:
+                self.elector = self._elector()
             self.api = ApiServer(
                 self.registry,
                 role_of_token=tokens.role_of,
                 user_of_token=tokens.user_of,
-                nodes=self.node_links if self.components else None,
+                nodes=(_LeadersLinks(self) if elect else self.node_links)
+                if self.components
+                else None,
+                leader=self._forwarder(tokens) if self.elector is not None else None,
             )
             await self.api.start_unix(cfg.api.socket)
             listen = cfg.api.listen_address
             if listen is not None:
                 await self._start_tls(*listen, tokens)
-            if not self.components:
-                return
-            if not self._ca_published:
-                ca_pem = ensure_ca(cfg.api.pki_dir).decode()
-                self.controllers.register(RootCAPublisher(self.controllers, cfg, ca_pem))
-                self._ca_published = True
-            self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
-            self._tasks.append(asyncio.create_task(self.controllers.run(), name="controllers"))
-            self._tasks.append(asyncio.create_task(self.node_links.run(), name="node links"))
+            if self.elector is not None:
+                self.elector.endpoint = cfg.leader_election.advertise_url or self.server_url or ""
+                self._tasks.append(
+                    asyncio.create_task(self.elector.run(self._lead), name="leader election")
+                )
+            elif self.components:
+                self._tasks.extend(self._start_components())
         except BaseException:
             await self.stop()
             raise
+
+    def _elector(self) -> LeaderElector:
+        election = self.config.leader_election
+        identity = election.identity or f"{socket.gethostname()}_{uuid.uuid4()}"
+        return LeaderElector(
+            RegistryLeaseLock(self.registry, LEADER_LEASE_NAMESPACE, LEADER_LEASE_NAME),
+            identity,
+            ElectionTiming(election.lease_duration, election.renew_deadline, election.retry_period),
+        )
+
+    def _forwarder(self, tokens: Tokens) -> LeaderForwarder:
+        assert self.elector is not None
+        cfg = self.config
+        # The leader's certificate: the shared CA's, or an operator's under the system CAs.
+        ca_pem = None if cfg.api.tls_cert else ensure_ca(cfg.api.pki_dir)
+        return LeaderForwarder(
+            self.registry,
+            self.elector,
+            identity=self.elector.identity,
+            ssl_context=client_ssl_context(ca_pem),
+            admin_token=tokens.require_token("admin"),
+        )
+
+    @property
+    def leading(self) -> bool:
+        """Whether this control plane runs the scheduler, the controllers and
+        the node links now (always, once started, without leader election)."""
+        return bool(self._terms) and (self.elector is None or self.elector.leading)
+
+    def _start_components(self) -> list[asyncio.Task[None]]:
+        """Start the scheduler, the controllers and the node links, one task each."""
+        if self._terms:
+            self._build_components()
+        self._terms += 1
+        cfg = self.config
+        if not self._ca_published:
+            ca_pem = ensure_ca(cfg.api.pki_dir).decode()
+            self.controllers.register(RootCAPublisher(self.controllers, cfg, ca_pem))
+            self._ca_published = True
+        return [
+            asyncio.create_task(self.scheduler.run(), name="scheduler"),
+            asyncio.create_task(self.controllers.run(), name="controllers"),
+            asyncio.create_task(self.node_links.run(), name="node links"),
+        ]
+
+    async def _lead(self) -> None:
+        """One term of leadership: the components run until cancelled."""
+        log.info("leading: the scheduler, the controllers and the node links start")
+        tasks = self._start_components()
+        try:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            log.info("not leading: the scheduler, the controllers and the node links stopped")
 
     async def _start_tls(self, host: str, port: int, tokens: Tokens) -> None:
         cfg = self.config
@@ -201,6 +281,16 @@ class ControlPlane:
             await asyncio.Event().wait()
         finally:
             await self.stop()
+
+
+class _LeadersLinks:
+    """The node links while this control plane leads; none otherwise."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+
+    def link(self, node: str) -> NodeLink | None:
+        return self.plane.node_links.link(node) if self.plane.leading else None
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -29,3 +29,12 @@ MESSAGE_HEADER = "X-Pilothouse-Message"
 IMAGE_IMPORT_PATH = "/apis/pilothouse.io/v1/images/import"
 # The ingress proxies' traffic per route, merged over the ingress nodes (GET).
 INGRESS_STATS_PATH = "/apis/pilothouse.io/v1/ingress/stats"
+
+# Leader election among control planes on one store: the Lease (client-go's
+# LeaseLock record in its spec) and the annotation where its holder says where
+# the others reach it (its HTTPS API).
+LEADER_LEASE_NAMESPACE = "kube-system"
+LEADER_LEASE_NAME = "pilothouse-control-plane"
+LEADER_ENDPOINT_ANNOTATION = "pilothouse.io/leader-endpoint"
+# A request one API server passed on to the leader: never passed on again.
+FORWARDED_HEADER = "X-Pilothouse-Forwarded-By"

@@ -217,10 +217,12 @@ async def hollow_cluster(
 
 @contextlib.asynccontextmanager
 async def hollow_pod(
-    tmp_path: Path, name: str = "web", listen: str = ""
+    tmp_path: Path, name: str = "web", listen: str = "", extra_config: str = ""
 ) -> AsyncIterator[HollowCluster]:
     """One hollow node, Ready, running one pod."""
-    async with hollow_cluster(tmp_path, nodes=1, listen=listen) as cluster:
+    async with hollow_cluster(
+        tmp_path, nodes=1, listen=listen, extra_config=extra_config
+    ) as cluster:
         await cluster.wait_nodes_ready()
         await cluster.registry.create(POD, "default", make_pod(name, "node-1"))
         await cluster.wait_pod_running(name)

@@ -12,13 +12,28 @@ Stream = IO[bytes] | int | None
 
 
 def spawn_serve(
-    data: Path, *, stdout: Stream = None, stderr: Stream = None
+    data: Path,
+    *extra: str,
+    listen: str = "",
+    stdout: Stream = None,
+    stderr: Stream = None,
 ) -> subprocess.Popen[bytes]:
     """`pilothouse serve` on the data directory `data` (its home too), its API on
-    the unix socket `data/api.sock` only."""
+    the unix socket `data/api.sock`, and on `listen` over TLS if given; `extra`
+    arguments follow."""
     env = {**os.environ, "PILOTHOUSE_HOME": str(data)}
     return subprocess.Popen(
-        [sys.executable, "-m", "console", "serve", "--data-dir", str(data), "--listen", ""],
+        [
+            sys.executable,
+            "-m",
+            "console",
+            "serve",
+            "--data-dir",
+            str(data),
+            "--listen",
+            listen,
+            *extra,
+        ],
         env=env,
         stdout=stdout,
         stderr=stderr,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Awaitable
 
 from console.cli.arguments import UsageError
 
@@ -31,8 +32,9 @@ async def pods(args: argparse.Namespace) -> int:
 
     if args.nodes < 1 or args.replicas < 1 or args.samples < 1:
         raise UsageError("--nodes, --replicas and --samples must be positive")
-    try:
-        return await run_bench_pods(
+    return await _reported(
+        "pods",
+        run_bench_pods(
             nodes=args.nodes,
             replicas=args.replicas,
             samples=args.samples,
@@ -40,20 +42,14 @@ async def pods(args: argparse.Namespace) -> int:
             server=args.server,
             kubeconfig=args.kubeconfig,
             as_json=args.json,
-        )
-    except RuntimeError as e:
-        print(f"error: bench pods: {e}", file=sys.stderr, flush=True)
-        return 1
+        ),
+    )
 
 
 async def net(args: argparse.Namespace) -> int:
     from console.bench.net import run_bench_net
 
-    try:
-        return await run_bench_net(as_json=args.json)
-    except RuntimeError as e:
-        print(f"error: bench net: {e}", file=sys.stderr, flush=True)
-        return 1
+    return await _reported("net", run_bench_net(as_json=args.json))
 
 
 async def ingress(args: argparse.Namespace) -> int:
@@ -67,8 +63,23 @@ async def ingress(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         rounds=args.rounds,
     )
+    return await _reported("ingress", run_bench_ingress(counts=counts, as_json=args.json))
+
+
+async def failover(args: argparse.Namespace) -> int:
+    from console.bench.failover import run_bench_failover
+
+    if args.control_planes < 2 or args.kills < 1:
+        raise UsageError("--control-planes must be at least 2 and --kills at least 1")
+    timing = (args.lease_duration, args.renew_deadline, args.retry_period)
+    bench = run_bench_failover(args.control_planes, args.kills, args.etcd, timing, args.json)
+    return await _reported("failover", bench)
+
+
+async def _reported(name: str, bench: Awaitable[int]) -> int:
+    """The bench's exit code; its failure as one line on stderr and 1."""
     try:
-        return await run_bench_ingress(counts=counts, as_json=args.json)
+        return await bench
     except RuntimeError as e:
-        print(f"error: bench ingress: {e}", file=sys.stderr, flush=True)
+        print(f"error: bench {name}: {e}", file=sys.stderr, flush=True)
         return 1

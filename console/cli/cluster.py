@@ -45,6 +45,12 @@ async def serve(args: argparse.Namespace) -> int:
     if plane.server_url:
         print(f"pilothouse API serving on {plane.server_url}", file=sys.stderr)
         print(f"kubeconfig: {plane.kubeconfig_path}", file=sys.stderr)
+    if plane.elector is not None:
+        print(
+            f"leader election: candidate {plane.elector.identity}; the leader runs the "
+            "scheduler, the controllers and the node links",
+            file=sys.stderr,
+        )
     if args.hollow_nodes:
         print(f"hollow nodes joining: hollow-1 ... hollow-{args.hollow_nodes}", file=sys.stderr)
     stop = asyncio.Event()

@@ -407,6 +407,21 @@ def _bench(sub: Subparsers) -> None:
     )
     b.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
     _prints_figures(b, Command("bench", "ingress"))
+    b = benches.add_parser(
+        "failover",
+        help="control planes on one etcd: kill the leader, time until a new one serves writes",
+        description="Runs `serve` processes with hollow nodes on a throwaway etcd of its own "
+        "(or --etcd), kills the leader again and again, and measures failover_s beside a "
+        "baseline without a kill. The config's leader election checks apply "
+        "(renew deadline < lease duration, retry period * 1.2 < renew deadline).",
+    )
+    b.add_argument("--control-planes", type=int, default=3, help="serve processes (default 3)")
+    b.add_argument("--kills", type=int, default=5, help="leaders to kill (default 5)")
+    b.add_argument("--etcd", help="an etcd endpoint to use (default: start a throwaway one)")
+    b.add_argument("--lease-duration", type=int, default=15, help="seconds, whole (default 15)")
+    b.add_argument("--renew-deadline", type=float, default=10.0, help="seconds (default 10)")
+    b.add_argument("--retry-period", type=float, default=2.0, help="seconds (default 2)")
+    _prints_figures(b, Command("bench", "failover"))
 
 
 def _up(sub: Subparsers) -> None:

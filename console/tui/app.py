@@ -29,6 +29,7 @@ from textual.widgets import ContentSwitcher, Input, Static
 from console.tui import actions
 from console.tui.bindings import ACTIONS, APPLIES, MUTATING, NOT_SCALABLE, Act, main_bindings
 from console.tui.informer import WatchCache
+from console.tui.leader import fetch_leader_text
 from console.tui.screens import (
     ConfirmScreen,
     HelpScreen,
@@ -72,6 +73,8 @@ def _ignore_signal(signum: int, frame: object) -> None:
     return None
 
 
+# How often the header's leader is read again (a failover takes longer).
+LEADER_POLL_SECONDS = 5.0
 # The view that shows the ingress routes' live traffic.
 TRAFFIC_VIEW = "ingress"
 # A change of more keys than this (a list) is flushed at once.
@@ -191,6 +194,7 @@ class PilothouseApp(App[None]):
         self.view: ViewSpec = find_view(initial_view) or VIEWS[0]
         self.history: list[str] = []
         self.server_version = ""
+        self.leader = ""  # which control plane leads; "" without leader election
         self._prompt_mode = ""
         self.tables: dict[str, ResourceTable] = {}
         self._polling = False  # a traffic poll is under way
@@ -209,7 +213,9 @@ class PilothouseApp(App[None]):
         self.set_interval(5.0, self._sample_nodes)
         self.set_interval(10.0, self._refresh_ages)
         self.set_interval(POLL_SECONDS, self.poll_traffic)
+        self.set_interval(LEADER_POLL_SECONDS, self.fetch_leader)
         self.fetch_version()
+        self.fetch_leader()
 
     async def on_unmount(self) -> None:
         for cache in self.caches.values():
@@ -224,6 +230,13 @@ class PilothouseApp(App[None]):
         except (ApiError, ClusterUnreachable) as e:
             self.server_version = f"unreachable: {e}"
         self.update_health()
+
+    @work(group="leader", exclusive=True, exit_on_error=False)
+    async def fetch_leader(self) -> None:
+        leader = await fetch_leader_text(self.client)
+        if leader != self.leader:
+            self.leader = leader
+            self.update_health()
 
     def cache(self, rt: ResourceType) -> WatchCache:
         """The watch cache of one kind, started on first use."""
@@ -375,6 +388,8 @@ class PilothouseApp(App[None]):
         ]
         if self.server_version:
             parts.append(self.server_version)
+        if self.leader:
+            parts.append(self.leader)
         if self.info:
             parts.append(self.info)
         errors = [c.error for c in self.caches.values() if c.error]

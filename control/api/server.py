@@ -28,6 +28,7 @@ from control.api.auth import ROLE, TRUSTED_ROLE, authorize
 from control.api.health import Health
 from control.api.images import import_images
 from control.api.ingressstats import IngressStatsApi
+from control.api.leaderproxy import LeaderForwarder
 from control.api.metrics import METRICS_PREFIX, MetricsApi
 from control.api.podproxy import PodProxy
 from control.api.registry import Registry
@@ -50,14 +51,18 @@ class ApiServer:
         role_of_token: Callable[[str], str | None] | None = None,
         user_of_token: Callable[[str], str | None] | None = None,
         nodes: NodeAgents | None = None,
+        leader: LeaderForwarder | None = None,
     ) -> None:
         """`nodes` reaches the node agents, for pod logs, exec, metrics and
         ingress traffic; without it those answer 503. `user_of_token` names a
-        token's user (for `kubectl auth whoami`)."""
+        token's user (for `kubectl auth whoami`). With `leader`, one of several
+        control planes passes those requests on to the leader while it does
+        not lead itself."""
         self.registry = registry
         self.role_of_token = role_of_token
         self.user_of_token = user_of_token
         self.nodes = nodes
+        self.leader = leader
         self.metrics = MetricsApi(registry, nodes)
         self.ingress_stats = IngressStatsApi(registry, nodes)
         self.router = _routes(ResourceHandlers(registry), PodProxy(registry, nodes))
@@ -112,6 +117,8 @@ class ApiServer:
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
+        if self.leader is not None:
+            await self.leader.close()
 
     # -- every request -----------------------------------------------------
 
@@ -142,6 +149,8 @@ class ApiServer:
                 return health
         if not request[ROLE]:
             raise errors.unauthorized()  # anonymous: the health endpoints alone
+        if self.leader is not None and self.leader.applies(path):
+            return await self.leader.forward(request)
         if method == "GET":
             aggregated_doc = aggregated.response(request, path)
             if aggregated_doc is not None:

@@ -6,11 +6,11 @@ still judges health by the Node's Ready heartbeat, written alongside."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from control.api.registry import Registry
 from control.errors import ApiError
 from control.objects import Obj
+from control.objects.coordination import micro_time
 from control.objects.kinds import LEASE
 from control.store.interface import KV
 
@@ -19,11 +19,6 @@ log = logging.getLogger(__name__)
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 # The kubelet's default nodeLeaseDurationSeconds.
 LEASE_DURATION_SECONDS = 40
-
-
-def micro_time() -> str:
-    """Now as a Kubernetes MicroTime (RFC 3339 with microseconds)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 async def renew_node_lease(registry: Registry, node: str, node_kv: KV) -> None:

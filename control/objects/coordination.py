@@ -1,6 +1,10 @@
-"""The `coordination.k8s.io/v1` kinds: Lease (the node agents' heartbeat)."""
+"""The `coordination.k8s.io/v1` kinds: Lease (the node agents' heartbeat, and
+the control planes' leader election)."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import Field
 
@@ -18,3 +22,13 @@ class LeaseSpec(KubeModel):
 class Lease(KubeObject):
     metadata: SubdomainMeta
     spec: LeaseSpec | None = None
+
+
+def micro_time(at: datetime | None = None) -> str:
+    """`at` (default: now) as a Kubernetes MicroTime (RFC 3339 with microseconds)."""
+    return (at or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def lease_holder(lease: dict[str, Any]) -> str:
+    """The Lease's holderIdentity; "" when nobody holds it."""
+    return str((lease.get("spec") or {}).get("holderIdentity") or "")

@@ -11,6 +11,7 @@ from control.config import (
     Config,
     ConfigError,
     ControllersConfig,
+    LeaderElectionConfig,
     NetworkConfig,
     NodeConfig,
     SchedulerConfig,
@@ -234,6 +235,7 @@ def test_example_file_documents_every_key() -> None:
         | _fields(ControllersConfig)
         | _fields(SchedulerConfig)
         | _fields(ServiceProxyConfig)
+        | _fields(LeaderElectionConfig)
     )
     assert expected - documented == set()
     sections = set(re.findall(r"^\[+(\w+)\]+", text, re.M))
@@ -395,6 +397,29 @@ def test_example_file_documents_every_key() -> None:
             'service_proxies = ["h"]\n',
             "config.toml: service_proxies[0]: expected a table, got string 'h'",
         ),
+        (
+            '[leader_election]\nrenew_deadline = "15s"\n',
+            "config.toml: leader_election.renew_deadline: must be less than "
+            "leader_election.lease_duration (15.0 >= 15.0)",
+        ),
+        (
+            '[leader_election]\nretry_period = "9s"\n',
+            "config.toml: leader_election.retry_period: must be less than "
+            "leader_election.renew_deadline / 1.2 (9.0 * 1.2 >= 10.0)",
+        ),
+        (
+            '[leader_election]\nlease_duration = "15.5s"\n',
+            "config.toml: leader_election.lease_duration: must be a whole number of seconds, got 15.5",
+        ),
+        (
+            '[leader_election]\nadvertise_url = "http://cp:6443"\n',
+            "config.toml: leader_election.advertise_url: want \"https://host:port\": 'http://cp:6443'",
+        ),
+        (
+            '[leader_election]\nidentity = "a b"\n',
+            "config.toml: leader_election.identity: must be printable, without spaces, "
+            "at most 253 characters: 'a b'",
+        ),
     ],
 )
 def test_errors_name_key_and_reason(tmp_path: Path, text: str, message: str) -> None:
@@ -452,3 +477,21 @@ def test_the_cluster_dns_ttl_defaults_to_five_seconds_and_is_bounded(tmp_path: P
     cfg.write_text("[network]\ndns_ttl = -1\n")
     with pytest.raises(ConfigError, match="dns_ttl"):
         load_config(cfg)
+
+
+def test_leader_election_defaults_and_durations(tmp_path: Path) -> None:
+    assert load_config(None, data_dir=tmp_path).leader_election == LeaderElectionConfig(
+        enabled=False, lease_duration=15.0, renew_deadline=10.0, retry_period=2.0
+    )
+    (tmp_path / "config.toml").write_text(
+        '[leader_election]\nenabled = true\nlease_duration = 2\nrenew_deadline = "1500ms"\n'
+        'retry_period = "0.3s"\nadvertise_url = "https://[::1]:6443/"\n'
+    )
+    le = load_config(None, data_dir=tmp_path).leader_election
+    assert (le.enabled, le.lease_duration, le.renew_deadline, le.retry_period) == (
+        True,
+        2.0,
+        1.5,
+        0.3,
+    )
+    assert le.advertise_url == "https://[::1]:6443"
