@@ -25,5 +25,5 @@ def backend_store(config: StoreConfig) -> Store:
 def cached_store(config: StoreConfig) -> Store:
     """What the control plane reads and writes: the backend behind the read
     cache, which follows it with a watch (so other control planes' writes on
-    a shared etcd show up)."""
-    return CachedStore(backend_store(config))
+    a shared etcd show up). On etcd, reads go to etcd: it is shared."""
+    return CachedStore(backend_store(config), shared=config.backend == "etcd")

@@ -23,6 +23,12 @@ writes made after it (answered out of order) may already show in its items.
 So a watch from a list's revision misses nothing, though it may repeat such
 an own write.
 
+Shared backends (etcd with several API servers): `get` and a first `list`
+page read the backend, as Kubernetes' quorum reads do, so that a client whose
+requests a load balancer spreads over the servers reads what it just wrote
+through another. Watches, and the pages after a first page at the cache's
+state, are still served here.
+
 Paging: continue tokens have the backend's format. A page is served from
 memory only when the token's revision is exactly the cache's current state (no
 write applied since); any other page is delegated to the backend, which reads
@@ -93,8 +99,11 @@ class CachedStore(Store):
     to apply it. Both matter when other API servers write.
     """
 
-    def __init__(self, backend: Store, *, catch_up_timeout: float = 1.0) -> None:
+    def __init__(
+        self, backend: Store, *, catch_up_timeout: float = 1.0, shared: bool = False
+    ) -> None:
         self.backend = backend
+        self._shared = shared  # other writers share the backend: read it, not memory
         self._catch_up_timeout = catch_up_timeout
         self._state: Literal["new", "opening", "open", "closed"] = "new"
         # The current objects: by key, and in key order. One sorted list costs a
@@ -157,6 +166,8 @@ class CachedStore(Store):
 
     async def get(self, key: str) -> KV | None:
         self._check_open()
+        if self._shared:
+            return await self.backend.get(key)
         return self._data.get(key)
 
     async def list(
@@ -172,6 +183,8 @@ class CachedStore(Store):
         Pages at an older revision than the cache's state are read by the backend.
         """
         self._check_open()
+        if self._shared and not continue_token:
+            return await self.backend.list(prefix, match=match, limit=limit)
         kvs = self._kvs
         if continue_token:
             token_rev, rel = decode_token(continue_token)

@@ -48,6 +48,31 @@ class TestCachedEtcdStore(StoreContract):
             yield s
 
 
+class TestSharedCachedEtcdStore(StoreContract):
+    @pytest.fixture
+    async def store(self, etcd: EtcdServer, prefix: str) -> AsyncIterator[Store]:
+        store = CachedStore(EtcdStore((etcd.endpoint,), prefix=prefix), shared=True)
+        async with opened(store) as s:
+            yield s
+
+
+async def test_shared_caches_read_each_others_writes_at_once(etcd: EtcdServer, prefix: str) -> None:
+    # Two API servers behind a load balancer: a client creates through one and
+    # reads through the other at once, as kubectl does. Reads go to etcd.
+    async with (
+        opened(CachedStore(EtcdStore((etcd.endpoint,), prefix=prefix), shared=True)) as a,
+        opened(CachedStore(EtcdStore((etcd.endpoint,), prefix=prefix), shared=True)) as b,
+    ):
+        for i in range(20):  # bounded; each read follows its write at once
+            created = await a.create(key(f"p{i}"), pod(f"p{i}"))
+            assert await b.get(key(f"p{i}")) == created
+            listed = await b.list("/registry/pods/")
+            assert listed.items[-1] == created and listed.revision >= created.mod_revision
+            deleted = await b.delete(key(f"p{i}"))
+            assert await a.get(key(f"p{i}")) is None
+            assert deleted.key not in [kv.key for kv in (await a.list("/registry/pods/")).items]
+
+
 async def test_two_caches_on_one_etcd_see_each_others_writes(etcd: EtcdServer, prefix: str) -> None:
     async with (
         opened(CachedStore(EtcdStore((etcd.endpoint,), prefix=prefix))) as a,
