@@ -139,6 +139,7 @@ class ControlPlane:
                 role_of_token=tokens.role_of,
                 user_of_token=tokens.user_of,
                 nodes=self.node_links if self.components else None,
+                limits=cfg.api.limits,
             )
             await self.api.start_unix(cfg.api.socket)
             listen = cfg.api.listen_address
