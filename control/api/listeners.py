@@ -94,7 +94,9 @@ class _Handler(RequestHandler):
         self._header_timer = None
         waiter = self._waiter
         if not self._messages and waiter is not None and not waiter.done():
-            log.debug("closing a connection that sent no whole request in %ss", self._header_timeout)
+            log.debug(
+                "closing a connection that sent no whole request in %ss", self._header_timeout
+            )
             self.force_close()
 
     def handle_error(
@@ -233,7 +235,8 @@ class TlsSite(web.BaseSite):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._limits.handshake_timeout
         try:
-            first = await _peek(conn, self._limits.handshake_timeout)
+            async with asyncio.timeout(self._limits.handshake_timeout):
+                first = await _peek(conn)
             if first and first[0] != _TLS_HANDSHAKE:
                 await _refuse_plain_http(conn)
         except (OSError, TimeoutError) as e:
@@ -254,7 +257,7 @@ class TlsSite(web.BaseSite):
             log.debug("a TLS handshake failed: %r", e)
 
 
-async def _readable(sock: socket.socket, timeout: float) -> None:
+async def _readable(sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     ready = loop.create_future()
 
@@ -264,18 +267,17 @@ async def _readable(sock: socket.socket, timeout: float) -> None:
 
     loop.add_reader(sock.fileno(), on_readable)
     try:
-        await asyncio.wait_for(ready, timeout)
+        await ready
     finally:
         loop.remove_reader(sock.fileno())
 
 
-async def _peek(sock: socket.socket, timeout: float) -> bytes:
+async def _peek(sock: socket.socket) -> bytes:
     """The connection's first byte, left in the socket; b"" when it closed."""
-    async with asyncio.timeout(timeout):
-        while True:
-            await _readable(sock, timeout)
-            with contextlib.suppress(BlockingIOError):
-                return sock.recv(1, socket.MSG_PEEK)
+    while True:
+        await _readable(sock)
+        with contextlib.suppress(BlockingIOError):
+            return sock.recv(1, socket.MSG_PEEK)
 
 
 async def _refuse_plain_http(sock: socket.socket) -> None:
@@ -298,7 +300,7 @@ async def _refuse_plain_http(sock: socket.socket) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(_LINGER):
             while True:
-                await _readable(sock, _LINGER)
+                await _readable(sock)
                 with contextlib.suppress(BlockingIOError):
                     if not sock.recv(_DISCARD_LIMIT):
                         return
