@@ -12,13 +12,13 @@ Stream = IO[bytes] | int | None
 
 
 def spawn_serve(
-    data: Path, *, stdout: Stream = None, stderr: Stream = None
+    data: Path, *, stdout: Stream = None, stderr: Stream = None, listen: str = ""
 ) -> subprocess.Popen[bytes]:
     """`pilothouse serve` on the data directory `data` (its home too), its API on
-    the unix socket `data/api.sock` only."""
+    the unix socket `data/api.sock`, and on TLS at `listen` if given."""
     env = {**os.environ, "PILOTHOUSE_HOME": str(data)}
     return subprocess.Popen(
-        [sys.executable, "-m", "console", "serve", "--data-dir", str(data), "--listen", ""],
+        [sys.executable, "-m", "console", "serve", "--data-dir", str(data), "--listen", listen],
         env=env,
         stdout=stdout,
         stderr=stderr,

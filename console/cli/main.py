@@ -376,6 +376,13 @@ def _bench(sub: Subparsers) -> None:
     )
     b.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
     _prints_figures(b, Command("bench", "ingress"))
+    b = benches.add_parser(
+        "load",
+        help="the API server's memory under a repeated mix of requests, watches, stalled "
+        "watchers and idle connections: errors, RSS growth",
+    )
+    b.add_argument("--duration", type=float, default=180.0, help="seconds of load (default 180)")
+    _prints_figures(b, Command("bench", "load", fast_loop=True))
 
 
 def _up(sub: Subparsers) -> None:
