@@ -13,6 +13,9 @@ from aiohttp import web
 
 log = logging.getLogger(__name__)
 
+# The most one write takes from the queue.
+WRITE_BYTES = 1024 * 1024
+
 
 class _End:
     """The end of a stream of chunks, and the error that ended it, if one did."""
@@ -40,7 +43,8 @@ async def write_batched(
 
     At most `limit_bytes` wait (queued, or in the write the socket has not
     taken yet); when the next chunk does not fit, `chunks` waits for room. A
-    client that makes no room for `stall_timeout` has fallen behind: `cut()`
+    client that has not taken one write (WRITE_BYTES at most) within
+    `stall_timeout` has fallen behind: `cut()`
     drops its connection, as Kubernetes' watch cache closes such a watcher,
     and StreamStalled is raised. The client watches again from the last
     resourceVersion it saw."""
@@ -81,11 +85,16 @@ async def write_batched(
         while True:
             await ready.wait()
             ready.clear()
-            if queue:
-                batch = b"".join(queue)
-                queue.clear()
-                await resp.write(batch)
-                waiting -= len(batch)
+            while queue:
+                # At most WRITE_BYTES a write, so each one finishing shows the
+                # client's progress.
+                parts = [queue.popleft()]
+                size = len(parts[0])
+                while queue and size + len(queue[0]) <= WRITE_BYTES:
+                    size += len(queue[0])
+                    parts.append(queue.popleft())
+                await resp.write(b"".join(parts))
+                waiting -= size
                 room.set()
             if end is not None and not queue:
                 if end.error is not None:
