@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from console.tui.informer import WatchCache
 from control.client import Client
 from control.controlplane import ControlPlane
 from control.kubeconfig import KubeconfigTarget, client_ssl_context, read_kubeconfig
@@ -304,3 +305,88 @@ async def test_plain_http_on_the_tls_port_is_a_status(plane: ControlPlane) -> No
     assert code == 400 and headers["content-type"].startswith("application/json")
     assert _is_status(status, 400, "BadRequest")
     assert status["message"] == "Client sent an HTTP request to an HTTPS server."
+
+
+class _Proxy:
+    """A unix socket in front of the server's, whose answers can be held back:
+    a client that, seen from the server, stops reading."""
+
+    def __init__(self, upstream: Path) -> None:
+        self.upstream = upstream
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.ended = 0  # connections the server closed
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, held: bool
+    ) -> None:
+        with contextlib.suppress(ConnectionError):
+            while True:
+                if held:
+                    await self.flowing.wait()
+                data = await reader.read(65536)
+                if not data:
+                    break
+                writer.write(data)
+                await writer.drain()
+        if held:
+            self.ended += 1
+        writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_unix_connection(str(self.upstream))
+        for pipe in (self._pipe(reader, up_writer, False), self._pipe(up_reader, writer, True)):
+            task = asyncio.create_task(pipe)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @contextlib.asynccontextmanager
+    async def serving(self, path: Path) -> AsyncIterator[None]:
+        server = await asyncio.start_unix_server(self._serve, str(path))
+        try:
+            yield
+        finally:
+            server.close()
+            for task in list(self._tasks):
+                task.cancel()
+
+
+async def test_the_console_cache_watches_again_after_a_cut(
+    plane: ControlPlane, tmp_path: Path
+) -> None:
+    """The console's WatchCache, whose watch the server cuts while it reads
+    nothing, watches again from its last resourceVersion: every object, no
+    error, no second list."""
+    proxy = _Proxy(plane.socket_path)
+    async with (
+        proxy.serving(tmp_path / "proxy.sock"),
+        Client(str(tmp_path / "proxy.sock")) as client,
+        Client(str(plane.socket_path)) as writer,
+    ):
+        cache = WatchCache(client, CM)
+        lists = 0
+        first_list = cache._list
+
+        async def counted_list() -> None:
+            nonlocal lists
+            lists += 1
+            await first_list()
+
+        cache._list = counted_list  # type: ignore[method-assign]
+        cache.start()
+        try:
+            await asyncio.wait_for(cache.synced.wait(), CLOSED_WITHIN)
+            proxy.flowing.clear()
+            for i in range(30):
+                await writer.create(CM, _big_configmap(i))
+            await asyncio.sleep(0.6)  # twice the stall timeout: the cut has happened
+            want = {f"default/big-{i:02d}" for i in range(30)}
+            complete = asyncio.Event()
+            cache.subscribe(lambda _: want <= cache.objects.keys() and complete.set())
+            proxy.flowing.set()
+            await asyncio.wait_for(complete.wait(), CLOSED_WITHIN)
+            assert proxy.ended >= 1  # the server did cut the watch
+            assert cache.error is None and lists == 1
+        finally:
+            await cache.stop()
