@@ -56,16 +56,16 @@ class StoreConfig:
 class ApiLimits:
     """What one client may hold of the API server ([api.limits])."""
 
+    # Bytes one watch may have waiting for its client; a watch that stays full
+    # for watch_stall_timeout has its stream closed.
+    watch_buffer_bytes: int = 8 * 1024 * 1024
+    watch_stall_timeout: float = 2.0
     # Requests being served at once, per user on TLS and in total on the unix socket.
     max_requests_per_user: int = 200
     max_requests_unix: int = 400
     # Long-running requests (watch, exec, attach, logs with follow), counted apart.
     max_watches_per_user: int = 200
     max_watches_unix: int = 1000
-    # Bytes one watch may have waiting for its client before its stream is closed.
-    watch_buffer_bytes: int = 8 * 1024 * 1024
-    # How long a watch may stay full before it is closed.
-    watch_stall_timeout: float = 2.0
     # Deadlines of a new connection: the TLS handshake, and each request's headers.
     handshake_timeout: float = 10.0
     header_timeout: float = 10.0

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,9 @@ MINUTE = 60.0
 
 @dataclass
 class Tally:
-    requests: int = 0
-    abandoned: int = 0
-    stalled_cut: int = 0
-    idle_closed: int = 0
-    probe_429s: int = 0
+    """What the load did (counts by name), and what went wrong."""
+
+    counts: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
 
     def error(self, what: str) -> None:
@@ -133,7 +132,7 @@ async def _crud(client: Client, round_no: int, tally: Tally) -> None:
                 await client.patch(CONFIGMAP, names[i], patch, "default")
             else:
                 await client.delete(CONFIGMAP, names[i], "default")
-            tally.requests += 1
+            tally.counts["requests"] += 1
         except Exception as e:
             tally.error(f"{op} {names[i]}: {e}")
 
@@ -141,7 +140,7 @@ async def _crud(client: Client, round_no: int, tally: Tally) -> None:
         await drive(OBJECTS, CONCURRENCY, functools.partial(each, op))
     try:
         await client.list(CONFIGMAP, "default", limit=100)
-        tally.requests += 1
+        tally.counts["requests"] += 1
     except Exception as e:
         tally.error(f"list: {e}")
     await drive(OBJECTS, CONCURRENCY, functools.partial(each, "delete"))
@@ -153,7 +152,7 @@ async def _abandoned_watches(client: Client, tally: Tally) -> None:
             async with asyncio.timeout(0.5):
                 async for _ in client.watch(CONFIGMAP, "default"):
                     break
-        tally.abandoned += 1
+        tally.counts["abandoned"] += 1
 
     try:
         await asyncio.gather(*(one() for _ in range(ABANDONED)))
@@ -177,7 +176,7 @@ async def _stalled_watchers(client: Client, target: Target, round_no: int, tally
         await asyncio.sleep(STALL_TIMEOUT + 0.5)
         for reader, _ in conns:
             if await _closed_by_server(reader, CLOSE_WITHIN):
-                tally.stalled_cut += 1
+                tally.counts["stalled_cut"] += 1
             else:
                 tally.error("a stalled watcher was not cut")
     except Exception as e:
@@ -199,7 +198,7 @@ async def _idle_connections(target: Target, tally: Tally) -> None:
         )
         try:
             if await _closed_by_server(reader, CLOSE_WITHIN):
-                tally.idle_closed += 1
+                tally.counts["idle_closed"] += 1
             else:
                 tally.error(f"an idle connection (handshake={handshake}) was not closed")
         finally:
@@ -227,7 +226,7 @@ async def _cap_probe(target: Target, tally: Tally) -> None:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), CLOSE_WITHIN)
             code = int(head.split()[1])
             if code == 429 and i == WATCH_CAP:
-                tally.probe_429s += 1
+                tally.counts["probe_429s"] += 1
             elif code != 200 or i == WATCH_CAP:
                 tally.error(f"cap probe: watch {i + 1} answered {code}")
     except Exception as e:
@@ -318,11 +317,11 @@ async def run_bench_load(duration: float, as_json: bool) -> int:
     figures = {
         "duration_s": round(took, 1),
         "rounds": rounds,
-        "requests": tally.requests,
-        "watches_abandoned": tally.abandoned,
-        "stalled_watchers_cut": tally.stalled_cut,
-        "idle_connections_closed": tally.idle_closed,
-        "probe_429s": tally.probe_429s,
+        "requests": tally.counts["requests"],
+        "watches_abandoned": tally.counts["abandoned"],
+        "stalled_watchers_cut": tally.counts["stalled_cut"],
+        "idle_connections_closed": tally.counts["idle_closed"],
+        "probe_429s": tally.counts["probe_429s"],
         "errors": len(tally.errors),
         "first_errors": tally.errors[:5],
         "rss_first_minute_mb": round(first, 1),
@@ -334,14 +333,18 @@ async def run_bench_load(duration: float, as_json: bool) -> int:
     }
     rows = [
         ("rounds (duration)", f"{rounds} ({took:.0f} s)", f"{OBJECTS} objects CRUD per round"),
-        ("requests", f"{tally.requests:,}", ""),
-        ("stalled watchers cut", str(tally.stalled_cut), f"{STALLED} per round"),
+        ("requests", f"{tally.counts['requests']:,}", ""),
+        ("stalled watchers cut", str(tally.counts["stalled_cut"]), f"{STALLED} per round"),
         (
             "idle connections closed",
-            str(tally.idle_closed),
+            str(tally.counts["idle_closed"]),
             f"{NO_HANDSHAKE + NO_REQUEST} per round",
         ),
-        ("cap probes' 429s", str(tally.probe_429s), f"one per probe, every {PROBE_EVERY} rounds"),
+        (
+            "cap probes' 429s",
+            str(tally.counts["probe_429s"]),
+            f"one per probe, every {PROBE_EVERY} rounds",
+        ),
         ("errors", str(len(tally.errors)), "goal 0"),
         (
             "RSS first / last minute MB",
