@@ -70,7 +70,7 @@ class ApiLimits:
     handshake_timeout: float = 10.0
     header_timeout: float = 10.0
     # An idle keep-alive connection is closed after this long.
-    idle_timeout: float = 90.0
+    idle_timeout: float = 120.0
 
 
 @dataclass(frozen=True)
