@@ -259,6 +259,10 @@ class Client:
                         obj = event.get("object") or {}
                         raise ApiError.from_status(obj, int(obj.get("code") or 500))
                     yield event["type"], event["object"]
+        except aiohttp.ClientPayloadError:
+            # The server cut the stream (a watch whose client fell behind): it
+            # ends here, and the caller watches again from its last resourceVersion.
+            return
         except aiohttp.ClientConnectionError as e:
             raise ClusterUnreachable(f"cannot reach the API server at {self.server}: {e}") from e
 

@@ -57,6 +57,27 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class ApiLimits:
+    """What one client may hold of the API server ([api.limits])."""
+
+    # Bytes one watch may have waiting for its client; a watch that stays full
+    # for watch_stall_timeout has its stream closed.
+    watch_buffer_bytes: int = 8 * 1024 * 1024
+    watch_stall_timeout: float = 2.0
+    # Requests being served at once, per user on TLS and in total on the unix socket.
+    max_requests_per_user: int = 200
+    max_requests_unix: int = 400
+    # Long-running requests (watch, exec, attach, logs with follow), counted apart.
+    max_watches_per_user: int = 200
+    max_watches_unix: int = 1000
+    # Deadlines of a new connection: the TLS handshake, and each request's headers.
+    handshake_timeout: float = 10.0
+    header_timeout: float = 10.0
+    # An idle keep-alive connection is closed after this long.
+    idle_timeout: float = 120.0
+
+
+@dataclass(frozen=True)
 class ApiConfig:
     socket: Path
     pki_dir: Path
@@ -66,6 +87,7 @@ class ApiConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_san: tuple[str, ...] = ()
+    limits: ApiLimits = field(default_factory=ApiLimits)
 
     @property
     def listen_address(self) -> tuple[str, int] | None:
@@ -483,9 +505,27 @@ def _parse_api(t: _Table, data_dir: Path) -> ApiConfig:
         tls_cert=cert,
         tls_key=key,
         tls_san=t.string_list("tls_san", ()),
+        limits=_parse_api_limits(t.table("limits")),
     )
     t.done()
     return cfg
+
+
+def _parse_api_limits(t: _Table) -> ApiLimits:
+    d = ApiLimits()
+    limits = ApiLimits(
+        max_requests_per_user=t.integer("max_requests_per_user", d.max_requests_per_user, 1),
+        max_requests_unix=t.integer("max_requests_unix", d.max_requests_unix, 1),
+        max_watches_per_user=t.integer("max_watches_per_user", d.max_watches_per_user, 1),
+        max_watches_unix=t.integer("max_watches_unix", d.max_watches_unix, 1),
+        watch_buffer_bytes=t.integer("watch_buffer_bytes", d.watch_buffer_bytes, 65536),
+        watch_stall_timeout=t.duration("watch_stall_timeout", d.watch_stall_timeout),
+        handshake_timeout=t.duration("handshake_timeout", d.handshake_timeout),
+        header_timeout=t.duration("header_timeout", d.header_timeout),
+        idle_timeout=t.duration("idle_timeout", d.idle_timeout),
+    )
+    t.done()
+    return limits
 
 
 def _parse_ssh(t: _Table, data_dir: Path) -> SshConfig:

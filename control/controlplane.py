@@ -163,6 +163,7 @@ class ControlPlane:
                 if self.components
                 else None,
                 leader=self._forwarder(tokens) if self.elector is not None else None,
+                limits=cfg.api.limits,
             )
             await self.api.start_unix(cfg.api.socket)
             listen = cfg.api.listen_address

@@ -23,9 +23,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @contextlib.asynccontextmanager
-async def running_plane(data_dir: Path, **kwargs: Any) -> AsyncIterator[ControlPlane]:
-    """A control plane in this process: unix socket plus TLS on 127.0.0.1, a free port."""
-    (data_dir / "config.toml").write_text('[api]\nlisten = "127.0.0.1:0"\n')
+async def running_plane(
+    data_dir: Path, config: str = "", **kwargs: Any
+) -> AsyncIterator[ControlPlane]:
+    """A control plane in this process: unix socket plus TLS on 127.0.0.1, a free
+    port. `config` is more of config.toml, after its [api] table."""
+    (data_dir / "config.toml").write_text('[api]\nlisten = "127.0.0.1:0"\n' + config)
     cp = ControlPlane(load_config(None, data_dir=data_dir), **kwargs)
     await cp.start()
     try:

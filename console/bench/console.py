@@ -42,7 +42,7 @@ from textual import events
 from textual.pilot import Pilot
 
 from console.bench.load import drive
-from console.bench.machine import describe_machine
+from console.bench.machine import describe_machine, rss_mb
 from console.bench.report import median, percentile, print_report
 from console.tui.app import PilothouseApp
 from console.tui.hosted import HostedControlPlane, socket_answers
@@ -57,14 +57,6 @@ GOAL_RSS_MB = 300.0
 
 def _say(message: str) -> None:
     print(f"bench console: {message}", file=sys.stderr, flush=True)
-
-
-def rss_mb(pid: int | str = "self") -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _node(i: int) -> dict[str, Any]:

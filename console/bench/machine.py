@@ -1,4 +1,4 @@
-"""Which machine produced a benchmark's figures."""
+"""Which machine produced a benchmark's figures, and a process's memory on it."""
 
 from __future__ import annotations
 
@@ -32,3 +32,12 @@ def describe_machine() -> dict[str, object]:
         "kernel": platform.release(),
         "python": platform.python_version(),
     }
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """A process's resident memory, in MB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0

@@ -83,3 +83,15 @@ async def _reported(name: str, bench: Awaitable[int]) -> int:
     except RuntimeError as e:
         print(f"error: bench {name}: {e}", file=sys.stderr, flush=True)
         return 1
+
+
+async def load(args: argparse.Namespace) -> int:
+    from console.bench.soak import run_bench_load
+
+    if args.duration <= 0:
+        raise UsageError("--duration must be positive")
+    try:
+        return await run_bench_load(args.duration, args.json)
+    except RuntimeError as e:
+        print(f"error: bench load: {e}", file=sys.stderr, flush=True)
+        return 1

@@ -422,6 +422,13 @@ def _bench(sub: Subparsers) -> None:
     b.add_argument("--renew-deadline", type=float, default=10.0, help="seconds (default 10)")
     b.add_argument("--retry-period", type=float, default=2.0, help="seconds (default 2)")
     _prints_figures(b, Command("bench", "failover"))
+    b = benches.add_parser(
+        "load",
+        help="the API server's memory under a repeated mix of requests, watches, stalled "
+        "watchers and idle connections: errors, RSS growth",
+    )
+    b.add_argument("--duration", type=float, default=180.0, help="seconds of load (default 180)")
+    _prints_figures(b, Command("bench", "load", fast_loop=True))
 
 
 def _up(sub: Subparsers) -> None:

@@ -27,7 +27,11 @@ def status_response(status: dict[str, Any], code: int) -> web.Response:
 
 
 def error_response(e: ApiError) -> web.Response:
-    return status_response(e.status(), e.code)
+    resp = status_response(e.status(), e.code)
+    if e.retry_after is not None and (e.code == 429 or e.code >= 500):
+        # As kube-apiserver: the header too, for clients that read only it.
+        resp.headers["Retry-After"] = str(e.retry_after)
+    return resp
 
 
 def created() -> web.Response:

@@ -6,6 +6,8 @@ answers discovery, metrics (control.api.metrics), ingress traffic
 resource paths to the dispatch table (control.api.routing), whose handlers
 are the resource verbs (control.api.resources, control.api.watch) and the
 pod proxy (control.api.podproxy). Errors are answered as Status objects.
+Each user's requests are capped (control.api.limits); the listeners bound
+each connection in time (control.api.listeners).
 """
 
 from __future__ import annotations
@@ -24,21 +26,27 @@ from aiohttp import web
 from control import errors
 from control.api import aggregated, discovery, openapi, selfreview
 from control.api.agents import NodeAgents
-from control.api.auth import ROLE, TRUSTED_ROLE, authorize
+from control.api.auth import ROLE, TRUSTED_ROLE, authorize, bearer_token
 from control.api.health import Health
 from control.api.images import import_images
 from control.api.ingressstats import IngressStatsApi
 from control.api.leaderproxy import LeaderForwarder
+from control.api.limits import ANONYMOUS, LIMITS, UNIX, Holder, RequestLimits
+from control.api.listeners import TlsSite, UnixSite
 from control.api.metrics import METRICS_PREFIX, MetricsApi
 from control.api.podproxy import PodProxy
 from control.api.registry import Registry
 from control.api.resources import ResourceHandlers
 from control.api.responses import error_response, json_response, raw_response
 from control.api.routing import COLLECTION, CONNECT, Router, parse_path
+from control.config import ApiLimits
 from control.errors import ApiError
 from control.wire import IMAGE_IMPORT_PATH, INGRESS_STATS_PATH
 
 log = logging.getLogger(__name__)
+
+# The largest request body, as Kubernetes' (3 MiB); larger ones are answered 413.
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
 
 
 class ApiServer:
@@ -52,17 +60,19 @@ class ApiServer:
         user_of_token: Callable[[str], str | None] | None = None,
         nodes: NodeAgents | None = None,
         leader: LeaderForwarder | None = None,
+        limits: ApiLimits | None = None,
     ) -> None:
         """`nodes` reaches the node agents, for pod logs, exec, metrics and
         ingress traffic; without it those answer 503. `user_of_token` names a
-        token's user (for `kubectl auth whoami`). With `leader`, one of several
-        control planes passes those requests on to the leader while it does
-        not lead itself."""
+        token's user (for `kubectl auth whoami`, and the per-user caps). With
+        `leader`, one of several control planes passes those requests on to the
+        leader while it does not lead itself."""
         self.registry = registry
         self.role_of_token = role_of_token
         self.user_of_token = user_of_token
         self.nodes = nodes
         self.leader = leader
+        self.limits = RequestLimits(limits or ApiLimits())
         self.metrics = MetricsApi(registry, nodes)
         self.ingress_stats = IngressStatsApi(registry, nodes)
         self.router = _routes(ResourceHandlers(registry), PodProxy(registry, nodes))
@@ -74,8 +84,9 @@ class ApiServer:
     # -- lifecycle -----------------------------------------------------------
 
     def make_app(self, *, trusted: bool) -> web.Application:
-        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app[TRUSTED_ROLE] = "admin" if trusted else ""
+        app[LIMITS] = self.limits.limits
         app.router.add_route("*", "/{tail:.*}", self._handle)
         return app
 
@@ -95,7 +106,7 @@ class ApiServer:
         finally:
             os.umask(old)
         os.chmod(path, 0o600)
-        site = web.SockSite(runner, sock)
+        site = UnixSite(runner, sock, self.limits.limits)
         await site.start()
         self._runners.append(runner)
 
@@ -104,13 +115,15 @@ class ApiServer:
             self.make_app(trusted=False), handler_cancellation=True, access_log=None
         )
         await runner.setup()
-        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+        site = TlsSite(runner, host, port, ssl_context, self.limits.limits)
         await site.start()
         self._runners.append(runner)
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.tcp_port = sockets[0].getsockname()[1] if sockets else port
+        self.tcp_port = site.port
         return self.tcp_port
+
+    def open_connections(self) -> int:
+        """The connections being served, on every listener."""
+        return sum(len(r.server.connections) for r in self._runners if r.server is not None)
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -128,17 +141,28 @@ class ApiServer:
         frames.)"""
         try:
             authorize(request, self.role_of_token, self.user_of_token)
-            return await self._dispatch(request)
+            with self.limits.hold(self._holder(request), request):
+                return await self._dispatch(request)
         except ApiError as e:
             return error_response(e)
-        except web.HTTPException:
-            raise
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            return error_response(_http_error(e))
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("internal error serving %s %s", request.method, request.path)
             err = ApiError(500, "InternalError", "an internal error occurred; see the server log")
             return error_response(err)
+
+    def _holder(self, request: web.Request) -> Holder:
+        """Whom the request counts against: the unix socket, or the token's user."""
+        if request.app[TRUSTED_ROLE]:
+            return UNIX
+        token = bearer_token(request)
+        user = self.user_of_token(token) if token and self.user_of_token else None
+        return ("tls", user or request[ROLE] or ANONYMOUS)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -177,6 +201,15 @@ class ApiServer:
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return await self.router.resolve(request, target)(request, target)
+
+
+def _http_error(e: web.HTTPException) -> ApiError:
+    """An error aiohttp raised in a handler (a body over the limit, say) as a Status."""
+    if e.status == 413:
+        return ApiError(
+            413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_REQUEST_BYTES}"
+        )
+    return ApiError(e.status, e.reason.replace(" ", ""), e.text or e.reason)
 
 
 def _routes(resources: ResourceHandlers, pods: PodProxy) -> Router:

@@ -17,7 +17,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import orjson
 from aiohttp import web
 
-from control.api.batching import write_batched
+from control.api.batching import StreamStalled, write_batched
+from control.api.limits import LIMITS
 from control.api.listoptions import ListOptions, require_reached
 from control.api.query import int_param
 from control.api.registry import Registry
@@ -41,21 +42,42 @@ async def serve_watch(
     opts: ListOptions,
     table: TableRequest | None = None,
 ) -> web.StreamResponse:
-    """With `table`, each event's object is a Table of one row."""
+    """With `table`, each event's object is a Table of one row. The events
+    waiting for the client are bounded in bytes (`[api.limits]`): a client
+    that stops reading has its stream cut."""
     timeout = int_param(request.query, "timeoutSeconds", 0) or None
+    limits = request.app[LIMITS]
     resp = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
     resp.enable_chunked_encoding()
     await resp.prepare(request)
     events = watch_events(registry, rt, ns, match, opts)
     if table is not None:
         events = table_events(events, rt, table)
+
+    def cut() -> None:
+        if request.transport is not None:
+            request.transport.abort()
+
     try:
         async with asyncio.timeout(timeout):
-            await write_batched(resp, events)
+            await write_batched(
+                resp,
+                events,
+                limit_bytes=limits.watch_buffer_bytes,
+                stall_timeout=limits.watch_stall_timeout,
+                cut=cut,
+            )
     except TimeoutError:
         pass
-    with contextlib.suppress(ConnectionResetError):
-        await resp.write_eof()
+    except (StreamStalled, ConnectionResetError):
+        return resp
+    try:
+        async with asyncio.timeout(limits.watch_stall_timeout):
+            await resp.write_eof()
+    except TimeoutError:
+        cut()  # the client reads nothing: what the socket holds goes
+    except ConnectionResetError:
+        pass
     return resp
 
 

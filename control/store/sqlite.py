@@ -71,7 +71,7 @@ from control.store.lockfile import acquire_lock
 from control.store.pages import Page
 from control.store.resourceversion import stamp
 from control.store.storethread import Call, Stop, call_in, noop, post, run_call
-from control.store.watchbuffer import WatchBuffer
+from control.store.watchbuffer import DEFAULT_LIMIT_BYTES, WatchBuffer
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,8 @@ class SqliteStore(Store):
     `compact_keep` revisions of history are kept for watch resume and paging
     (0 turns automatic compaction off); compaction runs each time
     `compact_every` more writes have happened. `watch_buffer` bounds each
-    watcher's in-memory queue. `max_batch` bounds the writes in one transaction.
+    watcher's in-memory queue in events, `watch_buffer_bytes` in the bytes of
+    their values. `max_batch` bounds the writes in one transaction.
     """
 
     def __init__(
@@ -192,6 +193,7 @@ class SqliteStore(Store):
         compact_keep: int = 10000,
         compact_every: int = 1000,
         watch_buffer: int = 1000,
+        watch_buffer_bytes: int = DEFAULT_LIMIT_BYTES,
         max_batch: int = 1000,
     ) -> None:
         self.path = Path(path)
@@ -199,6 +201,7 @@ class SqliteStore(Store):
         self._compact_keep = compact_keep
         self._compact_every = max(1, compact_every)
         self._watch_buffer = max(1, watch_buffer)
+        self._watch_buffer_bytes = max(1, watch_buffer_bytes)
         self._max_batch = max(1, max_batch)
 
         self._state: Literal["new", "opening", "open", "closing", "closed"] = "new"
@@ -666,7 +669,7 @@ class SqliteStore(Store):
         """See `Store.watch`. A slow watcher catches up from the event log."""
         if self._state != "open":
             return
-        w = WatchBuffer(prefix, self._watch_buffer)
+        w = WatchBuffer(prefix, self._watch_buffer, self._watch_buffer_bytes)
         # Registered before reading history, so nothing falls between the two;
         # events seen in both are dropped by revision.
         self._watchers.add(w)
@@ -686,7 +689,7 @@ class SqliteStore(Store):
                         break
                 while True:
                     if w.buf:
-                        ev = w.buf.popleft()
+                        ev = w.pop()
                         if ev.revision > last:
                             yield ev
                             last = ev.revision

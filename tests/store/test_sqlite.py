@@ -39,11 +39,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 @contextlib.asynccontextmanager
 async def slow_watcher(
-    db_path: Path, watch_buffer: int
+    db_path: Path, watch_buffer: int, **more: int
 ) -> AsyncIterator[tuple[SqliteStore, AsyncIterator[WatchEvent]]]:
     """A store with a watch of the pods from the start that has taken the first
     write's event (p0), and reads no more until the test does."""
-    async with opened(SqliteStore(db_path, watch_buffer=watch_buffer)) as s:
+    async with opened(SqliteStore(db_path, watch_buffer=watch_buffer, **more)) as s:
         it = s.watch("/registry/pods/", 0)
         try:
             await s.create(key("p0"), pod("p0"))
@@ -219,6 +219,19 @@ async def test_slow_watcher_catches_up_from_the_log(db_path: Path) -> None:
         assert [e.revision for e in rest] == list(range(2, 102))
         live = await s.create(key("last"), pod("last"))
         assert (await next_event(it)).kv == live
+
+
+async def test_slow_watcher_of_big_values_overflows_by_bytes(db_path: Path) -> None:
+    """A buffer of 1,000 events holds no more than its bytes: 40 values of
+    64 KiB overflow a 256 KiB buffer, and the watcher catches up from the log."""
+    async with slow_watcher(db_path, watch_buffer=1000, watch_buffer_bytes=256 * 1024) as (s, it):
+        for i in range(1, 41):
+            obj = pod(f"p{i:03d}")
+            obj["metadata"]["annotations"] = {"big": "x" * 65536}
+            await s.create(key(f"p{i:03d}"), obj)
+            assert all(w.nbytes <= 256 * 1024 for w in s._watchers)
+        rest = await take(it, 40)
+        assert [e.revision for e in rest] == list(range(2, 42))
 
 
 async def test_slow_watcher_overtaken_by_compaction_gets_compacted(db_path: Path) -> None:

@@ -111,7 +111,7 @@ def _commands(parser: argparse.ArgumentParser) -> list[Command]:
 
 def test_every_command_names_a_handler() -> None:
     commands = _commands(build_parser())
-    assert len(commands) == 32  # create job is the 30th, migrate the 31st, bench failover the 32nd
+    assert len(commands) == 33  # create job is the 30th, migrate, bench failover, bench load
     for command in commands:
         handler = getattr(import_module(f"console.cli.{command.module}"), command.name)
         assert inspect.iscoroutinefunction(handler), command

@@ -8,6 +8,7 @@ import pytest
 
 from control.config import (
     ApiConfig,
+    ApiLimits,
     Config,
     ConfigError,
     ControllersConfig,
@@ -228,7 +229,8 @@ def test_example_file_documents_every_key() -> None:
     expected = (
         {"data_dir"}
         | _fields(StoreConfig)
-        | _fields(ApiConfig)
+        | (_fields(ApiConfig) - {"limits"})
+        | _fields(ApiLimits)
         | _fields(SshConfig)
         | _fields(NodeConfig)
         | _fields(NetworkConfig)
@@ -240,6 +242,7 @@ def test_example_file_documents_every_key() -> None:
     assert expected - documented == set()
     sections = set(re.findall(r"^\[+(\w+)\]+", text, re.M))
     assert sections == _fields(Config) - {"data_dir"}
+    assert "\n[api.limits]\n" in text
 
 
 @pytest.mark.parametrize(
@@ -392,6 +395,14 @@ def test_example_file_documents_every_key() -> None:
         (
             '[[service_proxies]]\nname = "h"\ncommand = ["p"]\nargs = ["x"]\n',
             "config.toml: service_proxies[0].args: unknown key",
+        ),
+        (
+            "[api.limits]\nwatch_buffer_bytes = 10\n",
+            "config.toml: api.limits.watch_buffer_bytes: must be at least 65536, got 10",
+        ),
+        (
+            '[api.limits]\nheader_timeout = "0s"\n',
+            "config.toml: api.limits.header_timeout: must be positive, got 0.0",
         ),
         (
             'service_proxies = ["h"]\n',
