@@ -23,11 +23,14 @@ writes made after it (answered out of order) may already show in its items.
 So a watch from a list's revision misses nothing, though it may repeat such
 an own write.
 
-Shared backends (etcd with several API servers): `get` and a first `list`
-page read the backend, as Kubernetes' quorum reads do, so that a client whose
-requests a load balancer spreads over the servers reads what it just wrote
-through another. Watches, and the pages after a first page at the cache's
-state, are still served here.
+Shared backends (etcd with several API servers): reads are consistent, as
+Kubernetes' quorum reads are, so that a client whose requests a load balancer
+spreads over the servers reads what it just wrote through another. As
+Kubernetes' consistent reads from cache do, `get` and a first `list` page ask
+the backend for its revision (one small round trip), wait until the cache has
+applied it, and answer from memory; when the cache does not get there within
+FRESH_TIMEOUT (a write outside the keyspace leaves a gap its watch never
+fills), they read the backend.
 
 Paging: continue tokens have the backend's format. A page is served from
 memory only when the token's revision is exactly the cache's current state (no
@@ -46,7 +49,7 @@ import itertools
 import logging
 from bisect import bisect_left, bisect_right
 from collections.abc import AsyncIterator
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from operator import attrgetter
 from typing import Final, Literal
 
@@ -69,6 +72,9 @@ log = logging.getLogger(__name__)
 # The contract makes "" the prefix of every key (`list("")` returns all).
 _ALL: Final = ""
 _RETRY_MIN: Final = 0.05
+# How long a consistent read on a shared backend waits for the cache (see above).
+FRESH_TIMEOUT: Final = 0.1
+_MAX_WAITERS: Final = 1000
 _RETRY_MAX: Final = 2.0
 
 _key_of = attrgetter("key")
@@ -166,7 +172,7 @@ class CachedStore(Store):
 
     async def get(self, key: str) -> KV | None:
         self._check_open()
-        if self._shared:
+        if self._shared and not await self._fresh():
             return await self.backend.get(key)
         return self._data.get(key)
 
@@ -183,7 +189,7 @@ class CachedStore(Store):
         Pages at an older revision than the cache's state are read by the backend.
         """
         self._check_open()
-        if self._shared and not continue_token:
+        if self._shared and not continue_token and not await self._fresh():
             return await self.backend.list(prefix, match=match, limit=limit)
         kvs = self._kvs
         if continue_token:
@@ -394,12 +400,24 @@ class CachedStore(Store):
         if cur is None or cur.mod_revision < revision:
             await self._wait_synced(revision)
 
-    async def _wait_synced(self, revision: int) -> None:
-        """Wait until every write up to `revision` is applied, or `catch_up_timeout`."""
+    async def _fresh(self) -> bool:
+        """Whether the cache holds every write the backend had made when asked."""
+        revision = await self.backend.revision()
+        await self._wait_synced(revision, FRESH_TIMEOUT)
+        return self._synced >= revision
+
+    async def _wait_synced(self, revision: int, within: float | None = None) -> None:
+        """Wait until every write up to `revision` is applied, or `within`
+        seconds (`catch_up_timeout` when None)."""
         if self._synced >= revision or self._state != "open":
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heappush(self._waiters, (revision, next(self._waiter_ids), fut))
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._catch_up_timeout):
+            async with asyncio.timeout(self._catch_up_timeout if within is None else within):
                 await fut
+        if fut.cancelled() and len(self._waiters) > _MAX_WAITERS:
+            # Waiters that timed out on revisions the watch may never reach (a
+            # gap) are dropped, so that they cannot pile up.
+            self._waiters = [w for w in self._waiters if not w[2].done()]
+            heapify(self._waiters)

@@ -71,6 +71,15 @@ async def test_shared_caches_read_each_others_writes_at_once(etcd: EtcdServer, p
             deleted = await b.delete(key(f"p{i}"))
             assert await a.get(key(f"p{i}")) is None
             assert deleted.key not in [kv.key for kv in (await a.list("/registry/pods/")).items]
+        # A write outside the keyspace is a revision a's watch never sees: a
+        # read after it reads etcd rather than wait for it, and is still right.
+        async with opened(EtcdStore((etcd.endpoint,), prefix=prefix + "x")) as other:
+            await b.create(key("last"), pod("last"))
+            await other.create(key("elsewhere"), pod("elsewhere"))
+            for _ in range(3):
+                got = await a.get(key("last"))
+                assert got is not None and got.key == key("last")
+                assert [kv.key for kv in (await a.list("/registry/pods/")).items] == [key("last")]
 
 
 async def test_two_caches_on_one_etcd_see_each_others_writes(etcd: EtcdServer, prefix: str) -> None:
