@@ -23,7 +23,6 @@ from control.localcluster import files, network
 from control.localcluster.clusterconfig import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_NODE_GRACE_PERIOD,
-    SharedStore,
     check_config,
     check_config_is_ours,
     default_agent_command,
@@ -33,7 +32,7 @@ from control.localcluster.clusterconfig import (
 )
 from control.localcluster.controlplanes import (
     ensure_control_planes,
-    extra_names,
+    member_configs,
     stop_control_planes,
 )
 from control.localcluster.daemons import (
@@ -52,7 +51,6 @@ from control.localcluster.plan import (
     DEFAULT_NODE_SUBNET,
     DEFAULT_POD_CIDR,
     DEFAULT_SERVICE_CIDR,
-    LOOPBACK,
     SSH_PORT,
     HaPlan,
     NodeState,
@@ -263,7 +261,7 @@ async def up(
 
         serve_pid = None
         if ha is not None:
-            configs = _member_configs(
+            configs = member_configs(
                 lay, plan, ha, node_list, agent_command, node_grace_period, leader_election
             )
             for m in ha.members:
@@ -318,40 +316,6 @@ async def _up_node(
         names = await import_images(nl.socket, images)
         progress(f"{node.name}: images imported ({len(images)} archives: {', '.join(names)})")
     return host_pub
-
-
-def _member_configs(
-    lay: Layout,
-    plan: Plan,
-    ha: HaPlan,
-    nodes: Sequence[NodeState],
-    agent_command: Sequence[str],
-    node_grace_period: float,
-    leader_election: LeaderElectionConfig | None,
-) -> dict[str, str]:
-    """Each control plane's config, by member name: the same nodes, its own
-    HTTPS port and identity, the shared etcd, CA and tokens."""
-    election = leader_election or LeaderElectionConfig(enabled=True)
-    return {
-        m.name: render_config(
-            lay,
-            plan,
-            nodes,
-            agent_command,
-            f"{LOOPBACK}:{m.https_port}",
-            node_grace_period,
-            service_proxies=[host_service_proxy()],
-            shared=SharedStore(
-                etcd_endpoints=ha.etcd_endpoints,
-                pki_dir=lay.pki_dir,
-                tokens_file=lay.tokens,
-                identity=m.name,
-                election=election,
-                tls_san=extra_names(ha),
-            ),
-        )
-        for m in ha.members
-    }
 
 
 def _ha_plan(

@@ -15,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from control.api.pki import ensure_pki, ensure_tokens, write_kubeconfig
+from control.config import LeaderElectionConfig
 from control.localcluster.apiproxy import ensure_api_proxy, stop_api_proxy
+from control.localcluster.clusterconfig import SharedStore, host_service_proxy, render_config
 from control.localcluster.etcdmembers import ensure_members, stop_members
 from control.localcluster.layout import Layout
-from control.localcluster.plan import LOOPBACK, HaPlan
+from control.localcluster.plan import LOOPBACK, HaPlan, NodeState, Plan
 from control.localcluster.proc import Progress, read_pid, stop_pid
 from control.localcluster.serve import ensure_serving
 
@@ -29,6 +31,40 @@ def extra_names(ha: HaPlan) -> tuple[str, ...]:
     """Names the control planes' certificate needs besides loopback: HAProxy's
     address, which clients connect to (TLS passes through to the control plane)."""
     return () if ha.host in (*WILDCARDS, LOOPBACK) else (ha.host,)
+
+
+def member_configs(
+    lay: Layout,
+    plan: Plan,
+    ha: HaPlan,
+    nodes: Sequence[NodeState],
+    agent_command: Sequence[str],
+    node_grace_period: float,
+    leader_election: LeaderElectionConfig | None,
+) -> dict[str, str]:
+    """Each control plane's config, by member name: the same nodes, its own
+    HTTPS port and identity, the shared etcd, CA and tokens."""
+    election = leader_election or LeaderElectionConfig(enabled=True)
+    return {
+        m.name: render_config(
+            lay,
+            plan,
+            nodes,
+            agent_command,
+            f"{LOOPBACK}:{m.https_port}",
+            node_grace_period,
+            service_proxies=[host_service_proxy()],
+            shared=SharedStore(
+                etcd_endpoints=ha.etcd_endpoints,
+                pki_dir=lay.pki_dir,
+                tokens_file=lay.tokens,
+                identity=m.name,
+                election=election,
+                tls_san=extra_names(ha),
+            ),
+        )
+        for m in ha.members
+    }
 
 
 async def ensure_control_planes(
