@@ -30,7 +30,6 @@ from control.localcluster.proc import (
     stop_pid,
 )
 
-HAPROXY = "/usr/sbin/haproxy"
 START_TIMEOUT = 30.0
 CHECK_INTERVAL = "1s"
 

@@ -12,6 +12,7 @@ kubeconfig points at HAProxy.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 
 from control.api.pki import ensure_pki, ensure_tokens, write_kubeconfig
@@ -101,11 +102,16 @@ async def ensure_control_planes(
 
 
 async def stop_control_planes(lay: Layout, ha: HaPlan, progress: Progress) -> None:
-    """The control planes, HAProxy, then etcd: each by its pid."""
-    for m in ha.members:
-        cl = lay.control_plane(m.name)
+    """The control planes, HAProxy, then etcd: each by its pid. The control
+    planes all at once: one by one, each would lead in turn, the leader
+    releasing its lease as it stops, and reach for the nodes again."""
+
+    async def stop(name: str) -> None:
+        cl = lay.control_plane(name)
         pid = read_pid(cl.serve_pid)
         if pid is not None and await stop_pid(pid, str(cl.data_dir)):
-            progress(f"control plane {m.name}: stopped (pid {pid})")
+            progress(f"control plane {name}: stopped (pid {pid})")
+
+    await asyncio.gather(*(stop(m.name) for m in ha.members))
     await stop_api_proxy(lay, progress)
     await stop_members(lay, ha, progress)

@@ -60,6 +60,7 @@ from tests.localcluster.clicluster import (
 )
 from tests.localcluster.names import SHARED_CLUSTER_MODULE, unique
 from tests.localcluster.traces import children
+from tests.manifests import workload
 
 pytestmark = SHARED_CLUSTER_MODULE
 
@@ -86,28 +87,14 @@ HA_OPTIONS = (
     f"{RETRY_S:g}",
 )
 
-BURST = {
-    "apiVersion": "apps/v1",
-    "kind": "Deployment",
-    "metadata": {"name": "burst"},
-    "spec": {
-        "replicas": 0,
-        "selector": {"matchLabels": {"app": "burst"}},
-        "template": {
-            "metadata": {"labels": {"app": "burst"}},
-            "spec": {
-                "terminationGracePeriodSeconds": 1,
-                "containers": [
-                    {
-                        "name": "main",
-                        "image": "pilothouse/busybox:latest",
-                        "command": ["sleep", "3600"],
-                    }
-                ],
-            },
-        },
-    },
-}
+
+def burst() -> dict[str, Any]:
+    """The Deployment that scales: pods that sleep, stopped fast."""
+    d = workload("Deployment", "burst", 0, "pilothouse/busybox:latest")
+    pod = d["spec"]["template"]["spec"]
+    pod["terminationGracePeriodSeconds"] = 1
+    pod["containers"][0]["command"] = ["sleep", "3600"]
+    return d
 
 
 def free_port_block() -> int:
@@ -253,7 +240,7 @@ async def test_killing_the_leader_during_a_scale_up(cluster: Cluster) -> None:
     cli = asyncio.create_task(_cli_loop(cluster, failover_done, cli_results))
     killed_children: list[int] = []
     try:
-        await api.create(DEPLOYMENT, BURST, "default")
+        await api.create(DEPLOYMENT, burst(), "default")
         await api.scale(DEPLOYMENT, "burst", REPLICAS, "default")
 
         async def some_running() -> list[dict[str, Any]] | None:
