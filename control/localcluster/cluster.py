@@ -20,6 +20,7 @@ from pathlib import Path
 
 from control.config import LeaderElectionConfig
 from control.localcluster import files, network
+from control.localcluster.apiproxy import haproxy_binary
 from control.localcluster.clusterconfig import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_NODE_GRACE_PERIOD,
@@ -44,6 +45,7 @@ from control.localcluster.daemons import (
     stop_node_sshd,
     write_sshd_files,
 )
+from control.localcluster.etcd import require_etcd
 from control.localcluster.images import build_images, import_images
 from control.localcluster.layout import CLUSTER_DIR, STORE_FILE, STORE_SUFFIXES, Layout
 from control.localcluster.plan import (
@@ -188,6 +190,9 @@ async def up(
         ha = _ha_plan(state, cluster, control_planes, api_listen)
         if ha is not None and store_dir is not None:
             raise LocalClusterError("--store-dir: several control planes keep their store in etcd")
+        if ha is not None:  # the tools, before anything is made
+            require_etcd()
+            haproxy_binary()
 
         if state is None:
             data_dir.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import time
@@ -36,6 +37,7 @@ from control.client import Client, ClusterUnreachable
 from control.config import ELECTION_JITTER
 from control.errors import ApiError
 from control.kubeconfig import read_kubeconfig
+from control.localcluster.etcd import etcd_binary
 from control.localcluster.etcdmembers import start_etcd_member
 from control.localcluster.layout import Layout
 from control.localcluster.plan import (
@@ -62,7 +64,13 @@ from tests.localcluster.names import SHARED_CLUSTER_MODULE, unique
 from tests.localcluster.traces import children
 from tests.manifests import workload
 
-pytestmark = SHARED_CLUSTER_MODULE
+pytestmark = [
+    *SHARED_CLUSTER_MODULE,
+    pytest.mark.skipif(
+        etcd_binary() is None or shutil.which("haproxy", path="/usr/sbin:/usr/bin") is None,
+        reason="needs etcd and haproxy (scripts/setup.sh installs them)",
+    ),
+]
 
 NAMES = unique("ha")
 CONTROL_PLANES = 3
