@@ -92,7 +92,7 @@ class ApiConfig:
     @property
     def listen_address(self) -> tuple[str, int] | None:
         """`(host, port)` of the TLS listener, or None when it is disabled."""
-        return _split_host_port(self.listen) if self.listen else None
+        return split_host_port(self.listen) if self.listen else None
 
 
 @dataclass(frozen=True)
@@ -217,6 +217,15 @@ def load_config(path: Path | None, *, data_dir: Path | None = None) -> Config:
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
     return _parse(raw, str(path), path.parent, data_dir)
+
+
+def parse_config(text: str, *, src: str, data_dir: Path) -> Config:
+    """A config from its TOML text (`src` names it in errors), as `load_config` reads a file."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{src}: invalid TOML: {e}") from None
+    return _parse(raw, src, data_dir, data_dir)
 
 
 # --- parsing -----------------------------------------------------------------
@@ -346,7 +355,8 @@ def _resolve(p: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _split_host_port(s: str) -> tuple[str, int] | None:
+def split_host_port(s: str) -> tuple[str, int] | None:
+    """`(host, port)` of "host:port" or "[v6]:port"; None when it is not one."""
     if s.startswith("["):
         host, sep, port = s[1:].partition("]:")
     else:
@@ -415,7 +425,7 @@ def _parse_store(t: _Table, data_dir: Path) -> StoreConfig:
         scheme, sep, rest = ep.partition("://")
         if not sep:
             scheme, rest = "", ep
-        if scheme not in ("", "http", "https") or _split_host_port(rest.rstrip("/")) is None:
+        if scheme not in ("", "http", "https") or split_host_port(rest.rstrip("/")) is None:
             raise t.err("etcd_endpoints", f"not a valid endpoint (want host:port): {ep!r}")
         if scheme == "http" and tls:
             raise t.err(
@@ -472,7 +482,7 @@ def _parse_leader_election(t: _Table, store: StoreConfig) -> LeaderElectionConfi
     advertise = t.string("advertise_url", "")
     if advertise and (
         not advertise.startswith("https://")
-        or _split_host_port(advertise.removeprefix("https://").rstrip("/")) is None
+        or split_host_port(advertise.removeprefix("https://").rstrip("/")) is None
     ):
         raise t.err("advertise_url", f'want "https://host:port": {advertise!r}')
     cfg = LeaderElectionConfig(
@@ -489,7 +499,7 @@ def _parse_leader_election(t: _Table, store: StoreConfig) -> LeaderElectionConfi
 
 def _parse_api(t: _Table, data_dir: Path) -> ApiConfig:
     listen = t.string("listen", "127.0.0.1:6443")
-    if listen and _split_host_port(listen) is None:
+    if listen and split_host_port(listen) is None:
         raise t.err(
             "listen", f'not a valid address (want "host:port", or "" to disable): {listen!r}'
         )

@@ -90,10 +90,16 @@ async def migrate(args: argparse.Namespace) -> int:
 
 
 async def up(args: argparse.Namespace) -> int:
-    from control.config import default_data_dir
+    from control.config import LeaderElectionConfig, default_data_dir
     from control.localcluster.cluster import up as cluster_up
 
     data_dir = _data_dir_arg(args)
+    election = LeaderElectionConfig(
+        enabled=True,
+        lease_duration=args.leader_elect_lease_duration,
+        renew_deadline=args.leader_elect_renew_deadline,
+        retry_period=args.leader_elect_retry_period,
+    )
     result = await cluster_up(
         args.nodes,
         data_dir,
@@ -105,11 +111,18 @@ async def up(args: argparse.Namespace) -> int:
         node_grace_period=args.node_grace_period,
         backoff_base=args.backoff_base,
         store_dir=Path(args.store_dir) if args.store_dir else None,
+        control_planes=args.control_planes,
+        leader_election=election,
         serve_command=(sys.executable, "-m", "console", "serve", "--data-dir", str(data_dir)),
         progress=_say,
     )
     print(f"local cluster up: {len(result.nodes)} nodes in {result.seconds:.1f}s")
-    print(f"config: {result.config_path}")
+    if result.api_url is not None:
+        planes = len(result.control_plane_pids)
+        print(f"API: {result.api_url} (haproxy, in front of {planes} control planes)")
+        print(f"kubeconfig: {result.config_path}")
+    else:
+        print(f"config: {result.config_path}")
     print(f"known_hosts: {result.known_hosts}")
     env = "" if data_dir == default_data_dir() else f"PILOTHOUSE_HOME={data_dir} "
     if not args.no_console and sys.stdin.isatty() and sys.stdout.isatty():
@@ -120,7 +133,9 @@ async def up(args: argparse.Namespace) -> int:
         else:
             # Attach to the control plane that `up` left serving this data dir.
             args.tui_data_dir, args.tui_config = str(data_dir), None
-            args.tui_server = args.tui_kubeconfig = None
+            args.tui_server = None
+            # Several control planes: through HAProxy, as the kubeconfig says.
+            args.tui_kubeconfig = str(result.config_path) if result.api_url else None
             args.readonly = getattr(args, "readonly", False)
             return await run_console(args)
     print("next:")

@@ -470,6 +470,25 @@ def _up(sub: Subparsers) -> None:
         metavar="DIR",
         help="an existing directory for the control plane's store (default: the data dir)",
     )
+    p.add_argument(
+        "--control-planes",
+        type=int,
+        metavar="N",
+        help="control planes (default 1); 3, 5 or 7: as many etcd members and `serve` "
+        "processes with leader election, behind HAProxy on --listen",
+    )
+    for flag, default, what in (
+        ("lease-duration", 15, "how long a leader's lease lasts"),
+        ("renew-deadline", 10, "how long a leader tries to renew before it stops leading"),
+        ("retry-period", 2, "how often candidates try and the leader renews"),
+    ):
+        p.add_argument(
+            f"--leader-elect-{flag}",
+            type=float,
+            default=float(default),
+            metavar="SECONDS",
+            help=f"with several control planes: {what} (default {default})",
+        )
     p.set_defaults(func=Command("cluster", "up"))
 
 

@@ -1,7 +1,8 @@
 """`pilothouse` with no command: attach to a serving control plane, or host one, and open the console.
 
 Order: `--server`, then `--kubeconfig`, then the configured data dir's socket
-if it answers; otherwise the control plane starts in this process, on its own
+if it answers, then the HAProxy of a local cluster of several control planes
+in the data dir (`up --control-planes`); otherwise the control plane starts in this process, on its own
 thread and loop (hosted.py), and stops when the console exits.
 """
 
@@ -17,6 +18,18 @@ from console.tui.bindings import load_keymap
 from console.tui.hosted import HostedControlPlane, socket_answers
 from control.client import Client
 from control.config import load_config
+from control.localcluster.layout import Layout
+from control.localcluster.state import read_state
+
+
+def _local_api_proxy(data_dir: Path) -> str | None:
+    """The kubeconfig of a local cluster of several control planes in `data_dir`
+    (their API is behind HAProxy, with no socket in the data dir), or None."""
+    state = read_state(data_dir)
+    if state is None or state.control_planes < 2:
+        return None
+    kubeconfig = Layout(data_dir).kubeconfig
+    return str(kubeconfig) if kubeconfig.exists() else None
 
 
 def _log_to_file(path: Path) -> None:
@@ -46,6 +59,10 @@ async def run_console(args: argparse.Namespace) -> int:
         factory = lambda: Client(socket)  # noqa: E731
         info = f"attached to {config.data_dir}"
         target = ["--server", socket]
+    elif (behind := _local_api_proxy(config.data_dir)) is not None:
+        factory = lambda: make_client(None, behind)  # noqa: E731
+        info = f"attached to {config.data_dir}"
+        target = ["--kubeconfig", behind]
     else:
         _log_to_file(config.data_dir / "console.log")
         hosted = HostedControlPlane(config)

@@ -18,15 +18,23 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from control.config import LeaderElectionConfig
 from control.localcluster import files, network
+from control.localcluster.apiproxy import haproxy_binary
 from control.localcluster.clusterconfig import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_NODE_GRACE_PERIOD,
+    check_config,
     check_config_is_ours,
     default_agent_command,
     host_service_proxy,
     render_config,
     write_config,
+)
+from control.localcluster.controlplanes import (
+    ensure_control_planes,
+    member_configs,
+    stop_control_planes,
 )
 from control.localcluster.daemons import (
     RUN_SSHD,
@@ -37,6 +45,7 @@ from control.localcluster.daemons import (
     stop_node_sshd,
     write_sshd_files,
 )
+from control.localcluster.etcd import require_etcd
 from control.localcluster.images import build_images, import_images
 from control.localcluster.layout import CLUSTER_DIR, STORE_FILE, STORE_SUFFIXES, Layout
 from control.localcluster.plan import (
@@ -45,8 +54,10 @@ from control.localcluster.plan import (
     DEFAULT_POD_CIDR,
     DEFAULT_SERVICE_CIDR,
     SSH_PORT,
+    HaPlan,
     NodeState,
     Plan,
+    make_ha_plan,
     make_plan,
 )
 from control.localcluster.proc import (
@@ -83,6 +94,9 @@ class UpResult:
     nodes: tuple[NodeState, ...]
     seconds: float
     serve_pid: int | None
+    # Several control planes: their pids, and HAProxy's URL in front of them.
+    control_plane_pids: tuple[int, ...] = ()
+    api_url: str | None = None
 
 
 def _quiet(_: str) -> None:
@@ -108,6 +122,8 @@ async def up(
     node_grace_period: float = DEFAULT_NODE_GRACE_PERIOD,
     backoff_base: float = DEFAULT_BACKOFF_BASE,
     store_dir: Path | None = None,
+    control_planes: int | None = None,
+    leader_election: LeaderElectionConfig | None = None,
     progress: Progress = _quiet,
 ) -> UpResult:
     """Bring up (or complete, or resize) the local cluster in `data_dir`. Idempotent.
@@ -127,6 +143,12 @@ async def up(
     `store_dir` puts the control plane's store in an existing directory of its
     own (a filesystem of its own, say) instead of the data dir; a data dir
     keeps the store dir of its first `up`, and `down` removes the store files.
+
+    `control_planes` > 1 (None: as before, 1 at first) runs that many control
+    planes on an etcd cluster of as many members, with leader election (its
+    timings from `leader_election`), behind HAProxy on `api_listen` (see
+    `controlplanes`); each runs `serve_command` with a `--data-dir` of its own.
+    A data dir keeps the control planes and the API address of its first `up`.
     """
     lay = Layout.of(data_dir)
     data_dir = lay.data_dir
@@ -165,6 +187,12 @@ async def up(
         _check_tools()
         check_config_is_ours(lay.config)
         wanted_store = _store_dir(store_dir)
+        ha = _ha_plan(state, cluster, control_planes, api_listen)
+        if ha is not None and store_dir is not None:
+            raise LocalClusterError("--store-dir: several control planes keep their store in etcd")
+        if ha is not None:  # the tools, before anything is made
+            require_etcd()
+            haproxy_binary()
 
         if state is None:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -172,6 +200,9 @@ async def up(
             preexisting = sorted(p.name for p in data_dir.iterdir() if p.name != CLUSTER_DIR)
             state = State.new(plan, preexisting)
             state.store_dir = wanted_store
+            if ha is not None:
+                state.control_planes = len(ha.members)
+                state.api_listen = f"{ha.host}:{ha.port}"
         elif store_dir is not None and wanted_store != state.store_dir:
             raise LocalClusterError(
                 f"{data_dir} keeps its store in {state.store_dir or data_dir}; "
@@ -234,6 +265,28 @@ async def up(
             )
 
         serve_pid = None
+        if ha is not None:
+            configs = member_configs(
+                lay, plan, ha, node_list, agent_command, node_grace_period, leader_election
+            )
+            for m in ha.members:
+                check_config(configs[m.name], lay.control_plane(m.name).config)
+            if serve_command is None:
+                for m in ha.members:
+                    write_config(lay.control_plane(m.name).config, configs[m.name])
+                return UpResult(
+                    lay.config, lay.known_hosts, tuple(node_list), time.monotonic() - t0, None
+                )
+            pids = await ensure_control_planes(lay, ha, cluster, configs, serve_command, progress)
+            return UpResult(
+                lay.kubeconfig,
+                lay.known_hosts,
+                tuple(node_list),
+                time.monotonic() - t0,
+                None,
+                control_plane_pids=pids,
+                api_url=ha.api_url,
+            )
         if serve_command is None:
             write_config(lay.config, config(node_list))
         else:
@@ -268,6 +321,25 @@ async def _up_node(
         names = await import_images(nl.socket, images)
         progress(f"{node.name}: images imported ({len(images)} archives: {', '.join(names)})")
     return host_pub
+
+
+def _ha_plan(
+    state: State | None, cluster: str, control_planes: int | None, api_listen: str | None
+) -> HaPlan | None:
+    """The control planes of a new cluster, or of the data dir's, which must
+    not change (its store and its API address stay)."""
+    if state is None:
+        return make_ha_plan(cluster, control_planes or 1, api_listen)
+    if control_planes is not None and control_planes != state.control_planes:
+        raise LocalClusterError(
+            f"the cluster has {state.control_planes} control planes; "
+            "run `pilothouse down` first to change that"
+        )
+    if state.control_planes > 1 and api_listen is not None and api_listen != state.api_listen:
+        raise LocalClusterError(
+            f"the cluster's API is at {state.api_listen}; run `pilothouse down` first to move it"
+        )
+    return make_ha_plan(cluster, state.control_planes, state.api_listen or None)
 
 
 def _store_dir(store_dir: Path | None) -> str:
@@ -332,6 +404,9 @@ async def _down(lay: Layout, *, progress: Progress) -> bool:
     state = State.load(lay.state)
     if state is None:
         return False
+    ha = make_ha_plan(state.cluster, state.control_planes, state.api_listen or None)
+    if ha is not None:
+        await stop_control_planes(lay, ha, progress)
     pid = read_pid(lay.serve_pid)
     if pid is not None and await stop_pid(pid, str(lay.data_dir)):
         progress(f"control plane: stopped (pid {pid})")

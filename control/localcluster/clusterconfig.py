@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from control.config import ConfigError, LeaderElectionConfig, parse_config
 from control.localcluster import files
 from control.localcluster.layout import Layout
 from control.localcluster.plan import SSH_PORT, NodeState, Plan
@@ -56,6 +58,45 @@ def host_service_proxy() -> ServiceProxy:
     return HOST_PROXY, [sys.executable, "-m", "agent", "--proxy-only"]
 
 
+@dataclass(frozen=True)
+class SharedStore:
+    """What the config of one of several control planes adds: the etcd cluster
+    they share, the CA and tokens they share (for forwarding to the leader), and
+    its own identity in the leader election."""
+
+    etcd_endpoints: Sequence[str]
+    pki_dir: Path
+    tokens_file: Path
+    identity: str
+    election: LeaderElectionConfig
+    tls_san: Sequence[str] = ()
+
+
+def _shared_store_lines(shared: SharedStore) -> list[str]:
+    e = shared.election
+    lines = [
+        f"pki_dir = {files.toml_str(str(shared.pki_dir))}",
+        f"tokens_file = {files.toml_str(str(shared.tokens_file))}",
+    ]
+    if shared.tls_san:
+        lines.append(f"tls_san = {files.toml_list(shared.tls_san)}")
+    return [
+        *lines,
+        "",
+        "[store]",
+        'backend = "etcd"',
+        f"etcd_endpoints = {files.toml_list(shared.etcd_endpoints)}",
+        "",
+        "[leader_election]",
+        "enabled = true",
+        f"identity = {files.toml_str(shared.identity)}",
+        f"lease_duration = {e.lease_duration:g}",
+        f"renew_deadline = {e.renew_deadline:g}",
+        f"retry_period = {e.retry_period:g}",
+        "",
+    ]
+
+
 def render_config(
     lay: Layout,
     plan: Plan,
@@ -65,16 +106,20 @@ def render_config(
     node_grace_period: float,
     service_proxies: Sequence[ServiceProxy] = (),
     store_path: Path | None = None,
+    shared: SharedStore | None = None,
 ) -> str:
     """The config that reaches `nodes` over SSH (none: a control plane with no
     node links), and runs `service_proxies`; its store at `store_path` (None:
-    the data dir's)."""
+    the data dir's), or in the etcd cluster of `shared`."""
     lines = [
         f"{CONFIG_MARKER} for local cluster {plan.cluster!r}; `pilothouse down` removes it.",
         "",
     ]
-    if api_listen is not None:
-        lines += ["[api]", f"listen = {files.toml_str(api_listen)}", ""]
+    if api_listen is not None or shared is not None:
+        lines += ["[api]"]
+        if api_listen is not None:
+            lines += [f"listen = {files.toml_str(api_listen)}"]
+        lines += _shared_store_lines(shared) if shared is not None else [""]
     if store_path is not None:
         lines += ["[store]", f"path = {files.toml_str(str(store_path))}", ""]
     lines += [
@@ -118,6 +163,14 @@ def render_config(
             "",
         ]
     return "\n".join(lines)
+
+
+def check_config(text: str, path: Path) -> None:
+    """Refuse a config the control plane would refuse, before starting anything."""
+    try:
+        parse_config(text, src=str(path), data_dir=path.parent)
+    except ConfigError as e:
+        raise LocalClusterError(str(e)) from None
 
 
 def write_config(path: Path, text: str) -> bool:

@@ -47,6 +47,49 @@ def etcd_binary() -> str | None:
     )
 
 
+def require_etcd() -> str:
+    binary = etcd_binary()
+    if binary is None:
+        raise LocalClusterError("etcd is not installed (scripts/setup.sh installs etcd-server)")
+    return binary
+
+
+def member_argv(
+    binary: str,
+    name: str,
+    data: Path,
+    *,
+    client_url: str,
+    peer_url: str,
+    initial_cluster: str,
+    cluster_token: str = "etcd-cluster",
+) -> list[str]:
+    """One etcd member's command line: named `name`, its data in `data`,
+    logging to stderr. The initial cluster counts only on the first start: a
+    member with data rejoins the cluster its data names."""
+    return [
+        binary,
+        f"--name={name}",
+        f"--data-dir={data}",
+        f"--listen-client-urls={client_url}",
+        f"--advertise-client-urls={client_url}",
+        f"--listen-peer-urls={peer_url}",
+        f"--initial-advertise-peer-urls={peer_url}",
+        f"--initial-cluster={initial_cluster}",
+        f"--initial-cluster-token={cluster_token}",
+        "--logger=zap",
+        "--log-outputs=stderr",
+    ]
+
+
+def healthy(url: str) -> bool:
+    """Whether etcd's /health at `url` says true (a member with a quorum behind it)."""
+    with contextlib.suppress(OSError):
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return b'"health":"true"' in resp.read()
+    return False
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,25 +108,21 @@ def throwaway_etcd(
     """An etcd with its data and log in `data_dir`; over TLS with `cert` and
     `key`, requiring client certificates signed by `client_ca` when given;
     `quota_bytes`: its backend's size limit (etcd's own default when None)."""
-    binary = etcd_binary()
-    if binary is None:
-        raise LocalClusterError("etcd is not installed (scripts/setup.sh installs etcd-server)")
+    binary = require_etcd()
     data_dir.mkdir(parents=True, exist_ok=True)
     client, peer, metrics = _free_port(), _free_port(), _free_port()
     url = f"{'https' if cert is not None else 'http'}://127.0.0.1:{client}"
     peer_url = f"http://127.0.0.1:{peer}"
     argv = [
-        binary,
-        "--name=throwaway",
-        f"--data-dir={data_dir / 'data'}",
-        f"--listen-client-urls={url}",
-        f"--advertise-client-urls={url}",
-        f"--listen-peer-urls={peer_url}",
-        f"--initial-advertise-peer-urls={peer_url}",
-        f"--initial-cluster=throwaway={peer_url}",
+        *member_argv(
+            binary,
+            "throwaway",
+            data_dir / "data",
+            client_url=url,
+            peer_url=peer_url,
+            initial_cluster=f"throwaway={peer_url}",
+        ),
         f"--listen-metrics-urls=http://127.0.0.1:{metrics}",
-        "--logger=zap",
-        "--log-outputs=stderr",
     ]
     if cert is not None and key is not None:
         argv += [f"--cert-file={cert}", f"--key-file={key}"]
@@ -116,9 +155,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
             raise LocalClusterError(
                 f"etcd exited with {proc.returncode}: {log.read_text()[-2000:]}"
             )
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if b'"health":"true"' in resp.read():
-                    return
+        if healthy(url):
+            return
         time.sleep(0.05)
     raise LocalClusterError(f"etcd did not become healthy in {START_TIMEOUT:g}s: see {log}")

@@ -27,6 +27,15 @@ class Layout:
         self.serve_pid = self.root / "serve.pid"
         self.serve_log = self.root / "serve.log"
         self.api_socket = data_dir / "api.sock"
+        # Several control planes: HAProxy in front of them, and the kubeconfig
+        # (to HAProxy) and the CA and tokens they share, at the top.
+        self.kubeconfig = data_dir / "kubeconfig"
+        self.readonly_kubeconfig = data_dir / "kubeconfig-readonly"
+        self.pki_dir = data_dir / "pki"
+        self.tokens = data_dir / "tokens.csv"
+        self.haproxy_config = self.root / "haproxy.cfg"
+        self.haproxy_pid = self.root / "haproxy.pid"
+        self.haproxy_log = self.root / "haproxy.log"
 
     @staticmethod
     def of(data_dir: Path) -> Layout:
@@ -35,6 +44,24 @@ class Layout:
 
     def node(self, name: str) -> NodeLayout:
         return NodeLayout(self.root / name)
+
+    def control_plane(self, name: str) -> Layout:
+        """One of several control planes: its serve's data dir (config, socket,
+        pid and log where a single control plane keeps them in the data dir)."""
+        return Layout(self.root / name)
+
+    def etcd_member(self, name: str) -> EtcdMemberLayout:
+        return EtcdMemberLayout(self.root / name / "etcd")
+
+
+class EtcdMemberLayout:
+    """One etcd member's data, pid and log."""
+
+    def __init__(self, d: Path) -> None:
+        self.dir = d
+        self.data = d / "data"
+        self.pid = d / "etcd.pid"
+        self.log = d / "etcd.log"
 
 
 class NodeLayout:

@@ -27,6 +27,9 @@ class State:
     made_run_sshd: bool = False
     # Where the control plane's store lives when not in the data dir ("": there).
     store_dir: str = ""
+    # Several control planes: how many, and HAProxy's address in front of them.
+    control_planes: int = 1
+    api_listen: str = ""
     # Top-level entries of the data dir before the first `up`; `down` removes the rest.
     preexisting: list[str] = field(default_factory=list)
     host_routes: list[str] = field(default_factory=list)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from control.client import Client
+from control.kubeconfig import read_kubeconfig
 from control.localcluster.layout import Layout
 from control.localcluster.proc import capture, cmdline, is_zombie, netns_inode, pids_in_netns
 from control.localcluster.runcstate import runc_state
@@ -142,7 +143,7 @@ async def cli_cluster(
     """`pilothouse up --nodes N` with the names' ranges and `up_options`, until
     all N nodes are Ready; always `pilothouse down` afterwards."""
     before = Snapshot.take()
-    api = Client(str(data_dir / "api.sock"))
+    api: Client | None = None
     try:
         up = await pilothouse(
             data_dir,
@@ -158,18 +159,31 @@ async def cli_cluster(
         )
         # The daemons' logs go with `down`: show them now.
         assert up.code == 0, f"up failed: {up.err}\n{log_tails(data_dir / 'cluster')}"
+        api = cluster_client(data_dir)
+        served = api
 
         async def all_ready() -> bool | None:
-            listed = (await api.list(NODE))["items"]
+            listed = (await served.list(NODE))["items"]
             return True if [node_ready(n) for n in listed] == ["True"] * nodes else None
 
         await poll(all_ready, f"{nodes} Ready nodes", within=90)
         yield Cluster(data_dir, api, before)
     finally:
-        await api.close()
+        if api is not None:
+            await api.close()
         keep_logs(data_dir / "cluster", data_dir.parent / "logs")
         r = await pilothouse(data_dir, "down", "--data-dir", str(data_dir), within=180)
         assert r.code == 0, r.err
+
+
+def cluster_client(data_dir: Path) -> Client:
+    """The API that `up` left: the data dir's socket, or with several control
+    planes, HAProxy as the data dir's kubeconfig names it."""
+    state = read_state(data_dir)
+    if state is None or state.control_planes == 1:
+        return Client(str(data_dir / "api.sock"))
+    target = read_kubeconfig(Layout(data_dir).kubeconfig)
+    return Client(target.server, ca_pem=target.ca_pem, token=target.token)
 
 
 async def down_leaves_nothing(cluster: Cluster, names: ClusterNames) -> None:

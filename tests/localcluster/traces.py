@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from control.localcluster.layout import Layout
+from control.localcluster.plan import make_ha_plan
 from control.localcluster.proc import is_zombie, netns_inode, pids_in_netns, read_pid
-from control.localcluster.state import read_state
+from control.localcluster.state import State, read_state
 from control.localcluster.teardown import mounts_under
 from control.nodes.cri import CriClient
 from tests.localcluster.names import ClusterNames
@@ -89,12 +90,30 @@ async def running(data_dir: Path) -> tuple[set[int], set[str]]:
                 path = cri.sandbox_netns(sid)
                 if path:  # a stopped sandbox may have none left
                     pod_netns.add(Path(path).name)
-    serve = read_pid(lay.serve_pid)
-    assert serve is not None
-    pids.add(serve)
-    # And what the control plane runs itself, such as the host's service proxy.
-    pids |= set(children(serve))
+    pids |= control_plane_pids(lay, state)
     return pids, pod_netns
+
+
+def control_plane_pids(lay: Layout, state: State) -> set[int]:
+    """The live processes of the control plane: `serve` and its children, such
+    as the host's service proxy; with several, each `serve` and its children,
+    the etcd members and HAProxy."""
+    ha = make_ha_plan(state.cluster, state.control_planes, state.api_listen or None)
+    serve_files = (
+        [lay.serve_pid] if ha is None else [lay.control_plane(m.name).serve_pid for m in ha.members]
+    )
+    serves = {pid for f in serve_files if (pid := read_pid(f)) is not None and not is_zombie(pid)}
+    assert serves, serve_files
+    pids = set(serves)
+    for serve in serves:
+        pids |= set(children(serve))
+    if ha is not None:
+        files = [lay.haproxy_pid, *(lay.etcd_member(m.name).pid for m in ha.members)]
+        for f in files:
+            pid = read_pid(f)
+            assert pid is not None, f
+            pids.add(pid)
+    return pids
 
 
 def children(parent: int) -> list[int]:

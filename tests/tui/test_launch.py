@@ -12,7 +12,10 @@ from console.cli.main import build_parser
 from console.tui import launch
 from console.tui.app import PilothouseApp
 from console.tui.hosted import socket_answers
+from control.api.pki import write_kubeconfig
 from control.controlplane import ControlPlane
+from control.localcluster.layout import Layout
+from control.localcluster.state import State
 from control.objects import kinds
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,3 +76,28 @@ async def test_hosts_a_control_plane_when_none_answers(
     assert await launch.run_console(args) == 0
     assert "default" in names
     assert not socket_answers(tmp_path / "api.sock")  # stopped with the console
+
+
+async def test_attaches_through_haproxy_to_a_local_cluster_of_several_control_planes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up --control-planes 3` leaves no socket in the data dir: the console
+    goes through the kubeconfig to HAProxy rather than host a control plane."""
+    lay = Layout(tmp_path)
+    state = State("t", "phbr-t", "172.31.240.0/24", "10.250.0.0/16", 24)
+    state.control_planes, state.api_listen = 3, "127.0.0.1:7000"
+    lay.root.mkdir()
+    state.save(lay.state)
+    write_kubeconfig(lay.kubeconfig, "https://127.0.0.1:7000", None, "token")
+    seen: list[PilothouseApp] = []
+
+    async def fake_run(self: PilothouseApp) -> None:
+        seen.append(self)
+
+    monkeypatch.setattr(PilothouseApp, "run_async", fake_run)
+    args = build_parser().parse_args(["--data-dir", str(tmp_path)])
+    assert await launch.run_console(args) == 0
+    (app,) = seen
+    assert app.client.server == "https://127.0.0.1:7000"
+    assert app.info == f"attached to {tmp_path}"
+    assert not (tmp_path / "config.toml").exists() and not (tmp_path / "state.db").exists()
