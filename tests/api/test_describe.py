@@ -4,6 +4,7 @@ its values, never the values; other kinds show their sections and their events."
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 
@@ -18,16 +19,10 @@ async def test_a_secret_shows_sizes_not_values(
     plane: ControlPlane, client: Client, capsys: pytest.CaptureFixture[str]
 ) -> None:
     marker = "hunter2-do-not-print"
-    await client.create(
-        SECRET,
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "db", "namespace": "default"},
-            "type": "Opaque",
-            "data": {"password": base64.b64encode(marker.encode()).decode()},
-        },
-    )
+    secret: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque"}
+    secret["metadata"] = {"name": "db", "namespace": "default"}
+    secret["data"] = {"password": base64.b64encode(marker.encode()).decode()}
+    await client.create(SECRET, secret)
     text = await describe(client, SECRET, "db", "default")
     assert "Type:         Opaque\n" in text
     assert f"Data:\n  password:  {len(marker)} bytes\n" in text
