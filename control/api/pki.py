@@ -173,20 +173,42 @@ def _new_server_cert(
     names: set[str],
     ips: set[IPAddress],
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in sorted(names)]
     sans += [x509.IPAddress(ip) for ip in sorted(ips, key=lambda i: (i.version, int(i)))]
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pilothouse-apiserver")])
-    cert = (
-        _certificate(subject, ca.subject, key, _now(), SERVER_DAYS, ca=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    return _new_leaf_cert(ca, ca_key, "pilothouse-apiserver", ExtendedKeyUsageOID.SERVER_AUTH, sans)
+
+
+def _new_leaf_cert(
+    ca: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    common_name: str,
+    usage: x509.ObjectIdentifier,
+    sans: list[x509.GeneralName],
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A new key and its certificate, signed by the CA, for `usage` (server
+    or client authentication)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    builder = _certificate(subject, ca.subject, key, _now(), SERVER_DAYS, ca=False)
+    builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    cert = builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+    ).sign(ca_key, hashes.SHA256())
     return cert, key
+
+
+def issue_client_cert(pki_dir: Path, common_name: str) -> tuple[Path, Path]:
+    """A client certificate and key signed by the cluster CA in `pki_dir`
+    (`NAME.crt`, `NAME.key`): a control plane's identity to an etcd that asks
+    for client certificates."""
+    ca, ca_key = _ensure_ca(pki_dir)
+    cert, key = _new_leaf_cert(ca, ca_key, common_name, ExtendedKeyUsageOID.CLIENT_AUTH, [])
+    cert_path, key_path = pki_dir / f"{common_name}.crt", pki_dir / f"{common_name}.key"
+    _write_atomic(key_path, _key_pem(key), 0o600)
+    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return cert_path, key_path
 
 
 def _load_ca(

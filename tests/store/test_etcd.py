@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from control.api.pki import ensure_pki
+from control.api.pki import ensure_pki, issue_client_cert
 from control.store import etcd as etcd_module
 from control.store.cache import CachedStore
 from control.store.etcd import EtcdStore
@@ -208,6 +208,20 @@ async def test_tls_verifies_etcd_against_the_ca(tmp_path: Path, prefix: str) -> 
         # Without the CA, etcd's certificate is not trusted.
         with pytest.raises(StoreError):
             await asyncio.wait_for(EtcdStore((server.endpoint,), prefix=prefix).open(), 20)
+
+
+async def test_etcd_that_asks_for_client_certificates(tmp_path: Path, prefix: str) -> None:
+    pki = ensure_pki(tmp_path / "pki", ["127.0.0.1"])
+    cert, key_file = issue_client_cert(pki.dir, "pilothouse-etcd-client")
+    with running_etcd(cert=pki.server_cert, key=pki.server_key, client_ca=pki.ca_cert) as server:
+        tls = EtcdTLS(pki.ca_cert, cert, key_file)
+        async with opened(EtcdStore((server.endpoint,), prefix=prefix, tls=tls)) as s:
+            created = await s.create(key("a"), pod("a"))
+            assert await s.get(key("a")) == created
+        # Trusting etcd is not enough: without a client certificate it refuses us.
+        anonymous = EtcdStore((server.endpoint,), prefix=prefix, tls=EtcdTLS(pki.ca_cert))
+        with pytest.raises(StoreError):
+            await asyncio.wait_for(anonymous.open(), 20)
 
 
 async def test_pages_span_several_reads(
