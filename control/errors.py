@@ -140,6 +140,11 @@ def insufficient_storage(message: str) -> ApiError:
     return ApiError(507, "InternalError", message)
 
 
+def internal_error() -> ApiError:
+    """A failure of the server's own: the log has the details, the client a Status."""
+    return ApiError(500, "InternalError", "an internal error occurred; see the server log")
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 

@@ -28,6 +28,7 @@ from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from control import errors
 from control.api.responses import error_response
 from control.config import ApiLimits
 from control.errors import ApiError
@@ -51,7 +52,7 @@ def protocol_error(status: int, exc: BaseException | None, message: str | None) 
     if isinstance(exc, BadHttpMessage) and "Too many headers" in text:
         return ApiError(431, "RequestHeaderFieldsTooLarge", "too many request headers")
     if status >= 500:
-        return ApiError(500, "InternalError", "an internal error occurred; see the server log")
+        return errors.internal_error()
     return ApiError(status, "BadRequest", f"bad request: {text.splitlines()[0] if text else ''}")
 
 

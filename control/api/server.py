@@ -153,8 +153,7 @@ class ApiServer:
             raise
         except Exception:
             log.exception("internal error serving %s %s", request.method, request.path)
-            err = ApiError(500, "InternalError", "an internal error occurred; see the server log")
-            return error_response(err)
+            return error_response(errors.internal_error())
 
     def _holder(self, request: web.Request) -> Holder:
         """Whom the request counts against: the unix socket, or the token's user."""
@@ -206,9 +205,7 @@ class ApiServer:
 def _http_error(e: web.HTTPException) -> ApiError:
     """An error aiohttp raised in a handler (a body over the limit, say) as a Status."""
     if e.status == 413:
-        return ApiError(
-            413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_REQUEST_BYTES}"
-        )
+        return errors.request_entity_too_large(f"limit is {MAX_REQUEST_BYTES}")
     return ApiError(e.status, e.reason.replace(" ", ""), e.text or e.reason)
 
 
