@@ -29,7 +29,7 @@ from textual.widgets import ContentSwitcher, Input, Static
 from console.tui import actions
 from console.tui.bindings import ACTIONS, APPLIES, MUTATING, NOT_SCALABLE, Act, main_bindings
 from console.tui.informer import WatchCache
-from console.tui.leader import fetch_leader_text
+from console.tui.leader import follow_leader
 from console.tui.screens import (
     ConfirmScreen,
     HelpScreen,
@@ -73,8 +73,6 @@ def _ignore_signal(signum: int, frame: object) -> None:
     return None
 
 
-# How often the header's leader is read again (a failover takes longer).
-LEADER_POLL_SECONDS = 5.0
 # The view that shows the ingress routes' live traffic.
 TRAFFIC_VIEW = "ingress"
 # A change of more keys than this (a list) is flushed at once.
@@ -213,9 +211,8 @@ class PilothouseApp(App[None]):
         self.set_interval(5.0, self._sample_nodes)
         self.set_interval(10.0, self._refresh_ages)
         self.set_interval(POLL_SECONDS, self.poll_traffic)
-        self.set_interval(LEADER_POLL_SECONDS, self.fetch_leader)
         self.fetch_version()
-        self.fetch_leader()
+        self.follow_leader()
 
     async def on_unmount(self) -> None:
         for cache in self.caches.values():
@@ -232,8 +229,10 @@ class PilothouseApp(App[None]):
         self.update_health()
 
     @work(group="leader", exclusive=True, exit_on_error=False)
-    async def fetch_leader(self) -> None:
-        leader = await fetch_leader_text(self.client)
+    async def follow_leader(self) -> None:
+        await follow_leader(self.client, self._show_leader)
+
+    def _show_leader(self, leader: str) -> None:
         if leader != self.leader:
             self.leader = leader
             self.update_health()

@@ -4,13 +4,18 @@ no such Lease (one control plane, without leader election)."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable
+from typing import Any, Final
 
 from control.client import Client, ClusterUnreachable
 from control.errors import ApiError
 from control.objects.coordination import lease_holder
 from control.objects.kinds import LEASE
 from control.wire import LEADER_ENDPOINT_ANNOTATION, LEADER_LEASE_NAME, LEADER_LEASE_NAMESPACE
+
+# After the watch ends or fails, how long before the Lease is read again.
+RETRY_SECONDS: Final = 1.0
 
 
 def leader_text(lease: dict[str, Any], server: str) -> str:
@@ -26,12 +31,26 @@ def leader_text(lease: dict[str, Any], server: str) -> str:
     return text
 
 
-async def fetch_leader_text(client: Client) -> str:
-    """The header's leader part, read now; "" without leader election."""
-    try:
-        lease = await client.get(LEASE, LEADER_LEASE_NAME, LEADER_LEASE_NAMESPACE)
-    except ApiError as e:
-        return "" if e.code == 404 else f"leader unknown: {e.message}"
-    except ClusterUnreachable:
-        return ""  # the header shows the server unreachable already
-    return leader_text(lease, client.server)
+async def follow_leader(client: Client, show: Callable[[str], None]) -> None:
+    """Show the header's leader part now and on every change of the Lease,
+    until cancelled: a watch on the one Lease, read again after a cut or an
+    error. "" without leader election."""
+    selector = f"metadata.name={LEADER_LEASE_NAME}"
+    while True:
+        try:
+            listed = await client.list(LEASE, LEADER_LEASE_NAMESPACE, field_selector=selector)
+            items = listed.get("items") or []
+            show(leader_text(items[0], client.server) if items else "")
+            events = client.watch(
+                LEASE,
+                LEADER_LEASE_NAMESPACE,
+                resource_version=str(listed["metadata"]["resourceVersion"]),
+                field_selector=selector,
+            )
+            async for kind, lease in events:
+                show("" if kind == "DELETED" else leader_text(lease, client.server))
+        except ApiError as e:
+            show(f"leader unknown: {e.message}")
+        except ClusterUnreachable:
+            show("")  # the header shows the server unreachable already
+        await asyncio.sleep(RETRY_SECONDS)

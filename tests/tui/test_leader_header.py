@@ -46,6 +46,9 @@ async def test_the_header_shows_the_leader(plane: ControlPlane, client: Client) 
 
         await eventually(lambda: "server " in header())
         assert "leader" not in header()
-        await client.create(LEASE, lease("cp-1", "https://10.0.0.2:6443"))
-        app.fetch_leader()
+        created = await client.create(LEASE, lease("cp-1", "https://10.0.0.2:6443"))
+        # The console watches the Lease: the header follows it without a poll.
         await eventually(lambda: "leader cp-1 at https://10.0.0.2:6443" in header())
+        created["spec"]["holderIdentity"] = "cp-2"
+        await client.replace(LEASE, created)
+        await eventually(lambda: "leader cp-2 at https://10.0.0.2:6443" in header())
