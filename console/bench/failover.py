@@ -140,9 +140,6 @@ async def _bench(tmp: Path, endpoint: str, count: int, kills: int, timing: Timin
         first = planes[0].client
         assert first is not None
         await first.create(DEPLOYMENT, _deployment())
-        for plane in planes:  # each API server's cache follows etcd: wait until all see it
-            assert plane.client is not None
-            await _until(functools.partial(plane.client.get, DEPLOYMENT, APP, NAMESPACE), APP, 30)
         replicas = 1
         await _until(lambda: _pods(first, replicas), "the first pod", 60)
         for kill in range(1, kills + 1):
