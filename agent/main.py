@@ -198,6 +198,10 @@ class Agent:
                 await self.network.repair()  # a routine check with each heartbeat
             except Exception:
                 log.exception("network repair failed")
+            try:
+                await self.pods.sweep_orphans()
+            except Exception:
+                log.exception("orphan sweep failed")
             await asyncio.sleep(self.args.heartbeat_interval)
 
     # ---- handlers ----

@@ -114,6 +114,13 @@ class PodManager:
         if self.workers.get(uid) is w:
             del self.workers[uid]
 
+    async def sweep_orphans(self) -> None:
+        """Stop sandboxes no worker owns, once the first sync has adopted what
+        ran before. A previous agent still alive beside this one (on a node
+        cut off for a while) may start one after that adoption."""
+        if self._adopted:
+            await self._adopt_orphans({})
+
     async def _adopt_orphans(self, desired: dict[str, Obj]) -> None:
         """Sandboxes of pods this node should no longer run are stopped."""
         for sb in await self.cri.list_pod_sandboxes({S.MANAGED: "true"}):

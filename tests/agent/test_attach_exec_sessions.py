@@ -179,3 +179,28 @@ async def test_exec_with_stdin_and_no_tty_runs_under_ctr(
         await manager.exec({**params, "session": "e2", "stdin": True, "tty": True})
     assert [c[0] for c in cri.calls] == ["exec"] and cri.calls[0][1]["tty"] is True
     await manager.sessions.close_all()
+
+
+async def test_the_sweep_stops_sandboxes_no_worker_owns(tmp_path: Path) -> None:
+    # A sandbox a previous agent started after this one adopted what it found
+    # (a node cut off for a while runs both for a moment) is stopped by the
+    # sweep each heartbeat makes; a sandbox a worker owns is left alone.
+    manager, _cri, _sent = await _manager(tmp_path, "http://127.0.0.1:1/unused")
+    sandboxes = [
+        pb.PodSandbox(id="s1", labels={S.MANAGED: "true", S.POD_UID: UID}),
+        pb.PodSandbox(id="s2", labels={S.MANAGED: "true", S.POD_UID: "orphan"}),
+    ]
+
+    async def list_pod_sandboxes(labels: dict[str, str]) -> list[pb.PodSandbox]:
+        return sandboxes
+
+    stopped: list[str] = []
+    manager.cri = cast(Any, SimpleNamespace(list_pod_sandboxes=list_pod_sandboxes))
+    manager._spawn = lambda pod: SimpleNamespace(  # type: ignore[method-assign]
+        terminate=lambda: stopped.append(pod["metadata"]["uid"])
+    )
+    await manager.sweep_orphans()
+    assert stopped == []  # before the first sync has adopted, nothing is swept
+    manager._adopted = True
+    await manager.sweep_orphans()
+    assert stopped == ["orphan"]
