@@ -10,9 +10,6 @@ the requests in flight.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 from aiohttp import web
 
 from control.api.query import TRUE
@@ -66,19 +63,20 @@ class RequestLimits:
             return lim.max_watches_unix if long_running else lim.max_requests_unix
         return lim.max_watches_per_user if long_running else lim.max_requests_per_user
 
-    @contextlib.contextmanager
-    def hold(self, holder: Holder, request: web.Request) -> Iterator[None]:
-        """Count the request against `holder` while inside; 429 past the cap."""
+    def acquire(self, holder: Holder, request: web.Request) -> tuple[Holder, bool]:
+        """Count the request against `holder`; 429 past the cap. The key
+        returned goes to `release` when the request ends. (A pair of calls
+        rather than a context manager: this runs on every request.)"""
         key = (holder, is_long_running(request))
         count = self._held.get(key, 0)
         if count >= self._cap(*key):
             raise too_many_requests()
         self._held[key] = count + 1
-        try:
-            yield
-        finally:
-            left = self._held[key] - 1
-            if left:
-                self._held[key] = left
-            else:
-                del self._held[key]
+        return key
+
+    def release(self, key: tuple[Holder, bool]) -> None:
+        left = self._held[key] - 1
+        if left:
+            self._held[key] = left
+        else:
+            del self._held[key]

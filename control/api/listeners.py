@@ -73,9 +73,10 @@ class _Handler(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self._messages or self._current_request is not None:
-            self._disarm()  # a request's headers are all in, or one is being served
-        elif self._header_timer is None and data:
+        if self._header_timer is not None:
+            if self._messages or self._current_request is not None:
+                self._disarm()  # a request's headers are all in, or one is being served
+        elif data and not self._messages and self._current_request is None:
             self._arm()  # the first bytes of the next request on a kept-alive connection
 
     def connection_lost(self, exc: BaseException | None) -> None:

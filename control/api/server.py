@@ -141,8 +141,11 @@ class ApiServer:
         frames.)"""
         try:
             authorize(request, self.role_of_token, self.user_of_token)
-            with self.limits.hold(self._holder(request), request):
+            held = self.limits.acquire(self._holder(request), request)
+            try:
                 return await self._dispatch(request)
+            finally:
+                self.limits.release(held)
         except ApiError as e:
             return error_response(e)
         except web.HTTPException as e:

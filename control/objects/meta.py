@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, model_validator
@@ -188,17 +189,42 @@ _LABEL_KEY = re.compile(rf"({DNS1123_SUBDOMAIN_FMT}/)?{QUALIFIED_NAME_FMT}")
 
 def _labels(labels: dict[str, str]) -> dict[str, str]:
     for key, value in labels.items():
-        if len(key) > 63 or not _LABEL_KEY.fullmatch(key):
-            why = qualified_name_problem(key)
-            if why:
-                raise error(INVALID, f'invalid key "{key}": {why}')
-        if not is_label_value(value):
-            if len(value) > LABEL_VALUE_MAX_LENGTH:
-                why = f"must be no more than {LABEL_VALUE_MAX_LENGTH} characters"
-            else:
-                why = LABEL_VALUE_RULE
-            raise error(INVALID, f'invalid value "{value}": {why}')
+        # Every replica of a workload carries the same labels: a pair short
+        # enough to be valid is checked once, and its answer remembered.
+        short = len(key) + len(value) <= _CACHED_LENGTH
+        why = _label_problem_cached(key, value) if short else _label_problem(key, value)
+        if why is not None:
+            raise error(INVALID, why)
     return labels
+
+
+# The longest valid label key (a 253-character prefix, "/", a 63-character
+# name) and value (63).
+_CACHED_LENGTH = 253 + 1 + 63 + 63
+
+
+def _label_problem(key: str, value: str) -> str | None:
+    why = _key_problem(key)
+    if why is not None:
+        return why
+    if not is_label_value(value):
+        if len(value) > LABEL_VALUE_MAX_LENGTH:
+            why = f"must be no more than {LABEL_VALUE_MAX_LENGTH} characters"
+        else:
+            why = LABEL_VALUE_RULE
+        return f'invalid value "{value}": {why}'
+    return None
+
+
+def _key_problem(key: str) -> str | None:
+    if len(key) > 63 or not _LABEL_KEY.fullmatch(key):
+        why = qualified_name_problem(key)
+        if why:
+            return f'invalid key "{key}": {why}'
+    return None
+
+
+_label_problem_cached = lru_cache(maxsize=8192)(_label_problem)
 
 
 ANNOTATIONS_MAX_BYTES = 256 * 1024
@@ -207,10 +233,9 @@ ANNOTATIONS_MAX_BYTES = 256 * 1024
 def _annotations(annotations: dict[str, str]) -> dict[str, str]:
     size = 0
     for key, value in annotations.items():
-        if len(key) > 63 or not _LABEL_KEY.fullmatch(key):
-            why = qualified_name_problem(key)
-            if why:
-                raise error(INVALID, f'invalid key "{key}": {why}')
+        why = _key_problem(key)
+        if why is not None:
+            raise error(INVALID, why)
         size += len(key) + len(value)
     if size > ANNOTATIONS_MAX_BYTES:
         raise error(TOO_LONG, f"must have at most {ANNOTATIONS_MAX_BYTES} bytes")
@@ -262,22 +287,36 @@ def _quantity(value: object) -> str:
     # YAML gives `cpu: 1` as a number; Kubernetes stores quantities as strings.
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str) or not is_quantity(value):
-        raise error(
-            INVALID,
-            "quantities must match the regular expression "
-            "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
-        )
+    if not isinstance(value, str):
+        raise error(INVALID, _QUANTITY_SYNTAX)
+    why = _quantity_problem_cached(value) if len(value) <= 64 else _quantity_problem(value)
+    if why is not None:
+        raise error(INVALID, why)
+    return value
+
+
+_QUANTITY_SYNTAX = (
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+)
+
+
+def _quantity_problem(value: str) -> str | None:
+    if not is_quantity(value):
+        return _QUANTITY_SYNTAX
     # Kubernetes keeps a quantity in int64 milli-units; none is negative.
     try:
         milli = quantity_milli_value(value)
     except ValueError:
         milli = INT64_MAX + 1  # an exponent beyond any int64
     if milli < 0:
-        raise error(INVALID, "must be greater than or equal to 0")
+        return "must be greater than or equal to 0"
     if milli > INT64_MAX:
-        raise error(INVALID, f"must be less than or equal to {INT64_MAX}m")
-    return value
+        return f"must be less than or equal to {INT64_MAX}m"
+    return None
+
+
+# The same few strings ("100m", "128Mi") come with every replica.
+_quantity_problem_cached = lru_cache(maxsize=4096)(_quantity_problem)
 
 
 Quantity = Annotated[str, PlainValidator(_quantity)]

@@ -210,7 +210,9 @@ class SqliteStore(Store):
         self._wdone: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._rqueue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._rdone: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._watchers: set[WatchBuffer] = set()
+        # Ordered: the first watcher (a CachedStore's own) gets each event
+        # first, so the cache has applied it before other watches see it.
+        self._watchers: dict[WatchBuffer, None] = {}
         # Loop side: what has been committed and announced.
         self._rev = 0
         self._compacted = 0
@@ -672,7 +674,7 @@ class SqliteStore(Store):
         w = WatchBuffer(prefix, self._watch_buffer, self._watch_buffer_bytes)
         # Registered before reading history, so nothing falls between the two;
         # events seen in both are dropped by revision.
-        self._watchers.add(w)
+        self._watchers[w] = None
         try:
             last = from_revision
             while True:
@@ -701,7 +703,7 @@ class SqliteStore(Store):
                         w.wake.clear()
                         await w.wake.wait()
         finally:
-            self._watchers.discard(w)
+            self._watchers.pop(w, None)
 
     def _replay_sync(self, prefix: str, after: int) -> _Events:
         conn = self._rconn
