@@ -44,7 +44,6 @@ its own size (see `_compact`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from bisect import bisect_left, bisect_right
@@ -411,13 +410,23 @@ class CachedStore(Store):
         seconds (`catch_up_timeout` when None)."""
         if self._synced >= revision or self._state != "open":
             return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
         heappush(self._waiters, (revision, next(self._waiter_ids), fut))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._catch_up_timeout if within is None else within):
-                await fut
-        if fut.cancelled() and len(self._waiters) > _MAX_WAITERS:
+        # A timer, not asyncio.timeout: watches come here for many events.
+        timer = loop.call_later(self._catch_up_timeout if within is None else within, _expire, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+        if self._synced < revision and len(self._waiters) > _MAX_WAITERS:
             # Waiters that timed out on revisions the watch may never reach (a
             # gap) are dropped, so that they cannot pile up.
             self._waiters = [w for w in self._waiters if not w[2].done()]
             heapify(self._waiters)
+
+
+def _expire(fut: asyncio.Future[None]) -> None:
+    """A wait's time is up: it goes on with what the cache has."""
+    if not fut.done():
+        fut.set_result(None)

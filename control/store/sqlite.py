@@ -71,7 +71,7 @@ from control.store.lockfile import acquire_lock
 from control.store.pages import Page
 from control.store.resourceversion import stamp
 from control.store.storethread import Call, Stop, call_in, noop, post, run_call
-from control.store.watchbuffer import DEFAULT_LIMIT_BYTES, WatchBuffer
+from control.store.watchbuffer import DEFAULT_LIMIT_BYTES, WatchBuffer, Watchers
 
 log = logging.getLogger(__name__)
 
@@ -210,9 +210,7 @@ class SqliteStore(Store):
         self._wdone: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._rqueue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._rdone: concurrent.futures.Future[None] = concurrent.futures.Future()
-        # Ordered: the first watcher (a CachedStore's own) gets each event
-        # first, so the cache has applied it before other watches see it.
-        self._watchers: dict[WatchBuffer, None] = {}
+        self._watchers = Watchers()
         # Loop side: what has been committed and announced.
         self._rev = 0
         self._compacted = 0
@@ -549,10 +547,7 @@ class SqliteStore(Store):
             etype, kv = out
             self._rev = kv.mod_revision
             if watchers:
-                ev = WatchEvent(etype, kv)
-                for w in watchers:
-                    if kv.key.startswith(w.prefix):
-                        w.push(ev)
+                watchers.push(WatchEvent(etype, kv))
             if not op.fut.done():
                 op.fut.set_result(kv)
 
@@ -674,7 +669,7 @@ class SqliteStore(Store):
         w = WatchBuffer(prefix, self._watch_buffer, self._watch_buffer_bytes)
         # Registered before reading history, so nothing falls between the two;
         # events seen in both are dropped by revision.
-        self._watchers[w] = None
+        self._watchers.add(w)
         try:
             last = from_revision
             while True:
@@ -703,7 +698,7 @@ class SqliteStore(Store):
                         w.wake.clear()
                         await w.wake.wait()
         finally:
-            self._watchers.pop(w, None)
+            self._watchers.discard(w)
 
     def _replay_sync(self, prefix: str, after: int) -> _Events:
         conn = self._rconn

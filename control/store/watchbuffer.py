@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Iterator
 
 from control.store.interface import WatchEvent
 
@@ -53,3 +54,52 @@ class WatchBuffer:
     def close(self) -> None:
         self.closed = True
         self.wake.set()
+
+
+class Watchers:
+    """A backend's live watch buffers, in the order they were added (a
+    CachedStore's own comes first, so the cache applies each event before
+    other watches see it), and which of them each resource's events reach."""
+
+    __slots__ = ("_all", "_routes")
+
+    def __init__(self) -> None:
+        self._all: dict[WatchBuffer, None] = {}
+        # "/registry/pods/" -> the buffers whose prefix may match its keys.
+        self._routes: dict[str, tuple[WatchBuffer, ...]] = {}
+
+    def add(self, w: WatchBuffer) -> None:
+        self._all[w] = None
+        self._routes.clear()
+
+    def discard(self, w: WatchBuffer) -> None:
+        if w in self._all:
+            del self._all[w]
+            self._routes.clear()
+
+    def __bool__(self) -> bool:
+        return bool(self._all)
+
+    def __iter__(self) -> Iterator[WatchBuffer]:
+        return iter(list(self._all))
+
+    def push(self, ev: WatchEvent) -> None:
+        """`ev` to every buffer whose prefix its key starts with."""
+        key = ev.kv.key
+        route = _route(key)
+        candidates = self._routes.get(route)
+        if candidates is None:
+            # A prefix that matches the key is either within the route or
+            # extends it.
+            candidates = self._routes[route] = tuple(
+                w for w in self._all if route.startswith(w.prefix) or w.prefix.startswith(route)
+            )
+        for w in candidates:
+            if key.startswith(w.prefix):
+                w.push(ev)
+
+
+def _route(key: str) -> str:
+    """The key up to its third "/": "/registry/pods/" of "/registry/pods/ns/name"."""
+    end = key.find("/", key.find("/", 1) + 1)
+    return key if end < 0 else key[: end + 1]
