@@ -26,7 +26,7 @@ from control.api.options import DELETE, WRITE, DeleteOptions, WriteOptions
 from control.api.query import revision
 from control.api.storewrites import StoreWrites
 from control.errors import ApiError, Cause
-from control.objects.admission import admit
+from control.objects.admission import admit, admit_update
 from control.objects.batch import prepare_job_create
 from control.objects.kinds import INGRESSCLASS, NAMESPACE, POD, ResourceType
 from control.objects.names import generated_name
@@ -459,7 +459,7 @@ class Registry:
         elif subresource == namespaces.FINALIZE:
             new = admit(namespaces.prepare_update(old, obj, subresource))
         else:
-            new = admit(obj)
+            new = admit_update(obj, old)
             if rt.kind == "Namespace":
                 new = namespaces.prepare_update(old, new, subresource)
             if rt.status:

@@ -92,6 +92,42 @@ def admit(obj: dict[str, Any]) -> dict[str, Any]:
     return validated.model_dump(mode="json", exclude_none=True)
 
 
+def admit_update(obj: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """`admit` for an update of `stored`, an object admitted before.
+
+    When only `metadata` differs (labels, annotations, finalizers, owners: what
+    controllers patch most) and the kind has no check across its fields, the
+    rest is as admitted already, so only the metadata is validated. Whatever
+    that check refuses goes through `admit`, for its exact causes.
+    """
+    if obj.keys() == stored.keys() and obj.get("kind") == stored.get("kind"):
+        meta_model = _METADATA_ONLY.get(str(obj.get("kind")))
+        if meta_model is not None and all(
+            value == stored[key] for key, value in obj.items() if key != "metadata"
+        ):
+            try:
+                meta = meta_model.model_validate(obj.get("metadata"))
+            except ValidationError:
+                return admit(obj)
+            return {**obj, "metadata": meta.model_dump(mode="json", exclude_none=True)}
+    return admit(obj)
+
+
+def _metadata_model(model: type[KubeObject]) -> type[BaseModel] | None:
+    """The model of `model`'s metadata, when the kind validates each top-level
+    field on its own (no validator that reads several)."""
+    decorators = model.__pydantic_decorators__
+    if decorators.model_validators or decorators.field_validators:
+        return None
+    meta = model.model_fields["metadata"].annotation
+    return meta if isinstance(meta, type) and issubclass(meta, BaseModel) else None
+
+
+_METADATA_ONLY: dict[str, type[BaseModel]] = {
+    kind: meta for kind, model in MODELS.items() if (meta := _metadata_model(model)) is not None
+}
+
+
 def _admit_without_nulls(
     model: type[KubeObject], rt: kinds.ResourceType, obj: dict[str, Any]
 ) -> dict[str, Any]:
