@@ -705,16 +705,13 @@ class HollowAgent:
 # --- standalone ----------------------------------------------------------------
 
 
+# The command line's options that are HollowAgent's keyword arguments too.
+_AGENT_OPTIONS = ("cpu", "memory", "pods", "heartbeat_interval", "pod_cidr", "node_ip")
+
+
 async def _main(args: argparse.Namespace) -> None:
-    agent = HollowAgent(
-        args.name,
-        cpu=args.cpu,
-        memory=args.memory,
-        pods=args.pods,
-        heartbeat_interval=args.heartbeat_interval,
-        pod_cidr=args.pod_cidr,
-        node_ip=args.node_ip,
-    )
+    options = vars(args)
+    agent = HollowAgent(args.name, **{k: options[k] for k in _AGENT_OPTIONS})
     reader, writer = await stdio(os.dup(sys.stdout.fileno()))
     await agent.serve(reader, writer)
 

@@ -9,6 +9,7 @@ import pytest
 
 from control.errors import ApiError
 from control.objects.admission import _METADATA_ONLY, admit, admit_update
+from tests.manifests import workload
 
 POD = {
     "apiVersion": "v1",
@@ -34,19 +35,7 @@ POD = {
     },
     "status": {"phase": "Running", "podIP": "10.0.0.5"},
 }
-DEPLOYMENT = {
-    "apiVersion": "apps/v1",
-    "kind": "Deployment",
-    "metadata": {"name": "web", "namespace": "default"},
-    "spec": {
-        "replicas": 2,
-        "selector": {"matchLabels": {"app": "web"}},
-        "template": {
-            "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "web", "image": "busybox"}]},
-        },
-    },
-}
+DEPLOYMENT = workload("Deployment", "web", 2, "busybox", container="web")
 SERVICE = {
     "apiVersion": "v1",
     "kind": "Service",
