@@ -14,16 +14,18 @@ import os
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import aiohttp
 import orjson
 
-from control import execclient
 from control.errors import ApiError
 from control.kubeconfig import client_ssl_context
 from control.objects.kinds import POD, ResourceType
 from control.wire import IMAGE_IMPORT_PATH, INGRESS_STATS_PATH
+
+if TYPE_CHECKING:
+    from control import execclient
 
 JSON = "application/json"
 METRICS = "/apis/metrics.k8s.io/v1beta1"
@@ -338,6 +340,10 @@ class Client:
         if container:
             params.append(("container", container))
         url = self._base + self.path(POD, namespace, name, "exec")
+        # Here, not at the top: only exec needs the stream protocol, and every
+        # CLI command imports this module.
+        from control import execclient
+
         try:
             async with execclient.connect(self._sess(), url, params) as conn:
                 yield conn
