@@ -12,7 +12,7 @@ reason (`FieldValueInvalid`, ...); admission turns them into field paths.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Self
 
@@ -189,18 +189,23 @@ _LABEL_KEY = re.compile(rf"({DNS1123_SUBDOMAIN_FMT}/)?{QUALIFIED_NAME_FMT}")
 
 def _labels(labels: dict[str, str]) -> dict[str, str]:
     for key, value in labels.items():
-        # Every replica of a workload carries the same labels: a pair short
-        # enough to be valid is checked once, and its answer remembered.
-        short = len(key) + len(value) <= _CACHED_LENGTH
-        why = _label_problem_cached(key, value) if short else _label_problem(key, value)
+        why = _label_problem_remembered(key, value)
         if why is not None:
             raise error(INVALID, why)
     return labels
 
 
-# The longest valid label key (a 253-character prefix, "/", a 63-character
-# name) and value (63).
-_CACHED_LENGTH = 253 + 1 + 63 + 63
+def _remembered(check: Callable[..., str | None], longest: int) -> Callable[..., str | None]:
+    """`check` (of strings, answering its problem or None), with the answers
+    for arguments of at most `longest` characters in all remembered: every
+    replica of a workload carries the same labels and quantities. Longer ones,
+    invalid anyway, are checked each time and take no memory."""
+    cached = lru_cache(maxsize=8192)(check)
+
+    def remembered(*texts: str) -> str | None:
+        return cached(*texts) if sum(map(len, texts)) <= longest else check(*texts)
+
+    return remembered
 
 
 def _label_problem(key: str, value: str) -> str | None:
@@ -224,7 +229,9 @@ def _key_problem(key: str) -> str | None:
     return None
 
 
-_label_problem_cached = lru_cache(maxsize=8192)(_label_problem)
+# The longest valid label key (a 253-character prefix, "/", a 63-character
+# name) and value (63).
+_label_problem_remembered = _remembered(_label_problem, 253 + 1 + 63 + 63)
 
 
 ANNOTATIONS_MAX_BYTES = 256 * 1024
@@ -289,7 +296,7 @@ def _quantity(value: object) -> str:
         value = str(value)
     if not isinstance(value, str):
         raise error(INVALID, _QUANTITY_SYNTAX)
-    why = _quantity_problem_cached(value) if len(value) <= 64 else _quantity_problem(value)
+    why = _quantity_problem_remembered(value)
     if why is not None:
         raise error(INVALID, why)
     return value
@@ -315,8 +322,7 @@ def _quantity_problem(value: str) -> str | None:
     return None
 
 
-# The same few strings ("100m", "128Mi") come with every replica.
-_quantity_problem_cached = lru_cache(maxsize=4096)(_quantity_problem)
+_quantity_problem_remembered = _remembered(_quantity_problem, 64)
 
 
 Quantity = Annotated[str, PlainValidator(_quantity)]
