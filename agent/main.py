@@ -53,6 +53,7 @@ from agent.protocol import (
     check_hello,
 )
 from agent.stdio import stdio
+from agent.succession import take_over
 
 log = logging.getLogger("agent")
 
@@ -156,6 +157,9 @@ class Agent:
 
     async def serve(self, reader: Reader, writer: Writer) -> None:
         self.node.state_dir.mkdir(parents=True, exist_ok=True)
+        replaced = await take_over(self.node.state_dir)
+        if replaced is not None:
+            log.info("stopped the agent this one replaces (pid %d)", replaced)
         self.images.sweep()
         self._write_cni()
         peer = Peer(reader, writer, name=f"agent {self.node.name}")
