@@ -1,40 +1,42 @@
 """`pilothouse bench load`: the API server's memory under a repeated, bounded mix.
 
 It starts a throwaway `pilothouse serve` (unix socket, and TLS on a loopback
-port) and, for `--duration` seconds, repeats rounds of, all at once:
-- CRUD: create, get, list, patch and delete ConfigMaps over the unix socket;
-- watches opened and abandoned after their first event;
-- stalled watchers: watches that read nothing while 1 MB ConfigMaps are
-  written and deleted; the server must cut each at its byte bound;
-- idle connections: TCP connections to the TLS port that never handshake, and
-  TLS connections that never send a request; the server must close them;
-- every few rounds, a cap probe: one watch more than the per-user cap, over
-  TLS; its 429 is counted apart.
+port) and, for `--duration` seconds, runs at once:
+- `--clients` clients (50 by default), each with a connection of its own to
+  the unix socket, each repeating create, get, patch, list and delete of a
+  ConfigMap of its own, and every few cycles a watch abandoned after its
+  first event;
+- and rounds of:
+  - stalled watchers: watches that read nothing while 1 MB ConfigMaps are
+    written and deleted; the server must cut each at its byte bound;
+  - idle connections: TCP connections to the TLS port that never handshake,
+    and TLS connections that never send a request; the server must close them;
+  - every few rounds, a cap probe: one watch more than the per-user cap, over
+    TLS; its 429 is counted apart.
 
-The server's RSS is sampled every 5 s. The figures: `errors` (must be 0),
-`probe_429s`, and `rss_growth_mb`, the median RSS of the last minute minus
-the first's (must be at most 50). The baseline is the idle server's RSS
-before the load, in the same run. All traffic goes to loopback; every loop is
-bounded in count and in time.
+The server's RSS is sampled every 5 s. The figures: the clients' `ops_per_s`
+and `p99_ms`, `errors` (must be 0), `probe_429s`, and `rss_growth_mb`, the
+median RSS of the last minute minus the first's (must be at most 50). The
+baseline is the idle server's RSS before the load, in the same run. All
+traffic goes to loopback; every loop is bounded in count and in time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from console.bench.load import drive
 from console.bench.machine import describe_machine, rss_mb
-from console.bench.report import median, print_report
+from console.bench.report import median, percentile, print_report
 from console.bench.serve import spawn_serve, stop
 from control.client import Client
 from control.kubeconfig import client_ssl_context, read_kubeconfig
@@ -54,9 +56,11 @@ WATCH_CAP = 20
 STALL_TIMEOUT = 2.0  # the default watch_stall_timeout
 CLOSE_WITHIN = 3.0 + 5.0  # a deadline above, and slack for a busy machine
 BIG = "soak-big"  # the namespace the big ConfigMaps are written in
-OBJECTS = 50  # ConfigMaps per round through create, get, patch and delete
-CONCURRENCY = 8
-ABANDONED = 5  # watches opened and abandoned per round
+CLIENTS = 50
+WATCH_EVERY = 10  # a client's cycles between abandoned watches
+MAX_CYCLES = 1_000_000  # per client
+OP_LIMIT = 30.0  # seconds one request may take
+BASELINE_S = 5.0  # one client alone, before the load
 STALLED = 3  # watchers that read nothing per round
 BIG_OBJECTS = 12  # 1 MB ConfigMaps per round: 12 MB against an 8 MiB bound
 NO_HANDSHAKE = 10  # TCP connections per round that never start TLS
@@ -70,13 +74,17 @@ MINUTE = 60.0
 
 @dataclass
 class Tally:
-    """What the load did (counts by name), and what went wrong."""
+    """What the load did (counts by name), the clients' request latencies,
+    and what went wrong (counted; the first few kept)."""
 
     counts: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    first_errors: list[str] = field(default_factory=list)
 
     def error(self, what: str) -> None:
-        self.errors.append(what)
+        self.counts["errors"] += 1
+        if len(self.first_errors) < 5:
+            self.first_errors.append(what)
 
 
 @dataclass(frozen=True)
@@ -118,46 +126,45 @@ async def _closed_by_server(reader: asyncio.StreamReader, within: float) -> bool
     return True
 
 
-async def _crud(client: Client, round_no: int, tally: Tally) -> None:
-    names = [f"load-{round_no % 2}-{i:03d}" for i in range(OBJECTS)]
+async def _client(socket: Path, number: int, end: float, tally: Tally) -> None:
+    """One client's cycles until `end`: CRUD of a ConfigMap of its own, a list,
+    and every WATCH_EVERY cycles a watch abandoned after its first event."""
+    name = f"load-{number:03d}"
+    patch = {"metadata": {"annotations": {"bench": "load"}}}
+    async with Client(str(socket)) as client:
+        requests: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            ("create", lambda: client.create(CONFIGMAP, _configmap(name))),
+            ("get", lambda: client.get(CONFIGMAP, name, "default")),
+            ("patch", lambda: client.patch(CONFIGMAP, name, patch, "default")),
+            ("list", lambda: client.list(CONFIGMAP, "default", limit=100)),
+            ("delete", lambda: client.delete(CONFIGMAP, name, "default")),
+        ]
+        for cycle in range(MAX_CYCLES):
+            if time.monotonic() >= end:
+                return
+            for op, request in requests:
+                t0 = time.perf_counter()
+                try:
+                    async with asyncio.timeout(OP_LIMIT):
+                        await request()
+                except Exception as e:
+                    tally.error(f"{op} {name}: {e!r}")
+                    continue
+                tally.latencies_ms.append((time.perf_counter() - t0) * 1000)
+                tally.counts["requests"] += 1
+            if cycle % WATCH_EVERY == number % WATCH_EVERY:
+                await _abandoned_watch(client, tally)
 
-    async def each(op: str, i: int) -> None:
-        try:
-            if op == "create":
-                await client.create(CONFIGMAP, _configmap(names[i]))
-            elif op == "get":
-                await client.get(CONFIGMAP, names[i], "default")
-            elif op == "patch":
-                patch = {"metadata": {"annotations": {"round": str(round_no)}}}
-                await client.patch(CONFIGMAP, names[i], patch, "default")
-            else:
-                await client.delete(CONFIGMAP, names[i], "default")
-            tally.counts["requests"] += 1
-        except Exception as e:
-            tally.error(f"{op} {names[i]}: {e}")
 
-    for op in ("create", "get", "patch"):
-        await drive(OBJECTS, CONCURRENCY, functools.partial(each, op))
+async def _abandoned_watch(client: Client, tally: Tally) -> None:
     try:
-        await client.list(CONFIGMAP, "default", limit=100)
-        tally.counts["requests"] += 1
-    except Exception as e:
-        tally.error(f"list: {e}")
-    await drive(OBJECTS, CONCURRENCY, functools.partial(each, "delete"))
-
-
-async def _abandoned_watches(client: Client, tally: Tally) -> None:
-    async def one() -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(0.5):
                 async for _ in client.watch(CONFIGMAP, "default"):
                     break
         tally.counts["abandoned"] += 1
-
-    try:
-        await asyncio.gather(*(one() for _ in range(ABANDONED)))
     except Exception as e:
-        tally.error(f"abandoned watch: {e}")
+        tally.error(f"abandoned watch: {e!r}")
 
 
 async def _stalled_watchers(client: Client, target: Target, round_no: int, tally: Tally) -> None:
@@ -253,17 +260,15 @@ async def _wait_serving(data: Path, proc: subprocess.Popen[bytes]) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _load(target: Target, duration: float, tally: Tally) -> int:
+async def _rounds(target: Target, end: float, tally: Tally) -> int:
+    """Rounds of stalled watchers, idle connections and cap probes until `end`."""
     rounds = 0
     async with Client(str(target.socket)) as client:
         await client.create(
             NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": BIG}}
         )
-        end = time.monotonic() + duration
         while time.monotonic() < end and rounds < MAX_ROUNDS:
             parts = [
-                _crud(client, rounds, tally),
-                _abandoned_watches(client, tally),
                 _stalled_watchers(client, target, rounds, tally),
                 _idle_connections(target, tally),
             ]
@@ -278,8 +283,18 @@ async def _load(target: Target, duration: float, tally: Tally) -> int:
     return rounds
 
 
-async def run_bench_load(duration: float, as_json: bool) -> int:
+async def _load(target: Target, clients: int, duration: float, tally: Tally) -> int:
+    end = time.monotonic() + duration
+    rounds, _ = await asyncio.gather(
+        _rounds(target, end, tally),
+        asyncio.gather(*(_client(target.socket, c, end, tally) for c in range(clients))),
+    )
+    return rounds
+
+
+async def run_bench_load(duration: float, as_json: bool, clients: int = CLIENTS) -> int:
     tally = Tally()
+    alone = Tally()
     samples: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as tmp_name:
         data = Path(tmp_name) / "data"
@@ -295,11 +310,18 @@ async def run_bench_load(duration: float, as_json: bool) -> int:
             )
             await asyncio.sleep(2)
             rss_idle = rss_mb(proc.pid)
-            print(f"load for {duration:.0f} s ...", file=sys.stderr)
+            print(
+                f"baseline: one client alone for {min(BASELINE_S, duration):.0f} s ...",
+                file=sys.stderr,
+            )
+            t0 = time.monotonic()
+            await _client(target.socket, clients, t0 + min(BASELINE_S, duration), alone)
+            alone_s = time.monotonic() - t0
+            print(f"load: {clients} clients for {duration:.0f} s ...", file=sys.stderr)
             sampler = asyncio.create_task(_sample(proc.pid, samples))
             t0 = time.monotonic()
             try:
-                rounds = await _load(target, duration, tally)
+                rounds = await _load(target, clients, duration, tally)
             finally:
                 sampler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -313,17 +335,28 @@ async def run_bench_load(duration: float, as_json: bool) -> int:
     first = median([rss for t, rss in samples if t <= window])
     last = median([rss for t, rss in samples if t >= took - window])
     growth = last - first
-    passed = not tally.errors and growth <= 50
+    errors = tally.counts["errors"] + alone.counts["errors"]
+    passed = not errors and growth <= 50
+    ops_per_s = tally.counts["requests"] / took
+    alone_ops_per_s = alone.counts["requests"] / alone_s
+    p99 = percentile(tally.latencies_ms, 99)
+    alone_p99 = percentile(alone.latencies_ms, 99)
     figures = {
         "duration_s": round(took, 1),
+        "clients": clients,
+        "ops_per_s": round(ops_per_s, 1),
+        "p50_ms": round(percentile(tally.latencies_ms, 50), 2),
+        "p99_ms": round(p99, 2),
+        "baseline_one_client_ops_per_s": round(alone_ops_per_s, 1),
+        "baseline_one_client_p99_ms": round(alone_p99, 2),
         "rounds": rounds,
         "requests": tally.counts["requests"],
         "watches_abandoned": tally.counts["abandoned"],
         "stalled_watchers_cut": tally.counts["stalled_cut"],
         "idle_connections_closed": tally.counts["idle_closed"],
         "probe_429s": tally.counts["probe_429s"],
-        "errors": len(tally.errors),
-        "first_errors": tally.errors[:5],
+        "errors": errors,
+        "first_errors": (alone.first_errors + tally.first_errors)[:5],
         "rss_first_minute_mb": round(first, 1),
         "rss_last_minute_mb": round(last, 1),
         "rss_max_mb": round(max(rss for _, rss in samples), 1),
@@ -332,8 +365,15 @@ async def run_bench_load(duration: float, as_json: bool) -> int:
         "passed": passed,
     }
     rows = [
-        ("rounds (duration)", f"{rounds} ({took:.0f} s)", f"{OBJECTS} objects CRUD per round"),
-        ("requests", f"{tally.counts['requests']:,}", ""),
+        (
+            "requests/s",
+            f"{ops_per_s:,.0f} ({clients} clients)",
+            f"one client alone {alone_ops_per_s:,.0f}",
+        ),
+        ("request p99 ms", f"{p99:.1f}", f"one client alone {alone_p99:.1f}"),
+        ("requests (duration)", f"{tally.counts['requests']:,} ({took:.0f} s)", ""),
+        ("watches abandoned", str(tally.counts["abandoned"]), f"one per {WATCH_EVERY} cycles"),
+        ("rounds", str(rounds), "of stalled watchers and idle connections"),
         ("stalled watchers cut", str(tally.counts["stalled_cut"]), f"{STALLED} per round"),
         (
             "idle connections closed",
@@ -345,7 +385,7 @@ async def run_bench_load(duration: float, as_json: bool) -> int:
             str(tally.counts["probe_429s"]),
             f"one per probe, every {PROBE_EVERY} rounds",
         ),
-        ("errors", str(len(tally.errors)), "goal 0"),
+        ("errors", str(errors), "goal 0"),
         (
             "RSS first / last minute MB",
             f"{first:.1f} / {last:.1f}",

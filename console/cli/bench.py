@@ -90,8 +90,10 @@ async def load(args: argparse.Namespace) -> int:
 
     if args.duration <= 0:
         raise UsageError("--duration must be positive")
+    if not 1 <= args.clients <= 500:
+        raise UsageError("--clients must be between 1 and 500")
     try:
-        return await run_bench_load(args.duration, args.json)
+        return await run_bench_load(args.duration, args.json, args.clients)
     except RuntimeError as e:
         print(f"error: bench load: {e}", file=sys.stderr, flush=True)
         return 1

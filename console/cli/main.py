@@ -427,7 +427,8 @@ def _bench(sub: Subparsers) -> None:
         help="the API server's memory under a repeated mix of requests, watches, stalled "
         "watchers and idle connections: errors, RSS growth",
     )
-    b.add_argument("--duration", type=float, default=180.0, help="seconds of load (default 180)")
+    b.add_argument("--duration", type=float, default=300.0, help="seconds of load (default 300)")
+    b.add_argument("--clients", type=int, default=50, help="concurrent API clients (default 50)")
     _prints_figures(b, Command("bench", "load", fast_loop=True))
 
 
