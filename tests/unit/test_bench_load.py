@@ -3,27 +3,15 @@ against a throwaway serve, and the JSON line holds what the issue names."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 
 from console.bench.soak import NO_HANDSHAKE, NO_REQUEST, PROBE_EVERY, STALLED
+from control.localcluster.proc import capture
 
 
 async def _bench_load(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "console",
-        "bench",
-        "load",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await capture([sys.executable, "-m", "console", "bench", "load", *args], within=120)
 
 
 async def test_a_short_load_has_no_errors_and_reports_its_figures() -> None:
