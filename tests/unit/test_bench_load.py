@@ -16,8 +16,10 @@ async def _bench_load(*args: str) -> tuple[int, str, str]:
 
 async def test_a_short_load_has_no_errors_and_reports_its_figures() -> None:
     code, out, err = await _bench_load("--duration", "3", "--clients", "4", "--json")
-    assert code == 0, err
     figures = json.loads(out.splitlines()[-1])
+    # 3 s is all warm-up, so the memory goal may fail; the exit code says so.
+    assert code == (0 if figures["rss_growth_mb"] <= 50 else 1), err
+    assert figures["passed"] is (code == 0)
     assert figures["errors"] == 0 and figures["first_errors"] == []
     assert figures["clients"] == 4
     assert figures["requests"] > 0 and figures["ops_per_s"] > 0
@@ -30,7 +32,6 @@ async def test_a_short_load_has_no_errors_and_reports_its_figures() -> None:
     assert figures["stalled_watchers_cut"] == STALLED * rounds
     assert figures["idle_connections_closed"] == (NO_HANDSHAKE + NO_REQUEST) * rounds
     assert figures["probe_429s"] == (rounds + PROBE_EVERY - 1) // PROBE_EVERY
-    assert isinstance(figures["rss_growth_mb"], float)
     assert figures["machine"]["cores"] >= 1
 
 
