@@ -181,8 +181,31 @@ async def settled(cluster: Cluster, app: str, replicas: int) -> list[dict[str, A
 async def wait_settled(
     cluster: Cluster, app: str, replicas: int, within: float = 90
 ) -> list[dict[str, Any]]:
-    return await poll(
-        lambda: settled(cluster, app, replicas), f"{app}: exactly {replicas} pods", within=within
+    last: list[str] = []  # what a timeout reports: the pods as last seen
+
+    async def check() -> list[dict[str, Any]] | None:
+        got = await settled(cluster, app, replicas)
+        if got is None:
+            d = await cluster.api.get(DEPLOYMENT, app, "default")
+            pods = await pods_of(cluster, app)
+            last[:] = [f"deployment status {d.get('status')}", *map(_pod_line, pods)]
+        return got
+
+    def describe() -> str:
+        log = cluster.lay.serve_log.read_text(errors="replace").splitlines()[-40:]
+        return "\n".join([*last, "serve.log, last lines:", *log])
+
+    return await poll(check, f"{app}: exactly {replicas} pods", within=within, describe=describe)
+
+
+def _pod_line(pod: dict[str, Any]) -> str:
+    st = pod.get("status") or {}
+    ready = [c["status"] for c in st.get("conditions") or () if c["type"] == "Ready"]
+    states = [c.get("state") for c in st.get("containerStatuses") or ()]
+    return (
+        f"{pod['metadata']['name']} node={pod['spec'].get('nodeName')} phase={st.get('phase')}"
+        f" ready={ready} deleting={bool(pod['metadata'].get('deletionTimestamp'))}"
+        f" containers={states}"
     )
 
 
