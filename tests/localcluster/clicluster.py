@@ -116,10 +116,22 @@ def agent_pids(cluster: Cluster, node: str) -> list[int]:
     return [p for p in found if not is_zombie(p)]
 
 
+def daemon_logs(root: Path, depth: int = 3) -> list[Path]:
+    """The daemons' `*.log` files under `root`: no deeper than `depth` levels,
+    since below that lie the containers' root filesystems, which vanish while
+    they are walked (a directory gone mid-walk is skipped, not an error)."""
+    found = []
+    for top, dirs, files in os.walk(root):
+        if len(Path(top).relative_to(root).parts) >= depth:
+            dirs.clear()
+        found += [Path(top) / f for f in files if f.endswith(".log")]
+    return sorted(found)
+
+
 def log_tails(root: Path, lines: int = 15) -> str:
     """The last lines of each daemon log under `root`."""
     out = []
-    for log in sorted(root.glob("**/*.log")):
+    for log in daemon_logs(root):
         with contextlib.suppress(OSError):
             tail = log.read_text(errors="replace").splitlines()[-lines:]
             out.append(f"--- {log}\n" + "\n".join(tail))
@@ -129,7 +141,7 @@ def log_tails(root: Path, lines: int = 15) -> str:
 def keep_logs(root: Path, to: Path) -> None:
     """Copy the daemons' logs out of the data dir, which `down` empties (pytest
     keeps its last few temporary dirs: look there after a failure)."""
-    for log in root.glob("**/*.log"):
+    for log in daemon_logs(root):
         dst = to / log.relative_to(root)
         dst.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
@@ -169,11 +181,13 @@ async def cli_cluster(
         await poll(all_ready, f"{nodes} Ready nodes", within=90)
         yield Cluster(data_dir, api, before)
     finally:
-        if api is not None:
-            await api.close()
-        keep_logs(data_dir / "cluster", data_dir.parent / "logs")
-        r = await pilothouse(data_dir, "down", "--data-dir", str(data_dir), within=180)
-        assert r.code == 0, r.err
+        try:
+            if api is not None:
+                await api.close()
+            keep_logs(data_dir / "cluster", data_dir.parent / "logs")
+        finally:
+            r = await pilothouse(data_dir, "down", "--data-dir", str(data_dir), within=180)
+            assert r.code == 0, r.err
 
 
 def cluster_client(data_dir: Path) -> Client:
