@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,8 +27,15 @@ def spawned() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def _start(procs: list[subprocess.Popen[bytes]], *argv: str) -> subprocess.Popen[bytes]:
+    """A sleeping process with `argv` on its command line, once it shows them
+    (between fork and exec it still reads as this process)."""
     proc = subprocess.Popen([sys.executable, "-c", SLEEP, *argv])
     procs.append(proc)
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    deadline = time.monotonic() + 10
+    while cmdline.read_bytes().split(b"\0")[3:-1] != [a.encode() for a in argv]:
+        assert time.monotonic() < deadline, cmdline.read_bytes()
+        time.sleep(0.01)
     return proc
 
 
